@@ -1,0 +1,3 @@
+"""alloclab: measure how memory allocation really behaves on this Linux machine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""Frozen values that cross module boundaries: what the user wrote, what runs, what came back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from runner.parameters import BY_KEY, DEFAULTS, PARAMETERS, Value, scenario_memory_bytes
+
+PHASES = ("allocate", "first_touch", "second_pass", "free")
+Status = Literal["ok", "failed", "crashed", "timeout"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One expanded point of an experiment's matrix: exactly what one probe process measures."""
+
+    backing: str
+    size_bytes: int
+    sharing: str
+    protection: str
+    populate: bool
+    access: str
+    ops: int
+    file_dir: str
+
+    @classmethod
+    def from_params(cls, params: dict[str, Value]) -> Scenario:
+        """Build from spec keys (`size`, not `size_bytes`); `ops` must already be resolved."""
+        return cls(**{p.field: params[p.key] for p in PARAMETERS})  # type: ignore[arg-type]
+
+    def params(self) -> dict[str, Value]:
+        """The scenario by spec keys, in PARAMETERS order."""
+        return {p.key: getattr(self, p.field) for p in PARAMETERS}
+
+    @property
+    def id(self) -> str:
+        """Stable identity: a hash of the parameters that differ from their defaults.
+
+        Leaving defaults out means a parameter added to the vocabulary later does not change
+        the id of scenarios that never set it, so stored results stay matched to their specs.
+        """
+        distinct = {k: v for k, v in self.params().items() if v != DEFAULTS[k] or k == "size"}
+        canonical = json.dumps(distinct, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def label(self, keys: tuple[str, ...]) -> str:
+        """Readable name from the given parameters, e.g. "mmap-anon 4KiB populate=true"."""
+        parts = []
+        for key in keys:
+            value = self.params()[key]
+            parameter = BY_KEY[key]
+            text = parameter.format(value)
+            parts.append(f"{key}={text}" if parameter.kind in ("bool", "count") else text)
+        return " ".join(parts)
+
+    @property
+    def memory_bytes(self) -> int:
+        return scenario_memory_bytes(self.size_bytes, self.ops)
+
+
+@dataclass(frozen=True)
+class Repetitions:
+    """How often a scenario is measured: fresh processes, and iterations inside each."""
+
+    processes: int = 5
+    warmup: int = 0
+    iterations: int = 1
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One declared chart: a metric on y against a parameter on x, one line per series."""
+
+    title: str
+    metric: str
+    x: str
+    series: tuple[str, ...] = ()
+    where: tuple[tuple[str, Value], ...] = ()
+    log_x: bool = False
+    log_y: bool = False
+
+
+@dataclass(frozen=True)
+class DroppedCombination:
+    """A matrix point that cannot be measured, kept so plan and report can show it."""
+
+    params: tuple[tuple[str, Value], ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """An experiment as the user wrote it, validated. `source` is the YAML file it came from."""
+
+    name: str
+    title: str
+    question: str
+    source: str
+    matrix: tuple[tuple[str, tuple[Value, ...]], ...]
+    fixed: tuple[tuple[str, Value], ...] = ()
+    exclude: tuple[tuple[tuple[str, Value], ...], ...] = ()
+    include: tuple[tuple[tuple[str, Value], ...], ...] = ()
+    repetitions: Repetitions = field(default_factory=Repetitions)
+    timeout_s: float = 120.0
+    charts: tuple[ChartSpec, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def hash(self) -> str:
+        """Hash of the spec's content (not its formatting), recorded with every run."""
+        canonical = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment expanded: the scenarios to run, in order, and the points dropped."""
+
+    spec: ExperimentSpec
+    scenarios: tuple[Scenario, ...]
+    dropped: tuple[DroppedCombination, ...]
+    label_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What one probe process left: its status and, when it finished, the probe's JSON."""
+
+    scenario_id: str
+    process_index: int
+    status: Status
+    exit_code: int | None
+    signal: str | None
+    wall_s: float
+    stderr_tail: str
+    probe: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,65 @@
+"""Human units for sizes and durations: parsing what users write, formatting what they read."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+SIZE_HINT = "use e.g. 4KiB, 1MiB, 1GiB or a plain number of bytes like 4096"
+
+
+def parse_size(text: str | int) -> int:
+    """Return the number of bytes in `text` ("4KiB", "1.5MiB", 4096); raise ValueError with a hint."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a size ({SIZE_HINT})")
+    if isinstance(text, int):
+        if text <= 0:
+            raise ValueError(f"{text} is not a positive size ({SIZE_HINT})")
+        return text
+    match = _SIZE_RE.match(str(text))
+    if not match or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size ({SIZE_HINT}; units are binary: KiB, MiB, GiB)")
+    number, unit = match.groups()
+    value = float(number) * _SIZE_UNITS[unit]
+    if value != int(value) or value <= 0:
+        raise ValueError(f"{text!r} is not a whole positive number of bytes ({SIZE_HINT})")
+    return int(value)
+
+
+def format_size(size_bytes: int) -> str:
+    """Shortest exact binary-unit spelling: 4096 -> "4KiB", 1536 -> "1536B"."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        factor = _SIZE_UNITS[unit]
+        if size_bytes >= factor and size_bytes % factor == 0:
+            return f"{size_bytes // factor}{unit}"
+    return f"{size_bytes}B"
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, None: 1.0}
+DURATION_HINT = "use e.g. 30s, 2min, 500ms or a plain number of seconds"
+
+
+def parse_duration_s(text: str | int | float) -> float:
+    """Return seconds for "30s", "2min", "500ms" or a plain number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration ({DURATION_HINT})")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _DURATION_RE.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a duration ({DURATION_HINT})")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration ({DURATION_HINT})")
+    return seconds
+
+
+def format_ns(ns: float) -> str:
+    """A duration in nanoseconds with three significant digits and the most readable unit."""
+    for unit, factor in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if abs(ns) >= factor:
+            return f"{ns / factor:.3g} {unit}"
+    return f"{ns:.3g} ns"
