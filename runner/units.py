@@ -10,7 +10,7 @@ SIZE_HINT = "use e.g. 4KiB, 1MiB, 1GiB or a plain number of bytes like 4096"
 
 
 def parse_size(text: str | int) -> int:
-    """Return the number of bytes in `text` ("4KiB", "1.5MiB", 4096); raise ValueError with a hint."""
+    """Bytes in `text` ("4KiB", "1.5MiB", 4096); raise ValueError saying what is allowed."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a size ({SIZE_HINT})")
     if isinstance(text, int):
@@ -63,3 +63,14 @@ def format_ns(ns: float) -> str:
         if abs(ns) >= factor:
             return f"{ns / factor:.3g} {unit}"
     return f"{ns:.3g} ns"
+
+
+def format_bytes(value: float) -> str:
+    """An approximate byte count with three significant digits: 25769803776 -> "24 GiB"."""
+    sign = "-" if value < 0 else ""
+    magnitude = abs(value)
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        factor = _SIZE_UNITS[unit]
+        if magnitude >= factor:
+            return f"{sign}{magnitude / factor:.3g} {unit}"
+    return f"{sign}{magnitude:.3g} B"

@@ -1,0 +1,45 @@
+"""Developer and user sessions. `nox -s run` measures; `nox -s tests` checks; see README.md."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_venv = "yes"
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite, including end-to-end tests that build and run the real probe."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff and strict mypy over the package."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "runner", "tests", "bench", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def run(session: nox.Session) -> None:
+    """Measure the experiments in experiments/ on this machine, then render reports/."""
+    session.install("-e", ".")
+    session.run("alloclab", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Re-render reports/ from stored results only; nothing is measured."""
+    session.install("-e", ".")
+    session.run("alloclab", "report", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Fidelity: alloclab's probe against a plain C loop doing the same work, interleaved."""
+    session.install("-e", ".")
+    session.run("python", "bench/fidelity.py", *session.posargs)

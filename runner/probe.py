@@ -1,0 +1,200 @@
+"""The native probe: building it (cached by content hash), its command line and its output.
+
+The probe (runner/probe/probe.c) measures one scenario and prints one JSON object. This module
+is the one place that knows how to compile it, which arguments it takes (derived from
+PARAMETERS, so a new parameter needs no change here) and what its output looks like
+(PROBE_VERSION and parse_probe_output). Running it is runner/execute.py's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ProbeBuildError
+from runner.model import PHASES, Scenario
+from runner.parameters import PARAMETERS
+
+PROBE_VERSION = 1
+# No -Werror: a newer compiler's new warning must not stop a user from measuring. The tests
+# compile with -Werror to keep the source warning-free. -z now binds every libc symbol at
+# start-up, so the first malloc/memset/mmap call in a timed phase does not pay for lazy
+# symbol resolution (which would add microseconds and page faults to small scenarios).
+CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Wl,-z,now")
+PROBE_SOURCE = "probe.c"
+PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
+OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
+ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases")
+_COMPILER_TIMEOUT_S = 120.0
+_ERROR_LINES = 8
+
+
+@dataclass(frozen=True)
+class ProbeBinary:
+    """A compiled probe and what it was built from."""
+
+    path: Path
+    source_hash: str  # sha256 of source + flags + compiler version text, first 16 hex digits
+    compiler: str  # first line of the compiler's --version
+    flags: tuple[str, ...]
+
+
+def find_compiler() -> tuple[list[str], str]:
+    """The C compiler command (`$CC`, else `cc`) and its full `--version` text."""
+    command = shlex.split(os.environ.get("CC", "").strip() or "cc")
+    if not command or shutil.which(command[0]) is None:
+        name = command[0] if command else "$CC"
+        raise ProbeBuildError(
+            f"no C compiler: '{name}' was not found (install one, e.g. `apt-get install gcc`, "
+            "or set CC to a C compiler)")
+    try:
+        result = subprocess.run([*command, "--version"], capture_output=True, text=True,
+                                timeout=_COMPILER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ProbeBuildError(f"cannot run the C compiler '{command[0]}': {error}") from error
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ProbeBuildError(f"'{shlex.join(command)} --version' failed: is it a C compiler?")
+    return command, result.stdout
+
+
+def compile_c(compiler: Sequence[str], source: Path, output: Path,
+              flags: Sequence[str]) -> None:
+    """Compile one C file to an executable; raise ProbeBuildError with the first error lines."""
+    argv = [*compiler, *flags, "-o", str(output), str(source)]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=_COMPILER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ProbeBuildError(f"cannot run the C compiler '{compiler[0]}': {error}") from error
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()] or lines
+        detail = " | ".join(errors[:_ERROR_LINES]) or f"exit status {result.returncode}"
+        raise ProbeBuildError(f"compiling {source.name} failed: {detail}")
+
+
+def default_cache_dir() -> Path:
+    """Where built probes are kept: `$XDG_CACHE_HOME/alloclab`, else `~/.cache/alloclab`."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "alloclab"
+
+
+def build_probe(cache_dir: Path | None = None) -> ProbeBinary:
+    """Compile the probe, or reuse the binary built earlier from the same source and compiler."""
+    compiler, version_text = find_compiler()
+    flags = CFLAGS
+    source_file = importlib.resources.files("runner") / "probe" / PROBE_SOURCE
+    source = source_file.read_bytes()
+    digest = hashlib.sha256(source)
+    digest.update(b"\0" + "\0".join(flags).encode() + b"\0" + version_text.encode())
+    source_hash = digest.hexdigest()[:16]
+    binary = ProbeBinary(
+        path=(cache_dir or default_cache_dir()) / f"probe-{source_hash}",
+        source_hash=source_hash,
+        compiler=version_text.splitlines()[0].strip(),
+        flags=flags,
+    )
+    if binary.path.is_file() and os.access(binary.path, os.X_OK):
+        return binary
+
+    try:
+        binary.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ProbeBuildError(f"cannot create the probe cache {binary.path.parent}: {error}") \
+            from error
+    # Compile to a private name, then rename: the rename is atomic, so a concurrent build of
+    # the same hash, or a reader, sees either no binary or a complete one.
+    fd, temp_name = tempfile.mkstemp(prefix=f".{binary.path.name}-", suffix=".tmp",
+                                     dir=binary.path.parent)
+    os.close(fd)
+    temp_path = Path(temp_name)
+    try:
+        with importlib.resources.as_file(source_file) as source_path:
+            compile_c(compiler, source_path, temp_path, flags)
+        temp_path.chmod(0o755)
+        os.replace(temp_path, binary.path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    return binary
+
+
+def probe_argv(binary: ProbeBinary, scenario: Scenario, warmup: int,
+               iterations: int) -> list[str]:
+    """The probe's full command line for one scenario: `--<field>=<value>` per parameter."""
+    argv = [str(binary.path)]
+    for parameter in PARAMETERS:
+        value = getattr(scenario, parameter.field)
+        text = str(int(value)) if isinstance(value, bool) else str(value)
+        argv.append(f"--{parameter.field}={text}")
+    argv += [f"--warmup={warmup}", f"--iterations={iterations}"]
+    return argv
+
+
+def parse_probe_output(text: str) -> dict[str, Any]:
+    """Parse and check the probe's stdout; raise ValueError saying what is off.
+
+    The shape: {"probe_version", "libc": {"name", "version"}, "page_size_bytes", "file_fs"
+    (str or null), "iterations": [{"warmup", "rss_before_bytes", "checksum",
+    "phases": {<PHASES>: {<PHASE_FIELDS>: int}}}]}. Counts are whole numbers >= 0.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        excerpt = text[:120] + ("…" if len(text) > 120 else "")
+        raise ValueError(f"probe output is not JSON ({error}): {excerpt!r}") from error
+    _check_keys(data, OUTPUT_KEYS, "probe output")
+    if data["probe_version"] != PROBE_VERSION:
+        raise ValueError(f"probe output has probe_version {data['probe_version']!r}, "
+                         f"this alloclab reads version {PROBE_VERSION}")
+    _check_keys(data["libc"], ("name", "version"), "libc")
+    if not isinstance(data["libc"]["name"], str):
+        raise ValueError("libc.name: expected a string")
+    if not isinstance(data["libc"]["version"], str | None):
+        raise ValueError("libc.version: expected a string or null")
+    _check_count(data, "page_size_bytes", "", minimum=1)
+    if not isinstance(data["file_fs"], str | None):
+        raise ValueError("file_fs: expected a string or null")
+    iterations = data["iterations"]
+    if not isinstance(iterations, list) or not iterations:
+        raise ValueError("iterations: expected a non-empty list")
+    for index, iteration in enumerate(iterations):
+        where = f"iterations[{index}]"
+        _check_keys(iteration, ITERATION_KEYS, where)
+        if not isinstance(iteration["warmup"], bool):
+            raise ValueError(f"{where}.warmup: expected true or false")
+        _check_count(iteration, "rss_before_bytes", where)
+        _check_count(iteration, "checksum", where)
+        _check_keys(iteration["phases"], PHASES, f"{where}.phases")
+        for phase in PHASES:
+            _check_keys(iteration["phases"][phase], PHASE_FIELDS, f"{where}.phases.{phase}")
+            for name in PHASE_FIELDS:
+                _check_count(iteration["phases"][phase], name, f"{where}.phases.{phase}")
+    return data  # type: ignore[no-any-return]
+
+
+def _check_keys(value: object, expected: tuple[str, ...], where: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+    missing = [key for key in expected if key not in value]
+    extra = [key for key in value if key not in expected]
+    if missing or extra:
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                   ([f"unexpected {', '.join(map(str, extra))}"] if extra else [])
+        raise ValueError(f"{where}: {'; '.join(problems)}")
+
+
+def _check_count(container: Mapping[str, Any], key: str, where: str, minimum: int = 0) -> None:
+    value = container[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        path = f"{where}.{key}" if where else key
+        raise ValueError(f"{path}: expected a whole number >= {minimum}, got {value!r}")

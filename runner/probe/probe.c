@@ -1,0 +1,668 @@
+/*
+ * alloclab probe: measures ONE memory-allocation scenario and prints ONE JSON object.
+ *
+ * Each iteration runs four timed phases over `ops` blocks: allocate, first_touch, second_pass
+ * and free. Every phase is timed with CLOCK_MONOTONIC around exactly the work; page faults
+ * (getrusage) and the resident set (/proc/self/statm) are read just outside the timed window.
+ * The Python side (runner/probe.py) builds this file, writes its command line and reads its
+ * output; the output format is defined there and here, and PROBE_VERSION ties the two.
+ *
+ * Exit status: 0 with the JSON on stdout; 2 for a bad command line; 3 when a system call
+ * fails (stderr names the call and the reason).
+ *
+ * The probe itself never calls malloc before printing its result: its own buffers come from
+ * mmap, so glibc's heap (and its dynamic mmap threshold) is exactly that of a fresh program
+ * when the first measured allocation happens.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <gnu/libc-version.h>
+#endif
+
+#define PROBE_VERSION 1
+#define EXIT_USAGE 2
+#define EXIT_SYSTEM 3
+
+/* The file behind file backings is written in chunks of this size from an mmap'd buffer. */
+#define FILL_CHUNK_BYTES ((size_t)1 << 20)
+
+/* Keeps `p` and everything reachable from it alive: the compiler must assume the empty
+ * assembly reads that memory, so stores before it (a memset right before free) stay. */
+#define ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+/* ------------------------------------------------------------------------------------------ */
+/* The command line                                                                           */
+
+enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_MMAP_ANON, BACKING_MMAP_FILE,
+               BACKING_READ_FILE, BACKING_COUNT };
+static const char *const BACKING_NAMES[BACKING_COUNT] = {
+    "malloc", "calloc", "mmap-anon", "mmap-file", "read-file"};
+
+enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
+              ACCESS_READ_ALL, ACCESS_COUNT };
+static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
+    "none", "write-page", "write-all", "read-page", "read-all"};
+
+enum sharing { SHARING_PRIVATE, SHARING_SHARED, SHARING_COUNT };
+static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
+
+enum protection { PROTECTION_READ_WRITE, PROTECTION_READ, PROTECTION_NONE, PROTECTION_COUNT };
+static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none"};
+static const int PROTECTION_BITS[PROTECTION_COUNT] = {PROT_READ | PROT_WRITE, PROT_READ,
+                                                      PROT_NONE};
+
+/* Argument names are the Scenario field names of runner/parameters.py, plus the repetitions. */
+enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
+              OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+static const char *const OPTION_NAMES[OPT_COUNT] = {
+    "backing", "size_bytes", "sharing", "protection", "populate",
+    "access", "ops", "file_dir", "warmup", "iterations"};
+
+struct scenario {
+    enum backing backing;
+    size_t size_bytes;
+    enum sharing sharing;       /* mmap backings only */
+    enum protection protection; /* mmap backings only */
+    int populate;               /* mmap backings only: MAP_POPULATE */
+    enum access access;
+    size_t ops;
+    const char *file_dir; /* file backings only */
+    size_t warmup;
+    size_t iterations;
+};
+
+static void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("probe: ", stderr);
+    vfprintf(stderr, format, args);
+    va_end(args);
+    fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=0|1"
+          " --access=A --ops=N --file_dir=DIR --warmup=N --iterations=N\n",
+          stderr);
+    exit(EXIT_USAGE);
+}
+
+/* A failing system call ends the run: the Python side records the process as failed. */
+static void system_error(const char *call) __attribute__((noreturn));
+
+static void system_error(const char *call)
+{
+    int saved = errno;
+    fprintf(stderr, "probe: %s: %s\n", call, strerror(saved));
+    exit(EXIT_SYSTEM);
+}
+
+static int parse_choice(enum option option, const char *text, const char *const *names,
+                        int count)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    usage_error("--%s=%s is not a known value", OPTION_NAMES[option], text);
+}
+
+static size_t parse_count(enum option option, const char *text, size_t minimum)
+{
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    /* strtoull accepts "-1" and leading blanks; a count is plain decimal digits only. */
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE || value > SIZE_MAX)
+        usage_error("--%s=%s is not a whole number", OPTION_NAMES[option], text);
+    if (value < minimum)
+        usage_error("--%s must be at least %zu", OPTION_NAMES[option], minimum);
+    return (size_t)value;
+}
+
+/* Every option is required and given once as --name=value: a caller that forgets one gets
+ * an error rather than a silently different experiment. */
+static struct scenario parse_arguments(int argc, char **argv)
+{
+    const char *values[OPT_COUNT] = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *equals = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) != 0 || equals == NULL)
+            usage_error("argument '%s' is not of the form --name=value", arg);
+        size_t name_length = (size_t)(equals - arg - 2);
+        int found = -1;
+        for (int option = 0; option < OPT_COUNT; option++)
+            if (strlen(OPTION_NAMES[option]) == name_length &&
+                strncmp(arg + 2, OPTION_NAMES[option], name_length) == 0)
+                found = option;
+        if (found < 0)
+            usage_error("unknown argument '%s'", arg);
+        if (values[found] != NULL)
+            usage_error("--%s given twice", OPTION_NAMES[found]);
+        values[found] = equals + 1;
+    }
+    for (int option = 0; option < OPT_COUNT; option++)
+        if (values[option] == NULL)
+            usage_error("missing argument --%s", OPTION_NAMES[option]);
+
+    struct scenario s;
+    s.backing = (enum backing)parse_choice(OPT_BACKING, values[OPT_BACKING], BACKING_NAMES,
+                                           BACKING_COUNT);
+    s.size_bytes = parse_count(OPT_SIZE_BYTES, values[OPT_SIZE_BYTES], 1);
+    s.sharing = (enum sharing)parse_choice(OPT_SHARING, values[OPT_SHARING], SHARING_NAMES,
+                                           SHARING_COUNT);
+    s.protection = (enum protection)parse_choice(OPT_PROTECTION, values[OPT_PROTECTION],
+                                                 PROTECTION_NAMES, PROTECTION_COUNT);
+    static const char *const BOOLEAN_NAMES[] = {"0", "1"};
+    s.populate = parse_choice(OPT_POPULATE, values[OPT_POPULATE], BOOLEAN_NAMES, 2);
+    s.access = (enum access)parse_choice(OPT_ACCESS, values[OPT_ACCESS], ACCESS_NAMES,
+                                         ACCESS_COUNT);
+    /* ops 0 means 'auto' in a spec; the runner resolves it before starting the probe. */
+    s.ops = parse_count(OPT_OPS, values[OPT_OPS], 1);
+    s.file_dir = values[OPT_FILE_DIR];
+    s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
+    s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
+    if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
+        usage_error("too many iterations");
+    return s;
+}
+
+static int is_file_backing(enum backing backing)
+{
+    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Memory the probe needs for itself                                                          */
+
+/* Anonymous memory for the probe's own bookkeeping, written once so that its page faults
+ * happen now and never inside a timed phase. mmap rather than malloc: see the file comment. */
+static void *map_scratch(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        system_error("mmap");
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The file behind file backings                                                              */
+
+/* Byte k of the file. Never zero (so reading it differs from reading fresh anonymous memory),
+ * and with a prime period, so a block read from the wrong offset changes the checksum. */
+static unsigned char pattern_byte(uint64_t offset)
+{
+    return (unsigned char)(offset % 251 + 1);
+}
+
+static void write_fully(int fd, const unsigned char *buffer, size_t length)
+{
+    while (length > 0) {
+        ssize_t written = write(fd, buffer, length);
+        if (written < 0) {
+            if (errno == EINTR)
+                continue;
+            system_error("write");
+        }
+        buffer += written;
+        length -= (size_t)written;
+    }
+}
+
+/* Reads exactly `length` bytes at `offset`; pread may return less than asked for. */
+static void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset)
+{
+    while (length > 0) {
+        ssize_t got = pread(fd, buffer, length, offset);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            system_error("pread");
+        }
+        if (got == 0) {
+            errno = EIO; /* the file is shorter than this probe wrote it: say so, don't spin */
+            system_error("pread (unexpected end of file)");
+        }
+        buffer += got;
+        length -= (size_t)got;
+        offset += got;
+    }
+}
+
+/* Creates the data file for file backings: unlinked at once (a crash leaves nothing behind),
+ * filled with the known pattern, flushed, and read once so every page is in the page cache
+ * before the first timed phase. */
+static int create_data_file(const char *directory, uint64_t file_bytes)
+{
+    char path[4096];
+    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", directory);
+    if (length < 0 || (size_t)length >= sizeof path)
+        usage_error("--file_dir is too long");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        system_error("mkstemp");
+    if (unlink(path) != 0)
+        system_error("unlink");
+
+    unsigned char *chunk = map_scratch(FILL_CHUNK_BYTES);
+    for (uint64_t done = 0; done < file_bytes;) {
+        size_t n = file_bytes - done < FILL_CHUNK_BYTES ? (size_t)(file_bytes - done)
+                                                        : FILL_CHUNK_BYTES;
+        for (size_t j = 0; j < n; j++)
+            chunk[j] = pattern_byte(done + j);
+        write_fully(fd, chunk, n);
+        done += n;
+    }
+    if (fsync(fd) != 0)
+        system_error("fsync");
+    for (uint64_t done = 0; done < file_bytes;) {
+        size_t n = file_bytes - done < FILL_CHUNK_BYTES ? (size_t)(file_bytes - done)
+                                                        : FILL_CHUNK_BYTES;
+        read_fully(fd, chunk, n, (off_t)done);
+        done += n;
+    }
+    if (munmap(chunk, FILL_CHUNK_BYTES) != 0)
+        system_error("munmap");
+    return fd;
+}
+
+/* The filesystem of `directory`, by name when it is one that matters on Linux machines. */
+static const char *filesystem_name(const char *directory, char *buffer, size_t buffer_size)
+{
+    struct statfs info;
+    if (statfs(directory, &info) != 0)
+        system_error("statfs");
+    switch ((unsigned long)info.f_type) {
+    case 0xEF53UL: /* ext2, ext3 and ext4 share one magic number */
+        return "ext4";
+    case 0x01021994UL:
+        return "tmpfs";
+    case 0x58465342UL:
+        return "xfs";
+    case 0x9123683EUL:
+        return "btrfs";
+    case 0x794C7630UL:
+        return "overlayfs";
+    default:
+        snprintf(buffer, buffer_size, "0x%lx", (unsigned long)info.f_type);
+        return buffer;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Allocate and free: one function per backing                                                */
+
+/* The blocks of one phase and what they need to know. */
+struct blocks {
+    unsigned char **at; /* ops pointers, in scratch memory */
+    size_t ops;
+    size_t size_bytes;
+    size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
+    int fd;              /* the data file, or -1 */
+};
+
+static void allocate_malloc(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        b->at[i] = malloc(b->size_bytes);
+        if (b->at[i] == NULL)
+            system_error("malloc");
+    }
+}
+
+static void allocate_calloc(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        b->at[i] = calloc(1, b->size_bytes);
+        if (b->at[i] == NULL)
+            system_error("calloc");
+    }
+}
+
+/* mmap-anon and mmap-file differ only in the flags and the file. */
+static void allocate_mmap(const struct blocks *b, const struct scenario *s)
+{
+    int flags = s->sharing == SHARING_SHARED ? MAP_SHARED : MAP_PRIVATE;
+    if (s->populate)
+        flags |= MAP_POPULATE;
+    if (s->backing == BACKING_MMAP_ANON)
+        flags |= MAP_ANONYMOUS;
+    int protection = PROTECTION_BITS[s->protection];
+    for (size_t i = 0; i < b->ops; i++) {
+        off_t offset = s->backing == BACKING_MMAP_FILE ? (off_t)(i * b->stride_bytes) : 0;
+        void *p = mmap(NULL, b->size_bytes, protection, flags, b->fd, offset);
+        if (p == MAP_FAILED)
+            system_error("mmap");
+        b->at[i] = p;
+    }
+}
+
+/* A heap buffer filled by read(): the copy-from-page-cache alternative to a file mapping. */
+static void allocate_read_file(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        b->at[i] = malloc(b->size_bytes);
+        if (b->at[i] == NULL)
+            system_error("malloc");
+        read_fully(b->fd, b->at[i], b->size_bytes, (off_t)(i * b->stride_bytes));
+    }
+}
+
+static void free_heap(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++)
+        free(b->at[i]);
+}
+
+static void free_mmap(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++)
+        if (munmap(b->at[i], b->size_bytes) != 0)
+            system_error("munmap");
+}
+
+/* noinline: the work of a phase is one call between the two clock reads, so the compiler
+ * cannot move any of it outside the timed window. The same holds for touch_blocks. */
+static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
+                                                      const struct scenario *s)
+{
+    switch (s->backing) {
+    case BACKING_MALLOC:
+        allocate_malloc(b);
+        break;
+    case BACKING_CALLOC:
+        allocate_calloc(b);
+        break;
+    case BACKING_MMAP_ANON:
+    case BACKING_MMAP_FILE:
+        allocate_mmap(b, s);
+        break;
+    case BACKING_READ_FILE:
+        allocate_read_file(b);
+        break;
+    case BACKING_COUNT:
+        break;
+    }
+}
+
+static __attribute__((noinline)) void free_blocks(const struct blocks *b,
+                                                  const struct scenario *s)
+{
+    if (s->backing == BACKING_MMAP_ANON || s->backing == BACKING_MMAP_FILE)
+        free_mmap(b);
+    else
+        free_heap(b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Access patterns: one function per pattern                                                  */
+
+/* One byte per page, at offsets 0, page, 2*page... of the block: the cheapest access that
+ * still makes the kernel provide every page. A block smaller than a page gets byte 0. */
+static void write_page(const struct blocks *b, size_t page, unsigned char value)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        unsigned char *p = b->at[i];
+        for (size_t offset = 0; offset < b->size_bytes; offset += page)
+            p[offset] = value;
+        ESCAPE(p);
+    }
+}
+
+static void write_all(const struct blocks *b, unsigned char value)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        memset(b->at[i], value, b->size_bytes);
+        ESCAPE(b->at[i]);
+    }
+}
+
+static uint64_t read_page(const struct blocks *b, size_t page)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        const unsigned char *p = b->at[i];
+        for (size_t offset = 0; offset < b->size_bytes; offset += page)
+            sum += p[offset];
+    }
+    return sum;
+}
+
+/* Sums native-endian 8-byte words, then the tail bytes. memcpy is a plain load at -O2 and
+ * keeps the read legal for blocks malloc returned at any alignment. */
+static uint64_t read_all(const struct blocks *b)
+{
+    uint64_t sum = 0;
+    size_t words = b->size_bytes / sizeof(uint64_t);
+    for (size_t i = 0; i < b->ops; i++) {
+        const unsigned char *p = b->at[i];
+        for (size_t w = 0; w < words; w++) {
+            uint64_t word;
+            memcpy(&word, p + w * sizeof word, sizeof word);
+            sum += word;
+        }
+        for (size_t tail = words * sizeof(uint64_t); tail < b->size_bytes; tail++)
+            sum += p[tail];
+    }
+    return sum;
+}
+
+/* Applies the scenario's access pattern to every block; returns what was read. */
+static __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
+                                                       const struct scenario *s, size_t page,
+                                                       unsigned char value)
+{
+    switch (s->access) {
+    case ACCESS_WRITE_PAGE:
+        write_page(b, page, value);
+        return 0;
+    case ACCESS_WRITE_ALL:
+        write_all(b, value);
+        return 0;
+    case ACCESS_READ_PAGE:
+        return read_page(b, page);
+    case ACCESS_READ_ALL:
+        return read_all(b);
+    case ACCESS_NONE:
+    case ACCESS_COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Measuring a phase                                                                          */
+
+enum phase { PHASE_ALLOCATE, PHASE_FIRST_TOUCH, PHASE_SECOND_PASS, PHASE_FREE, PHASE_COUNT };
+static const char *const PHASE_NAMES[PHASE_COUNT] = {
+    "allocate", "first_touch", "second_pass", "free"};
+
+struct phase_result {
+    uint64_t ns;
+    uint64_t minor_faults;
+    uint64_t major_faults;
+    uint64_t rss_bytes;
+};
+
+struct iteration_result {
+    int warmup;
+    uint64_t rss_before_bytes;
+    uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
+    struct phase_result phases[PHASE_COUNT];
+};
+
+struct phase_start {
+    struct rusage usage;
+    struct timespec time;
+};
+
+/* The resident set from /proc/self/statm (second field, in pages). open/read on a stack
+ * buffer rather than stdio, which would malloc. */
+static uint64_t resident_bytes(size_t page)
+{
+    char text[256];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        system_error("open /proc/self/statm");
+    ssize_t got = read(fd, text, sizeof text - 1);
+    if (got < 0)
+        system_error("read /proc/self/statm");
+    close(fd);
+    text[got] = '\0';
+    char *field = strchr(text, ' ');
+    if (field == NULL) {
+        errno = EINVAL;
+        system_error("parse /proc/self/statm");
+    }
+    return (uint64_t)strtoull(field + 1, NULL, 10) * page;
+}
+
+static void start_phase(struct phase_start *start)
+{
+    if (getrusage(RUSAGE_SELF, &start->usage) != 0) /* before the clock starts */
+        system_error("getrusage");
+    clock_gettime(CLOCK_MONOTONIC, &start->time);
+}
+
+static void stop_phase(const struct phase_start *start, size_t page, struct phase_result *out)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    struct rusage usage; /* after the clock stops */
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        system_error("getrusage");
+    out->ns = (uint64_t)((int64_t)(end.tv_sec - start->time.tv_sec) * 1000000000LL +
+                         (end.tv_nsec - start->time.tv_nsec));
+    out->minor_faults = (uint64_t)(usage.ru_minflt - start->usage.ru_minflt);
+    out->major_faults = (uint64_t)(usage.ru_majflt - start->usage.ru_majflt);
+    out->rss_bytes = resident_bytes(page);
+}
+
+/* One iteration: the four phases, each timed around exactly its work. `value` makes the
+ * written bytes differ between iterations, so no store is a constant the compiler could drop. */
+static void run_iteration(const struct blocks *b, const struct scenario *s, size_t page,
+                          unsigned char value, struct iteration_result *out)
+{
+    struct phase_start start;
+    out->rss_before_bytes = resident_bytes(page);
+
+    start_phase(&start);
+    allocate_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+
+    start_phase(&start);
+    uint64_t checksum = touch_blocks(b, s, page, value);
+    stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+
+    start_phase(&start);
+    checksum += touch_blocks(b, s, page, (unsigned char)(value + 1));
+    stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
+
+    start_phase(&start);
+    free_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_FREE]);
+
+    out->checksum = checksum;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output                                                                                     */
+
+static void print_json_string_or_null(const char *text)
+{
+    /* Only names this file produces reach here: no character needs escaping. */
+    if (text == NULL)
+        fputs("null", stdout);
+    else
+        printf("\"%s\"", text);
+}
+
+static void print_result(size_t page, const char *file_fs, const struct iteration_result *results,
+                         size_t count)
+{
+#ifdef __GLIBC__
+    const char *libc_name = "glibc", *libc_version = gnu_get_libc_version();
+#else
+    const char *libc_name = "unknown", *libc_version = NULL;
+#endif
+    printf("{\"probe_version\": %d, \"libc\": {\"name\": \"%s\", \"version\": ", PROBE_VERSION,
+           libc_name);
+    print_json_string_or_null(libc_version);
+    printf("}, \"page_size_bytes\": %zu, \"file_fs\": ", page);
+    print_json_string_or_null(file_fs);
+    fputs(", \"iterations\": [", stdout);
+    for (size_t i = 0; i < count; i++) {
+        const struct iteration_result *r = &results[i];
+        printf("%s{\"warmup\": %s, \"rss_before_bytes\": %" PRIu64 ", \"checksum\": %" PRIu64
+               ", \"phases\": {",
+               i ? ", " : "", r->warmup ? "true" : "false", r->rss_before_bytes, r->checksum);
+        for (int p = 0; p < PHASE_COUNT; p++) {
+            const struct phase_result *ph = &r->phases[p];
+            printf("%s\"%s\": {\"ns\": %" PRIu64 ", \"minor_faults\": %" PRIu64
+                   ", \"major_faults\": %" PRIu64 ", \"rss_bytes\": %" PRIu64 "}",
+                   p ? ", " : "", PHASE_NAMES[p], ph->ns, ph->minor_faults, ph->major_faults,
+                   ph->rss_bytes);
+        }
+        fputs("}}", stdout);
+    }
+    fputs("]}\n", stdout);
+    if (fflush(stdout) != 0)
+        system_error("write stdout");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct scenario s = parse_arguments(argc, argv);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    /* Blocks of a file backing sit one page-rounded stride apart, so that every mapping
+     * offset is page-aligned as mmap requires. */
+    size_t stride = (s.size_bytes + page - 1) / page * page;
+    if (stride < s.size_bytes || s.ops > SIZE_MAX / stride || s.ops * stride > (uint64_t)INT64_MAX)
+        usage_error("--ops times --size_bytes is too large");
+
+    struct blocks b = {.ops = s.ops, .size_bytes = s.size_bytes, .stride_bytes = stride,
+                       .fd = -1};
+    char fs_buffer[32];
+    const char *file_fs = NULL;
+    if (is_file_backing(s.backing)) {
+        file_fs = filesystem_name(s.file_dir, fs_buffer, sizeof fs_buffer);
+        b.fd = create_data_file(s.file_dir, (uint64_t)s.ops * stride);
+    }
+
+    size_t count = s.warmup + s.iterations;
+    b.at = map_scratch(s.ops * sizeof *b.at);
+    struct iteration_result *results = map_scratch(count * sizeof *results);
+
+    /* A throwaway measurement, so the first real phase does not pay for the first use of the
+     * clock, getrusage and /proc (vDSO page, dentry lookups) in faults. */
+    struct phase_start start;
+    struct phase_result ignored;
+    start_phase(&start);
+    stop_phase(&start, page, &ignored);
+
+    for (size_t i = 0; i < count; i++) {
+        results[i].warmup = i < s.warmup;
+        run_iteration(&b, &s, page, (unsigned char)(1 + (2 * i) % 254), &results[i]);
+    }
+
+    print_result(page, file_fs, results, count);
+    return 0;
+}

@@ -1,0 +1,165 @@
+"""Stored runs -> HTML: reports/index.html plus one page per experiment.
+
+The report is a pure function of the stored results: the spec, the machine and the samples all
+come from results/, never from the current checkout or clock, so rendering twice gives the same
+bytes. pandas stops here: templates get plain strings and numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from runner import charts, spec
+from runner.errors import StoreError
+from runner.frame import build_frame, measured
+from runner.metrics import BY_NAME
+from runner.model import ExperimentSpec
+from runner.stats import Summary, summarize
+from runner.store import StoredRun, latest_runs
+from runner.units import format_bytes, format_ns
+
+
+def format_value(metric: str, value: float) -> str:
+    """A metric value in its unit, three significant digits."""
+    if value != value:  # NaN: no sample
+        return "–"
+    unit = BY_NAME[metric].unit
+    if unit == "ns":
+        return format_ns(value)
+    if unit == "bytes":
+        return format_bytes(value)
+    return f"{value:.3g}"
+
+
+def _summary_cell(metric: str, summary: Summary) -> dict[str, Any]:
+    spread = f"{format_value(metric, summary.q1)} – {format_value(metric, summary.q3)}"
+    return {"median": format_value(metric, summary.median), "spread": spread,
+            "noisy": summary.noisy, "cv": f"{summary.cv:.0%}" if summary.n > 1 else "–"}
+
+
+def _table_metrics(experiment: ExperimentSpec) -> list[str]:
+    names = [c.metric for c in experiment.charts]
+    return list(dict.fromkeys(names)) or ["total_ns_per_op"]
+
+
+def _scenario_rows(run: StoredRun, samples: pd.DataFrame,
+                   metrics: list[str]) -> list[dict[str, Any]]:
+    by_scenario = dict(tuple(samples.groupby("scenario_id", sort=False)))
+    statuses: dict[str, list[str]] = defaultdict(list)
+    for record in run.records:
+        statuses[record.scenario_id].append(record.status)
+    rows = []
+    for scenario in run.manifest["scenarios"]:
+        group = by_scenario.get(scenario["id"])
+        done = statuses.get(scenario["id"], [])
+        rows.append({
+            "id": scenario["id"],
+            "label": scenario["label"],
+            "processes": f"{done.count('ok')}/{len(done)}",
+            "samples": 0 if group is None else len(group),
+            "cells": [_summary_cell(m, summarize(
+                [] if group is None else group[m].to_numpy())) for m in metrics],
+        })
+    return rows
+
+
+def _failures(run: StoredRun) -> list[dict[str, Any]]:
+    labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    return [
+        {"label": labels.get(r.scenario_id, r.scenario_id), "process": r.process_index,
+         "status": r.status, "detail": r.signal or (f"exit {r.exit_code}" if r.exit_code else ""),
+         "stderr": r.stderr_tail.strip().splitlines()[-1] if r.stderr_tail.strip() else ""}
+        for r in run.records if r.status != "ok"
+    ]
+
+
+def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
+    machine = run.manifest.get("fingerprint", {})
+    probe = run.manifest.get("probe", {})
+    rows = [(key, _fingerprint_value(key, value)) for key, value in sorted(machine.items())]
+    rows += [("compiler", str(probe.get("compiler"))),
+             ("probe flags", " ".join(probe.get("flags", []))),
+             ("probe hash", str(probe.get("source_hash"))),
+             ("alloclab", str(run.manifest.get("alloclab_version")))]
+    return rows
+
+
+def _fingerprint_value(key: str, value: object) -> str:
+    if value is None:
+        return "–"
+    if key.endswith("_bytes") and isinstance(value, int) and value >= 1 << 20:
+        return format_bytes(value)
+    return str(value)
+
+
+def experiment_of(run: StoredRun) -> ExperimentSpec:
+    """The experiment exactly as it was run, re-read from the spec text stored with the run."""
+    source = f"{run.path}/manifest.json#spec"
+    return spec.parse_spec(run.manifest["spec_text"], source)
+
+
+def build_run_context(run: StoredRun) -> dict[str, Any]:
+    """Everything a template shows about one run, as plain values."""
+    experiment = experiment_of(run)
+    samples = measured(build_frame(run))
+    label_keys = tuple(run.manifest["label_keys"])
+    metrics = _table_metrics(experiment)
+    return {
+        "machine": run.machine,
+        "run_id": run.run_id,
+        "started": run.manifest.get("started_utc"),
+        "finished": run.manifest.get("finished_utc"),
+        "repetitions": run.manifest["repetitions"],
+        "charts": [charts.render_svg(charts.chart_data(samples, c, label_keys))
+                   for c in experiment.charts],
+        "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
+        "rows": _scenario_rows(run, samples, metrics),
+        "failures": _failures(run),
+        "dropped": run.manifest.get("dropped", []),
+        "fingerprint": _fingerprint_rows(run),
+        "command": run.manifest.get("command"),
+        "spec_text": run.manifest["spec_text"],
+    }
+
+
+def build_context(runs: Sequence[StoredRun]) -> dict[str, Any]:
+    """The site: one entry per experiment, each with the latest run of every machine."""
+    by_experiment: dict[str, list[StoredRun]] = defaultdict(list)
+    for run in runs:
+        by_experiment[run.experiment].append(run)
+    experiments = []
+    for name in sorted(by_experiment):
+        first = experiment_of(by_experiment[name][-1])
+        experiments.append({
+            "name": name, "title": first.title, "question": first.question,
+            "page": f"{name}.html",
+            "runs": [build_run_context(run) for run in by_experiment[name]],
+        })
+    return {"experiments": experiments}
+
+
+def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
+    """Render index.html and one page per experiment; return the files written."""
+    runs = latest_runs(results_dir)
+    if not runs:
+        raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True)
+    context = build_context(runs)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    written = [reports_dir / "index.html"]
+    written[0].write_text(environment.get_template("index.html").render(context))
+    for experiment in context["experiments"]:
+        page = reports_dir / experiment["page"]
+        page.write_text(environment.get_template("experiment.html").render(
+            experiment=experiment, experiments=context["experiments"]))
+        written.append(page)
+    return written

@@ -1,0 +1,141 @@
+"""The JSON Schema of spec files, generated from the definitions the validator itself uses.
+
+Nothing here is a second list: keys, which are required and what they mean come from the key
+tables in runner.spec; parameter keys, kinds, choices, defaults and help from
+runner.parameters; metric names from runner.metrics. The schema serves editors (completion and
+squiggles); runner.spec stays the authority, and checks more (e.g. that chart axes are axes of
+the experiment, that sizes parse). `python -m runner.schema` rewrites runner/spec.schema.json; a
+test fails when the committed file differs from build_schema().
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, assert_never
+
+from runner.parameters import PARAMETERS, Parameter
+from runner.spec import (
+    CHART_KEYS,
+    METRIC_NAMES,
+    NAME_PATTERN,
+    PARAMETER_KEYS,
+    REPETITION_KEYS,
+    TOP_KEYS,
+    Key,
+)
+from runner.units import DURATION_HINT, SIZE_HINT
+
+Schema = dict[str, Any]
+SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def build_schema() -> Schema:
+    """The JSON Schema (draft 2020-12) of one experiment file."""
+    return {
+        "$schema": DRAFT,
+        "title": "alloclab experiment",
+        "description": "One alloclab experiment: a matrix of scenarios to measure, and charts.",
+        **_object(TOP_KEYS),
+        "$defs": {p.key: _parameter_schema(p) for p in PARAMETERS},
+    }
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> None:
+    """Write build_schema() as JSON: sorted keys, indent 2, trailing newline."""
+    path.write_text(render_schema(), encoding="utf-8")
+
+
+def render_schema() -> str:
+    """The text write_schema writes."""
+    return json.dumps(build_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _object(keys: Sequence[Key]) -> Schema:
+    schema: Schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {key.name: {**_key_schema(key), "description": key.help} for key in keys},
+    }
+    required = [key.name for key in keys if key.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _key_schema(key: Key) -> Schema:
+    match key.kind:
+        case "slug":
+            return {"type": "string", "pattern": NAME_PATTERN}
+        case "text":
+            return {"type": "string", "minLength": 1}
+        case "duration":
+            return {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                              {"type": "string", "description": DURATION_HINT}]}
+        case "whole":
+            return {"type": "integer", "minimum": key.minimum}
+        case "flag":
+            return {"type": "boolean"}
+        case "metric":
+            return {"enum": list(METRIC_NAMES)}
+        case "axis":
+            return _axis()
+        case "axes":
+            return {"anyOf": [_axis(), {"type": "array", "items": _axis(), "minItems": 1}]}
+        case "matrix":
+            return {**_parameters(_one_or_more), "minProperties": 1}
+        case "parameters":
+            return _parameters(_ref)
+        case "entries" | "axis_entries":
+            return {"type": "array", "items": {**_parameters(_ref), "minProperties": 1}}
+        case "repetitions":
+            return _object(REPETITION_KEYS)
+        case "charts":
+            return {"type": "array", "items": _object(CHART_KEYS)}
+        case _:
+            assert_never(key.kind)
+
+
+def _axis() -> Schema:
+    return {"enum": list(PARAMETER_KEYS)}
+
+
+def _ref(key: str) -> Schema:
+    return {"$ref": f"#/$defs/{key}"}
+
+
+def _one_or_more(key: str) -> Schema:
+    return {"anyOf": [_ref(key), {"type": "array", "items": _ref(key), "minItems": 1}]}
+
+
+def _parameters(value: Callable[[str], Schema]) -> Schema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {key: value(key) for key in PARAMETER_KEYS},
+    }
+
+
+def _parameter_schema(parameter: Parameter) -> Schema:
+    description = f"{parameter.help} (default: {parameter.format(parameter.default)})"
+    match parameter.kind:
+        case "size":
+            return {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
+                    "description": f"{description}; {SIZE_HINT}"}
+        case "choice":
+            return {"enum": list(parameter.choices), "description": description}
+        case "bool":
+            return {"type": "boolean", "description": description}
+        case "count":
+            return {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
+                    "description": description}
+        case "path":
+            return {"type": "string", "pattern": "^/", "description": description}
+        case _:
+            assert_never(parameter.kind)
+
+
+if __name__ == "__main__":
+    write_schema()

@@ -1,0 +1,584 @@
+"""Loading experiment specs: YAML in, a validated ExperimentSpec out, or one SpecError.
+
+spec.py owns the spec file format: the tables of keys each mapping may hold (TOP_KEYS,
+REPETITION_KEYS, CHART_KEYS, which schema.py turns into the JSON Schema), reading YAML as data
+only (SafeLoader's composer and scalar constructor; no object is ever built from a tag), and
+every validation rule. Parameter keys and values come from runner.parameters, metric names from
+runner.metrics.
+
+Every error is a SpecError naming the file, the line and the key path. To know lines, the file
+is composed into YAML's node tree and walked; the walk records the line of every key path it
+visits. Combinations that cannot be measured are found by runner.matrix.expand, which reports
+them by key path only (`include[1]`); load_spec runs it once and adds the line from that record,
+so a file that loads is a file that expands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.errors import SpecError
+from runner.matrix import expand
+from runner.metrics import BY_NAME as METRICS_BY_NAME
+from runner.model import ChartSpec, ExperimentSpec, Repetitions
+from runner.parameters import BY_KEY, PARAMETERS, Value
+from runner.units import DURATION_HINT, parse_duration_s
+
+# What a key takes. The validator and schema.py both interpret these; "whole" uses Key.minimum.
+KeyKind = Literal[
+    "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
+    "repetitions", "charts", "whole", "flag", "metric", "axis", "axes",
+]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key a spec mapping may hold: what it takes, whether it must be there, what it means."""
+
+    name: str
+    kind: KeyKind
+    help: str
+    required: bool = False
+    minimum: int = 0
+
+
+_DEFAULT_REPETITIONS = Repetitions()
+_DEFAULT_TIMEOUT_S = float(
+    next(f.default for f in fields(ExperimentSpec) if f.name == "timeout_s"))  # type: ignore[arg-type]
+
+TOP_KEYS: tuple[Key, ...] = (
+    Key("name", "slug", "identifier of the experiment: lowercase letters, digits and '-', "
+        "unique across the experiments loaded together", required=True),
+    Key("title", "text", "heading of the experiment in the report", required=True),
+    Key("question", "text", "what the experiment asks, in prose shown in the report",
+        required=True),
+    Key("matrix", "matrix", "parameter key -> list of values (a single value means one); every "
+        "combination is a scenario, the last axis varying fastest", required=True),
+    Key("fixed", "parameters", "parameter key -> one value, for every scenario; a key is either "
+        "in matrix or in fixed"),
+    Key("exclude", "axis_entries", "matrix points to remove: each entry removes the points that "
+        "match all of its keys (matrix axes)"),
+    Key("include", "entries", "extra scenarios, one per entry; unset keys come from fixed, then "
+        "from the parameter defaults"),
+    Key("repetitions", "repetitions", "how often each scenario is measured"),
+    Key("timeout", "duration", f"limit for one probe process ({DURATION_HINT}); "
+        f"default {_DEFAULT_TIMEOUT_S:g}s"),
+    Key("charts", "charts", "charts shown in the report"),
+)
+
+REPETITION_KEYS: tuple[Key, ...] = (
+    Key("processes", "whole", "fresh probe processes per scenario "
+        f"(default {_DEFAULT_REPETITIONS.processes})", minimum=1),
+    Key("warmup", "whole", "unrecorded iterations at the start of each process "
+        f"(default {_DEFAULT_REPETITIONS.warmup})", minimum=0),
+    Key("iterations", "whole", "recorded iterations per process "
+        f"(default {_DEFAULT_REPETITIONS.iterations})", minimum=1),
+)
+
+CHART_KEYS: tuple[Key, ...] = (
+    Key("title", "text", "heading of the chart", required=True),
+    Key("metric", "metric", "what the y axis shows", required=True),
+    Key("x", "axis", "the parameter on the x axis: an axis of the experiment", required=True),
+    Key("series", "axes", "axis or axes that split the data into one line each"),
+    Key("where", "parameters", "parameter key -> value: only scenarios with these values"),
+    Key("log_x", "flag", "logarithmic x axis (default false)"),
+    Key("log_y", "flag", "logarithmic y axis (default false)"),
+)
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+PARAMETER_KEYS: tuple[str, ...] = tuple(p.key for p in PARAMETERS)
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS_BY_NAME)
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate one experiment file; raise SpecError saying where and what is wrong."""
+    return _load(path)[0]
+
+
+def load_specs(paths: Sequence[Path]) -> tuple[ExperimentSpec, ...]:
+    """Load files and directories (each directory: its *.yaml, by name); names must be unique."""
+    specs: list[ExperimentSpec] = []
+    first_source: dict[str, str] = {}
+    for path in _expand_paths(paths):
+        spec, lines = _load(path)
+        if spec.name in first_source:
+            raise SpecError(spec.source, lines.get("name"), "name",
+                            f"experiment name {spec.name!r} is also used by "
+                            f"{first_source[spec.name]}")
+        first_source[spec.name] = spec.source
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _expand_paths(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(path.glob("*.yaml"), key=lambda p: p.name)
+        if not found:
+            raise SpecError(str(path), None, "", "no experiment files (*.yaml) in this directory")
+        files.extend(found)
+    return files
+
+
+def parse_spec(text: str, source: str) -> ExperimentSpec:
+    """Validate spec text (e.g. as stored with a run); `source` names it in errors."""
+    return _parse(text, source)[0]
+
+
+def _load(path: Path) -> tuple[ExperimentSpec, dict[str, int]]:
+    source = str(path)
+    return _parse(_read_file(path, source), source)
+
+
+def _parse(text: str, source: str) -> tuple[ExperimentSpec, dict[str, int]]:
+    """The spec and the line of every key path in it."""
+    root = _compose(text, source)
+    walker = _Walker(source)
+    spec = _build_spec(walker, walker.item("", root, root.start_mark.line + 1))
+    try:
+        expand(spec)
+    except SpecError as error:
+        raise SpecError(error.source, walker.lines.get(error.key_path), error.key_path,
+                        error.message) from None
+    return spec, walker.lines
+
+
+def _read_file(path: Path, source: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(source, None, "", "no such file") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(source, None, "", f"not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise SpecError(source, None, "", f"cannot read: {error.strerror}") from None
+
+
+def _compose(text: str, source: str) -> Node:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise SpecError(source, line, "", f"invalid YAML: {_yaml_problem(error)}") from None
+    except yaml.YAMLError as error:
+        raise SpecError(source, None, "", f"invalid YAML: {_one_line(str(error))}") from None
+    if root is None:
+        raise SpecError(source, None, "", "the file is empty (expected a mapping with name, "
+                        "title, question and matrix)")
+    return root
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    """yaml's problem text; with its context when the problem only continues it ("but ...")."""
+    problem = error.problem or error.context or "unreadable"
+    if error.context and problem.startswith("but "):
+        return f"{error.context}, {problem}"
+    return problem
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking the node tree
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A node and where it is: its key path and the line to report (the key's, for values)."""
+
+    path: str
+    node: Node
+    line: int
+
+
+class _Walker:
+    """Reads one node tree as plain values, remembering the line of every key path visited."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[str, int] = {}
+        self._constructor = SafeConstructor()
+
+    def item(self, path: str, node: Node, line: int) -> _Item:
+        self.lines.setdefault(path, line)
+        return _Item(path, node, line)
+
+    def error(self, item: _Item, message: str, path: str | None = None) -> SpecError:
+        return SpecError(self.source, item.line, item.path if path is None else path, message)
+
+    def mapping(self, item: _Item, expected: str) -> dict[str, _Item]:
+        """The entries of a mapping, by key; reject other nodes, non-string and repeated keys."""
+        node = item.node
+        if not isinstance(node, MappingNode) or node.tag != _MAP_TAG:
+            raise self.error(item, f"expected {expected}, found {self.describe(node)}")
+        entries: dict[str, _Item] = {}
+        for key_node, value_node in node.value:
+            key_item = _Item(item.path, key_node, key_node.start_mark.line + 1)
+            key = self.scalar(key_item)
+            if not isinstance(key, str):
+                raise self.error(key_item, f"expected a key name, found {self.describe(key_node)}")
+            if key in entries:
+                raise self.error(key_item, f"key {key!r} appears twice "
+                                 f"(first on line {entries[key].line})")
+            path = f"{item.path}.{key}" if item.path else key
+            entries[key] = self.item(path, value_node, key_item.line)
+        return entries
+
+    def sequence(self, item: _Item, expected: str) -> list[_Item]:
+        node = item.node
+        if not isinstance(node, SequenceNode) or node.tag != _SEQ_TAG:
+            raise self.error(item, f"expected {expected}, found {self.describe(node)}")
+        return [self.item(f"{item.path}[{index}]", child, child.start_mark.line + 1)
+                for index, child in enumerate(node.value)]
+
+    def scalar(self, item: _Item, expected: str = "one value") -> object:
+        node = item.node
+        if not isinstance(node, ScalarNode):
+            raise self.error(item, f"expected {expected}, found {self.describe(node)}")
+        if node.tag not in SafeConstructor.yaml_constructors:
+            raise self.error(item, f"unsupported YAML tag {_short_tag(node.tag)} "
+                             "(a spec holds plain values: text, numbers, true or false)")
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError) as error:
+            raise self.error(item, f"cannot read this value as {_short_tag(node.tag)}: "
+                             f"{_one_line(str(error))}") from None
+
+    def describe(self, node: Node) -> str:
+        """What a node is, in words, for "expected X, found Y"."""
+        if isinstance(node, MappingNode | SequenceNode):
+            kind = "a mapping" if isinstance(node, MappingNode) else "a list"
+            standard = node.tag in (_MAP_TAG, _SEQ_TAG)
+            return kind if standard else f"{kind} tagged {_short_tag(node.tag)}"
+        if node.tag not in SafeConstructor.yaml_constructors:
+            return f"a value tagged {_short_tag(node.tag)}"
+        try:
+            value = self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError):
+            return f"a value tagged {_short_tag(node.tag)}"
+        return _describe_value(value)
+
+    def plain(self, node: Node) -> Any:
+        """The node as plain data (dicts, lists, scalars), for ExperimentSpec.raw."""
+        if isinstance(node, MappingNode):
+            return {self.plain(key): self.plain(value) for key, value in node.value}
+        if isinstance(node, SequenceNode):
+            return [self.plain(child) for child in node.value]
+        return self._constructor.construct_object(node)
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _describe_value(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _unknown(word: str, allowed: Sequence[str], what: str) -> str:
+    """"unknown key 'titel'; did you mean 'title'?" or the list of what is allowed."""
+    close = difflib.get_close_matches(word, allowed, n=1)
+    if close:
+        return f"unknown {what} {word!r}; did you mean {close[0]!r}?"
+    return f"unknown {what} {word!r} (allowed: {', '.join(allowed)})"
+
+
+def _check_names(walker: _Walker, parent: _Item, entries: dict[str, _Item],
+                 allowed: Sequence[str], what: str) -> None:
+    for name, entry in entries.items():
+        if name not in allowed:
+            raise walker.error(entry, _unknown(name, allowed, what), path=parent.path)
+
+
+def _check_keys(walker: _Walker, parent: _Item, entries: dict[str, _Item],
+                table: Sequence[Key]) -> None:
+    """Unknown keys (with a "did you mean"), then missing required ones, against a key table."""
+    _check_names(walker, parent, entries, [key.name for key in table], "key")
+    for key in table:
+        if key.required and key.name not in entries:
+            raise walker.error(parent, f"missing required key {key.name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Simple values, by key kind
+
+
+def _read_simple(walker: _Walker, item: _Item, key: Key) -> Value:
+    """A value of a simple kind (slug, text, whole, flag), as the key table says."""
+    value = walker.scalar(item, _expected(key))
+    if key.kind == "slug":
+        if not isinstance(value, str) or not _NAME_RE.match(value):
+            raise walker.error(item, f"{_shown(value)} is not a valid name (use lowercase "
+                               "letters, digits and '-', e.g. first-touch)")
+        return value
+    if key.kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
+        return value.strip()
+    if key.kind == "whole":
+        if isinstance(value, bool) or not isinstance(value, int) or value < key.minimum:
+            raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
+        return value
+    if not isinstance(value, bool):
+        raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
+    return value
+
+
+def _expected(key: Key) -> str:
+    words: dict[KeyKind, str] = {
+        "slug": "a name", "text": "some text", "whole": f"a whole number >= {key.minimum}",
+        "flag": "true or false",
+    }
+    return words.get(key.kind, "one value")
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else _describe_value(value)
+
+
+def _read_parameter(walker: _Walker, key: str, item: _Item) -> Value:
+    """One parameter value, parsed by its Parameter; unknown choices get a "did you mean"."""
+    raw = walker.scalar(item)
+    parameter = BY_KEY[key]
+    if parameter.kind == "choice" and isinstance(raw, str) and raw not in parameter.choices:
+        raise walker.error(item, _unknown(raw, parameter.choices, key))
+    try:
+        return parameter.parse(raw)
+    except ValueError as error:
+        raise walker.error(item, str(error)) from None
+
+
+def _read_parameter_entries(walker: _Walker, item: _Item, expected: str,
+                            allowed: Sequence[str] = PARAMETER_KEYS,
+                            what: str = "parameter") -> list[tuple[str, Value, _Item]]:
+    """A mapping of parameter keys to one value each: (key, parsed value, where it is)."""
+    entries = walker.mapping(item, expected)
+    _check_names(walker, item, entries, allowed, what)
+    return [(key, _read_parameter(walker, key, entry), entry) for key, entry in entries.items()]
+
+
+def _read_parameters(walker: _Walker, item: _Item, expected: str) -> tuple[tuple[str, Value], ...]:
+    return tuple((key, value) for key, value, _ in _read_parameter_entries(walker, item, expected))
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment
+
+
+Matrix = tuple[tuple[str, tuple[Value, ...]], ...]
+Entries = tuple[tuple[tuple[str, Value], ...], ...]
+
+
+def _build_spec(walker: _Walker, root: _Item) -> ExperimentSpec:
+    entries = walker.mapping(root, "a mapping with name, title, question and matrix")
+    _check_keys(walker, root, entries, TOP_KEYS)
+    top = {key.name: key for key in TOP_KEYS}
+    matrix = _read_matrix(walker, entries["matrix"])
+    include = _read_include(walker, entries.get("include"))
+    return ExperimentSpec(
+        name=str(_read_simple(walker, entries["name"], top["name"])),
+        title=str(_read_simple(walker, entries["title"], top["title"])),
+        question=str(_read_simple(walker, entries["question"], top["question"])),
+        source=walker.source,
+        matrix=matrix,
+        fixed=_read_fixed(walker, entries.get("fixed"), matrix),
+        exclude=_read_exclude(walker, entries.get("exclude"), matrix),
+        include=include,
+        repetitions=_read_repetitions(walker, entries.get("repetitions")),
+        timeout_s=_read_timeout(walker, entries.get("timeout")),
+        charts=_read_charts(walker, entries.get("charts"), _axes(matrix, include)),
+        raw=walker.plain(root.node),
+    )
+
+
+def _axes(matrix: Matrix, include: Entries) -> tuple[str, ...]:
+    """The keys that vary between scenarios: matrix axes, then keys set by include entries."""
+    axes = [key for key, _ in matrix]
+    axes += [key for entry in include for key, _ in entry if key not in axes]
+    return tuple(dict.fromkeys(axes))
+
+
+def _read_matrix(walker: _Walker, item: _Item) -> Matrix:
+    entries = walker.mapping(item, "a mapping of parameter keys to lists of values")
+    if not entries:
+        raise walker.error(item, "expected at least one parameter to vary "
+                           "(e.g. size: [4KiB, 1MiB])")
+    _check_names(walker, item, entries, PARAMETER_KEYS, "parameter")
+    return tuple((key, _read_axis_values(walker, key, entry)) for key, entry in entries.items())
+
+
+def _read_axis_values(walker: _Walker, key: str, item: _Item) -> tuple[Value, ...]:
+    if isinstance(item.node, ScalarNode):
+        return (_read_parameter(walker, key, item),)
+    children = walker.sequence(item, "a list of values (or one value)")
+    if not children:
+        raise walker.error(item, "expected at least one value (an empty list makes no scenario)")
+    values: list[Value] = []
+    for child in children:
+        value = _read_parameter(walker, key, child)
+        if value in values:
+            raise walker.error(child, f"{BY_KEY[key].format(value)} is listed twice")
+        values.append(value)
+    return tuple(values)
+
+
+def _read_fixed(walker: _Walker, item: _Item | None,
+                matrix: Matrix) -> tuple[tuple[str, Value], ...]:
+    if item is None:
+        return ()
+    axes = dict(matrix)
+    fixed = []
+    for key, value, entry in _read_parameter_entries(
+            walker, item, "a mapping of parameter keys to one value each"):
+        if key in axes:
+            raise walker.error(entry, f"{key} is also a matrix axis; "
+                               "set it either in matrix or in fixed")
+        fixed.append((key, value))
+    return tuple(fixed)
+
+
+def _read_exclude(walker: _Walker, item: _Item | None, matrix: Matrix) -> Entries:
+    if item is None:
+        return ()
+    return tuple(_read_exclude_entry(walker, child, dict(matrix))
+                 for child in walker.sequence(item, "a list of mappings of matrix axes to values"))
+
+
+def _read_exclude_entry(walker: _Walker, item: _Item,
+                        axes: dict[str, tuple[Value, ...]]) -> tuple[tuple[str, Value], ...]:
+    entries = _read_parameter_entries(walker, item, "a mapping of matrix axes to values",
+                                      allowed=tuple(axes), what="matrix axis")
+    if not entries:
+        raise walker.error(item, "expected at least one matrix axis to match")
+    for key, value, entry in entries:
+        if value not in axes[key]:
+            listed = ", ".join(BY_KEY[key].format(v) for v in axes[key])
+            raise walker.error(entry, f"{BY_KEY[key].format(value)} is not a value of matrix "
+                               f"axis {key} ({listed}), so this entry excludes nothing")
+    return tuple((key, value) for key, value, _ in entries)
+
+
+def _read_include(walker: _Walker, item: _Item | None) -> Entries:
+    if item is None:
+        return ()
+    entries = []
+    for child in walker.sequence(item, "a list of mappings of parameter keys to values"):
+        entry = _read_parameters(walker, child, "a mapping of parameter keys to values")
+        if not entry:
+            raise walker.error(child, "expected at least one parameter")
+        entries.append(entry)
+    return tuple(entries)
+
+
+def _read_repetitions(walker: _Walker, item: _Item | None) -> Repetitions:
+    if item is None:
+        return Repetitions()
+    entries = walker.mapping(item, "a mapping with processes, warmup and/or iterations")
+    _check_keys(walker, item, entries, REPETITION_KEYS)
+    counts = {key.name: int(_read_simple(walker, entries[key.name], key))
+              for key in REPETITION_KEYS if key.name in entries}
+    return Repetitions(**counts)
+
+
+def _read_timeout(walker: _Walker, item: _Item | None) -> float:
+    if item is None:
+        return _DEFAULT_TIMEOUT_S
+    value = walker.scalar(item, f"a duration ({DURATION_HINT})")
+    if not isinstance(value, str | int | float):
+        raise walker.error(item, f"expected a duration ({DURATION_HINT}), "
+                           f"found {_describe_value(value)}")
+    try:
+        return parse_duration_s(value)
+    except ValueError as error:
+        raise walker.error(item, str(error)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def _read_charts(walker: _Walker, item: _Item | None,
+                 axes: tuple[str, ...]) -> tuple[ChartSpec, ...]:
+    if item is None:
+        return ()
+    return tuple(_read_chart(walker, child, axes)
+                 for child in walker.sequence(item, "a list of charts"))
+
+
+def _read_chart(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> ChartSpec:
+    entries = walker.mapping(item, "a chart: a mapping with title, metric and x")
+    _check_keys(walker, item, entries, CHART_KEYS)
+    table = {key.name: key for key in CHART_KEYS}
+    x = _read_axis(walker, entries["x"], axes)
+    series = _read_series(walker, entries.get("series"), axes)
+    if x in series:
+        raise walker.error(entries["series"], f"{x} is already the x axis")
+    where = entries.get("where")
+    return ChartSpec(
+        title=str(_read_simple(walker, entries["title"], table["title"])),
+        metric=_read_metric(walker, entries["metric"]),
+        x=x,
+        series=series,
+        where=() if where is None else _read_parameters(
+            walker, where, "a mapping of parameter keys to one value each"),
+        log_x=_read_flag(walker, entries.get("log_x"), table["log_x"]),
+        log_y=_read_flag(walker, entries.get("log_y"), table["log_y"]),
+    )
+
+
+def _read_flag(walker: _Walker, item: _Item | None, key: Key) -> bool:
+    return item is not None and bool(_read_simple(walker, item, key))
+
+
+def _read_metric(walker: _Walker, item: _Item) -> str:
+    value = walker.scalar(item, "a metric name")
+    if not isinstance(value, str) or value not in METRICS_BY_NAME:
+        raise walker.error(item, _unknown(str(value), METRIC_NAMES, "metric"))
+    return value
+
+
+def _read_axis(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> str:
+    value = walker.scalar(item, "a parameter key")
+    if isinstance(value, str) and value in axes:
+        return value
+    close = difflib.get_close_matches(str(value), axes, n=1)
+    if close:
+        raise walker.error(item, f"unknown axis {_shown(value)}; did you mean {close[0]!r}?")
+    raise walker.error(item, f"{_shown(value)} is not an axis of this experiment "
+                       f"(axes: {', '.join(axes)})")
+
+
+def _read_series(walker: _Walker, item: _Item | None,
+                 axes: tuple[str, ...]) -> tuple[str, ...]:
+    if item is None:
+        return ()
+    if isinstance(item.node, ScalarNode):
+        return (_read_axis(walker, item, axes),)
+    children = walker.sequence(item, "an axis or a list of axes")
+    return tuple(dict.fromkeys(_read_axis(walker, child, axes) for child in children))

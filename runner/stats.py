@@ -1,0 +1,63 @@
+"""Robust summaries of samples (pure functions of numbers; no I/O, no plotting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+# The bootstrap is seeded so the same samples always give the same interval (and report bytes).
+BOOTSTRAP_SEED = 20261126
+BOOTSTRAP_RESAMPLES = 2000
+NOISY_CV = 0.10
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median and spread of one metric for one scenario."""
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+    minimum: float
+    maximum: float
+    ci_low: float
+    ci_high: float
+    cv: float  # robust coefficient of variation: IQR / 1.349 / median (0 when the median is 0)
+    outliers: int  # samples beyond 1.5 IQR from the quartiles, counted, never dropped
+
+    @property
+    def noisy(self) -> bool:
+        return self.n >= 3 and self.cv > NOISY_CV
+
+
+def bootstrap_median_ci(values: npt.NDArray[np.float64], confidence: float = 0.95
+                        ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median, deterministic for the same input."""
+    if len(values) < 2:
+        only = float(values[0]) if len(values) else float("nan")
+        return only, only
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    picks = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
+    medians = np.median(values[picks], axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def summarize(values: npt.ArrayLike) -> Summary:
+    """Median, quartiles, bootstrap 95% CI of the median, robust CV and outlier count."""
+    data = np.sort(np.asarray(values, dtype=np.float64))
+    data = data[~np.isnan(data)]
+    if len(data) == 0:
+        nan = float("nan")
+        return Summary(0, nan, nan, nan, nan, nan, nan, nan, nan, 0)
+    q1, median, q3 = (float(v) for v in np.percentile(data, [25, 50, 75]))
+    iqr = q3 - q1
+    ci_low, ci_high = bootstrap_median_ci(data)
+    cv = iqr / 1.349 / abs(median) if median else 0.0
+    outliers = int(np.sum((data < q1 - 1.5 * iqr) | (data > q3 + 1.5 * iqr)))
+    return Summary(len(data), median, q1, q3, float(data[0]), float(data[-1]), ci_low, ci_high,
+                   cv, outliers)

@@ -1,0 +1,187 @@
+"""Versioned results on disk: results/<machine>/<experiment>/<run-id>/{manifest.json,samples.jsonl}.
+
+The manifest says what was run and where (spec, probe, machine fingerprint); samples.jsonl
+gets one line per probe process, appended and flushed as soon as the process ends, so an
+interrupted run loses at most the process in flight and can be resumed. Both files are
+sorted-key JSON text so results diff well when committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import runner
+from runner.errors import StoreError
+from runner.model import Plan, ProcessRecord, Repetitions
+from runner.parameters import BY_KEY, PARAMETERS
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SAMPLES = "samples.jsonl"
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run read back from disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+    records: tuple[ProcessRecord, ...]
+
+    @property
+    def machine(self) -> str:
+        return str(self.manifest["machine_label"])
+
+    @property
+    def experiment(self) -> str:
+        return str(self.manifest["experiment"])
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest["run_id"])
+
+    @property
+    def finished(self) -> bool:
+        return self.manifest.get("finished_utc") is not None
+
+
+def run_path(results_dir: Path, machine: str, experiment: str, run_id: str) -> Path:
+    return results_dir / machine / experiment / run_id
+
+
+def build_manifest(plan: Plan, *, spec_text: str, probe_info: dict[str, Any],
+                   fingerprint: dict[str, Any], machine: str, run_id: str,
+                   repetitions: Repetitions, seed: int, started_utc: str,
+                   command: str) -> dict[str, Any]:
+    """Everything a run records about itself before the first process starts.
+
+    The spec's text is kept whole so a report can be rebuilt from results/ alone, and each
+    scenario is listed with its parameters so samples.jsonl needs only scenario ids.
+    """
+    experiment = plan.spec
+    return {
+        "experiment": experiment.name,
+        "run_id": run_id,
+        "machine_label": machine,
+        "spec_source": experiment.source,
+        "spec_text": spec_text,
+        "spec_hash": experiment.hash,
+        "alloclab_version": runner.__version__,
+        "probe": probe_info,
+        "fingerprint": fingerprint,
+        "repetitions": asdict(repetitions),
+        "timeout_s": experiment.timeout_s,
+        "seed": seed,
+        "label_keys": list(plan.label_keys),
+        "scenarios": [{"id": s.id, "label": s.label(plan.label_keys),
+                       "params": {p.field: getattr(s, p.field) for p in PARAMETERS}}
+                      for s in plan.scenarios],
+        "dropped": [{"label": " ".join(f"{k}={BY_KEY[k].format(v)}" for k, v in d.params),
+                     "reason": d.reason} for d in plan.dropped],
+        "started_utc": started_utc,
+        "finished_utc": None,
+        "command": command,
+    }
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (a crash leaves the old one or the new one, never half)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"format_version": FORMAT_VERSION, **manifest}, sort_keys=True, indent=1)
+    tmp = run_dir / (MANIFEST + ".tmp")
+    tmp.write_text(body + "\n")
+    os.replace(tmp, run_dir / MANIFEST)
+
+
+def append_record(run_dir: Path, record: ProcessRecord) -> None:
+    """Append one process's record and push it to disk before the next process starts."""
+    line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+    with open(run_dir / SAMPLES, "a+b") as out:
+        _drop_torn_tail(out)
+        out.write(line.encode())
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _drop_torn_tail(out: BinaryIO) -> None:
+    """Cut a last line left half-written by a killed run, so the next record starts clean."""
+    end = out.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    out.seek(max(0, end - 65536))
+    tail = out.read()
+    if tail.endswith(b"\n"):
+        return
+    cut = tail.rfind(b"\n")
+    out.truncate(end - len(tail) + cut + 1 if cut >= 0 else max(0, end - len(tail)))
+
+
+def _read_records(path: Path) -> Iterator[ProcessRecord]:
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                return  # a write cut short by a crash: that process is simply run again
+            raise StoreError(f"{path}:{number}: not a JSON record ({error.msg})") from error
+        yield ProcessRecord(**data)
+
+
+def load_run(run_dir: Path) -> StoredRun:
+    """Read one run; raise StoreError naming the file when it is not a run this version reads."""
+    manifest_path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise StoreError(f"{manifest_path}: missing (not an alloclab run folder)") from error
+    except json.JSONDecodeError as error:
+        raise StoreError(f"{manifest_path}:{error.lineno}: not valid JSON ({error.msg})") from error
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreError(
+            f"{manifest_path}: result format {version!r}, this alloclab reads {FORMAT_VERSION}"
+        )
+    return StoredRun(run_dir, manifest, tuple(_read_records(run_dir / SAMPLES)))
+
+
+def list_runs(results_dir: Path) -> list[StoredRun]:
+    """Every run under results_dir, ordered by machine, experiment and run id (time order)."""
+    return [load_run(p.parent) for p in sorted(results_dir.glob(f"*/*/*/{MANIFEST}"))]
+
+
+def latest_runs(results_dir: Path) -> list[StoredRun]:
+    """The newest run of each (machine, experiment) that has any record, finished ones first."""
+    chosen: dict[tuple[str, str], StoredRun] = {}
+    for run in list_runs(results_dir):
+        if not run.records:
+            continue
+        key = (run.machine, run.experiment)
+        current = chosen.get(key)
+        if current is None or (run.finished, run.run_id) >= (current.finished, current.run_id):
+            chosen[key] = run
+    return [chosen[key] for key in sorted(chosen)]
+
+
+def find_resumable(results_dir: Path, machine: str, experiment: str, spec_hash: str,
+                   probe_hash: str) -> StoredRun | None:
+    """The newest unfinished run of this exact spec and probe, which a new run continues."""
+    folder = results_dir / machine / experiment
+    candidates = [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
+    for run in reversed(candidates):
+        if run.finished:
+            return None  # a finished run after it means the unfinished one was abandoned
+        if run.manifest.get("spec_hash") == spec_hash and run.manifest.get("probe", {}).get(
+            "source_hash"
+        ) == probe_hash:
+            return run
+    return None

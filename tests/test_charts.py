@@ -1,0 +1,53 @@
+"""Charts: the plotted data is tested directly; the SVG only for determinism and shape."""
+
+from pathlib import Path
+
+import pytest
+
+from runner.charts import chart_data, render_svg
+from runner.frame import build_frame, measured
+from runner.model import ChartSpec
+from runner.store import load_run
+from tests.conftest import write_synthetic_run
+
+LABEL_KEYS = ("backing", "size")
+
+
+@pytest.fixture
+def samples(tmp_path: Path, small_spec: Path):  # type: ignore[no-untyped-def]
+    return measured(build_frame(load_run(write_synthetic_run(tmp_path, small_spec))))
+
+
+def test_series_hold_medians_and_quartiles_sorted_by_size(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
+    data = chart_data(samples, chart, LABEL_KEYS)
+    assert [s.label for s in data.series] == ["malloc", "mmap-anon"]
+    points = data.series[0].points
+    assert [p.x for p in points] == [4096, 65536, 1 << 20]
+    # Jitter is -2%, 0, +2% across the three processes: the median is the unjittered value.
+    assert [p.median for p in points] == [250, 250, 250]
+    assert all(p.q1 < 250 < p.q3 and p.n == 6 for p in points)
+
+
+def test_axes_not_declared_become_series_so_nothing_is_pooled(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_ns_per_op", "backing")
+    data = chart_data(samples, chart, LABEL_KEYS)
+    assert data.series_keys == ("size",)
+    assert [s.label for s in data.series] == ["size=4KiB", "size=64KiB", "size=1MiB"]
+
+
+def test_where_filters(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_ns_per_op", "size", where=(("backing", "malloc"),))
+    data = chart_data(samples, chart, LABEL_KEYS)
+    assert [s.label for s in data.series] == ["all"]
+    assert len(data.series[0].points) == 3
+
+
+def test_svg_is_deterministic_and_inline_ready(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("Touch", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
+                      log_y=True)
+    first = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    second = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    assert first == second
+    assert first.startswith("<svg") and first.rstrip().endswith("</svg>")
+    assert "<dc:date>" not in first

@@ -1,0 +1,400 @@
+"""The probe end to end: build it, run it, and check the physics it reports (never timings).
+
+Physical facts these tests rely on (Linux, 4 KiB pages, THP not `always`): the first write to
+an untouched private anonymous page takes one minor fault and makes it resident; MAP_POPULATE
+takes those faults inside mmap; reading untouched anonymous memory maps the shared zero page
+(faults, no RSS); glibc serves a 64 MiB malloc from its own mapping and unmaps it on free;
+read() from a file in the page cache takes no major faults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.errors import ProbeBuildError
+from runner.execute import run_process
+from runner.model import PHASES, Scenario
+from runner.parameters import PARAMETERS
+from runner.probe import (
+    CFLAGS,
+    PROBE_VERSION,
+    ProbeBinary,
+    build_probe,
+    find_compiler,
+    parse_probe_output,
+    probe_argv,
+)
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1 << 20
+N_PAGES = 4096  # 16 MiB of 4 KiB pages
+SOURCE = Path(__file__).resolve().parent.parent / "runner" / "probe" / "probe.c"
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> ProbeBinary:
+    return build_probe(tmp_path_factory.mktemp("probe-cache"))
+
+
+def scenario(**fields: Any) -> Scenario:
+    """A scenario from PARAMETERS' defaults, with ops=1 unless given."""
+    values: dict[str, Any] = {p.field: p.default for p in PARAMETERS}
+    values["ops"] = 1
+    values.update(fields)
+    return Scenario(**values)
+
+
+def measure(probe: ProbeBinary, s: Scenario, warmup: int = 0,
+            iterations: int = 1) -> dict[str, Any]:
+    record = run_process(probe_argv(probe, s, warmup, iterations), scenario_id=s.id,
+                         process_index=0, timeout_s=60)
+    assert record.status == "ok", record.stderr_tail
+    assert record.probe is not None
+    return record.probe
+
+
+def measured(probe: ProbeBinary, s: Scenario, iterations: int = 1) -> list[dict[str, Any]]:
+    """The non-warm-up iterations."""
+    return [i for i in measure(probe, s, 0, iterations)["iterations"] if not i["warmup"]]
+
+
+def pattern_sums(size: int, ops: int) -> tuple[int, int]:
+    """(read-all, read-page) sums over `ops` blocks of the probe's file pattern, one pass."""
+    stride = -(-size // PAGE) * PAGE
+    words = size // 8
+    read_all = read_page = 0
+    for block in range(ops):
+        data = bytes((k % 251) + 1 for k in range(block * stride, block * stride + size))
+        read_all += sum(int.from_bytes(data[8 * w:8 * w + 8], "little") for w in range(words))
+        read_all += sum(data[8 * words:])
+        read_page += sum(data[offset] for offset in range(0, size, PAGE))
+    return read_all % 2**64, read_page
+
+
+@pytest.fixture
+def no_thp_always() -> None:
+    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if path.exists() and "[always]" in path.read_text():
+        pytest.skip("THP is 'always': anonymous memory may come in 2 MiB pages, one fault each")
+
+
+# --- physics --------------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_first_write_per_page_costs_one_minor_fault_and_one_resident_page(
+        probe: ProbeBinary) -> None:
+    for it in measured(probe, scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE), 2):
+        phases = it["phases"]
+        touch = phases["first_touch"]
+        assert 0.9 * N_PAGES <= touch["minor_faults"] <= 1.1 * N_PAGES
+        growth = touch["rss_bytes"] - phases["allocate"]["rss_bytes"]
+        assert 0.9 * N_PAGES * PAGE <= growth <= 1.1 * N_PAGES * PAGE
+        assert phases["allocate"]["minor_faults"] < 0.05 * N_PAGES
+        assert phases["second_pass"]["minor_faults"] < 0.01 * N_PAGES
+        assert abs(phases["second_pass"]["rss_bytes"] - touch["rss_bytes"]) <= 16 * PAGE
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_populate_moves_the_faults_into_allocate(probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, populate=True)
+    (it,) = measured(probe, s)
+    phases = it["phases"]
+    assert phases["allocate"]["minor_faults"] >= 0.9 * N_PAGES
+    assert phases["allocate"]["rss_bytes"] - it["rss_before_bytes"] >= 0.9 * N_PAGES * PAGE
+    assert phases["first_touch"]["minor_faults"] < 0.05 * N_PAGES
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("access", ["read-all", "read-page"])
+def test_reading_untouched_anonymous_memory_maps_the_zero_page(
+        probe: ProbeBinary, access: str) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, access=access)
+    (it,) = measured(probe, s)
+    touch = it["phases"]["first_touch"]
+    assert touch["minor_faults"] >= 0.9 * N_PAGES  # faults are counted...
+    growth = touch["rss_bytes"] - it["phases"]["allocate"]["rss_bytes"]
+    assert growth < 0.05 * N_PAGES * PAGE  # ...but no page becomes resident
+    assert it["checksum"] == 0
+
+
+@pytest.mark.probe
+def test_large_malloc_is_its_own_mapping_and_free_returns_it(probe: ProbeBinary) -> None:
+    for it in measured(probe, scenario(backing="malloc", size_bytes=64 * MIB), 2):
+        phases = it["phases"]
+        assert phases["first_touch"]["rss_bytes"] - it["rss_before_bytes"] >= 60 * MIB
+        assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
+
+
+@pytest.mark.probe
+def test_reading_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_path: Path) -> None:
+    s = scenario(backing="read-file", size_bytes=64 * MIB, access="read-all",
+                 file_dir=str(tmp_path))
+    output = measure(probe, s, iterations=2)
+    assert isinstance(output["file_fs"], str)
+    for it in output["iterations"]:
+        for phase in PHASES:
+            assert it["phases"][phase]["major_faults"] == 0, phase
+        # read() copied the file into the heap buffer: all of it is resident after allocate
+        assert it["phases"]["allocate"]["rss_bytes"] - it["rss_before_bytes"] >= 60 * MIB
+    assert list(tmp_path.iterdir()) == []  # the data file was unlinked at once
+
+
+@pytest.mark.probe
+def test_mapping_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_path: Path) -> None:
+    s = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-page",
+                 file_dir=str(tmp_path))
+    (it,) = measured(probe, s)
+    for phase in PHASES:
+        assert it["phases"][phase]["major_faults"] == 0, phase
+    assert it["phases"]["first_touch"]["minor_faults"] > 0
+
+
+# --- every backing works, and reads what is there -------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.parametrize(("fields", "expect_fs"), [
+    ({"backing": "malloc", "access": "write-all"}, False),
+    ({"backing": "malloc", "access": "read-page", "ops": 64, "size_bytes": 1000}, False),
+    ({"backing": "calloc", "access": "write-page"}, False),
+    ({"backing": "mmap-anon", "access": "write-all", "populate": True}, False),
+    ({"backing": "mmap-anon", "access": "write-page", "sharing": "shared"}, False),
+    ({"backing": "mmap-anon", "access": "none", "protection": "none"}, False),
+    ({"backing": "mmap-file", "access": "write-page", "sharing": "shared"}, True),
+    ({"backing": "mmap-file", "access": "write-all", "populate": True}, True),
+    ({"backing": "read-file", "access": "write-all"}, True),
+])
+def test_each_backing_runs(probe: ProbeBinary, tmp_path: Path, fields: dict[str, Any],
+                           expect_fs: bool) -> None:
+    fields = {"size_bytes": 256 * 1024, "file_dir": str(tmp_path), **fields}
+    output = measure(probe, scenario(**fields), warmup=1, iterations=2)
+    assert output["probe_version"] == PROBE_VERSION
+    assert output["page_size_bytes"] == PAGE
+    assert (output["file_fs"] is not None) == expect_fs
+    assert [it["warmup"] for it in output["iterations"]] == [True, False, False]
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+def test_shared_and_private_anonymous_memory_fault_per_page(probe: ProbeBinary,
+                                                            sharing: str) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, sharing=sharing)
+    (it,) = measured(probe, s)
+    assert 0.9 * N_PAGES <= it["phases"]["first_touch"]["minor_faults"] <= 1.1 * N_PAGES
+    growth = it["phases"]["first_touch"]["rss_bytes"] - it["rss_before_bytes"]
+    assert growth >= 0.9 * N_PAGES * PAGE
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["read-file", "mmap-file"])
+@pytest.mark.parametrize("access", ["read-all", "read-page"])
+def test_file_blocks_read_back_the_known_pattern(probe: ProbeBinary, tmp_path: Path,
+                                                 backing: str, access: str) -> None:
+    size, ops = 3 * PAGE + 57, 3  # a tail that is not a whole word, blocks a stride apart
+    protection = "read" if backing == "mmap-file" else "read-write"
+    s = scenario(backing=backing, size_bytes=size, ops=ops, access=access,
+                 protection=protection, file_dir=str(tmp_path))
+    read_all, read_page = pattern_sums(size, ops)
+    one_pass = read_all if access == "read-all" else read_page
+    for it in measured(probe, s, 2):
+        assert it["checksum"] == (2 * one_pass) % 2**64  # first touch + second pass
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("size", [1000, 1 * MIB])  # from the heap, and from its own mapping
+def test_calloc_memory_reads_as_zero(probe: ProbeBinary, size: int) -> None:
+    # By the third iteration the blocks are recycled heap chunks that free() wrote its list
+    # pointers into (see the malloc test below): only calloc's clearing keeps them zero.
+    for it in measured(probe, scenario(backing="calloc", size_bytes=size, ops=8,
+                                       access="read-all"), 3):
+        assert it["checksum"] == 0
+
+
+@pytest.mark.probe
+def test_recycled_malloc_memory_is_not_zero(probe: ProbeBinary) -> None:
+    """What makes the calloc test able to fail: malloc hands back chunks free() wrote into."""
+    its = measured(probe, scenario(backing="malloc", size_bytes=1000, ops=8,
+                                   access="read-all"), 3)
+    assert its[0]["checksum"] == 0  # a fresh heap is zero
+    assert its[2]["checksum"] != 0
+
+
+@pytest.mark.probe
+def test_read_only_mapping_can_be_read(probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=MIB, protection="read", access="read-all")
+    (it,) = measured(probe, s)
+    assert it["checksum"] == 0
+
+
+@pytest.mark.probe
+def test_written_memory_is_read_by_nobody_but_still_written(probe: ProbeBinary) -> None:
+    """write-all's memset before free must survive the optimiser: it faults every page."""
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, access="write-all")
+    (it,) = measured(probe, s)
+    assert it["phases"]["first_touch"]["rss_bytes"] - it["rss_before_bytes"] >= \
+        0.9 * N_PAGES * PAGE
+
+
+# --- the command line and exit statuses -----------------------------------------------------
+
+def _run_raw(probe: ProbeBinary, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(probe.path), *args], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def _good_args(**overrides: str) -> list[str]:
+    args = {"backing": "malloc", "size_bytes": "4096", "sharing": "private",
+            "protection": "read-write", "populate": "0", "access": "write-page", "ops": "1",
+            "file_dir": "/tmp", "warmup": "0", "iterations": "1", **overrides}
+    return [f"--{k}={v}" for k, v in args.items()]
+
+
+@pytest.mark.probe
+def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
+    result = _run_raw(probe, _good_args())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("}\n") and result.stdout.count("\n") == 1
+    parse_probe_output(result.stdout)
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("args", [
+    [],
+    _good_args()[1:],  # missing --backing
+    [*_good_args(), "--ops=2"],  # given twice
+    [*_good_args(), "--colour=blue"],
+    _good_args(backing="sbrk"),
+    _good_args(size_bytes="4k"),
+    _good_args(size_bytes="-1"),
+    _good_args(ops="0"),  # 'auto' must be resolved before the probe runs
+    _good_args(populate="yes"),
+    _good_args(iterations="0"),
+    ["backing=malloc"],
+])
+def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
+    result = _run_raw(probe, args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("probe: ")
+
+
+@pytest.mark.probe
+def test_failing_system_call_exits_3_naming_it(probe: ProbeBinary, tmp_path: Path) -> None:
+    result = _run_raw(probe, _good_args(backing="read-file", file_dir=str(tmp_path / "nope")))
+    assert result.returncode == 3
+    assert "statfs: No such file or directory" in result.stderr
+    huge = _run_raw(probe, _good_args(size_bytes=str(1 << 46)))  # 64 TiB: more than any VM
+    assert huge.returncode == 3
+    assert "malloc: Cannot allocate memory" in huge.stderr
+
+
+@pytest.mark.probe
+def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", populate=True, ops=7, size_bytes=8192)
+    argv = probe_argv(probe, s, warmup=2, iterations=3)
+    assert argv[0] == str(probe.path)
+    assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(PARAMETERS, [
+        "mmap-anon", "8192", "private", "read-write", "1", "write-page", "7", "/tmp"],
+        strict=True)] + ["--warmup=2", "--iterations=3"]
+
+
+# --- building -------------------------------------------------------------------------------
+
+@pytest.mark.probe
+def test_source_compiles_without_warnings(tmp_path: Path) -> None:
+    compiler, _ = find_compiler()
+    result = subprocess.run([*compiler, *CFLAGS, "-Werror", "-o", str(tmp_path / "p"),
+                             str(SOURCE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.probe
+def test_build_is_cached_by_content_hash(probe: ProbeBinary) -> None:
+    before = probe.path.stat().st_mtime_ns
+    again = build_probe(probe.path.parent)
+    assert again == probe
+    assert probe.path.stat().st_mtime_ns == before
+    assert probe.path.name == f"probe-{probe.source_hash}" and len(probe.source_hash) == 16
+    assert probe.flags == CFLAGS and probe.compiler
+
+
+@pytest.mark.probe
+def test_concurrent_builds_leave_one_working_binary(tmp_path: Path) -> None:
+    results: list[ProbeBinary] = []
+    threads = [threading.Thread(target=lambda: results.append(build_probe(tmp_path)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3 and len({r.path for r in results}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [results[0].path.name]  # no temp files
+    assert _run_raw(results[0], _good_args()).returncode == 0
+
+
+def test_missing_compiler_is_a_build_error(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("CC", "no-such-compiler-alloclab")
+    with pytest.raises(ProbeBuildError, match=r"no-such-compiler-alloclab.*(install|set CC)"):
+        build_probe(tmp_path)
+
+
+def test_compile_failure_reports_the_compiler_errors(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    fake = tmp_path / "fakecc"
+    fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "fakecc 1.0"; exit 0; fi\n'
+                    'echo "probe.c:1:1: error: the compiler says no" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    with pytest.raises(ProbeBuildError, match="error: the compiler says no"):
+        build_probe(tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []  # the temp file was removed
+
+
+# --- the output contract --------------------------------------------------------------------
+
+def _sample_output() -> dict[str, Any]:
+    phase = {"ns": 10, "minor_faults": 1, "major_faults": 0, "rss_bytes": 4096}
+    return {"probe_version": PROBE_VERSION, "libc": {"name": "glibc", "version": "2.36"},
+            "page_size_bytes": 4096, "file_fs": None,
+            "iterations": [{"warmup": False, "rss_before_bytes": 0, "checksum": 2**64 - 1,
+                            "phases": {p: dict(phase) for p in PHASES}}]}
+
+
+def test_parse_accepts_the_documented_shape() -> None:
+    assert parse_probe_output(json.dumps(_sample_output())) == _sample_output()
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.pop("libc"), "missing libc"),
+    (lambda d: d.update(extra=1), "unexpected extra"),
+    (lambda d: d.update(probe_version=0), "probe_version 0"),
+    (lambda d: d.update(iterations=[]), "non-empty"),
+    (lambda d: d.update(file_fs=3), "file_fs"),
+    (lambda d: d["iterations"][0].update(warmup=0), r"iterations\[0\].warmup"),
+    (lambda d: d["iterations"][0]["phases"].pop("free"), "missing free"),
+    (lambda d: d["iterations"][0]["phases"]["free"].update(ns=-1),
+     r"iterations\[0\].phases.free.ns: expected a whole number >= 0, got -1"),
+    (lambda d: d["iterations"][0]["phases"]["allocate"].update(minor_faults=1.5), "1.5"),
+    (lambda d: d["iterations"][0].update(checksum=True), "checksum"),
+])
+def test_parse_rejects_anything_off(mutate: Any, message: str) -> None:
+    data = _sample_output()
+    mutate(data)
+    with pytest.raises(ValueError, match=message):
+        parse_probe_output(json.dumps(data))
+
+
+def test_parse_rejects_text_that_is_not_json() -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_probe_output("Segmentation fault\n")

@@ -1,0 +1,203 @@
+"""Loading specs: every invalid case file fails with its declared one-line error; valid ones load.
+
+Each file in spec_cases/invalid/ starts with `# error: <message>`, `{file}` standing for its path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner.errors import SpecError
+from runner.model import ChartSpec, Repetitions
+from runner.spec import load_spec, load_specs, parse_spec
+
+CASES = Path(__file__).parent / "spec_cases"
+INVALID = sorted((CASES / "invalid").glob("*.yaml"))
+VALID = sorted((CASES / "valid").glob("*.yaml"))
+EXPERIMENTS = sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml"))
+ERROR_PREFIX = "# error: "
+
+
+def expected_error(path: Path) -> str:
+    first_line = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first_line.startswith(ERROR_PREFIX), f"{path} must start with '{ERROR_PREFIX}...'"
+    return first_line.removeprefix(ERROR_PREFIX).replace("{file}", str(path))
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda path: path.stem)
+def test_invalid_case_reports_its_error(path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == expected_error(path)
+
+
+def test_the_required_invalid_cases_exist() -> None:
+    required = {
+        "yaml_syntax", "unknown_top_key", "unknown_matrix_key", "bad_size", "unknown_backing",
+        "matrix_is_list", "processes_not_int", "fixed_conflict", "include_conflict",
+        "fixed_and_matrix", "chart_unknown_metric", "chart_x_not_axis", "empty_matrix_list",
+        "duplicate_key", "missing_title",
+    }
+    assert required <= {path.stem for path in INVALID}
+
+
+@pytest.mark.parametrize("path", VALID + EXPERIMENTS, ids=lambda path: path.stem)
+def test_valid_file_loads(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.source == str(path)
+    assert spec.raw == yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_brief_example_is_read_completely() -> None:
+    spec = load_spec(CASES / "valid" / "brief-example.yaml")
+    assert spec.name == "brief-example"
+    assert spec.title == "First touch — malloc vs mmap"
+    assert spec.question == ("What does it cost to allocate, touch and free memory from "
+                             "malloc vs mmap?")
+    assert spec.matrix == (("size", (4096, 1 << 20, 1 << 30)),
+                           ("backing", ("malloc", "mmap-anon")),
+                           ("populate", (False, True)))
+    assert spec.fixed == (("access", "write-page"),)
+    assert spec.exclude == ((("backing", "malloc"), ("populate", True)),)
+    assert spec.include == ((("backing", "calloc"), ("size", 1 << 20)),)
+    assert spec.repetitions == Repetitions(processes=5, warmup=0, iterations=1)
+    assert spec.timeout_s == 120.0
+    assert spec.charts == (ChartSpec(
+        title="First touch per page", metric="first_touch_ns_per_page", x="size",
+        series=("backing", "populate"), where=(("access", "write-page"),),
+        log_x=True, log_y=True),)
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def spec_text(name: str = "small", extra: str = "") -> str:
+    return (f"name: {name}\ntitle: Small\nquestion: Does it load?\n"
+            f"matrix:\n  size: [4KiB, 1MiB]\n{extra}")
+
+
+def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, "small.yaml", spec_text()))
+    assert (spec.fixed, spec.exclude, spec.include, spec.charts) == ((), (), (), ())
+    assert spec.repetitions == Repetitions()
+    assert spec.timeout_s == 120.0
+
+
+@pytest.mark.parametrize(("written", "parsed"), [
+    ("fixed: {ops: auto}", (("ops", 0),)),
+    ("fixed: {ops: 12, populate: false}", (("ops", 12), ("populate", False))),
+    ("fixed: {size: 8192}", None),
+    ("fixed: {file_dir: /dev/shm}", (("file_dir", "/dev/shm"),)),
+])
+def test_fixed_values_are_parsed(tmp_path: Path, written: str,
+                                 parsed: tuple[tuple[str, object], ...] | None) -> None:
+    path = write(tmp_path, "small.yaml", spec_text(extra=written + "\n"))
+    if parsed is None:
+        with pytest.raises(SpecError, match="size is also a matrix axis"):
+            load_spec(path)
+    else:
+        assert load_spec(path).fixed == parsed
+
+
+@pytest.mark.parametrize(("written", "seconds"), [
+    ("timeout: 500ms", 0.5), ("timeout: 90", 90.0), ("timeout: 1.5min", 90.0)])
+def test_timeout(tmp_path: Path, written: str, seconds: float) -> None:
+    path = write(tmp_path, "t.yaml", spec_text(extra=written + "\n"))
+    assert load_spec(path).timeout_s == seconds
+
+
+def test_a_scalar_in_the_matrix_is_one_value(tmp_path: Path) -> None:
+    text = "name: one\ntitle: One\nquestion: One?\nmatrix:\n  size: 64KiB\n  backing: calloc\n"
+    spec = load_spec(write(tmp_path, "one.yaml", text))
+    assert spec.matrix == (("size", (65536,)), ("backing", ("calloc",)))
+
+
+def test_source_is_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").mkdir()
+    write(tmp_path / "experiments", "x.yaml", spec_text(extra="timeout: soon\n"))
+    with pytest.raises(SpecError) as info:
+        load_spec(Path("experiments/x.yaml"))
+    assert str(info.value).startswith("experiments/x.yaml:6: timeout: 'soon' is not a duration")
+    assert (info.value.source, info.value.line, info.value.key_path) == (
+        "experiments/x.yaml", 6, "timeout")
+
+
+def test_formatting_does_not_change_the_hash(tmp_path: Path) -> None:
+    block = load_spec(write(tmp_path, "a.yaml", spec_text(extra="# a comment\n")))
+    flow = load_spec(write(tmp_path, "b.yaml", "{name: small, title: Small, question: 'Does it "
+                           "load?', matrix: {size: [4KiB, 1MiB]}}"))
+    assert replace(flow, source=block.source) == block
+    assert block.hash == flow.hash
+
+
+def test_raw_is_plain_json_data(tmp_path: Path) -> None:
+    spec = load_spec(CASES / "valid" / "file-backings.yaml")
+    assert json.loads(json.dumps(spec.raw)) == spec.raw
+    assert spec.raw["matrix"]["size"] == [65536, "1MiB"]
+
+
+def test_load_specs_reads_a_directory_sorted_by_name(tmp_path: Path) -> None:
+    write(tmp_path, "b.yaml", spec_text("bravo"))
+    write(tmp_path, "a.yaml", spec_text("alpha"))
+    write(tmp_path, "notes.txt", "not a spec")
+    other = write(tmp_path.parent, f"{tmp_path.name}-c.yaml", spec_text("charlie"))
+    specs = load_specs([other, tmp_path])
+    assert [spec.name for spec in specs] == ["charlie", "alpha", "bravo"]
+
+
+def test_load_specs_rejects_duplicate_names(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", spec_text("same"))
+    second = write(tmp_path, "b.yaml", "# the same name again\n" + spec_text("same"))
+    with pytest.raises(SpecError) as info:
+        load_specs([tmp_path])
+    assert str(info.value) == (f"{second}:2: name: experiment name 'same' is also used by "
+                               f"{first}")
+
+
+def test_load_specs_rejects_an_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_specs([tmp_path])
+    assert str(info.value) == f"{tmp_path}: no experiment files (*.yaml) in this directory"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "nope.yaml")
+    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(spec_text().replace("Small", "Gr\xf6\xdfe").encode("latin-1"))
+    with pytest.raises(SpecError, match=r"latin1\.yaml: not UTF-8 text"):
+        load_spec(path)
+
+
+def test_tags_never_build_objects(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    text = spec_text(extra=f"fixed:\n  file_dir: !!python/object/apply:os.system "
+                           f"['touch {marker}']\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, "evil.yaml", text))
+    assert str(info.value).endswith(
+        "fixed.file_dir: expected one value, found a list tagged !!python/object/apply:os.system")
+    assert not marker.exists()
+
+
+def test_parse_spec_validates_text_without_a_file() -> None:
+    text = spec_text(extra="include:\n  - {backing: malloc, populate: true}\n")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "run/manifest.json#spec")
+    assert str(info.value) == (
+        "run/manifest.json#spec:7: include[0]: backing malloc takes memory from the C heap, so "
+        "populate: true cannot apply (use an mmap backing, or populate: false)")
+    assert parse_spec(spec_text(), "x").matrix == (("size", (4096, 1 << 20)),)

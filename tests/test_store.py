@@ -1,0 +1,75 @@
+"""Results on disk: append-as-you-go, crash tolerance, format versioning, run selection."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner import store
+from runner.errors import StoreError
+from runner.model import ProcessRecord
+
+
+def _record(index: int, status: str = "ok") -> ProcessRecord:
+    return ProcessRecord(scenario_id="abc", process_index=index, status=status,  # type: ignore[arg-type]
+                         exit_code=0, signal=None, wall_s=0.1, stderr_tail="",
+                         probe={"iterations": []})
+
+
+def _manifest(experiment: str, run_id: str, finished: bool = True) -> dict[str, object]:
+    return {"experiment": experiment, "run_id": run_id, "machine_label": "m",
+            "spec_hash": "s", "probe": {"source_hash": "p"},
+            "finished_utc": "2026-01-01T00:00:00Z" if finished else None}
+
+
+def test_records_round_trip_in_append_order(tmp_path: Path) -> None:
+    store.write_manifest(tmp_path, _manifest("e", "r1"))
+    for i in range(3):
+        store.append_record(tmp_path, _record(i))
+    run = store.load_run(tmp_path)
+    assert [r.process_index for r in run.records] == [0, 1, 2]
+    assert run.records[0] == _record(0)
+    assert run.manifest["format_version"] == store.FORMAT_VERSION
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path: Path) -> None:
+    store.write_manifest(tmp_path, _manifest("e", "r1"))
+    store.append_record(tmp_path, _record(0))
+    with open(tmp_path / store.SAMPLES, "a") as out:
+        out.write('{"scenario_id": "ab')  # killed mid-write
+    assert len(store.load_run(tmp_path).records) == 1
+    store.append_record(tmp_path, _record(1))
+    assert [r.process_index for r in store.load_run(tmp_path).records] == [0, 1]
+
+
+def test_a_damaged_middle_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    store.write_manifest(tmp_path, _manifest("e", "r1"))
+    (tmp_path / store.SAMPLES).write_text('{"torn\n' + json.dumps(_record(1).to_json()) + "\n")
+    with pytest.raises(StoreError, match=r"samples.jsonl:1: not a JSON record"):
+        store.load_run(tmp_path)
+
+
+def test_unknown_format_version_is_refused(tmp_path: Path) -> None:
+    (tmp_path / store.MANIFEST).write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(StoreError, match="result format 99, this alloclab reads 1"):
+        store.load_run(tmp_path)
+
+
+def test_latest_runs_prefers_finished_then_newest(tmp_path: Path) -> None:
+    for run_id, finished in (("r1", True), ("r2", True), ("r3", False)):
+        run_dir = store.run_path(tmp_path, "m", "e", run_id)
+        store.write_manifest(run_dir, _manifest("e", run_id, finished))
+        store.append_record(run_dir, _record(0))
+    empty = store.run_path(tmp_path, "m", "other", "r9")
+    store.write_manifest(empty, _manifest("other", "r9"))  # no records: nothing to show
+    assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]
+
+
+def test_find_resumable_matches_spec_and_probe_and_stops_at_a_finished_run(tmp_path: Path) -> None:
+    unfinished = store.run_path(tmp_path, "m", "e", "r1")
+    store.write_manifest(unfinished, _manifest("e", "r1", finished=False))
+    assert store.find_resumable(tmp_path, "m", "e", "s", "p") is not None
+    assert store.find_resumable(tmp_path, "m", "e", "other-spec", "p") is None
+    assert store.find_resumable(tmp_path, "m", "e", "s", "other-probe") is None
+    store.write_manifest(store.run_path(tmp_path, "m", "e", "r2"), _manifest("e", "r2"))
+    assert store.find_resumable(tmp_path, "m", "e", "s", "p") is None
