@@ -8,7 +8,7 @@ from runner.charts import chart_data, render_svg
 from runner.frame import build_frame, measured
 from runner.model import ChartSpec
 from runner.store import load_run
-from tests.conftest import write_synthetic_run
+from tests.synthetic import write_synthetic_run
 
 LABEL_KEYS = ("backing", "size")
 

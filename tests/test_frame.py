@@ -6,7 +6,7 @@ import pytest
 
 from runner.frame import COLUMNS, build_frame, measured
 from runner.store import load_run
-from tests.conftest import write_synthetic_run
+from tests.synthetic import write_synthetic_run
 
 
 def test_one_row_per_iteration_of_each_successful_process(tmp_path: Path, small_spec: Path) -> None:

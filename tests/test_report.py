@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from runner.report import render_reports
-from tests.conftest import write_synthetic_run
+from tests.synthetic import write_synthetic_run
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 GOLDEN = Path(__file__).parent / "golden"
