@@ -83,6 +83,27 @@ class ChartSpec:
     log_y: bool = False
 
 
+Expectation = Literal["lower", "higher", "same"]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A claim and how the data decides it: is `metric` of the candidate scenarios lower than,
+    higher than or the same as that of the reference scenarios they pair with?
+
+    Candidates and references pair up when they agree on every parameter the two selectors
+    do not name, so one check covers every size (say) and the verdict can say where it holds.
+    `tolerance` is the equivalence band: differences smaller than it count as no difference.
+    """
+
+    claim: str
+    metric: str
+    expect: Expectation
+    candidate: tuple[tuple[str, Value], ...]
+    reference: tuple[tuple[str, Value], ...]
+    tolerance: float = 0.05
+
+
 @dataclass(frozen=True)
 class DroppedCombination:
     """A matrix point that cannot be measured, kept so plan and report can show it."""
@@ -106,6 +127,7 @@ class ExperimentSpec:
     repetitions: Repetitions = field(default_factory=Repetitions)
     timeout_s: float = 120.0
     charts: tuple[ChartSpec, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

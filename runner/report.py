@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, spec
+from runner import charts, spec, verdict
 from runner.errors import StoreError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
@@ -98,6 +98,41 @@ def _fingerprint_value(key: str, value: object) -> str:
     return str(value)
 
 
+def _ratio_text(ratio: float, low: float, high: float) -> str:
+    if ratio == float("inf"):
+        return "∞× (reference is zero)"
+    return f"{ratio:.3g}× (95% CI {low:.3g}–{high:.3g})"
+
+
+def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFrame,
+                  anchor: str) -> list[dict[str, Any]]:
+    """The verdict table: each claim, what the data says, the figures, and its chart."""
+    chart_of: dict[str, str] = {}
+    for index, chart in enumerate(experiment.charts):
+        chart_of.setdefault(chart.metric, f"#{anchor}-chart-{index}")
+    rows = []
+    for check in experiment.checks:
+        result = verdict.evaluate(check, samples, run.manifest["scenarios"],
+                                  run.manifest["label_keys"])
+        rows.append({
+            "claim": check.claim,
+            "status": result.status.replace(" ", "-"),
+            "text": result.text,
+            "metric": check.metric,
+            "tolerance": f"±{check.tolerance:.0%}",
+            "chart": chart_of.get(check.metric),
+            "comparisons": [{
+                "where": c.where, "outcome": c.outcome,
+                "candidate": f"{c.candidate_label}: "
+                             f"{format_value(check.metric, c.candidate_median)}",
+                "reference": f"{c.reference_label}: "
+                             f"{format_value(check.metric, c.reference_median)}",
+                "ratio": _ratio_text(c.ratio, c.ci_low, c.ci_high),
+            } for c in result.comparisons],
+        })
+    return rows
+
+
 def experiment_of(run: StoredRun) -> ExperimentSpec:
     """The experiment exactly as it was run, re-read from the spec text stored with the run."""
     source = f"{run.path}/manifest.json#spec"
@@ -110,7 +145,10 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
     samples = measured(build_frame(run))
     label_keys = tuple(run.manifest["label_keys"])
     metrics = _table_metrics(experiment)
+    anchor = f"run-{run.machine}"
     return {
+        "anchor": anchor,
+        "verdicts": _verdict_rows(run, experiment, samples, anchor),
         "machine": run.machine,
         "run_id": run.run_id,
         "started": run.manifest.get("started_utc"),

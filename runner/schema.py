@@ -18,6 +18,8 @@ from typing import Any, assert_never
 from runner.parameters import PARAMETERS, Parameter
 from runner.spec import (
     CHART_KEYS,
+    CHECK_KEYS,
+    EXPECTATIONS,
     METRIC_NAMES,
     NAME_PATTERN,
     PARAMETER_KEYS,
@@ -94,6 +96,15 @@ def _key_schema(key: Key) -> Schema:
             return _object(REPETITION_KEYS)
         case "charts":
             return {"type": "array", "items": _object(CHART_KEYS)}
+        case "checks":
+            return {"type": "array", "items": _object(CHECK_KEYS)}
+        case "expectation":
+            return {"enum": list(EXPECTATIONS)}
+        case "fraction":
+            return {"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}]}
+        case "selector":
+            return {**_parameters(_ref), "minProperties": 1}
         case _:
             assert_never(key.kind)
 

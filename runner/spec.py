@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -29,14 +29,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from runner.errors import SpecError
 from runner.matrix import expand
 from runner.metrics import BY_NAME as METRICS_BY_NAME
-from runner.model import ChartSpec, ExperimentSpec, Repetitions
+from runner.model import ChartSpec, CheckSpec, Expectation, ExperimentSpec, Repetitions
 from runner.parameters import BY_KEY, PARAMETERS, Value
 from runner.units import DURATION_HINT, parse_duration_s
 
 # What a key takes. The validator and schema.py both interpret these; "whole" uses Key.minimum.
 KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
-    "repetitions", "charts", "whole", "flag", "metric", "axis", "axes",
+    "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
+    "fraction", "selector",
 ]
 
 
@@ -73,6 +74,8 @@ TOP_KEYS: tuple[Key, ...] = (
     Key("timeout", "duration", f"limit for one probe process ({DURATION_HINT}); "
         f"default {_DEFAULT_TIMEOUT_S:g}s"),
     Key("charts", "charts", "charts shown in the report"),
+    Key("checks", "checks", "claims the data decides: each compares a metric of candidate "
+        "scenarios with the reference scenarios they pair with, and gets a verdict"),
 )
 
 REPETITION_KEYS: tuple[Key, ...] = (
@@ -93,6 +96,20 @@ CHART_KEYS: tuple[Key, ...] = (
     Key("log_x", "flag", "logarithmic x axis (default false)"),
     Key("log_y", "flag", "logarithmic y axis (default false)"),
 )
+
+CHECK_KEYS: tuple[Key, ...] = (
+    Key("claim", "text", "the claim, in words, as the verdict table shows it", required=True),
+    Key("metric", "metric", "what is compared", required=True),
+    Key("expect", "expectation", "what the claim says of the candidate's metric against the "
+        "reference's: lower, higher or same", required=True),
+    Key("candidate", "selector", "parameter key -> value picking the candidate scenarios",
+        required=True),
+    Key("reference", "selector", "parameter key -> value picking the reference scenarios; "
+        "candidates and references pair up where every other parameter agrees", required=True),
+    Key("tolerance", "fraction", "differences smaller than this count as no difference "
+        f"(default {CheckSpec.tolerance:.0%}; e.g. 10%)"),
+)
+EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -413,6 +430,7 @@ def _build_spec(walker: _Walker, root: _Item) -> ExperimentSpec:
         repetitions=_read_repetitions(walker, entries.get("repetitions")),
         timeout_s=_read_timeout(walker, entries.get("timeout")),
         charts=_read_charts(walker, entries.get("charts"), _axes(matrix, include)),
+        checks=_read_checks(walker, entries.get("checks"), _axes(matrix, include)),
         raw=walker.plain(root.node),
     )
 
@@ -582,3 +600,68 @@ def _read_series(walker: _Walker, item: _Item | None,
         return (_read_axis(walker, item, axes),)
     children = walker.sequence(item, "an axis or a list of axes")
     return tuple(dict.fromkeys(_read_axis(walker, child, axes) for child in children))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def _read_checks(walker: _Walker, item: _Item | None,
+                 axes: tuple[str, ...]) -> tuple[CheckSpec, ...]:
+    if item is None:
+        return ()
+    return tuple(_read_check(walker, child, axes)
+                 for child in walker.sequence(item, "a list of checks"))
+
+
+def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpec:
+    entries = walker.mapping(item, "a check: a mapping with claim, metric, expect, candidate "
+                             "and reference")
+    _check_keys(walker, item, entries, CHECK_KEYS)
+    table = {key.name: key for key in CHECK_KEYS}
+    candidate = _read_selector(walker, entries["candidate"], axes)
+    reference = _read_selector(walker, entries["reference"], axes)
+    if candidate == reference:
+        raise walker.error(entries["reference"], "selects the same scenarios as candidate; "
+                           "a check compares two different sets")
+    return CheckSpec(
+        claim=str(_read_simple(walker, entries["claim"], table["claim"])),
+        metric=_read_metric(walker, entries["metric"]),
+        expect=_read_expectation(walker, entries["expect"]),
+        candidate=candidate,
+        reference=reference,
+        tolerance=_read_fraction(walker, entries.get("tolerance")),
+    )
+
+
+def _read_selector(walker: _Walker, item: _Item,
+                   axes: tuple[str, ...]) -> tuple[tuple[str, Value], ...]:
+    """Parameter values picking scenarios; only axes can tell scenarios apart."""
+    entries = _read_parameter_entries(walker, item, "a mapping of axes to one value each",
+                                      allowed=axes, what="axis")
+    if not entries:
+        raise walker.error(item, "expected at least one axis and value (e.g. backing: malloc)")
+    return tuple((key, value) for key, value, _ in entries)
+
+
+def _read_expectation(walker: _Walker, item: _Item) -> Expectation:
+    value = walker.scalar(item, "lower, higher or same")
+    if value not in EXPECTATIONS:
+        raise walker.error(item, _unknown(str(value), EXPECTATIONS, "expectation"))
+    return value  # type: ignore[return-value]
+
+
+def _read_fraction(walker: _Walker, item: _Item | None) -> float:
+    if item is None:
+        return CheckSpec.tolerance
+    value = walker.scalar(item, "a percentage like 5%")
+    text = str(value).strip()
+    try:
+        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        fraction = -1.0
+    if isinstance(value, bool) or not 0 <= fraction < 1:
+        raise walker.error(item, f"{_shown(value)} is not a tolerance (use a percentage from "
+                           "0% to 99%, e.g. 5%, or a fraction like 0.05)")
+    return fraction
+

@@ -47,6 +47,30 @@ def bootstrap_median_ci(values: npt.NDArray[np.float64], confidence: float = 0.9
     return float(low), float(high)
 
 
+def bootstrap_ratio_ci(candidate: npt.NDArray[np.float64], reference: npt.NDArray[np.float64],
+                       confidence: float = 0.95) -> tuple[float, float, float]:
+    """Ratio of medians candidate/reference and its percentile bootstrap interval.
+
+    Both samples are resampled independently (they come from different processes). A zero
+    reference median gives an infinite ratio, or 1 when the candidate's is zero too: a
+    metric like faults per page is often exactly zero, and zero against zero is no difference.
+    """
+    def ratio(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result = np.divide(a, b)
+        return np.where((a == 0) & (b == 0), 1.0, result)
+
+    a = np.asarray(candidate, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    point = float(ratio(np.asarray(np.median(a)), np.asarray(np.median(b))))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    medians_a = np.median(a[rng.integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))], axis=1)
+    medians_b = np.median(b[rng.integers(0, len(b), size=(BOOTSTRAP_RESAMPLES, len(b)))], axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratio(medians_a, medians_b), [tail, 100 - tail])
+    return point, float(low), float(high)
+
+
 def summarize(values: npt.ArrayLike) -> Summary:
     """Median, quartiles, bootstrap 95% CI of the median, robust CV and outlier count."""
     data = np.sort(np.asarray(values, dtype=np.float64))

@@ -85,4 +85,10 @@ charts:
     x: size
     series: backing
     log_x: true
+checks:
+  - claim: The first touch of a page costs the same from mmap as from malloc
+    metric: first_touch_ns_per_page
+    expect: same
+    candidate: {backing: mmap-anon}
+    reference: {backing: malloc}
 """
