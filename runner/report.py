@@ -101,7 +101,7 @@ def _fingerprint_value(key: str, value: object) -> str:
 def _ratio_text(ratio: float, low: float, high: float) -> str:
     if ratio == float("inf"):
         return "∞× (reference is zero)"
-    return f"{ratio:.3g}× (95% CI {low:.3g}–{high:.3g})"
+    return f"{ratio:.3g}× ({low:.3g}–{high:.3g})"
 
 
 def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFrame,
@@ -123,10 +123,9 @@ def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFr
             "chart": chart_of.get(check.metric),
             "comparisons": [{
                 "where": c.where, "outcome": c.outcome,
-                "candidate": f"{c.candidate_label}: "
-                             f"{format_value(check.metric, c.candidate_median)}",
-                "reference": f"{c.reference_label}: "
-                             f"{format_value(check.metric, c.reference_median)}",
+                "candidate": format_value(check.metric, c.candidate_median),
+                "reference": format_value(check.metric, c.reference_median),
+                "pair": f"{c.candidate_label} against {c.reference_label}",
                 "ratio": _ratio_text(c.ratio, c.ci_low, c.ci_high),
             } for c in result.comparisons],
         })
