@@ -205,7 +205,9 @@ def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
     """yaml's problem text; with its context when the problem only continues it ("but ...")."""
     problem = error.problem or error.context or "unreadable"
     if error.context and problem.startswith("but "):
-        return f"{error.context}, {problem}"
+        problem = f"{error.context}, {problem}"
+    if "'\\t'" in problem:
+        problem += " (indent with spaces: YAML does not allow tabs)"
     return problem
 
 
