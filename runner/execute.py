@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from runner.model import ProcessRecord, Status
-from runner.probe import parse_probe_output
+from runner.probe import EXIT_SKIPPED, parse_probe_output
 
 # Everything the probe's environment contains unless a caller adds to it on purpose (e.g.
 # GLIBC_TUNABLES). Inherited variables such as MALLOC_ARENA_MAX, LD_PRELOAD or a locale would
@@ -30,7 +30,9 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
     """Run one probe process (`argv[0]` is the binary, as from probe_argv) and record its end.
 
     Status: "ok" (exit 0 and output that parse_probe_output accepts; `probe` holds it),
-    "failed" (non-zero exit, unreadable output, or the program could not be started),
+    "skipped" (exit EXIT_SKIPPED: the machine refused something the scenario needs; stderr
+    says what), "failed" (another non-zero exit, unreadable output, or the program could not
+    be started),
     "crashed" (killed by a signal, named in `signal`), "timeout" (still running after
     `timeout_s`; its whole process group is killed). The environment is PROBE_ENV plus
     `extra_env`, nothing inherited.
@@ -74,6 +76,8 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
         return record("timeout", note=f"alloclab: killed after the {timeout_s:g} s timeout")
     if returncode < 0:
         return record("crashed", signal_name=_signal_name(-returncode))
+    if returncode == EXIT_SKIPPED:
+        return record("skipped", exit_code=returncode)
     if returncode > 0:
         return record("failed", exit_code=returncode)
     try:

@@ -1,7 +1,9 @@
 """Stored records -> one pandas DataFrame, one row per sample (one iteration of one process).
 
 This is the one place column names are defined. Parameter columns use the Scenario field
-names (`size_bytes`, `backing`, ...); metric columns are those of runner.metrics.
+names (`size_bytes`, `backing`, ...), in today's vocabulary whatever the age of the run
+(runner.store.load_run upgrades them); metric columns are those of runner.metrics, observations
+included: an observation the probe did not report for a sample is NaN there.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from runner.metrics import METRICS
+from runner.metrics import METRICS, OBSERVATIONS
 from runner.model import PHASES
 from runner.parameters import PARAMETERS
 from runner.store import StoredRun
@@ -65,6 +67,11 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         }
         rss_before = rss_after
     row["total_ns_per_op"] = total_ns / ops
+    observed = iteration.get("observations", {})  # absent before probe version 2
+    for observation in OBSERVATIONS:
+        value = observed.get(observation.name)
+        row[observation.metric.name] = (
+            float("nan") if value is None else value / ops if observation.per_op else value)
     return row
 
 

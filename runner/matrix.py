@@ -8,7 +8,7 @@
 2. Points matching every key of some `exclude` entry are removed (values compare as written,
    so `ops: auto` matches auto).
 3. Each remaining point is completed from `fixed`, then from the parameter defaults, and `ops`
-   is resolved for its size (`resolve_ops`).
+   is resolved for its size (`resolve_ops`; a hugetlb block counts as whole huge pages).
 4. Points that `find_conflict` rejects are moved to `Plan.dropped` with the reason: never run,
    never silently gone. If that leaves the matrix with nothing (or the conflict lies in `fixed`
    alone) it is an error instead, at `fixed` or `matrix`.
@@ -96,7 +96,7 @@ def _complete(point: Mapping[str, Value], base: Params) -> Params:
     """All parameters, in PARAMETERS order: the point's, else fixed or defaults; ops resolved."""
     merged = {**base, **point}
     params = {p.key: merged[p.key] for p in PARAMETERS}
-    params["ops"] = resolve_ops(int(params["ops"]), int(params["size"]))
+    params["ops"] = resolve_ops(int(params["ops"]), int(params["size"]), str(params["backing"]))
     return params
 
 

@@ -3,6 +3,11 @@
 The probe reports totals per phase over `ops` blocks; alloclab's metrics are those totals
 divided per block (`_per_op`) or per 4 KiB-or-whatever page touched (`_per_page`), so that
 scenarios with different inner-loop counts compare directly.
+
+Besides the phases, an iteration may carry observations: named whole numbers the probe reports
+when the scenario makes them meaningful (e.g. how much memory became transparent huge pages
+only when `thp` is set). OBSERVATIONS declares each once; the probe's output is checked against
+it (runner.probe) and each becomes one metric column (runner.frame), empty where not reported.
 """
 
 from __future__ import annotations
@@ -41,9 +46,45 @@ def _phase_metrics(phase: str) -> list[Metric]:
     ]
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A number the probe may report for an iteration, beside its phases, and its metric."""
+
+    name: str  # the key in the probe's "observations"
+    unit: str
+    description: str
+    per_op: bool = False  # a total over the blocks: the metric divides it by ops
+
+    @property
+    def metric(self) -> Metric:
+        if self.per_op:
+            return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block")
+        return Metric(self.name, self.unit, self.description)
+
+
+OBSERVATIONS: tuple[Observation, ...] = (
+    Observation("alignment_bytes", "bytes",
+                "alignment of the blocks: the largest power of two dividing every block's "
+                "address"),
+    Observation("anon_huge_bytes", "bytes",
+                "anonymous memory in transparent huge pages after first touch (AnonHugePages "
+                "growth; reported when thp is huge or nohuge)", per_op=True),
+    Observation("hugetlb_bytes", "bytes",
+                "hugetlb memory mapped after first touch, which the resident set does not "
+                "count (HugetlbPages growth; reported for mmap-hugetlb)", per_op=True),
+    Observation("protection_enforced", "0 or 1",
+                "1 when every forbidden access (a write; for protection none also a read) "
+                "faulted (reported for protection read and none)"),
+    Observation("mprotect_ns", "ns",
+                "time of mprotect from read-write to the scenario's protection (reported for "
+                "protection read and none)", per_op=True),
+)
+OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
+
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
     Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    *(o.metric for o in OBSERVATIONS),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 

@@ -10,7 +10,9 @@ from typing import Any, Literal
 from runner.parameters import BY_KEY, DEFAULTS, PARAMETERS, Value, scenario_memory_bytes
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
-Status = Literal["ok", "failed", "crashed", "timeout"]
+# "skipped": the machine lacks what the scenario needs (huge pages, an mlock limit...); the
+# reason is in stderr_tail, and no measurement was taken.
+Status = Literal["ok", "failed", "crashed", "timeout", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,12 @@ class Scenario:
     size_bytes: int
     sharing: str
     protection: str
-    populate: bool
+    populate: str
     access: str
     ops: int
     file_dir: str
+    thp: str
+    release: str
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -40,9 +44,11 @@ class Scenario:
         """Stable identity: a hash of the parameters that differ from their defaults.
 
         Leaving defaults out means a parameter added to the vocabulary later does not change
-        the id of scenarios that never set it, so stored results stay matched to their specs.
+        the id of scenarios that never set it, so stored results stay matched to their specs;
+        renamed values hash by their old spelling (Parameter.id_value) for the same reason.
         """
-        distinct = {k: v for k, v in self.params().items() if v != DEFAULTS[k] or k == "size"}
+        distinct = {k: BY_KEY[k].id_value(v) for k, v in self.params().items()
+                    if v != DEFAULTS[k] or k == "size"}
         canonical = json.dumps(distinct, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -53,12 +59,13 @@ class Scenario:
             value = self.params()[key]
             parameter = BY_KEY[key]
             text = parameter.format(value)
-            parts.append(f"{key}={text}" if parameter.kind in ("bool", "count") else text)
+            keyed = parameter.kind in ("bool", "count") or parameter.keyed_label
+            parts.append(f"{key}={text}" if keyed else text)
         return " ".join(parts)
 
     @property
     def memory_bytes(self) -> int:
-        return scenario_memory_bytes(self.size_bytes, self.ops)
+        return scenario_memory_bytes(self.size_bytes, self.ops, self.backing)
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,15 @@ class ProcessRecord:
     wall_s: float
     stderr_tail: str
     probe: dict[str, Any] | None
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why this machine could not measure the scenario, when the record is a skip: the
+        last stderr line after "skipped: " (from the probe or from runner.schedule)."""
+        if self.status != "skipped":
+            return None
+        lines = self.stderr_tail.strip().splitlines()
+        return lines[-1].split("skipped: ", 1)[-1] if lines else ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,10 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ProbeBuildError
+from runner.metrics import OBSERVATIONS_BY_NAME
 from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
 
-PROBE_VERSION = 1
+# 2: every iteration carries "observations"; --thp and --release; --populate is a choice.
+PROBE_VERSION = 2
+# The probe's exit status when the machine refuses something the scenario needs (no free huge
+# pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
+EXIT_SKIPPED = 4
 # No -Werror: a newer compiler's new warning must not stop a user from measuring. The tests
 # compile with -Werror to keep the source warning-free. -z now binds every libc symbol at
 # start-up, so the first malloc/memset/mmap call in a timed phase does not pay for lazy
@@ -34,7 +39,7 @@ CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Wl,-z,now")
 PROBE_SOURCE = "probe.c"
 PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
 OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
-ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases")
+ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases", "observations")
 _COMPILER_TIMEOUT_S = 120.0
 _ERROR_LINES = 8
 
@@ -145,7 +150,9 @@ def parse_probe_output(text: str) -> dict[str, Any]:
 
     The shape: {"probe_version", "libc": {"name", "version"}, "page_size_bytes", "file_fs"
     (str or null), "iterations": [{"warmup", "rss_before_bytes", "checksum",
-    "phases": {<PHASES>: {<PHASE_FIELDS>: int}}}]}. Counts are whole numbers >= 0.
+    "phases": {<PHASES>: {<PHASE_FIELDS>: int}}, "observations": {<name>: int, ...}}]}.
+    Counts are whole numbers >= 0; observation names are those of runner.metrics.OBSERVATIONS,
+    each present only when the scenario makes it meaningful.
     """
     try:
         data = json.loads(text)
@@ -179,7 +186,19 @@ def parse_probe_output(text: str) -> dict[str, Any]:
             _check_keys(iteration["phases"][phase], PHASE_FIELDS, f"{where}.phases.{phase}")
             for name in PHASE_FIELDS:
                 _check_count(iteration["phases"][phase], name, f"{where}.phases.{phase}")
+        _check_observations(iteration["observations"], f"{where}.observations")
     return data  # type: ignore[no-any-return]
+
+
+def _check_observations(value: object, where: str) -> None:
+    """Any subset of the known observations, each a whole number >= 0."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+    unknown = [str(name) for name in value if name not in OBSERVATIONS_BY_NAME]
+    if unknown:
+        raise ValueError(f"{where}: unknown {', '.join(unknown)}")
+    for name in value:
+        _check_count(value, name, where)
 
 
 def _check_keys(value: object, expected: tuple[str, ...], where: str) -> None:

@@ -136,7 +136,9 @@ def _parameter_schema(parameter: Parameter) -> Schema:
             return {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
                     "description": f"{description}; {SIZE_HINT}"}
         case "choice":
-            return {"enum": list(parameter.choices), "description": description}
+            # Aliases (populate: true/false) are accepted spellings, so the schema lists them.
+            return {"enum": [*parameter.choices, *(written for written, _ in parameter.aliases)],
+                    "description": description}
         case "bool":
             return {"type": "boolean", "description": description}
         case "count":

@@ -16,7 +16,7 @@ import pytest
 from runner.execute import PROBE_ENV, STDERR_TAIL_CHARS, run_process
 from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
-from runner.probe import ProbeBinary, build_probe, probe_argv
+from runner.probe import EXIT_SKIPPED, ProbeBinary, build_probe, probe_argv
 
 
 def fake_probe(tmp_path: Path, body: str, interpreter: str = "/bin/sh") -> list[str]:
@@ -70,6 +70,17 @@ def test_non_zero_exit_is_a_failure_with_its_code(tmp_path: Path) -> None:
     assert record.stderr_tail == "probe: mmap: Cannot allocate memory\n"
     assert (record.scenario_id, record.process_index) == ("abc", 3)
     assert record.wall_s > 0
+
+
+def test_exit_status_4_is_a_skip_with_the_reason(tmp_path: Path) -> None:
+    argv = fake_probe(tmp_path, 'echo "probe: skipped: mmap(MAP_HUGETLB): no huge pages" >&2\n'
+                                f"exit {EXIT_SKIPPED}")
+    record = run_process(argv, scenario_id="abc", process_index=3, timeout_s=10)
+    assert record.status == "skipped"
+    assert record.exit_code == EXIT_SKIPPED == 4
+    assert record.probe is None and record.signal is None
+    assert record.stderr_tail == "probe: skipped: mmap(MAP_HUGETLB): no huge pages\n"
+    assert record.skip_reason == "mmap(MAP_HUGETLB): no huge pages"
 
 
 def test_unreadable_output_is_a_failure_saying_why(tmp_path: Path) -> None:

@@ -1,11 +1,15 @@
 """Records -> DataFrame: one row per sample, per-op and per-page metrics derived correctly."""
 
+import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from runner.frame import COLUMNS, build_frame, measured
-from runner.store import load_run
+from runner.metrics import OBSERVATIONS
+from runner.store import StoredRun, load_run
 from tests.synthetic import write_synthetic_run
 
 
@@ -33,3 +37,41 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["first_touch_rss_growth_bytes_per_op"] == 65536
     assert row["free_rss_growth_bytes_per_op"] == -65536
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
+
+
+def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRun:
+    records = tuple(
+        replace(r, probe={**r.probe, "iterations": [
+            {**it, "observations": observations} for it in r.probe["iterations"]]})
+        if r.probe is not None else r
+        for r in run.records)
+    return replace(run, records=records)
+
+
+def test_observations_are_metric_columns_per_op_where_declared(tmp_path: Path,
+                                                               small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"alignment_bytes": 4096, "protection_enforced": 1, "mprotect_ns": 600}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 2
+    assert row["alignment_bytes"] == 4096
+    assert row["protection_enforced"] == 1
+    assert row["mprotect_ns_per_op"] == 300
+    assert math.isnan(row["anon_huge_bytes_per_op"])  # not reported: no value, not zero
+    assert {o.metric.name for o in OBSERVATIONS} <= set(frame.columns)
+
+
+def test_runs_stored_before_the_vocabulary_grew_still_load(tmp_path: Path,
+                                                           small_spec: Path) -> None:
+    """Probe version 1 runs: populate true/false, no thp or release, no observations."""
+    run_dir = write_synthetic_run(tmp_path, small_spec)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for scenario in manifest["scenarios"]:
+        params = scenario["params"]
+        del params["thp"], params["release"]
+        params["populate"] = False
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    frame = measured(build_frame(load_run(run_dir)))
+    assert set(frame["populate"]) == {"none"}
+    assert set(frame["thp"]) == {"default"} and set(frame["release"]) == {"auto"}
+    assert frame["alignment_bytes"].isna().all()

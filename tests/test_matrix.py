@@ -66,16 +66,16 @@ def test_points_are_completed_from_fixed_then_defaults() -> None:
 
 
 def test_exclude_removes_points_matching_all_its_keys() -> None:
-    spec = make_spec({"backing": ["mmap-anon", "mmap-file"], "populate": [False, True],
-                      "size": [4 * KiB, 1 * MiB]},
-                     exclude=[{"backing": "mmap-file", "populate": True}, {"size": 1 * MiB,
-                                                                           "populate": False}])
+    spec = make_spec({"backing": ["mmap-anon", "mmap-file"],
+                      "populate": ["none", "map-populate"], "size": [4 * KiB, 1 * MiB]},
+                     exclude=[{"backing": "mmap-file", "populate": "map-populate"},
+                              {"size": 1 * MiB, "populate": "none"}])
     plan = expand(spec)
     assert picked(plan.scenarios, "backing", "populate", "size") == [
-        ("mmap-anon", False, 4 * KiB),
-        ("mmap-anon", True, 4 * KiB),
-        ("mmap-anon", True, 1 * MiB),
-        ("mmap-file", False, 4 * KiB),
+        ("mmap-anon", "none", 4 * KiB),
+        ("mmap-anon", "map-populate", 4 * KiB),
+        ("mmap-anon", "map-populate", 1 * MiB),
+        ("mmap-file", "none", 4 * KiB),
     ]
     assert plan.dropped == (), "excluded points are not dropped points"
 
@@ -86,12 +86,13 @@ def test_exclude_matches_ops_auto_as_written() -> None:
 
 
 def test_impossible_points_are_dropped_with_their_reason() -> None:
-    plan = expand(make_spec({"backing": ["malloc", "mmap-anon"], "populate": [False, True]}))
+    plan = expand(make_spec({"backing": ["malloc", "mmap-anon"],
+                             "populate": ["none", "map-populate"]}))
     assert picked(plan.scenarios, "backing", "populate") == [
-        ("malloc", False), ("mmap-anon", False), ("mmap-anon", True)]
+        ("malloc", "none"), ("mmap-anon", "none"), ("mmap-anon", "map-populate")]
     (dropped,) = plan.dropped
     params = dict(dropped.params)
-    assert (params["backing"], params["populate"]) == ("malloc", True)
+    assert (params["backing"], params["populate"]) == ("malloc", "map-populate")
     assert [key for key, _ in dropped.params] == [p.key for p in PARAMETERS]
     assert params["ops"] == 4096, "dropped points are complete, ops resolved"
     assert dropped.reason == find_conflict(params)
@@ -156,16 +157,20 @@ def test_ids_do_not_change_between_versions() -> None:
     """Stored results are matched to scenarios by id: changing this hash orphans them."""
     (scenario,) = expand(make_spec({"size": [4 * KiB]})).scenarios
     assert scenario.id == "890ca67cc1bc"
+    # populate was true/false: the renamed value keeps the id it had as `populate: true`.
+    (populated,) = expand(make_spec({"size": [4 * KiB], "backing": ["mmap-anon"],
+                                     "populate": ["map-populate"]})).scenarios
+    assert populated.id == "bdc77336b87a"
 
 
 def test_label_keys_are_varying_axes_then_include_keys() -> None:
     spec = make_spec({"backing": ["mmap-anon"], "size": [4 * KiB, 1 * MiB],
-                      "populate": [False, True]},
+                      "populate": ["none", "map-populate"]},
                      include=[{"size": 64 * KiB, "sharing": "shared", "backing": "mmap-file"}])
     plan = expand(spec)
     assert plan.label_keys == ("size", "populate", "sharing", "backing")
-    assert plan.scenarios[0].label(plan.label_keys) == "4KiB populate=false private mmap-anon"
-    assert plan.scenarios[-1].label(plan.label_keys) == "64KiB populate=false shared mmap-file"
+    assert plan.scenarios[0].label(plan.label_keys) == "4KiB populate=none private mmap-anon"
+    assert plan.scenarios[-1].label(plan.label_keys) == "64KiB populate=none shared mmap-file"
 
 
 def test_label_keys_fall_back_to_every_axis_when_none_varies() -> None:
@@ -214,7 +219,7 @@ def test_no_scenario_left_is_an_error() -> None:
 
 
 def test_format_plan() -> None:
-    spec = make_spec({"backing": ["malloc", "mmap-anon"], "populate": [False, True],
+    spec = make_spec({"backing": ["malloc", "mmap-anon"], "populate": ["none", "map-populate"],
                       "size": [4 * KiB, 1 * GiB]},
                      exclude=[{"backing": "mmap-anon", "size": 1 * GiB}],
                      include=[{"backing": "calloc", "size": 1 * MiB}], processes=3)
@@ -222,16 +227,16 @@ def test_format_plan() -> None:
     ids = [scenario.id for scenario in plan.scenarios]
     assert format_plan(plan) == "\n".join([
         "t (t.yaml): 5 scenarios",
-        "  id            scenario                       memory",
-        f"  {ids[0]}  malloc populate=false 4KiB      16MiB",
-        f"  {ids[1]}  malloc populate=false 1GiB       1GiB",
-        f"  {ids[2]}  mmap-anon populate=false 4KiB   16MiB",
-        f"  {ids[3]}  mmap-anon populate=true 4KiB    16MiB",
-        f"  {ids[4]}  calloc populate=false 1MiB      16MiB",
+        "  id            scenario                              memory",
+        f"  {ids[0]}  malloc populate=none 4KiB              16MiB",
+        f"  {ids[1]}  malloc populate=none 1GiB               1GiB",
+        f"  {ids[2]}  mmap-anon populate=none 4KiB           16MiB",
+        f"  {ids[3]}  mmap-anon populate=map-populate 4KiB   16MiB",
+        f"  {ids[4]}  calloc populate=none 1MiB              16MiB",
         "dropped 2 combinations that cannot be measured:",
-        "  malloc populate=true 4KiB: backing malloc takes memory from the C heap, so populate: "
-        "true cannot apply (use an mmap backing, or populate: false)",
-        "  malloc populate=true 1GiB: backing malloc takes memory from the C heap, so populate: "
-        "true cannot apply (use an mmap backing, or populate: false)",
+        "  malloc populate=map-populate 4KiB: backing malloc takes memory from the C heap, so "
+        "populate: map-populate cannot apply (use an mmap backing, or populate: none)",
+        "  malloc populate=map-populate 1GiB: backing malloc takes memory from the C heap, so "
+        "populate: map-populate cannot apply (use an mmap backing, or populate: none)",
         "total: 5 scenarios, 3 processes each = 15 probe runs; peak memory 1GiB per process",
     ])

@@ -9,21 +9,28 @@ read() from a file in the page cache takes no major faults.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import os
+import resource
+import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner import preconditions
 from runner.errors import ProbeBuildError
 from runner.execute import run_process
 from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
 from runner.probe import (
     CFLAGS,
+    EXIT_SKIPPED,
     PROBE_VERSION,
     ProbeBinary,
     build_probe,
@@ -51,18 +58,19 @@ def scenario(**fields: Any) -> Scenario:
     return Scenario(**values)
 
 
-def measure(probe: ProbeBinary, s: Scenario, warmup: int = 0,
-            iterations: int = 1) -> dict[str, Any]:
+def measure(probe: ProbeBinary, s: Scenario, warmup: int = 0, iterations: int = 1,
+            env: dict[str, str] | None = None) -> dict[str, Any]:
     record = run_process(probe_argv(probe, s, warmup, iterations), scenario_id=s.id,
-                         process_index=0, timeout_s=60)
+                         process_index=0, timeout_s=60, extra_env=env)
     assert record.status == "ok", record.stderr_tail
     assert record.probe is not None
     return record.probe
 
 
-def measured(probe: ProbeBinary, s: Scenario, iterations: int = 1) -> list[dict[str, Any]]:
+def measured(probe: ProbeBinary, s: Scenario, iterations: int = 1,
+             env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The non-warm-up iterations."""
-    return [i for i in measure(probe, s, 0, iterations)["iterations"] if not i["warmup"]]
+    return [i for i in measure(probe, s, 0, iterations, env)["iterations"] if not i["warmup"]]
 
 
 def pattern_sums(size: int, ops: int) -> tuple[int, int]:
@@ -76,6 +84,16 @@ def pattern_sums(size: int, ops: int) -> tuple[int, int]:
         read_all += sum(data[8 * words:])
         read_page += sum(data[offset] for offset in range(0, size, PAGE))
     return read_all % 2**64, read_page
+
+
+@pytest.fixture
+def mlock_allowed(request: pytest.FixtureRequest) -> None:
+    """populate mlock of 16 MiB needs root or an RLIMIT_MEMLOCK that large."""
+    if request.node.callspec.params.get("populate") != "mlock":
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < N_PAGES * PAGE:
+        pytest.skip(f"mlock of 16 MiB is past RLIMIT_MEMLOCK ({soft} bytes) and not root")
 
 
 @pytest.fixture
@@ -103,14 +121,19 @@ def test_first_write_per_page_costs_one_minor_fault_and_one_resident_page(
 
 
 @pytest.mark.probe
-@pytest.mark.usefixtures("no_thp_always")
-def test_populate_moves_the_faults_into_allocate(probe: ProbeBinary) -> None:
-    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, populate=True)
+@pytest.mark.usefixtures("no_thp_always", "mlock_allowed")
+@pytest.mark.parametrize("populate", ["map-populate", "madv-populate-write", "mlock"])
+@pytest.mark.parametrize("backing", ["mmap-anon", "memfd"])
+def test_populate_moves_the_faults_into_allocate(probe: ProbeBinary, populate: str,
+                                                 backing: str) -> None:
+    s = scenario(backing=backing, size_bytes=N_PAGES * PAGE, populate=populate,
+                 sharing="shared" if backing == "memfd" else "private")
     (it,) = measured(probe, s)
     phases = it["phases"]
     assert phases["allocate"]["minor_faults"] >= 0.9 * N_PAGES
     assert phases["allocate"]["rss_bytes"] - it["rss_before_bytes"] >= 0.9 * N_PAGES * PAGE
     assert phases["first_touch"]["minor_faults"] < 0.05 * N_PAGES
+    assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
 
 
 @pytest.mark.probe
@@ -165,12 +188,20 @@ def test_mapping_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_pat
     ({"backing": "malloc", "access": "write-all"}, False),
     ({"backing": "malloc", "access": "read-page", "ops": 64, "size_bytes": 1000}, False),
     ({"backing": "calloc", "access": "write-page"}, False),
-    ({"backing": "mmap-anon", "access": "write-all", "populate": True}, False),
+    ({"backing": "mmap-anon", "access": "write-all", "populate": "map-populate"}, False),
     ({"backing": "mmap-anon", "access": "write-page", "sharing": "shared"}, False),
     ({"backing": "mmap-anon", "access": "none", "protection": "none"}, False),
     ({"backing": "mmap-file", "access": "write-page", "sharing": "shared"}, True),
-    ({"backing": "mmap-file", "access": "write-all", "populate": True}, True),
+    ({"backing": "mmap-file", "access": "write-all", "populate": "map-populate"}, True),
     ({"backing": "read-file", "access": "write-all"}, True),
+    ({"backing": "posix-memalign", "access": "write-all", "release": "malloc-trim"}, False),
+    ({"backing": "memfd", "access": "write-page", "sharing": "shared"}, False),
+    ({"backing": "memfd", "access": "read-all", "protection": "read"}, False),
+    ({"backing": "shm", "access": "write-all", "populate": "madv-populate-write"}, False),
+    ({"backing": "shm", "access": "none", "protection": "none", "sharing": "shared"}, False),
+    ({"backing": "mmap-anon", "access": "write-page", "thp": "huge", "release": "madv-free"},
+     False),
+    ({"backing": "mmap-file", "access": "read-page", "release": "madv-dontneed"}, True),
 ])
 def test_each_backing_runs(probe: ProbeBinary, tmp_path: Path, fields: dict[str, Any],
                            expect_fs: bool) -> None:
@@ -244,6 +275,233 @@ def test_written_memory_is_read_by_nobody_but_still_written(probe: ProbeBinary) 
         0.9 * N_PAGES * PAGE
 
 
+# --- backings: posix-memalign, memfd, shm, hugetlb ------------------------------------------
+
+@pytest.mark.probe
+def test_posix_memalign_blocks_are_page_aligned_and_malloc_blocks_are_not(
+        probe: ProbeBinary) -> None:
+    def alignment(backing: str) -> int:
+        (it,) = measured(probe, scenario(backing=backing, size_bytes=1000, ops=8))
+        return int(it["observations"]["alignment_bytes"])
+
+    assert alignment("posix-memalign") % PAGE == 0
+    assert alignment("malloc") < PAGE  # a 16-byte aligned chunk after its header
+    assert alignment("mmap-anon") % PAGE == 0
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+@pytest.mark.parametrize("backing", ["memfd", "shm"])
+def test_shared_memory_files_fault_per_page_and_munmap_returns_them(
+        probe: ProbeBinary, backing: str, sharing: str) -> None:
+    s = scenario(backing=backing, sharing=sharing, size_bytes=N_PAGES * PAGE // 4, ops=4)
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        assert 0.9 * N_PAGES <= phases["first_touch"]["minor_faults"] <= 1.1 * N_PAGES
+        growth = phases["first_touch"]["rss_bytes"] - it["rss_before_bytes"]
+        assert 0.9 * N_PAGES * PAGE <= growth <= 1.1 * N_PAGES * PAGE
+        # Each block was the last reference to its file: unmapping it frees the pages.
+        assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
+        assert it["observations"]["alignment_bytes"] % PAGE == 0
+    if backing == "shm":  # each name was unlinked right after shm_open
+        assert not list(Path("/dev/shm").glob("alloclab-*"))
+
+
+HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
+
+
+@pytest.fixture
+def huge_page_lock() -> Iterator[None]:
+    """Test runs of other checkouts on this machine take turns with the huge page pool."""
+    with open("/tmp/alloclab-tests-hugepages.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def reserved_huge_pages(huge_page_lock: None) -> Iterator[int]:
+    """8 more 2 MiB huge pages reserved for the test, and given back after it."""
+    nr = HUGEPAGES / "nr_hugepages"
+    if not nr.exists() or os.geteuid() != 0:
+        pytest.skip("reserving huge pages needs root and 2 MiB hugetlb pages")
+    before = int(nr.read_text())
+    try:
+        nr.write_text(str(before + 8))
+        if (preconditions.read_facts().free_huge_pages or 0) < 8:
+            pytest.skip("the kernel could not reserve 8 huge pages (memory fragmented?)")
+        yield 8
+    finally:
+        nr.write_text(str(before))
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("populate", ["none", "map-populate"])
+def test_hugetlb_blocks_fault_once_per_huge_page(probe: ProbeBinary, reserved_huge_pages: int,
+                                                 populate: str) -> None:
+    # 4 blocks of 3 MB: each takes two 2 MiB pages, 8 in all.
+    s = scenario(backing="mmap-hugetlb", size_bytes=3_000_000, ops=4, populate=populate)
+    assert preconditions.check_preconditions(s, preconditions.read_facts()) is None
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        faulting = "allocate" if populate == "map-populate" else "first_touch"
+        # one fault per huge page, not one per small page (2930 of them)
+        assert reserved_huge_pages <= phases[faulting]["minor_faults"] <= reserved_huge_pages + 4
+        assert it["observations"]["hugetlb_bytes"] == 4 * (4 << 20)
+        assert it["observations"]["alignment_bytes"] % (2 << 20) == 0
+        # hugetlb pages are not counted in the resident set
+        assert phases["first_touch"]["rss_bytes"] - it["rss_before_bytes"] < 1 * MIB
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("huge_page_lock")
+def test_hugetlb_without_enough_free_huge_pages_is_skipped_with_the_reason(
+        probe: ProbeBinary) -> None:
+    available = preconditions.read_facts().free_huge_pages
+    if available is None:
+        pytest.skip("no 2 MiB hugetlb pages in this kernel")
+    s = scenario(backing="mmap-hugetlb", size_bytes=2 << 20, ops=available + 1)
+    assert "free 2 MiB huge pages" in str(
+        preconditions.check_preconditions(s, preconditions.read_facts()))
+    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60)
+    assert record.status == "skipped", record.stderr_tail
+    assert record.exit_code == EXIT_SKIPPED and record.probe is None
+    assert record.stderr_tail.startswith("probe: skipped: mmap(MAP_HUGETLB): not enough free")
+    assert record.stderr_tail.count("\n") == 1
+
+
+@pytest.mark.probe
+def test_mlock_past_the_limit_is_skipped_with_the_reason(probe: ProbeBinary,
+                                                         tmp_path: Path) -> None:
+    """As an ordinary user (root is exempt), mlock of more than RLIMIT_MEMLOCK is refused."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or soft == resource.RLIM_INFINITY:
+        pytest.skip("needs root, setpriv and a finite RLIMIT_MEMLOCK to run as another user")
+    size = -(-(soft + 1) // PAGE) * PAGE
+    s = scenario(backing="mmap-anon", size_bytes=size, populate="mlock")
+    user = dataclasses.replace(preconditions.read_facts(), euid=65534)
+    assert "past RLIMIT_MEMLOCK" in str(preconditions.check_preconditions(s, user))
+    shared = tmp_path / "shared"  # a directory the other user may enter
+    shared.mkdir()
+    shared.chmod(0o755)
+    binary = shutil.copy(probe.path, shared / "probe")
+    argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(binary),
+            *probe_argv(probe, s, 0, 1)[1:]]
+    tmp_path.chmod(0o755)
+    record = run_process(argv, scenario_id=s.id, process_index=0, timeout_s=60)
+    assert record.status == "skipped", record.stderr_tail
+    assert record.stderr_tail.startswith("probe: skipped: mlock: Cannot allocate memory "
+                                         f"(RLIMIT_MEMLOCK is {soft} bytes")
+
+
+# --- transparent huge pages ------------------------------------------------------------------
+
+def _thp_enabled() -> str | None:
+    return preconditions.read_facts().thp_enabled
+
+
+@pytest.mark.probe
+def test_thp_huge_backs_a_block_with_huge_pages(probe: ProbeBinary) -> None:
+    if _thp_enabled() not in ("madvise", "always"):
+        pytest.skip(f"THP enabled is {_thp_enabled()}: MADV_HUGEPAGE cannot take effect")
+    pages = 64 * MIB // PAGE
+    s = scenario(backing="mmap-anon", size_bytes=64 * MIB, thp="huge")
+    for it in measured(probe, s, 2):
+        huge_bytes = it["observations"]["anon_huge_bytes"]
+        assert it["observations"]["alignment_bytes"] % (2 << 20) == 0
+        assert 0 < huge_bytes <= 64 * MIB
+        # One fault per huge page, one per small page elsewhere: far fewer than pages.
+        huge_pages = huge_bytes // (2 << 20)
+        small_pages = pages - huge_bytes // PAGE
+        faults = it["phases"]["first_touch"]["minor_faults"]
+        assert faults <= small_pages + huge_pages + 16
+        assert faults < pages // 4, "most of the block should be huge on an idle machine"
+
+
+@pytest.mark.probe
+def test_thp_nohuge_keeps_small_pages(probe: ProbeBinary) -> None:
+    pages = 64 * MIB // PAGE
+    s = scenario(backing="mmap-anon", size_bytes=64 * MIB, thp="nohuge")
+    (it,) = measured(probe, s)
+    assert it["observations"]["anon_huge_bytes"] == 0
+    assert it["observations"]["alignment_bytes"] % (2 << 20) == 0
+    assert 0.9 * pages <= it["phases"]["first_touch"]["minor_faults"] <= 1.1 * pages
+
+
+@pytest.mark.probe
+def test_thp_default_reports_no_huge_page_observation(probe: ProbeBinary) -> None:
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
+    assert set(it["observations"]) == {"alignment_bytes"}
+
+
+# --- protection: enforcement and the cost of mprotect ----------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["mmap-anon", "mmap-file", "memfd", "shm"])
+@pytest.mark.parametrize(("protection", "access"), [("read", "read-page"), ("none", "none")])
+def test_forbidden_accesses_fault_and_are_reported_not_fatal(
+        probe: ProbeBinary, tmp_path: Path, backing: str, protection: str, access: str) -> None:
+    s = scenario(backing=backing, protection=protection, access=access, size_bytes=4 * PAGE,
+                 ops=16, file_dir=str(tmp_path))
+    for it in measured(probe, s, 2):
+        assert it["observations"]["protection_enforced"] == 1
+        assert "mprotect_ns" in it["observations"]
+
+
+@pytest.mark.probe
+def test_read_write_memory_reports_no_protection_observations(probe: ProbeBinary) -> None:
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
+    assert "protection_enforced" not in it["observations"]
+    assert "mprotect_ns" not in it["observations"]
+
+
+# --- releasing memory ------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_madv_dontneed_returns_the_pages_of_private_anonymous_memory(
+        probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, release="madv-dontneed")
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        assert phases["second_pass"]["rss_bytes"] - it["rss_before_bytes"] >= \
+            0.9 * N_PAGES * PAGE
+        assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_madv_free_leaves_the_pages_resident_without_memory_pressure(
+        probe: ProbeBinary) -> None:
+    """MADV_FREE only marks the pages lazily freeable: with memory to spare, the kernel keeps
+    them mapped and counted in RSS until the munmap after the phase."""
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, release="madv-free")
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        assert phases["free"]["rss_bytes"] - it["rss_before_bytes"] >= 0.9 * N_PAGES * PAGE
+        assert it["rss_before_bytes"] <= phases["second_pass"]["rss_bytes"]
+
+
+@pytest.mark.probe
+def test_malloc_trim_returns_freed_heap_pages_that_free_keeps(probe: ProbeBinary) -> None:
+    """256 blocks of 64 KiB come from the heap (under the 128 KiB mmap threshold). Freeing
+    them all merges them into the heap top, which glibc trims by itself once it exceeds the
+    trim threshold; raised to 1 GiB here, free keeps the 16 MiB and malloc_trim returns it."""
+    env = {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1073741824"}
+    size, ops = 64 * 1024, 256
+
+    def kept_after_free(release: str, tunables: dict[str, str] | None) -> float:
+        (it,) = measured(probe, scenario(backing="malloc", size_bytes=size, ops=ops,
+                                         release=release), env=tunables)
+        return float(it["phases"]["free"]["rss_bytes"] - it["rss_before_bytes"])
+
+    assert kept_after_free("free", env) >= 0.9 * size * ops
+    assert kept_after_free("malloc-trim", env) <= 1 * MIB
+    assert kept_after_free("free", None) <= 1 * MIB  # the default threshold trims by itself
+
+
 # --- the command line and exit statuses -----------------------------------------------------
 
 def _run_raw(probe: ProbeBinary, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -253,8 +511,9 @@ def _run_raw(probe: ProbeBinary, args: list[str]) -> subprocess.CompletedProcess
 
 def _good_args(**overrides: str) -> list[str]:
     args = {"backing": "malloc", "size_bytes": "4096", "sharing": "private",
-            "protection": "read-write", "populate": "0", "access": "write-page", "ops": "1",
-            "file_dir": "/tmp", "warmup": "0", "iterations": "1", **overrides}
+            "protection": "read-write", "populate": "none", "access": "write-page", "ops": "1",
+            "file_dir": "/tmp", "thp": "default", "release": "auto", "warmup": "0",
+            "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -277,7 +536,12 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(size_bytes="-1"),
     _good_args(ops="0"),  # 'auto' must be resolved before the probe runs
     _good_args(populate="yes"),
+    _good_args(populate="1"),  # the probe takes the choice; true/false are spec aliases only
     _good_args(iterations="0"),
+    _good_args(release="munmap"),  # heap memory must never reach munmap
+    _good_args(backing="mmap-anon", release="malloc-trim"),
+    _good_args(thp="huge"),  # thp is for mmap-anon
+    _good_args(thp="always"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -299,12 +563,12 @@ def test_failing_system_call_exits_3_naming_it(probe: ProbeBinary, tmp_path: Pat
 
 @pytest.mark.probe
 def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
-    s = scenario(backing="mmap-anon", populate=True, ops=7, size_bytes=8192)
+    s = scenario(backing="mmap-anon", populate="map-populate", ops=7, size_bytes=8192)
     argv = probe_argv(probe, s, warmup=2, iterations=3)
     assert argv[0] == str(probe.path)
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(PARAMETERS, [
-        "mmap-anon", "8192", "private", "read-write", "1", "write-page", "7", "/tmp"],
-        strict=True)] + ["--warmup=2", "--iterations=3"]
+        "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
+        "default", "auto"], strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
 # --- building -------------------------------------------------------------------------------
@@ -368,7 +632,8 @@ def _sample_output() -> dict[str, Any]:
     return {"probe_version": PROBE_VERSION, "libc": {"name": "glibc", "version": "2.36"},
             "page_size_bytes": 4096, "file_fs": None,
             "iterations": [{"warmup": False, "rss_before_bytes": 0, "checksum": 2**64 - 1,
-                            "phases": {p: dict(phase) for p in PHASES}}]}
+                            "phases": {p: dict(phase) for p in PHASES},
+                            "observations": {"alignment_bytes": 16, "mprotect_ns": 0}}]}
 
 
 def test_parse_accepts_the_documented_shape() -> None:
@@ -387,6 +652,11 @@ def test_parse_accepts_the_documented_shape() -> None:
      r"iterations\[0\].phases.free.ns: expected a whole number >= 0, got -1"),
     (lambda d: d["iterations"][0]["phases"]["allocate"].update(minor_faults=1.5), "1.5"),
     (lambda d: d["iterations"][0].update(checksum=True), "checksum"),
+    (lambda d: d["iterations"][0].pop("observations"), "missing observations"),
+    (lambda d: d["iterations"][0].update(observations=[]), "observations: expected an object"),
+    (lambda d: d["iterations"][0]["observations"].update(colour=1), "unknown colour"),
+    (lambda d: d["iterations"][0]["observations"].update(mprotect_ns=-5),
+     r"observations.mprotect_ns: expected a whole number >= 0, got -5"),
 ])
 def test_parse_rejects_anything_off(mutate: Any, message: str) -> None:
     data = _sample_output()

@@ -62,7 +62,8 @@ def test_schema_follows_parameters_and_metrics() -> None:
     assert chart["x"]["enum"] == keys
     for parameter in PARAMETERS:
         if parameter.choices:
-            assert schema["$defs"][parameter.key]["enum"] == list(parameter.choices)
+            aliases = [written for written, _ in parameter.aliases]
+            assert schema["$defs"][parameter.key]["enum"] == [*parameter.choices, *aliases]
         assert parameter.help in schema["$defs"][parameter.key]["description"]
 
 

@@ -61,9 +61,9 @@ def test_brief_example_is_read_completely() -> None:
                              "malloc vs mmap?")
     assert spec.matrix == (("size", (4096, 1 << 20, 1 << 30)),
                            ("backing", ("malloc", "mmap-anon")),
-                           ("populate", (False, True)))
+                           ("populate", ("none", "map-populate")))
     assert spec.fixed == (("access", "write-page"),)
-    assert spec.exclude == ((("backing", "malloc"), ("populate", True)),)
+    assert spec.exclude == ((("backing", "malloc"), ("populate", "map-populate")),)
     assert spec.include == ((("backing", "calloc"), ("size", 1 << 20)),)
     assert spec.repetitions == Repetitions(processes=5, warmup=0, iterations=1)
     assert spec.timeout_s == 120.0
@@ -93,7 +93,7 @@ def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("written", "parsed"), [
     ("fixed: {ops: auto}", (("ops", 0),)),
-    ("fixed: {ops: 12, populate: false}", (("ops", 12), ("populate", False))),
+    ("fixed: {ops: 12, populate: false}", (("ops", 12), ("populate", "none"))),
     ("fixed: {size: 8192}", None),
     ("fixed: {file_dir: /dev/shm}", (("file_dir", "/dev/shm"),)),
 ])
@@ -199,5 +199,5 @@ def test_parse_spec_validates_text_without_a_file() -> None:
         parse_spec(text, "run/manifest.json#spec")
     assert str(info.value) == (
         "run/manifest.json#spec:7: include[0]: backing malloc takes memory from the C heap, so "
-        "populate: true cannot apply (use an mmap backing, or populate: false)")
+        "populate: map-populate cannot apply (use an mmap backing, or populate: none)")
     assert parse_spec(spec_text(), "x").matrix == (("size", (4096, 1 << 20)),)

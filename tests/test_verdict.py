@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from runner.model import CheckSpec
+from runner.parameters import PARAMETERS
 from runner.verdict import Comparison, conclude, evaluate, judge
 
 LABEL_KEYS = ("backing", "size")
 SIZES = (4096, 1 << 20, 1 << 30)
 SCENARIOS = [
     {"id": f"{backing}-{size}", "label": f"{backing} {size}",
-     "params": {"backing": backing, "size_bytes": size, "sharing": "private",
-                "protection": "read-write", "populate": False, "access": "write-page",
-                "ops": 1, "file_dir": "/tmp"}}
+     "params": {**{p.field: p.default for p in PARAMETERS}, "backing": backing,
+                "size_bytes": size}}
     for backing in ("malloc", "mmap-anon") for size in SIZES
 ]
 CHECK = CheckSpec(claim="mmap is cheaper than malloc", metric="total_ns_per_op",

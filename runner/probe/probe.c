@@ -4,11 +4,16 @@
  * Each iteration runs four timed phases over `ops` blocks: allocate, first_touch, second_pass
  * and free. Every phase is timed with CLOCK_MONOTONIC around exactly the work; page faults
  * (getrusage) and the resident set (/proc/self/statm) are read just outside the timed window.
+ * Outside the phases too, an iteration records observations where the scenario makes them
+ * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
+ * forbidden access faulted and what mprotect costs (protection read or none).
  * The Python side (runner/probe.py) builds this file, writes its command line and reads its
- * output; the output format is defined there and here, and PROBE_VERSION ties the two.
+ * output; the output format is defined there and here, and PROBE_VERSION ties the two; the
+ * observation names are declared in runner/metrics.py.
  *
  * Exit status: 0 with the JSON on stdout; 2 for a bad command line; 3 when a system call
- * fails (stderr names the call and the reason).
+ * fails (stderr names the call and the reason); 4 when the machine refuses something the
+ * scenario needs, such as huge pages or an mlock limit (stderr: "probe: skipped: <reason>").
  *
  * The probe itself never calls malloc before printing its result: its own buffers come from
  * mmap, so glibc's heap (and its dynamic mmap threshold) is exactly that of a fresh program
@@ -19,6 +24,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,9 +42,16 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 1
+#define PROBE_VERSION 2
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
+#define EXIT_SKIPPED 4
+
+/* hugetlb blocks are whole 2 MiB pages; THP blocks start on a 2 MiB boundary. */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
 
 /* The file behind file backings is written in chunks of this size from an mmap'd buffer. */
 #define FILL_CHUNK_BYTES ((size_t)1 << 20)
@@ -48,10 +63,12 @@
 /* ------------------------------------------------------------------------------------------ */
 /* The command line                                                                           */
 
-enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_MMAP_ANON, BACKING_MMAP_FILE,
-               BACKING_READ_FILE, BACKING_COUNT };
+enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_POSIX_MEMALIGN, BACKING_MMAP_ANON,
+               BACKING_MMAP_FILE, BACKING_READ_FILE, BACKING_MEMFD, BACKING_SHM,
+               BACKING_MMAP_HUGETLB, BACKING_COUNT };
 static const char *const BACKING_NAMES[BACKING_COUNT] = {
-    "malloc", "calloc", "mmap-anon", "mmap-file", "read-file"};
+    "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
+    "mmap-hugetlb"};
 
 enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
               ACCESS_READ_ALL, ACCESS_COUNT };
@@ -66,22 +83,39 @@ static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "re
 static const int PROTECTION_BITS[PROTECTION_COUNT] = {PROT_READ | PROT_WRITE, PROT_READ,
                                                       PROT_NONE};
 
+enum populate { POPULATE_NONE, POPULATE_MAP_POPULATE, POPULATE_MADV_POPULATE_WRITE,
+                POPULATE_MLOCK, POPULATE_COUNT };
+static const char *const POPULATE_NAMES[POPULATE_COUNT] = {
+    "none", "map-populate", "madv-populate-write", "mlock"};
+
+enum thp { THP_DEFAULT, THP_HUGE, THP_NOHUGE, THP_COUNT };
+static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
+
+/* RELEASE_AUTO is resolved while parsing: free for heap backings, munmap for mappings. */
+enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED,
+               RELEASE_MADV_FREE, RELEASE_MALLOC_TRIM, RELEASE_COUNT };
+static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
+    "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim"};
+
 /* Argument names are the Scenario field names of runner/parameters.py, plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
-              OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WARMUP,
+              OPT_ITERATIONS, OPT_COUNT };
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate",
-    "access", "ops", "file_dir", "warmup", "iterations"};
+    "access", "ops", "file_dir", "thp", "release", "warmup", "iterations"};
 
 struct scenario {
     enum backing backing;
     size_t size_bytes;
-    enum sharing sharing;       /* mmap backings only */
-    enum protection protection; /* mmap backings only */
-    int populate;               /* mmap backings only: MAP_POPULATE */
+    enum sharing sharing;       /* mapping backings only */
+    enum protection protection; /* mapping backings only */
+    enum populate populate;     /* mapping backings only */
     enum access access;
     size_t ops;
     const char *file_dir; /* file backings only */
+    enum thp thp;         /* mmap-anon only */
+    enum release release; /* never RELEASE_AUTO once parsed */
     size_t warmup;
     size_t iterations;
 };
@@ -95,10 +129,25 @@ static void usage_error(const char *format, ...)
     fputs("probe: ", stderr);
     vfprintf(stderr, format, args);
     va_end(args);
-    fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=0|1"
-          " --access=A --ops=N --file_dir=DIR --warmup=N --iterations=N\n",
+    fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
+          " --access=A --ops=N --file_dir=DIR --thp=T --release=R --warmup=N --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
+}
+
+/* The machine refuses something the scenario needs: not a failure of the probe, a scenario
+ * this machine cannot measure. The Python side records it as skipped, with this reason. */
+static void skip(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void skip(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("probe: skipped: ", stderr);
+    vfprintf(stderr, format, args);
+    va_end(args);
+    fputc('\n', stderr);
+    exit(EXIT_SKIPPED);
 }
 
 /* A failing system call ends the run: the Python side records the process as failed. */
@@ -131,6 +180,33 @@ static size_t parse_count(enum option option, const char *text, size_t minimum)
     if (value < minimum)
         usage_error("--%s must be at least %zu", OPTION_NAMES[option], minimum);
     return (size_t)value;
+}
+
+static int is_file_backing(enum backing backing)
+{
+    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE;
+}
+
+/* Heap backings get their memory from malloc and friends; the others map one block each. */
+static int is_heap_backing(enum backing backing)
+{
+    return backing == BACKING_MALLOC || backing == BACKING_CALLOC ||
+           backing == BACKING_POSIX_MEMALIGN || backing == BACKING_READ_FILE;
+}
+
+/* runner/parameters.py refuses every combination that makes no sense; these few would make
+ * the probe hand heap memory to munmap (or the reverse), so it refuses them too. */
+static void check_combination(struct scenario *s)
+{
+    int heap = is_heap_backing(s->backing);
+    if (s->release == RELEASE_AUTO)
+        s->release = heap ? RELEASE_FREE : RELEASE_MUNMAP;
+    int heap_release = s->release == RELEASE_FREE || s->release == RELEASE_MALLOC_TRIM;
+    if (heap != heap_release)
+        usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
+                    BACKING_NAMES[s->backing]);
+    if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
+        usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
 }
 
 /* Every option is required and given once as --name=value: a caller that forgets one gets
@@ -167,23 +243,22 @@ static struct scenario parse_arguments(int argc, char **argv)
                                            SHARING_COUNT);
     s.protection = (enum protection)parse_choice(OPT_PROTECTION, values[OPT_PROTECTION],
                                                  PROTECTION_NAMES, PROTECTION_COUNT);
-    static const char *const BOOLEAN_NAMES[] = {"0", "1"};
-    s.populate = parse_choice(OPT_POPULATE, values[OPT_POPULATE], BOOLEAN_NAMES, 2);
+    s.populate = (enum populate)parse_choice(OPT_POPULATE, values[OPT_POPULATE],
+                                             POPULATE_NAMES, POPULATE_COUNT);
     s.access = (enum access)parse_choice(OPT_ACCESS, values[OPT_ACCESS], ACCESS_NAMES,
                                          ACCESS_COUNT);
     /* ops 0 means 'auto' in a spec; the runner resolves it before starting the probe. */
     s.ops = parse_count(OPT_OPS, values[OPT_OPS], 1);
     s.file_dir = values[OPT_FILE_DIR];
+    s.thp = (enum thp)parse_choice(OPT_THP, values[OPT_THP], THP_NAMES, THP_COUNT);
+    s.release = (enum release)parse_choice(OPT_RELEASE, values[OPT_RELEASE], RELEASE_NAMES,
+                                           RELEASE_COUNT);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
         usage_error("too many iterations");
+    check_combination(&s);
     return s;
-}
-
-static int is_file_backing(enum backing backing)
-{
-    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -312,8 +387,11 @@ struct blocks {
     unsigned char **at; /* ops pointers, in scratch memory */
     size_t ops;
     size_t size_bytes;
+    size_t map_bytes;    /* length of each block's mapping: size_bytes, rounded up for hugetlb
+                            (whole huge pages) and thp (whole pages) */
     size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
-    int fd;              /* the data file, or -1 */
+    size_t page_bytes;
+    int fd; /* the data file, or -1 */
 };
 
 static void allocate_malloc(const struct blocks *b)
@@ -334,21 +412,150 @@ static void allocate_calloc(const struct blocks *b)
     }
 }
 
-/* mmap-anon and mmap-file differ only in the flags and the file. */
-static void allocate_mmap(const struct blocks *b, const struct scenario *s)
+/* Aligned to the page, so that no block shares a page with another block's header. */
+static void allocate_posix_memalign(const struct blocks *b)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        void *p;
+        int error = posix_memalign(&p, b->page_bytes, b->size_bytes);
+        if (error != 0) {
+            errno = error;
+            system_error("posix_memalign");
+        }
+        b->at[i] = p;
+    }
+}
+
+/* The mmap flags of every block of a mapping backing. */
+static int map_flags(const struct scenario *s)
 {
     int flags = s->sharing == SHARING_SHARED ? MAP_SHARED : MAP_PRIVATE;
-    if (s->populate)
+    if (s->populate == POPULATE_MAP_POPULATE)
         flags |= MAP_POPULATE;
-    if (s->backing == BACKING_MMAP_ANON)
+    if (s->backing == BACKING_MMAP_ANON || s->backing == BACKING_MMAP_HUGETLB)
         flags |= MAP_ANONYMOUS;
-    int protection = PROTECTION_BITS[s->protection];
+    if (s->backing == BACKING_MMAP_HUGETLB)
+        flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+    return flags;
+}
+
+static unsigned char *map_block(const struct blocks *b, const struct scenario *s, int flags,
+                                int fd, off_t offset)
+{
+    void *p = mmap(NULL, b->map_bytes, PROTECTION_BITS[s->protection], flags, fd, offset);
+    if (p == MAP_FAILED) {
+        if (s->backing == BACKING_MMAP_HUGETLB && errno == ENOMEM)
+            skip("mmap(MAP_HUGETLB): not enough free 2 MiB huge pages for %zu blocks of %zu "
+                 "bytes (reserve them in /proc/sys/vm/nr_hugepages)", b->ops, b->map_bytes);
+        if (s->backing == BACKING_MMAP_HUGETLB && errno == EINVAL)
+            skip("mmap(MAP_HUGETLB): this kernel offers no 2 MiB huge pages");
+        system_error("mmap");
+    }
+    return p;
+}
+
+/* A block starting on a 2 MiB boundary, with its THP advice: map 2 MiB more than needed and
+ * unmap the unaligned head and the rest of the tail, so the block is one mapping of exactly
+ * map_bytes (which unmap_blocks unmaps like any other). */
+static unsigned char *map_thp_block(const struct blocks *b, const struct scenario *s, int flags)
+{
+    size_t span = b->map_bytes + HUGE_PAGE_BYTES;
+    unsigned char *raw = mmap(NULL, span, PROTECTION_BITS[s->protection], flags, -1, 0);
+    if (raw == MAP_FAILED)
+        system_error("mmap");
+    uintptr_t aligned = ((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+    unsigned char *block = (unsigned char *)aligned;
+    size_t head = (size_t)(block - raw), tail = span - head - b->map_bytes;
+    if (head > 0 && munmap(raw, head) != 0)
+        system_error("munmap");
+    if (tail > 0 && munmap(block + b->map_bytes, tail) != 0)
+        system_error("munmap");
+    int advice = s->thp == THP_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
+    if (madvise(block, b->map_bytes, advice) != 0) {
+        if (errno == EINVAL)
+            skip("madvise(MADV_%sHUGEPAGE): this kernel has no transparent huge pages",
+                 s->thp == THP_HUGE ? "" : "NO");
+        system_error("madvise");
+    }
+    return block;
+}
+
+/* populate: madv-populate-write and mlock fault the block in after mmap, inside allocate
+ * (map-populate is a flag of mmap itself). */
+static void populate_block(const struct scenario *s, unsigned char *p, size_t length)
+{
+    if (s->populate == POPULATE_MADV_POPULATE_WRITE &&
+        madvise(p, length, MADV_POPULATE_WRITE) != 0) {
+        if (errno == EINVAL)
+            skip("madvise(MADV_POPULATE_WRITE): not supported here (Linux 5.14 or later has it)");
+        system_error("madvise(MADV_POPULATE_WRITE)");
+    }
+    if (s->populate == POPULATE_MLOCK && mlock(p, length) != 0) {
+        int error = errno;
+        struct rlimit limit;
+        if ((error == ENOMEM || error == EPERM) && getrlimit(RLIMIT_MEMLOCK, &limit) == 0)
+            skip("mlock: %s (RLIMIT_MEMLOCK is %llu bytes; raise `ulimit -l` or run as root)",
+                 strerror(error), (unsigned long long)limit.rlim_cur);
+        errno = error;
+        system_error("mlock");
+    }
+}
+
+/* mmap-anon, mmap-file and mmap-hugetlb differ only in the flags and the file. */
+static void allocate_mmap(const struct blocks *b, const struct scenario *s)
+{
+    int flags = map_flags(s);
     for (size_t i = 0; i < b->ops; i++) {
         off_t offset = s->backing == BACKING_MMAP_FILE ? (off_t)(i * b->stride_bytes) : 0;
-        void *p = mmap(NULL, b->size_bytes, protection, flags, b->fd, offset);
-        if (p == MAP_FAILED)
-            system_error("mmap");
+        unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, b->fd, offset)
+                                                 : map_thp_block(b, s, flags);
+        populate_block(s, p, b->map_bytes);
         b->at[i] = p;
+    }
+}
+
+/* memfd and shm: a shared-memory file of its own per block, sized and mapped; the mapping
+ * keeps the file alive, so the descriptor is closed at once. */
+static unsigned char *map_memory_file(const struct blocks *b, const struct scenario *s,
+                                      int flags, int fd)
+{
+    if (ftruncate(fd, (off_t)b->map_bytes) != 0)
+        system_error("ftruncate");
+    unsigned char *p = map_block(b, s, flags, fd, 0);
+    populate_block(s, p, b->map_bytes);
+    if (close(fd) != 0)
+        system_error("close");
+    return p;
+}
+
+static void allocate_memfd(const struct blocks *b, const struct scenario *s)
+{
+    int flags = map_flags(s);
+    for (size_t i = 0; i < b->ops; i++) {
+        int fd = memfd_create("alloclab", MFD_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOSYS)
+                skip("memfd_create: this kernel does not have it (Linux 3.17 or later has)");
+            system_error("memfd_create");
+        }
+        b->at[i] = map_memory_file(b, s, flags, fd);
+    }
+}
+
+/* POSIX shared memory: a name in /dev/shm, unlinked at once so a crash leaves nothing. */
+static void allocate_shm(const struct blocks *b, const struct scenario *s)
+{
+    int flags = map_flags(s);
+    long pid = (long)getpid();
+    char name[64];
+    for (size_t i = 0; i < b->ops; i++) {
+        snprintf(name, sizeof name, "/alloclab-%ld-%zu", pid, i);
+        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            system_error("shm_open");
+        if (shm_unlink(name) != 0)
+            system_error("shm_unlink");
+        b->at[i] = map_memory_file(b, s, flags, fd);
     }
 }
 
@@ -369,11 +576,23 @@ static void free_heap(const struct blocks *b)
         free(b->at[i]);
 }
 
-static void free_mmap(const struct blocks *b)
+static void unmap_blocks(const struct blocks *b)
 {
     for (size_t i = 0; i < b->ops; i++)
-        if (munmap(b->at[i], b->size_bytes) != 0)
+        if (munmap(b->at[i], b->map_bytes) != 0)
             system_error("munmap");
+}
+
+/* MADV_DONTNEED / MADV_FREE: the pages go back (or may go back), the mappings stay. */
+static void advise_blocks(const struct blocks *b, int advice, const char *name)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        if (madvise(b->at[i], b->map_bytes, advice) != 0) {
+            if (errno == EINVAL)
+                skip("madvise(%s): not supported for this memory by this kernel", name);
+            system_error("madvise");
+        }
+    }
 }
 
 /* noinline: the work of a phase is one call between the two clock reads, so the compiler
@@ -388,25 +607,59 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
     case BACKING_CALLOC:
         allocate_calloc(b);
         break;
+    case BACKING_POSIX_MEMALIGN:
+        allocate_posix_memalign(b);
+        break;
     case BACKING_MMAP_ANON:
     case BACKING_MMAP_FILE:
+    case BACKING_MMAP_HUGETLB:
         allocate_mmap(b, s);
         break;
     case BACKING_READ_FILE:
         allocate_read_file(b);
+        break;
+    case BACKING_MEMFD:
+        allocate_memfd(b, s);
+        break;
+    case BACKING_SHM:
+        allocate_shm(b, s);
         break;
     case BACKING_COUNT:
         break;
     }
 }
 
-static __attribute__((noinline)) void free_blocks(const struct blocks *b,
-                                                  const struct scenario *s)
+/* The free phase: whatever `release` says. For the madvise releases the mappings stay; the
+ * caller unmaps them after the phase, untimed. */
+static __attribute__((noinline)) void release_blocks(const struct blocks *b,
+                                                     const struct scenario *s)
 {
-    if (s->backing == BACKING_MMAP_ANON || s->backing == BACKING_MMAP_FILE)
-        free_mmap(b);
-    else
+    switch (s->release) {
+    case RELEASE_FREE:
         free_heap(b);
+        break;
+    case RELEASE_MALLOC_TRIM:
+        free_heap(b);
+        malloc_trim(0);
+        break;
+    case RELEASE_MUNMAP:
+        unmap_blocks(b);
+        break;
+    case RELEASE_MADV_DONTNEED:
+        advise_blocks(b, MADV_DONTNEED, "MADV_DONTNEED");
+        break;
+    case RELEASE_MADV_FREE:
+        advise_blocks(b, MADV_FREE, "MADV_FREE");
+        break;
+    case RELEASE_AUTO: /* resolved by check_combination */
+    case RELEASE_COUNT:
+        break;
+    }
+}
+
+static int release_keeps_mappings(enum release release)
+{
+    return release == RELEASE_MADV_DONTNEED || release == RELEASE_MADV_FREE;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -499,12 +752,27 @@ struct phase_result {
     uint64_t rss_bytes;
 };
 
+/* Observations: numbers about an iteration beside its phases, each reported only where the
+ * scenario makes it meaningful. Names, units and meanings: OBSERVATIONS in runner/metrics.py. */
+enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
+                   OBS_PROTECTION_ENFORCED, OBS_MPROTECT_NS, OBS_COUNT };
+static const char *const OBSERVATION_NAMES[OBS_COUNT] = {
+    "alignment_bytes", "anon_huge_bytes", "hugetlb_bytes", "protection_enforced", "mprotect_ns"};
+
 struct iteration_result {
     int warmup;
     uint64_t rss_before_bytes;
     uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
     struct phase_result phases[PHASE_COUNT];
+    uint64_t observed[OBS_COUNT];
+    unsigned observed_mask; /* bit o: observed[o] was recorded */
 };
+
+static void observe(struct iteration_result *r, enum observation o, uint64_t value)
+{
+    r->observed[o] = value;
+    r->observed_mask |= 1u << o;
+}
 
 struct phase_start {
     struct rusage usage;
@@ -532,6 +800,12 @@ static uint64_t resident_bytes(size_t page)
     return (uint64_t)strtoull(field + 1, NULL, 10) * page;
 }
 
+static uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end)
+{
+    return (uint64_t)((int64_t)(end->tv_sec - start->tv_sec) * 1000000000LL +
+                      (end->tv_nsec - start->tv_nsec));
+}
+
 static void start_phase(struct phase_start *start)
 {
     if (getrusage(RUSAGE_SELF, &start->usage) != 0) /* before the clock starts */
@@ -546,36 +820,178 @@ static void stop_phase(const struct phase_start *start, size_t page, struct phas
     struct rusage usage; /* after the clock stops */
     if (getrusage(RUSAGE_SELF, &usage) != 0)
         system_error("getrusage");
-    out->ns = (uint64_t)((int64_t)(end.tv_sec - start->time.tv_sec) * 1000000000LL +
-                         (end.tv_nsec - start->time.tv_nsec));
+    out->ns = elapsed_ns(&start->time, &end);
     out->minor_faults = (uint64_t)(usage.ru_minflt - start->usage.ru_minflt);
     out->major_faults = (uint64_t)(usage.ru_majflt - start->usage.ru_majflt);
     out->rss_bytes = resident_bytes(page);
 }
 
-/* One iteration: the four phases, each timed around exactly its work. `value` makes the
- * written bytes differ between iterations, so no store is a constant the compiler could drop. */
+/* ------------------------------------------------------------------------------------------ */
+/* Observations, taken between the phases                                                     */
+
+/* The largest power of two dividing every block's address: 16 for large malloc'd blocks
+ * (their header), the page for mmap, 2 MiB for thp blocks. */
+static uint64_t block_alignment(const struct blocks *b)
+{
+    uintptr_t bits = 0;
+    for (size_t i = 0; i < b->ops; i++)
+        bits |= (uintptr_t)b->at[i];
+    return (uint64_t)(bits & (0 - bits));
+}
+
+/* A "Key:   N kB" line of a /proc file, in bytes; `key` includes the newline before it and
+ * the colon. open/read on a stack buffer: no stdio, which would malloc. */
+static uint64_t proc_kib_field(const char *path, const char *key)
+{
+    char text[8192];
+    text[0] = '\n'; /* so that the first line, too, follows a newline */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            skip("%s is missing (too old a kernel)", path);
+        system_error(path);
+    }
+    size_t length = 1;
+    for (ssize_t got = 1; got > 0 && length < sizeof text - 1; length += (size_t)got) {
+        got = read(fd, text + length, sizeof text - 1 - length);
+        if (got < 0)
+            system_error(path);
+    }
+    close(fd);
+    text[length] = '\0';
+    const char *line = strstr(text, key);
+    if (line == NULL)
+        skip("%s has no%s line (too old a kernel)", path, key);
+    return (uint64_t)strtoull(line + strlen(key), NULL, 10) * 1024;
+}
+
+/* Transparent huge pages of the process. The kernel walks every page table to produce
+ * smaps_rollup, so it is read only for thp scenarios, and never inside a phase. */
+static uint64_t anon_huge_bytes(void)
+{
+    return proc_kib_field("/proc/self/smaps_rollup", "\nAnonHugePages:");
+}
+
+/* hugetlb pages mapped by the process, which the resident set does not count. */
+static uint64_t hugetlb_bytes(void)
+{
+    return proc_kib_field("/proc/self/status", "\nHugetlbPages:");
+}
+
+static uint64_t growth(uint64_t before, uint64_t after)
+{
+    return after > before ? after - before : 0;
+}
+
+/* A forbidden access raises SIGSEGV; the handler jumps back to the attempt, which reports
+ * the fault instead of the process dying. */
+static sigjmp_buf fault_jump;
+
+static void on_fault(int signal_number)
+{
+    (void)signal_number;
+    siglongjmp(fault_jump, 1);
+}
+
+/* 1 when writing to p faults. noinline and volatile: the store is attempted here, as written. */
+static __attribute__((noinline)) int write_faults(volatile unsigned char *p)
+{
+    if (sigsetjmp(fault_jump, 1) != 0)
+        return 1;
+    *p = 0x5a;
+    return 0;
+}
+
+static __attribute__((noinline)) int read_faults(const volatile unsigned char *p)
+{
+    if (sigsetjmp(fault_jump, 1) != 0)
+        return 1;
+    (void)*p;
+    return 0;
+}
+
+/* Attempts every access the protection forbids on every block (a write; for none also a
+ * read): 1 when each of them faulted. */
+static uint64_t check_protection(const struct blocks *b, const struct scenario *s)
+{
+    struct sigaction action, previous;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_fault;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGSEGV, &action, &previous) != 0)
+        system_error("sigaction");
+    uint64_t enforced = 1;
+    for (size_t i = 0; i < b->ops; i++) {
+        if (!write_faults(b->at[i]))
+            enforced = 0;
+        if (s->protection == PROTECTION_NONE && !read_faults(b->at[i]))
+            enforced = 0;
+    }
+    if (sigaction(SIGSEGV, &previous, NULL) != 0)
+        system_error("sigaction");
+    return enforced;
+}
+
+static __attribute__((noinline)) void protect_blocks(const struct blocks *b, int protection)
+{
+    for (size_t i = 0; i < b->ops; i++)
+        if (mprotect(b->at[i], b->map_bytes, protection) != 0)
+            system_error("mprotect");
+}
+
+/* The cost of protecting the blocks: mprotect of every block from read-write to the
+ * scenario's protection, timed like a phase (making them read-write first is not timed). */
+static uint64_t time_mprotect(const struct blocks *b, const struct scenario *s)
+{
+    protect_blocks(b, PROT_READ | PROT_WRITE);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    protect_blocks(b, PROTECTION_BITS[s->protection]);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    return elapsed_ns(&start, &end);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* One iteration                                                                              */
+
+/* The four phases, each timed around exactly its work, and the observations the scenario
+ * calls for, taken between the phases. `value` makes the written bytes differ between
+ * iterations, so no store is a constant the compiler could drop. */
 static void run_iteration(const struct blocks *b, const struct scenario *s, size_t page,
                           unsigned char value, struct iteration_result *out)
 {
     struct phase_start start;
+    int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
+    uint64_t thp_before = thp ? anon_huge_bytes() : 0;
+    uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
     out->rss_before_bytes = resident_bytes(page);
 
     start_phase(&start);
     allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
 
     start_phase(&start);
     uint64_t checksum = touch_blocks(b, s, page, value);
     stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    if (thp)
+        observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
+    if (hugetlb)
+        observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
 
     start_phase(&start);
     checksum += touch_blocks(b, s, page, (unsigned char)(value + 1));
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
+    if (s->protection != PROTECTION_READ_WRITE) {
+        observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
+        observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
+    }
 
     start_phase(&start);
-    free_blocks(b, s);
+    release_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    if (release_keeps_mappings(s->release)) /* rss_bytes above shows what madvise returned */
+        unmap_blocks(b);
 
     out->checksum = checksum;
 }
@@ -618,6 +1034,14 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
                    p ? ", " : "", PHASE_NAMES[p], ph->ns, ph->minor_faults, ph->major_faults,
                    ph->rss_bytes);
         }
+        fputs("}, \"observations\": {", stdout);
+        const char *separator = "";
+        for (int o = 0; o < OBS_COUNT; o++) {
+            if (r->observed_mask & (1u << o)) {
+                printf("%s\"%s\": %" PRIu64, separator, OBSERVATION_NAMES[o], r->observed[o]);
+                separator = ", ";
+            }
+        }
         fputs("}}", stdout);
     }
     fputs("]}\n", stdout);
@@ -638,8 +1062,19 @@ int main(int argc, char **argv)
     if (stride < s.size_bytes || s.ops > SIZE_MAX / stride || s.ops * stride > (uint64_t)INT64_MAX)
         usage_error("--ops times --size_bytes is too large");
 
-    struct blocks b = {.ops = s.ops, .size_bytes = s.size_bytes, .stride_bytes = stride,
-                       .fd = -1};
+    /* A hugetlb block is whole huge pages; a thp block whole pages (its tail is unmapped at a
+     * page boundary). Every other mapping is exactly size_bytes, as the kernel rounds it. */
+    size_t map_bytes = s.size_bytes;
+    if (s.backing == BACKING_MMAP_HUGETLB) {
+        map_bytes = (s.size_bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+        if (map_bytes < s.size_bytes || s.ops > SIZE_MAX / map_bytes)
+            usage_error("--ops times --size_bytes is too large");
+    } else if (s.thp != THP_DEFAULT) {
+        map_bytes = stride;
+    }
+
+    struct blocks b = {.ops = s.ops, .size_bytes = s.size_bytes, .map_bytes = map_bytes,
+                       .stride_bytes = stride, .page_bytes = page, .fd = -1};
     char fs_buffer[32];
     const char *file_fs = NULL;
     if (is_file_backing(s.backing)) {
