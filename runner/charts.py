@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -133,3 +134,57 @@ def render_svg(data: ChartData) -> str:
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     return re.sub(r"^.*?(<svg)", r"\1", svg, count=1, flags=re.DOTALL)
+
+
+RUN_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def render_overlay_svg(runs: Sequence[tuple[str, ChartData]]) -> str:
+    """Draw one chart for several runs on the same axes (for `alloclab compare`).
+
+    Each series keeps one colour in every run and each run has its own line style (the first,
+    the baseline, solid); bands are left out so the lines stay readable. Same data, same bytes.
+    """
+    chart = runs[0][1].chart
+    x_parameter = BY_KEY[chart.x]
+    numeric_x = x_parameter.kind in ("size", "count")
+    categories: list[Value] = []
+    series_labels: list[str] = []
+    for _, data in runs:
+        for series in data.series:
+            series_labels += [series.label] if series.label not in series_labels else []
+            categories += [p.x for p in series.points if p.x not in categories]
+    with matplotlib.rc_context({"svg.hashsalt": "alloclab", "svg.fonttype": "path",
+                                "font.size": 9}):
+        figure = Figure(figsize=(7.5, 4.6))
+        FigureCanvasSVG(figure)
+        axes = figure.add_subplot()
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        for run_index, (run_label, data) in enumerate(runs):
+            style = RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)]
+            for series in data.series:
+                colour = colours[series_labels.index(series.label) % len(colours)]
+                xs = [float(p.x) if numeric_x else categories.index(p.x) for p in series.points]
+                axes.plot(xs, [p.median for p in series.points], marker="o", markersize=3,
+                          linestyle=style, color=colour,
+                          label=f"{series.label} — {run_label}" if len(data.series) > 1 or
+                          series.label != "all" else run_label)
+        if chart.log_x and numeric_x:
+            axes.set_xscale("log", base=2)
+        if chart.log_y:
+            axes.set_yscale("log")
+        if numeric_x:
+            ticks = sorted({float(c) for c in categories})
+            axes.set_xticks(ticks, [x_parameter.format(int(t)) for t in ticks])
+            axes.xaxis.set_minor_locator(NullLocator())
+        else:
+            axes.set_xticks(range(len(categories)), [x_parameter.format(c) for c in categories])
+        axes.set_xlabel(chart.x)
+        axes.set_ylabel(axis_label(chart.metric))
+        axes.set_title(chart.title)
+        axes.grid(True, which="major", alpha=0.3)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)

@@ -14,8 +14,9 @@ from runner import matrix, pipeline, schema
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
 
-EPILOG = "Specs default to experiments/*.yaml. Exit status: 0 ok, 2 bad spec or arguments, " \
-         "3 machine lacks something (a C compiler), 130 interrupted (run again to resume)."
+EPILOG = "Specs default to experiments/*.yaml. Exit status: 0 ok, 1 a failed check (compare " \
+         "--fail-above, report --check), 2 bad spec or arguments, 3 machine lacks something " \
+         "(a C compiler), 130 interrupted (run again to resume)."
 
 
 def _say(message: str) -> None:
@@ -30,20 +31,80 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
         results_dir=Path(args.results), machine=args.machine,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
-        seed=args.seed, processes=args.processes)
+        reuse=not args.fresh, seed=args.seed, processes=args.processes)
     summaries = pipeline.run_experiments(_specs(args), options, _say)
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
         _say(f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
+        for warning in s.warnings:
+            _say(f"{s.experiment}: warning: {warning}")
     if not args.no_report:
         return cmd_report(args)
     return ExitStatus.OK
 
 
 def cmd_report(args: argparse.Namespace) -> ExitStatus:
+    if getattr(args, "check", False):
+        return cmd_report_check(args)
     written = pipeline.render(Path(args.results), Path(args.reports), Path(args.templates))
     _say(f"wrote {len(written)} pages: {written[0]}")
     return ExitStatus.OK
+
+
+def cmd_report_check(args: argparse.Namespace) -> ExitStatus:
+    problems = pipeline.check_render(Path(args.results), Path(args.reports), Path(args.templates))
+    for problem in problems:
+        print(problem)
+    if problems:
+        _say(f"{args.reports}: does not match its results ({len(problems)} file(s)); "
+             "run `alloclab report` to re-render")
+        return ExitStatus.FAILURE
+    _say(f"{args.reports}: matches its results byte for byte")
+    return ExitStatus.OK
+
+
+def cmd_compare(args: argparse.Namespace) -> ExitStatus:
+    options = pipeline.CompareOptions(
+        runs=tuple(Path(p) for p in args.runs),
+        baseline=Path(args.baseline) if args.baseline else None,
+        metrics=tuple(args.metric or ()), equivalence=args.equivalence,
+        fail_above=args.fail_above, out_dir=Path(args.out) if args.out else None,
+        markdown=Path(args.markdown) if args.markdown else None,
+        templates_dir=Path(args.templates), command=shlex.join(["alloclab", *sys.argv[1:]]))
+    result = pipeline.compare_stored(options)
+    print(result.markdown, end="")
+    if result.html is not None:
+        _say(f"wrote {result.html}")
+    regressions = result.comparison.regressions
+    if regressions:
+        _say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%: failing")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+def cmd_export(args: argparse.Namespace) -> ExitStatus:
+    folders = pipeline.export_stored([Path(p) for p in args.runs], Path(args.output))
+    for folder in folders:
+        _say(f"exported {folder}")
+    _say(f"wrote {args.output}")
+    return ExitStatus.OK
+
+
+def cmd_import(args: argparse.Namespace) -> ExitStatus:
+    for imported in pipeline.import_stored(Path(args.archive), Path(args.results)):
+        _say(f"{imported.action}: {imported.path}")
+    return ExitStatus.OK
+
+
+def _percent(text: str) -> float:
+    """'10%' or '10' -> 0.10 (a fraction); argparse shows the ValueError's message."""
+    try:
+        value = float(text.strip().removesuffix("%")) / 100
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage (e.g. 10%)") from error
+    if not 0 < value < 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage above 0 (e.g. 10%)")
+    return value
 
 
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
@@ -100,14 +161,77 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed for the process order (default: random, "
                                               "recorded in the manifest)")
     run.add_argument("--fresh", action="store_true",
-                     help="start a new run instead of resuming an unfinished one")
+                     help="measure every scenario in a new run: resume no unfinished run and "
+                          "reuse no scenario from an earlier one (by default a new run copies "
+                          "the scenarios an earlier finished run measured with the same probe, "
+                          "repetitions and machine conditions, so a spec change reruns only "
+                          "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
     run.set_defaults(func=cmd_run)
 
     report = add("report", "render reports/ from stored results only (no measuring); the same "
                            "results always give byte-identical files", with_specs=False)
     add_report_paths(report)
+    report.add_argument("--check", action="store_true",
+                        help="render into a temporary folder and say whether the reports folder "
+                             "still matches byte for byte (exit 1 and the differing files when "
+                             "not); writes nothing")
     report.set_defaults(func=cmd_report)
+
+    compare = add("compare", "compare runs scenario by scenario against a baseline: ratio of "
+                             "medians with a bootstrap 95%% CI, Mann-Whitney U with "
+                             "Benjamini-Hochberg correction, an equivalence band, and the "
+                             "fingerprint fields that differ", with_specs=False)
+    compare.description = (
+        "Compare runs of the same machine at different times, or of different machines, "
+        "scenario by scenario (matched by scenario id). Each fresh process counts once (the "
+        "median of its iterations). Per scenario and metric: the ratio of medians to the "
+        "baseline with a bootstrap 95% confidence interval, a Mann-Whitney U p-value "
+        "corrected with Benjamini-Hochberg over everything compared, and a verdict: 'same' "
+        "when the interval lies inside the equivalence band, 'different' when significant and "
+        "wholly outside it, 'inconclusive' otherwise. The comparability section lists the "
+        "fingerprint fields that differ and flags those that confound a comparison (kernel, "
+        "libc, THP mode, CPU, allocator tunables, compiler...). A Markdown summary is printed "
+        "on stdout.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="a run folder results/<machine>/<experiment>/<run-id>, or "
+                              "results/<machine>/<experiment> for its latest run")
+    compare.add_argument("--baseline", metavar="RUN",
+                         help="the run the others are compared with (default: the first RUN)")
+    compare.add_argument("--metric", action="append", metavar="M",
+                         help="a metric to compare, repeatable (default: the metrics the "
+                              "baseline's charts show; names in `alloclab schema`)")
+    compare.add_argument("--equivalence", type=_percent, default=0.05, metavar="PCT",
+                         help="half-width of the band within which runs count as the same "
+                              "(default: 5%%)")
+    compare.add_argument("--fail-above", type=_percent, metavar="PCT",
+                         help="exit 1 when a time or page-fault metric of some scenario is "
+                              "significantly higher than the baseline by more than PCT, e.g. "
+                              "10%% (for CI gates)")
+    compare.add_argument("--out", metavar="DIR", help="write the HTML report DIR/compare.html")
+    compare.add_argument("--markdown", metavar="FILE",
+                         help="also write the Markdown summary (for a pull-request comment) "
+                              "to FILE")
+    compare.add_argument("--templates", default="templates",
+                         help="jinja2 templates folder (default: templates)")
+    compare.set_defaults(func=cmd_compare)
+
+    export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
+                           "folders, or results/<machine>/<experiment> for the latest run)",
+                 with_specs=False)
+    export.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
+    export.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="the archive to write, e.g. vm-results.tar.gz")
+    export.set_defaults(func=cmd_export)
+
+    imports = add("import", "check an archive made by `alloclab export` (safe paths, format "
+                            "version, readable samples, matching checksums) and add its runs to "
+                            "results/; a different run already stored under the same name is "
+                            "never overwritten", with_specs=False)
+    imports.add_argument("archive", metavar="FILE", help="the .tar.gz to import")
+    imports.add_argument("--results", default="results",
+                         help="results folder (default: results)")
+    imports.set_defaults(func=cmd_import)
 
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
         func=cmd_validate)

@@ -1,16 +1,37 @@
-"""The order of the stages: specs -> plans -> probe processes -> stored runs -> reports."""
+"""The order of the stages: specs -> plans -> probe processes -> stored runs -> reports.
+
+Besides: stored runs -> a comparison (compare_stored), runs <-> an archive (export_stored,
+import_stored), and whether committed reports still match their results (check_render).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from runner import matrix, probe, report, schedule, spec, store
+from runner import (
+    archive,
+    compare,
+    compare_report,
+    machine,
+    matrix,
+    noise,
+    probe,
+    report,
+    schedule,
+    spec,
+    store,
+)
+from runner.errors import UsageError
 from runner.machine import read_fingerprint
+from runner.metrics import BY_NAME
 from runner.model import Plan, ProcessRecord, Repetitions
+from runner.parameters import FILE_BACKINGS
 
 Say = Callable[[str], None]
 
@@ -23,6 +44,7 @@ class RunOptions:
     machine: str
     command: str
     resume: bool = True
+    reuse: bool = True  # copy complete scenarios from an earlier run of the same conditions
     seed: int | None = None
     processes: int | None = None
 
@@ -33,6 +55,8 @@ class RunSummary:
     run_dir: Path
     processes_run: int
     processes_failed: int
+    warnings: tuple[str, ...] = ()  # runner.noise findings about the finished run
+    reused: int = 0  # scenarios copied from an earlier run instead of measured
 
 
 def _utc_now() -> str:
@@ -49,15 +73,31 @@ def _new_run_id(results_dir: Path, machine: str, experiment: str) -> str:
 
 
 def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Say) -> RunSummary:
-    """Run one experiment to completion, continuing an interrupted run of the same spec."""
+    """Run one experiment to completion, continuing an interrupted run of the same spec.
+
+    A new run first copies the scenarios an earlier run measured under the same conditions
+    (_reusable_records); load and steal are snapshotted around the processes, and the noise
+    checks' findings come back in the summary.
+    """
     experiment = plan.spec
     repetitions = experiment.repetitions
     if options.processes is not None:
         repetitions = replace(repetitions, processes=options.processes)
+    fingerprint = read_fingerprint(
+        spec_path=Path(experiment.source),
+        file_dirs={s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS})
+    probe_env = machine.allocator_env(os.environ)
     resumed = None
     if options.resume:
         resumed = store.find_resumable(options.results_dir, options.machine, experiment.name,
                                        experiment.hash, binary.source_hash)
+    changed = [] if resumed is None else machine.confounding_differences(
+        resumed.manifest.get("fingerprint", {}), fingerprint)
+    if resumed is not None and changed:
+        say(f"{experiment.name}: not resuming {resumed.path}: {', '.join(changed)} changed "
+            "since it started; starting a new run")
+        resumed = None
+    reused: dict[str, str] = {}
     if resumed is not None:
         manifest = resumed.manifest
         run_dir = resumed.path
@@ -72,10 +112,21 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
             plan, spec_text=Path(experiment.source).read_text(encoding="utf-8"),
             probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
                         "flags": list(binary.flags)},
-            fingerprint=read_fingerprint(), machine=options.machine, run_id=run_id,
+            fingerprint=fingerprint, machine=options.machine, run_id=run_id,
             repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
+        reused, records = ({}, []) if not options.reuse else _reusable_records(
+            plan, options, repetitions, fingerprint, binary.source_hash)
+        manifest["reused_from"] = reused
         store.write_manifest(run_dir, manifest)
-        done = set()
+        store.append_records(run_dir, records)
+        done = {(r.scenario_id, r.process_index) for r in records}
+        if reused:
+            say(f"{experiment.name}: {len(reused)} of {len(plan.scenarios)} scenarios reused "
+                f"from run {', '.join(sorted(set(reused.values())))} (same probe, repetitions "
+                "and machine conditions; --fresh measures everything)")
+    if probe_env:
+        say(f"{experiment.name}: probes run with "
+            + " ".join(f"{k}={v}" for k, v in probe_env.items()))
     for dropped in manifest["dropped"]:
         say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
@@ -94,9 +145,38 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
         if counts["run"] % max(1, total // 10) == 0 or counts["run"] == total:
             say(f"{experiment.name}: {counts['run']}/{total} processes")
 
-    schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done, on_record)
-    store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now()})
-    return RunSummary(experiment.name, run_dir, counts["run"], counts["failed"])
+    load_before = machine.read_load()
+    schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done, on_record,
+                      extra_env=probe_env)
+    load = [*manifest.get("load", []), {"before": load_before, "after": machine.read_load()}]
+    store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now(), "load": load})
+    warnings = noise.run_warnings(store.load_run(run_dir), noise.watched_metrics(experiment))
+    return RunSummary(experiment.name, run_dir, counts["run"], counts["failed"],
+                      tuple(w.message for w in warnings), len(manifest.get("reused_from", {})))
+
+
+def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
+                      fingerprint: dict[str, object], probe_hash: str
+                      ) -> tuple[dict[str, str], list[ProcessRecord]]:
+    """Records a new run can copy instead of measuring: {scenario id: origin run id}, records.
+
+    They come from the newest finished run of the same experiment on this machine with the same
+    probe, the same repetitions and no confounding fingerprint difference, for the scenarios it
+    measured completely that are still in the plan: a spec change reruns only what it changed.
+    """
+    for earlier in store.finished_runs(options.results_dir, options.machine, plan.spec.name):
+        manifest = earlier.manifest
+        if (manifest.get("probe", {}).get("source_hash") != probe_hash
+                or manifest.get("repetitions") != asdict(repetitions)
+                or machine.confounding_differences(manifest.get("fingerprint", {}),
+                                                   fingerprint)):
+            continue
+        complete = store.complete_scenarios(earlier, [s.id for s in plan.scenarios],
+                                            repetitions.processes)
+        origins = manifest.get("reused_from", {})
+        return ({sid: origins.get(sid, earlier.run_id) for sid in complete},
+                [record for records in complete.values() for record in records])
+    return {}, []
 
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
@@ -113,3 +193,70 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
     return report.render_reports(results_dir, reports_dir, templates_dir)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What `alloclab compare` was asked: which runs, which metrics, which thresholds, outputs."""
+
+    runs: tuple[Path, ...]
+    baseline: Path | None = None  # None: the first of `runs`
+    metrics: tuple[str, ...] = ()  # empty: the metrics the baseline's charts show
+    equivalence: float = compare.DEFAULT_EQUIVALENCE
+    fail_above: float | None = None
+    out_dir: Path | None = None
+    markdown: Path | None = None
+    templates_dir: Path = Path("templates")
+    command: str = "alloclab compare"
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    comparison: compare.Comparison
+    markdown: str
+    html: Path | None
+
+
+def _check_metrics(names: Sequence[str]) -> None:
+    for name in names:
+        if name not in BY_NAME:
+            close = difflib.get_close_matches(name, list(BY_NAME), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else " (see `alloclab schema`)"
+            raise UsageError(f"--metric: unknown metric '{name}'{hint}")
+
+
+def compare_stored(options: CompareOptions) -> CompareResult:
+    """Load the runs, compare each with the baseline, write the HTML and Markdown asked for."""
+    _check_metrics(options.metrics)
+    named = [store.resolve_run(path) for path in options.runs]
+    baseline = store.resolve_run(options.baseline) if options.baseline else named[0]
+    candidates = [run for run in named if run.path != baseline.path]
+    if not candidates:
+        raise UsageError("compare: name at least one run besides the baseline")
+    metrics = list(options.metrics) or noise.watched_metrics(report.experiment_of(baseline))
+    comparison = compare.compare_runs(baseline, candidates, metrics=metrics,
+                                      equivalence=options.equivalence,
+                                      fail_above=options.fail_above)
+    markdown = compare_report.render_markdown(comparison)
+    if options.markdown is not None:
+        options.markdown.parent.mkdir(parents=True, exist_ok=True)
+        options.markdown.write_text(markdown)
+    html = None
+    if options.out_dir is not None:
+        html = compare_report.render_compare_html(comparison, [baseline, *candidates],
+                                                  options.command, options.out_dir,
+                                                  options.templates_dir)
+    return CompareResult(comparison, markdown, html)
+
+
+def export_stored(run_paths: Sequence[Path], archive_path: Path) -> list[str]:
+    """Pack the named runs (folders, or experiment folders for their latest run) into a .tar.gz."""
+    return archive.export_runs([store.resolve_run(path) for path in run_paths], archive_path)
+
+
+def import_stored(archive_path: Path, results_dir: Path) -> list[archive.ImportedRun]:
+    return archive.import_archive(archive_path, results_dir)
+
+
+def check_render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:
+    return report.check_reports(results_dir, reports_dir, templates_dir)

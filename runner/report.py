@@ -7,6 +7,7 @@ bytes. pandas stops here: templates get plain strings and numbers.
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,13 +16,13 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, spec, verdict
+from runner import charts, machine, noise, spec, verdict
 from runner.errors import StoreError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
 from runner.model import ExperimentSpec
 from runner.stats import Summary, summarize
-from runner.store import StoredRun, latest_runs
+from runner.store import StoredRun, data_checksum, latest_runs
 from runner.units import format_bytes, format_ns
 
 
@@ -80,22 +81,22 @@ def _failures(run: StoredRun) -> list[dict[str, Any]]:
 
 
 def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
-    machine = run.manifest.get("fingerprint", {})
-    probe = run.manifest.get("probe", {})
-    rows = [(key, _fingerprint_value(key, value)) for key, value in sorted(machine.items())]
-    rows += [("compiler", str(probe.get("compiler"))),
-             ("probe flags", " ".join(probe.get("flags", []))),
-             ("probe hash", str(probe.get("source_hash"))),
-             ("alloclab", str(run.manifest.get("alloclab_version")))]
-    return rows
+    """Every fact the run recorded (runner.machine.FACTS order), as (key, text)."""
+    facts = machine.run_facts(run.manifest, run.first_probe_output())
+    return [(key, machine.format_fact(key, value)) for key, value in facts.items()]
 
 
-def _fingerprint_value(key: str, value: object) -> str:
-    if value is None:
-        return "–"
-    if key.endswith("_bytes") and isinstance(value, int) and value >= 1 << 20:
-        return format_bytes(value)
-    return str(value)
+def _provenance(run: StoredRun, samples: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
+    """How far to trust a run and how to reproduce it: noise warnings, checksum, reuse."""
+    reused = run.manifest.get("reused_from", {})
+    return {
+        "warnings": [w.message for w in noise.run_warnings(run, metrics, samples)],
+        "conditions": noise.conditions_text(run),
+        "checksum": data_checksum(run.path),
+        "alloclab_version": run.manifest.get("alloclab_version"),
+        "reused": len(reused),
+        "reused_runs": ", ".join(sorted(set(reused.values()))),
+    }
 
 
 def _ratio_text(ratio: float, low: float, high: float) -> str:
@@ -162,6 +163,7 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
         "fingerprint": _fingerprint_rows(run),
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
+        "provenance": _provenance(run, samples, metrics),
     }
 
 
@@ -186,10 +188,7 @@ def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) ->
     runs = latest_runs(results_dir)
     if not runs:
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-        lstrip_blocks=True)
+    environment = template_environment(templates_dir)
     context = build_context(runs)
     reports_dir.mkdir(parents=True, exist_ok=True)
     written = [reports_dir / "index.html"]
@@ -200,3 +199,33 @@ def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) ->
             experiment=experiment, experiments=context["experiments"]))
         written.append(page)
     return written
+
+
+def template_environment(templates_dir: Path) -> jinja2.Environment:
+    """The jinja2 setup every page is rendered with (strict, escaped, whitespace-stable)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True)
+
+
+def check_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:
+    """Re-render into a temporary folder; list how reports_dir differs (empty: it matches).
+
+    Every page the results produce must exist with the same bytes; an .html page at the top
+    of reports_dir that they no longer produce is stale. Sub-folders (compare pages) are not
+    part of the report and are left alone.
+    """
+    with tempfile.TemporaryDirectory(prefix="alloclab-check-") as scratch:
+        fresh = render_reports(results_dir, Path(scratch), templates_dir)
+        problems = []
+        for page in fresh:
+            committed = reports_dir / page.name
+            if not committed.exists():
+                problems.append(f"{committed}: missing")
+            elif committed.read_bytes() != page.read_bytes():
+                problems.append(f"{committed}: differs from what the results render")
+        produced = {page.name for page in fresh}
+        problems += [f"{page}: not produced by the results (stale)"
+                     for page in sorted(reports_dir.glob("*.html")) if page.name not in produced]
+    return problems

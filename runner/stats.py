@@ -1,4 +1,4 @@
-"""Robust summaries of samples (pure functions of numbers; no I/O, no plotting)."""
+"""Robust summaries and comparisons of samples (pure functions of numbers; no I/O, no plotting)."""
 
 from __future__ import annotations
 
@@ -85,3 +85,33 @@ def summarize(values: npt.ArrayLike) -> Summary:
     outliers = int(np.sum((data < q1 - 1.5 * iqr) | (data > q3 + 1.5 * iqr)))
     return Summary(len(data), median, q1, q3, float(data[0]), float(data[-1]), ci_low, ci_high,
                    cv, outliers)
+
+
+def mann_whitney_p(first: npt.ArrayLike, second: npt.ArrayLike) -> float:
+    """Two-sided Mann–Whitney U p-value: do the two samples come from one distribution?
+
+    scipy chooses the exact distribution for small samples without ties and the normal
+    approximation (tie-corrected) otherwise. Two samples of one repeated value are the same
+    distribution (p = 1); an empty sample gives NaN.
+    """
+    import scipy.stats  # here, not at the top: it costs every alloclab command half a second
+
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        return 1.0
+    return float(scipy.stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def bh_adjust(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Benjamini–Hochberg adjusted p-values (false discovery rate); NaN stays NaN, uncounted."""
+    import scipy.stats  # see mann_whitney_p
+
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    known = ~np.isnan(p)
+    if known.any():
+        adjusted[known] = scipy.stats.false_discovery_control(p[known], method="bh")
+    return adjusted

@@ -3,14 +3,17 @@
 The manifest says what was run and where (spec, probe, machine fingerprint); samples.jsonl
 gets one line per probe process, appended and flushed as soon as the process ends, so an
 interrupted run loses at most the process in flight and can be resumed. Both files are
-sorted-key JSON text so results diff well when committed.
+sorted-key JSON text so results diff well when committed. Beside reading and writing, this
+module finds the runs a new run continues (resume) or copies complete scenarios from (reuse),
+and checksums a run's data: sha256 of manifest.json followed by samples.jsonl.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,7 +21,7 @@ from typing import Any, BinaryIO
 import runner
 from runner.errors import StoreError
 from runner.model import Plan, ProcessRecord, Repetitions
-from runner.parameters import BY_KEY, PARAMETERS
+from runner.parameters import BY_KEY, PARAMETERS, upgrade_params
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -48,6 +51,10 @@ class StoredRun:
     @property
     def finished(self) -> bool:
         return self.manifest.get("finished_utc") is not None
+
+    def first_probe_output(self) -> dict[str, Any] | None:
+        """The probe's output of the first process that finished (it names the libc), if any."""
+        return next((r.probe for r in self.records if r.status == "ok" and r.probe), None)
 
 
 def run_path(results_dir: Path, machine: str, experiment: str, run_id: str) -> Path:
@@ -151,6 +158,9 @@ def load_run(run_dir: Path) -> StoredRun:
         raise StoreError(
             f"{manifest_path}: result format {version!r}, this alloclab reads {FORMAT_VERSION}"
         )
+    # Readers see every scenario in today's vocabulary, whatever version stored it.
+    for scenario in manifest.get("scenarios", []):
+        scenario["params"] = upgrade_params(scenario["params"])
     return StoredRun(run_dir, manifest, tuple(_read_records(run_dir / SAMPLES)))
 
 
@@ -185,3 +195,70 @@ def find_resumable(results_dir: Path, machine: str, experiment: str, spec_hash: 
         ) == probe_hash:
             return run
     return None
+
+
+def checksum_bytes(manifest: bytes, samples: bytes) -> str:
+    """sha256 of a run's manifest.json bytes followed by its samples.jsonl bytes.
+
+    The same as `cat manifest.json samples.jsonl | sha256sum`, so anyone can check it.
+    """
+    return hashlib.sha256(manifest + samples).hexdigest()
+
+
+def data_checksum(run_dir: Path) -> str:
+    """The checksum of a stored run's data (an absent samples.jsonl counts as empty)."""
+    samples = run_dir / SAMPLES
+    return checksum_bytes((run_dir / MANIFEST).read_bytes(),
+                          samples.read_bytes() if samples.exists() else b"")
+
+
+def resolve_run(path: Path) -> StoredRun:
+    """A run named on the command line: its folder, or results/<machine>/<experiment> for the
+    latest run there with records (finished runs first, then the newest)."""
+    if (path / MANIFEST).exists():
+        return load_run(path)
+    runs = [load_run(p.parent) for p in sorted(path.glob(f"*/{MANIFEST}"))]
+    runs = [run for run in runs if run.records]
+    if not runs:
+        raise StoreError(f"{path}: not a run folder (with {MANIFEST}) nor an experiment folder "
+                         "results/<machine>/<experiment> holding a run with records")
+    return max(runs, key=lambda run: (run.finished, run.run_id))
+
+
+def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[StoredRun]:
+    """The finished runs of one experiment on one machine, newest first."""
+    folder = results_dir / machine / experiment
+    runs = [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
+    return [run for run in reversed(runs) if run.finished]
+
+
+def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
+                       processes: int) -> dict[str, list[ProcessRecord]]:
+    """The records of each scenario that `run` measured completely: every process 0..N-1 ok.
+
+    A scenario with any process missing, failed, crashed or timed out is left out, so reusing
+    records never carries a failure over from a run made under other limits.
+    """
+    by_scenario: dict[str, dict[int, ProcessRecord]] = {}
+    for record in run.records:
+        by_scenario.setdefault(record.scenario_id, {})[record.process_index] = record
+    complete = {}
+    for scenario_id in scenario_ids:
+        records = by_scenario.get(scenario_id, {})
+        if sorted(records) == list(range(processes)) and all(
+                r.status == "ok" for r in records.values()):
+            complete[scenario_id] = [records[i] for i in range(processes)]
+    return complete
+
+
+def append_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
+    """Append several records at once (copied from an earlier run) in one write."""
+    lines = "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+                    for r in records)
+    if not lines:
+        return
+    with open(run_dir / SAMPLES, "a+b") as out:
+        _drop_torn_tail(out)
+        out.write(lines.encode())
+        out.flush()
+        os.fsync(out.fileno())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,13 @@ PROBE_INFO = {"source_hash": "0123456789abcdef", "compiler": "cc (Test) 1.0",
 
 
 def fake_probe_output(scenario: Scenario, process_index: int, iterations: int = 1,
-                      warmup: int = 0) -> dict[str, Any]:
-    """What the probe would print, with times proportional to pages and a known ±2% jitter."""
+                      warmup: int = 0, scale: float = 1.0) -> dict[str, Any]:
+    """What the probe would print, with times proportional to pages and a known ±2% jitter.
+
+    `scale` multiplies every time (a synthetic regression or noise); counts stay exact.
+    """
     pages = max(1, -(-scenario.size_bytes // PAGE_BYTES)) * scenario.ops
-    jitter = 1.0 + 0.02 * ((process_index % 3) - 1)
+    jitter = (1.0 + 0.02 * ((process_index % 3) - 1)) * scale
     results = []
     for index in range(warmup + iterations):
         rss = 8 << 20
@@ -40,14 +45,22 @@ def fake_probe_output(scenario: Scenario, process_index: int, iterations: int = 
 
 def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "test-machine",
                         run_id: str = "20260101T000000Z",
-                        crash: tuple[str, int] | None = None) -> Path:
-    """Store a whole run of `spec_path` with fake probe output; `crash` names (label, process)."""
+                        crash: tuple[str, int] | None = None, scale: float = 1.0,
+                        noise: float = 0.0, seed: int = 0,
+                        fingerprint: dict[str, Any] | None = None) -> Path:
+    """Store a whole run of `spec_path` with fake probe output; `crash` names (label, process).
+
+    Times are multiplied by `scale` and, per process, by a lognormal factor of sigma `noise`
+    drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT.
+    """
+    rng = random.Random(seed)
     experiment = spec.load_spec(spec_path)
     plan = matrix.expand(experiment)
     reps = experiment.repetitions
     run_dir = store.run_path(results_dir, machine, experiment.name, run_id)
     manifest = store.build_manifest(
-        plan, spec_text=spec_path.read_text(), probe_info=PROBE_INFO, fingerprint=FINGERPRINT,
+        plan, spec_text=spec_path.read_text(), probe_info=PROBE_INFO,
+        fingerprint=FINGERPRINT if fingerprint is None else fingerprint,
         machine=machine, run_id=run_id, repetitions=reps, seed=1,
         started_utc="2026-01-01T00:00:00Z", command="alloclab run")
     store.write_manifest(run_dir, manifest)
@@ -57,9 +70,10 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
                 record = ProcessRecord(scenario.id, process_index, "crashed", None, "SIGSEGV",
                                        0.01, "probe: touching block 0\n", None)
             else:
+                factor = scale * math.exp(rng.gauss(0.0, noise)) if noise else scale
                 record = ProcessRecord(scenario.id, process_index, "ok", 0, None, 0.01, "",
                                        fake_probe_output(scenario, process_index,
-                                                         reps.iterations, reps.warmup))
+                                                         reps.iterations, reps.warmup, factor))
             store.append_record(run_dir, record)
     store.write_manifest(run_dir, {**manifest, "finished_utc": "2026-01-01T00:01:00Z"})
     return run_dir
@@ -91,4 +105,26 @@ checks:
     expect: same
     candidate: {backing: mmap-anon}
     reference: {backing: malloc}
+"""
+
+
+COMPARE_SPEC = """\
+name: cmp
+title: A synthetic experiment to compare
+question: Did anything change between two runs?
+matrix:
+  backing: [malloc, mmap-anon]
+  size: [4KiB, 64KiB, 1MiB, 16MiB]
+fixed:
+  access: write-page
+  ops: 2
+repetitions:
+  processes: 10
+  iterations: 1
+charts:
+  - title: First touch per page
+    metric: first_touch_ns_per_page
+    x: size
+    series: backing
+    log_x: true
 """

@@ -12,6 +12,7 @@ import pytest
 from runner import execute
 from runner.cli import main
 from runner.store import latest_runs, list_runs
+from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
 INVALID = sorted((ROOT / "tests" / "spec_cases" / "invalid").glob("*.yaml"))
@@ -121,3 +122,100 @@ def test_a_timed_out_process_is_recorded_and_the_run_goes_on(tmp_path: Path) -> 
     assert ("malloc 64MiB", "timeout") in statuses
     assert len(run.records) == 8 and run.finished
     assert "timeout" in (tmp_path / "reports" / "slow.html").read_text()
+
+
+@pytest.mark.parametrize(("command", "option"), [
+    ("compare", "--fail-above"), ("export", "--output"), ("import", "--results"),
+    ("report", "--check")])
+def test_help_explains_the_comparison_subcommands(
+        command: str, option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert out.startswith(f"usage: alloclab {command}") and option in out
+    assert len(out.splitlines()) > 8
+
+
+@pytest.fixture
+def compare_runs_dir(tmp_path: Path) -> Path:
+    """Three synthetic runs of one experiment: a baseline, an A/A twin and a 20% slowdown."""
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(COMPARE_SPEC)
+    results = tmp_path / "results"
+    write_synthetic_run(results, spec, run_id="r1", noise=0.02, seed=1)
+    write_synthetic_run(results, spec, run_id="r2", noise=0.02, seed=2)
+    write_synthetic_run(results, spec, run_id="r3", noise=0.02, seed=3, scale=1.2)
+    return results / "test-machine" / "cmp"
+
+
+def test_compare_fails_above_the_threshold_only_on_a_regression(
+        compare_runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, twin, slow = (str(compare_runs_dir / r) for r in ("r1", "r2", "r3"))
+    assert main(["compare", base, twin, "--fail-above", "10%"]) == 0
+    assert "✅ No regression above +10%." in capsys.readouterr().out
+    markdown = tmp_path / "pr.md"
+    assert main(["compare", base, slow, "--fail-above", "10%", "--markdown", str(markdown),
+                 "--out", str(tmp_path / "cmp"), "--templates", str(ROOT / "templates")]) == 1
+    out, err = capsys.readouterr()
+    assert "❌ **8 regression(s) above +10%:**" in out and out == markdown.read_text()
+    assert "failing" in err and (tmp_path / "cmp" / "compare.html").exists()
+    assert main(["compare", base, slow, "--fail-above", "25"]) == 0  # 20% is below 25%
+    assert main(["compare", base, slow]) == 0  # no threshold, no gate
+
+
+def test_compare_takes_an_experiment_folder_as_its_latest_run(
+        compare_runs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(compare_runs_dir), "--baseline",
+                 str(compare_runs_dir / "r1")]) == 0
+    assert "Baseline `test-machine/cmp/r1` against `test-machine/cmp/r3`" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--metric", "first_touch_ns_per_pages"], "did you mean first_touch_ns_per_page?"),
+    (["--baseline", "RUN1"], "name at least one run besides the baseline"),
+])
+def test_compare_usage_errors_are_one_line_exit_2(
+        compare_runs_dir: Path, capsys: pytest.CaptureFixture[str], arguments: list[str],
+        message: str) -> None:
+    run = str(compare_runs_dir / "r1")
+    assert main(["compare", run, *[run if a == "RUN1" else a for a in arguments]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_compare_refuses_a_folder_that_is_no_run(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_report_check_detects_a_modified_or_stale_report(
+        tmp_path: Path, small_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_synthetic_run(tmp_path / "results", small_spec)
+    paths = ["--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports"),
+             "--templates", str(ROOT / "templates")]
+    assert main(["report", *paths]) == 0
+    assert main(["report", "--check", *paths]) == 0
+    assert "matches its results byte for byte" in capsys.readouterr().err
+    page = tmp_path / "reports" / "small.html"
+    page.write_text(page.read_text().replace("How do two", "How do three"))
+    (tmp_path / "reports" / "old.html").write_text("gone")
+    assert main(["report", "--check", *paths]) == 1
+    out = capsys.readouterr().out
+    assert f"{page}: differs" in out and "old.html: not produced by the results (stale)" in out
+    assert "How do three" in page.read_text()  # --check writes nothing
+
+
+def test_export_then_import_on_another_machine(tmp_path: Path, small_spec: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = write_synthetic_run(tmp_path / "theirs", small_spec, machine="laptop")
+    archive_path = tmp_path / "laptop.tar.gz"
+    assert main(["export", str(run_dir.parent), "-o", str(archive_path)]) == 0
+    assert main(["import", str(archive_path), "--results", str(tmp_path / "ours")]) == 0
+    assert "added:" in capsys.readouterr().err
+    [run] = list_runs(tmp_path / "ours")
+    assert run.machine == "laptop" and len(run.records) == 6 * 3
+    assert main(["import", str(archive_path), "--results", str(tmp_path / "ours")]) == 0
+    assert "already present" in capsys.readouterr().err

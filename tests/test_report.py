@@ -1,5 +1,6 @@
 """Reports: byte-identical re-renders, a golden page, and nothing hidden."""
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -13,7 +14,12 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def _without_svg(html: str) -> str:
-    """Charts are checked in test_charts; the golden file pins everything around them."""
+    """Charts are checked in test_charts; the golden file pins everything around them.
+
+    Data checksums cover the manifest, which names the temporary spec path: they are pinned by
+    test_the_report_embeds_checksum_version_and_command, not here.
+    """
+    html = re.sub(r"\b[0-9a-f]{64}\b", "<sha256>", html)
     return re.sub(r"<svg.*?</svg>", "<svg/>", html, flags=re.DOTALL)
 
 
@@ -50,3 +56,19 @@ def test_experiment_page_shows_question_charts_crashes_and_machine(reports: Path
     assert "2/3" in html  # processes ok for the crashed scenario
     assert "Test CPU" in html and "6.0.0-test" in html
     assert "http://" not in _without_svg(html) and "https://" not in _without_svg(html)
+
+
+def test_the_report_embeds_checksum_version_and_command(reports: Path, tmp_path: Path) -> None:
+    [run_dir] = (tmp_path / "results").glob("*/*/*")
+    data = (run_dir / "manifest.json").read_bytes() + (run_dir / "samples.jsonl").read_bytes()
+    html = (reports / "small.html").read_text()
+    assert hashlib.sha256(data).hexdigest() in html  # `cat manifest.json samples.jsonl | sha256sum`
+    assert "alloclab 0.1.0" in html and "made by <code>alloclab run</code>" in html
+    assert "frequency scaling: not readable" in html
+
+
+def test_noise_warnings_show_in_the_report(tmp_path: Path, small_spec: Path) -> None:
+    write_synthetic_run(tmp_path / "results", small_spec, noise=0.4, seed=5)
+    render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
+    html = (tmp_path / "reports" / "small.html").read_text()
+    assert "Noise warnings" in html and "varies by more than 10% (robust CV)" in html

@@ -1,13 +1,20 @@
 """The order of probe processes: complete, round by round, reproducible from the seed."""
 
-from runner.model import Scenario
-from runner.schedule import order_jobs
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from runner.model import ProcessRecord, Repetitions, Scenario
+from runner.preconditions import MachineFacts
+from runner.probe import ProbeBinary
+from runner.schedule import order_jobs, run_jobs
+from runner.store import SAMPLES
 
 
 def _scenario(size_bytes: int) -> Scenario:
     return Scenario(backing="malloc", size_bytes=size_bytes, sharing="private",
-                    protection="read-write", populate=False, access="write-page", ops=1,
-                    file_dir="/tmp")
+                    protection="read-write", populate="none", access="write-page", ops=1,
+                    file_dir="/tmp", thp="default", release="auto")
 
 
 SCENARIOS = [_scenario(4096 << i) for i in range(6)]
@@ -30,3 +37,30 @@ def test_same_seed_same_order_other_seed_other_order() -> None:
     # Rounds are shuffled independently: not every round repeats the first one.
     first = ids(7)
     assert first[0:6] != first[6:12] or first[6:12] != first[12:18]
+
+
+def test_scenarios_the_machine_cannot_measure_are_stored_as_skipped(tmp_path: Path) -> None:
+    """A hugetlb scenario without free huge pages: recorded with the reason, never started."""
+    hugetlb = replace(_scenario(2 << 20), backing="mmap-hugetlb")
+    facts = MachineFacts(free_huge_pages=0, memlock_limit_bytes=None, euid=0,
+                         thp_enabled="madvise", max_map_count=65530, kernel=(6, 18))
+    missing = ProbeBinary(path=tmp_path / "no-probe-here", source_hash="0" * 16,
+                          compiler="cc", flags=())
+    seen: list[ProcessRecord] = []
+    run_jobs(order_jobs([hugetlb], processes=2, seed=1), missing, Repetitions(), 10.0,
+             tmp_path, done={(hugetlb.id, 0)}, on_record=lambda job, r: seen.append(r),
+             facts=facts)
+    assert [(r.scenario_id, r.process_index, r.status) for r in seen] == [
+        (hugetlb.id, 1, "skipped")]
+    (record,) = load_run_records(tmp_path)
+    assert record == seen[0]
+    assert record.exit_code is None and record.probe is None
+    assert record.skip_reason is not None and record.skip_reason.startswith("needs 1 free")
+    assert record.stderr_tail == ("alloclab: skipped: needs 1 free 2 MiB huge pages, the machine "
+                                  "has 0 (reserve them as root: echo 1 > "
+                                  "/proc/sys/vm/nr_hugepages)\n")
+
+
+def load_run_records(run_dir: Path) -> list[ProcessRecord]:
+    lines = (run_dir / SAMPLES).read_text().splitlines()
+    return [ProcessRecord(**json.loads(line)) for line in lines]

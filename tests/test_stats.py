@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from runner.stats import bootstrap_median_ci, summarize
+from runner.stats import (
+    bh_adjust,
+    bootstrap_median_ci,
+    bootstrap_ratio_ci,
+    mann_whitney_p,
+    summarize,
+)
 
 
 def test_summary_of_known_sample() -> None:
@@ -48,3 +54,54 @@ def test_bootstrap_interval_covers_the_median_of_a_normal_sample() -> None:
 def test_bootstrap_is_deterministic() -> None:
     values = np.arange(30, dtype=float) ** 1.5
     assert bootstrap_median_ci(values) == bootstrap_median_ci(values.copy())
+
+
+def test_ratio_interval_of_an_exactly_scaled_sample_holds_the_scale() -> None:
+    baseline = np.random.default_rng(2).normal(100, 5, size=60)
+    ratio, low, high = bootstrap_ratio_ci(baseline * 1.2, baseline)
+    assert ratio == pytest.approx(1.2)
+    assert low < 1.2 < high
+    # Independent resampling of two sides with a 5% spread: the interval is a few % wide.
+    assert 0.01 < high - low < 0.12
+
+
+def test_ratio_interval_of_two_draws_of_one_distribution_covers_one() -> None:
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(100, 5, size=200), rng.normal(100, 5, size=200)
+    ratio, low, high = bootstrap_ratio_ci(first, second)
+    assert low < 1 < high and abs(ratio - 1) < 0.02
+    assert bootstrap_ratio_ci(first, second) == (ratio, low, high)  # seeded
+
+
+def test_mann_whitney_of_fully_separated_samples_is_the_exact_textbook_value() -> None:
+    # U = 0: of the C(10, 5) = 252 equally likely rankings, only this one and its mirror are
+    # as extreme, so the exact two-sided p-value is 2/252.
+    assert mann_whitney_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(2 / 252)
+    assert mann_whitney_p([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) == pytest.approx(2 / 252)
+
+
+def test_mann_whitney_of_a_known_table_with_ties_matches_the_hand_computed_value() -> None:
+    # Ranks of 1 2 2 3 3 4 5 6 6 7: the first group's sum is 1+2.5+2.5+4.5+6 = 16.5, so
+    # U = 16.5 - 15 = 1.5. Three pairs of ties: variance 25/12 * (11 - 18/90) = 22.5. With the
+    # continuity correction z = (1.5 - 12.5 + 0.5) / sqrt(22.5) = -2.2136, p = 0.02686.
+    p = mann_whitney_p([1, 2, 2, 3, 4], [3, 5, 6, 6, 7])
+    z = (1.5 - 12.5 + 0.5) / math.sqrt(22.5)
+    assert p == pytest.approx(math.erfc(-z / math.sqrt(2)), rel=1e-9)
+    assert p == pytest.approx(0.02686, abs=1e-5)
+
+
+def test_mann_whitney_edge_cases() -> None:
+    assert mann_whitney_p([3, 3, 3], [3, 3]) == 1.0
+    assert math.isnan(mann_whitney_p([], [1, 2]))
+
+
+def test_benjamini_hochberg_of_known_lists() -> None:
+    assert bh_adjust([0.01, 0.02, 0.03, 0.04, 0.05]) == pytest.approx([0.05] * 5)
+    # The step-up: p_i * m / i, then the running minimum from the largest p down.
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]
+    assert bh_adjust(p) == pytest.approx(
+        [0.008, 0.032, 0.0672, 0.0672, 0.0672, 0.08, 0.0845714, 0.205], rel=1e-5)
+    # Order does not matter, NaN is neither counted nor changed.
+    adjusted = bh_adjust([0.05, float("nan"), 0.01])
+    assert adjusted[0] == pytest.approx(0.05) and adjusted[2] == pytest.approx(0.02)
+    assert math.isnan(adjusted[1])

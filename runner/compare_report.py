@@ -1,0 +1,195 @@
+"""A comparison -> an HTML page (templates/compare.html) and a Markdown summary for a PR comment.
+
+pandas and the statistics stop in runner.compare; this module only turns its Comparison, and
+the runs it came from, into preformatted strings. Like the reports, the output is a pure
+function of the stored runs and the command's options: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner import charts, noise, report
+from runner.compare import ALPHA, VERDICTS, Comparison, MetricComparison, RunRef, Verdict
+from runner.frame import build_frame, measured
+from runner.store import StoredRun, data_checksum
+
+MARKDOWN_ROWS = 30  # per candidate; the HTML page has them all
+REGRESSIONS_NAMED = 5  # the worst, in the summary line; the table lists every one
+
+
+def format_ratio(row: MetricComparison) -> str:
+    """'1.20× (1.18–1.22)': the ratio of medians and its 95% interval."""
+    if math.isnan(row.ratio):
+        return "–"
+    return f"{row.ratio:.3g}× ({row.ci_low:.3g}–{row.ci_high:.3g})"
+
+
+def format_p(p: float) -> str:
+    return "–" if math.isnan(p) else f"{p:.2g}"
+
+
+def verdict_text(verdict: Verdict, equivalence: float) -> str:
+    return f"same within ±{equivalence:.0%}" if verdict == "same" else verdict
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
+    return {
+        "id": row.scenario_id, "label": row.label, "metric": row.metric,
+        "baseline": report.format_value(row.metric, row.baseline_median),
+        "candidate": report.format_value(row.metric, row.candidate_median),
+        "processes": f"{row.baseline_processes} / {row.candidate_processes}",
+        "ratio": format_ratio(row), "p": format_p(row.p_value), "p_adjusted": format_p(
+            row.p_adjusted), "verdict": row.verdict.replace(" ", "-"),
+        "verdict_text": verdict_text(row.verdict, equivalence), "regression": row.regression,
+    }
+
+
+def _counts_text(counts: dict[Verdict, int], equivalence: float) -> str:
+    parts = [f"{n} {verdict_text(v, equivalence)}" for v, n in counts.items() if n]
+    return ", ".join(parts) or "nothing compared"
+
+
+def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str, Any]:
+    return {
+        "role": role, "name": RunRef.of(run).name, "machine": run.machine,
+        "run_id": run.run_id, "started": run.manifest.get("started_utc"),
+        "finished": run.manifest.get("finished_utc"),
+        "alloclab_version": run.manifest.get("alloclab_version"),
+        "checksum": data_checksum(run.path), "command": run.manifest.get("command"),
+        "warnings": [w.message for w in noise.run_warnings(run, metrics)],
+        "conditions": noise.conditions_text(run),
+    }
+
+
+def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[str]:
+    """The baseline spec's charts of the compared metrics, every run drawn on each."""
+    experiment = report.experiment_of(runs[0])
+    label_keys = tuple(runs[0].manifest["label_keys"])
+    samples = [measured(build_frame(run)) for run in runs]
+    names = [RunRef.of(run).name for run in runs]
+    return [charts.render_overlay_svg([(name, charts.chart_data(s, chart, label_keys))
+                                       for name, s in zip(names, samples, strict=True)])
+            for chart in experiment.charts if chart.metric in metrics]
+
+
+def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
+                          command: str) -> dict[str, Any]:
+    """Everything templates/compare.html shows; `runs` are the baseline then the candidates."""
+    equivalence = comparison.equivalence
+    candidates = []
+    for candidate in comparison.candidates:
+        counts = {v: candidate.count(v) for v in VERDICTS}
+        candidates.append({
+            "name": candidate.run.name, "summary": _counts_text(counts, equivalence),
+            "rows": [_row_context(row, equivalence) for row in candidate.rows],
+            "only_in_baseline": list(candidate.only_in_baseline),
+            "only_in_candidate": list(candidate.only_in_candidate),
+        })
+    return {
+        "experiment": comparison.baseline.experiment,
+        "baseline": comparison.baseline.name,
+        "equivalence": f"±{_percent(equivalence)}",
+        "fail_above": None if comparison.fail_above is None
+        else f"+{_percent(comparison.fail_above)}",
+        "alpha": f"{ALPHA:g}",
+        "metrics": list(comparison.metrics),
+        "differences": [{"key": d.key, "description": d.description, "confounds": d.confounds,
+                         "cells": list(d.values)} for d in comparison.differences],
+        "confounders": len(comparison.confounders),
+        "runs": [_run_context("baseline" if i == 0 else "candidate", run, comparison.metrics)
+                 for i, run in enumerate(runs)],
+        "candidates": candidates,
+        "regressions": [{"run": ref.name, "label": row.label, "metric": row.metric,
+                         "ratio": format_ratio(row)} for ref, row in comparison.regressions],
+        "charts": _overlay_charts(runs, comparison.metrics),
+        "command": command,
+    }
+
+
+def render_compare_html(comparison: Comparison, runs: Sequence[StoredRun], command: str,
+                        out_dir: Path, templates_dir: Path) -> Path:
+    """Write out_dir/compare.html and return its path."""
+    context = build_compare_context(comparison, runs, command)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / "compare.html"
+    page.write_text(report.template_environment(templates_dir).get_template(
+        "compare.html").render(context, experiments=[]))
+    return page
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """A summary fit for a pull-request comment: comparability, counts, regressions, changes."""
+    equivalence = comparison.equivalence
+    lines = [f"## alloclab compare: {comparison.baseline.experiment}", ""]
+    names = ", ".join(f"`{c.run.name}`" for c in comparison.candidates)
+    lines += [f"Baseline `{comparison.baseline.name}` against {names}. Per scenario: ratio of "
+              "medians over fresh processes with a bootstrap 95% CI, Mann–Whitney U with "
+              f"Benjamini–Hochberg correction at {ALPHA:g}, equivalence band "
+              f"±{_percent(equivalence)}. Metrics: "
+              + ", ".join(f"`{m}`" for m in comparison.metrics) + ".", ""]
+    confounders = comparison.confounders
+    others = [d for d in comparison.differences if not d.confounds]
+    if confounders:
+        lines.append(f"**Comparability:** ⚠️ {len(confounders)} confounding difference(s): "
+                     + "; ".join(f"`{d.key}` ({' → '.join(d.values)})" for d in confounders)
+                     + ". Differences below may come from these, not from the code alone.")
+    else:
+        lines.append("**Comparability:** no confounding fingerprint difference.")
+    if others:
+        lines.append("Also differ: " + ", ".join(f"`{d.key}`" for d in others) + ".")
+    lines.append("")
+    if comparison.fail_above is not None:
+        regressions = comparison.regressions
+        if regressions:
+            worst = sorted(regressions, key=lambda item: -item[1].ratio)
+            more = len(worst) - REGRESSIONS_NAMED
+            lines.append(f"❌ **{len(regressions)} regression(s) above "
+                         f"+{_percent(comparison.fail_above)}:** " + "; ".join(
+                             f"{row.label} `{row.metric}` {format_ratio(row)}"
+                             for _, row in worst[:REGRESSIONS_NAMED])
+                         + (f"; and {more} more" if more > 0 else "") + ".")
+        else:
+            lines.append(f"✅ No regression above +{_percent(comparison.fail_above)}.")
+        lines.append("")
+    for candidate in comparison.candidates:
+        counts = {v: candidate.count(v) for v in VERDICTS}
+        lines += [f"### `{candidate.run.name}`", "",
+                  f"{len(candidate.rows)} scenario × metric pairs: "
+                  f"{_counts_text(counts, equivalence)}.", ""]
+        changed = sorted((row for row in candidate.rows if row.verdict != "same"),
+                         key=lambda r: (VERDICTS.index(r.verdict),
+                                        -abs(math.log(r.ratio)) if r.ratio > 0
+                                        and math.isfinite(r.ratio) else 0.0))
+        if changed:
+            lines += ["| scenario | metric | baseline | candidate | ratio (95% CI) | p (BH) | "
+                      "verdict |", "|---|---|---|---|---|---|---|"]
+            for row in changed[:MARKDOWN_ROWS]:
+                cells = [row.label, f"`{row.metric}`",
+                         report.format_value(row.metric, row.baseline_median),
+                         report.format_value(row.metric, row.candidate_median),
+                         format_ratio(row), format_p(row.p_adjusted),
+                         ("**regression** " if row.regression else "")
+                         + verdict_text(row.verdict, equivalence)]
+                lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
+            if len(changed) > MARKDOWN_ROWS:
+                lines.append(f"\n… and {len(changed) - MARKDOWN_ROWS} more in the HTML report.")
+        else:
+            lines.append(f"Every pair is the same within ±{_percent(equivalence)}.")
+        for title, labels in (("Only in the baseline", candidate.only_in_baseline),
+                              ("Only in this run", candidate.only_in_candidate)):
+            if labels:
+                lines += ["", f"{title}: " + ", ".join(labels) + "."]
+        lines.append("")
+    return "\n".join(lines)

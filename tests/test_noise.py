@@ -1,0 +1,82 @@
+"""Noise checks: each one fires on the pattern it names and stays quiet otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from runner import noise
+from runner.stats import summarize
+from runner.store import load_run
+from tests.synthetic import write_synthetic_run
+
+
+def _samples(values: dict[str, list[float]]) -> pd.DataFrame:
+    """One sample per process: {scenario id: [process 0, process 1, ...]}."""
+    return pd.DataFrame([{"scenario_id": sid, "process_index": i, "total_ns_per_op": v}
+                         for sid, per_process in values.items() for i, v in enumerate(per_process)])
+
+
+def test_variation_names_the_noisiest_scenarios_first() -> None:
+    summaries = {"total_ns_per_op": [("quiet", summarize([100, 101, 99, 100])),
+                                     ("loud", summarize([50, 100, 150, 200, 250])),
+                                     ("louder", summarize([10, 100, 200, 300, 400]))]}
+    [warning] = noise.check_variation(summaries)
+    assert warning.check == "variation"
+    assert "in 2 of 3 scenarios" in warning.message
+    assert warning.message.index("louder") < warning.message.index("loud (")
+    assert "quiet" not in warning.message
+    assert noise.check_variation({"total_ns_per_op": summaries["total_ns_per_op"][:1]}) == []
+
+
+def test_a_slow_first_process_is_reported_with_its_ratio() -> None:
+    samples = _samples({"a": [300, 100, 102, 98, 100], "b": [101, 100, 102, 98, 100],
+                        "c": [900, 100]})  # c has too few other processes to judge
+    assert noise.first_process_ratios(samples, "total_ns_per_op") == {
+        "a": 3.0, "b": 1.01}
+    [warning] = noise.check_first_process(samples, ["total_ns_per_op"], {"a": "malloc 4KiB"})
+    assert "malloc 4KiB (3.0×)" in warning.message and "1 of 2 scenarios" in warning.message
+
+
+def test_first_process_check_looks_at_times_only() -> None:
+    samples = _samples({"a": [300, 100, 100, 100]}).rename(
+        columns={"total_ns_per_op": "first_touch_minor_faults_per_page"})
+    assert noise.check_first_process(samples, ["first_touch_minor_faults_per_page"], {}) == []
+
+
+def _session(busy: int, steal: int, own_s: float = 5.0, total: int = 1000,
+             cpus: int = 2) -> dict[str, object]:
+    """Snapshots 1000 jiffies apart (5 s of two CPUs); alloclab itself used `own_s` of CPU."""
+    zero = {"busy_jiffies": 0, "steal_jiffies": 0, "total_jiffies": 0, "cpus": cpus,
+            "loadavg_1m": 0.5, "own_cpu_s": 1.0}
+    return {"before": zero, "after": {**zero, "busy_jiffies": busy, "steal_jiffies": steal,
+                                      "total_jiffies": total, "loadavg_1m": 1.5,
+                                      "own_cpu_s": 1.0 + own_s}}
+
+
+def test_load_beyond_alloclabs_own_and_steal_are_reported() -> None:
+    assert noise.check_load([_session(busy=550, steal=0)]) == []  # 5.5 s busy, 5 s ours
+    [load] = noise.check_load([_session(busy=900, steal=0)])
+    assert load.check == "load" and "0.8 of 2 CPUs" in load.message
+    [steal] = noise.check_load([_session(busy=500, steal=50)])
+    assert steal.check == "steal" and "5%" in steal.message
+    assert noise.check_load([{"before": {}, "after": {}}]) == []  # unreadable: no claim
+    assert noise.check_load([_session(busy=90, steal=9, total=100)]) == []  # 0.5 s: too short
+
+
+def test_frequency_governor_warns_only_when_readable_and_not_performance() -> None:
+    assert noise.check_frequency(None) == []
+    assert noise.check_frequency("performance") == []
+    [warning] = noise.check_frequency("performance,powersave")
+    assert "powersave" in warning.message
+
+
+def test_a_synthetic_run_is_quiet_and_says_what_it_could_not_read(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    assert noise.run_warnings(run, ["first_touch_ns_per_page"]) == []
+    assert noise.conditions_text(run) == "load: not recorded; frequency scaling: not readable"
+    run.manifest["load"] = [_session(busy=500, steal=5)]
+    assert noise.conditions_text(run).startswith(
+        "load average 0.5 → 1.5, other work 0.00 CPUs, steal 0.5%; frequency scaling")

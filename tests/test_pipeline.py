@@ -1,0 +1,149 @@
+"""run_plan with a fake probe: reuse of unchanged scenarios, load snapshots, allocator env."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import execute, pipeline, probe
+from runner.model import ProcessRecord
+from runner.store import load_run
+from tests.synthetic import fake_probe_output
+
+SPEC = """\
+name: reuse
+title: Reuse
+question: Does a spec change rerun only what it changed?
+matrix:
+  backing: [malloc, mmap-anon]
+  size: [4KiB, 64KiB]
+fixed:
+  access: write-page
+  ops: 2
+repetitions:
+  processes: 3
+charts:
+  - title: touch
+    metric: first_touch_ns_per_page
+    x: size
+    series: backing
+"""
+BINARY = probe.ProbeBinary(Path("/bin/true"), "feedfacefeedface", "cc (Test) 1.0", ("-O2",))
+
+
+@dataclass
+class FakeProbe:
+    """Stands in for execute.run_process: records each call, answers with synthetic output."""
+
+    spec: Path
+    slow_first: float = 1.0
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    envs: list[Mapping[str, str] | None] = field(default_factory=list)
+
+    def __call__(self, argv: list[str], *, scenario_id: str, process_index: int,
+                 timeout_s: float, extra_env: Mapping[str, str] | None = None) -> ProcessRecord:
+        [plan] = pipeline.load_plans([self.spec])
+        scenario = {s.id: s for s in plan.scenarios}[scenario_id]
+        self.calls.append((scenario_id, process_index))
+        self.envs.append(extra_env)
+        scale = self.slow_first if process_index == 0 else 1.0
+        return ProcessRecord(scenario_id, process_index, "ok", 0, None, 0.01, "",
+                             fake_probe_output(scenario, process_index, scale=scale))
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "reuse.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+@pytest.fixture
+def fake(spec: Path, monkeypatch: pytest.MonkeyPatch) -> FakeProbe:
+    fake_probe = FakeProbe(spec)
+    monkeypatch.setattr(execute, "run_process", fake_probe)
+    for name in ("GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_ARENA_MAX"):
+        monkeypatch.delenv(name, raising=False)
+    return fake_probe
+
+
+def _run(spec: Path, tmp_path: Path, **options: Any) -> pipeline.RunSummary:
+    [plan] = pipeline.load_plans([spec])
+    run_options = pipeline.RunOptions(results_dir=tmp_path / "results", machine="m",
+                                      command="alloclab run", seed=1, **options)
+    return pipeline.run_plan(plan, BINARY, run_options, lambda _: None)
+
+
+def test_a_new_run_records_load_around_it_and_measures_everything(
+        spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
+    summary = _run(spec, tmp_path)
+    run = load_run(summary.run_dir)
+    assert len(fake.calls) == 4 * 3 and summary.reused == 0
+    assert run.manifest["reused_from"] == {}
+    [session] = run.manifest["load"]
+    assert session["after"]["total_jiffies"] >= session["before"]["total_jiffies"]
+    # A synthetic run is steady; the machine's load is not the test's to judge.
+    assert not [w for w in summary.warnings if "varies" in w or "first process" in w]
+
+
+def test_a_spec_change_reruns_only_the_scenarios_it_changed(
+        spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
+    first = load_run(_run(spec, tmp_path).run_dir)
+    spec.write_text(SPEC.replace("[4KiB, 64KiB]", "[4KiB, 64KiB, 1MiB]"))
+    fake.calls.clear()
+    summary = _run(spec, tmp_path)
+    second = load_run(summary.run_dir)
+    assert second.path != first.path and summary.reused == 4
+    new_ids = {s["id"] for s in second.manifest["scenarios"]} - {
+        s["id"] for s in first.manifest["scenarios"]}
+    assert {sid for sid, _ in fake.calls} == new_ids and len(fake.calls) == 2 * 3
+    assert set(second.manifest["reused_from"].values()) == {first.run_id}
+    assert set(second.manifest["reused_from"]) == {s["id"] for s in first.manifest["scenarios"]}
+    copied = [r for r in second.records if r.scenario_id in second.manifest["reused_from"]]
+    assert sorted(copied, key=lambda r: (r.scenario_id, r.process_index)) == sorted(
+        first.records, key=lambda r: (r.scenario_id, r.process_index))
+
+    fake.calls.clear()  # a third run names the run that measured them, not the one that copied
+    third = load_run(_run(spec, tmp_path).run_dir)
+    assert fake.calls == []
+    assert third.manifest["reused_from"] == {
+        sid: second.manifest["reused_from"].get(sid, second.run_id)
+        for sid in third.manifest["reused_from"]}
+
+
+def test_fresh_measures_everything_again(spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
+    _run(spec, tmp_path)
+    fake.calls.clear()
+    summary = _run(spec, tmp_path, resume=False, reuse=False)
+    assert len(fake.calls) == 12 and summary.reused == 0
+
+
+def test_nothing_is_reused_across_a_confounding_change_or_other_repetitions(
+        spec: Path, tmp_path: Path, fake: FakeProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(spec, tmp_path)
+    fake.calls.clear()
+    assert _run(spec, tmp_path, processes=2).reused == 0
+    assert len(fake.calls) == 4 * 2
+    fake.calls.clear()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=4096")
+    summary = _run(spec, tmp_path)
+    assert summary.reused == 0 and len(fake.calls) == 12
+
+
+def test_allocator_variables_reach_the_probe_and_the_fingerprint(
+        spec: Path, tmp_path: Path, fake: FakeProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")
+    run = load_run(_run(spec, tmp_path).run_dir)
+    assert all(env == {"MALLOC_ARENA_MAX": "1"} for env in fake.envs)
+    assert run.manifest["fingerprint"]["allocator_env"] == {"MALLOC_ARENA_MAX": "1"}
+
+
+def test_noise_warnings_come_back_with_the_summary(spec: Path, tmp_path: Path,
+                                                  fake: FakeProbe) -> None:
+    fake.slow_first = 3.0
+    summary = _run(spec, tmp_path)
+    assert any("the first process was at least 1.5× slower" in w for w in summary.warnings)
