@@ -168,7 +168,8 @@ def resolve_ops(ops: int, size_bytes: int, backing: str = "") -> int:
     """The inner-loop count: as given, or for 'auto' (0) enough blocks to cover 16 MiB."""
     if ops:
         return ops
-    return max(1, min(AUTO_OPS_MAX, AUTO_OPS_TARGET_BYTES // block_bytes(backing, size_bytes)))
+    blocks = -(-AUTO_OPS_TARGET_BYTES // block_bytes(backing, size_bytes))  # rounded up
+    return max(1, min(AUTO_OPS_MAX, blocks))
 
 
 def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
