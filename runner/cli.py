@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import traceback
@@ -10,13 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import runner
-from runner import matrix, pipeline, schema
+from runner import matrix, pipeline, preconditions, schema
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
+from runner.report import default_templates_dir
 
-EPILOG = "Specs default to experiments/*.yaml. Exit status: 0 ok, 1 a failed check (compare " \
-         "--fail-above, report --check), 2 bad spec or arguments, 3 machine lacks something " \
-         "(a C compiler), 130 interrupted (run again to resume)."
+EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
+         "out; compare --fail-above; report --check), 2 bad spec or arguments, 3 machine lacks " \
+         "something (a C compiler), 130 interrupted (run again to resume)."
+SPECS_EPILOG = "Specs default to experiments/*.yaml. " + EPILOG
 
 
 def _say(message: str) -> None:
@@ -38,9 +41,12 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         _say(f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
         for warning in s.warnings:
             _say(f"{s.experiment}: warning: {warning}")
-    if not args.no_report:
-        return cmd_report(args)
-    return ExitStatus.OK
+    status = cmd_report(args) if not args.no_report else ExitStatus.OK
+    if any(s.processes_failed for s in summaries):
+        # Recorded and reported, but a script running alloclab should still hear of it.
+        _say("some probe processes crashed, failed or timed out: see above and the report")
+        return ExitStatus.FAILURE
+    return status
 
 
 def cmd_report(args: argparse.Namespace) -> ExitStatus:
@@ -112,12 +118,15 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
     for plan in plans:
         print(f"{plan.spec.source}: ok: {plan.spec.name}: {len(plan.scenarios)} scenarios, "
               f"{len(plan.dropped)} combinations not measurable")
+        for dropped in plan.dropped:
+            print(f"  not measured: {matrix.describe_dropped(plan, dropped)}")
     return ExitStatus.OK
 
 
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
+    facts = preconditions.read_facts()
     for plan in pipeline.load_plans(_specs(args)):
-        print(matrix.format_plan(plan))
+        print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
     return ExitStatus.OK
 
 
@@ -136,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str, with_specs: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog=SPECS_EPILOG if with_specs else EPILOG)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks for errors")
         if with_specs:
@@ -147,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_report_paths(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--results", default="results", help="results folder (default: results)")
         sub.add_argument("--reports", default="reports", help="output folder (default: reports)")
-        sub.add_argument("--templates", default="templates",
-                         help="jinja2 templates folder (default: templates)")
+        sub.add_argument("--templates", type=Path, default=default_templates_dir(),
+                         help="jinja2 templates folder (default: ./templates, else the one "
+                              "beside alloclab's source: %(default)s)")
 
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
@@ -212,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--markdown", metavar="FILE",
                          help="also write the Markdown summary (for a pull-request comment) "
                               "to FILE")
-    compare.add_argument("--templates", default="templates",
-                         help="jinja2 templates folder (default: templates)")
+    compare.add_argument("--templates", type=Path, default=default_templates_dir(),
+                         help="jinja2 templates folder (default: %(default)s)")
     compare.set_defaults(func=cmd_compare)
 
     export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
@@ -253,8 +264,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(error), file=sys.stderr)
         return int(error.exit_status)
     except KeyboardInterrupt:
-        _say("interrupted: every finished process is stored; run the same command to resume")
+        if args.command == "run":
+            _say("interrupted: every finished process is stored; run the same command to "
+                 "resume (or `alloclab report` if only the rendering was cut short)")
+        else:
+            _say("interrupted")
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        # `alloclab plan | head`: the reader left; say nothing more to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitStatus.OK)
 
 
 if __name__ == "__main__":

@@ -120,8 +120,7 @@ def render_compare_html(comparison: Comparison, runs: Sequence[StoredRun], comma
     context = build_compare_context(comparison, runs, command)
     out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / "compare.html"
-    page.write_text(report.template_environment(templates_dir).get_template(
-        "compare.html").render(context, experiments=[]))
+    page.write_text(report.render_page(templates_dir, "compare.html", **context, experiments=[]))
     return page
 
 

@@ -117,8 +117,9 @@ def _label_keys(spec: ExperimentSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def format_plan(plan: Plan) -> str:
-    """A readable table: id, label and memory per scenario, the dropped points, and a total."""
+def format_plan(plan: Plan, unmet: Mapping[str, str] | None = None) -> str:
+    """A readable table: id, label and memory per scenario, the dropped points, the scenarios
+    this machine will skip (`unmet`: scenario id -> the precondition it lacks), and a total."""
     keys = plan.label_keys
     rows = [(s.id, s.label(keys), format_size(s.memory_bytes)) for s in plan.scenarios]
     lines = [f"{plan.spec.name} ({plan.spec.source}): {_count(len(rows), 'scenario')}"]
@@ -126,7 +127,11 @@ def format_plan(plan: Plan) -> str:
     if plan.dropped:
         lines.append(f"dropped {_count(len(plan.dropped), 'combination')} "
                      "that cannot be measured:")
-        lines += [f"  {_dropped_label(d, keys)}: {d.reason}" for d in plan.dropped]
+        lines += [f"  {describe_dropped(plan, d)}" for d in plan.dropped]
+    skipped = [s for s in plan.scenarios if unmet and s.id in unmet]
+    if skipped and unmet:
+        lines.append(f"skipped on this machine ({_count(len(skipped), 'scenario')}):")
+        lines += [f"  {s.label(keys)}: {unmet[s.id]}" for s in skipped]
     lines.append(_total(plan))
     return "\n".join(lines)
 
@@ -137,8 +142,9 @@ def _table(header: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> li
             for a, b, c in [header, *rows]]
 
 
-def _dropped_label(dropped: DroppedCombination, keys: tuple[str, ...]) -> str:
-    return Scenario.from_params(dict(dropped.params)).label(keys)
+def describe_dropped(plan: Plan, dropped: DroppedCombination) -> str:
+    """"label: reason" for a matrix point that cannot be measured."""
+    return f"{Scenario.from_params(dict(dropped.params)).label(plan.label_keys)}: {dropped.reason}"
 
 
 def _total(plan: Plan) -> str:

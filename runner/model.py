@@ -10,6 +10,8 @@ from typing import Any, Literal
 from runner.parameters import BY_KEY, DEFAULTS, PARAMETERS, Value, scenario_memory_bytes
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
+# Spec keys that change what a report shows but not what is measured.
+PRESENTATION_KEYS = frozenset({"title", "question", "charts", "checks"})
 # "skipped": the machine lacks what the scenario needs (huge pages, an mlock limit...); the
 # reason is in stderr_tail, and no measurement was taken.
 Status = Literal["ok", "failed", "crashed", "timeout", "skipped"]
@@ -143,6 +145,15 @@ class ExperimentSpec:
         canonical = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    @property
+    def measurement_hash(self) -> str:
+        """Hash of what is measured, leaving out words and presentation (title, question,
+        charts, checks): an interrupted run resumes after a chart is edited, not after the
+        matrix is."""
+        measured = {k: v for k, v in self.raw.items() if k not in PRESENTATION_KEYS}
+        canonical = json.dumps(measured, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -175,6 +186,17 @@ class ProcessRecord:
             return None
         lines = self.stderr_tail.strip().splitlines()
         return lines[-1].split("skipped: ", 1)[-1] if lines else ""
+
+    def describe(self, timeout_s: float) -> str:
+        """What went wrong, in one line: "crashed (SIGSEGV): <last stderr line>",
+        "timeout after 60 s", "failed (exit 3): ...", "skipped: <reason>"."""
+        if self.status == "timeout":
+            return f"timeout after {timeout_s:g} s"
+        if self.status == "skipped":
+            return f"skipped: {self.skip_reason}"
+        detail = self.signal or f"exit {self.exit_code}"
+        tail = self.stderr_tail.strip().splitlines()[-1:]
+        return f"{self.status} ({detail})" + (f": {tail[0]}" if tail else "")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

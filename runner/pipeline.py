@@ -90,7 +90,8 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     resumed = None
     if options.resume:
         resumed = store.find_resumable(options.results_dir, options.machine, experiment.name,
-                                       experiment.hash, binary.source_hash)
+                                       experiment.measurement_hash, binary.source_hash,
+                                       repetitions)
     changed = [] if resumed is None else machine.confounding_differences(
         resumed.manifest.get("fingerprint", {}), fingerprint)
     if resumed is not None and changed:
@@ -99,9 +100,11 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
         resumed = None
     reused: dict[str, str] = {}
     if resumed is not None:
-        manifest = resumed.manifest
         run_dir = resumed.path
-        repetitions = Repetitions(**manifest["repetitions"])
+        # Titles, charts or checks edited since: the run shows the spec as it is now.
+        manifest = {**resumed.manifest, "spec_hash": experiment.hash,
+                    "spec_text": Path(experiment.source).read_text(encoding="utf-8")}
+        store.write_manifest(run_dir, manifest)
         done = {(r.scenario_id, r.process_index) for r in resumed.records}
         say(f"{experiment.name}: resuming {run_dir} ({len(done)} processes already stored)")
     else:
@@ -133,15 +136,19 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     labels = {s["id"]: s["label"] for s in manifest["scenarios"]}
     counts = {"run": 0, "failed": 0}
     total = len(jobs) - len(done)
+    skip_said: set[str] = set()
 
     def on_record(job: schedule.Job, record: ProcessRecord) -> None:
         counts["run"] += 1
-        if record.status != "ok":
+        where = f"{experiment.name}: {labels[job.scenario.id]}"
+        if record.status == "skipped":
+            if job.scenario.id not in skip_said:  # once per scenario, not once per process
+                skip_said.add(job.scenario.id)
+                say(f"{where}: skipped: {record.skip_reason}")
+        elif record.status != "ok":
             counts["failed"] += 1
-            detail = record.signal or f"exit {record.exit_code}"
-            tail = record.stderr_tail.strip().splitlines()[-1:] or [""]
-            say(f"{experiment.name}: {labels[job.scenario.id]} process {job.process_index}: "
-                f"{record.status} ({detail}) {tail[0]}")
+            failure = record.describe(experiment.timeout_s)
+            say(f"{where} process {job.process_index}: {failure}")
         if counts["run"] % max(1, total // 10) == 0 or counts["run"] == total:
             say(f"{experiment.name}: {counts['run']}/{total} processes")
 

@@ -17,7 +17,7 @@ import jinja2
 import pandas as pd
 
 from runner import charts, machine, noise, spec, verdict
-from runner.errors import StoreError
+from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
 from runner.model import ExperimentSpec
@@ -71,13 +71,29 @@ def _scenario_rows(run: StoredRun, samples: pd.DataFrame,
 
 
 def _failures(run: StoredRun) -> list[dict[str, Any]]:
+    """Processes that crashed, failed or timed out, each with what it said last."""
     labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    timeout_s = float(run.manifest.get("timeout_s", 0))
     return [
         {"label": labels.get(r.scenario_id, r.scenario_id), "process": r.process_index,
-         "status": r.status, "detail": r.signal or (f"exit {r.exit_code}" if r.exit_code else ""),
-         "stderr": r.stderr_tail.strip().splitlines()[-1] if r.stderr_tail.strip() else ""}
-        for r in run.records if r.status != "ok"
+         "status": r.status, "detail": r.describe(timeout_s)}
+        for r in run.records if r.status not in ("ok", "skipped")
     ]
+
+
+def _skipped(run: StoredRun) -> list[dict[str, str]]:
+    """Scenarios this machine could not measure, once each, with the precondition it lacks."""
+    labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    reasons = {r.scenario_id: r.skip_reason or "" for r in run.records if r.status == "skipped"}
+    return [{"label": labels.get(sid, sid), "reason": reason} for sid, reason in reasons.items()]
+
+
+def _file_systems(run: StoredRun) -> str:
+    """Where the files of file backings lived, e.g. "/tmp (ext4)": disk and tmpfs differ."""
+    dirs = {s["id"]: s["params"]["file_dir"] for s in run.manifest["scenarios"]}
+    seen = {f"{dirs[r.scenario_id]} ({r.probe['file_fs']})" for r in run.records
+            if r.probe is not None and r.probe.get("file_fs") and r.scenario_id in dirs}
+    return ", ".join(sorted(seen))
 
 
 def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
@@ -159,6 +175,8 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
         "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
         "rows": _scenario_rows(run, samples, metrics),
         "failures": _failures(run),
+        "skipped": _skipped(run),
+        "file_systems": _file_systems(run),
         "dropped": run.manifest.get("dropped", []),
         "fingerprint": _fingerprint_rows(run),
         "command": run.manifest.get("command"),
@@ -188,17 +206,16 @@ def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) ->
     runs = latest_runs(results_dir)
     if not runs:
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
-    environment = template_environment(templates_dir)
     context = build_context(runs)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    written = [reports_dir / "index.html"]
-    written[0].write_text(environment.get_template("index.html").render(context))
+    pages = {"index.html": render_page(templates_dir, "index.html", **context)}
     for experiment in context["experiments"]:
-        page = reports_dir / experiment["page"]
-        page.write_text(environment.get_template("experiment.html").render(
-            experiment=experiment, experiments=context["experiments"]))
-        written.append(page)
-    return written
+        pages[experiment["page"]] = render_page(templates_dir, "experiment.html",
+                                                experiment=experiment,
+                                                experiments=context["experiments"])
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for name, html in pages.items():
+        (reports_dir / name).write_text(html)
+    return [reports_dir / name for name in pages]
 
 
 def template_environment(templates_dir: Path) -> jinja2.Environment:
@@ -207,6 +224,24 @@ def template_environment(templates_dir: Path) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
         lstrip_blocks=True)
+
+
+def render_page(templates_dir: Path, name: str, **context: Any) -> str:
+    """One page; a missing or mismatched templates folder is a one-line error, not a traceback."""
+    try:
+        return template_environment(templates_dir).get_template(name).render(**context)
+    except jinja2.TemplateError as error:
+        raise UsageError(f"{templates_dir}: {error.__class__.__name__}: {error} (use the "
+                         "templates/ folder of this alloclab version, or --templates)") from error
+
+
+def default_templates_dir() -> Path:
+    """./templates when run from a checkout, else the templates beside this package's source."""
+    here = Path("templates")
+    if (here / "base.html").exists():
+        return here
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    return beside if (beside / "base.html").exists() else here
 
 
 def check_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:

@@ -38,7 +38,9 @@ class StoredRun:
 
     @property
     def machine(self) -> str:
-        return str(self.manifest["machine_label"])
+        # The folder, not the label recorded at run time: copying results/<machine>/ under a
+        # new name is how a user keeps two machines with the same host name apart.
+        return self.path.parent.parent.name
 
     @property
     def experiment(self) -> str:
@@ -78,6 +80,7 @@ def build_manifest(plan: Plan, *, spec_text: str, probe_info: dict[str, Any],
         "spec_source": experiment.source,
         "spec_text": spec_text,
         "spec_hash": experiment.hash,
+        "measurement_hash": experiment.measurement_hash,
         "alloclab_version": runner.__version__,
         "probe": probe_info,
         "fingerprint": fingerprint,
@@ -182,17 +185,22 @@ def latest_runs(results_dir: Path) -> list[StoredRun]:
     return [chosen[key] for key in sorted(chosen)]
 
 
-def find_resumable(results_dir: Path, machine: str, experiment: str, spec_hash: str,
-                   probe_hash: str) -> StoredRun | None:
-    """The newest unfinished run of this exact spec and probe, which a new run continues."""
+def find_resumable(results_dir: Path, machine: str, experiment: str, measurement_hash: str,
+                   probe_hash: str, repetitions: Repetitions) -> StoredRun | None:
+    """The newest unfinished run measuring the same thing the same way, which a run continues.
+
+    Same scenarios (the spec's measurement hash), same probe and same repetitions: a smoke run
+    with `--processes 1` that was interrupted is not finished by a full run, nor the reverse.
+    """
     folder = results_dir / machine / experiment
     candidates = [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
     for run in reversed(candidates):
         if run.finished:
             return None  # a finished run after it means the unfinished one was abandoned
-        if run.manifest.get("spec_hash") == spec_hash and run.manifest.get("probe", {}).get(
-            "source_hash"
-        ) == probe_hash:
+        manifest = run.manifest
+        if (manifest.get("measurement_hash") == measurement_hash
+                and manifest.get("probe", {}).get("source_hash") == probe_hash
+                and manifest.get("repetitions") == asdict(repetitions)):
             return run
     return None
 

@@ -99,9 +99,11 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating_a_process(
     assert len(partial.records) == 3 and not partial.finished
 
     monkeypatch.setattr(execute, "run_process", real)
+    spec.write_text(TINY_SPEC.replace("title: touch", "title: first touch"))  # words only
     assert main(_run_args(tmp_path, spec)) == 0
     [run] = list_runs(tmp_path / "results")  # the same run, continued
     assert run.path == partial.path and run.finished
+    assert "title: first touch" in run.manifest["spec_text"]
     pairs = [(r.scenario_id, r.process_index) for r in run.records]
     assert len(pairs) == 8 and len(set(pairs)) == 8
     assert all(r.status == "ok" for r in run.records)
@@ -115,7 +117,7 @@ def test_a_timed_out_process_is_recorded_and_the_run_goes_on(tmp_path: Path) -> 
     # 1 ms is far too short to write 64 MiB, but the 4 KiB scenario fits.
     spec.write_text(TINY_SPEC.replace("tiny", "slow").replace("1MiB", "64MiB")
                     .replace("ops: 4", "ops: 1") + "timeout: 1ms\n")
-    assert main(_run_args(tmp_path, spec)) == 0
+    assert main(_run_args(tmp_path, spec)) == 1  # stored and reported, and said in the status
     [run] = latest_runs(tmp_path / "results")
     statuses = {(s["label"], r.status) for r in run.records
                 for s in run.manifest["scenarios"] if s["id"] == r.scenario_id}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from runner.errors import SpecError
 from runner.matrix import expand, format_plan
 from runner.model import ExperimentSpec, Repetitions, Scenario
 from runner.parameters import DEFAULTS, PARAMETERS, Value, find_conflict
+from runner.spec import load_spec
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -240,3 +242,15 @@ def test_format_plan() -> None:
         "populate: map-populate cannot apply (use an mmap backing, or populate: none)",
         "total: 5 scenarios, 3 processes each = 15 probe runs; peak memory 1GiB per process",
     ])
+
+
+def test_plan_lists_the_scenarios_this_machine_will_skip(tmp_path: Path) -> None:
+    spec_path = tmp_path / "skips.yaml"
+    spec_path.write_text("name: skips\ntitle: t\nquestion: q\n"
+                         "matrix:\n  backing: [mmap-anon, mmap-hugetlb]\n  size: 2MiB\n")
+    plan = expand(load_spec(spec_path))
+    hugetlb = next(s for s in plan.scenarios if s.backing == "mmap-hugetlb")
+    text = format_plan(plan, {hugetlb.id: "needs 8 free 2 MiB huge pages, 0 are free"})
+    assert "skipped on this machine (1 scenario):" in text
+    assert "  mmap-hugetlb: needs 8 free 2 MiB huge pages, 0 are free" in text
+    assert "skipped" not in format_plan(plan, {})

@@ -7,7 +7,7 @@ import pytest
 
 from runner import store
 from runner.errors import StoreError
-from runner.model import ProcessRecord
+from runner.model import ProcessRecord, Repetitions
 
 
 def _record(index: int, status: str = "ok") -> ProcessRecord:
@@ -18,7 +18,8 @@ def _record(index: int, status: str = "ok") -> ProcessRecord:
 
 def _manifest(experiment: str, run_id: str, finished: bool = True) -> dict[str, object]:
     return {"experiment": experiment, "run_id": run_id, "machine_label": "m",
-            "spec_hash": "s", "probe": {"source_hash": "p"},
+            "spec_hash": "s", "measurement_hash": "s", "probe": {"source_hash": "p"},
+            "repetitions": {"processes": 5, "warmup": 0, "iterations": 1},
             "finished_utc": "2026-01-01T00:00:00Z" if finished else None}
 
 
@@ -65,11 +66,22 @@ def test_latest_runs_prefers_finished_then_newest(tmp_path: Path) -> None:
     assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]
 
 
-def test_find_resumable_matches_spec_and_probe_and_stops_at_a_finished_run(tmp_path: Path) -> None:
+def test_find_resumable_matches_what_is_measured_and_stops_at_a_finished_run(
+        tmp_path: Path) -> None:
+    reps = Repetitions(processes=5)
     unfinished = store.run_path(tmp_path, "m", "e", "r1")
     store.write_manifest(unfinished, _manifest("e", "r1", finished=False))
-    assert store.find_resumable(tmp_path, "m", "e", "s", "p") is not None
-    assert store.find_resumable(tmp_path, "m", "e", "other-spec", "p") is None
-    assert store.find_resumable(tmp_path, "m", "e", "s", "other-probe") is None
+    assert store.find_resumable(tmp_path, "m", "e", "s", "p", reps) is not None
+    assert store.find_resumable(tmp_path, "m", "e", "other-spec", "p", reps) is None
+    assert store.find_resumable(tmp_path, "m", "e", "s", "other-probe", reps) is None
+    # An interrupted smoke run (--processes 1) is not finished by a full run.
+    assert store.find_resumable(tmp_path, "m", "e", "s", "p", Repetitions(processes=1)) is None
     store.write_manifest(store.run_path(tmp_path, "m", "e", "r2"), _manifest("e", "r2"))
-    assert store.find_resumable(tmp_path, "m", "e", "s", "p") is None
+    assert store.find_resumable(tmp_path, "m", "e", "s", "p", reps) is None
+
+
+def test_the_machine_is_the_folder_a_run_lives_in(tmp_path: Path) -> None:
+    """Copying results/vm/ to results/laptop/ keeps two same-named hosts apart."""
+    run_dir = store.run_path(tmp_path, "laptop", "e", "r1")
+    store.write_manifest(run_dir, _manifest("e", "r1"))  # recorded label: "m"
+    assert store.load_run(run_dir).machine == "laptop"
