@@ -19,7 +19,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from runner.metrics import axis_label
+from runner.metrics import BY_NAME, axis_label
 from runner.model import ChartSpec
 from runner.parameters import BY_KEY, Value
 from runner.stats import summarize
@@ -92,27 +92,68 @@ def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, .
     return ChartData(chart, tuple(series), keys)
 
 
-def render_svg(data: ChartData) -> str:
-    """Draw the chart as an inline-ready <svg> element (no XML prolog)."""
-    chart = data.chart
+@dataclass(frozen=True)
+class _Line:
+    """One series as drawn: its points, legend text, colour slot and line style."""
+
+    label: str
+    points: tuple[Point, ...]
+    colour: int
+    style: str = "-"
+    band: bool = True
+
+
+# Units a time or byte axis is shown in, chosen from the largest median plotted.
+_TIME_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
+_BYTE_UNITS = (("GiB", float(1 << 30)), ("MiB", float(1 << 20)), ("KiB", 1024.0), ("B", 1.0))
+
+
+def _y_scale(metric: str, lines: Sequence[_Line]) -> tuple[str, float]:
+    """The unit to show `metric` in (ms rather than 1e8 ns) and the factor to divide by."""
+    unit = BY_NAME[metric].unit
+    choices = {"ns": _TIME_UNITS, "bytes": _BYTE_UNITS}.get(unit)
+    largest = max((abs(p.median) for line in lines for p in line.points
+                   if p.median == p.median), default=0.0)
+    if choices is None:
+        return unit, 1.0
+    return next(((name, factor) for name, factor in choices if largest >= factor),
+                choices[-1])
+
+
+def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
+              height_in: float = 4.2) -> str:
+    """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
     x_parameter = BY_KEY[chart.x]
     numeric_x = x_parameter.kind in ("size", "count")
     categories: list[Value] = []
-    for series in data.series:
-        for point in series.points:
-            if point.x not in categories:
-                categories.append(point.x)
+    for line in lines:
+        categories += [p.x for p in line.points if p.x not in categories]
+    unit, factor = _y_scale(chart.metric, lines)
     with matplotlib.rc_context({"svg.hashsalt": "alloclab", "svg.fonttype": "path",
                                 "font.size": 9}):
-        figure = Figure(figsize=(7.5, 4.2))
+        figure = Figure(figsize=(7.5, height_in))
         FigureCanvasSVG(figure)
         axes = figure.add_subplot()
-        for series in data.series:
-            xs = [float(p.x) if numeric_x else categories.index(p.x) for p in series.points]
-            line = axes.plot(xs, [p.median for p in series.points], marker="o", markersize=3,
-                             label=series.label)[0]
-            axes.fill_between(xs, [p.q1 for p in series.points], [p.q3 for p in series.points],
-                              color=line.get_color(), alpha=0.18, linewidth=0)
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        for index, line in enumerate(lines):
+            colour = colours[line.colour % len(colours)]
+            medians = [p.median / factor for p in line.points]
+            q1 = [p.q1 / factor for p in line.points]
+            q3 = [p.q3 / factor for p in line.points]
+            if numeric_x:
+                xs = [float(p.x) for p in line.points]
+                axes.plot(xs, medians, marker="o", markersize=3, linestyle=line.style,
+                          color=colour, label=line.label)
+                if line.band:
+                    axes.fill_between(xs, q1, q3, color=colour, alpha=0.18, linewidth=0)
+            else:
+                # Categories are not a trend: points side by side with quartile bars, no lines.
+                offset = (index - (len(lines) - 1) / 2) * min(0.6 / max(len(lines), 1), 0.15)
+                xs = [categories.index(p.x) + offset for p in line.points]
+                errors = [[m - lo for m, lo in zip(medians, q1, strict=True)],
+                          [hi - m for m, hi in zip(medians, q3, strict=True)]]
+                axes.errorbar(xs, medians, yerr=errors, fmt="o", markersize=4, capsize=3,
+                              color=colour, label=line.label)
         if chart.log_x and numeric_x:
             axes.set_xscale("log", base=2)
         if chart.log_y:
@@ -123,17 +164,24 @@ def render_svg(data: ChartData) -> str:
             axes.xaxis.set_minor_locator(NullLocator())  # size ticks are the measured sizes
         else:
             axes.set_xticks(range(len(categories)), [x_parameter.format(c) for c in categories])
+            axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xlabel(chart.x)
-        axes.set_ylabel(axis_label(chart.metric))
+        axes.set_ylabel(axis_label(chart.metric, unit))
         axes.set_title(chart.title)
         axes.grid(True, which="major", alpha=0.3)
-        if len(data.series) > 1:
-            axes.legend(fontsize=8, title=" ".join(data.series_keys) or None, title_fontsize=8)
+        if len(lines) > 1:
+            axes.legend(fontsize=7 if legend_title is None else 8, title=legend_title,
+                        title_fontsize=8)
         figure.tight_layout()
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    svg = buffer.getvalue()
-    return re.sub(r"^.*?(<svg)", r"\1", svg, count=1, flags=re.DOTALL)
+    return re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
+
+
+def render_svg(data: ChartData) -> str:
+    """Draw one run's chart as an inline-ready <svg> element (no XML prolog)."""
+    lines = [_Line(s.label, s.points, index) for index, s in enumerate(data.series)]
+    return _draw_svg(data.chart, lines, " ".join(data.series_keys) or None)
 
 
 RUN_LINESTYLES = ("-", "--", ":", "-.")
@@ -145,46 +193,13 @@ def render_overlay_svg(runs: Sequence[tuple[str, ChartData]]) -> str:
     Each series keeps one colour in every run and each run has its own line style (the first,
     the baseline, solid); bands are left out so the lines stay readable. Same data, same bytes.
     """
-    chart = runs[0][1].chart
-    x_parameter = BY_KEY[chart.x]
-    numeric_x = x_parameter.kind in ("size", "count")
-    categories: list[Value] = []
     series_labels: list[str] = []
     for _, data in runs:
-        for series in data.series:
-            series_labels += [series.label] if series.label not in series_labels else []
-            categories += [p.x for p in series.points if p.x not in categories]
-    with matplotlib.rc_context({"svg.hashsalt": "alloclab", "svg.fonttype": "path",
-                                "font.size": 9}):
-        figure = Figure(figsize=(7.5, 4.6))
-        FigureCanvasSVG(figure)
-        axes = figure.add_subplot()
-        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-        for run_index, (run_label, data) in enumerate(runs):
-            style = RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)]
-            for series in data.series:
-                colour = colours[series_labels.index(series.label) % len(colours)]
-                xs = [float(p.x) if numeric_x else categories.index(p.x) for p in series.points]
-                axes.plot(xs, [p.median for p in series.points], marker="o", markersize=3,
-                          linestyle=style, color=colour,
-                          label=f"{series.label} — {run_label}" if len(data.series) > 1 or
-                          series.label != "all" else run_label)
-        if chart.log_x and numeric_x:
-            axes.set_xscale("log", base=2)
-        if chart.log_y:
-            axes.set_yscale("log")
-        if numeric_x:
-            ticks = sorted({float(c) for c in categories})
-            axes.set_xticks(ticks, [x_parameter.format(int(t)) for t in ticks])
-            axes.xaxis.set_minor_locator(NullLocator())
-        else:
-            axes.set_xticks(range(len(categories)), [x_parameter.format(c) for c in categories])
-        axes.set_xlabel(chart.x)
-        axes.set_ylabel(axis_label(chart.metric))
-        axes.set_title(chart.title)
-        axes.grid(True, which="major", alpha=0.3)
-        axes.legend(fontsize=7)
-        figure.tight_layout()
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    return re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
+        series_labels += [s.label for s in data.series if s.label not in series_labels]
+    lines = [
+        _Line(f"{series.label} — {run_label}" if len(data.series) > 1 or series.label != "all"
+              else run_label, series.points, series_labels.index(series.label),
+              RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)], band=False)
+        for run_index, (run_label, data) in enumerate(runs) for series in data.series
+    ]
+    return _draw_svg(runs[0][1].chart, lines, None, height_in=4.6)

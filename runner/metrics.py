@@ -89,7 +89,7 @@ METRICS: tuple[Metric, ...] = (
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
 
-def axis_label(name: str) -> str:
-    """Chart axis text for a metric: its description and unit."""
+def axis_label(name: str, unit: str | None = None) -> str:
+    """Chart axis text for a metric: its description and unit (or the unit it is shown in)."""
     metric = BY_NAME[name]
-    return f"{metric.description} ({metric.unit})"
+    return f"{metric.description} ({unit or metric.unit})"
