@@ -109,8 +109,9 @@ class CheckSpec:
     metric: str
     expect: Expectation
     candidate: tuple[tuple[str, Value], ...]
-    reference: tuple[tuple[str, Value], ...]
+    reference: tuple[tuple[str, Value], ...] = ()
     tolerance: float = 0.05
+    value: float | None = None  # instead of reference scenarios: a fixed value to compare with
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ def _key_schema(key: Key) -> Schema:
         case "fraction":
             return {"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1},
                               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}]}
+        case "number":
+            return {"type": "number"}
         case "selector":
             return {**_parameters(_ref), "minProperties": 1}
         case _:

@@ -37,7 +37,7 @@ from runner.units import DURATION_HINT, parse_duration_s
 KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
-    "fraction", "selector",
+    "fraction", "selector", "number",
 ]
 
 
@@ -105,7 +105,10 @@ CHECK_KEYS: tuple[Key, ...] = (
     Key("candidate", "selector", "parameter key -> value picking the candidate scenarios",
         required=True),
     Key("reference", "selector", "parameter key -> value picking the reference scenarios; "
-        "candidates and references pair up where every other parameter agrees", required=True),
+        "candidates and references pair up where every other parameter agrees (give "
+        "reference or value)"),
+    Key("value", "number", "a fixed value every candidate is compared with, instead of "
+        "reference scenarios (e.g. 1 for protection_enforced)"),
     Key("tolerance", "fraction", "differences smaller than this count as no difference "
         f"(default {CheckSpec.tolerance:.0%}; e.g. 10%)"),
 )
@@ -622,10 +625,18 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
     _check_keys(walker, item, entries, CHECK_KEYS)
     table = {key.name: key for key in CHECK_KEYS}
     candidate = _read_selector(walker, entries["candidate"], axes)
-    reference = _read_selector(walker, entries["reference"], axes)
-    if candidate == reference:
-        raise walker.error(entries["reference"], "selects the same scenarios as candidate; "
-                           "a check compares two different sets")
+    if ("reference" in entries) == ("value" in entries):
+        raise walker.error(item, "give either reference (scenarios to compare with) or value "
+                           "(a fixed number to compare with), not both or neither")
+    reference: tuple[tuple[str, Value], ...] = ()
+    value = None
+    if "reference" in entries:
+        reference = _read_selector(walker, entries["reference"], axes)
+        if candidate == reference:
+            raise walker.error(entries["reference"], "selects the same scenarios as candidate; "
+                               "a check compares two different sets")
+    else:
+        value = _read_number(walker, entries["value"])
     return CheckSpec(
         claim=str(_read_simple(walker, entries["claim"], table["claim"])),
         metric=_read_metric(walker, entries["metric"]),
@@ -633,7 +644,15 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
         candidate=candidate,
         reference=reference,
         tolerance=_read_fraction(walker, entries.get("tolerance")),
+        value=value,
     )
+
+
+def _read_number(walker: _Walker, item: _Item) -> float:
+    value = walker.scalar(item, "a number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise walker.error(item, f"expected a number, found {_describe_value(value)}")
+    return float(value)
 
 
 def _read_selector(walker: _Walker, item: _Item,

@@ -1,7 +1,8 @@
 """Checks -> verdicts: does the data support each claim, where, and by how much.
 
-A check names candidate and reference scenarios. Each candidate pairs with the reference that
-agrees with it on every other axis (size, say), and each pair is judged from the ratio of
+A check names candidate and reference scenarios (or a fixed reference value). Each candidate
+pairs with the reference that agrees with it on every other axis (size, say), and each pair
+is judged from the ratio of
 medians and its bootstrap 95% confidence interval against the check's tolerance band:
 
   expect lower   holds when the whole interval lies below 1 - tolerance; does not hold when
@@ -119,11 +120,15 @@ def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mappin
                   if _matches(params, check.reference)}
     values = {sid: group[check.metric].to_numpy(dtype=float)
               for sid, group in samples.groupby("scenario_id", sort=False)}
+    if check.value is not None:  # every candidate against the same fixed value
+        constant = {"id": "", "label": f"{check.value:g}"}
+        values[""] = np.array([check.value])
     pairs = []
     for params, candidate in by_key:
         if not _matches(params, check.candidate):
             continue
-        reference = references.get(tuple(params[k] for k in shared))
+        reference = (constant if check.value is not None
+                     else references.get(tuple(params[k] for k in shared)))
         if reference is None or reference["id"] == candidate["id"]:
             continue
         a, b = values.get(candidate["id"]), values.get(reference["id"])

@@ -106,3 +106,13 @@ def test_mixed_inconclusive_and_contradicting() -> None:
         return Comparison("w", "c", "r", 1, 1, 1, 1, 1, outcome)  # type: ignore[arg-type]
     status, text = conclude([comparison("contradicts"), comparison("inconclusive")])
     assert status == "inconclusive" and "1 of 2 within the noise" in text
+
+
+def test_a_fixed_value_stands_in_for_reference_scenarios() -> None:
+    samples = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1})
+    at_1000 = CheckSpec("x", "total_ns_per_op", "same", (("backing", "malloc"),), value=1000.0)
+    verdict = evaluate(at_1000, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds" and len(verdict.comparisons) == 3
+    assert verdict.comparisons[0].reference_label == "1000"
+    above = CheckSpec("x", "total_ns_per_op", "higher", (("backing", "malloc"),), value=500.0)
+    assert evaluate(above, samples, SCENARIOS, LABEL_KEYS).status == "holds"
