@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
         results_dir=Path(args.results), machine=args.machine,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
-        reuse=not args.fresh, seed=args.seed, processes=args.processes)
+        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick)
     summaries = pipeline.run_experiments(_specs(args), options, _say)
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
@@ -167,8 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--machine", default=default_machine_label(),
                      help="label of this machine in results/ (default: $ALLOCLAB_MACHINE or the "
                           "host name: %(default)s)")
+    run.add_argument("--quick", action="store_true",
+                     help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
+                          "scenario, one iteration each; for a first look, not conclusions (a "
+                          "report shows a full run of the same experiment in preference)")
     run.add_argument("--processes", type=int, metavar="N",
-                     help="override every spec's repetitions.processes (e.g. 1 for a smoke run)")
+                     help="override every spec's repetitions.processes (e.g. 1 for a smoke "
+                          "run; like --quick, such a run is shown only when no full run is)")
     run.add_argument("--seed", type=int, help="seed for the process order (default: random, "
                                               "recorded in the manifest)")
     run.add_argument("--fresh", action="store_true",

@@ -47,6 +47,12 @@ class RunOptions:
     reuse: bool = True  # copy complete scenarios from an earlier run of the same conditions
     seed: int | None = None
     processes: int | None = None
+    quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
+
+
+# The --quick profile: enough to see every scenario run and the shape of the charts in a
+# couple of minutes, not enough for conclusions (the report says so).
+QUICK_PROCESSES = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     """
     experiment = plan.spec
     repetitions = experiment.repetitions
+    if options.quick:
+        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1)
     if options.processes is not None:
         repetitions = replace(repetitions, processes=options.processes)
     fingerprint = read_fingerprint(
@@ -117,6 +125,8 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
                         "flags": list(binary.flags)},
             fingerprint=fingerprint, machine=options.machine, run_id=run_id,
             repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
+        # A run with fewer repetitions than its spec asks for is shown only when no full one is.
+        manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
         reused, records = ({}, []) if not options.reuse else _reusable_records(
             plan, options, repetitions, fingerprint, binary.source_hash)
         manifest["reused_from"] = reused

@@ -166,6 +166,7 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
         "anchor": anchor,
         "verdicts": _verdict_rows(run, experiment, samples, anchor),
         "machine": run.machine,
+        "reduced": run.reduced,
         "run_id": run.run_id,
         "started": run.manifest.get("started_utc"),
         "finished": run.manifest.get("finished_utc"),

@@ -51,6 +51,11 @@ class StoredRun:
         return str(self.manifest["run_id"])
 
     @property
+    def reduced(self) -> bool:
+        """Measured with fewer repetitions than the spec asks for (--quick, --processes)."""
+        return self.manifest.get("profile") == "reduced"
+
+    @property
     def finished(self) -> bool:
         return self.manifest.get("finished_utc") is not None
 
@@ -173,14 +178,19 @@ def list_runs(results_dir: Path) -> list[StoredRun]:
 
 
 def latest_runs(results_dir: Path) -> list[StoredRun]:
-    """The newest run of each (machine, experiment) that has any record, finished ones first."""
+    """The run of each (machine, experiment) a report shows: the newest of those that have
+    records, preferring finished runs, then full ones over quick or smoke runs."""
     chosen: dict[tuple[str, str], StoredRun] = {}
+
+    def rank(run: StoredRun) -> tuple[bool, bool, str]:
+        return run.finished, not run.reduced, run.run_id
+
     for run in list_runs(results_dir):
         if not run.records:
             continue
         key = (run.machine, run.experiment)
         current = chosen.get(key)
-        if current is None or (run.finished, run.run_id) >= (current.finished, current.run_id):
+        if current is None or rank(run) >= rank(current):
             chosen[key] = run
     return [chosen[key] for key in sorted(chosen)]
 

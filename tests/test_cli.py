@@ -221,3 +221,15 @@ def test_export_then_import_on_another_machine(tmp_path: Path, small_spec: Path,
     assert run.machine == "laptop" and len(run.records) == 6 * 3
     assert main(["import", str(archive_path), "--results", str(tmp_path / "ours")]) == 0
     assert "already present" in capsys.readouterr().err
+
+
+@pytest.mark.probe
+def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC.replace("processes: 2", "processes: 5"))
+    assert main([*_run_args(tmp_path, spec), "--quick"]) == 0
+    [run] = list_runs(tmp_path / "results")
+    assert run.manifest["repetitions"] == {"processes": 2, "warmup": 0, "iterations": 1}
+    assert run.reduced and len(run.records) == 4 * 2
+    assert "fewer repetitions than the spec asks for" in (
+        tmp_path / "reports" / "tiny.html").read_text()

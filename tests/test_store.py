@@ -85,3 +85,15 @@ def test_the_machine_is_the_folder_a_run_lives_in(tmp_path: Path) -> None:
     run_dir = store.run_path(tmp_path, "laptop", "e", "r1")
     store.write_manifest(run_dir, _manifest("e", "r1"))  # recorded label: "m"
     assert store.load_run(run_dir).machine == "laptop"
+
+
+def test_a_report_prefers_a_full_run_to_a_newer_quick_one(tmp_path: Path) -> None:
+    for run_id, profile in (("r1", "full"), ("r2", "reduced")):
+        run_dir = store.run_path(tmp_path, "m", "e", run_id)
+        store.write_manifest(run_dir, {**_manifest("e", run_id), "profile": profile})
+        store.append_record(run_dir, _record(0))
+    assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r1"]
+    run_dir = store.run_path(tmp_path, "m", "e", "r3")
+    store.write_manifest(run_dir, {**_manifest("e", "r3"), "profile": "full"})
+    store.append_record(run_dir, _record(0))
+    assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r3"]
