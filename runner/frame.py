@@ -67,6 +67,10 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         }
         rss_before = rss_after
     row["total_ns_per_op"] = total_ns / ops
+    resident = int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(
+        iteration["rss_before_bytes"])
+    given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before
+    row["free_returned_fraction"] = given_back / resident if resident > 0 else float("nan")
     observed = iteration.get("observations", {})  # absent before probe version 2
     for observation in OBSERVATIONS:
         value = observed.get(observation.name)

@@ -84,6 +84,9 @@ OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIO
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
     Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("free_returned_fraction", "fraction",
+           "share of the memory the cycle made resident that the free phase gave back to the "
+           "system (1: all of it, 0: none; empty when nothing became resident)"),
     *(o.metric for o in OBSERVATIONS),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}

@@ -75,3 +75,10 @@ def test_runs_stored_before_the_vocabulary_grew_still_load(tmp_path: Path,
     assert set(frame["populate"]) == {"none"}
     assert set(frame["thp"]) == {"default"} and set(frame["release"]) == {"auto"}
     assert frame["alignment_bytes"].isna().all()
+
+
+def test_returned_fraction_is_what_free_gave_back_of_what_became_resident(
+        tmp_path: Path, small_spec: Path) -> None:
+    frame = measured(build_frame(load_run(write_synthetic_run(tmp_path, small_spec))))
+    # The fake probe makes every touched page resident and free returns all of them.
+    assert (frame["free_returned_fraction"] == 1.0).all()
