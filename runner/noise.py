@@ -17,11 +17,11 @@ import pandas as pd
 
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
-from runner.model import ExperimentSpec
+from runner.model import PHASES, ExperimentSpec
 from runner.stats import NOISY_CV, Summary, summarize
 from runner.store import StoredRun
 
-Check = Literal["variation", "first_process", "load", "steal", "frequency"]
+Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock"]
 
 FIRST_PROCESS_RATIO = 1.5  # process 0 this many times the others' median is a warm-up effect
 OTHER_BUSY_CPUS = 0.5  # CPUs kept busy by work other than alloclab's, worth a word
@@ -29,6 +29,9 @@ STEAL_FRACTION = 0.02  # share of CPU time the hypervisor took
 USER_HZ = 100  # /proc/stat counts jiffies of 1/100 s on every Linux architecture
 MIN_SESSION_S = 2.0  # shorter sessions are too few jiffies to judge load from
 _LISTED = 4  # scenarios named in one message
+# A timed phase shorter than this is within ~40 clock reads (clock_gettime through the vDSO
+# costs about 25 ns on current x86 machines), so its figure carries a few percent of clock.
+MIN_PHASE_NS = 1000
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,26 @@ def check_frequency(governor: str | None) -> list[NoiseWarning]:
         "'performance' (e.g. `cpupower frequency-set -g performance`) for steadier times"))]
 
 
+def check_clock(samples: pd.DataFrame, metrics: Sequence[str],
+                labels: Mapping[str, str]) -> list[NoiseWarning]:
+    """Time metrics whose whole timed phase (all `ops` blocks) lasted under MIN_PHASE_NS."""
+    warnings = []
+    for metric in metrics:
+        phase = next((p for p in PHASES if metric in (f"{p}_ns_per_op", f"{p}_ns_per_page")),
+                     None)
+        if phase is None:
+            continue
+        medians = samples.groupby("scenario_id", sort=False)[f"{phase}_ns"].median()
+        short = [(labels[sid], f"{ns:.0f} ns") for sid, ns in medians.items()
+                 if 0 < ns < MIN_PHASE_NS]
+        if short:
+            warnings.append(NoiseWarning("clock", (
+                f"{metric}: the timed {phase} phase lasted under {MIN_PHASE_NS} ns in "
+                f"{len(short)} of {len(medians)} scenarios: {_named(short)}; the clock's own "
+                "cost weighs on such figures: raise ops so the phase covers more blocks")))
+    return warnings
+
+
 def conditions_text(run: StoredRun) -> str:
     """One line on the conditions of a run: load, other work, steal, frequency scaling."""
     parts = []
@@ -190,6 +213,7 @@ def run_warnings(run: StoredRun, metrics: Sequence[str],
     return [
         *check_variation(summaries),
         *check_first_process(samples, metrics, labels),
+        *check_clock(samples, metrics, labels),
         *check_load(run.manifest.get("load", [])),
         *check_frequency(run.manifest.get("fingerprint", {}).get("cpu_governor")),
     ]

@@ -88,7 +88,7 @@ matrix:
   size: [4KiB, 64KiB, 1MiB]
 fixed:
   access: write-page
-  ops: 2
+  ops: 8
 repetitions:
   processes: 3
   warmup: 1

@@ -28,9 +28,9 @@ def test_one_row_per_iteration_of_each_successful_process(tmp_path: Path, small_
 def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) -> None:
     frame = measured(build_frame(load_run(write_synthetic_run(tmp_path, small_spec))))
     row = frame[(frame["label"] == "mmap-anon 64KiB") & (frame["process_index"] == 1)].iloc[0]
-    assert row["size_bytes"] == 65536 and row["ops"] == 2 and row["pages_per_op"] == 16
+    assert row["size_bytes"] == 65536 and row["ops"] == 8 and row["pages_per_op"] == 16
     # The fake probe spends 250 ns and one fault per page; process 1 has no jitter.
-    assert row["first_touch_ns"] == 250 * 32
+    assert row["first_touch_ns"] == 250 * 16 * 8
     assert row["first_touch_ns_per_op"] == 250 * 16
     assert row["first_touch_ns_per_page"] == 250
     assert row["first_touch_minor_faults_per_page"] == 1
@@ -53,10 +53,10 @@ def test_observations_are_metric_columns_per_op_where_declared(tmp_path: Path,
     run = load_run(write_synthetic_run(tmp_path, small_spec))
     observed = {"alignment_bytes": 4096, "protection_enforced": 1, "mprotect_ns": 600}
     frame = measured(build_frame(_with_observations(run, observed)))
-    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 2
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
     assert row["alignment_bytes"] == 4096
     assert row["protection_enforced"] == 1
-    assert row["mprotect_ns_per_op"] == 300
+    assert row["mprotect_ns_per_op"] == 75
     assert math.isnan(row["anon_huge_bytes_per_op"])  # not reported: no value, not zero
     assert {o.metric.name for o in OBSERVATIONS} <= set(frame.columns)
 

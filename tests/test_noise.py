@@ -80,3 +80,17 @@ def test_a_synthetic_run_is_quiet_and_says_what_it_could_not_read(
     run.manifest["load"] = [_session(busy=500, steal=5)]
     assert noise.conditions_text(run).startswith(
         "load average 0.5 → 1.5, other work 0.00 CPUs, steal 0.5%; frequency scaling")
+
+
+def test_phases_too_short_for_the_clock_are_named() -> None:
+    samples = pd.DataFrame({
+        "scenario_id": ["a", "a", "b", "b"],
+        "allocate_ns": [400, 600, 50_000, 60_000],
+        "allocate_ns_per_op": [400, 600, 50_000, 60_000],
+    })
+    [warning] = noise.check_clock(samples, ["allocate_ns_per_op", "total_ns_per_op"],
+                                  {"a": "mmap 64MiB", "b": "malloc 4KiB"})
+    assert warning.check == "clock"
+    assert "1 of 2 scenarios: mmap 64MiB (500 ns)" in warning.message
+    assert noise.check_clock(samples[samples["scenario_id"] == "b"], ["allocate_ns_per_op"],
+                             {"b": "x"}) == []
