@@ -167,7 +167,7 @@ def check_clock(samples: pd.DataFrame, metrics: Sequence[str],
         if phase is None:
             continue
         medians = samples.groupby("scenario_id", sort=False)[f"{phase}_ns"].median()
-        short = [(labels[sid], f"{ns:.0f} ns") for sid, ns in medians.items()
+        short = [(labels[str(sid)], f"{ns:.0f} ns") for sid, ns in medians.items()
                  if 0 < ns < MIN_PHASE_NS]
         if short:
             warnings.append(NoiseWarning("clock", (
