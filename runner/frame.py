@@ -75,7 +75,7 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     for observation in OBSERVATIONS:
         value = observed.get(observation.name)
         row[observation.metric.name] = (
-            float("nan") if value is None else value / ops if observation.per_op else value)
+            float("nan") if value is None else observation.metric_value(int(value), ops))
     return row
 
 

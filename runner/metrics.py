@@ -54,12 +54,25 @@ class Observation:
     unit: str
     description: str
     per_op: bool = False  # a total over the blocks: the metric divides it by ops
+    # The probe reports parts per million (it reports whole numbers only); the metric is the
+    # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
+    per_million: bool = False
 
     @property
     def metric(self) -> Metric:
         if self.per_op:
             return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block")
+        if self.per_million:
+            return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
         return Metric(self.name, self.unit, self.description)
+
+    def metric_value(self, reported: int, ops: int) -> float:
+        """The metric's value for what the probe reported, in a scenario of `ops` blocks."""
+        if self.per_op:
+            return reported / ops
+        if self.per_million:
+            return reported / 1_000_000
+        return float(reported)
 
 
 OBSERVATIONS: tuple[Observation, ...] = (
@@ -78,6 +91,44 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("mprotect_ns", "ns",
                 "time of mprotect from read-write to the scenario's protection (reported for "
                 "protection read and none)", per_op=True),
+    Observation("brk_growth_bytes", "bytes",
+                "how far allocate moved the program break (sbrk(0)), the main heap's end "
+                "(reported for heap backings, workload cycle)", per_op=True),
+    Observation("blocks_in_heap", "blocks",
+                "blocks lying in the main heap (between the program break at start and after "
+                "allocate), not in a mapping of their own or another thread's arena (reported "
+                "for heap backings, workload cycle)",
+                per_op=True),
+    Observation("mappings", "mappings",
+                "lines of /proc/self/maps after allocate: the process's mappings, adjacent private "
+                "anonymous ones with equal flags merged (workload cycle)"),
+    Observation("vm_size_growth_bytes", "bytes",
+                "address space (VmSize) taken by allocate, resident or not (workload cycle)",
+                per_op=True),
+    Observation("nonzero_bytes_at_allocate", "bytes",
+                "non-zero bytes read right after allocate, before anything is written "
+                "(reported with check_zero: true)", per_op=True),
+    Observation("resident_ppm_before", "fraction",
+                "share of the data file's pages in the page cache before the iteration, by "
+                "mincore (file backings; for cache cold 0 means really cold, near 1 means the "
+                "filesystem did not evict, as on tmpfs)", per_million=True),
+    Observation("child_sees_parent", "0 or 1",
+                "1 when the forked child read every byte the parent wrote before fork "
+                "(workload fork)"),
+    Observation("parent_sees_child", "0 or 1",
+                "1 when the parent read every byte the child wrote after fork: shared memory "
+                "(workload fork)"),
+    Observation("parent_pss_bytes", "bytes",
+                "proportional set size of the parent after the child wrote, while both run "
+                "(smaps_rollup Pss; workload fork)"),
+    Observation("child_pss_bytes", "bytes",
+                "proportional set size of the child after it wrote, while both run "
+                "(smaps_rollup Pss; workload fork)"),
+    Observation("blocks_moved", "blocks",
+                "blocks whose address changed when they grew (workload resize)", per_op=True),
+    Observation("data_survived", "0 or 1",
+                "1 when every byte written before growing was still there after "
+                "(workload resize)"),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 

@@ -31,6 +31,17 @@ class Scenario:
     file_dir: str
     thp: str
     release: str
+    # Parameters added later default to what the probe did before them (their Parameter's
+    # default; a test checks the two agree), so a Scenario written out by hand still builds.
+    workload: str = "cycle"
+    cache: str = "warm"
+    order: str = "sequential"
+    sync: str = "none"
+    grow_method: str = "realloc"
+    grow_factor: int = 2
+    check_zero: bool = False
+    threads: int = 1
+    tunables: str = ""
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -67,7 +78,8 @@ class Scenario:
 
     @property
     def memory_bytes(self) -> int:
-        return scenario_memory_bytes(self.size_bytes, self.ops, self.backing)
+        return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
+                                     self.grow_factor)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ probe. Rules about which combinations make no physical sense live here too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -14,18 +15,28 @@ from typing import Literal
 from runner.units import SIZE_HINT, format_size, parse_size
 
 Value = str | int | bool
-Kind = Literal["size", "choice", "bool", "count", "path"]
+Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
-            "memfd", "shm", "mmap-hugetlb")
+            "memfd", "shm", "mmap-hugetlb", "write-file")
 # Backings whose memory comes from the C heap: no sharing, protection or populate flags apply,
 # and it goes back with free().
-HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file")
+HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
 # Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
 MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb")
 # Backings that need a file: the probe creates it (outside the timed phases) in `file_dir`.
-FILE_BACKINGS = ("mmap-file", "read-file")
+FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
+# What one iteration of a probe process does; the meaning of the four phases of each is in
+# runner/probe/probe.c's header comment and in the README.
+WORKLOADS = ("cycle", "fork", "resize")
+GROW_METHODS = ("realloc", "mremap", "copy")
+SYNCS = ("none", "msync", "fsync")
+# Most worker threads a scenario may ask for (the probe's limit too).
+MAX_THREADS = 256
+# GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
+_TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
+TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
 POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
 THP_MODES = ("default", "huge", "nohuge")
 RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim")
@@ -53,6 +64,13 @@ class Parameter:
     # Labels show `key=value` (as for bool and count kinds): for values like `none` or
     # `default` that do not say what they are about.
     keyed_label: bool = False
+    # The probe takes it as --<field>=<value>; a parameter that is not a probe option reaches
+    # the probe another way (tunables: its environment, runner.probe.probe_env).
+    probe_option: bool = True
+    minimum: int = 1  # whole kind: the smallest value allowed
+    maximum: int | None = None  # whole kind: the largest value allowed
+    pattern: str = ""  # text kind: a regular expression a non-empty value must match
+    hint: str = ""  # text kind: what the pattern means, for error messages
 
     def parse(self, raw: object) -> Value:
         """Convert one value as written in YAML; raise ValueError saying what is allowed."""
@@ -77,6 +95,17 @@ class Parameter:
                 return 0
             if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
                 raise ValueError(f"{raw!r} is not a positive whole number or 'auto'")
+            return raw
+        if self.kind == "whole":
+            if (isinstance(raw, bool) or not isinstance(raw, int) or raw < self.minimum
+                    or (self.maximum is not None and raw > self.maximum)):
+                most = f" and at most {self.maximum}" if self.maximum is not None else ""
+                raise ValueError(f"{raw!r} is not a whole number of at least {self.minimum}"
+                                 f"{most}")
+            return raw
+        if self.kind == "text":
+            if not isinstance(raw, str) or (raw and not re.fullmatch(self.pattern, raw)):
+                raise ValueError(f"{raw!r} is not {self.hint}")
             return raw
         if not isinstance(raw, str) or not raw.startswith("/"):
             raise ValueError(f"{raw!r} is not an absolute directory path")
@@ -144,6 +173,46 @@ PARAMETERS: tuple[Parameter, ...] = (
               "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
               "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed",
               RELEASES, keyed_label=True),
+    Parameter("workload", "workload", "choice", "cycle",
+              "what one iteration does: cycle (allocate, touch, touch again, free), fork "
+              "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
+              "or resize (write, then grow every block by grow_method)", WORKLOADS),
+    Parameter("cache", "cache", "choice", "warm",
+              "the data file of file backings before each iteration: warm (in the page cache) "
+              "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
+              "cached is reported as resident_fraction_before, as eviction does not work on "
+              "every filesystem)", ("warm", "cold"), keyed_label=True),
+    Parameter("order", "order", "choice", "sequential",
+              "the order in which the access pattern visits pages: sequential, or a fixed "
+              "random permutation of every page of every block (prepared before timing); "
+              "random also makes read-file and write-file do one pread/pwrite per page in "
+              "that order", ("sequential", "random"), keyed_label=True),
+    Parameter("sync", "sync", "choice", "none",
+              "what ends each touching phase after the access pattern: nothing, "
+              "msync(MS_SYNC) of every block (mmap-file shared) or fsync of the data file "
+              "(mmap-file shared, write-file)", SYNCS, keyed_label=True),
+    Parameter("grow_method", "grow_method", "choice", "realloc",
+              "workload resize: how each block grows to grow_factor times its size: realloc "
+              "(heap backings), mremap(MREMAP_MAYMOVE) (mmap-anon), or copy: a new block "
+              "(malloc, or mmap for mmap-anon), memcpy and free/munmap of the old one",
+              GROW_METHODS, keyed_label=True),
+    Parameter("grow_factor", "grow_factor", "whole", 2,
+              "workload resize: the grown block's size as a multiple of size", minimum=2,
+              maximum=64, keyed_label=True),
+    Parameter("check_zero", "check_zero", "bool", False,
+              "count the non-zero bytes of every block right after allocate (workload cycle; "
+              "reported as nonzero_bytes_at_allocate_per_op). Reading faults the pages in, "
+              "which changes first touch's faults and RSS, so it is off by default"),
+    Parameter("threads", "threads", "whole", 1,
+              "threads sharing the ops blocks (workload cycle): each allocates, touches and "
+              "frees its share at once; a phase is timed from the barrier that starts them to "
+              "the one the last of them reaches", maximum=MAX_THREADS, keyed_label=True),
+    Parameter("tunables", "tunables", "text", "",
+              "glibc tunables for the probe, e.g. glibc.malloc.mmap_threshold=131072 (name=value "
+              "pairs joined by ':'); appended to an inherited GLIBC_TUNABLES, so where both set a "
+              "tunable this value wins", pattern=TUNABLES_PATTERN,
+              hint="empty or glibc tunables like glibc.malloc.mmap_threshold=131072 (joined "
+                   "by ':')", keyed_label=True, probe_option=False),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -196,18 +265,29 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
                 return (f"backing {backing} takes memory from the C heap, so "
                         f"{key}: {BY_KEY[key].format(params[key])} cannot apply "
                         f"(use an mmap backing, or {key}: {BY_KEY[key].format(DEFAULTS[key])})")
-    reason = _thp_conflict(params) or _release_conflict(params)
+    reason = (_thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
+              or _workload_conflict(params) or _threads_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
+        instead = "map-populate or mlock" if params["protection"] == "read" else "map-populate"
         return (f"MADV_POPULATE_WRITE faults pages in for writing, which protection "
-                f"{params['protection']} forbids (use populate: map-populate or mlock)")
+                f"{params['protection']} forbids (use populate: {instead})")
+    if params["protection"] == "none" and params["populate"] == "mlock":
+        return ("mlock faults the pages in, which protection none forbids: the kernel refuses "
+                "it (use populate: map-populate, or protection: read)")
     if params["protection"] == "none" and params["access"] != "none":
         return (f"protection none forbids every access, so access {params['access']} would "
                 "crash (use access: none)")
     if params["protection"] == "read" and params["access"] in WRITING_ACCESSES:
         return (f"protection read forbids writing, so access {params['access']} would crash "
                 "(use access: read-page, read-all or none)")
+    if params["check_zero"] and params["protection"] == "none":
+        return ("check_zero reads every block, which protection none forbids (use protection: "
+                "read or read-write)")
+    if params["order"] == "random" and params["access"] == "none":
+        return ("order random is the order in which the access pattern visits pages, and access "
+                "none visits none (use access: write-page, write-all, read-page or read-all)")
     return None
 
 
@@ -242,6 +322,97 @@ def _release_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
-def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "") -> int:
-    """Memory one probe process needs at its peak: every block of the inner loop at once."""
-    return block_bytes(backing, size_bytes) * ops
+def _file_conflict(params: Mapping[str, Value]) -> str | None:
+    backing, access, sync = params["backing"], params["access"], params["sync"]
+    if params["cache"] == "cold" and backing not in FILE_BACKINGS:
+        return (f"cache cold evicts the data file from the page cache, and backing {backing} has "
+                "no file (use backing mmap-file, read-file or write-file, or cache: warm)")
+    if backing == "write-file" and access not in WRITING_ACCESSES:
+        return (f"write-file writes to the file what the access pattern wrote, and access "
+                f"{access} writes nothing (use access: write-page or write-all)")
+    if sync == "none":
+        return None
+    if access not in WRITING_ACCESSES:
+        return (f"sync {sync} flushes what the access pattern wrote to the file, and access "
+                f"{access} writes nothing (use access: write-page or write-all)")
+    if backing == "write-file":
+        if sync == "msync":
+            return ("msync flushes a mapping, and write-file writes its heap buffer with pwrite "
+                    "(use sync: fsync, or backing mmap-file)")
+        return None
+    if backing != "mmap-file":
+        return (f"sync {sync} flushes writes to the data file, and backing {backing} has none "
+                "(use backing mmap-file with sharing: shared, or write-file)")
+    if params["sharing"] != "shared":
+        return (f"a private file mapping never writes to its file, so sync {sync} has nothing "
+                "to flush (use sharing: shared)")
+    return None
+
+
+def _workload_conflict(params: Mapping[str, Value]) -> str | None:
+    workload, backing = params["workload"], params["backing"]
+    if workload != "resize":
+        for key in ("grow_method", "grow_factor"):
+            if params[key] != DEFAULTS[key]:
+                return (f"{key} says how workload resize grows the blocks, and this is workload "
+                        f"{workload} (use workload: resize, or leave {key} out)")
+    if workload == "cycle":
+        return None
+    for key in ("order", "sync", "check_zero"):
+        if params[key] != DEFAULTS[key]:
+            return (f"{key}: {BY_KEY[key].format(params[key])} applies to workload cycle only "
+                    f"(use workload: cycle, or leave {key} out)")
+    if backing == "write-file":
+        return ("write-file writes its blocks to the file in the touching phases of workload "
+                f"cycle, which workload {workload} does not have (use backing read-file or "
+                "malloc)")
+    if params["access"] not in WRITING_ACCESSES:
+        return (f"workload {workload} writes a pattern to check it afterwards, and access "
+                f"{params['access']} writes nothing (use access: write-page or write-all)")
+    if workload == "fork":
+        if backing == "mmap-hugetlb" and params["sharing"] == "private":
+            return ("the child's copy-on-write of private hugetlb pages needs huge pages that "
+                    "the parent's reservation does not cover, and the kernel kills a child it "
+                    "cannot give them (use sharing: shared)")
+        return None
+    method = params["grow_method"]
+    if method == "realloc" and backing not in HEAP_BACKINGS:
+        return (f"realloc grows heap memory, and backing {backing} is a mapping (use "
+                "grow_method: mremap or copy with backing mmap-anon)")
+    if method == "mremap" and backing != "mmap-anon":
+        return (f"grow_method mremap grows anonymous mappings here, and backing {backing} is "
+                "not one (use backing mmap-anon, or grow_method: realloc or copy for heap "
+                "backings)")
+    if method == "copy" and backing not in (*HEAP_BACKINGS, "mmap-anon"):
+        return (f"grow_method copy makes the new block with malloc or an anonymous mmap, and "
+                f"backing {backing} is neither (use a heap backing or mmap-anon)")
+    return None
+
+
+def _threads_conflict(params: Mapping[str, Value]) -> str | None:
+    threads = int(params["threads"])
+    if threads == 1:
+        return None
+    if params["workload"] != "cycle":
+        return (f"threads share the blocks of workload cycle, and this is workload "
+                f"{params['workload']} (use threads: 1)")
+    if threads > int(params["ops"]):
+        return (f"{threads} threads share {params['ops']} blocks, and each thread needs at least "
+                "one (raise ops or lower threads)")
+    for key in ("order", "sync"):
+        if params[key] != DEFAULTS[key]:
+            return (f"{key}: {BY_KEY[key].format(params[key])} is measured with one thread "
+                    "(use threads: 1)")
+    return None
+
+
+def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
+                          grow_factor: int = 2) -> int:
+    """Memory one probe process needs at its peak: every block of the inner loop at once; for
+    fork a second copy (the child's), for resize the old and the grown blocks together."""
+    blocks = block_bytes(backing, size_bytes) * ops
+    if workload == "fork":
+        return 2 * blocks
+    if workload == "resize":
+        return (1 + grow_factor) * blocks
+    return blocks

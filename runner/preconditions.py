@@ -2,7 +2,8 @@
 
 `find_conflict` (runner.parameters) refuses combinations that make no physical sense anywhere;
 this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
-enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off.
+enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off,
+glibc tunables this machine's glibc does not have (it would ignore them without a word).
 `read_facts()` reads the machine once; `check_preconditions(scenario, facts)` is pure, so
 `plan`, `run` and the tests agree on every reason. The probe checks again when it runs (the
 machine may change in between) and exits with EXIT_SKIPPED and the reason on stderr.
@@ -10,10 +11,12 @@ machine may change in between) and exits with EXIT_SKIPPED and the reason on std
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import re
 import resource
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,10 @@ MAX_MAP_COUNT = Path("/proc/sys/vm/max_map_count")
 # Mappings the probe and its libraries hold besides the measured blocks.
 OWN_MAPPINGS = 64
 POPULATE_WRITE_KERNEL = (5, 14)
+# glibc's dynamic loader lists its tunables (glibc 2.33 and later): where to look for it.
+LOADER_PATTERNS = ("/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*-linux-gnu*/ld-linux*.so*",
+                   "/usr/lib/*-linux-gnu*/ld-linux*.so*")
+_LOADER_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class MachineFacts:
     thp_enabled: str | None  # always / madvise / never; None: the kernel has no THP
     max_map_count: int | None
     kernel: tuple[int, int]  # (major, minor) of the running kernel
+    # The tunables this machine's glibc knows (`ld.so --list-tunables`); None: unknown (not
+    # glibc, or a glibc before 2.33), and then tunables are not checked.
+    glibc_tunables: frozenset[str] | None = None
 
 
 def read_facts() -> MachineFacts:
@@ -52,12 +62,13 @@ def read_facts() -> MachineFacts:
         thp_enabled=_selected(_read(THP_ENABLED)),
         max_map_count=_int(_read(MAX_MAP_COUNT)),
         kernel=_kernel_version(platform.release()),
+        glibc_tunables=_list_tunables(),
     )
 
 
 def check_preconditions(scenario: Scenario, facts: MachineFacts) -> str | None:
     """Why this machine cannot measure the scenario (the skip reason), or None when it can."""
-    for check in (_huge_pages, _thp, _populate, _map_count):
+    for check in (_huge_pages, _thp, _populate, _map_count, _tunables):
         reason = check(scenario, facts)
         if reason is not None:
             return reason
@@ -104,6 +115,8 @@ def _populate(scenario: Scenario, facts: MachineFacts) -> str | None:
     if scenario.populate != "mlock" or facts.euid == 0 or facts.memlock_limit_bytes is None:
         return None
     needed = scenario.ops * _page_rounded(block_bytes(scenario.backing, scenario.size_bytes))
+    if scenario.workload == "resize" and scenario.grow_method == "mremap":
+        needed *= scenario.grow_factor  # a locked mapping stays locked as it grows
     if needed <= facts.memlock_limit_bytes:
         return None
     return (f"mlock of {format_size(needed)} is past RLIMIT_MEMLOCK "
@@ -118,6 +131,33 @@ def _map_count(scenario: Scenario, facts: MachineFacts) -> str | None:
         return None
     return (f"{scenario.ops} blocks need a mapping each, more than vm.max_map_count "
             f"({facts.max_map_count}) allows (use fewer ops)")
+
+
+def _tunables(scenario: Scenario, facts: MachineFacts) -> str | None:
+    if not scenario.tunables or facts.glibc_tunables is None:
+        return None
+    names = [pair.split("=", 1)[0] for pair in scenario.tunables.split(":")]
+    unknown = [name for name in names if name not in facts.glibc_tunables]
+    if not unknown:
+        return None
+    return (f"this machine's glibc has no tunable {', '.join(unknown)} and would ignore it "
+            "(`ld.so --list-tunables` lists those it has)")
+
+
+def _list_tunables() -> frozenset[str] | None:
+    """The tunable names the dynamic loader lists, or None where none can be asked."""
+    for pattern in LOADER_PATTERNS:
+        for loader in sorted(glob.glob(pattern)):
+            try:
+                done = subprocess.run([loader, "--list-tunables"], capture_output=True, text=True,
+                                      timeout=_LOADER_TIMEOUT_S, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            names = frozenset(line.split(":", 1)[0].strip() for line in done.stdout.splitlines()
+                              if line.startswith("glibc."))
+            if done.returncode == 0 and names:
+                return names
+    return None
 
 
 def _page_rounded(size_bytes: int) -> int:

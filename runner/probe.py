@@ -27,7 +27,9 @@ from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
 
 # 2: every iteration carries "observations"; --thp and --release; --populate is a choice.
-PROBE_VERSION = 2
+# 3: --workload, --cache, --order, --sync, --grow_method, --grow_factor, --check_zero and
+# --threads; backing write-file; the observations of those.
+PROBE_VERSION = 3
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4
@@ -35,11 +37,13 @@ EXIT_SKIPPED = 4
 # compile with -Werror to keep the source warning-free. -z now binds every libc symbol at
 # start-up, so the first malloc/memset/mmap call in a timed phase does not pay for lazy
 # symbol resolution (which would add microseconds and page faults to small scenarios).
-CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Wl,-z,now")
+# -pthread: the threads parameter (a no-op on glibc 2.34 and later, needed before).
+CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-pthread", "-Wl,-z,now")
 PROBE_SOURCE = "probe.c"
 PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
 OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
 ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases", "observations")
+TUNABLES_VARIABLE = "GLIBC_TUNABLES"
 _COMPILER_TIMEOUT_S = 120.0
 _ERROR_LINES = 8
 
@@ -135,14 +139,32 @@ def build_probe(cache_dir: Path | None = None) -> ProbeBinary:
 
 def probe_argv(binary: ProbeBinary, scenario: Scenario, warmup: int,
                iterations: int) -> list[str]:
-    """The probe's full command line for one scenario: `--<field>=<value>` per parameter."""
+    """The probe's full command line for one scenario: `--<field>=<value>` per parameter
+    that is a probe option (the others reach it through probe_env)."""
     argv = [str(binary.path)]
     for parameter in PARAMETERS:
+        if not parameter.probe_option:
+            continue
         value = getattr(scenario, parameter.field)
         text = str(int(value)) if isinstance(value, bool) else str(value)
         argv.append(f"--{parameter.field}={text}")
     argv += [f"--warmup={warmup}", f"--iterations={iterations}"]
     return argv
+
+
+def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables added to the probe's environment for one scenario.
+
+    `inherited` are the allocator variables alloclab passes on from its own environment
+    (runner.machine.allocator_env). The scenario's `tunables` are appended to an inherited
+    GLIBC_TUNABLES, after a colon: glibc applies the list in order, so where both set the same
+    tunable the scenario's value is the one in effect, and the inherited others still apply.
+    """
+    env = dict(inherited or {})
+    if scenario.tunables:
+        before = env.get(TUNABLES_VARIABLE, "")
+        env[TUNABLES_VARIABLE] = f"{before}:{scenario.tunables}" if before else scenario.tunables
+    return env
 
 
 def parse_probe_output(text: str) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
-    environment (the allocator variables, runner.machine.allocator_env).
+    environment (the allocator variables, runner.machine.allocator_env), with the scenario's
+    own tunables on top (runner.probe.probe_env).
     """
     unmet = preconditions.find_unmet({job.scenario for job in jobs},
                                      facts or preconditions.read_facts())
@@ -62,7 +63,7 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
                                     repetitions.iterations)
             record = execute.run_process(argv, scenario_id=job.scenario.id,
                                          process_index=job.process_index, timeout_s=timeout_s,
-                                         extra_env=extra_env)
+                                         extra_env=probe.probe_env(job.scenario, extra_env))
         store.append_record(run_dir, record)
         on_record(job, record)
 

@@ -146,8 +146,16 @@ def _parameter_schema(parameter: Parameter) -> Schema:
         case "count":
             return {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
                     "description": description}
+        case "whole":
+            bounds: Schema = {"minimum": parameter.minimum}
+            if parameter.maximum is not None:
+                bounds["maximum"] = parameter.maximum
+            return {"type": "integer", **bounds, "description": description}
         case "path":
             return {"type": "string", "pattern": "^/", "description": description}
+        case "text":
+            return {"type": "string", "pattern": f"^(?:{parameter.pattern})?$",
+                    "description": f"{description}; {parameter.hint}"}
         case _:
             assert_never(parameter.kind)
 

@@ -82,3 +82,14 @@ def test_returned_fraction_is_what_free_gave_back_of_what_became_resident(
     frame = measured(build_frame(load_run(write_synthetic_run(tmp_path, small_spec))))
     # The fake probe makes every touched page resident and free returns all of them.
     assert (frame["free_returned_fraction"] == 1.0).all()
+
+
+def test_parts_per_million_become_a_fraction_and_counts_a_share_of_blocks(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"resident_ppm_before": 250_000, "blocks_in_heap": 4, "data_survived": 1}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
+    assert row["resident_fraction_before"] == 0.25
+    assert row["blocks_in_heap_per_op"] == 0.5
+    assert row["data_survived"] == 1

@@ -3,6 +3,8 @@ any age, and the combinations that make no physical sense."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from runner.model import Scenario
@@ -48,6 +50,7 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     assert list(upgraded) == [p.field for p in PARAMETERS]
     assert upgraded["populate"] == "map-populate"
     assert (upgraded["thp"], upgraded["release"]) == ("default", "auto")
+    assert (upgraded["workload"], upgraded["threads"], upgraded["tunables"]) == ("cycle", 1, "")
     assert upgrade_params(upgraded) == upgraded
     scenario = Scenario(**upgraded)  # type: ignore[arg-type]
     assert scenario.id == "bdc77336b87a"  # what `populate: true` hashed to before the rename
@@ -70,6 +73,31 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
      "locked pages"),
     ({"backing": "mmap-anon", "populate": "madv-populate-write", "protection": "read",
       "access": "read-page"}, "MADV_POPULATE_WRITE"),
+    ({"backing": "shm", "protection": "none", "access": "none", "populate": "mlock"},
+     "the kernel refuses it"),
+    ({"backing": "malloc", "cache": "cold"}, "has no file"),
+    ({"backing": "write-file", "access": "read-all"}, "writes nothing"),
+    ({"backing": "write-file", "access": "write-all", "sync": "msync"}, "use sync: fsync"),
+    ({"backing": "mmap-file", "sync": "fsync"}, "use sharing: shared"),
+    ({"backing": "mmap-anon", "sync": "msync"}, "has none"),
+    ({"backing": "mmap-file", "sharing": "shared", "access": "read-page", "sync": "msync"},
+     "writes nothing"),
+    ({"access": "none", "order": "random"}, "visits none"),
+    ({"protection": "none", "backing": "mmap-anon", "access": "none", "check_zero": True},
+     "check_zero reads"),
+    ({"grow_method": "mremap"}, "workload resize"),
+    ({"grow_factor": 4}, "workload resize"),
+    ({"workload": "fork", "order": "random"}, "applies to workload cycle only"),
+    ({"workload": "fork", "check_zero": True}, "applies to workload cycle only"),
+    ({"workload": "fork", "backing": "write-file"}, "use backing read-file"),
+    ({"workload": "fork", "access": "read-page"}, "writes nothing"),
+    ({"workload": "fork", "backing": "mmap-hugetlb"}, "copy-on-write of private hugetlb"),
+    ({"workload": "resize", "backing": "mmap-anon"}, "realloc grows heap memory"),
+    ({"workload": "resize", "grow_method": "mremap"}, "use backing mmap-anon"),
+    ({"workload": "resize", "grow_method": "copy", "backing": "memfd"}, "is neither"),
+    ({"threads": 2}, "each thread needs at least one"),
+    ({"threads": 2, "ops": 4, "workload": "resize"}, "use threads: 1"),
+    ({"threads": 2, "ops": 4, "order": "random"}, "measured with one thread"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -80,14 +108,59 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "posix-memalign", "release": "malloc-trim"},
     {"backing": "malloc", "release": "free"},
     {"backing": "memfd", "sharing": "shared", "populate": "madv-populate-write"},
-    {"backing": "shm", "protection": "none", "access": "none", "populate": "mlock"},
+    {"backing": "shm", "protection": "read", "access": "none", "populate": "mlock"},
     {"backing": "mmap-hugetlb", "populate": "map-populate", "release": "madv-dontneed"},
     {"backing": "mmap-anon", "thp": "huge", "populate": "mlock"},
     {"backing": "mmap-anon", "thp": "nohuge", "release": "madv-free"},
     {"backing": "mmap-file", "release": "madv-dontneed", "access": "read-page"},
+    {"backing": "read-file", "cache": "cold", "order": "random", "access": "read-all"},
+    {"backing": "write-file", "access": "write-page", "sync": "fsync", "cache": "cold"},
+    {"backing": "mmap-file", "sharing": "shared", "access": "write-all", "sync": "msync"},
+    {"backing": "shm", "sharing": "shared", "workload": "fork"},
+    {"backing": "mmap-hugetlb", "sharing": "shared", "workload": "fork"},
+    {"backing": "calloc", "workload": "resize", "grow_method": "copy", "grow_factor": 8},
+    {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "thp": "huge"},
+    {"backing": "malloc", "threads": 4, "ops": 4, "check_zero": True},
+    {"tunables": "glibc.malloc.mmap_threshold=4096:glibc.malloc.arena_max=1"},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None
+
+
+@pytest.mark.parametrize(("key", "raw", "message"), [
+    ("threads", 0, "at least 1"),
+    ("threads", 257, "at most 256"),
+    ("threads", "auto", "not a whole number"),
+    ("grow_factor", 1, "at least 2"),
+    ("grow_factor", True, "not a whole number"),
+    ("tunables", "mmap_threshold=4096", "glibc tunables like"),
+    ("tunables", "glibc.malloc.mmap_threshold=1:", "glibc tunables like"),
+    ("tunables", 4096, "glibc tunables like"),
+])
+def test_new_kinds_say_what_they_accept(key: str, raw: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BY_KEY[key].parse(raw)
+
+
+def test_whole_and_text_values_parse() -> None:
+    assert BY_KEY["threads"].parse(8) == 8
+    assert BY_KEY["tunables"].parse("") == ""
+    both = "glibc.malloc.mmap_threshold=131072:glibc.malloc.arena_max=2"
+    assert BY_KEY["tunables"].parse(both) == both
+
+
+def test_scenario_field_defaults_are_the_parameter_defaults() -> None:
+    """Scenario's later fields default like their Parameters (hand-built Scenarios agree)."""
+    for field in dataclasses.fields(Scenario):
+        if field.default is not dataclasses.MISSING:
+            parameter = next(p for p in PARAMETERS if p.field == field.name)
+            assert field.default == parameter.default, field.name
+
+
+def test_fork_and_resize_need_more_memory_than_their_blocks() -> None:
+    assert scenario_memory_bytes(MiB, 4, "malloc", "fork") == 8 * MiB
+    assert scenario_memory_bytes(MiB, 4, "malloc", "resize", 3) == 16 * MiB
+    assert scenario_memory_bytes(MiB, 4, "malloc") == 4 * MiB
 
 
 def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:

@@ -84,6 +84,25 @@ def test_a_file_per_block_must_fit_the_mapping_limit(backing: str) -> None:
     assert check_preconditions(scenario(backing="mmap-anon", size=64, ops=65500), FACTS) is None
 
 
+def test_tunables_this_glibc_lacks_are_skipped_not_silently_ignored() -> None:
+    facts = replace(FACTS, glibc_tunables=frozenset({"glibc.malloc.mmap_threshold",
+                                                     "glibc.malloc.arena_max"}))
+    known = scenario(tunables="glibc.malloc.mmap_threshold=4096:glibc.malloc.arena_max=1")
+    assert check_preconditions(known, facts) is None
+    typo = scenario(tunables="glibc.malloc.arena_max=1:glibc.malloc.mmap_treshold=4096")
+    assert check_preconditions(typo, facts) == (
+        "this machine's glibc has no tunable glibc.malloc.mmap_treshold and would ignore it "
+        "(`ld.so --list-tunables` lists those it has)")
+    # Where the list cannot be read (not glibc, glibc before 2.33), nothing is checked.
+    assert check_preconditions(typo, FACTS) is None
+
+
+def test_mlock_of_a_block_grown_by_mremap_counts_the_grown_size() -> None:
+    s = scenario(backing="mmap-anon", populate="mlock", size=3 * MiB, ops=2, workload="resize",
+                 grow_method="mremap")
+    assert "mlock of 12MiB" in str(check_preconditions(s, FACTS))  # 6 MiB, grown twice
+
+
 def test_find_unmet_lists_the_skipped_scenarios_by_id() -> None:
     ok = scenario(backing="mmap-anon")
     huge = scenario(backing="mmap-hugetlb", size=2 * MiB)
@@ -98,3 +117,5 @@ def test_read_facts_reads_this_machine() -> None:
     assert facts.free_huge_pages is None or facts.free_huge_pages >= 0
     assert facts.memlock_limit_bytes is None or facts.memlock_limit_bytes >= 0
     assert facts.max_map_count is None or facts.max_map_count > 0
+    if facts.glibc_tunables is not None:  # glibc 2.33 or later
+        assert "glibc.malloc.mmap_threshold" in facts.glibc_tunables

@@ -37,6 +37,7 @@ from runner.probe import (
     find_compiler,
     parse_probe_output,
     probe_argv,
+    probe_env,
 )
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -61,7 +62,7 @@ def scenario(**fields: Any) -> Scenario:
 def measure(probe: ProbeBinary, s: Scenario, warmup: int = 0, iterations: int = 1,
             env: dict[str, str] | None = None) -> dict[str, Any]:
     record = run_process(probe_argv(probe, s, warmup, iterations), scenario_id=s.id,
-                         process_index=0, timeout_s=60, extra_env=env)
+                         process_index=0, timeout_s=60, extra_env=probe_env(s, env))
     assert record.status == "ok", record.stderr_tail
     assert record.probe is not None
     return record.probe
@@ -202,6 +203,14 @@ def test_mapping_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_pat
     ({"backing": "mmap-anon", "access": "write-page", "thp": "huge", "release": "madv-free"},
      False),
     ({"backing": "mmap-file", "access": "read-page", "release": "madv-dontneed"}, True),
+    ({"backing": "write-file", "access": "write-all", "sync": "fsync"}, True),
+    ({"backing": "write-file", "access": "write-page", "order": "random", "ops": 3}, True),
+    ({"backing": "mmap-file", "access": "write-all", "sharing": "shared", "sync": "msync",
+      "order": "random", "ops": 2}, True),
+    ({"backing": "read-file", "access": "read-page", "cache": "cold", "order": "random"}, True),
+    ({"backing": "calloc", "access": "write-page", "workload": "fork"}, False),
+    ({"backing": "read-file", "access": "write-page", "workload": "resize", "ops": 2}, True),
+    ({"backing": "shm", "access": "write-page", "threads": 3, "ops": 7}, False),
 ])
 def test_each_backing_runs(probe: ProbeBinary, tmp_path: Path, fields: dict[str, Any],
                            expect_fs: bool) -> None:
@@ -433,7 +442,8 @@ def test_thp_nohuge_keeps_small_pages(probe: ProbeBinary) -> None:
 @pytest.mark.probe
 def test_thp_default_reports_no_huge_page_observation(probe: ProbeBinary) -> None:
     (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
-    assert set(it["observations"]) == {"alignment_bytes"}
+    assert not {"anon_huge_bytes", "hugetlb_bytes"} & set(it["observations"])
+    assert "alignment_bytes" in it["observations"]
 
 
 # --- protection: enforcement and the cost of mprotect ----------------------------------------
@@ -502,6 +512,288 @@ def test_malloc_trim_returns_freed_heap_pages_that_free_keeps(probe: ProbeBinary
     assert kept_after_free("free", None) <= 1 * MIB  # the default threshold trims by itself
 
 
+# --- files: cold cache, page order, write() and msync -----------------------------------------
+
+def _is_tmpfs(path: Path) -> bool:
+    """Whether the filesystem holding `path` is tmpfs: its longest mount point in /proc."""
+    resolved, best, fs_type = path.resolve(), "", ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mount_point, kind, *_ = line.split()
+        if (resolved == Path(mount_point) or Path(mount_point) in resolved.parents) and \
+                len(mount_point) >= len(best):
+            best, fs_type = mount_point, kind
+    return fs_type == "tmpfs"
+
+
+@pytest.fixture
+def disk_dir(tmp_path: Path) -> Path:
+    """A directory on a filesystem that evicts clean pages (not tmpfs)."""
+    if _is_tmpfs(tmp_path):
+        pytest.skip(f"{tmp_path} is tmpfs: nothing can be evicted there")
+    return tmp_path
+
+
+@pytest.mark.probe
+def test_cold_cache_evicts_the_file_and_mapping_it_reads_the_disk(probe: ProbeBinary,
+                                                                  disk_dir: Path) -> None:
+    cold = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-page",
+                    cache="cold", file_dir=str(disk_dir))
+    for it in measured(probe, cold, 2):  # evicted again before each iteration
+        assert it["observations"]["resident_ppm_before"] <= 10_000  # at most 1% cached
+        assert it["phases"]["first_touch"]["major_faults"] > 0
+    (warm,) = measured(probe, dataclasses.replace(cold, cache="warm"))
+    assert warm["observations"]["resident_ppm_before"] == 1_000_000
+    assert warm["phases"]["first_touch"]["major_faults"] == 0
+
+
+@pytest.mark.probe
+def test_cold_cache_on_tmpfs_stays_resident_and_says_so(probe: ProbeBinary) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not _is_tmpfs(shm):
+        pytest.skip("no tmpfs at /dev/shm")
+    s = scenario(backing="mmap-file", size_bytes=4 * MIB, access="read-page", cache="cold",
+                 file_dir=str(shm))
+    output = measure(probe, s)
+    assert output["file_fs"] == "tmpfs"
+    (it,) = output["iterations"]
+    assert it["observations"]["resident_ppm_before"] == 1_000_000  # not cold: said so
+    assert it["phases"]["first_touch"]["major_faults"] == 0
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["write-file", "mmap-file"])
+def test_written_file_pages_are_written_back_so_they_can_be_evicted(
+        probe: ProbeBinary, disk_dir: Path, backing: str) -> None:
+    """Iteration 1 wrote the file (pwrite, or stores to a shared mapping): dirty pages stay
+    cached unless written back, so a second cold start shows the probe writes back first."""
+    s = scenario(backing=backing, sharing="shared" if backing == "mmap-file" else "private",
+                 size_bytes=4 * MIB, access="write-all", cache="cold", file_dir=str(disk_dir))
+    for it in measured(probe, s, 2):
+        assert it["observations"]["resident_ppm_before"] <= 10_000
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_random_order_touches_every_page_exactly_once(probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE // 4, ops=4, order="random")
+    for it in measured(probe, s, 2):
+        touch = it["phases"]["first_touch"]
+        assert 0.98 * N_PAGES <= touch["minor_faults"] <= 1.02 * N_PAGES
+        growth = touch["rss_bytes"] - it["rss_before_bytes"]
+        assert 0.98 * N_PAGES * PAGE <= growth <= 1.02 * N_PAGES * PAGE
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["read-file", "mmap-file"])
+@pytest.mark.parametrize("access", ["read-all", "read-page"])
+def test_random_order_reads_every_byte_of_the_file_once(probe: ProbeBinary, tmp_path: Path,
+                                                        backing: str, access: str) -> None:
+    size, ops = 3 * PAGE + 57, 3  # partial last pages, blocks a stride apart
+    s = scenario(backing=backing, size_bytes=size, ops=ops, access=access, order="random",
+                 file_dir=str(tmp_path))
+    read_all, read_page = pattern_sums(size, ops)
+    one_pass = read_all if access == "read-all" else read_page
+    for it in measured(probe, s, 2):
+        assert it["checksum"] == (2 * one_pass) % 2**64
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize(("sync", "cleaned"), [("none", False), ("msync", True),
+                                                ("fsync", True)])
+def test_syncing_a_shared_file_mapping_writes_it_back(probe: ProbeBinary, disk_dir: Path,
+                                                      sync: str, cleaned: bool) -> None:
+    """Writeback cleans the pages and write-protects them again, so after msync or fsync the
+    second pass takes a write fault per page; unsynced, the pages stay dirty and writable."""
+    pages = 4 * MIB // PAGE
+    s = scenario(backing="mmap-file", sharing="shared", size_bytes=4 * MIB,
+                 access="write-page", sync=sync, file_dir=str(disk_dir))
+    (it,) = measured(probe, s)
+    faults = it["phases"]["second_pass"]["minor_faults"]
+    assert faults >= 0.9 * pages if cleaned else faults < 0.05 * pages
+
+
+# --- fork: visibility, copy-on-write, PSS -----------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.parametrize(("backing", "sharing", "shared"), [
+    ("malloc", "private", False),
+    ("mmap-anon", "private", False),
+    ("mmap-anon", "shared", True),
+    ("memfd", "shared", True),
+    ("shm", "private", False),
+    ("mmap-file", "shared", True),
+    ("mmap-file", "private", False),
+])
+def test_fork_child_sees_the_parent_and_only_shared_memory_carries_back(
+        probe: ProbeBinary, tmp_path: Path, backing: str, sharing: str, shared: bool) -> None:
+    s = scenario(backing=backing, sharing=sharing, size_bytes=256 * 1024, ops=2,
+                 workload="fork", access="write-all", file_dir=str(tmp_path))
+    for it in measured(probe, s, 2):
+        assert it["observations"]["child_sees_parent"] == 1
+        assert it["observations"]["parent_sees_child"] == int(shared)
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+def test_fork_copies_private_pages_on_write_and_splits_shared_ones(probe: ProbeBinary,
+                                                                   sharing: str) -> None:
+    size = N_PAGES * PAGE
+    s = scenario(backing="mmap-anon", sharing=sharing, size_bytes=size, workload="fork")
+    (it,) = measured(probe, s)
+    observed, phases = it["observations"], it["phases"]
+    child_faults = phases["second_pass"]["minor_faults"]
+    parent_rss = phases["second_pass"]["rss_bytes"]
+    if sharing == "private":
+        assert 0.9 * N_PAGES <= child_faults <= 1.1 * N_PAGES  # one copy per page written
+        for pss in (observed["parent_pss_bytes"], observed["child_pss_bytes"]):
+            assert pss >= 0.9 * size  # each has its own copy
+        assert parent_rss - observed["parent_pss_bytes"] < 0.1 * size
+    else:
+        assert child_faults < 0.05 * N_PAGES  # no copies
+        for pss in (observed["parent_pss_bytes"], observed["child_pss_bytes"]):
+            assert 0.45 * size <= pss <= 0.6 * size + 2 * MIB  # half of every shared page
+        assert parent_rss - observed["parent_pss_bytes"] >= 0.45 * size
+    assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
+
+
+# --- resize -----------------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize(("backing", "method", "copies"), [
+    ("malloc", "realloc", False),  # a chunk glibc mapped: realloc is mremap
+    ("mmap-anon", "mremap", False),
+    ("malloc", "copy", True),
+    ("mmap-anon", "copy", True),
+])
+def test_growing_a_large_block_moves_pages_or_copies_bytes(
+        probe: ProbeBinary, backing: str, method: str, copies: bool) -> None:
+    s = scenario(backing=backing, size_bytes=N_PAGES * PAGE, workload="resize",
+                 grow_method=method)
+    first, _ = its = measured(probe, s, 2)
+    for it in its:
+        grow = it["phases"]["second_pass"]
+        assert it["observations"]["data_survived"] == 1
+        if copies:
+            assert grow["minor_faults"] >= 0.9 * N_PAGES  # the new block's pages
+            assert it["observations"]["blocks_moved"] == 1
+        else:
+            assert grow["minor_faults"] < 0.05 * N_PAGES  # page table entries moved
+            assert grow["rss_bytes"] - it["phases"]["first_touch"]["rss_bytes"] < 1 * MIB
+    # In a fresh process every block is mapped and goes back at free. (Later iterations may
+    # find the threshold raised by those frees, and keep the heap.)
+    assert abs(first["phases"]["free"]["rss_bytes"] - first["rss_before_bytes"]) <= 2 * MIB
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["malloc", "calloc", "posix-memalign"])
+def test_realloc_of_small_heap_blocks_keeps_their_data(probe: ProbeBinary,
+                                                       backing: str) -> None:
+    s = scenario(backing=backing, size_bytes=1000, ops=8, workload="resize",
+                 access="write-all", grow_factor=3)
+    for it in measured(probe, s, 2):
+        assert it["observations"]["data_survived"] == 1
+        assert 0 <= it["observations"]["blocks_moved"] <= 8
+
+
+# --- heap: the program break, the dynamic mmap threshold, tunables ----------------------------
+
+@pytest.mark.probe
+def test_small_mallocs_lie_in_the_heap_and_move_the_break(probe: ProbeBinary) -> None:
+    first, second = measured(probe, scenario(backing="malloc", size_bytes=1000, ops=100), 2)
+    assert first["observations"]["blocks_in_heap"] == 100
+    assert first["observations"]["brk_growth_bytes"] >= 100 * 1000
+    assert second["observations"]["brk_growth_bytes"] == 0  # freed chunks are reused
+    (anon,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
+    assert "blocks_in_heap" not in anon["observations"]
+
+
+@pytest.mark.probe
+def test_freeing_a_mapped_chunk_raises_the_mmap_threshold(probe: ProbeBinary) -> None:
+    """glibc maps a 1 MiB malloc (threshold 128 KiB); freeing it raises the threshold to its
+    size, so the next 1 MiB malloc comes from the heap and moves the break."""
+    first, second = measured(probe, scenario(backing="malloc", size_bytes=MIB), 2)
+    assert first["observations"]["blocks_in_heap"] == 0
+    assert second["observations"]["blocks_in_heap"] == 1
+    assert second["observations"]["brk_growth_bytes"] >= MIB
+
+
+@pytest.mark.probe
+def test_tunables_reach_the_probe_and_win_over_inherited_ones(probe: ProbeBinary) -> None:
+    """A fixed mmap_threshold turns the dynamic threshold off: both 1 MiB blocks are mapped.
+    Inherited the other way round, the scenario's tunable still decides."""
+    fixed = scenario(backing="malloc", size_bytes=MIB,
+                     tunables="glibc.malloc.mmap_threshold=131072")
+    assert [it["observations"]["blocks_in_heap"] for it in measured(probe, fixed, 2)] == [0, 0]
+    high = dataclasses.replace(fixed, tunables="glibc.malloc.mmap_threshold=4194304")
+    inherited = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}
+    assert [it["observations"]["blocks_in_heap"]
+            for it in measured(probe, high, 2, env=inherited)] == [1, 1]
+
+
+# --- initialisation, mappings, threads --------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.parametrize(("backing", "size", "recycled_zero"), [
+    ("calloc", 1000, True),
+    ("mmap-anon", MIB, True),
+    ("malloc", 1000, False),
+])
+def test_fresh_memory_is_zero_and_recycled_malloc_memory_is_not(
+        probe: ProbeBinary, backing: str, size: int, recycled_zero: bool) -> None:
+    s = scenario(backing=backing, size_bytes=size, ops=8, access="write-all", check_zero=True)
+    fresh, recycled = measured(probe, s, 2)  # iteration 1 gets what iteration 0 wrote and freed
+    assert fresh["observations"]["nonzero_bytes_at_allocate"] == 0
+    assert (recycled["observations"]["nonzero_bytes_at_allocate"] == 0) == recycled_zero
+    (unchecked,) = measured(probe, dataclasses.replace(s, check_zero=False))
+    assert "nonzero_bytes_at_allocate" not in unchecked["observations"]
+
+
+@pytest.mark.probe
+def test_a_file_per_block_is_a_mapping_each_and_anonymous_blocks_merge(
+        probe: ProbeBinary) -> None:
+    ops = 512
+
+    def observed(backing: str, sharing: str) -> dict[str, int]:
+        (it,) = measured(probe, scenario(backing=backing, sharing=sharing, size_bytes=PAGE,
+                                         ops=ops, access="none"))
+        return dict(it["observations"])
+
+    memfd, anon = observed("memfd", "shared"), observed("mmap-anon", "private")
+    assert memfd["mappings"] >= ops
+    assert anon["mappings"] < 64  # adjacent private anonymous mappings merged
+    # Shared anonymous memory is a hidden file per mapping: no merging either.
+    assert observed("mmap-anon", "shared")["mappings"] >= ops
+    assert memfd["vm_size_growth_bytes"] >= ops * PAGE
+    assert anon["vm_size_growth_bytes"] >= ops * PAGE
+
+
+@pytest.mark.probe
+def test_address_space_is_taken_at_allocate_memory_at_first_touch(probe: ProbeBinary) -> None:
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=64 * MIB))
+    assert it["observations"]["vm_size_growth_bytes"] >= 64 * MIB
+    assert it["phases"]["allocate"]["rss_bytes"] - it["rss_before_bytes"] < 1 * MIB
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_threads_share_out_the_blocks(probe: ProbeBinary) -> None:
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE // 16, ops=16, threads=4)
+    for it in measured(probe, s, 2):
+        touch = it["phases"]["first_touch"]
+        assert 0.9 * N_PAGES <= touch["minor_faults"] <= 1.1 * N_PAGES  # every thread's
+        assert touch["rss_bytes"] - it["rss_before_bytes"] >= 0.9 * N_PAGES * PAGE
+        assert abs(it["phases"]["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
+
+
+@pytest.mark.probe
+def test_threads_malloc_from_arenas_of_their_own(probe: ProbeBinary) -> None:
+    s = scenario(backing="malloc", size_bytes=1000, ops=64, threads=2)
+    (it,) = measured(probe, s)
+    assert it["observations"]["blocks_in_heap"] < 64  # not all from the main heap
+
+
 # --- the command line and exit statuses -----------------------------------------------------
 
 def _run_raw(probe: ProbeBinary, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -512,7 +804,9 @@ def _run_raw(probe: ProbeBinary, args: list[str]) -> subprocess.CompletedProcess
 def _good_args(**overrides: str) -> list[str]:
     args = {"backing": "malloc", "size_bytes": "4096", "sharing": "private",
             "protection": "read-write", "populate": "none", "access": "write-page", "ops": "1",
-            "file_dir": "/tmp", "thp": "default", "release": "auto", "warmup": "0",
+            "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
+            "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
+            "grow_factor": "2", "check_zero": "0", "threads": "1", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
@@ -542,6 +836,16 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(backing="mmap-anon", release="malloc-trim"),
     _good_args(thp="huge"),  # thp is for mmap-anon
     _good_args(thp="always"),
+    _good_args(threads="0"),
+    _good_args(threads="2"),  # more threads than blocks
+    _good_args(grow_factor="1"),
+    _good_args(check_zero="2"),
+    _good_args(workload="fork", order="random"),
+    _good_args(workload="resize", backing="mmap-anon", release="munmap"),  # realloc of a map
+    _good_args(workload="resize", grow_method="mremap"),  # mremap of heap memory
+    _good_args(sync="msync"),
+    _good_args(backing="write-file", sync="msync"),
+    _good_args(cache="cold"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -563,12 +867,16 @@ def test_failing_system_call_exits_3_naming_it(probe: ProbeBinary, tmp_path: Pat
 
 @pytest.mark.probe
 def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
-    s = scenario(backing="mmap-anon", populate="map-populate", ops=7, size_bytes=8192)
+    s = scenario(backing="mmap-anon", populate="map-populate", ops=7, size_bytes=8192,
+                 check_zero=True, tunables="glibc.malloc.mmap_threshold=4096")
     argv = probe_argv(probe, s, warmup=2, iterations=3)
     assert argv[0] == str(probe.path)
-    assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(PARAMETERS, [
+    options = [p for p in PARAMETERS if p.probe_option]
+    assert [p.field for p in PARAMETERS if not p.probe_option] == ["tunables"]
+    assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
-        "default", "auto"], strict=True)] + ["--warmup=2", "--iterations=3"]
+        "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1"],
+        strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
 # --- building -------------------------------------------------------------------------------
@@ -634,6 +942,17 @@ def _sample_output() -> dict[str, Any]:
             "iterations": [{"warmup": False, "rss_before_bytes": 0, "checksum": 2**64 - 1,
                             "phases": {p: dict(phase) for p in PHASES},
                             "observations": {"alignment_bytes": 16, "mprotect_ns": 0}}]}
+
+
+def test_probe_env_appends_the_scenarios_tunables_to_the_inherited_ones() -> None:
+    inherited = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1", "MALLOC_ARENA_MAX": "2"}
+    s = scenario(tunables="glibc.malloc.mmap_threshold=4096")
+    assert probe_env(s, inherited) == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=4096",
+        "MALLOC_ARENA_MAX": "2"}
+    assert probe_env(s) == {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"}
+    assert probe_env(scenario(), inherited) == inherited
+    assert inherited["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1"  # not changed in place
 
 
 def test_parse_accepts_the_documented_shape() -> None:

@@ -1,15 +1,42 @@
 /*
  * alloclab probe: measures ONE memory-allocation scenario and prints ONE JSON object.
  *
- * Each iteration runs four timed phases over `ops` blocks: allocate, first_touch, second_pass
- * and free. Every phase is timed with CLOCK_MONOTONIC around exactly the work; page faults
- * (getrusage) and the resident set (/proc/self/statm) are read just outside the timed window.
- * Outside the phases too, an iteration records observations where the scenario makes them
+ * Each iteration runs four timed phases over `ops` blocks. Every phase is timed with
+ * CLOCK_MONOTONIC around exactly the work; page faults (getrusage) and the resident set
+ * (/proc/self/statm) are read just outside the timed window. What the four phase slots time
+ * depends on the workload (--workload); this table is the one place it is defined (the
+ * README repeats it):
+ *
+ *   cycle   allocate     allocate the blocks (malloc / mmap / malloc + read() from the file)
+ *           first_touch  the access pattern over every block; for write-file then pwrite of
+ *                        every block to the file; with --sync then msync or fsync
+ *           second_pass  the same again, on memory already faulted in
+ *           free         give the blocks back (free, munmap, madvise... as --release says)
+ *   fork    allocate     allocate the blocks and write the access pattern (the parent's data)
+ *           first_touch  fork(), as the parent sees it
+ *           second_pass  the child writes the access pattern with another value (its
+ *                        copy-on-write faults): ns and faults are the child's, sent back
+ *                        through a pipe; rss_bytes is the parent's
+ *           free         wait for the child to exit, then give the blocks back
+ *   resize  allocate     allocate the blocks
+ *           first_touch  the access pattern (the data that must survive)
+ *           second_pass  grow every block to grow_factor times its size by realloc,
+ *                        mremap(MREMAP_MAYMOVE) or copy (new block, memcpy, free the old)
+ *           free         give the grown blocks back
+ *
+ * With --threads=N (cycle only) N threads share the blocks, and each phase is timed from the
+ * barrier that starts them to the barrier the last of them reaches.
+ *
+ * Outside the phases an iteration records observations where the scenario makes them
  * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
- * forbidden access faulted and what mprotect costs (protection read or none).
- * The Python side (runner/probe.py) builds this file, writes its command line and reads its
- * output; the output format is defined there and here, and PROBE_VERSION ties the two; the
- * observation names are declared in runner/metrics.py.
+ * forbidden access faulted and what mprotect costs (protection read or none), how far the
+ * program break moved and how many blocks lie in the heap (heap backings), mappings and
+ * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
+ * share of the data file in the page cache before the iteration (file backings), who sees
+ * whose writes across fork and the PSS of both, and whether resizing moved the blocks and kept
+ * their data. The Python side (runner/probe.py) builds this file, writes its command line and
+ * reads its output; the output format is defined there and here, and PROBE_VERSION ties the
+ * two; the observation names, units and meanings are declared in runner/metrics.py.
  *
  * Exit status: 0 with the JSON on stdout; 2 for a bad command line; 3 when a system call
  * fails (stderr names the call and the reason); 4 when the machine refuses something the
@@ -17,7 +44,8 @@
  *
  * The probe itself never calls malloc before printing its result: its own buffers come from
  * mmap, so glibc's heap (and its dynamic mmap threshold) is exactly that of a fresh program
- * when the first measured allocation happens.
+ * when the first measured allocation happens. (With --threads above 1, creating the threads
+ * lets glibc calloc their thread-local storage first.)
  */
 #define _GNU_SOURCE
 
@@ -25,9 +53,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +66,14 @@
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 2
+#define PROBE_VERSION 3
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -56,6 +87,10 @@
 /* The file behind file backings is written in chunks of this size from an mmap'd buffer. */
 #define FILL_CHUNK_BYTES ((size_t)1 << 20)
 
+/* Most threads a scenario may ask for (runner/parameters.py MAX_THREADS). */
+#define MAX_THREADS 256
+#define MAX_GROW_FACTOR 64
+
 /* Keeps `p` and everything reachable from it alive: the compiler must assume the empty
  * assembly reads that memory, so stores before it (a memset right before free) stay. */
 #define ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
@@ -65,10 +100,10 @@
 
 enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_POSIX_MEMALIGN, BACKING_MMAP_ANON,
                BACKING_MMAP_FILE, BACKING_READ_FILE, BACKING_MEMFD, BACKING_SHM,
-               BACKING_MMAP_HUGETLB, BACKING_COUNT };
+               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_COUNT };
 static const char *const BACKING_NAMES[BACKING_COUNT] = {
     "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
-    "mmap-hugetlb"};
+    "mmap-hugetlb", "write-file"};
 
 enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
               ACCESS_READ_ALL, ACCESS_COUNT };
@@ -97,13 +132,31 @@ enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED
 static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim"};
 
-/* Argument names are the Scenario field names of runner/parameters.py, plus the repetitions. */
+enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_COUNT };
+static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize"};
+
+enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
+static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
+
+enum order { ORDER_SEQUENTIAL, ORDER_RANDOM, ORDER_COUNT };
+static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
+
+enum sync { SYNC_NONE, SYNC_MSYNC, SYNC_FSYNC, SYNC_COUNT };
+static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
+
+enum grow { GROW_REALLOC, GROW_MREMAP, GROW_COPY, GROW_COUNT };
+static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
+
+/* Argument names are the Scenario field names of runner/parameters.py (those that are probe
+ * options), plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
-              OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WARMUP,
-              OPT_ITERATIONS, OPT_COUNT };
+              OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
+              OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
+              OPT_THREADS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 static const char *const OPTION_NAMES[OPT_COUNT] = {
-    "backing", "size_bytes", "sharing", "protection", "populate",
-    "access", "ops", "file_dir", "thp", "release", "warmup", "iterations"};
+    "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
+    "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
+    "check_zero", "threads", "warmup", "iterations"};
 
 struct scenario {
     enum backing backing;
@@ -116,6 +169,14 @@ struct scenario {
     const char *file_dir; /* file backings only */
     enum thp thp;         /* mmap-anon only */
     enum release release; /* never RELEASE_AUTO once parsed */
+    enum workload workload;
+    enum cache cache;      /* file backings only */
+    enum order order;      /* cycle only */
+    enum sync sync;        /* cycle, mmap-file shared or write-file */
+    enum grow grow_method; /* resize only */
+    size_t grow_factor;    /* resize only */
+    int check_zero;        /* cycle only */
+    size_t threads;        /* cycle only */
     size_t warmup;
     size_t iterations;
 };
@@ -130,9 +191,21 @@ static void usage_error(const char *format, ...)
     vfprintf(stderr, format, args);
     va_end(args);
     fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
-          " --access=A --ops=N --file_dir=DIR --thp=T --release=R --warmup=N --iterations=N\n",
+          " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
+          " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
+          " --warmup=N --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
+}
+
+/* With threads, several may fail at once (each mlock past the limit, say): the first to
+ * fail reports and exits, the others wait for the exit to end them, so stderr gets one line. */
+static void claim_last_words(void)
+{
+    static atomic_flag claimed = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&claimed))
+        for (;;)
+            pause();
 }
 
 /* The machine refuses something the scenario needs: not a failure of the probe, a scenario
@@ -141,6 +214,7 @@ static void skip(const char *format, ...) __attribute__((format(printf, 1, 2), n
 
 static void skip(const char *format, ...)
 {
+    claim_last_words();
     va_list args;
     va_start(args, format);
     fputs("probe: skipped: ", stderr);
@@ -156,6 +230,7 @@ static void system_error(const char *call) __attribute__((noreturn));
 static void system_error(const char *call)
 {
     int saved = errno;
+    claim_last_words();
     fprintf(stderr, "probe: %s: %s\n", call, strerror(saved));
     exit(EXIT_SYSTEM);
 }
@@ -184,18 +259,21 @@ static size_t parse_count(enum option option, const char *text, size_t minimum)
 
 static int is_file_backing(enum backing backing)
 {
-    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE;
+    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE ||
+           backing == BACKING_WRITE_FILE;
 }
 
 /* Heap backings get their memory from malloc and friends; the others map one block each. */
 static int is_heap_backing(enum backing backing)
 {
     return backing == BACKING_MALLOC || backing == BACKING_CALLOC ||
-           backing == BACKING_POSIX_MEMALIGN || backing == BACKING_READ_FILE;
+           backing == BACKING_POSIX_MEMALIGN || backing == BACKING_READ_FILE ||
+           backing == BACKING_WRITE_FILE;
 }
 
-/* runner/parameters.py refuses every combination that makes no sense; these few would make
- * the probe hand heap memory to munmap (or the reverse), so it refuses them too. */
+/* runner/parameters.py refuses every combination that makes no sense; the probe refuses those
+ * that would make it hand heap memory to munmap or mremap (or the reverse), flush what it
+ * never wrote, or share out what threads cannot share. */
 static void check_combination(struct scenario *s)
 {
     int heap = is_heap_backing(s->backing);
@@ -207,6 +285,30 @@ static void check_combination(struct scenario *s)
                     BACKING_NAMES[s->backing]);
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
+    if (s->workload == WORKLOAD_RESIZE) {
+        int anon = s->backing == BACKING_MMAP_ANON;
+        if ((s->grow_method == GROW_REALLOC && !heap) ||
+            (s->grow_method == GROW_MREMAP && !anon) ||
+            (s->grow_method == GROW_COPY && !heap && !anon))
+            usage_error("--grow_method=%s does not apply to --backing=%s",
+                        GROW_NAMES[s->grow_method], BACKING_NAMES[s->backing]);
+    }
+    if (s->workload != WORKLOAD_CYCLE && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE ||
+                                          s->check_zero || s->threads != 1 ||
+                                          s->backing == BACKING_WRITE_FILE))
+        usage_error("--workload=%s takes none of --order, --sync, --check_zero, --threads and "
+                    "--backing=write-file", WORKLOAD_NAMES[s->workload]);
+    if (s->sync == SYNC_MSYNC && (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
+        usage_error("--sync=msync needs --backing=mmap-file --sharing=shared");
+    if (s->sync == SYNC_FSYNC && s->backing != BACKING_WRITE_FILE &&
+        (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
+        usage_error("--sync=fsync needs --backing=write-file or mmap-file --sharing=shared");
+    if (s->cache == CACHE_COLD && !is_file_backing(s->backing))
+        usage_error("--cache=cold needs a file backing");
+    if (s->threads > MAX_THREADS || s->threads > s->ops)
+        usage_error("--threads must be at most %d and at most --ops", MAX_THREADS);
+    if (s->threads > 1 && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE))
+        usage_error("--threads above 1 takes neither --order=random nor --sync");
 }
 
 /* Every option is required and given once as --name=value: a caller that forgets one gets
@@ -253,6 +355,20 @@ static struct scenario parse_arguments(int argc, char **argv)
     s.thp = (enum thp)parse_choice(OPT_THP, values[OPT_THP], THP_NAMES, THP_COUNT);
     s.release = (enum release)parse_choice(OPT_RELEASE, values[OPT_RELEASE], RELEASE_NAMES,
                                            RELEASE_COUNT);
+    s.workload = (enum workload)parse_choice(OPT_WORKLOAD, values[OPT_WORKLOAD], WORKLOAD_NAMES,
+                                             WORKLOAD_COUNT);
+    s.cache = (enum cache)parse_choice(OPT_CACHE, values[OPT_CACHE], CACHE_NAMES, CACHE_COUNT);
+    s.order = (enum order)parse_choice(OPT_ORDER, values[OPT_ORDER], ORDER_NAMES, ORDER_COUNT);
+    s.sync = (enum sync)parse_choice(OPT_SYNC, values[OPT_SYNC], SYNC_NAMES, SYNC_COUNT);
+    s.grow_method = (enum grow)parse_choice(OPT_GROW_METHOD, values[OPT_GROW_METHOD],
+                                            GROW_NAMES, GROW_COUNT);
+    s.grow_factor = parse_count(OPT_GROW_FACTOR, values[OPT_GROW_FACTOR], 2);
+    if (s.grow_factor > MAX_GROW_FACTOR)
+        usage_error("--grow_factor must be at most %d", MAX_GROW_FACTOR);
+    s.check_zero = (int)parse_count(OPT_CHECK_ZERO, values[OPT_CHECK_ZERO], 0);
+    if (s.check_zero > 1)
+        usage_error("--check_zero is 0 or 1");
+    s.threads = parse_count(OPT_THREADS, values[OPT_THREADS], 1);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
@@ -319,6 +435,22 @@ static void read_fully(int fd, unsigned char *buffer, size_t length, off_t offse
     }
 }
 
+/* Writes exactly `length` bytes at `offset`; pwrite may write less than asked for. */
+static void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset)
+{
+    while (length > 0) {
+        ssize_t written = pwrite(fd, buffer, length, offset);
+        if (written < 0) {
+            if (errno == EINTR)
+                continue;
+            system_error("pwrite");
+        }
+        buffer += written;
+        length -= (size_t)written;
+        offset += written;
+    }
+}
+
 /* Creates the data file for file backings: unlinked at once (a crash leaves nothing behind),
  * filled with the known pattern, flushed, and read once so every page is in the page cache
  * before the first timed phase. */
@@ -382,16 +514,33 @@ static const char *filesystem_name(const char *directory, char *buffer, size_t b
 /* ------------------------------------------------------------------------------------------ */
 /* Allocate and free: one function per backing                                                */
 
-/* The blocks of one phase and what they need to know. */
+/* One page of a block, as the random order visits it: where it is in memory, how much of it
+ * the block uses (the last page of a block may be partial) and where it is in the data file. */
+struct page_ref {
+    unsigned char *at;
+    size_t length;
+    off_t file_offset;
+};
+
+/* The blocks of one phase and what they need to know. With threads, each thread gets a
+ * slice: `at` and `ops` of its share, `first` the index of its first block. */
 struct blocks {
     unsigned char **at; /* ops pointers, in scratch memory */
     size_t ops;
+    size_t first; /* index of at[0] among all blocks: its place in the data file, its name */
     size_t size_bytes;
     size_t map_bytes;    /* length of each block's mapping: size_bytes, rounded up for hugetlb
                             (whole huge pages) and thp (whole pages) */
     size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
     size_t page_bytes;
     int fd; /* the data file, or -1 */
+    /* order random: a fixed permutation of every page of every block (global page index
+     * block * pages_per_block + page), and those pages located in the current blocks;
+     * NULL for sequential order. */
+    const uint64_t *order;
+    struct page_ref *pages;
+    size_t page_count;
+    size_t pages_per_block;
 };
 
 static void allocate_malloc(const struct blocks *b)
@@ -506,7 +655,8 @@ static void allocate_mmap(const struct blocks *b, const struct scenario *s)
 {
     int flags = map_flags(s);
     for (size_t i = 0; i < b->ops; i++) {
-        off_t offset = s->backing == BACKING_MMAP_FILE ? (off_t)(i * b->stride_bytes) : 0;
+        off_t offset =
+            s->backing == BACKING_MMAP_FILE ? (off_t)((b->first + i) * b->stride_bytes) : 0;
         unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, b->fd, offset)
                                                  : map_thp_block(b, s, flags);
         populate_block(s, p, b->map_bytes);
@@ -549,7 +699,7 @@ static void allocate_shm(const struct blocks *b, const struct scenario *s)
     long pid = (long)getpid();
     char name[64];
     for (size_t i = 0; i < b->ops; i++) {
-        snprintf(name, sizeof name, "/alloclab-%ld-%zu", pid, i);
+        snprintf(name, sizeof name, "/alloclab-%ld-%zu", pid, b->first + i);
         int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
             system_error("shm_open");
@@ -566,7 +716,38 @@ static void allocate_read_file(const struct blocks *b)
         b->at[i] = malloc(b->size_bytes);
         if (b->at[i] == NULL)
             system_error("malloc");
-        read_fully(b->fd, b->at[i], b->size_bytes, (off_t)(i * b->stride_bytes));
+        read_fully(b->fd, b->at[i], b->size_bytes, (off_t)((b->first + i) * b->stride_bytes));
+    }
+}
+
+/* Page k of the random order, in the blocks as they are now. */
+static struct page_ref locate_page(const struct blocks *b, size_t k)
+{
+    size_t block = (size_t)(b->order[k] / b->pages_per_block);
+    size_t offset = (size_t)(b->order[k] % b->pages_per_block) * b->page_bytes;
+    struct page_ref ref = {
+        .at = b->at[block] + offset,
+        .length = b->size_bytes - offset < b->page_bytes ? b->size_bytes - offset : b->page_bytes,
+        .file_offset = (off_t)((b->first + block) * b->stride_bytes + offset)};
+    return ref;
+}
+
+/* order random: where the pages of the random order are in the blocks just allocated. Done
+ * between allocate and first touch, untimed, so the timed loops only follow pointers. */
+static void locate_pages(const struct blocks *b)
+{
+    for (size_t k = 0; k < b->page_count; k++)
+        b->pages[k] = locate_page(b, k);
+}
+
+/* read-file in random order: the heap buffers first, then one pread per page, the pages of
+ * every block in the fixed random order. */
+static void allocate_read_file_pages(const struct blocks *b)
+{
+    allocate_malloc(b);
+    for (size_t k = 0; k < b->page_count; k++) {
+        struct page_ref ref = locate_page(b, k);
+        read_fully(b->fd, ref.at, ref.length, ref.file_offset);
     }
 }
 
@@ -602,6 +783,7 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
 {
     switch (s->backing) {
     case BACKING_MALLOC:
+    case BACKING_WRITE_FILE: /* a heap buffer, written to the file after each access pattern */
         allocate_malloc(b);
         break;
     case BACKING_CALLOC:
@@ -616,7 +798,10 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
         allocate_mmap(b, s);
         break;
     case BACKING_READ_FILE:
-        allocate_read_file(b);
+        if (b->order != NULL)
+            allocate_read_file_pages(b);
+        else
+            allocate_read_file(b);
         break;
     case BACKING_MEMFD:
         allocate_memfd(b, s);
@@ -715,8 +900,9 @@ static uint64_t read_all(const struct blocks *b)
     return sum;
 }
 
-/* Applies the scenario's access pattern to every block; returns what was read. */
-static __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
+/* Applies the scenario's access pattern to every block, in block order; returns what was
+ * read. noinline, like the phases' other work (see allocate_blocks). */
+static __attribute__((noinline)) uint64_t apply_access(const struct blocks *b,
                                                        const struct scenario *s, size_t page,
                                                        unsigned char value)
 {
@@ -738,6 +924,127 @@ static __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
     return 0;
 }
 
+/* read_all's sum over one page (or the partial last page of a block). Pages start a whole
+ * number of pages into their block, so the words summed are the same as read_all's. */
+static uint64_t sum_words(const unsigned char *p, size_t length)
+{
+    uint64_t sum = 0;
+    size_t words = length / sizeof(uint64_t);
+    for (size_t w = 0; w < words; w++) {
+        uint64_t word;
+        memcpy(&word, p + w * sizeof word, sizeof word);
+        sum += word;
+    }
+    for (size_t tail = words * sizeof(uint64_t); tail < length; tail++)
+        sum += p[tail];
+    return sum;
+}
+
+/* order random: the access pattern page by page, every page of every block once, in the
+ * fixed random order (locate_pages found them before the phase). */
+static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
+                                                      const struct scenario *s,
+                                                      unsigned char value)
+{
+    uint64_t sum = 0;
+    switch (s->access) {
+    case ACCESS_WRITE_PAGE:
+        for (size_t k = 0; k < b->page_count; k++) {
+            b->pages[k].at[0] = value;
+            ESCAPE(b->pages[k].at);
+        }
+        break;
+    case ACCESS_WRITE_ALL:
+        for (size_t k = 0; k < b->page_count; k++) {
+            memset(b->pages[k].at, value, b->pages[k].length);
+            ESCAPE(b->pages[k].at);
+        }
+        break;
+    case ACCESS_READ_PAGE:
+        for (size_t k = 0; k < b->page_count; k++)
+            sum += b->pages[k].at[0];
+        break;
+    case ACCESS_READ_ALL:
+        for (size_t k = 0; k < b->page_count; k++)
+            sum += sum_words(b->pages[k].at, b->pages[k].length);
+        break;
+    case ACCESS_NONE:
+    case ACCESS_COUNT:
+        break;
+    }
+    return sum;
+}
+
+/* write-file: every block to its place in the data file, one pwrite per block, or in random
+ * order one pwrite per page in that order. */
+static void write_out(const struct blocks *b)
+{
+    if (b->pages != NULL) {
+        for (size_t k = 0; k < b->page_count; k++)
+            pwrite_fully(b->fd, b->pages[k].at, b->pages[k].length, b->pages[k].file_offset);
+        return;
+    }
+    for (size_t i = 0; i < b->ops; i++)
+        pwrite_fully(b->fd, b->at[i], b->size_bytes, (off_t)((b->first + i) * b->stride_bytes));
+}
+
+/* sync: what was written reaches the disk before the phase ends. */
+static void sync_out(const struct blocks *b, const struct scenario *s)
+{
+    if (s->sync == SYNC_MSYNC) {
+        for (size_t i = 0; i < b->ops; i++)
+            if (msync(b->at[i], b->map_bytes, MS_SYNC) != 0)
+                system_error("msync");
+    } else if (fsync(b->fd) != 0) {
+        system_error("fsync");
+    }
+}
+
+/* The work of first_touch and second_pass in the cycle workload: the access pattern, then for
+ * write-file the file writes, then the sync. Returns what was read. */
+static __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
+                                                       const struct scenario *s, size_t page,
+                                                       unsigned char value)
+{
+    uint64_t sum = b->pages != NULL ? visit_pages(b, s, value) : apply_access(b, s, page, value);
+    if (s->backing == BACKING_WRITE_FILE)
+        write_out(b);
+    if (s->sync != SYNC_NONE)
+        sync_out(b, s);
+    return sum;
+}
+
+/* 1 when every byte the access pattern writes holds `value` (one per page for write-page,
+ * all of them for write-all): whether a write of this or another process is visible here. */
+static uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, size_t page,
+                            unsigned char value)
+{
+    size_t step = s->access == ACCESS_WRITE_ALL ? 1 : page;
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t offset = 0; offset < b->size_bytes; offset += step)
+            if (b->at[i][offset] != value)
+                return 0;
+    return 1;
+}
+
+/* order random: every page index once, in an order fixed by a constant seed, so that every
+ * process of a scenario visits the pages in the same order (xorshift64*, Fisher-Yates). */
+static void shuffle_pages(uint64_t *order, size_t count)
+{
+    uint64_t state = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < count; i++)
+        order[i] = i;
+    for (size_t i = count; i > 1; i--) {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        size_t j = (size_t)((state * 0x2545F4914F6CDD1DULL) % i);
+        uint64_t swap = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = swap;
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Measuring a phase                                                                          */
 
@@ -755,9 +1062,17 @@ struct phase_result {
 /* Observations: numbers about an iteration beside its phases, each reported only where the
  * scenario makes it meaningful. Names, units and meanings: OBSERVATIONS in runner/metrics.py. */
 enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
-                   OBS_PROTECTION_ENFORCED, OBS_MPROTECT_NS, OBS_COUNT };
+                   OBS_PROTECTION_ENFORCED, OBS_MPROTECT_NS, OBS_BRK_GROWTH_BYTES,
+                   OBS_BLOCKS_IN_HEAP, OBS_MAPPINGS, OBS_VM_SIZE_GROWTH_BYTES,
+                   OBS_NONZERO_BYTES_AT_ALLOCATE, OBS_RESIDENT_PPM_BEFORE,
+                   OBS_CHILD_SEES_PARENT, OBS_PARENT_SEES_CHILD, OBS_PARENT_PSS_BYTES,
+                   OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED, OBS_COUNT };
 static const char *const OBSERVATION_NAMES[OBS_COUNT] = {
-    "alignment_bytes", "anon_huge_bytes", "hugetlb_bytes", "protection_enforced", "mprotect_ns"};
+    "alignment_bytes", "anon_huge_bytes", "hugetlb_bytes", "protection_enforced", "mprotect_ns",
+    "brk_growth_bytes", "blocks_in_heap", "mappings", "vm_size_growth_bytes",
+    "nonzero_bytes_at_allocate", "resident_ppm_before", "child_sees_parent",
+    "parent_sees_child", "parent_pss_bytes", "child_pss_bytes", "blocks_moved",
+    "data_survived"};
 
 struct iteration_result {
     int warmup;
@@ -765,13 +1080,13 @@ struct iteration_result {
     uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
     struct phase_result phases[PHASE_COUNT];
     uint64_t observed[OBS_COUNT];
-    unsigned observed_mask; /* bit o: observed[o] was recorded */
+    uint32_t observed_mask; /* bit o: observed[o] was recorded */
 };
 
 static void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
     r->observed[o] = value;
-    r->observed_mask |= 1u << o;
+    r->observed_mask |= (uint32_t)1 << o;
 }
 
 struct phase_start {
@@ -779,25 +1094,39 @@ struct phase_start {
     struct timespec time;
 };
 
-/* The resident set from /proc/self/statm (second field, in pages). open/read on a stack
- * buffer rather than stdio, which would malloc. */
-static uint64_t resident_bytes(size_t page)
+/* /proc/self/statm: sizes in pages, the address space first, the resident set second.
+ * open/read on a stack buffer rather than stdio, which would malloc. */
+static void read_statm(char *text, size_t size)
 {
-    char text[256];
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         system_error("open /proc/self/statm");
-    ssize_t got = read(fd, text, sizeof text - 1);
+    ssize_t got = read(fd, text, size - 1);
     if (got < 0)
         system_error("read /proc/self/statm");
     close(fd);
     text[got] = '\0';
+}
+
+/* The resident set (statm's second field). */
+static uint64_t resident_bytes(size_t page)
+{
+    char text[256];
+    read_statm(text, sizeof text);
     char *field = strchr(text, ' ');
     if (field == NULL) {
         errno = EINVAL;
         system_error("parse /proc/self/statm");
     }
     return (uint64_t)strtoull(field + 1, NULL, 10) * page;
+}
+
+/* The address space, VmSize (statm's first field). */
+static uint64_t virtual_bytes(size_t page)
+{
+    char text[256];
+    read_statm(text, sizeof text);
+    return (uint64_t)strtoull(text, NULL, 10) * page;
 }
 
 static uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end)
@@ -883,6 +1212,66 @@ static uint64_t growth(uint64_t before, uint64_t after)
     return after > before ? after - before : 0;
 }
 
+/* The proportional set size: each resident page divided by the processes that map it. */
+static uint64_t pss_bytes(void)
+{
+    return proc_kib_field("/proc/self/smaps_rollup", "\nPss:");
+}
+
+/* Lines of /proc/self/maps: the process's mappings. Adjacent anonymous mappings with the same
+ * flags merge into one; blocks that are files of their own never do. */
+static uint64_t count_mappings(void)
+{
+    char text[16384];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        system_error("open /proc/self/maps");
+    uint64_t lines = 0;
+    for (;;) {
+        ssize_t got = read(fd, text, sizeof text);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            system_error("read /proc/self/maps");
+        }
+        if (got == 0)
+            break;
+        for (ssize_t i = 0; i < got; i++)
+            lines += text[i] == '\n';
+    }
+    close(fd);
+    return lines;
+}
+
+/* The program break: where the main heap (the [heap] mapping) ends. */
+static uintptr_t current_brk(void)
+{
+    return (uintptr_t)sbrk(0);
+}
+
+/* Blocks that lie in the main heap, between the break at the probe's start and now: not in a
+ * chunk glibc mapped for it alone, nor in another arena (threads get their own). */
+static uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start)
+{
+    uintptr_t heap_end = current_brk();
+    uint64_t count = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        uintptr_t p = (uintptr_t)b->at[i];
+        count += p >= heap_start && p < heap_end;
+    }
+    return count;
+}
+
+/* Non-zero bytes in the blocks: what a program finds in memory it has not written yet. */
+static uint64_t nonzero_bytes(const struct blocks *b)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t j = 0; j < b->size_bytes; j++)
+            count += b->at[i][j] != 0;
+    return count;
+}
+
 /* A forbidden access raises SIGSEGV; the handler jumps back to the attempt, which reports
  * the fault instead of the process dying. */
 static sigjmp_buf fault_jump;
@@ -952,18 +1341,440 @@ static uint64_t time_mprotect(const struct blocks *b, const struct scenario *s)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* One iteration                                                                              */
+/* The data file in the page cache                                                            */
 
-/* The four phases, each timed around exactly its work, and the observations the scenario
- * calls for, taken between the phases. `value` makes the written bytes differ between
- * iterations, so no store is a constant the compiler could drop. */
-static void run_iteration(const struct blocks *b, const struct scenario *s, size_t page,
-                          unsigned char value, struct iteration_result *out)
+/* cache cold: the file's pages leave the page cache, written back first (dirty pages are not
+ * evicted). On tmpfs nothing leaves: its pages live only in the cache. */
+static void evict_file(int fd)
 {
+    if (fdatasync(fd) != 0)
+        system_error("fdatasync");
+    int error = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (error != 0) {
+        errno = error;
+        system_error("posix_fadvise(POSIX_FADV_DONTNEED)");
+    }
+}
+
+/* The share of the data file's pages in the page cache, in parts per million: mincore on a
+ * mapping of the whole file made for the purpose, which faults nothing in. */
+static uint64_t file_resident_ppm(int fd, size_t file_bytes, size_t page, unsigned char *vector)
+{
+    void *p = mmap(NULL, file_bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        system_error("mmap (the data file, for mincore)");
+    if (mincore(p, file_bytes, vector) != 0)
+        system_error("mincore");
+    uint64_t pages = (file_bytes + page - 1) / page, resident = 0;
+    for (uint64_t i = 0; i < pages; i++)
+        resident += vector[i] & 1;
+    if (munmap(p, file_bytes) != 0)
+        system_error("munmap");
+    return resident * 1000000 / pages;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads                                                                                    */
+
+/* With --threads above 1, worker threads made once before the first iteration each own a
+ * slice of the blocks. For each phase the main thread releases them all at one barrier and
+ * waits at another until the last of them is done. */
+struct crew {
+    pthread_barrier_t start, done;
+    const struct scenario *s;
+    enum phase phase; /* what the workers do next */
+    unsigned char value;
+    size_t count;
+    struct worker {
+        struct crew *crew;
+        pthread_t thread;
+        struct blocks slice;
+        uint64_t checksum;
+    } workers[MAX_THREADS];
+};
+
+/* The work of one phase of the cycle workload on some blocks. */
+static uint64_t cycle_work(const struct blocks *b, const struct scenario *s, enum phase phase,
+                           unsigned char value)
+{
+    switch (phase) {
+    case PHASE_ALLOCATE:
+        allocate_blocks(b, s);
+        return 0;
+    case PHASE_FIRST_TOUCH:
+    case PHASE_SECOND_PASS:
+        return touch_blocks(b, s, b->page_bytes, value);
+    case PHASE_FREE:
+        release_blocks(b, s);
+        return 0;
+    case PHASE_COUNT:
+        break;
+    }
+    return 0;
+}
+
+static void wait_at(pthread_barrier_t *barrier)
+{
+    int error = pthread_barrier_wait(barrier);
+    if (error != 0 && error != PTHREAD_BARRIER_SERIAL_THREAD) {
+        errno = error;
+        system_error("pthread_barrier_wait");
+    }
+}
+
+/* A worker: its slice's part of every phase, until the process exits. */
+static void *run_worker(void *argument)
+{
+    struct worker *w = argument;
+    struct crew *c = w->crew;
+    for (;;) {
+        wait_at(&c->start);
+        w->checksum = cycle_work(&w->slice, c->s, c->phase, c->value);
+        wait_at(&c->done);
+    }
+    return NULL;
+}
+
+/* One phase, shared out to the workers; returns the sum of what they read. */
+static __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
+                                                    unsigned char value)
+{
+    c->phase = phase;
+    c->value = value;
+    wait_at(&c->start);
+    wait_at(&c->done);
+    uint64_t sum = 0;
+    for (size_t t = 0; t < c->count; t++)
+        sum += c->workers[t].checksum;
+    return sum;
+}
+
+/* Thread t gets blocks [ops * t / threads, ops * (t + 1) / threads). */
+static struct crew *start_crew(const struct blocks *b, const struct scenario *s)
+{
+    struct crew *c = map_scratch(sizeof *c);
+    c->s = s;
+    c->count = s->threads;
+    if (pthread_barrier_init(&c->start, NULL, (unsigned)c->count + 1) != 0 ||
+        pthread_barrier_init(&c->done, NULL, (unsigned)c->count + 1) != 0)
+        system_error("pthread_barrier_init");
+    for (size_t t = 0; t < c->count; t++) {
+        struct worker *w = &c->workers[t];
+        size_t first = b->ops * t / c->count, end = b->ops * (t + 1) / c->count;
+        w->crew = c;
+        w->slice = *b;
+        w->slice.at = b->at + first;
+        w->slice.ops = end - first;
+        w->slice.first = first;
+        int error = pthread_create(&w->thread, NULL, run_worker, w);
+        if (error != 0) {
+            errno = error;
+            system_error("pthread_create");
+        }
+    }
+    return c;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workloads: one function each, timing the four phase slots as the file comment says         */
+
+/* What every iteration works with, set up once before the first (prepare_context). */
+struct context {
+    struct blocks blocks;
+    struct crew *crew;        /* threads above 1, else NULL */
+    uintptr_t heap_start;     /* the program break when the probe started */
+    unsigned char **previous; /* resize: the blocks' addresses before growing */
+    size_t file_bytes;        /* the data file's length; 0 without one */
+    unsigned char *residency; /* mincore's vector: one byte per page of the data file */
+};
+
+/* Observations about the blocks just allocated, taken right after the allocate phase. */
+static void observe_allocation(const struct context *c, const struct scenario *s,
+                               uint64_t vm_before, uintptr_t brk_before,
+                               struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
+    observe(out, OBS_MAPPINGS, count_mappings());
+    observe(out, OBS_VM_SIZE_GROWTH_BYTES, growth(vm_before, virtual_bytes(b->page_bytes)));
+    if (is_heap_backing(s->backing)) {
+        observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
+        observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
+    }
+    if (s->check_zero)
+        observe(out, OBS_NONZERO_BYTES_AT_ALLOCATE, nonzero_bytes(b));
+}
+
+/* cycle: the four phases, each timed around exactly its work, and the observations the
+ * scenario calls for, taken between the phases. `value` makes the written bytes differ
+ * between iterations, so no store is a constant the compiler could drop. */
+static void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
+                      struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
     struct phase_start start;
     int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
     uint64_t thp_before = thp ? anon_huge_bytes() : 0;
     uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
+    uint64_t vm_before = virtual_bytes(page);
+    uintptr_t brk_before = current_brk();
+    out->rss_before_bytes = resident_bytes(page);
+
+    start_phase(&start);
+    if (c->crew != NULL)
+        crew_work(c->crew, PHASE_ALLOCATE, value);
+    else
+        allocate_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    observe_allocation(c, s, vm_before, brk_before, out);
+    if (b->pages != NULL)
+        locate_pages(b);
+
+    start_phase(&start);
+    uint64_t checksum = c->crew != NULL ? crew_work(c->crew, PHASE_FIRST_TOUCH, value)
+                                        : touch_blocks(b, s, page, value);
+    stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    if (thp)
+        observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
+    if (hugetlb)
+        observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
+
+    unsigned char again = (unsigned char)(value + 1);
+    start_phase(&start);
+    checksum += c->crew != NULL ? crew_work(c->crew, PHASE_SECOND_PASS, again)
+                                : touch_blocks(b, s, page, again);
+    stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
+    if (s->protection != PROTECTION_READ_WRITE) {
+        observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
+        observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
+    }
+
+    start_phase(&start);
+    if (c->crew != NULL)
+        crew_work(c->crew, PHASE_FREE, value);
+    else
+        release_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    if (release_keeps_mappings(s->release)) /* rss_bytes above shows what madvise returned */
+        unmap_blocks(b);
+
+    out->checksum = checksum;
+}
+
+/* What the forked child sends back through its pipe. */
+struct child_report {
+    struct phase_result write; /* its write over every block: the second_pass slot */
+    uint64_t sees_parent;
+    uint64_t pss_bytes;
+};
+
+/* fork, the child's part: check that it sees the parent's data, write over it (timed: the
+ * copy-on-write faults), report, and stay until the parent has measured (it closes the
+ * release pipe), so both PSS figures are taken while both processes map the memory. */
+static void run_child(const struct blocks *b, const struct scenario *s,
+                      unsigned char parent_value, const int report_pipe[2],
+                      const int release_pipe[2]) __attribute__((noreturn));
+
+static void run_child(const struct blocks *b, const struct scenario *s,
+                      unsigned char parent_value, const int report_pipe[2],
+                      const int release_pipe[2])
+{
+    /* The parent's ends: with the write end of the release pipe open here too, the read
+     * below would never see the end of the file. */
+    close(report_pipe[0]);
+    close(release_pipe[1]);
+    int report_fd = report_pipe[1], release_fd = release_pipe[0];
+    size_t page = b->page_bytes;
+    struct child_report report;
+    report.sees_parent = blocks_hold(b, s, page, parent_value);
+    struct phase_start start;
+    start_phase(&start);
+    apply_access(b, s, page, (unsigned char)(parent_value + 1));
+    stop_phase(&start, page, &report.write);
+    report.pss_bytes = pss_bytes();
+    write_fully(report_fd, (const unsigned char *)&report, sizeof report);
+    char byte;
+    while (read(release_fd, &byte, 1) < 0 && errno == EINTR)
+        continue;
+    _exit(0);
+}
+
+/* The child ended without its report, or not cleanly. Its own "skipped" or error line is
+ * already on stderr; a skip stays a skip. */
+static void child_failed(int status) __attribute__((noreturn));
+
+static void child_failed(int status)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIPPED)
+        exit(EXIT_SKIPPED);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "probe: the forked child was killed by signal %d\n", WTERMSIG(status));
+    else
+        fprintf(stderr, "probe: the forked child exited with status %d\n", WEXITSTATUS(status));
+    exit(EXIT_SYSTEM);
+}
+
+static void read_report(int fd, pid_t child, struct child_report *report)
+{
+    unsigned char *p = (unsigned char *)report;
+    size_t left = sizeof *report;
+    while (left > 0) {
+        ssize_t got = read(fd, p, left);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            system_error("read (the forked child's report)");
+        }
+        if (got == 0) {
+            int status;
+            if (waitpid(child, &status, 0) != child)
+                system_error("waitpid");
+            child_failed(status);
+        }
+        p += got;
+        left -= (size_t)got;
+    }
+}
+
+/* fork: the parent writes, forks; the child checks and writes (run_child); the parent checks
+ * whether it sees the child's write, then waits for it and frees. */
+static void run_fork(const struct context *c, const struct scenario *s, unsigned char value,
+                     struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
+    int report_pipe[2], release_pipe[2];
+    if (pipe2(report_pipe, O_CLOEXEC) != 0 || pipe2(release_pipe, O_CLOEXEC) != 0)
+        system_error("pipe2");
+    struct phase_start start;
+    out->rss_before_bytes = resident_bytes(page);
+
+    start_phase(&start);
+    allocate_blocks(b, s);
+    apply_access(b, s, page, value);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
+
+    start_phase(&start);
+    pid_t child = fork();
+    if (child == 0)
+        run_child(b, s, value, report_pipe, release_pipe);
+    stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    if (child < 0)
+        system_error("fork");
+    close(report_pipe[1]);
+    close(release_pipe[0]);
+
+    struct child_report report;
+    read_report(report_pipe[0], child, &report);
+    out->phases[PHASE_SECOND_PASS] = report.write;
+    out->phases[PHASE_SECOND_PASS].rss_bytes = resident_bytes(page); /* the parent's */
+    observe(out, OBS_CHILD_SEES_PARENT, report.sees_parent);
+    observe(out, OBS_CHILD_PSS_BYTES, report.pss_bytes);
+    observe(out, OBS_PARENT_PSS_BYTES, pss_bytes());
+    observe(out, OBS_PARENT_SEES_CHILD, blocks_hold(b, s, page, (unsigned char)(value + 1)));
+    close(report_pipe[0]);
+    close(release_pipe[1]); /* the child may exit now */
+
+    int status;
+    start_phase(&start);
+    pid_t waited = waitpid(child, &status, 0);
+    release_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    if (waited != child)
+        system_error("waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        child_failed(status);
+    if (release_keeps_mappings(s->release))
+        unmap_blocks(b);
+    out->checksum = 0;
+}
+
+/* resize, by realloc: glibc grows in place where the next chunk is free, moves a chunk it
+ * mapped by mremap, and otherwise copies. */
+static void grow_by_realloc(const struct blocks *b, const struct blocks *grown)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        unsigned char *p = realloc(b->at[i], grown->size_bytes);
+        if (p == NULL)
+            system_error("realloc");
+        b->at[i] = p;
+    }
+}
+
+/* resize, by mremap: the kernel extends the mapping where the addresses after it are free,
+ * and otherwise moves its page table entries, not the bytes. */
+static void grow_by_mremap(const struct blocks *b, const struct blocks *grown)
+{
+    for (size_t i = 0; i < b->ops; i++) {
+        void *p = mremap(b->at[i], b->map_bytes, grown->map_bytes, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED)
+            system_error("mremap");
+        b->at[i] = p;
+    }
+}
+
+/* resize, by copying: a new block (malloc, or mmap for mmap-anon), memcpy, free the old. */
+static void grow_by_copy(const struct blocks *b, const struct scenario *s,
+                         const struct blocks *grown)
+{
+    int heap = is_heap_backing(s->backing);
+    for (size_t i = 0; i < b->ops; i++) {
+        unsigned char *p;
+        if (heap) {
+            p = malloc(grown->size_bytes);
+            if (p == NULL)
+                system_error("malloc");
+        } else {
+            p = map_block(grown, s, map_flags(s), -1, 0);
+        }
+        memcpy(p, b->at[i], b->size_bytes);
+        if (heap)
+            free(b->at[i]);
+        else if (munmap(b->at[i], b->map_bytes) != 0)
+            system_error("munmap");
+        b->at[i] = p;
+    }
+}
+
+static __attribute__((noinline)) void grow_blocks(const struct blocks *b,
+                                                  const struct scenario *s,
+                                                  const struct blocks *grown)
+{
+    switch (s->grow_method) {
+    case GROW_REALLOC:
+        grow_by_realloc(b, grown);
+        break;
+    case GROW_MREMAP:
+        grow_by_mremap(b, grown);
+        break;
+    case GROW_COPY:
+        grow_by_copy(b, s, grown);
+        break;
+    case GROW_COUNT:
+        break;
+    }
+}
+
+static uint64_t count_moved(const struct blocks *b, unsigned char *const *previous)
+{
+    uint64_t moved = 0;
+    for (size_t i = 0; i < b->ops; i++)
+        moved += b->at[i] != previous[i];
+    return moved;
+}
+
+/* resize: allocate, write the data, grow every block, free the grown blocks. */
+static void run_resize(const struct context *c, const struct scenario *s, unsigned char value,
+                       struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
+    struct blocks grown = *b;
+    grown.size_bytes = b->size_bytes * s->grow_factor;
+    grown.map_bytes = b->map_bytes * s->grow_factor;
+    struct phase_start start;
     out->rss_before_bytes = resident_bytes(page);
 
     start_phase(&start);
@@ -972,28 +1783,49 @@ static void run_iteration(const struct blocks *b, const struct scenario *s, size
     observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
 
     start_phase(&start);
-    uint64_t checksum = touch_blocks(b, s, page, value);
+    apply_access(b, s, page, value);
     stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
-    if (thp)
-        observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
-    if (hugetlb)
-        observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
+    memcpy(c->previous, b->at, b->ops * sizeof *b->at);
 
     start_phase(&start);
-    checksum += touch_blocks(b, s, page, (unsigned char)(value + 1));
+    grow_blocks(b, s, &grown);
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
-    if (s->protection != PROTECTION_READ_WRITE) {
-        observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
-        observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
-    }
+    observe(out, OBS_BLOCKS_MOVED, count_moved(b, c->previous));
+    observe(out, OBS_DATA_SURVIVED, blocks_hold(b, s, page, value));
 
     start_phase(&start);
-    release_blocks(b, s);
+    release_blocks(&grown, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
-    if (release_keeps_mappings(s->release)) /* rss_bytes above shows what madvise returned */
-        unmap_blocks(b);
+    if (release_keeps_mappings(s->release))
+        unmap_blocks(&grown);
+    out->checksum = 0;
+}
 
-    out->checksum = checksum;
+/* One iteration: for file backings first the file's residency (evicted before, for cache
+ * cold), then the workload. */
+static void run_iteration(const struct context *c, const struct scenario *s,
+                          unsigned char value, struct iteration_result *out)
+{
+    if (c->file_bytes > 0) {
+        if (s->cache == CACHE_COLD)
+            evict_file(c->blocks.fd);
+        observe(out, OBS_RESIDENT_PPM_BEFORE, file_resident_ppm(c->blocks.fd, c->file_bytes,
+                                                                c->blocks.page_bytes,
+                                                                c->residency));
+    }
+    switch (s->workload) {
+    case WORKLOAD_CYCLE:
+        run_cycle(c, s, value, out);
+        break;
+    case WORKLOAD_FORK:
+        run_fork(c, s, value, out);
+        break;
+    case WORKLOAD_RESIZE:
+        run_resize(c, s, value, out);
+        break;
+    case WORKLOAD_COUNT:
+        break;
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1037,7 +1869,7 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
         fputs("}, \"observations\": {", stdout);
         const char *separator = "";
         for (int o = 0; o < OBS_COUNT; o++) {
-            if (r->observed_mask & (1u << o)) {
+            if (r->observed_mask & ((uint32_t)1 << o)) {
                 printf("%s\"%s\": %" PRIu64, separator, OBSERVATION_NAMES[o], r->observed[o]);
                 separator = ", ";
             }
@@ -1050,40 +1882,74 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Setting up                                                                                 */
 
-int main(int argc, char **argv)
+/* Everything the iterations share, made before the first of them: the block list, the data
+ * file, the random order, the threads. `file_fs` gets the data file's filesystem. */
+static struct context prepare_context(const struct scenario *s, size_t page,
+                                      uintptr_t heap_start, char *fs_buffer, size_t fs_size,
+                                      const char **file_fs)
 {
-    struct scenario s = parse_arguments(argc, argv);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
     /* Blocks of a file backing sit one page-rounded stride apart, so that every mapping
      * offset is page-aligned as mmap requires. */
-    size_t stride = (s.size_bytes + page - 1) / page * page;
-    if (stride < s.size_bytes || s.ops > SIZE_MAX / stride || s.ops * stride > (uint64_t)INT64_MAX)
+    size_t stride = (s->size_bytes + page - 1) / page * page;
+    if (stride < s->size_bytes || s->ops > SIZE_MAX / stride ||
+        s->ops * stride > (uint64_t)INT64_MAX)
         usage_error("--ops times --size_bytes is too large");
 
     /* A hugetlb block is whole huge pages; a thp block whole pages (its tail is unmapped at a
      * page boundary). Every other mapping is exactly size_bytes, as the kernel rounds it. */
-    size_t map_bytes = s.size_bytes;
-    if (s.backing == BACKING_MMAP_HUGETLB) {
-        map_bytes = (s.size_bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-        if (map_bytes < s.size_bytes || s.ops > SIZE_MAX / map_bytes)
+    size_t map_bytes = s->size_bytes;
+    if (s->backing == BACKING_MMAP_HUGETLB) {
+        map_bytes = (s->size_bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+        if (map_bytes < s->size_bytes || s->ops > SIZE_MAX / map_bytes)
             usage_error("--ops times --size_bytes is too large");
-    } else if (s.thp != THP_DEFAULT) {
+    } else if (s->thp != THP_DEFAULT) {
         map_bytes = stride;
     }
+    /* resize: the grown blocks, all of them, must fit too. */
+    if (s->workload == WORKLOAD_RESIZE && stride > SIZE_MAX / s->grow_factor / s->ops)
+        usage_error("--ops times --size_bytes times --grow_factor is too large");
 
-    struct blocks b = {.ops = s.ops, .size_bytes = s.size_bytes, .map_bytes = map_bytes,
-                       .stride_bytes = stride, .page_bytes = page, .fd = -1};
-    char fs_buffer[32];
-    const char *file_fs = NULL;
-    if (is_file_backing(s.backing)) {
-        file_fs = filesystem_name(s.file_dir, fs_buffer, sizeof fs_buffer);
-        b.fd = create_data_file(s.file_dir, (uint64_t)s.ops * stride);
+    struct context c = {.heap_start = heap_start};
+    struct blocks *b = &c.blocks;
+    *b = (struct blocks){.ops = s->ops, .size_bytes = s->size_bytes, .map_bytes = map_bytes,
+                         .stride_bytes = stride, .page_bytes = page, .fd = -1};
+    *file_fs = NULL;
+    if (is_file_backing(s->backing)) {
+        *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
+        c.file_bytes = s->ops * stride;
+        b->fd = create_data_file(s->file_dir, (uint64_t)c.file_bytes);
+        c.residency = map_scratch(c.file_bytes / page);
     }
+    b->at = map_scratch(s->ops * sizeof *b->at);
+    if (s->order == ORDER_RANDOM) {
+        b->pages_per_block = stride / page;
+        b->page_count = s->ops * b->pages_per_block;
+        uint64_t *order = map_scratch(b->page_count * sizeof *order);
+        shuffle_pages(order, b->page_count);
+        b->order = order;
+        b->pages = map_scratch(b->page_count * sizeof *b->pages);
+    }
+    if (s->workload == WORKLOAD_RESIZE)
+        c.previous = map_scratch(s->ops * sizeof *c.previous);
+    if (s->threads > 1)
+        c.crew = start_crew(b, s);
+    return c;
+}
 
+/* ------------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    uintptr_t heap_start = current_brk(); /* before anything can move it */
+    struct scenario s = parse_arguments(argc, argv);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char fs_buffer[32];
+    const char *file_fs;
+    struct context c = prepare_context(&s, page, heap_start, fs_buffer, sizeof fs_buffer,
+                                       &file_fs);
     size_t count = s.warmup + s.iterations;
-    b.at = map_scratch(s.ops * sizeof *b.at);
     struct iteration_result *results = map_scratch(count * sizeof *results);
 
     /* A throwaway measurement, so the first real phase does not pay for the first use of the
@@ -1095,7 +1961,7 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
-        run_iteration(&b, &s, page, (unsigned char)(1 + (2 * i) % 254), &results[i]);
+        run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
     }
 
     print_result(page, file_fs, results, count);
