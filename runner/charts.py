@@ -54,12 +54,8 @@ def _series_keys(chart: ChartSpec, label_keys: tuple[str, ...]) -> tuple[str, ..
 
 
 def _series_label(keys: tuple[str, ...], values: tuple[Value, ...]) -> str:
-    parts = []
-    for key, value in zip(keys, values, strict=True):
-        parameter = BY_KEY[key]
-        text = parameter.format(value)
-        parts.append(f"{key}={text}" if parameter.kind in ("bool", "count", "size") else text)
-    return " ".join(parts) or "all"
+    return " ".join(BY_KEY[key].label_text(value)
+                    for key, value in zip(keys, values, strict=True)) or "all"
 
 
 def _plain(value: object) -> Value:
@@ -86,10 +82,13 @@ def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, .
         for x, at_x in group.groupby(x_field, sort=False):
             summary = summarize(at_x[chart.metric].to_numpy())
             points.append(Point(_plain(x), summary.median, summary.q1, summary.q3, summary.n))
-        if BY_KEY[chart.x].kind == "size":
+        if BY_KEY[chart.x].kind in NUMERIC_KINDS:
             points.sort(key=lambda p: int(p.x))
         series.append(Series(_series_label(keys, values_tuple), tuple(points)))
     return ChartData(chart, tuple(series), keys)
+
+
+NUMERIC_KINDS = ("size", "count", "whole")  # parameters drawn on a numeric x axis
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
               height_in: float = 4.2) -> str:
     """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
     x_parameter = BY_KEY[chart.x]
-    numeric_x = x_parameter.kind in ("size", "count")
+    numeric_x = x_parameter.kind in NUMERIC_KINDS
     categories: list[Value] = []
     for line in lines:
         categories += [p.x for p in line.points if p.x not in categories]

@@ -67,14 +67,8 @@ class Scenario:
 
     def label(self, keys: tuple[str, ...]) -> str:
         """Readable name from the given parameters, e.g. "mmap-anon 4KiB populate=true"."""
-        parts = []
-        for key in keys:
-            value = self.params()[key]
-            parameter = BY_KEY[key]
-            text = parameter.format(value)
-            keyed = parameter.kind in ("bool", "count") or parameter.keyed_label
-            parts.append(f"{key}={text}" if keyed else text)
-        return " ".join(parts)
+        params = self.params()
+        return " ".join(BY_KEY[key].label_text(params[key]) for key in keys)
 
     @property
     def memory_bytes(self) -> int:

@@ -21,7 +21,7 @@ from runner.model import PHASES, ExperimentSpec
 from runner.stats import NOISY_CV, Summary, summarize
 from runner.store import StoredRun
 
-Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock"]
+Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock", "cache"]
 
 FIRST_PROCESS_RATIO = 1.5  # process 0 this many times the others' median is a warm-up effect
 OTHER_BUSY_CPUS = 0.5  # CPUs kept busy by work other than alloclab's, worth a word
@@ -177,6 +177,25 @@ def check_clock(samples: pd.DataFrame, metrics: Sequence[str],
     return warnings
 
 
+NOT_COLD_FRACTION = 0.10  # a "cold" file with more than this resident before timing is not cold
+
+
+def check_cold_cache(samples: pd.DataFrame, labels: Mapping[str, str]) -> list[NoiseWarning]:
+    """Scenarios asked for a cold page cache whose file stayed resident (tmpfs evicts nothing)."""
+    if "cache" not in samples or "resident_fraction_before" not in samples:
+        return []
+    cold = samples[samples["cache"] == "cold"]
+    medians = cold.groupby("scenario_id", sort=False)["resident_fraction_before"].median()
+    warm = [(labels[str(sid)], f"{fraction:.0%} resident") for sid, fraction in medians.items()
+            if fraction > NOT_COLD_FRACTION]
+    if not warm:
+        return []
+    return [NoiseWarning("cache", (
+        f"cache cold did not make the file cold in {len(warm)} of {len(medians)} scenarios: "
+        f"{_named(warm)}; the file system kept it in memory (tmpfs cannot evict), so these "
+        "are warm-cache numbers — put file_dir on a disk file system for cold reads"))]
+
+
 def conditions_text(run: StoredRun) -> str:
     """One line on the conditions of a run: load, other work, steal, frequency scaling."""
     parts = []
@@ -214,6 +233,7 @@ def run_warnings(run: StoredRun, metrics: Sequence[str],
         *check_variation(summaries),
         *check_first_process(samples, metrics, labels),
         *check_clock(samples, metrics, labels),
+        *check_cold_cache(samples, labels),
         *check_load(run.manifest.get("load", [])),
         *check_frequency(run.manifest.get("fingerprint", {}).get("cpu_governor")),
     ]

@@ -137,6 +137,12 @@ class Parameter:
             return "auto"
         return str(value)
 
+    def label_text(self, value: Value) -> str:
+        """The value in a scenario label or chart legend: `threads=2`, but `4KiB`, `malloc`."""
+        text = self.format(value)
+        keyed = self.kind in ("bool", "count", "whole", "text") or self.keyed_label
+        return f"{self.key}={text}" if keyed else text
+
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("backing", "backing", "choice", "malloc",

@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 import runner
 from runner.errors import StoreError
-from runner.model import Plan, ProcessRecord, Repetitions
-from runner.parameters import BY_KEY, PARAMETERS, upgrade_params
+from runner.model import Plan, ProcessRecord, Repetitions, Scenario
+from runner.parameters import PARAMETERS, upgrade_params
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -96,7 +96,7 @@ def build_manifest(plan: Plan, *, spec_text: str, probe_info: dict[str, Any],
         "scenarios": [{"id": s.id, "label": s.label(plan.label_keys),
                        "params": {p.field: getattr(s, p.field) for p in PARAMETERS}}
                       for s in plan.scenarios],
-        "dropped": [{"label": " ".join(f"{k}={BY_KEY[k].format(v)}" for k, v in d.params),
+        "dropped": [{"label": Scenario.from_params(dict(d.params)).label(plan.label_keys),
                      "reason": d.reason} for d in plan.dropped],
         "started_utc": started_utc,
         "finished_utc": None,

@@ -33,7 +33,7 @@ def test_axes_not_declared_become_series_so_nothing_is_pooled(samples) -> None: 
     chart = ChartSpec("t", "first_touch_ns_per_op", "backing")
     data = chart_data(samples, chart, LABEL_KEYS)
     assert data.series_keys == ("size",)
-    assert [s.label for s in data.series] == ["size=4KiB", "size=64KiB", "size=1MiB"]
+    assert [s.label for s in data.series] == ["4KiB", "64KiB", "1MiB"]  # legend title: size
 
 
 def test_where_filters(samples) -> None:  # type: ignore[no-untyped-def]
@@ -51,3 +51,10 @@ def test_svg_is_deterministic_and_inline_ready(samples) -> None:  # type: ignore
     assert first == second
     assert first.startswith("<svg") and first.rstrip().endswith("</svg>")
     assert "<dc:date>" not in first
+
+
+def test_whole_number_parameters_are_a_numeric_axis_and_keyed_in_legends() -> None:
+    from runner.charts import NUMERIC_KINDS, _series_label
+    from runner.parameters import BY_KEY
+    assert BY_KEY["threads"].kind in NUMERIC_KINDS
+    assert _series_label(("threads", "backing"), (2, "malloc")) == "threads=2 malloc"

@@ -94,3 +94,15 @@ def test_phases_too_short_for_the_clock_are_named() -> None:
     assert "1 of 2 scenarios: mmap 64MiB (500 ns)" in warning.message
     assert noise.check_clock(samples[samples["scenario_id"] == "b"], ["allocate_ns_per_op"],
                              {"b": "x"}) == []
+
+
+def test_a_cold_cache_that_stayed_resident_is_called_warm() -> None:
+    samples = pd.DataFrame({
+        "scenario_id": ["shm", "shm", "disk", "disk", "warm"],
+        "cache": ["cold", "cold", "cold", "cold", "warm"],
+        "resident_fraction_before": [1.0, 1.0, 0.0, 0.01, 1.0],
+    })
+    [warning] = noise.check_cold_cache(samples, {"shm": "/dev/shm", "disk": "/tmp",
+                                                 "warm": "warm"})
+    assert warning.check == "cache"
+    assert "1 of 2 scenarios: /dev/shm (100% resident)" in warning.message
