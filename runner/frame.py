@@ -76,6 +76,12 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         value = observed.get(observation.name)
         row[observation.metric.name] = (
             float("nan") if value is None else observation.metric_value(int(value), ops))
+    # Growth as a share of what was asked for: "malloc grows the heap by what you ask" is
+    # a claim about this ratio (1: exactly the request).
+    requested = size * ops
+    row["resident_per_requested_byte"] = resident / requested
+    row["brk_growth_per_requested_byte"] = row["brk_growth_bytes_per_op"] / size
+    row["vm_size_growth_per_requested_byte"] = row["vm_size_growth_bytes_per_op"] / size
     return row
 
 

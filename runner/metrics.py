@@ -135,6 +135,12 @@ OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIO
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
     Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("resident_per_requested_byte", "bytes per byte",
+           "memory made resident by the cycle (allocate to second pass) per byte requested"),
+    Metric("brk_growth_per_requested_byte", "bytes per byte",
+           "growth of the program break over allocate per byte requested (0: not from brk)"),
+    Metric("vm_size_growth_per_requested_byte", "bytes per byte",
+           "growth of the virtual address space (VmSize) over allocate per byte requested"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
            "system (1: all of it, 0: none; empty when nothing became resident)"),

@@ -93,3 +93,13 @@ def test_parts_per_million_become_a_fraction_and_counts_a_share_of_blocks(
     assert row["resident_fraction_before"] == 0.25
     assert row["blocks_in_heap_per_op"] == 0.5
     assert row["data_survived"] == 1
+
+
+def test_growth_per_requested_byte(tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"brk_growth_bytes": 8 * 65536 * 2, "vm_size_growth_bytes": 8 * 65536}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
+    assert row["resident_per_requested_byte"] == 1.0  # every touched page became resident
+    assert row["brk_growth_per_requested_byte"] == 2.0
+    assert row["vm_size_growth_per_requested_byte"] == 1.0
