@@ -115,10 +115,11 @@ def _provenance(run: StoredRun, samples: pd.DataFrame, metrics: list[str]) -> di
     }
 
 
-def _ratio_text(ratio: float, low: float, high: float) -> str:
-    if ratio == float("inf"):
-        return "∞× (reference is zero)"
-    return f"{ratio:.3g}× ({low:.3g}–{high:.3g})"
+def _ratio_text(metric: str, c: verdict.Comparison) -> str:
+    if c.difference:
+        return (f"{format_value(metric, c.ratio)} more ({format_value(metric, c.ci_low)} to "
+                f"{format_value(metric, c.ci_high)})")
+    return f"{c.ratio:.3g}× ({c.ci_low:.3g}–{c.ci_high:.3g})"
 
 
 def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFrame,
@@ -143,7 +144,7 @@ def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFr
                 "candidate": format_value(check.metric, c.candidate_median),
                 "reference": format_value(check.metric, c.reference_median),
                 "pair": f"{c.candidate_label} against {c.reference_label}",
-                "ratio": _ratio_text(c.ratio, c.ci_low, c.ci_high),
+                "ratio": _ratio_text(check.metric, c),
             } for c in result.comparisons],
         })
     return rows

@@ -657,9 +657,8 @@ def _read_number(walker: _Walker, item: _Item) -> float:
 
 def _read_selector(walker: _Walker, item: _Item,
                    axes: tuple[str, ...]) -> tuple[tuple[str, Value], ...]:
-    """Parameter values picking scenarios; only axes can tell scenarios apart."""
-    entries = _read_parameter_entries(walker, item, "a mapping of axes to one value each",
-                                      allowed=axes, what="axis")
+    """Parameter values picking scenarios (a parameter fixed for all of them matches all)."""
+    entries = _read_parameter_entries(walker, item, "a mapping of parameters to one value each")
     if not entries:
         raise walker.error(item, "expected at least one axis and value (e.g. backing: malloc)")
     return tuple((key, value) for key, value, _ in entries)

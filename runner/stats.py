@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,15 +61,35 @@ def bootstrap_ratio_ci(candidate: npt.NDArray[np.float64], reference: npt.NDArra
             result = np.divide(a, b)
         return np.where((a == 0) & (b == 0), 1.0, result)
 
+    return _bootstrap_two_medians(candidate, reference, ratio, confidence)
+
+
+def bootstrap_difference_ci(candidate: npt.NDArray[np.float64],
+                            reference: npt.NDArray[np.float64],
+                            confidence: float = 0.95) -> tuple[float, float, float]:
+    """Difference of medians candidate - reference and its percentile bootstrap interval:
+    the comparison that still means something when the reference is zero."""
+    return _bootstrap_two_medians(candidate, reference, np.subtract, confidence)
+
+
+def _bootstrap_two_medians(
+        candidate: npt.NDArray[np.float64], reference: npt.NDArray[np.float64],
+        combine: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+                          npt.NDArray[np.float64]],
+        confidence: float) -> tuple[float, float, float]:
     a = np.asarray(candidate, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
-    point = float(ratio(np.asarray(np.median(a)), np.asarray(np.median(b))))
+    point = float(combine(np.asarray(np.median(a)), np.asarray(np.median(b))))
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     medians_a = np.median(a[rng.integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))], axis=1)
     medians_b = np.median(b[rng.integers(0, len(b), size=(BOOTSTRAP_RESAMPLES, len(b)))], axis=1)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ratio(medians_a, medians_b), [tail, 100 - tail])
-    return point, float(low), float(high)
+    # Interpolating between two infinite ratios gives NaN; the largest float stands in.
+    largest = np.finfo(np.float64).max
+    combined = np.nan_to_num(combine(medians_a, medians_b), nan=1.0, posinf=largest)
+    low, high = (float(v) if v < largest else float("inf")
+                 for v in np.percentile(combined, [tail, 100 - tail]))
+    return point, low, high
 
 
 def summarize(values: npt.ArrayLike) -> Summary:

@@ -11,6 +11,10 @@ medians and its bootstrap 95% confidence interval against the check's tolerance 
   expect same    holds when the interval lies inside [1 - tolerance, 1 + tolerance]; does
                  not hold when it lies wholly outside; otherwise inconclusive
 
+Against a reference whose median is zero (no faults, no non-zero bytes, value 0) a ratio
+means nothing, so the pair is judged by the difference of medians and its interval, the
+tolerance then being a band of ±tolerance in the metric's own unit around zero.
+
 The verdict: "holds" when every pair holds, "does not hold" when every pair contradicts the
 claim, "holds only for ..." naming the pairs where it holds when some do, and "inconclusive"
 when the data cannot decide (differences within the noise). Pure: samples in, verdicts out.
@@ -27,7 +31,7 @@ import pandas as pd
 
 from runner.model import CheckSpec
 from runner.parameters import BY_KEY, Value
-from runner.stats import bootstrap_ratio_ci
+from runner.stats import bootstrap_difference_ci, bootstrap_ratio_ci
 
 Outcome = Literal["holds", "contradicts", "inconclusive"]
 Status = Literal["holds", "does not hold", "holds only", "inconclusive", "no data"]
@@ -42,10 +46,11 @@ class Comparison:
     reference_label: str
     candidate_median: float
     reference_median: float
-    ratio: float
+    ratio: float  # candidate / reference; with `difference`, candidate - reference
     ci_low: float
     ci_high: float
     outcome: Outcome
+    difference: bool = False  # the reference median is zero, where a ratio means nothing
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,11 @@ class Verdict:
     comparisons: tuple[Comparison, ...]
 
 
-def judge(expect: str, ci_low: float, ci_high: float, tolerance: float) -> Outcome:
-    """Decide one pair from the confidence interval of candidate/reference."""
-    low_band, high_band = 1 - tolerance, 1 + tolerance
+def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
+          center: float = 1.0) -> Outcome:
+    """Decide one pair from the confidence interval of candidate/reference (center 1) or of
+    candidate - reference (center 0, the tolerance then in the metric's own unit)."""
+    low_band, high_band = center - tolerance, center + tolerance
     if expect == "lower":
         if ci_high < low_band:
             return "holds"
@@ -138,10 +145,12 @@ def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mappin
     varying = [k for k in shared if len({params[k] for params, *_ in pairs}) > 1]
     comparisons = []
     for params, candidate, reference, a, b in pairs:
-        ratio, low, high = bootstrap_ratio_ci(a, b)
+        difference = bool(np.median(b) == 0)
+        point, low, high = (bootstrap_difference_ci if difference else bootstrap_ratio_ci)(a, b)
         comparisons.append(Comparison(
             _where(params, varying), candidate["label"], reference["label"],
-            float(np.median(a)), float(np.median(b)), ratio, low, high,
-            judge(check.expect, low, high, check.tolerance)))
+            float(np.median(a)), float(np.median(b)), point, low, high,
+            judge(check.expect, low, high, check.tolerance, 0.0 if difference else 1.0),
+            difference))
     status, text = conclude(comparisons)
     return Verdict(check, status, text, tuple(comparisons))

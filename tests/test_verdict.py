@@ -116,3 +116,26 @@ def test_a_fixed_value_stands_in_for_reference_scenarios() -> None:
     assert verdict.comparisons[0].reference_label == "1000"
     above = CheckSpec("x", "total_ns_per_op", "higher", (("backing", "malloc"),), value=500.0)
     assert evaluate(above, samples, SCENARIOS, LABEL_KEYS).status == "holds"
+
+
+def test_against_a_zero_reference_the_difference_decides_in_the_metrics_unit() -> None:
+    samples = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1})
+    samples["total_ns_per_op"] = np.where(samples["scenario_id"].str.startswith("malloc"),
+                                          0.0, 0.01)
+    near_zero = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
+                          value=0.0, tolerance=0.05)
+    verdict = evaluate(near_zero, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    assert all(c.difference and c.ratio == pytest.approx(0.01) for c in verdict.comparisons)
+    more = CheckSpec("x", "total_ns_per_op", "higher", (("backing", "mmap-anon"),),
+                     (("backing", "malloc"),), tolerance=0.001)
+    assert evaluate(more, samples, SCENARIOS, LABEL_KEYS).status == "holds"
+    strict = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
+                       value=0.0, tolerance=0.001)
+    assert evaluate(strict, samples, SCENARIOS, LABEL_KEYS).status == "does not hold"
+
+
+def test_intervals_with_infinite_ratios_stay_infinite_not_nan() -> None:
+    from runner.stats import bootstrap_ratio_ci
+    point, low, high = bootstrap_ratio_ci(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0]))
+    assert point == float("inf") and high == float("inf") and not np.isnan(low)
