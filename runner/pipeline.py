@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from runner import (
     archive,
@@ -30,7 +31,7 @@ from runner import (
 from runner.errors import UsageError
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
-from runner.model import Plan, ProcessRecord, Repetitions
+from runner.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.parameters import FILE_BACKINGS
 
 Say = Callable[[str], None]
@@ -86,90 +87,119 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     checks' findings come back in the summary.
     """
     experiment = plan.spec
-    repetitions = experiment.repetitions
-    if options.quick:
-        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1)
-    if options.processes is not None:
-        repetitions = replace(repetitions, processes=options.processes)
+    repetitions = _repetitions(experiment, options)
     fingerprint = read_fingerprint(
         spec_path=Path(experiment.source),
         file_dirs={s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS})
+    run_dir, manifest, done = (
+        _resume(plan, binary, options, repetitions, fingerprint, say)
+        or _start(plan, binary, options, repetitions, fingerprint, say))
     probe_env = machine.allocator_env(os.environ)
-    resumed = None
-    if options.resume:
-        resumed = store.find_resumable(options.results_dir, options.machine, experiment.name,
-                                       experiment.measurement_hash, binary.source_hash,
-                                       repetitions)
-    changed = [] if resumed is None else machine.confounding_differences(
-        resumed.manifest.get("fingerprint", {}), fingerprint)
-    if resumed is not None and changed:
-        say(f"{experiment.name}: not resuming {resumed.path}: {', '.join(changed)} changed "
-            "since it started; starting a new run")
-        resumed = None
-    reused: dict[str, str] = {}
-    if resumed is not None:
-        run_dir = resumed.path
-        # Titles, charts or checks edited since: the run shows the spec as it is now.
-        manifest = {**resumed.manifest, "spec_hash": experiment.hash,
-                    "spec_text": Path(experiment.source).read_text(encoding="utf-8")}
-        store.write_manifest(run_dir, manifest)
-        done = {(r.scenario_id, r.process_index) for r in resumed.records}
-        say(f"{experiment.name}: resuming {run_dir} ({len(done)} processes already stored)")
-    else:
-        seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
-        run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
-        run_dir = store.run_path(options.results_dir, options.machine, experiment.name, run_id)
-        manifest = store.build_manifest(
-            plan, spec_text=Path(experiment.source).read_text(encoding="utf-8"),
-            probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
-                        "flags": list(binary.flags)},
-            fingerprint=fingerprint, machine=options.machine, run_id=run_id,
-            repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
-        # A run with fewer repetitions than its spec asks for is shown only when no full one is.
-        manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
-        reused, records = ({}, []) if not options.reuse else _reusable_records(
-            plan, options, repetitions, fingerprint, binary.source_hash)
-        manifest["reused_from"] = reused
-        store.write_manifest(run_dir, manifest)
-        store.append_records(run_dir, records)
-        done = {(r.scenario_id, r.process_index) for r in records}
-        if reused:
-            say(f"{experiment.name}: {len(reused)} of {len(plan.scenarios)} scenarios reused "
-                f"from run {', '.join(sorted(set(reused.values())))} (same probe, repetitions "
-                "and machine conditions; --fresh measures everything)")
     if probe_env:
         say(f"{experiment.name}: probes run with "
             + " ".join(f"{k}={v}" for k, v in probe_env.items()))
     for dropped in manifest["dropped"]:
         say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
-    labels = {s["id"]: s["label"] for s in manifest["scenarios"]}
-    counts = {"run": 0, "failed": 0}
-    total = len(jobs) - len(done)
-    skip_said: set[str] = set()
-
-    def on_record(job: schedule.Job, record: ProcessRecord) -> None:
-        counts["run"] += 1
-        where = f"{experiment.name}: {labels[job.scenario.id]}"
-        if record.status == "skipped":
-            if job.scenario.id not in skip_said:  # once per scenario, not once per process
-                skip_said.add(job.scenario.id)
-                say(f"{where}: skipped: {record.skip_reason}")
-        elif record.status != "ok":
-            counts["failed"] += 1
-            failure = record.describe(experiment.timeout_s)
-            say(f"{where} process {job.process_index}: {failure}")
-        if counts["run"] % max(1, total // 10) == 0 or counts["run"] == total:
-            say(f"{experiment.name}: {counts['run']}/{total} processes")
-
+    progress = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
+                         len(jobs) - len(done), experiment.timeout_s, say)
     load_before = machine.read_load()
-    schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done, on_record,
-                      extra_env=probe_env)
+    schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done,
+                      progress.on_record, extra_env=probe_env)
     load = [*manifest.get("load", []), {"before": load_before, "after": machine.read_load()}]
     store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now(), "load": load})
     warnings = noise.run_warnings(store.load_run(run_dir), noise.watched_metrics(experiment))
-    return RunSummary(experiment.name, run_dir, counts["run"], counts["failed"],
+    return RunSummary(experiment.name, run_dir, progress.run, progress.failed,
                       tuple(w.message for w in warnings), len(manifest.get("reused_from", {})))
+
+
+def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions:
+    """The spec's repetitions, unless --quick or --processes asks for fewer."""
+    repetitions = experiment.repetitions
+    if options.quick:
+        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1)
+    if options.processes is not None:
+        repetitions = replace(repetitions, processes=options.processes)
+    return repetitions
+
+
+Opened = tuple[Path, dict[str, Any], set[tuple[str, int]]]  # run folder, manifest, done pairs
+
+
+def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
+            repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> Opened | None:
+    """Continue the unfinished run of the same scenarios, probe and repetitions, if any."""
+    experiment = plan.spec
+    if not options.resume:
+        return None
+    resumed = store.find_resumable(options.results_dir, options.machine, experiment.name,
+                                   experiment.measurement_hash, binary.source_hash, repetitions)
+    if resumed is None:
+        return None
+    changed = machine.confounding_differences(resumed.manifest.get("fingerprint", {}),
+                                              fingerprint)
+    if changed:
+        say(f"{experiment.name}: not resuming {resumed.path}: {', '.join(changed)} changed "
+            "since it started; starting a new run")
+        return None
+    # Titles, charts or checks edited since: the run shows the spec as it is now.
+    manifest = {**resumed.manifest, "spec_hash": experiment.hash,
+                "spec_text": Path(experiment.source).read_text(encoding="utf-8")}
+    store.write_manifest(resumed.path, manifest)
+    done = {(r.scenario_id, r.process_index) for r in resumed.records}
+    say(f"{experiment.name}: resuming {resumed.path} ({len(done)} processes already stored)")
+    return resumed.path, manifest, done
+
+
+def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
+           repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> Opened:
+    """A new run folder with its manifest and the records it can reuse from an earlier run."""
+    experiment = plan.spec
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+    run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
+    run_dir = store.run_path(options.results_dir, options.machine, experiment.name, run_id)
+    manifest = store.build_manifest(
+        plan, spec_text=Path(experiment.source).read_text(encoding="utf-8"),
+        probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
+                    "flags": list(binary.flags)},
+        fingerprint=fingerprint, machine=options.machine, run_id=run_id,
+        repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
+    # A run with fewer repetitions than its spec asks for is shown only when no full one is.
+    manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
+    reused, records = ({}, []) if not options.reuse else _reusable_records(
+        plan, options, repetitions, fingerprint, binary.source_hash)
+    manifest["reused_from"] = reused
+    store.write_manifest(run_dir, manifest)
+    store.append_records(run_dir, records)
+    if reused:
+        say(f"{experiment.name}: {len(reused)} of {len(plan.scenarios)} scenarios reused "
+            f"from run {', '.join(sorted(set(reused.values())))} (same probe, repetitions "
+            "and machine conditions; --fresh measures everything)")
+    return run_dir, manifest, {(r.scenario_id, r.process_index) for r in records}
+
+
+class _Progress:
+    """What the console hears while processes run: failures at once, skips once, a count."""
+
+    def __init__(self, experiment: str, labels: dict[str, str], total: int, timeout_s: float,
+                 say: Say) -> None:
+        self.experiment, self.labels, self.total = experiment, labels, total
+        self.timeout_s, self.say = timeout_s, say
+        self.run = self.failed = 0
+        self.skips_said: set[str] = set()
+
+    def on_record(self, job: schedule.Job, record: ProcessRecord) -> None:
+        self.run += 1
+        where = f"{self.experiment}: {self.labels[job.scenario.id]}"
+        if record.status == "skipped":
+            if job.scenario.id not in self.skips_said:  # once per scenario, not per process
+                self.skips_said.add(job.scenario.id)
+                self.say(f"{where}: skipped: {record.skip_reason}")
+        elif record.status != "ok":
+            self.failed += 1
+            self.say(f"{where} process {job.process_index}: {record.describe(self.timeout_s)}")
+        if self.run % max(1, self.total // 10) == 0 or self.run == self.total:
+            self.say(f"{self.experiment}: {self.run}/{self.total} processes")
 
 
 def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
