@@ -39,9 +39,10 @@ _TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
 TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
 POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
 THP_MODES = ("default", "huge", "nohuge")
-RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim")
+RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
+            "free-but-last", "malloc-trim-but-last")
 # How heap memory and mappings can be given back (`auto` picks free or munmap).
-HEAP_RELEASES = ("free", "malloc-trim")
+HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
@@ -177,7 +178,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("release", "release", "choice", "auto",
               "how the free phase gives memory back: auto (free for heap backings, munmap for "
               "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
-              "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed",
+              "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed; "
+              "free-but-last and malloc-trim-but-last keep the block allocated last (the top "
+              "of the heap) through the phase and free it after, untimed",
               RELEASES, keyed_label=True),
     Parameter("workload", "workload", "choice", "cycle",
               "what one iteration does: cycle (allocate, touch, touch again, free), fork "
@@ -322,6 +325,10 @@ def _release_conflict(params: Mapping[str, Value]) -> str | None:
     if release == "madv-free" and (backing != "mmap-anon" or params["sharing"] != "private"):
         return ("MADV_FREE works only on private anonymous memory (use backing mmap-anon with "
                 "sharing: private, or release: madv-dontneed)")
+    if str(release).endswith("-but-last") and (params["workload"] != "cycle"
+                                          or int(params["threads"]) != 1):
+        return (f"release {release} keeps the block allocated last, which needs workload cycle "
+                "with one thread (use release: free or malloc-trim)")
     if release in ("madv-dontneed", "madv-free") and params["populate"] == "mlock":
         return (f"locked pages cannot be released by madvise, so release {release} fails "
                 "after populate mlock (use release: munmap)")

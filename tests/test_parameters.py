@@ -98,6 +98,8 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"threads": 2}, "each thread needs at least one"),
     ({"threads": 2, "ops": 4, "workload": "resize"}, "use threads: 1"),
     ({"threads": 2, "ops": 4, "order": "random"}, "measured with one thread"),
+    ({"release": "free-but-last", "threads": 2, "ops": 4}, "keeps the block allocated last"),
+    ({"release": "malloc-trim-but-last", "backing": "mmap-anon"}, "gives memory back to the C"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -107,6 +109,7 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
 @pytest.mark.parametrize("overrides", [
     {"backing": "posix-memalign", "release": "malloc-trim"},
     {"backing": "malloc", "release": "free"},
+    {"backing": "malloc", "release": "free-but-last", "ops": 64},
     {"backing": "memfd", "sharing": "shared", "populate": "madv-populate-write"},
     {"backing": "shm", "protection": "read", "access": "none", "populate": "mlock"},
     {"backing": "mmap-hugetlb", "populate": "map-populate", "release": "madv-dontneed"},

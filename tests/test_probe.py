@@ -512,6 +512,23 @@ def test_malloc_trim_returns_freed_heap_pages_that_free_keeps(probe: ProbeBinary
     assert kept_after_free("free", None) <= 1 * MIB  # the default threshold trims by itself
 
 
+@pytest.mark.probe
+def test_one_block_kept_at_the_heap_top_pins_the_freed_memory(probe: ProbeBinary) -> None:
+    """64 blocks of 64 KiB from the heap: freed all, glibc trims the top and returns them;
+    with the last (topmost) one kept, the freed ones stay resident behind it, until
+    malloc_trim gives back the whole pages of the free chunks."""
+    size, ops = 64 * 1024, 64
+
+    def kept_after_free(release: str) -> float:
+        (it,) = measured(probe, scenario(backing="malloc", size_bytes=size, ops=ops,
+                                         release=release))
+        return float(it["phases"]["free"]["rss_bytes"] - it["rss_before_bytes"])
+
+    assert kept_after_free("free") <= 1 * MIB
+    assert kept_after_free("free-but-last") >= 0.9 * size * ops
+    assert kept_after_free("malloc-trim-but-last") <= 2 * size + 1 * MIB
+
+
 # --- files: cold cache, page order, write() and msync -----------------------------------------
 
 def _is_tmpfs(path: Path) -> bool:

@@ -127,10 +127,14 @@ enum thp { THP_DEFAULT, THP_HUGE, THP_NOHUGE, THP_COUNT };
 static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
 
 /* RELEASE_AUTO is resolved while parsing: free for heap backings, munmap for mappings. */
+/* The *_BUT_LAST releases keep the block allocated last (the top of a growing heap) through
+ * the free phase and free it after, untimed: "many blocks freed, one kept". */
 enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED,
-               RELEASE_MADV_FREE, RELEASE_MALLOC_TRIM, RELEASE_COUNT };
+               RELEASE_MADV_FREE, RELEASE_MALLOC_TRIM, RELEASE_FREE_BUT_LAST,
+               RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_COUNT };
 static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
-    "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim"};
+    "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
+    "malloc-trim-but-last"};
 
 enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_COUNT };
 static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize"};
@@ -279,10 +283,16 @@ static void check_combination(struct scenario *s)
     int heap = is_heap_backing(s->backing);
     if (s->release == RELEASE_AUTO)
         s->release = heap ? RELEASE_FREE : RELEASE_MUNMAP;
-    int heap_release = s->release == RELEASE_FREE || s->release == RELEASE_MALLOC_TRIM;
+    int keeps_last = s->release == RELEASE_FREE_BUT_LAST ||
+                     s->release == RELEASE_MALLOC_TRIM_BUT_LAST;
+    int heap_release = s->release == RELEASE_FREE || s->release == RELEASE_MALLOC_TRIM ||
+                       keeps_last;
     if (heap != heap_release)
         usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
                     BACKING_NAMES[s->backing]);
+    if (keeps_last && (s->workload != WORKLOAD_CYCLE || s->threads != 1))
+        usage_error("--release=%s needs --workload=cycle and --threads=1",
+                    RELEASE_NAMES[s->release]);
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
     if (s->workload == WORKLOAD_RESIZE) {
@@ -757,6 +767,13 @@ static void free_heap(const struct blocks *b)
         free(b->at[i]);
 }
 
+/* Every block but the one allocated last, which stays and pins the top of the heap. */
+static void free_heap_but_last(const struct blocks *b)
+{
+    for (size_t i = 0; i + 1 < b->ops; i++)
+        free(b->at[i]);
+}
+
 static void unmap_blocks(const struct blocks *b)
 {
     for (size_t i = 0; i < b->ops; i++)
@@ -827,6 +844,13 @@ static __attribute__((noinline)) void release_blocks(const struct blocks *b,
         free_heap(b);
         malloc_trim(0);
         break;
+    case RELEASE_FREE_BUT_LAST:
+        free_heap_but_last(b);
+        break;
+    case RELEASE_MALLOC_TRIM_BUT_LAST:
+        free_heap_but_last(b);
+        malloc_trim(0);
+        break;
     case RELEASE_MUNMAP:
         unmap_blocks(b);
         break;
@@ -842,9 +866,24 @@ static __attribute__((noinline)) void release_blocks(const struct blocks *b,
     }
 }
 
-static int release_keeps_mappings(enum release release)
+/* After the free phase, untimed: what the release left for later (the mappings madvise
+ * kept, the block a *_BUT_LAST release kept), so rss_bytes of the phase shows what the
+ * release itself gave back. */
+static void finish_release(const struct blocks *b, const struct scenario *s)
 {
-    return release == RELEASE_MADV_DONTNEED || release == RELEASE_MADV_FREE;
+    switch (s->release) {
+    case RELEASE_MADV_DONTNEED:
+    case RELEASE_MADV_FREE:
+        unmap_blocks(b);
+        break;
+    case RELEASE_FREE_BUT_LAST:
+    case RELEASE_MALLOC_TRIM_BUT_LAST:
+        if (b->ops > 0)
+            free(b->at[b->ops - 1]);
+        break;
+    default:
+        break;
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1556,8 +1595,7 @@ static void run_cycle(const struct context *c, const struct scenario *s, unsigne
     else
         release_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
-    if (release_keeps_mappings(s->release)) /* rss_bytes above shows what madvise returned */
-        unmap_blocks(b);
+    finish_release(b, s);
 
     out->checksum = checksum;
 }
@@ -1686,8 +1724,7 @@ static void run_fork(const struct context *c, const struct scenario *s, unsigned
         system_error("waitpid");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         child_failed(status);
-    if (release_keeps_mappings(s->release))
-        unmap_blocks(b);
+    finish_release(b, s);
     out->checksum = 0;
 }
 
@@ -1796,8 +1833,7 @@ static void run_resize(const struct context *c, const struct scenario *s, unsign
     start_phase(&start);
     release_blocks(&grown, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
-    if (release_keeps_mappings(s->release))
-        unmap_blocks(&grown);
+    finish_release(&grown, s);
     out->checksum = 0;
 }
 
