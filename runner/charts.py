@@ -7,7 +7,9 @@ Same data gives the same bytes: fixed SVG hash salt, no date, text drawn as path
 from __future__ import annotations
 
 import io
+import math
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -157,6 +159,12 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
             axes.set_xscale("log", base=2)
         if chart.log_y:
             axes.set_yscale("log")
+            positive = [v / factor for line in lines for p in line.points
+                        for v in (p.median, p.q1, p.q3) if v > 0]
+            if positive:  # whole decades, so every point has a labelled power of ten around it
+                low = 10 ** math.floor(math.log10(min(positive)))
+                high = 10 ** math.ceil(math.log10(max(positive)))
+                axes.set_ylim(low, max(high, low * 10))
         if numeric_x:
             ticks = sorted({float(c) for c in categories})
             axes.set_xticks(ticks, [x_parameter.format(int(t)) for t in ticks])
@@ -165,7 +173,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
             axes.set_xticks(range(len(categories)), [x_parameter.format(c) for c in categories])
             axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xlabel(chart.x)
-        axes.set_ylabel(axis_label(chart.metric, unit))
+        axes.set_ylabel(textwrap.fill(axis_label(chart.metric, unit), 60))
         axes.set_title(chart.title)
         axes.grid(True, which="major", alpha=0.3)
         if len(lines) > 1:

@@ -167,8 +167,9 @@ def render_markdown(comparison: Comparison) -> str:
         lines += [f"### `{candidate.run.name}`", "",
                   f"{len(candidate.rows)} scenario × metric pairs: "
                   f"{_counts_text(counts, equivalence)}.", ""]
+        # Regressions first, so the rows a CI gate failed on are always among those shown.
         changed = sorted((row for row in candidate.rows if row.verdict != "same"),
-                         key=lambda r: (VERDICTS.index(r.verdict),
+                         key=lambda r: (not r.regression, VERDICTS.index(r.verdict),
                                         -abs(math.log(r.ratio)) if r.ratio > 0
                                         and math.isfinite(r.ratio) else 0.0))
         if changed:
@@ -183,7 +184,8 @@ def render_markdown(comparison: Comparison) -> str:
                          + verdict_text(row.verdict, equivalence)]
                 lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
             if len(changed) > MARKDOWN_ROWS:
-                lines.append(f"\n… and {len(changed) - MARKDOWN_ROWS} more in the HTML report.")
+                lines.append(f"\n… and {len(changed) - MARKDOWN_ROWS} more (every row is in the "
+                             "HTML page that `alloclab compare --out DIR` writes).")
         else:
             lines.append(f"Every pair is the same within ±{_percent(equivalence)}.")
         for title, labels in (("Only in the baseline", candidate.only_in_baseline),

@@ -45,6 +45,9 @@ FACTS: tuple[Fact, ...] = (
     Fact("cpu_governor", "CPU frequency scaling governor(s); null when not readable", True),
     Fact("hypervisor", "hypervisor the machine runs under ('none': no hypervisor flag)", True),
     Fact("machine", "processor architecture", True),
+    Fact("boot_id", "identity of this boot of this machine (a copy of the same image, or the "
+         "same machine rebooted, has another): scenarios are reused only within one boot",
+         False),
     Fact("kernel", "kernel release (uname -r)", True),
     Fact("kernel_version", "kernel build (uname -v)", False),
     Fact("libc", "C library as Python sees it", True),
@@ -252,6 +255,7 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
         "cpu_governor": _cpu_governor(),
         "hypervisor": _hypervisor(cpu_flags),
         "machine": platform.machine(),
+        "boot_id": _read("/proc/sys/kernel/random/boot_id"),
         "kernel": platform.release(),
         "kernel_version": platform.version(),
         "libc": f"{libc_name} {libc_version}".strip() or None,

@@ -207,13 +207,17 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
                       ) -> tuple[dict[str, str], list[ProcessRecord]]:
     """Records a new run can copy instead of measuring: {scenario id: origin run id}, records.
 
-    They come from the newest finished run of the same experiment on this machine with the same
-    probe, the same repetitions and no confounding fingerprint difference, for the scenarios it
-    measured completely that are still in the plan: a spec change reruns only what it changed.
+    They come from the newest finished run of the same experiment on this machine, in this
+    boot, with the same probe, the same repetitions and no confounding fingerprint difference,
+    for the scenarios it measured completely that are still in the plan: a spec change reruns
+    only what it changed. Results from another boot (another copy of the machine, or a fresh
+    one with the same host name) are never reused: there, `alloclab run` measures.
     """
     for earlier in store.finished_runs(options.results_dir, options.machine, plan.spec.name):
         manifest = earlier.manifest
-        if (manifest.get("probe", {}).get("source_hash") != probe_hash
+        if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
+                or fingerprint.get("boot_id") is None
+                or manifest.get("probe", {}).get("source_hash") != probe_hash
                 or manifest.get("repetitions") != asdict(repetitions)
                 or machine.confounding_differences(manifest.get("fingerprint", {}),
                                                    fingerprint)):

@@ -58,3 +58,13 @@ def test_whole_number_parameters_are_a_numeric_axis_and_keyed_in_legends() -> No
     from runner.parameters import BY_KEY
     assert BY_KEY["threads"].kind in NUMERIC_KINDS
     assert _series_label(("threads", "backing"), (2, "malloc")) == "threads=2 malloc"
+
+
+def test_log_axes_span_whole_decades_even_for_one_value(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_minor_faults_per_page", "size", ("backing",),
+                      log_x=True, log_y=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # identical limits would warn and draw nothing
+        svg = render_svg(chart_data(samples, chart, LABEL_KEYS))  # every value is exactly 1
+    assert svg.startswith("<svg")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner import execute, pipeline, probe
+from runner import execute, pipeline, probe, store
 from runner.model import ProcessRecord
 from runner.store import load_run
 from tests.synthetic import fake_probe_output
@@ -147,3 +147,15 @@ def test_noise_warnings_come_back_with_the_summary(spec: Path, tmp_path: Path,
     fake.slow_first = 3.0
     summary = _run(spec, tmp_path)
     assert any("the first process was at least 1.5× slower" in w for w in summary.warnings)
+
+
+def test_nothing_is_reused_from_another_boot(
+        spec: Path, tmp_path: Path, fake: FakeProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh copy of the machine with the same host name measures: it is another boot."""
+    first = load_run(_run(spec, tmp_path).run_dir)
+    manifest = dict(first.manifest)
+    manifest["fingerprint"] = {**manifest["fingerprint"], "boot_id": "another-boot"}
+    store.write_manifest(first.path, manifest)
+    fake.calls.clear()
+    summary = _run(spec, tmp_path)
+    assert summary.reused == 0 and len(fake.calls) == 12
