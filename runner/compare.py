@@ -171,8 +171,8 @@ class _Pending:
 def _pending_rows(index: int, baseline: StoredRun, candidate: StoredRun,
                   metrics: Sequence[str]) -> tuple[list[_Pending], tuple[str, ...],
                                                    tuple[str, ...]]:
-    labels = {s["id"]: s["label"] for s in baseline.manifest["scenarios"]}
-    candidate_labels = {s["id"]: s["label"] for s in candidate.manifest["scenarios"]}
+    labels = baseline.labels
+    candidate_labels = candidate.labels
     base_samples = measured(build_frame(baseline))
     cand_samples = measured(build_frame(candidate))
     base_ids = list(dict.fromkeys(base_samples["scenario_id"]))

@@ -222,10 +222,10 @@ def run_warnings(run: StoredRun, metrics: Sequence[str],
     """Every check on one run; `samples` are its measured samples when the caller has them."""
     if samples is None:
         samples = measured(build_frame(run))
-    labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    labels = run.labels
     groups = dict(tuple(samples.groupby("scenario_id", sort=False)))
     summaries = {
-        metric: [(labels[sid], summarize(group[metric].to_numpy()))
+        metric: [(labels[str(sid)], summarize(group[metric].to_numpy()))
                  for sid, group in groups.items()]
         for metric in metrics
     }

@@ -44,11 +44,6 @@ def _summary_cell(metric: str, summary: Summary) -> dict[str, Any]:
             "noisy": summary.noisy, "cv": f"{summary.cv:.0%}" if summary.n > 1 else "–"}
 
 
-def _table_metrics(experiment: ExperimentSpec) -> list[str]:
-    names = [c.metric for c in experiment.charts]
-    return list(dict.fromkeys(names)) or ["total_ns_per_op"]
-
-
 def _scenario_rows(run: StoredRun, samples: pd.DataFrame,
                    metrics: list[str]) -> list[dict[str, Any]]:
     by_scenario = dict(tuple(samples.groupby("scenario_id", sort=False)))
@@ -72,7 +67,7 @@ def _scenario_rows(run: StoredRun, samples: pd.DataFrame,
 
 def _failures(run: StoredRun) -> list[dict[str, Any]]:
     """Processes that crashed, failed or timed out, each with what it said last."""
-    labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    labels = run.labels
     timeout_s = float(run.manifest.get("timeout_s", 0))
     return [
         {"label": labels.get(r.scenario_id, r.scenario_id), "process": r.process_index,
@@ -83,7 +78,7 @@ def _failures(run: StoredRun) -> list[dict[str, Any]]:
 
 def _skipped(run: StoredRun) -> list[dict[str, str]]:
     """Scenarios this machine could not measure, once each, with the precondition it lacks."""
-    labels = {s["id"]: s["label"] for s in run.manifest["scenarios"]}
+    labels = run.labels
     reasons = {r.scenario_id: r.skip_reason or "" for r in run.records if r.status == "skipped"}
     return [{"label": labels.get(sid, sid), "reason": reason} for sid, reason in reasons.items()]
 
@@ -161,7 +156,7 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
     experiment = experiment_of(run)
     samples = measured(build_frame(run))
     label_keys = tuple(run.manifest["label_keys"])
-    metrics = _table_metrics(experiment)
+    metrics = noise.watched_metrics(experiment)
     anchor = f"run-{run.machine}"
     return {
         "anchor": anchor,

@@ -37,6 +37,11 @@ class StoredRun:
     records: tuple[ProcessRecord, ...]
 
     @property
+    def labels(self) -> dict[str, str]:
+        """Each scenario's readable label, by scenario id."""
+        return {s["id"]: s["label"] for s in self.manifest["scenarios"]}
+
+    @property
     def machine(self) -> str:
         # The folder, not the label recorded at run time: copying results/<machine>/ under a
         # new name is how a user keeps two machines with the same host name apart.
@@ -115,12 +120,7 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 
 def append_record(run_dir: Path, record: ProcessRecord) -> None:
     """Append one process's record and push it to disk before the next process starts."""
-    line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
-    with open(run_dir / SAMPLES, "a+b") as out:
-        _drop_torn_tail(out)
-        out.write(line.encode())
-        out.flush()
-        os.fsync(out.fileno())
+    append_records(run_dir, [record])
 
 
 def _drop_torn_tail(out: BinaryIO) -> None:
@@ -178,21 +178,27 @@ def list_runs(results_dir: Path) -> list[StoredRun]:
 
 
 def latest_runs(results_dir: Path) -> list[StoredRun]:
-    """The run of each (machine, experiment) a report shows: the newest of those that have
-    records, preferring finished runs, then full ones over quick or smoke runs."""
+    """The run of each (machine, experiment) a report shows (_shown_rank)."""
     chosen: dict[tuple[str, str], StoredRun] = {}
-
-    def rank(run: StoredRun) -> tuple[bool, bool, str]:
-        return run.finished, not run.reduced, run.run_id
-
     for run in list_runs(results_dir):
         if not run.records:
             continue
         key = (run.machine, run.experiment)
         current = chosen.get(key)
-        if current is None or rank(run) >= rank(current):
+        if current is None or _shown_rank(run) >= _shown_rank(current):
             chosen[key] = run
     return [chosen[key] for key in sorted(chosen)]
+
+
+def _shown_rank(run: StoredRun) -> tuple[bool, bool, str]:
+    """Which run of an experiment stands for it: finished before unfinished, full before quick
+    or smoke runs, then the newest."""
+    return run.finished, not run.reduced, run.run_id
+
+
+def _runs_in(folder: Path) -> list[StoredRun]:
+    """The runs of one results/<machine>/<experiment> folder, oldest first."""
+    return [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
 
 
 def find_resumable(results_dir: Path, machine: str, experiment: str, measurement_hash: str,
@@ -202,9 +208,7 @@ def find_resumable(results_dir: Path, machine: str, experiment: str, measurement
     Same scenarios (the spec's measurement hash), same probe and same repetitions: a smoke run
     with `--processes 1` that was interrupted is not finished by a full run, nor the reverse.
     """
-    folder = results_dir / machine / experiment
-    candidates = [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
-    for run in reversed(candidates):
+    for run in reversed(_runs_in(results_dir / machine / experiment)):
         if run.finished:
             return None  # a finished run after it means the unfinished one was abandoned
         manifest = run.manifest
@@ -232,22 +236,20 @@ def data_checksum(run_dir: Path) -> str:
 
 def resolve_run(path: Path) -> StoredRun:
     """A run named on the command line: its folder, or results/<machine>/<experiment> for the
-    latest run there with records (finished runs first, then the newest)."""
+    run a report shows for it (_shown_rank)."""
     if (path / MANIFEST).exists():
         return load_run(path)
-    runs = [load_run(p.parent) for p in sorted(path.glob(f"*/{MANIFEST}"))]
-    runs = [run for run in runs if run.records]
+    runs = [run for run in _runs_in(path) if run.records]
     if not runs:
         raise StoreError(f"{path}: not a run folder (with {MANIFEST}) nor an experiment folder "
                          "results/<machine>/<experiment> holding a run with records")
-    return max(runs, key=lambda run: (run.finished, run.run_id))
+    return max(runs, key=_shown_rank)
 
 
 def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[StoredRun]:
     """The finished runs of one experiment on one machine, newest first."""
-    folder = results_dir / machine / experiment
-    runs = [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
-    return [run for run in reversed(runs) if run.finished]
+    return [run for run in reversed(_runs_in(results_dir / machine / experiment))
+            if run.finished]
 
 
 def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
