@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on stdout.")
     compare.add_argument("runs", nargs="+", metavar="RUN",
                          help="a run folder results/<machine>/<experiment>/<run-id>, or "
-                              "results/<machine>/<experiment> for its latest run")
+                              "results/<machine>/<experiment> for the run its report shows")
     compare.add_argument("--baseline", metavar="RUN",
                          help="the run the others are compared with (default: the first RUN)")
     compare.add_argument("--metric", action="append", metavar="M",
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_compare)
 
     export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
-                           "folders, or results/<machine>/<experiment> for the latest run)",
+                           "folders, or results/<machine>/<experiment> for the run its report shows)",
                  with_specs=False)
     export.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
     export.add_argument("-o", "--output", required=True, metavar="FILE",
