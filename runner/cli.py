@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_compare)
 
     export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
-                           "folders, or results/<machine>/<experiment> for the run its report shows)",
+                           "folders, or results/<machine>/<experiment> for the run its report "
+                           "shows)",
                  with_specs=False)
     export.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
     export.add_argument("-o", "--output", required=True, metavar="FILE",
