@@ -29,7 +29,9 @@ from runner.parameters import PARAMETERS
 # 2: every iteration carries "observations"; --thp and --release; --populate is a choice.
 # 3: --workload, --cache, --order, --sync, --grow_method, --grow_factor, --check_zero and
 # --threads; backing write-file; the observations of those.
-PROBE_VERSION = 3
+# 4: --history and --host_warm; --release=none; --workload=limits; the heap trace's and
+# limits' observations, and nonzero_blocks.
+PROBE_VERSION = 4
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

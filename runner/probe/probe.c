@@ -23,6 +23,21 @@
  *           second_pass  grow every block to grow_factor times its size by realloc,
  *                        mremap(MREMAP_MAYMOVE) or copy (new block, memcpy, free the old)
  *           free         give the grown blocks back
+ *   limits  allocate     map blocks (mmap-anon or mmap-file), never touched, one after
+ *                        another until mmap refuses one; neighbours alternate read-write
+ *                        and read-only so none merge (--ops is not used)
+ *           first_touch  nothing
+ *           second_pass  nothing
+ *           free         munmap every block mapped
+ *
+ * --release=none makes the free phase do nothing: the blocks stay allocated until the
+ * process exits, so every iteration leaks its own. --history=recycled (cycle) allocates the
+ * blocks the same way before each iteration, untimed, writes every byte non-zero and frees
+ * them (or unmaps them), so the timed allocate gets memory the process has used.
+ * --host_warm=1, once before the first iteration, untimed, writes every page of an anonymous
+ * region as large as the scenario's blocks and unmaps it, so that in a virtual machine that
+ * reports free pages to its host the pages handed out next are likely backed already (best
+ * effort: the kernel may hand out others; the measured blocks themselves stay untouched).
  *
  * With --threads=N (cycle only) N threads share the blocks, and each phase is timed from the
  * barrier that starts them to the barrier the last of them reaches.
@@ -33,8 +48,17 @@
  * program break moved and how many blocks lie in the heap (heap backings), mappings and
  * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
  * share of the data file in the page cache before the iteration (file backings), who sees
- * whose writes across fork and the PSS of both, and whether resizing moved the blocks and kept
- * their data. The Python side (runner/probe.py) builds this file, writes its command line and
+ * whose writes across fork and the PSS of both, whether resizing moved the blocks and kept
+ * their data, and for limits what refused the next mapping, the map count against
+ * vm.max_map_count and whether RLIMIT_AS is enforced (checked after the free phase).
+ *
+ * The heap trace (heap backings, cycle, one thread): the timed phases never read sbrk(0) or
+ * malloc_usable_size between calls, so after the timed iterations the probe runs itself
+ * again (/proc/self/exe, the same arguments and environment plus --trace_heap, which only it
+ * ever passes). That fresh image, on a pristine heap, allocates the blocks one call at a time
+ * as allocate does, reads sbrk(0) and malloc_usable_size after each, and sends back through a
+ * pipe how many calls moved the break, the median move and the usable bytes; every iteration
+ * carries those figures. The Python side (runner/probe.py) builds this file, writes its command line and
  * reads its output; the output format is defined there and here, and PROBE_VERSION ties the
  * two; the observation names, units and meanings are declared in runner/metrics.py.
  *
@@ -73,7 +97,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 3
+#define PROBE_VERSION 4
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -129,15 +153,17 @@ static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
 /* RELEASE_AUTO is resolved while parsing: free for heap backings, munmap for mappings. */
 /* The *_BUT_LAST releases keep the block allocated last (the top of a growing heap) through
  * the free phase and free it after, untimed: "many blocks freed, one kept". */
+/* RELEASE_NONE gives nothing back: every iteration leaks its blocks until the process exits. */
 enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED,
                RELEASE_MADV_FREE, RELEASE_MALLOC_TRIM, RELEASE_FREE_BUT_LAST,
-               RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_COUNT };
+               RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_NONE, RELEASE_COUNT };
 static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
-    "malloc-trim-but-last"};
+    "malloc-trim-but-last", "none"};
 
-enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_COUNT };
-static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize"};
+enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_LIMITS,
+                WORKLOAD_COUNT };
+static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits"};
 
 enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
 static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
@@ -151,16 +177,23 @@ static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
 enum grow { GROW_REALLOC, GROW_MREMAP, GROW_COPY, GROW_COUNT };
 static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
 
+enum history { HISTORY_FRESH, HISTORY_RECYCLED, HISTORY_COUNT };
+static const char *const HISTORY_NAMES[HISTORY_COUNT] = {"fresh", "recycled"};
+
 /* Argument names are the Scenario field names of runner/parameters.py (those that are probe
  * options), plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
-              OPT_THREADS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
-    "check_zero", "threads", "warmup", "iterations"};
+    "check_zero", "threads", "history", "host_warm", "warmup", "iterations"};
+
+/* The last argument of the heap trace's fresh image (see trace_heap): not a scenario option,
+ * never given by the Python side. */
+static const char TRACE_HEAP_ARGUMENT[] = "--trace_heap";
 
 struct scenario {
     enum backing backing;
@@ -181,6 +214,8 @@ struct scenario {
     size_t grow_factor;    /* resize only */
     int check_zero;        /* cycle only */
     size_t threads;        /* cycle only */
+    enum history history;  /* cycle only; recycled: one thread, no file backing */
+    int host_warm;         /* not limits */
     size_t warmup;
     size_t iterations;
 };
@@ -197,7 +232,7 @@ static void usage_error(const char *format, ...)
     fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
           " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
-          " --warmup=N --iterations=N\n",
+          " --history=H --host_warm=0|1 --warmup=N --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -275,6 +310,27 @@ static int is_heap_backing(enum backing backing)
            backing == BACKING_WRITE_FILE;
 }
 
+/* What history recycled, workload limits and host_warm could not do: write a pattern into
+ * memory that forbids it or into the data file, recycle with threads (each has its own arena),
+ * or map-until-refused anything but untouched mmap-anon or mmap-file blocks. */
+static void check_new_combination(const struct scenario *s)
+{
+    if (s->history == HISTORY_RECYCLED &&
+        (s->workload != WORKLOAD_CYCLE || s->threads != 1 || is_file_backing(s->backing) ||
+         s->protection != PROTECTION_READ_WRITE))
+        usage_error("--history=recycled needs --workload=cycle --threads=1, a backing without a "
+                    "file and --protection=read-write");
+    if (s->workload != WORKLOAD_LIMITS)
+        return;
+    if ((s->backing != BACKING_MMAP_ANON && s->backing != BACKING_MMAP_FILE) ||
+        s->access != ACCESS_NONE || s->populate != POPULATE_NONE ||
+        s->protection != PROTECTION_READ_WRITE || s->thp != THP_DEFAULT ||
+        s->release != RELEASE_MUNMAP || s->cache != CACHE_WARM || s->host_warm)
+        usage_error("--workload=limits needs --backing=mmap-anon or mmap-file, --access=none, "
+                    "--populate=none, --protection=read-write, --thp=default, --release=munmap, "
+                    "--cache=warm and --host_warm=0");
+}
+
 /* runner/parameters.py refuses every combination that makes no sense; the probe refuses those
  * that would make it hand heap memory to munmap or mremap (or the reverse), flush what it
  * never wrote, or share out what threads cannot share. */
@@ -287,7 +343,7 @@ static void check_combination(struct scenario *s)
                      s->release == RELEASE_MALLOC_TRIM_BUT_LAST;
     int heap_release = s->release == RELEASE_FREE || s->release == RELEASE_MALLOC_TRIM ||
                        keeps_last;
-    if (heap != heap_release)
+    if (s->release != RELEASE_NONE && heap != heap_release)
         usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
                     BACKING_NAMES[s->backing]);
     if (keeps_last && (s->workload != WORKLOAD_CYCLE || s->threads != 1))
@@ -319,6 +375,7 @@ static void check_combination(struct scenario *s)
         usage_error("--threads must be at most %d and at most --ops", MAX_THREADS);
     if (s->threads > 1 && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE))
         usage_error("--threads above 1 takes neither --order=random nor --sync");
+    check_new_combination(s);
 }
 
 /* Every option is required and given once as --name=value: a caller that forgets one gets
@@ -379,6 +436,11 @@ static struct scenario parse_arguments(int argc, char **argv)
     if (s.check_zero > 1)
         usage_error("--check_zero is 0 or 1");
     s.threads = parse_count(OPT_THREADS, values[OPT_THREADS], 1);
+    s.history = (enum history)parse_choice(OPT_HISTORY, values[OPT_HISTORY], HISTORY_NAMES,
+                                           HISTORY_COUNT);
+    s.host_warm = (int)parse_count(OPT_HOST_WARM, values[OPT_HOST_WARM], 0);
+    if (s.host_warm > 1)
+        usage_error("--host_warm is 0 or 1");
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
@@ -860,6 +922,8 @@ static __attribute__((noinline)) void release_blocks(const struct blocks *b,
     case RELEASE_MADV_FREE:
         advise_blocks(b, MADV_FREE, "MADV_FREE");
         break;
+    case RELEASE_NONE: /* the blocks stay allocated until the process exits: a leak */
+        break;
     case RELEASE_AUTO: /* resolved by check_combination */
     case RELEASE_COUNT:
         break;
@@ -1105,13 +1169,19 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_BLOCKS_IN_HEAP, OBS_MAPPINGS, OBS_VM_SIZE_GROWTH_BYTES,
                    OBS_NONZERO_BYTES_AT_ALLOCATE, OBS_RESIDENT_PPM_BEFORE,
                    OBS_CHILD_SEES_PARENT, OBS_PARENT_SEES_CHILD, OBS_PARENT_PSS_BYTES,
-                   OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED, OBS_COUNT };
+                   OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED,
+                   OBS_NONZERO_BLOCKS, OBS_BRK_MOVES, OBS_BRK_STEP_MEDIAN_BYTES,
+                   OBS_USABLE_BYTES, OBS_MAPPINGS_UNTIL_REFUSED, OBS_MAP_ERRNO,
+                   OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
+                   OBS_COUNT };
 static const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "alignment_bytes", "anon_huge_bytes", "hugetlb_bytes", "protection_enforced", "mprotect_ns",
     "brk_growth_bytes", "blocks_in_heap", "mappings", "vm_size_growth_bytes",
     "nonzero_bytes_at_allocate", "resident_ppm_before", "child_sees_parent",
     "parent_sees_child", "parent_pss_bytes", "child_pss_bytes", "blocks_moved",
-    "data_survived"};
+    "data_survived", "nonzero_blocks", "brk_moves", "brk_step_median_bytes", "usable_bytes",
+    "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_ppm",
+    "rlimit_as_enforced"};
 
 struct iteration_result {
     int warmup;
@@ -1119,13 +1189,13 @@ struct iteration_result {
     uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
     struct phase_result phases[PHASE_COUNT];
     uint64_t observed[OBS_COUNT];
-    uint32_t observed_mask; /* bit o: observed[o] was recorded */
+    uint64_t observed_mask; /* bit o: observed[o] was recorded */
 };
 
 static void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
     r->observed[o] = value;
-    r->observed_mask |= (uint32_t)1 << o;
+    r->observed_mask |= (uint64_t)1 << o;
 }
 
 struct phase_start {
@@ -1413,6 +1483,268 @@ static uint64_t file_resident_ppm(int fd, size_t file_bytes, size_t page, unsign
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* History, host warming and the heap trace                                                   */
+
+/* Blocks with at least one non-zero byte: "is malloc'd memory dirty?" asked per block, so a
+ * free-list pointer or two in an otherwise zero block counts as dirty. */
+static uint64_t dirty_blocks(const struct blocks *b)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        size_t j = 0;
+        while (j < b->size_bytes && b->at[i][j] == 0)
+            j++;
+        count += j < b->size_bytes;
+    }
+    return count;
+}
+
+/* What history recycled writes into every byte before giving the blocks back. */
+#define RECYCLE_BYTE 0xA5
+
+/* history recycled, before an iteration's allocate, untimed: the same blocks allocated the
+ * same way, every byte written, and given back plainly (free, or munmap), so the timed
+ * allocate gets memory the process has used: chunks off glibc's free lists, or the kernel's
+ * idea of reused pages for mappings. */
+static void recycle_blocks(const struct blocks *b, const struct scenario *s)
+{
+    allocate_blocks(b, s);
+    for (size_t i = 0; i < b->ops; i++) {
+        memset(b->at[i], RECYCLE_BYTE, b->size_bytes);
+        ESCAPE(b->at[i]);
+    }
+    if (is_heap_backing(s->backing))
+        free_heap(b);
+    else
+        unmap_blocks(b);
+}
+
+/* The memory the scenario's blocks take at their peak, as runner/parameters.py counts it: for
+ * fork the child's copy too, for resize the grown blocks beside the old. */
+static size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
+{
+    size_t blocks = b->ops * b->stride_bytes;
+    if (s->workload == WORKLOAD_FORK)
+        return 2 * blocks;
+    if (s->workload == WORKLOAD_RESIZE)
+        return (1 + s->grow_factor) * blocks;
+    return blocks;
+}
+
+/* host_warm, once before the first iteration, untimed: an anonymous region as large as the
+ * scenario's memory, every page written, then unmapped. In a virtual machine that reports
+ * free memory to its host, the first touch of a guest page the host took back costs a host
+ * fault too; pages freed just now are backed, and the kernel is likely (not certain) to hand
+ * them out next, so the phases then measure the guest kernel's own fault path. The measured
+ * blocks themselves are not touched: their first touch still faults every page. */
+static void warm_host(size_t bytes, size_t page)
+{
+    if (bytes == 0)
+        return;
+    unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+    if (p == MAP_FAILED)
+        system_error("mmap (host_warm)");
+    for (size_t offset = 0; offset < bytes; offset += page)
+        p[offset] = 1;
+    ESCAPE(p);
+    if (munmap(p, bytes) != 0)
+        system_error("munmap (host_warm)");
+}
+
+/* What the heap trace's fresh image sends back through its pipe. */
+struct heap_trace {
+    uint64_t brk_moves;             /* allocation calls after which sbrk(0) had changed */
+    uint64_t brk_step_median_bytes; /* the median change among those; 0 when none moved it */
+    uint64_t usable_bytes;          /* malloc_usable_size summed over the blocks */
+};
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The heap trace, in the fresh image (main, given TRACE_HEAP_ARGUMENT): the scenario's blocks
+ * allocated one call at a time the way allocate does, sbrk(0) and malloc_usable_size read
+ * after each. Nothing is timed here, and nothing the probe needs comes from malloc (the
+ * records are mmap'd), so the heap is that of a fresh program, as in the first iteration. */
+static void run_heap_trace(const struct scenario *s, size_t page) __attribute__((noreturn));
+
+static void run_heap_trace(const struct scenario *s, size_t page)
+{
+    size_t ops = s->ops;
+    unsigned char **at = map_scratch(ops * sizeof *at);
+    uint64_t *steps = map_scratch(ops * sizeof *steps);
+    uint64_t usable = 0, moves = 0;
+    struct blocks one = {.ops = 1, .size_bytes = s->size_bytes, .page_bytes = page, .fd = -1};
+    for (size_t i = 0; i < ops; i++) {
+        one.at = at + i;
+        uintptr_t before = current_brk();
+        if (s->backing == BACKING_CALLOC)
+            allocate_calloc(&one);
+        else if (s->backing == BACKING_POSIX_MEMALIGN)
+            allocate_posix_memalign(&one);
+        else /* malloc, and the heap buffers of read-file and write-file */
+            allocate_malloc(&one);
+        uintptr_t after = current_brk();
+        if (after != before)
+            steps[moves++] = after > before ? after - before : before - after;
+        usable += malloc_usable_size(at[i]);
+    }
+    struct heap_trace trace = {.brk_moves = moves, .usable_bytes = usable};
+    if (moves > 0) {
+        qsort(steps, moves, sizeof *steps, compare_u64);
+        trace.brk_step_median_bytes = steps[moves / 2];
+    }
+    write_fully(STDOUT_FILENO, (const unsigned char *)&trace, sizeof trace);
+    _exit(0);
+}
+
+/* Reads exactly `length` bytes from a pipe; 0 when the writer ended first. */
+static int read_pipe(int fd, unsigned char *buffer, size_t length)
+{
+    while (length > 0) {
+        ssize_t got = read(fd, buffer, length);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            system_error("read (the heap trace)");
+        if (got == 0)
+            return 0;
+        buffer += got;
+        length -= (size_t)got;
+    }
+    return 1;
+}
+
+/* Heap backings, workload cycle, one thread, after the timed iterations: what each single
+ * allocation call does to the program break, and how much usable memory it grants. The
+ * timed iterations must not read sbrk(0) or malloc_usable_size between calls, and this heap
+ * is no longer fresh, so the probe runs itself again (/proc/self/exe, the same arguments and
+ * environment, plus TRACE_HEAP_ARGUMENT): a fresh image, whose heap is as pristine as the
+ * first iteration's was. */
+static struct heap_trace trace_heap(int argc, char **argv)
+{
+    char **trace_argv = map_scratch(((size_t)argc + 2) * sizeof *trace_argv);
+    for (int i = 0; i < argc; i++)
+        trace_argv[i] = argv[i];
+    trace_argv[argc] = (char *)TRACE_HEAP_ARGUMENT;
+    int channel[2];
+    if (pipe2(channel, O_CLOEXEC) != 0)
+        system_error("pipe2");
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0)
+        system_error("fork (the heap trace)");
+    if (child == 0) {
+        if (dup2(channel[1], STDOUT_FILENO) < 0)
+            _exit(EXIT_SYSTEM);
+        execv("/proc/self/exe", trace_argv);
+        fprintf(stderr, "probe: execv /proc/self/exe (the heap trace): %s\n", strerror(errno));
+        _exit(EXIT_SYSTEM);
+    }
+    close(channel[1]);
+    struct heap_trace trace;
+    int complete = read_pipe(channel[0], (unsigned char *)&trace, sizeof trace);
+    close(channel[0]);
+    int status;
+    if (waitpid(child, &status, 0) != child)
+        system_error("waitpid (the heap trace)");
+    if (!complete || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "probe: the heap trace (a fresh probe) ended without its result "
+                        "(status %d)\n", status);
+        exit(EXIT_SYSTEM);
+    }
+    return trace;
+}
+
+/* The trace's figures are the process's, not an iteration's: each iteration carries them. */
+static void observe_heap_trace(const struct heap_trace *trace, struct iteration_result *results,
+                               size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        observe(&results[i], OBS_BRK_MOVES, trace->brk_moves);
+        if (trace->brk_moves > 0)
+            observe(&results[i], OBS_BRK_STEP_MEDIAN_BYTES, trace->brk_step_median_bytes);
+        observe(&results[i], OBS_USABLE_BYTES, trace->usable_bytes);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The limits of mmap                                                                         */
+
+/* Most blocks workload limits keeps track of: past any default vm.max_map_count, and small
+ * enough for its pointer list (32 MiB). */
+#define LIMITS_MAX_BLOCKS ((size_t)1 << 22)
+
+/* vm.max_map_count, or 0 where it cannot be read. */
+static uint64_t read_max_map_count(void)
+{
+    char text[64];
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    text[got] = '\0';
+    return (uint64_t)strtoull(text, NULL, 10);
+}
+
+/* workload limits, the allocate phase: blocks mapped one after another until mmap refuses
+ * one or `capacity` are mapped. Neighbours alternate between read-write and read-only, so the
+ * kernel never merges two into one mapping (it merges only equal flags); no page is touched.
+ * Returns how many were mapped; `error` gets the refusal's errno, 0 when none came. */
+static __attribute__((noinline)) size_t map_until_refused(const struct blocks *b,
+                                                          const struct scenario *s,
+                                                          size_t capacity, int *error)
+{
+    int flags = map_flags(s);
+    *error = 0;
+    for (size_t i = 0; i < capacity; i++) {
+        int protection = i % 2 ? PROT_READ : PROT_READ | PROT_WRITE;
+        void *p = mmap(NULL, b->map_bytes, protection, flags, b->fd, 0);
+        if (p == MAP_FAILED) {
+            *error = errno;
+            return i;
+        }
+        b->at[i] = p;
+    }
+    return capacity;
+}
+
+/* RLIMIT_AS, checked after the blocks are gone: with the limit set to the address space in
+ * use plus `headroom`, a mapping larger than the headroom must be refused and a smaller one
+ * granted. 1 when both hold. The mappings are read-only and never touched, so no memory is
+ * committed; the limit is restored after. */
+static uint64_t check_rlimit_as(size_t headroom, size_t page)
+{
+    struct rlimit previous;
+    if (getrlimit(RLIMIT_AS, &previous) != 0)
+        system_error("getrlimit(RLIMIT_AS)");
+    struct rlimit tight = previous;
+    tight.rlim_cur = (rlim_t)(virtual_bytes(page) + headroom);
+    if (previous.rlim_cur != RLIM_INFINITY && previous.rlim_cur < tight.rlim_cur)
+        skip("RLIMIT_AS is already below the address space in use plus %zu bytes", headroom);
+    if (setrlimit(RLIMIT_AS, &tight) != 0)
+        system_error("setrlimit(RLIMIT_AS)");
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+    void *larger = mmap(NULL, headroom + headroom / 2, PROT_READ, flags, -1, 0);
+    int larger_refused = larger == MAP_FAILED && errno == ENOMEM;
+    void *smaller = mmap(NULL, headroom / 2, PROT_READ, flags, -1, 0);
+    int smaller_granted = smaller != MAP_FAILED;
+    if (setrlimit(RLIMIT_AS, &previous) != 0)
+        system_error("setrlimit(RLIMIT_AS)");
+    if (larger != MAP_FAILED && munmap(larger, headroom + headroom / 2) != 0)
+        system_error("munmap");
+    if (smaller_granted && munmap(smaller, headroom / 2) != 0)
+        system_error("munmap");
+    return (uint64_t)(larger_refused && smaller_granted);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Threads                                                                                    */
 
 /* With --threads above 1, worker threads made once before the first iteration each own a
@@ -1525,6 +1857,8 @@ struct context {
     unsigned char **previous; /* resize: the blocks' addresses before growing */
     size_t file_bytes;        /* the data file's length; 0 without one */
     unsigned char *residency; /* mincore's vector: one byte per page of the data file */
+    size_t limits_capacity;   /* limits: room for this many blocks in blocks.at */
+    uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
 };
 
 /* Observations about the blocks just allocated, taken right after the allocate phase. */
@@ -1540,8 +1874,10 @@ static void observe_allocation(const struct context *c, const struct scenario *s
         observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
         observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
     }
-    if (s->check_zero)
+    if (s->check_zero) {
         observe(out, OBS_NONZERO_BYTES_AT_ALLOCATE, nonzero_bytes(b));
+        observe(out, OBS_NONZERO_BLOCKS, dirty_blocks(b));
+    }
 }
 
 /* cycle: the four phases, each timed around exactly its work, and the observations the
@@ -1553,6 +1889,8 @@ static void run_cycle(const struct context *c, const struct scenario *s, unsigne
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
     struct phase_start start;
+    if (s->history == HISTORY_RECYCLED)
+        recycle_blocks(b, s);
     int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
     uint64_t thp_before = thp ? anon_huge_bytes() : 0;
     uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
@@ -1837,6 +2175,44 @@ static void run_resize(const struct context *c, const struct scenario *s, unsign
     out->checksum = 0;
 }
 
+/* limits: map blocks until mmap refuses one (allocate), nothing in the two touching slots,
+ * unmap them (free); then what refused it, the map count against vm.max_map_count, and
+ * whether RLIMIT_AS is enforced. */
+static void run_limits(const struct context *c, const struct scenario *s,
+                       struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
+    struct phase_start start;
+    int error;
+    out->rss_before_bytes = resident_bytes(page);
+
+    start_phase(&start);
+    size_t mapped = map_until_refused(b, s, c->limits_capacity, &error);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    observe(out, OBS_MAPPINGS_UNTIL_REFUSED, mapped);
+    if (error != 0)
+        observe(out, OBS_MAP_ERRNO, (uint64_t)error);
+    if (c->max_map_count > 0) {
+        observe(out, OBS_MAX_MAP_COUNT, c->max_map_count);
+        /* One read of /proc/self/maps, at the refusal: every mapping of the process. */
+        observe(out, OBS_MAPPINGS_AT_REFUSAL_PPM, count_mappings() * 1000000 / c->max_map_count);
+    }
+
+    for (int phase = PHASE_FIRST_TOUCH; phase <= PHASE_SECOND_PASS; phase++) {
+        start_phase(&start); /* the blocks are not touched: memory stays small */
+        stop_phase(&start, page, &out->phases[phase]);
+    }
+
+    struct blocks made = *b;
+    made.ops = mapped;
+    start_phase(&start);
+    unmap_blocks(&made);
+    stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    observe(out, OBS_RLIMIT_AS_ENFORCED, check_rlimit_as(2 * b->stride_bytes, page));
+    out->checksum = 0;
+}
+
 /* One iteration: for file backings first the file's residency (evicted before, for cache
  * cold), then the workload. */
 static void run_iteration(const struct context *c, const struct scenario *s,
@@ -1858,6 +2234,9 @@ static void run_iteration(const struct context *c, const struct scenario *s,
         break;
     case WORKLOAD_RESIZE:
         run_resize(c, s, value, out);
+        break;
+    case WORKLOAD_LIMITS:
+        run_limits(c, s, out);
         break;
     case WORKLOAD_COUNT:
         break;
@@ -1905,7 +2284,7 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
         fputs("}, \"observations\": {", stdout);
         const char *separator = "";
         for (int o = 0; o < OBS_COUNT; o++) {
-            if (r->observed_mask & ((uint32_t)1 << o)) {
+            if (r->observed_mask & ((uint64_t)1 << o)) {
                 printf("%s\"%s\": %" PRIu64, separator, OBSERVATION_NAMES[o], r->observed[o]);
                 separator = ", ";
             }
@@ -1919,6 +2298,32 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
 
 /* ------------------------------------------------------------------------------------------ */
 /* Setting up                                                                                 */
+
+/* workload limits: room for more blocks than vm.max_map_count allows, and for mmap-file a
+ * sparse file of one block, which every block maps (never read, so never filled). */
+static void prepare_limits(struct context *c, const struct scenario *s, char *fs_buffer,
+                           size_t fs_size, const char **file_fs)
+{
+    struct blocks *b = &c->blocks;
+    c->max_map_count = read_max_map_count();
+    uint64_t wanted = c->max_map_count > 0 ? c->max_map_count + 1024 : 65536 + 1024;
+    c->limits_capacity = wanted < LIMITS_MAX_BLOCKS ? (size_t)wanted : LIMITS_MAX_BLOCKS;
+    b->at = map_scratch(c->limits_capacity * sizeof *b->at);
+    if (s->backing != BACKING_MMAP_FILE)
+        return;
+    *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
+    char path[4096];
+    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", s->file_dir);
+    if (length < 0 || (size_t)length >= sizeof path)
+        usage_error("--file_dir is too long");
+    b->fd = mkstemp(path);
+    if (b->fd < 0)
+        system_error("mkstemp");
+    if (unlink(path) != 0)
+        system_error("unlink");
+    if (ftruncate(b->fd, (off_t)b->stride_bytes) != 0)
+        system_error("ftruncate");
+}
 
 /* Everything the iterations share, made before the first of them: the block list, the data
  * file, the random order, the threads. `file_fs` gets the data file's filesystem. */
@@ -1952,6 +2357,10 @@ static struct context prepare_context(const struct scenario *s, size_t page,
     *b = (struct blocks){.ops = s->ops, .size_bytes = s->size_bytes, .map_bytes = map_bytes,
                          .stride_bytes = stride, .page_bytes = page, .fd = -1};
     *file_fs = NULL;
+    if (s->workload == WORKLOAD_LIMITS) {
+        prepare_limits(&c, s, fs_buffer, fs_size, file_fs);
+        return c;
+    }
     if (is_file_backing(s->backing)) {
         *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
         c.file_bytes = s->ops * stride;
@@ -1979,8 +2388,11 @@ static struct context prepare_context(const struct scenario *s, size_t page,
 int main(int argc, char **argv)
 {
     uintptr_t heap_start = current_brk(); /* before anything can move it */
-    struct scenario s = parse_arguments(argc, argv);
+    int tracing = argc > 1 && strcmp(argv[argc - 1], TRACE_HEAP_ARGUMENT) == 0;
+    struct scenario s = parse_arguments(tracing ? argc - 1 : argc, argv);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (tracing)
+        run_heap_trace(&s, page);
     char fs_buffer[32];
     const char *file_fs;
     struct context c = prepare_context(&s, page, heap_start, fs_buffer, sizeof fs_buffer,
@@ -1995,9 +2407,15 @@ int main(int argc, char **argv)
     start_phase(&start);
     stop_phase(&start, page, &ignored);
 
+    if (s.host_warm)
+        warm_host(scenario_bytes(&c.blocks, &s), page);
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
+    }
+    if (is_heap_backing(s.backing) && s.workload == WORKLOAD_CYCLE && s.threads == 1) {
+        struct heap_trace trace = trace_heap(argc, argv);
+        observe_heap_trace(&trace, results, count);
     }
 
     print_result(page, file_fs, results, count);
