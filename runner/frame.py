@@ -36,7 +36,11 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     params = scenario["params"]
     page = int(probe["page_size_bytes"])
     size = int(params["size_bytes"])
-    ops = int(params["ops"])
+    observed = iteration.get("observations", {})  # absent before probe version 2
+    # Workload limits maps as many blocks as the system allows, whatever ops says: its phases
+    # are per block it really mapped (at least the one mmap call that was refused).
+    ops = (max(1, int(observed["mappings_until_refused"]))
+           if "mappings_until_refused" in observed else int(params["ops"]))
     pages_per_op = max(1, -(-size // page))
     row: dict[str, Any] = {
         "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
@@ -71,7 +75,6 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         iteration["rss_before_bytes"])
     given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before
     row["free_returned_fraction"] = given_back / resident if resident > 0 else float("nan")
-    observed = iteration.get("observations", {})  # absent before probe version 2
     for observation in OBSERVATIONS:
         value = observed.get(observation.name)
         row[observation.metric.name] = (
@@ -82,6 +85,7 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     row["resident_per_requested_byte"] = resident / requested
     row["brk_growth_per_requested_byte"] = row["brk_growth_bytes_per_op"] / size
     row["vm_size_growth_per_requested_byte"] = row["vm_size_growth_bytes_per_op"] / size
+    row["usable_per_requested_byte"] = row["usable_bytes_per_op"] / size
     return row
 
 

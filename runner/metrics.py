@@ -129,6 +129,32 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("data_survived", "0 or 1",
                 "1 when every byte written before growing was still there after "
                 "(workload resize)"),
+    Observation("nonzero_blocks", "blocks",
+                "blocks with at least one non-zero byte right after allocate, before anything "
+                "is written (reported with check_zero: true)", per_op=True),
+    Observation("brk_moves", "calls",
+                "allocation calls that moved the program break, one call at a time in a fresh "
+                "image of the probe after the timed iterations (heap backings, workload cycle, "
+                "one thread)", per_op=True),
+    Observation("brk_step_median_bytes", "bytes",
+                "median move of the program break among the calls that moved it, in the same "
+                "trace (absent when no call moved it)"),
+    Observation("usable_bytes", "bytes",
+                "usable size malloc granted (malloc_usable_size), in the same trace",
+                per_op=True),
+    Observation("mappings_until_refused", "mappings",
+                "blocks mapped one after another before mmap refused one (workload limits)"),
+    Observation("map_errno", "errno",
+                "the error of the refused mmap: 12 is ENOMEM (workload limits)"),
+    Observation("max_map_count", "mappings",
+                "vm.max_map_count, the most mappings a process may have (workload limits)"),
+    Observation("mappings_at_refusal_ppm", "fraction",
+                "every mapping of the process when mmap refused (lines of /proc/self/maps) as "
+                "a share of vm.max_map_count: near 1 when the map count was the limit "
+                "(workload limits)", per_million=True),
+    Observation("rlimit_as_enforced", "0 or 1",
+                "1 when, with RLIMIT_AS set to the address space in use plus N bytes, a "
+                "mapping of 1.5 N was refused and one of N/2 granted (workload limits)"),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
@@ -141,6 +167,9 @@ METRICS: tuple[Metric, ...] = (
            "growth of the program break over allocate per byte requested (0: not from brk)"),
     Metric("vm_size_growth_per_requested_byte", "bytes per byte",
            "growth of the virtual address space (VmSize) over allocate per byte requested"),
+    Metric("usable_per_requested_byte", "bytes per byte",
+           "usable size malloc granted (malloc_usable_size) per byte requested, in the heap "
+           "trace of a fresh image (1: exactly the request)"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
            "system (1: all of it, 0: none; empty when nothing became resident)"),

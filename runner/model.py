@@ -42,6 +42,8 @@ class Scenario:
     check_zero: bool = False
     threads: int = 1
     tunables: str = ""
+    history: str = "fresh"
+    host_warm: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -29,7 +29,9 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
-WORKLOADS = ("cycle", "fork", "resize")
+WORKLOADS = ("cycle", "fork", "resize", "limits")
+# Backings workload limits can map until refused: one untouched mapping per block.
+LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
 GROW_METHODS = ("realloc", "mremap", "copy")
 SYNCS = ("none", "msync", "fsync")
 # Most worker threads a scenario may ask for (the probe's limit too).
@@ -40,10 +42,11 @@ TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
 POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
 THP_MODES = ("default", "huge", "nohuge")
 RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
-            "free-but-last", "malloc-trim-but-last")
+            "free-but-last", "malloc-trim-but-last", "none")
 # How heap memory and mappings can be given back (`auto` picks free or munmap).
 HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
+HISTORIES = ("fresh", "recycled")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
 
@@ -180,12 +183,15 @@ PARAMETERS: tuple[Parameter, ...] = (
               "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
               "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed; "
               "free-but-last and malloc-trim-but-last keep the block allocated last (the top "
-              "of the heap) through the phase and free it after, untimed",
+              "of the heap) through the phase and free it after, untimed; none gives nothing "
+              "back: every iteration leaks its blocks until the process exits",
               RELEASES, keyed_label=True),
     Parameter("workload", "workload", "choice", "cycle",
               "what one iteration does: cycle (allocate, touch, touch again, free), fork "
               "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
-              "or resize (write, then grow every block by grow_method)", WORKLOADS),
+              "or resize (write, then grow every block by grow_method), or limits (mmap-anon "
+              "or mmap-file: map untouched blocks one after another until mmap refuses one, "
+              "then unmap them; ops is not used)", WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
               "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
@@ -210,7 +216,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               maximum=64, keyed_label=True),
     Parameter("check_zero", "check_zero", "bool", False,
               "count the non-zero bytes of every block right after allocate (workload cycle; "
-              "reported as nonzero_bytes_at_allocate_per_op). Reading faults the pages in, "
+              "reported as nonzero_bytes_at_allocate_per_op, and the share of blocks with any "
+              "as nonzero_blocks_per_op). Reading faults the pages in, "
               "which changes first touch's faults and RSS, so it is off by default"),
     Parameter("threads", "threads", "whole", 1,
               "threads sharing the ops blocks (workload cycle): each allocates, touches and "
@@ -222,6 +229,16 @@ PARAMETERS: tuple[Parameter, ...] = (
               "tunable this value wins", pattern=TUNABLES_PATTERN,
               hint="empty or glibc tunables like glibc.malloc.mmap_threshold=131072 (joined "
                    "by ':')", keyed_label=True, probe_option=False),
+    Parameter("history", "history", "choice", "fresh",
+              "the memory allocate gets (workload cycle): fresh, as the process finds it (a "
+              "pristine heap in a fresh process's first iteration), or recycled: before each "
+              "iteration, untimed, the same blocks are allocated the same way, every byte "
+              "written non-zero, and freed (or unmapped)", HISTORIES, keyed_label=True),
+    Parameter("host_warm", "host_warm", "bool", False,
+              "before the first iteration, untimed, map an anonymous region as large as the "
+              "scenario's blocks, write every page and unmap it, so the pages the kernel hands "
+              "out next are likely already backed by a virtual machine's host (best effort: "
+              "the measured blocks are still untouched)"),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -274,8 +291,10 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
                 return (f"backing {backing} takes memory from the C heap, so "
                         f"{key}: {BY_KEY[key].format(params[key])} cannot apply "
                         f"(use an mmap backing, or {key}: {BY_KEY[key].format(DEFAULTS[key])})")
-    reason = (_thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
-              or _workload_conflict(params) or _threads_conflict(params))
+    reason = (_limits_conflict(params) or _thp_conflict(params) or _release_conflict(params)
+              or _file_conflict(params) or _workload_conflict(params)
+              or _threads_conflict(params) or _history_conflict(params)
+              or _host_warm_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -297,6 +316,58 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
     if params["order"] == "random" and params["access"] == "none":
         return ("order random is the order in which the access pattern visits pages, and access "
                 "none visits none (use access: write-page, write-all, read-page or read-all)")
+    return None
+
+
+# What workload limits takes as it is given: the blocks, their file, the probe's environment.
+_LIMITS_FREE_KEYS = ("backing", "size", "sharing", "file_dir", "ops", "workload", "access",
+                     "release", "tunables")
+
+
+def _limits_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["workload"] != "limits":
+        return None
+    backing = params["backing"]
+    if backing not in LIMITS_BACKINGS:
+        return (f"workload limits maps blocks until mmap refuses one, and backing {backing} is "
+                "not a plain mapping (use backing mmap-anon or mmap-file)")
+    if params["access"] != "none":
+        return (f"workload limits never touches its blocks, so that tens of thousands of them "
+                f"take no memory, and access {params['access']} would (use access: none)")
+    if params["release"] not in ("auto", "munmap"):
+        return (f"workload limits unmaps its blocks in the free phase (use release: munmap or "
+                f"auto, not {params['release']})")
+    for key, value in params.items():
+        if key not in _LIMITS_FREE_KEYS and value != DEFAULTS[key]:
+            return (f"workload limits maps untouched blocks that alternate between read-write "
+                    f"and read-only, so {key}: {BY_KEY[key].format(value)} cannot apply (leave "
+                    f"{key} out; it takes backing, size, sharing, file_dir and tunables)")
+    return None
+
+
+def _history_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["history"] == "fresh":
+        return None
+    if params["workload"] != "cycle" or int(params["threads"]) != 1:
+        return ("history recycled reuses the blocks of the iteration's own allocate, which "
+                "needs workload cycle with one thread (another thread allocates from an arena "
+                "of its own) (use workload: cycle and threads: 1, or history: fresh)")
+    if params["backing"] in FILE_BACKINGS:
+        return (f"history recycled writes a pattern into every byte, which backing "
+                f"{params['backing']} would write to (or read over from) its data file (use a "
+                "backing without a file, or history: fresh)")
+    if params["protection"] != "read-write":
+        return (f"history recycled writes a pattern into every byte, which protection "
+                f"{params['protection']} forbids (use protection: read-write)")
+    return None
+
+
+def _host_warm_conflict(params: Mapping[str, Value]) -> str | None:
+    if not params["host_warm"]:
+        return None
+    if params["backing"] == "mmap-hugetlb":
+        return ("hugetlb pages come from the reserved pool, not from the ordinary pages "
+                "host_warm writes (use host_warm: false, or backing mmap-anon with thp: huge)")
     return None
 
 
@@ -369,7 +440,7 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
             if params[key] != DEFAULTS[key]:
                 return (f"{key} says how workload resize grows the blocks, and this is workload "
                         f"{workload} (use workload: resize, or leave {key} out)")
-    if workload == "cycle":
+    if workload in ("cycle", "limits"):  # limits: _limits_conflict
         return None
     for key in ("order", "sync", "check_zero"):
         if params[key] != DEFAULTS[key]:
@@ -424,6 +495,8 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
     fork a second copy (the child's), for resize the old and the grown blocks together."""
     blocks = block_bytes(backing, size_bytes) * ops
+    if workload == "limits":  # mappings that are never touched
+        return 0
     if workload == "fork":
         return 2 * blocks
     if workload == "resize":

@@ -103,3 +103,25 @@ def test_growth_per_requested_byte(tmp_path: Path, small_spec: Path) -> None:
     assert row["resident_per_requested_byte"] == 1.0  # every touched page became resident
     assert row["brk_growth_per_requested_byte"] == 2.0
     assert row["vm_size_growth_per_requested_byte"] == 1.0
+
+
+def test_usable_size_per_requested_byte(tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"usable_bytes": 8 * (65536 + 8), "brk_moves": 2, "nonzero_blocks": 8}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
+    assert row["usable_per_requested_byte"] == pytest.approx((65536 + 8) / 65536)
+    assert row["brk_moves_per_op"] == 0.25  # a share of the calls
+    assert row["nonzero_blocks_per_op"] == 1.0  # a share of the blocks
+
+
+def test_limits_phases_are_per_mapping_made_not_per_ops(tmp_path: Path,
+                                                        small_spec: Path) -> None:
+    """Workload limits maps until refused: its per-op metrics count the blocks it mapped."""
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    frame = measured(build_frame(_with_observations(run, {"mappings_until_refused": 4})))
+    row = frame[(frame["label"] == "mmap-anon 64KiB") & (frame["process_index"] == 1)].iloc[0]
+    assert row["first_touch_ns_per_op"] == 250 * 16 * 8 / 4  # ops 8, 4 blocks really mapped
+    assert row["mappings_until_refused"] == 4  # a count, not a share
+    refused_at_once = measured(build_frame(_with_observations(run, {"mappings_until_refused": 0})))
+    assert (refused_at_once["allocate_ns_per_op"] == refused_at_once["allocate_ns"]).all()

@@ -100,6 +100,25 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"threads": 2, "ops": 4, "order": "random"}, "measured with one thread"),
     ({"release": "free-but-last", "threads": 2, "ops": 4}, "keeps the block allocated last"),
     ({"release": "malloc-trim-but-last", "backing": "mmap-anon"}, "gives memory back to the C"),
+    ({"history": "recycled", "workload": "fork"}, "use workload: cycle and threads: 1"),
+    ({"history": "recycled", "threads": 2, "ops": 4}, "an arena of its own"),
+    ({"history": "recycled", "backing": "read-file"}, "its data file"),
+    ({"history": "recycled", "backing": "mmap-anon", "protection": "read",
+      "access": "read-page"}, "protection read forbids"),
+    ({"host_warm": True, "backing": "mmap-hugetlb"}, "reserved pool"),
+    ({"host_warm": True, "workload": "limits", "backing": "mmap-anon", "access": "none"},
+     "leave host_warm out"),
+    ({"workload": "limits", "access": "none"}, "use backing mmap-anon or mmap-file"),
+    ({"workload": "limits", "backing": "memfd", "access": "none"}, "not a plain mapping"),
+    ({"workload": "limits", "backing": "mmap-anon"}, "use access: none"),
+    ({"workload": "limits", "backing": "mmap-anon", "access": "none", "release": "none"},
+     "use release: munmap or auto"),
+    ({"workload": "limits", "backing": "mmap-anon", "access": "none", "populate": "mlock"},
+     "populate: mlock cannot apply"),
+    ({"workload": "limits", "backing": "mmap-file", "access": "none", "cache": "cold"},
+     "leave cache out"),
+    ({"workload": "limits", "backing": "mmap-anon", "access": "none", "threads": 2, "ops": 4},
+     "threads: 2 cannot apply"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -125,6 +144,15 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "thp": "huge"},
     {"backing": "malloc", "threads": 4, "ops": 4, "check_zero": True},
     {"tunables": "glibc.malloc.mmap_threshold=4096:glibc.malloc.arena_max=1"},
+    {"backing": "malloc", "release": "none"},
+    {"backing": "shm", "release": "none", "workload": "fork"},
+    {"backing": "malloc", "history": "recycled", "check_zero": True},
+    {"backing": "mmap-anon", "history": "recycled", "thp": "huge", "release": "madv-free"},
+    {"backing": "mmap-anon", "host_warm": True, "thp": "huge"},
+    {"backing": "read-file", "host_warm": True, "cache": "cold"},
+    {"workload": "limits", "backing": "mmap-anon", "access": "none", "release": "munmap"},
+    {"workload": "limits", "backing": "mmap-file", "access": "none", "sharing": "shared",
+     "file_dir": "/dev/shm", "tunables": "glibc.malloc.arena_max=1"},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None
@@ -158,6 +186,20 @@ def test_scenario_field_defaults_are_the_parameter_defaults() -> None:
         if field.default is not dataclasses.MISSING:
             parameter = next(p for p in PARAMETERS if p.field == field.name)
             assert field.default == parameter.default, field.name
+
+
+def test_new_parameters_keep_the_ids_of_scenarios_that_do_not_set_them() -> None:
+    """history fresh and host_warm false are what the probe did before they existed."""
+    plain = Scenario.from_params(params(backing="malloc", size=4096))
+    assert plain.history == "fresh" and plain.host_warm is False
+    assert dataclasses.replace(plain, history="recycled").id != plain.id
+    assert BY_KEY["history"].label_text("recycled") == "history=recycled"
+    assert BY_KEY["host_warm"].label_text(True) == "host_warm=true"
+    assert [p.key for p in PARAMETERS][-2:] == ["history", "host_warm"]
+
+
+def test_limits_needs_no_memory_for_its_untouched_blocks() -> None:
+    assert scenario_memory_bytes(MiB, 4, "mmap-anon", "limits") == 0
 
 
 def test_fork_and_resize_need_more_memory_than_their_blocks() -> None:
