@@ -749,6 +749,145 @@ def test_tunables_reach_the_probe_and_win_over_inherited_ones(probe: ProbeBinary
             for it in measured(probe, high, 2, env=inherited)] == [1, 1]
 
 
+# --- heap: one call at a time (the heap trace) -----------------------------------------------
+
+@pytest.mark.probe
+def test_small_mallocs_seldom_move_the_break_and_then_by_more_than_asked(
+        probe: ProbeBinary) -> None:
+    """glibc grows the heap by the request plus a 128 KiB top pad, page-rounded: most 64-byte
+    mallocs find room in the top chunk, and a call that moves the break moves it far."""
+    its = measured(probe, scenario(backing="malloc", size_bytes=64, ops=4096), 2)
+    for it in its:
+        observed = it["observations"]
+        assert observed["brk_moves"] < 0.01 * 4096
+        assert observed["brk_step_median_bytes"] >= 128 << 10
+        assert observed["brk_step_median_bytes"] % PAGE == 0
+        assert 64 * 4096 <= observed["usable_bytes"] < (64 + 32) * 4096
+    trace = ("brk_moves", "brk_step_median_bytes", "usable_bytes")
+    first, second = ([it["observations"][name] for name in trace] for it in its)
+    assert first == second  # one trace per process, carried by every iteration
+    # the timed iterations differ: only the first grows the heap
+    assert its[1]["observations"]["brk_growth_bytes"] < its[0]["observations"]["brk_growth_bytes"]
+
+
+@pytest.mark.probe
+def test_large_mallocs_are_mapped_and_only_the_first_call_moves_the_break(
+        probe: ProbeBinary) -> None:
+    """Above the 128 KiB mmap threshold of a fresh process each 1 MiB malloc is a mapping of
+    its own. The first malloc of a process sets up glibc's per-thread cache from the heap,
+    which moves the break once, by the top pad, not by the request."""
+    (it,) = measured(probe, scenario(backing="malloc", size_bytes=MIB, ops=16))
+    observed = it["observations"]
+    assert observed["brk_moves"] == 1
+    assert observed["brk_step_median_bytes"] < MIB
+    assert MIB <= observed["usable_bytes"] / 16 < MIB + PAGE
+
+
+@pytest.mark.probe
+def test_calls_that_never_reach_the_heap_report_no_step(probe: ProbeBinary) -> None:
+    """The heap trace is for heap backings only, and a step needs a call that moved."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
+    assert not {"brk_moves", "brk_step_median_bytes", "usable_bytes"} & set(it["observations"])
+    threaded = scenario(backing="malloc", size_bytes=64, ops=8, threads=2)
+    (it,) = measured(probe, threaded)
+    assert "brk_moves" not in it["observations"]
+
+
+# --- history, leaks and host warming ----------------------------------------------------------
+
+@pytest.mark.probe
+def test_recycled_malloc_blocks_are_dirty_and_calloc_clears_them(probe: ProbeBinary) -> None:
+    """A freed chunk keeps what was written into it (and free() writes list pointers): the
+    recycled block has non-zero bytes. A fresh process's first block reads zero, and calloc
+    clears recycled memory."""
+    def observed(backing: str, history: str, ops: int = 1) -> dict[str, int]:
+        (it,) = measured(probe, scenario(backing=backing, size_bytes=64 << 10, ops=ops,
+                                         check_zero=True, history=history))
+        return dict(it["observations"])
+
+    recycled = observed("malloc", "recycled")
+    assert recycled["nonzero_blocks"] == 1
+    assert recycled["nonzero_bytes_at_allocate"] > 0
+    fresh = observed("malloc", "fresh")
+    assert (fresh["nonzero_blocks"], fresh["nonzero_bytes_at_allocate"]) == (0, 0)
+    assert observed("calloc", "recycled", 16)["nonzero_blocks"] == 0
+
+
+@pytest.mark.probe
+def test_recycled_memory_past_the_trimmed_heap_top_comes_back_zero(probe: ProbeBinary) -> None:
+    """Freeing 16 blocks of 64 KiB merges them into the top chunk, and glibc gives the top
+    back to the kernel beyond its 128 KiB pad: only the blocks inside the pad stay dirty."""
+    (it,) = measured(probe, scenario(backing="malloc", size_bytes=64 << 10, ops=16,
+                                     check_zero=True, history="recycled"))
+    assert 1 <= it["observations"]["nonzero_blocks"] < 16
+
+
+@pytest.mark.probe
+def test_recycled_mappings_are_zero(probe: ProbeBinary) -> None:
+    """The kernel clears every page it hands out, however the process used it before."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=64 << 10, ops=4,
+                                     check_zero=True, history="recycled"))
+    assert it["observations"]["nonzero_blocks"] == 0
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("backing", ["malloc", "mmap-anon"])
+def test_blocks_never_freed_stay_resident_and_add_up(probe: ProbeBinary, backing: str) -> None:
+    size = 16 * MIB
+    its = measured(probe, scenario(backing=backing, size_bytes=size, release="none"), 2)
+    for it in its:
+        phases = it["phases"]
+        assert phases["free"]["rss_bytes"] >= phases["second_pass"]["rss_bytes"]
+    grown = its[1]["phases"]["free"]["rss_bytes"] - its[0]["rss_before_bytes"]
+    assert 1.9 * size <= grown <= 2.2 * size
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_host_warming_leaves_the_measured_blocks_untouched(probe: ProbeBinary) -> None:
+    """host_warm writes pages of its own region, not the blocks: their first touch still
+    takes one minor fault per page and makes each resident."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE,
+                                     host_warm=True))
+    touch = it["phases"]["first_touch"]
+    assert 0.9 * N_PAGES <= touch["minor_faults"] <= 1.1 * N_PAGES
+    assert touch["rss_bytes"] - it["phases"]["allocate"]["rss_bytes"] >= 0.9 * N_PAGES * PAGE
+    assert it["rss_before_bytes"] < N_PAGES * PAGE  # the warming region is gone
+
+
+# --- limits of mmap ---------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["mmap-anon", "mmap-file"])
+def test_small_mappings_are_refused_at_the_map_count_limit(probe: ProbeBinary,
+                                                           backing: str) -> None:
+    (it,) = measured(probe, scenario(backing=backing, size_bytes=PAGE, workload="limits",
+                                     access="none"))
+    observed = it["observations"]
+    limit = observed["max_map_count"]
+    assert limit == int(Path("/proc/sys/vm/max_map_count").read_text())
+    assert observed["map_errno"] == 12  # ENOMEM
+    assert limit - 300 <= observed["mappings_until_refused"] < limit
+    assert 999_000 <= observed["mappings_at_refusal_ppm"] <= 1_001_000
+    assert observed["rlimit_as_enforced"] == 1
+    # never touched: the blocks took address space, not memory
+    assert it["phases"]["allocate"]["rss_bytes"] - it["rss_before_bytes"] < 64 * PAGE
+    assert it["phases"]["allocate"]["minor_faults"] < 0.01 * limit
+
+
+@pytest.mark.probe
+def test_large_mappings_run_out_of_address_space_first(probe: ProbeBinary) -> None:
+    """Blocks of 16 GiB fill the 128 TiB of a 47-bit user address space after some 8192
+    mappings, long before the map count limit."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=16 << 30,
+                                     workload="limits", access="none"))
+    observed = it["observations"]
+    assert observed["map_errno"] == 12
+    assert 4000 <= observed["mappings_until_refused"] <= 8192
+    assert observed["mappings_at_refusal_ppm"] < 500_000
+
+
 # --- initialisation, mappings, threads --------------------------------------------------------
 
 @pytest.mark.probe
@@ -823,8 +962,8 @@ def _good_args(**overrides: str) -> list[str]:
             "protection": "read-write", "populate": "none", "access": "write-page", "ops": "1",
             "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
-            "grow_factor": "2", "check_zero": "0", "threads": "1", "warmup": "0",
-            "iterations": "1", **overrides}
+            "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
+            "host_warm": "0", "warmup": "0", "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -863,6 +1002,13 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(sync="msync"),
     _good_args(backing="write-file", sync="msync"),
     _good_args(cache="cold"),
+    _good_args(history="used"),
+    _good_args(history="recycled", backing="read-file"),  # the pattern would meet the file
+    _good_args(host_warm="2"),
+    _good_args(workload="limits", backing="malloc", access="none"),
+    _good_args(workload="limits", backing="mmap-anon", release="munmap"),  # touches pages
+    _good_args(workload="limits", backing="memfd", access="none", release="munmap"),
+    [*_good_args(), "--trace_heap=1"],  # the trace's own argument has no value
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -885,14 +1031,16 @@ def test_failing_system_call_exits_3_naming_it(probe: ProbeBinary, tmp_path: Pat
 @pytest.mark.probe
 def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     s = scenario(backing="mmap-anon", populate="map-populate", ops=7, size_bytes=8192,
-                 check_zero=True, tunables="glibc.malloc.mmap_threshold=4096")
+                 check_zero=True, tunables="glibc.malloc.mmap_threshold=4096",
+                 history="recycled", host_warm=True)
     argv = probe_argv(probe, s, warmup=2, iterations=3)
     assert argv[0] == str(probe.path)
     options = [p for p in PARAMETERS if p.probe_option]
     assert [p.field for p in PARAMETERS if not p.probe_option] == ["tunables"]
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
-        "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1"],
+        "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
+        "recycled", "1"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
