@@ -170,6 +170,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("usable_per_requested_byte", "bytes per byte",
            "usable size malloc granted (malloc_usable_size) per byte requested, in the heap "
            "trace of a fresh image (1: exactly the request)"),
+    Metric("brk_step_per_requested_byte", "bytes per byte",
+           "median move of the program break among the malloc calls that moved it, per byte "
+           "one call requested, in the heap trace of a fresh image (1: a call grows the heap "
+           "by exactly its request)"),
+    Metric("retained_per_requested_byte", "bytes per byte",
+           "resident memory an iteration left behind after its free phase (resident set after "
+           "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
+           "when their memory is reused or returned"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
            "system (1: all of it, 0: none; empty when nothing became resident)"),

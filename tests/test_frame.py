@@ -115,6 +115,21 @@ def test_usable_size_per_requested_byte(tmp_path: Path, small_spec: Path) -> Non
     assert row["nonzero_blocks_per_op"] == 1.0  # a share of the blocks
 
 
+def test_break_step_per_requested_byte(tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    frame = measured(build_frame(_with_observations(run, {"brk_step_median_bytes": 132 << 10})))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]
+    assert row["brk_step_per_requested_byte"] == pytest.approx((132 << 10) / 65536)
+    assert measured(build_frame(run))["brk_step_per_requested_byte"].isna().all()
+
+
+def test_retained_memory_is_what_an_iteration_left_resident(tmp_path: Path,
+                                                            small_spec: Path) -> None:
+    frame = measured(build_frame(load_run(write_synthetic_run(tmp_path, small_spec))))
+    # The fake probe's free phase returns every page it made resident: nothing is left.
+    assert (frame["retained_per_requested_byte"] == 0.0).all()
+
+
 def test_limits_phases_are_per_mapping_made_not_per_ops(tmp_path: Path,
                                                         small_spec: Path) -> None:
     """Workload limits maps until refused: its per-op metrics count the blocks it mapped."""
