@@ -93,7 +93,12 @@ class Parameter:
                     return meaning
             if not isinstance(raw, str | int):
                 raise ValueError(f"{raw!r} is not a size ({SIZE_HINT})")
-            size = parse_size(raw)
+            try:
+                size = parse_size(raw)
+            except ValueError:
+                if not self.words:
+                    raise
+                raise ValueError(f"{raw!r} is not {self.hint}") from None
             if (size < self.size_minimum or size % self.size_unit
                     or (self.size_maximum is not None and size > self.size_maximum)):
                 raise ValueError(f"{raw!r} is not {self.hint}")

@@ -37,6 +37,8 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["first_touch_rss_growth_bytes_per_op"] == 65536
     assert row["free_rss_growth_bytes_per_op"] == -65536
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
+    # one use of the memory: the second pass left out
+    assert row["single_pass_ns_per_op"] == pytest.approx((10 + 250 + 40) * 16)
 
 
 def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRun:
