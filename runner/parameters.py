@@ -19,8 +19,9 @@ Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
             "memfd", "shm", "mmap-hugetlb", "write-file")
-# Backings whose memory comes from the C heap: no sharing, protection or populate flags apply,
-# and it goes back with free().
+# Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
+# protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
+# free().
 HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
 # Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
 MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb")

@@ -7,16 +7,23 @@
  * depends on the workload (--workload); this table is the one place it is defined (the
  * README repeats it):
  *
- *   cycle   allocate     allocate the blocks (malloc / mmap / malloc + read() from the file)
- *           first_touch  the access pattern over every block; for write-file then pwrite of
- *                        every block to the file; with --sync then msync or fsync
- *           second_pass  the same again, on memory already faulted in
- *           free         give the blocks back (free, munmap, madvise... as --release says)
+ *   cycle   allocate     allocate the blocks (malloc / mmap, then --advice and --populate;
+ *                        read-file with --read_buffer_bytes=0: malloc + pread of each block;
+ *                        read-file with a read buffer: nothing, the buffer exists already)
+ *           first_touch  the access pattern over every block (read-file with a read buffer:
+ *                        pread of each chunk of each block into the one buffer, then the
+ *                        access pattern on that chunk); for write-file then pwrite of every
+ *                        block to the file; with --sync then msync or fsync
+ *           second_pass  the same again: on memory already faulted in, or for read-file with
+ *                        a read buffer reading the file again
+ *           free         give the blocks back (free, munmap, madvise... as --release says;
+ *                        nothing for read-file with a read buffer)
  *   fork    allocate     allocate the blocks and write the access pattern (the parent's data)
  *           first_touch  fork(), as the parent sees it
- *           second_pass  the child writes the access pattern with another value (its
- *                        copy-on-write faults): ns and faults are the child's, sent back
- *                        through a pipe; rss_bytes is the parent's
+ *           second_pass  the child writes the access pattern with another value, before
+ *                        anything reads its memory (its page faults, copy-on-write for
+ *                        private memory): ns and faults are the child's, sent back through a
+ *                        pipe; rss_bytes is the parent's
  *           free         wait for the child to exit, then give the blocks back
  *   resize  allocate     allocate the blocks
  *           first_touch  the access pattern (the data that must survive)
@@ -29,12 +36,13 @@
  *
  * Outside the phases an iteration records observations where the scenario makes them
  * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
- * forbidden access faulted and what mprotect costs (protection read or none), how far the
+ * forbidden access faulted and what mprotect costs (protection read, exec or none), how far the
  * program break moved and how many blocks lie in the heap (heap backings), mappings and
  * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
  * share of the data file in the page cache before the iteration (file backings), who sees
- * whose writes across fork and the PSS of both, and whether resizing moved the blocks and kept
- * their data. The Python side (runner/probe.py) builds this file, writes its command line and
+ * whose writes across fork and the PSS of both, whether resizing moved the blocks and kept
+ * their data, the page offset read() copies to (read-file), and the system calls each phase
+ * of a file backing issued (COUNT_SYSCALL). The Python side (runner/probe.py) builds this file, writes its command line and
  * reads its output; the output format is defined there and here, and PROBE_VERSION ties the
  * two; the observation names, units and meanings are declared in runner/metrics.py.
  *
