@@ -742,19 +742,33 @@ def _check_scopes(plan: Plan, lines: dict[str, int]) -> None:
     def fail(path: str, message: str) -> SpecError:
         return SpecError(spec.source, lines.get(path), path, message)
 
+    def nothing(keys: Sequence[str], within: str = "") -> str:
+        """"matches no scenario ... (the scenarios have backing malloc, mmap-anon)"."""
+        present = "; ".join(
+            f"{key} " + ", ".join(dict.fromkeys(BY_KEY[key].format(p[key]) for p in scenarios))
+            for key in dict.fromkeys(keys))
+        return f"matches no scenario of this experiment{within} (the scenarios have {present})"
+
     for index, chart in enumerate(spec.charts):
         if not any(selects(params, chart.where) for params in scenarios):
-            raise fail(f"charts[{index}].where", "matches no scenario of this experiment")
+            raise fail(f"charts[{index}].where", nothing([key for key, _ in chart.where]))
     for index, check in enumerate(spec.checks):
         path = f"checks[{index}]"
         if check.where and not any(selects(params, check.where) for params in scenarios):
-            raise fail(f"{path}.where", "matches no scenario of this experiment")
+            raise fail(f"{path}.where", nothing([key for key, _ in check.where]))
         within = f" within where ({describe_where(check.where)})" if check.where else ""
         pairing = pair_up(check, scenarios, plan.label_keys)
         if not pairing.candidates:
-            raise fail(f"{path}.candidate", f"matches no scenario of this experiment{within}")
+            dropped = [d for d in plan.dropped if selects(dict(d.params), check.candidate)
+                       and selects(dict(d.params), check.where)]
+            if dropped:
+                raise fail(f"{path}.candidate", "matches only combinations that cannot be "
+                           f"measured: {dropped[0].reason}")
+            raise fail(f"{path}.candidate",
+                       nothing([key for key, _ in (*check.candidate, *check.where)], within))
         if check.value is None and not pairing.references:
-            raise fail(f"{path}.reference", f"matches no scenario of this experiment{within}")
+            raise fail(f"{path}.reference",
+                       nothing([key for key, _ in (*check.reference, *check.where)], within))
         if not pairing.pairs:
             agree = ", ".join(pairing.shared) or "nothing else"
             raise fail(path, f"no candidate has a reference to pair with{within}: a pair "
