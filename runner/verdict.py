@@ -127,6 +127,13 @@ class Verdict:
         return sum(1 for c in self.comparisons if c.outcome == outcome)
 
 
+def summary_line(verdict: Verdict) -> str:
+    """"holds only (3 hold, 2 contradict, 0 undecided): <claim>", for a console line."""
+    counts = (f"{verdict.count('holds')} hold, {verdict.count('contradicts')} contradict, "
+              f"{verdict.count('undecided')} undecided")
+    return f"{verdict.status} ({counts}): {verdict.check.claim}"
+
+
 def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
           center: float = 1.0) -> Outcome:
     """Decide one pair from the confidence interval of candidate/reference (center 1) or of
