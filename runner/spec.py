@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -672,17 +672,18 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
         tolerance=_read_fraction(walker, entries.get("tolerance")),
         value=value,
         where=_read_where(walker, entries.get("where")),
-        statistic=_read_word(walker, entries.get("statistic"), STATISTICS, "statistic",
-                             "median"),  # type: ignore[arg-type]
-        method=_read_word(walker, entries.get("method"), METHODS, "method",
-                          None),  # type: ignore[arg-type]
+        statistic=cast(Statistic, _read_word(walker, entries.get("statistic"), STATISTICS,
+                                             "statistic") or CheckSpec.statistic),
+        method=cast(Method | None, _read_word(walker, entries.get("method"), METHODS,
+                                              "method")),
     )
 
 
-def _read_word(walker: _Walker, item: _Item | None, allowed: tuple[str, ...], what: str,
-               default: str | None) -> str | None:
+def _read_word(walker: _Walker, item: _Item | None, allowed: tuple[str, ...],
+               what: str) -> str | None:
+    """One of a few words (None when the key is absent); a "did you mean" otherwise."""
     if item is None:
-        return default
+        return None
     value = walker.scalar(item, " or ".join(allowed))
     if value not in allowed:
         raise walker.error(item, _unknown(str(value), allowed, what))
