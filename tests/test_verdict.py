@@ -267,3 +267,14 @@ def test_statistic_minimum_compares_each_process_by_its_fastest_iteration() -> N
     first = by_minimum.comparisons[0]
     assert first.candidate_minimum == pytest.approx(800 * 0.99)
     assert first.reference_minimum == pytest.approx(1000 * 0.99)
+
+
+def test_zero_candidates_against_a_positive_reference_still_give_a_ratio() -> None:
+    samples = _samples(_all(1))
+    samples.loc[samples["scenario_id"].str.startswith("mmap"), "total_ns_per_op"] = [
+        0.0, 0.0, 1.0, 0.0, 2.0] * len(SIZES)
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    first = verdict.comparisons[0]
+    assert not first.difference and first.ratio == pytest.approx(0.0, abs=0.002)
+    assert first.ci_high < 0.95
