@@ -41,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         _say(f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
         for warning in s.warnings:
             _say(f"{s.experiment}: warning: {warning}")
+    for s in summaries:
+        for line in s.verdicts:
+            _say(f"{s.experiment}: verdict: {line}")
     status = cmd_report(args) if not args.no_report else ExitStatus.OK
     if any(s.processes_failed for s in summaries):
         # Recorded and reported, but a script running alloclab should still hear of it.

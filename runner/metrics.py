@@ -202,3 +202,15 @@ def axis_label(name: str, unit: str | None = None) -> str:
     """Chart axis text for a metric: its description and unit (or the unit it is shown in)."""
     metric = BY_NAME[name]
     return f"{metric.description} ({unit or metric.unit})"
+
+# Metrics that are facts of the kernel and allocator, not timings: the same scenario gives the
+# same value in every sample (page faults counted, flags, addresses, sizes). Checks judge them
+# on every sample (runner.verdict, method exact): a fact that fails once fails.
+DETERMINISTIC: frozenset[str] = frozenset({
+    *(f"{phase}_minor_faults_{per}" for phase in PHASES for per in ("per_op", "per_page")),
+    "brk_growth_per_requested_byte", "vm_size_growth_per_requested_byte",
+    "alignment_bytes", "hugetlb_bytes_per_op", "protection_enforced", "brk_growth_bytes_per_op",
+    "blocks_in_heap_per_op", "mappings", "vm_size_growth_bytes_per_op",
+    "nonzero_bytes_at_allocate_per_op", "child_sees_parent", "parent_sees_child",
+    "blocks_moved_per_op", "data_survived",
+})

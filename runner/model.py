@@ -105,6 +105,29 @@ class ChartSpec:
 
 
 Expectation = Literal["lower", "higher", "same"]
+# What stands for a process in a statistical comparison: the median or the minimum of its
+# iterations (minima: where the machine is bimodal, the fast mode without the slow one).
+Statistic = Literal["median", "minimum"]
+# exact: every sample of a deterministic fact must agree; statistical: a confidence interval.
+Method = Literal["exact", "statistical"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive range of an ordered parameter (size, threads...): `low` to `high`, either
+    end open (None)."""
+
+    low: int | None = None
+    high: int | None = None
+
+    def contains(self, value: Value) -> bool:
+        number = int(value)
+        return ((self.low is None or number >= self.low)
+                and (self.high is None or number <= self.high))
+
+
+# What a `where` asks of one parameter: one value, any of several values, or a range.
+Condition = Value | tuple[Value, ...] | Span
 
 
 @dataclass(frozen=True)
@@ -114,7 +137,9 @@ class CheckSpec:
 
     Candidates and references pair up when they agree on every parameter the two selectors
     do not name, so one check covers every size (say) and the verdict can say where it holds.
+    `where` limits both to the scenarios the claim is about (e.g. sizes from 64 MiB up).
     `tolerance` is the equivalence band: differences smaller than it count as no difference.
+    `method` None means: exact for a deterministic metric, statistical otherwise.
     """
 
     claim: str
@@ -124,6 +149,9 @@ class CheckSpec:
     reference: tuple[tuple[str, Value], ...] = ()
     tolerance: float = 0.05
     value: float | None = None  # instead of reference scenarios: a fixed value to compare with
+    where: tuple[tuple[str, Condition], ...] = ()
+    statistic: Statistic = "median"
+    method: Method | None = None
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from runner.frame import build_frame, measured
+from runner.frame import PARAM_COLUMNS, build_frame, measured
 from runner.metrics import BY_NAME
 from runner.model import PHASES, ExperimentSpec
+from runner.parameters import BY_KEY as PARAMETERS_BY_KEY
 from runner.stats import NOISY_CV, Summary, summarize
 from runner.store import StoredRun
 
-Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock", "cache"]
+Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock", "cache",
+                "host_share"]
 
 FIRST_PROCESS_RATIO = 1.5  # process 0 this many times the others' median is a warm-up effect
 OTHER_BUSY_CPUS = 0.5  # CPUs kept busy by work other than alloclab's, worth a word
@@ -196,6 +198,45 @@ def check_cold_cache(samples: pd.DataFrame, labels: Mapping[str, str]) -> list[N
         "are warm-cache numbers — put file_dir on a disk file system for cold reads"))]
 
 
+# The parameter that backs guest pages on the host before timing (true: the probe first maps,
+# writes and unmaps a throwaway region). Looked up by name: where the vocabulary lacks it, the
+# finding below is simply not made.
+HOST_WARM = "host_warm"
+
+
+def check_host_share(samples: pd.DataFrame, labels: Mapping[str, str],
+                     field: str = HOST_WARM) -> list[NoiseWarning]:
+    """Where scenarios differ only in host_warm: how much of first touch the host costs.
+
+    The share is 1 - (first touch per page with host_warm true) / (with it false), medians of
+    each scenario's samples; on a VM whose freed memory goes back to the host, first touch of
+    cold memory pays for the host backing the guest's pages as well as the guest's own faults.
+    """
+    metric = "first_touch_ns_per_page"
+    if field not in samples or metric not in samples or samples.empty:
+        return []
+    others = [c for c in PARAM_COLUMNS if c in samples and c != field]
+    by_point: dict[tuple[Any, ...], dict[bool, tuple[str, float]]] = {}
+    for sid, group in samples.groupby("scenario_id", sort=False):
+        first = group.iloc[0]
+        point = tuple(first[c] for c in others)
+        by_point.setdefault(point, {})[bool(first[field])] = (
+            str(sid), float(group[metric].median()))
+    shares = []
+    for sides in by_point.values():
+        if True in sides and False in sides and sides[False][1] > 0:
+            (cold_id, cold), (_, warm) = sides[False], sides[True]
+            label = labels.get(cold_id, cold_id).replace(f"{field}=false", "").strip()
+            shares.append((label, 1 - warm / cold))
+    if not shares:
+        return []
+    low, high = min(s for _, s in shares), max(s for _, s in shares)
+    figure = f"{low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%} to {high:.0%}"
+    return [NoiseWarning("host_share", (
+        f"first touch: the host's share is {figure} (first_touch time with {field} false vs "
+        f"true): {_named([(label, f'{share:.0%}') for label, share in shares])}"))]
+
+
 def conditions_text(run: StoredRun) -> str:
     """One line on the conditions of a run: load, other work, steal, frequency scaling."""
     parts = []
@@ -234,6 +275,8 @@ def run_warnings(run: StoredRun, metrics: Sequence[str],
         *check_first_process(samples, metrics, labels),
         *check_clock(samples, metrics, labels),
         *check_cold_cache(samples, labels),
+        *(check_host_share(samples, labels, PARAMETERS_BY_KEY[HOST_WARM].field)
+          if HOST_WARM in PARAMETERS_BY_KEY else []),
         *check_load(run.manifest.get("load", [])),
         *check_frequency(run.manifest.get("fingerprint", {}).get("cpu_governor")),
     ]

@@ -27,8 +27,10 @@ from runner import (
     schedule,
     spec,
     store,
+    verdict,
 )
 from runner.errors import UsageError
+from runner.frame import build_frame, measured
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
 from runner.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
@@ -64,6 +66,7 @@ class RunSummary:
     processes_failed: int
     warnings: tuple[str, ...] = ()  # runner.noise findings about the finished run
     reused: int = 0  # scenarios copied from an earlier run instead of measured
+    verdicts: tuple[str, ...] = ()  # "status (counts): claim", one per check
 
 
 def _utc_now() -> str:
@@ -108,9 +111,13 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
                       progress.on_record, extra_env=probe_env)
     load = [*manifest.get("load", []), {"before": load_before, "after": machine.read_load()}]
     store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now(), "load": load})
-    warnings = noise.run_warnings(store.load_run(run_dir), noise.watched_metrics(experiment))
+    stored = store.load_run(run_dir)
+    samples = measured(build_frame(stored))
+    warnings = noise.run_warnings(stored, noise.watched_metrics(experiment), samples)
+    verdicts = report.run_verdicts(stored, experiment, samples)
     return RunSummary(experiment.name, run_dir, progress.run, progress.failed,
-                      tuple(w.message for w in warnings), len(manifest.get("reused_from", {})))
+                      tuple(w.message for w in warnings), len(manifest.get("reused_from", {})),
+                      tuple(verdict.summary_line(v) for v in verdicts))
 
 
 def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions:

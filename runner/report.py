@@ -1,12 +1,14 @@
-"""Stored runs -> HTML: reports/index.html plus one page per experiment.
+"""Stored runs -> HTML: reports/index.html plus one page per experiment, and verdicts.json.
 
 The report is a pure function of the stored results: the spec, the machine and the samples all
 come from results/, never from the current checkout or clock, so rendering twice gives the same
-bytes. pandas stops here: templates get plain strings and numbers.
+bytes. pandas stops here: templates get plain strings and numbers, verdicts.json plain data.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,7 +22,8 @@ from runner import charts, machine, noise, spec, verdict
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
-from runner.model import ExperimentSpec
+from runner.model import CheckSpec, ExperimentSpec
+from runner.scope import describe_where
 from runner.stats import Summary, summarize
 from runner.store import StoredRun, data_checksum, latest_runs
 from runner.units import format_bytes, format_ns
@@ -111,38 +114,129 @@ def _provenance(run: StoredRun, samples: pd.DataFrame, metrics: list[str]) -> di
 
 
 def _ratio_text(metric: str, c: verdict.Comparison) -> str:
+    """"0.5× (0.45–0.55)", "+12 B (3 B to 20 B)"; "(no interval)" when too few processes."""
+    decided = not math.isnan(c.ci_low)
     if c.difference:
-        return (f"{format_value(metric, c.ratio)} more ({format_value(metric, c.ci_low)} to "
-                f"{format_value(metric, c.ci_high)})")
-    return f"{c.ratio:.3g}× ({c.ci_low:.3g}–{c.ci_high:.3g})"
+        interval = (f" ({format_value(metric, c.ci_low)} to {format_value(metric, c.ci_high)})"
+                    if decided else " (no interval)")
+        sign = "+" if c.ratio >= 0 else ""
+        return f"{sign}{format_value(metric, c.ratio)}{interval}"
+    interval = f" ({c.ci_low:.3g}–{c.ci_high:.3g})" if decided else " (no interval)"
+    return f"{c.ratio:.3g}×{interval}"
 
 
-def _verdict_rows(run: StoredRun, experiment: ExperimentSpec, samples: pd.DataFrame,
+def _method_text(check: CheckSpec, method: str) -> str:
+    if method == "exact":
+        return "exact: every sample"
+    return f"per-process {check.statistic}s, rank-sum 95% interval"
+
+
+def _noise_floor_text(result: verdict.Verdict) -> str:
+    if result.noise_floor is None or (result.method == "exact" and result.noise_floor == 0):
+        return ""
+    return (f"differences below ±{result.noise_floor:.0%} cannot be told apart here"
+            if result.method == "statistical"
+            else f"samples spread by up to ±{result.noise_floor:.0%}")
+
+
+def run_verdicts(run: StoredRun, experiment: ExperimentSpec,
+                 samples: pd.DataFrame) -> list[verdict.Verdict]:
+    """Every check of the experiment judged on the run's measured samples."""
+    return [verdict.evaluate(check, samples, run.manifest["scenarios"],
+                             run.manifest["label_keys"]) for check in experiment.checks]
+
+
+def _verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict],
                   anchor: str) -> list[dict[str, Any]]:
     """The verdict table: each claim, what the data says, the figures, and its chart."""
     chart_of: dict[str, str] = {}
     for index, chart in enumerate(experiment.charts):
         chart_of.setdefault(chart.metric, f"#{anchor}-chart-{index}")
     rows = []
-    for check in experiment.checks:
-        result = verdict.evaluate(check, samples, run.manifest["scenarios"],
-                                  run.manifest["label_keys"])
+    for result in results:
+        check = result.check
         rows.append({
             "claim": check.claim,
             "status": result.status.replace(" ", "-"),
             "text": result.text,
+            "note": result.note,
+            "noise_floor": _noise_floor_text(result),
             "metric": check.metric,
             "tolerance": f"±{check.tolerance:.0%}",
+            "method": _method_text(check, result.method),
+            "where": describe_where(check.where),
             "chart": chart_of.get(check.metric),
             "comparisons": [{
                 "where": c.where, "outcome": c.outcome,
                 "candidate": format_value(check.metric, c.candidate_median),
                 "reference": format_value(check.metric, c.reference_median),
+                "candidate_min": format_value(check.metric, c.candidate_minimum),
+                "reference_min": format_value(check.metric, c.reference_minimum),
+                "n": f"{c.candidate_n}/{c.reference_n}" if c.reference_n else f"{c.candidate_n}",
                 "pair": f"{c.candidate_label} against {c.reference_label}",
                 "ratio": _ratio_text(check.metric, c),
             } for c in result.comparisons],
         })
     return rows
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON: six significant digits (stable, readable diffs), None for NaN/inf."""
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.6g}")
+
+
+def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
+    """One check's verdict as plain data, for verdicts.json."""
+    check = result.check
+    return {
+        "experiment": run.experiment, "machine": run.machine, "run_id": run.run_id,
+        "claim": check.claim, "metric": check.metric, "expect": check.expect,
+        "tolerance": check.tolerance, "where": describe_where(check.where),
+        "method": result.method, "statistic": check.statistic,
+        "status": result.status, "text": result.text, "note": result.note,
+        "counts": {outcome: result.count(outcome)
+                   for outcome in ("holds", "contradicts", "undecided")},
+        "noise_floor": None if result.noise_floor is None else _number(result.noise_floor),
+        "crossovers": [{
+            "parameter": c.parameter, "group": c.group,
+            "holds": "above" if c.holds_above else "below",
+            "between": [c.before, c.after], "text": c.text,
+        } for c in result.crossovers],
+        "pairs": [{
+            "where": c.where, "candidate": c.candidate_label, "reference": c.reference_label,
+            "outcome": c.outcome, "measure": "difference" if c.difference else "ratio",
+            "estimate": _number(c.ratio),
+            "interval": (None if math.isnan(c.ci_low)
+                         else [_number(c.ci_low), _number(c.ci_high)]),
+            "coverage": _number(c.coverage),
+            "candidate_median": _number(c.candidate_median),
+            "reference_median": _number(c.reference_median),
+            "candidate_minimum": _number(c.candidate_minimum),
+            "reference_minimum": _number(c.reference_minimum),
+            "candidate_n": c.candidate_n, "reference_n": c.reference_n,
+        } for c in result.comparisons],
+    }
+
+
+def render_verdicts_json(context: dict[str, Any]) -> str:
+    """Every verdict of the site, by experiment, machine and check order; deterministic bytes."""
+    records = [record for experiment in context["experiments"] for run in experiment["runs"]
+               for record in run["verdict_records"]]
+    return json.dumps({"format": 1, "verdicts": records}, indent=1, sort_keys=True,
+                      ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
+    """Counts per status and each claim's verdict, for the top of index.html."""
+    claims = [{"claim": v["claim"], "status": v["status"], "text": v["text"],
+               "experiment": e["title"], "page": e["page"], "machine": run["machine"]}
+              for e in context["experiments"] for run in e["runs"]
+              for v in run["verdicts"]]
+    counts = [(status, sum(1 for c in claims if c["status"] == status.replace(" ", "-")))
+              for status in verdict.STATUSES]
+    return {"claims": claims, "counts": [(s, n) for s, n in counts if n]}
 
 
 def experiment_of(run: StoredRun) -> ExperimentSpec:
@@ -158,9 +252,11 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
     label_keys = tuple(run.manifest["label_keys"])
     metrics = noise.watched_metrics(experiment)
     anchor = f"run-{run.machine}"
+    results = run_verdicts(run, experiment, samples)
     return {
         "anchor": anchor,
-        "verdicts": _verdict_rows(run, experiment, samples, anchor),
+        "verdicts": _verdict_rows(experiment, results, anchor),
+        "verdict_records": [verdict_record(run, result) for result in results],
         "machine": run.machine,
         "reduced": run.reduced,
         "run_id": run.run_id,
@@ -198,20 +294,25 @@ def build_context(runs: Sequence[StoredRun]) -> dict[str, Any]:
     return {"experiments": experiments}
 
 
+VERDICTS_JSON = "verdicts.json"
+
+
 def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
-    """Render index.html and one page per experiment; return the files written."""
+    """Render index.html, one page per experiment and verdicts.json; return the files written."""
     runs = latest_runs(results_dir)
     if not runs:
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
     context = build_context(runs)
-    pages = {"index.html": render_page(templates_dir, "index.html", **context)}
+    pages = {"index.html": render_page(templates_dir, "index.html", **context,
+                                       summary=verdict_summary(context))}
     for experiment in context["experiments"]:
         pages[experiment["page"]] = render_page(templates_dir, "experiment.html",
                                                 experiment=experiment,
                                                 experiments=context["experiments"])
+    pages[VERDICTS_JSON] = render_verdicts_json(context)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    for name, html in pages.items():
-        (reports_dir / name).write_text(html)
+    for name, text in pages.items():
+        (reports_dir / name).write_text(text)
     return [reports_dir / name for name in pages]
 
 

@@ -15,15 +15,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, assert_never
 
-from runner.parameters import PARAMETERS, Parameter
+from runner.parameters import BY_KEY, PARAMETERS, Parameter
 from runner.spec import (
     CHART_KEYS,
     CHECK_KEYS,
     EXPECTATIONS,
+    METHODS,
     METRIC_NAMES,
     NAME_PATTERN,
+    ORDERED_KINDS,
     PARAMETER_KEYS,
+    RANGE_KEYS,
     REPETITION_KEYS,
+    STATISTICS,
     TOP_KEYS,
     Key,
 )
@@ -107,6 +111,12 @@ def _key_schema(key: Key) -> Schema:
             return {"type": "number"}
         case "selector":
             return {**_parameters(_ref), "minProperties": 1}
+        case "where":
+            return {**_parameters(_condition), "minProperties": 1}
+        case "statistic":
+            return {"enum": list(STATISTICS)}
+        case "method":
+            return {"enum": list(METHODS)}
         case _:
             assert_never(key.kind)
 
@@ -117,6 +127,15 @@ def _axis() -> Schema:
 
 def _ref(key: str) -> Schema:
     return {"$ref": f"#/$defs/{key}"}
+
+
+def _condition(key: str) -> Schema:
+    """A `where` value: one value, a list of values, or for ordered parameters a range."""
+    options = [_ref(key), {"type": "array", "items": _ref(key), "minItems": 1}]
+    if BY_KEY[key].kind in ORDERED_KINDS:
+        options.append({"type": "object", "additionalProperties": False, "minProperties": 1,
+                        "properties": {end: _ref(key) for end in RANGE_KEYS}})
+    return {"anyOf": options}
 
 
 def _one_or_more(key: str) -> Schema:

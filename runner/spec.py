@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -29,15 +29,27 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from runner.errors import SpecError
 from runner.matrix import expand
 from runner.metrics import BY_NAME as METRICS_BY_NAME
-from runner.model import ChartSpec, CheckSpec, Expectation, ExperimentSpec, Repetitions
+from runner.model import (
+    ChartSpec,
+    CheckSpec,
+    Condition,
+    Expectation,
+    ExperimentSpec,
+    Method,
+    Plan,
+    Repetitions,
+    Span,
+    Statistic,
+)
 from runner.parameters import BY_KEY, PARAMETERS, Value
+from runner.scope import describe_where, pair_up, selects
 from runner.units import DURATION_HINT, parse_duration_s
 
 # What a key takes. The validator and schema.py both interpret these; "whole" uses Key.minimum.
 KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
-    "fraction", "selector", "number",
+    "fraction", "selector", "number", "where", "statistic", "method",
 ]
 
 
@@ -111,8 +123,21 @@ CHECK_KEYS: tuple[Key, ...] = (
         "reference scenarios (e.g. 1 for protection_enforced)"),
     Key("tolerance", "fraction", "differences smaller than this count as no difference "
         f"(default {CheckSpec.tolerance:.0%}; e.g. 10%)"),
+    Key("where", "where", "parameter key -> a value, a list of values, or for an ordered "
+        "parameter (size, grow_factor, threads) a range {from: .., to: ..} (both ends "
+        "included, either may be left out): the claim is about these scenarios only, "
+        "candidates and references alike"),
+    Key("statistic", "statistic", "what stands for each process in a statistical comparison: "
+        "median (default) or minimum of its iterations"),
+    Key("method", "method", "exact (every sample must agree: deterministic facts such as "
+        "faults or flags) or statistical (a 95% interval over processes: timings); default "
+        "exact for deterministic metrics, statistical otherwise"),
 )
 EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
+STATISTICS: tuple[str, ...] = get_args(Statistic)
+METHODS: tuple[str, ...] = get_args(Method)
+ORDERED_KINDS = ("size", "whole")  # parameter kinds a `where` range applies to
+RANGE_KEYS = ("from", "to")
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -171,10 +196,11 @@ def _parse(text: str, source: str) -> tuple[ExperimentSpec, dict[str, int]]:
     walker = _Walker(source)
     spec = _build_spec(walker, walker.item("", root, root.start_mark.line + 1))
     try:
-        expand(spec)
+        plan = expand(spec)
     except SpecError as error:
         raise SpecError(error.source, walker.lines.get(error.key_path), error.key_path,
                         error.message) from None
+    _check_scopes(plan, walker.lines)
     return spec, walker.lines
 
 
@@ -645,7 +671,109 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
         reference=reference,
         tolerance=_read_fraction(walker, entries.get("tolerance")),
         value=value,
+        where=_read_where(walker, entries.get("where")),
+        statistic=cast(Statistic, _read_word(walker, entries.get("statistic"), STATISTICS,
+                                             "statistic") or CheckSpec.statistic),
+        method=cast(Method | None, _read_word(walker, entries.get("method"), METHODS,
+                                              "method")),
     )
+
+
+def _read_word(walker: _Walker, item: _Item | None, allowed: tuple[str, ...],
+               what: str) -> str | None:
+    """One of a few words (None when the key is absent); a "did you mean" otherwise."""
+    if item is None:
+        return None
+    value = walker.scalar(item, " or ".join(allowed))
+    if value not in allowed:
+        raise walker.error(item, _unknown(str(value), allowed, what))
+    return str(value)
+
+
+def _read_where(walker: _Walker, item: _Item | None) -> tuple[tuple[str, Condition], ...]:
+    """A check's scope: per parameter one value, a list of values, or a range {from, to}."""
+    if item is None:
+        return ()
+    entries = walker.mapping(item, "a mapping of parameters to a value, a list of values or "
+                             "a range like {from: 64MiB}")
+    _check_names(walker, item, entries, PARAMETER_KEYS, "parameter")
+    if not entries:
+        raise walker.error(item, "expected at least one parameter (e.g. size: {from: 64MiB})")
+    return tuple((key, _read_condition(walker, key, entry)) for key, entry in entries.items())
+
+
+def _read_condition(walker: _Walker, key: str, item: _Item) -> Condition:
+    if isinstance(item.node, SequenceNode):
+        children = walker.sequence(item, "a list of values")
+        if not children:
+            raise walker.error(item, "expected at least one value (an empty list matches "
+                               "nothing)")
+        values: list[Value] = []
+        for child in children:
+            value = _read_parameter(walker, key, child)
+            if value in values:
+                raise walker.error(child, f"{BY_KEY[key].format(value)} is listed twice")
+            values.append(value)
+        return tuple(values)
+    if not isinstance(item.node, MappingNode):
+        return _read_parameter(walker, key, item)
+    parameter = BY_KEY[key]
+    ordered = [p.key for p in PARAMETERS if p.kind in ORDERED_KINDS]
+    if parameter.kind not in ORDERED_KINDS:
+        raise walker.error(item, f"a range needs an ordered parameter ({', '.join(ordered)}); "
+                           f"give {key} one value or a list of values")
+    ends = walker.mapping(item, "a range like {from: 64MiB, to: 1GiB}")
+    _check_names(walker, item, ends, RANGE_KEYS, "range key")
+    if not ends:
+        raise walker.error(item, "expected from, to or both (e.g. {from: 64MiB})")
+    low, high = (None if end not in ends else int(_read_parameter(walker, key, ends[end]))
+                 for end in RANGE_KEYS)
+    if low is not None and high is not None and low > high:
+        raise walker.error(ends["to"], f"to {parameter.format(high)} lies below from "
+                           f"{parameter.format(low)}, so the range is empty")
+    return Span(low, high)
+
+
+def _check_scopes(plan: Plan, lines: dict[str, int]) -> None:
+    """Every check's candidates and references, and every chart's `where`, must match some
+    scenario the experiment measures (after exclude, include and dropped combinations)."""
+    spec = plan.spec
+    scenarios = [s.params() for s in plan.scenarios]
+
+    def fail(path: str, message: str) -> SpecError:
+        return SpecError(spec.source, lines.get(path), path, message)
+
+    def nothing(keys: Sequence[str], within: str = "") -> str:
+        """"matches no scenario ... (the scenarios have backing malloc, mmap-anon)"."""
+        present = "; ".join(
+            f"{key} " + ", ".join(dict.fromkeys(BY_KEY[key].format(p[key]) for p in scenarios))
+            for key in dict.fromkeys(keys))
+        return f"matches no scenario of this experiment{within} (the scenarios have {present})"
+
+    for index, chart in enumerate(spec.charts):
+        if not any(selects(params, chart.where) for params in scenarios):
+            raise fail(f"charts[{index}].where", nothing([key for key, _ in chart.where]))
+    for index, check in enumerate(spec.checks):
+        path = f"checks[{index}]"
+        if check.where and not any(selects(params, check.where) for params in scenarios):
+            raise fail(f"{path}.where", nothing([key for key, _ in check.where]))
+        within = f" within where ({describe_where(check.where)})" if check.where else ""
+        pairing = pair_up(check, scenarios, plan.label_keys)
+        if not pairing.candidates:
+            dropped = [d for d in plan.dropped if selects(dict(d.params), check.candidate)
+                       and selects(dict(d.params), check.where)]
+            if dropped:
+                raise fail(f"{path}.candidate", "matches only combinations that cannot be "
+                           f"measured: {dropped[0].reason}")
+            raise fail(f"{path}.candidate",
+                       nothing([key for key, _ in (*check.candidate, *check.where)], within))
+        if check.value is None and not pairing.references:
+            raise fail(f"{path}.reference",
+                       nothing([key for key, _ in (*check.reference, *check.where)], within))
+        if not pairing.pairs:
+            agree = ", ".join(pairing.shared) or "nothing else"
+            raise fail(path, f"no candidate has a reference to pair with{within}: a pair "
+                       f"agrees on every other parameter that varies ({agree})")
 
 
 def _read_number(walker: _Walker, item: _Item) -> float:

@@ -1,45 +1,84 @@
 """Checks -> verdicts: does the data support each claim, where, and by how much.
 
-A check names candidate and reference scenarios (or a fixed reference value). Each candidate
-pairs with the reference that agrees with it on every other axis (size, say), and each pair
-is judged from the ratio of
-medians and its bootstrap 95% confidence interval against the check's tolerance band:
+A check names candidate and reference scenarios (or a fixed reference value), optionally
+limited by a `where`. Each candidate pairs with the reference that agrees with it on every other
+labelled parameter (size, say; runner.scope), and each pair is judged one of two ways.
 
-  expect lower   holds when the whole interval lies below 1 - tolerance; does not hold when
-                 the whole interval lies above it; otherwise inconclusive
+Statistical (timings; the default for metrics not in runner.metrics.DETERMINISTIC): each fresh
+process counts once, by the median (or, with `statistic: minimum`, the minimum) of its
+iterations. The ratio candidate / reference is the Hodges–Lehmann shift of the logarithms,
+exponentiated, with its distribution-free 95% interval from the rank-sum statistic
+(runner.stats.ratio_interval); against a fixed value, the median and its sign-test interval.
+Against the band [1 - tolerance, 1 + tolerance]:
+
+  expect lower   holds when the whole interval lies below 1 - tolerance; contradicts when
+                 the whole interval lies at or above it; otherwise undecided
   expect higher  the mirror image, around 1 + tolerance
-  expect same    holds when the interval lies inside [1 - tolerance, 1 + tolerance]; does
-                 not hold when it lies wholly outside; otherwise inconclusive
+  expect same    holds when the interval lies inside the band; contradicts when it lies
+                 wholly outside; otherwise undecided
 
-Against a reference whose median is zero (no faults, no non-zero bytes, value 0) a ratio
-means nothing, so the pair is judged by the difference of medians and its interval, the
-tolerance then being a band of ±tolerance in the metric's own unit around zero.
+Samples too small for a 95% interval at all (3 processes against 3) leave the pair undecided,
+and the verdict says how many processes would do. Where the reference's statistic is zero a
+ratio means nothing: the difference is judged instead (Hodges–Lehmann shift of raw values),
+the tolerance then a band of ±tolerance in the metric's own unit around zero.
 
-The verdict: "holds" when every pair holds, "does not hold" when every pair contradicts the
-claim, "holds only for ..." naming the pairs where it holds when some do, and "inconclusive"
-when the data cannot decide (differences within the noise). Pure: samples in, verdicts out.
+Exact (deterministic facts: faults counted, flags, addresses, sizes): every sample of every
+process counts, with no interval. Bands as above around each reference sample (in the metric's
+unit when a reference sample is zero or negative):
+
+  expect lower   holds when the candidate's largest sample lies below the band of the
+                 reference's smallest; contradicts when its smallest lies at or above the band
+                 of the reference's largest; otherwise undecided (the ranges overlap)
+  expect higher  the mirror image
+  expect same    holds when every candidate sample lies in the band of every reference sample;
+                 contradicts when one lies outside the band of them all (a fact that fails
+                 once fails); otherwise undecided (the reference itself spreads wider)
+
+The verdict over the pairs (counts in its text): holds (every pair holds), does not hold (every
+pair contradicts), holds where decided (some hold, the rest undecided), does not hold where
+decided (some contradict, the rest undecided), holds only for X (some hold, some contradict:
+naming where each), inconclusive (no pair decided), no data (no pair). Along an ordered
+parameter (size, threads...), a single change from contradicted to holding names the crossover.
+Pure: samples in, verdicts out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from runner.model import CheckSpec
+from runner.metrics import DETERMINISTIC
+from runner.model import CheckSpec, Method
 from runner.parameters import BY_KEY, Value
-from runner.stats import bootstrap_difference_ci, bootstrap_ratio_ci
+from runner.scope import pair_up
+from runner.stats import (
+    CONFIDENCE,
+    Shift,
+    median_interval,
+    processes_needed,
+    ratio_interval,
+    shift_interval,
+)
 
-Outcome = Literal["holds", "contradicts", "inconclusive"]
-Status = Literal["holds", "does not hold", "holds only", "inconclusive", "no data"]
+Outcome = Literal["holds", "contradicts", "undecided"]
+Status = Literal["holds", "does not hold", "holds where decided", "does not hold where decided",
+                 "holds only", "inconclusive", "no data"]
+STATUSES: tuple[Status, ...] = ("holds", "holds where decided", "holds only",
+                                "does not hold where decided", "does not hold", "inconclusive",
+                                "no data")
+ORDERED_KINDS = ("size", "whole")  # parameters whose values have an order a crossover follows
+Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One candidate scenario against its reference, at one point of the other axes."""
+    """One candidate scenario against its reference, at one point of the other parameters."""
 
     where: str
     candidate_label: str
@@ -47,10 +86,30 @@ class Comparison:
     candidate_median: float
     reference_median: float
     ratio: float  # candidate / reference; with `difference`, candidate - reference
-    ci_low: float
+    ci_low: float  # NaN: no interval (too few processes)
     ci_high: float
     outcome: Outcome
-    difference: bool = False  # the reference median is zero, where a ratio means nothing
+    difference: bool = False  # the reference is zero, where a ratio means nothing
+    candidate_minimum: float = math.nan
+    reference_minimum: float = math.nan
+    candidate_n: int = 0  # processes
+    reference_n: int = 0
+    method: Method = "statistical"
+    coverage: float = math.nan  # of the interval (statistical), NaN for exact comparisons
+    point: tuple[tuple[str, Value], ...] = ()  # the parameters that tell pairs apart
+    note: str = ""  # why a pair is undecided when it is not the noise
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where a claim stops being contradicted and starts holding along an ordered parameter."""
+
+    parameter: str
+    group: str  # the other parameters that vary, "" when none does
+    holds_above: bool  # holds from `after` up (True), or up to `before` (False)
+    before: str  # the last decided value on one side
+    after: str  # the first decided value on the other
+    text: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +118,20 @@ class Verdict:
     status: Status
     text: str
     comparisons: tuple[Comparison, ...]
+    method: Method = "statistical"
+    crossovers: tuple[Crossover, ...] = ()
+    noise_floor: float | None = None  # widest relative half-interval among the pairs
+    note: str = ""
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for c in self.comparisons if c.outcome == outcome)
+
+
+def summary_line(verdict: Verdict) -> str:
+    """"holds only (3 hold, 2 contradict, 0 undecided): <claim>", for a console line."""
+    counts = (f"{verdict.count('holds')} hold, {verdict.count('contradicts')} contradict, "
+              f"{verdict.count('undecided')} undecided")
+    return f"{verdict.status} ({counts}): {verdict.check.claim}"
 
 
 def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
@@ -69,88 +142,268 @@ def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
     if expect == "lower":
         if ci_high < low_band:
             return "holds"
-        return "contradicts" if ci_low >= low_band else "inconclusive"
+        return "contradicts" if ci_low >= low_band else "undecided"
     if expect == "higher":
         if ci_low > high_band:
             return "holds"
-        return "contradicts" if ci_high <= high_band else "inconclusive"
+        return "contradicts" if ci_high <= high_band else "undecided"
     if low_band <= ci_low and ci_high <= high_band:
         return "holds"
-    return "contradicts" if ci_high < low_band or ci_low > high_band else "inconclusive"
+    return "contradicts" if ci_high < low_band or ci_low > high_band else "undecided"
 
 
-def conclude(comparisons: Sequence[Comparison]) -> tuple[Status, str]:
-    """The verdict over every pair, in words."""
+def judge_exact(expect: str, candidate: Floats, reference: Floats, tolerance: float) -> Outcome:
+    """Decide one pair of deterministic samples, every sample counting (module docstring)."""
+    difference = bool(np.any(reference <= 0))
+
+    def low(r: float) -> float:
+        return r - tolerance if difference else r * (1 - tolerance)
+
+    def high(r: float) -> float:
+        return r + tolerance if difference else r * (1 + tolerance)
+
+    c_min, c_max = float(candidate.min()), float(candidate.max())
+    r_min, r_max = float(reference.min()), float(reference.max())
+    if expect == "lower":
+        if c_max < low(r_min):
+            return "holds"
+        return "contradicts" if c_min >= low(r_max) else "undecided"
+    if expect == "higher":
+        if c_min > high(r_max):
+            return "holds"
+        return "contradicts" if c_max <= high(r_min) else "undecided"
+    if c_min >= low(r_max) and c_max <= high(r_min):
+        return "holds"
+    return "contradicts" if c_max > high(r_max) or c_min < low(r_min) else "undecided"
+
+
+def _counts(comparisons: Sequence[Comparison]) -> tuple[int, int, int]:
+    outcomes = [c.outcome for c in comparisons]
+    return (outcomes.count("holds"), outcomes.count("contradicts"),
+            outcomes.count("undecided"))
+
+
+def conclude(comparisons: Sequence[Comparison],
+             crossovers: Sequence[Crossover] = ()) -> tuple[Status, str]:
+    """The verdict over every pair, in words, with its counts."""
     if not comparisons:
         return "no data", "no data: no candidate/reference pair was measured"
-    outcomes = [c.outcome for c in comparisons]
-    if all(o == "holds" for o in outcomes):
-        return "holds", "holds"
-    if all(o == "contradicts" for o in outcomes):
-        return "does not hold", "does not hold"
-    holding = [c.where for c in comparisons if c.outcome == "holds"]
-    if holding:
-        return "holds only", (f"holds only for {_where_list(holding)} "
-                              f"({len(holding)} of {len(comparisons)})")
-    undecided = outcomes.count("inconclusive")
-    return "inconclusive", (f"inconclusive: {undecided} of {len(comparisons)} within the noise, "
-                            "the rest contradict the claim" if undecided < len(outcomes)
-                            else "inconclusive: the differences are within the noise")
+    holds, contradicts, undecided = _counts(comparisons)
+    total = len(comparisons)
+    if holds == total:
+        return "holds", f"holds ({total} of {total})"
+    if contradicts == total:
+        return "does not hold", f"does not hold ({total} of {total} contradict)"
+    if holds == contradicts == 0:
+        why = ("too few processes for an interval" if all(c.note for c in comparisons)
+               else "the differences are within the noise")
+        return "inconclusive", f"inconclusive: {total} of {total} undecided ({why})"
+    if contradicts == 0:
+        return "holds where decided", (f"holds where decided ({holds} hold, "
+                                       f"{undecided} undecided)")
+    if holds == 0:
+        return "does not hold where decided", (f"does not hold where decided ({contradicts} "
+                                               f"contradict, {undecided} undecided)")
+    text = (f"holds only for {_where_list(comparisons, 'holds')} ({holds} of {total}; "
+            f"contradicted at {_where_list(comparisons, 'contradicts')}")
+    if undecided:
+        text += f"; undecided at {_where_list(comparisons, 'undecided')}"
+    text += ")"
+    if crossovers:
+        text += "; " + "; ".join(c.text for c in crossovers)
+    return "holds only", text
 
 
-def _where_list(wheres: list[str]) -> str:
+def _where_list(comparisons: Sequence[Comparison], outcome: Outcome) -> str:
     """"size=4KiB, 16KiB, 64KiB": one axis is named once; long lists keep their ends."""
+    wheres = [c.where for c in comparisons if c.outcome == outcome]
     keys = {w.split("=", 1)[0] for w in wheres}
     if len(keys) == 1 and all(w.count("=") == 1 for w in wheres):
         wheres = [wheres[0], *(w.split("=", 1)[1] for w in wheres[1:])]
     return ", ".join(wheres) if len(wheres) <= 10 else f"{wheres[0]} … {wheres[-1]}"
 
 
-def _matches(params: Mapping[str, Value], selector: tuple[tuple[str, Value], ...]) -> bool:
-    return all(params[key] == value for key, value in selector)
+def find_crossovers(comparisons: Sequence[Comparison]) -> tuple[Crossover, ...]:
+    """Along each ordered parameter that varies, per value of the other varying parameters:
+    a single change between contradicted and holding (undecided pairs in between are passed
+    over, and then widen the stretch where the change lies)."""
+    if not comparisons:
+        return ()
+    keys = [key for key, _ in comparisons[0].point]
+    found = []
+    for key in keys:
+        if BY_KEY[key].kind not in ORDERED_KINDS:
+            continue
+        groups: dict[tuple[tuple[str, Value], ...], list[Comparison]] = {}
+        for c in comparisons:
+            rest = tuple((k, v) for k, v in c.point if k != key)
+            groups.setdefault(rest, []).append(c)
+        for rest, members in groups.items():
+            crossover = _crossover(key, rest, members)
+            if crossover is not None:
+                found.append(crossover)
+    return tuple(found)
 
 
-def _where(params: Mapping[str, Value], keys: Sequence[str]) -> str:
-    return " ".join(f"{key}={BY_KEY[key].format(params[key])}" for key in keys) or "all"
+def _crossover(key: str, rest: tuple[tuple[str, Value], ...],
+               members: list[Comparison]) -> Crossover | None:
+    decided = sorted(((int(dict(c.point)[key]), c.outcome) for c in members
+                      if c.outcome != "undecided"), key=lambda item: item[0])
+    changes = [i for i in range(1, len(decided)) if decided[i][1] != decided[i - 1][1]]
+    if len(changes) != 1:
+        return None
+    (before, first), (after, _) = decided[changes[0] - 1], decided[changes[0]]
+    parameter = BY_KEY[key]
+    group = " ".join(f"{k}={BY_KEY[k].format(v)}" for k, v in rest)
+    holds_above = first == "contradicts"
+    before_text, after_text = parameter.format(before), parameter.format(after)
+    where = (f"from {key}={after_text} up" if holds_above
+             else f"up to {key}={before_text}")
+    text = (f"{group + ': ' if group else ''}holds {where} (the sign changes between "
+            f"{before_text} and {after_text})")
+    return Crossover(key, group, holds_above, before_text, after_text, text)
+
+
+def noise_floor(comparisons: Sequence[Comparison]) -> float | None:
+    """The widest relative half-interval among the ratio pairs with an interval: differences
+    below ±this much cannot be told apart here (None: no such pair)."""
+    widths = [math.sqrt(c.ci_high / c.ci_low) - 1 for c in comparisons
+              if not c.difference and c.ci_low > 0 and math.isfinite(c.ci_high)]
+    return max(widths) if widths else None
+
+
+def method_of(check: CheckSpec) -> Method:
+    """The check's own method, else exact for deterministic metrics, statistical otherwise."""
+    if check.method is not None:
+        return check.method
+    return "exact" if check.metric in DETERMINISTIC else "statistical"
+
+
+def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, list[Floats]]:
+    """Per scenario: each process's samples of `metric` (NaN dropped), in process order."""
+    values: dict[str, list[Floats]] = {}
+    by = (["scenario_id", "process_index"] if "process_index" in samples
+          else ["scenario_id"])
+    for key, group in samples.groupby(by, sort=False):
+        sid = key[0] if isinstance(key, tuple) else key
+        data = group[metric].to_numpy(dtype=float)
+        data = data[~np.isnan(data)]
+        if len(data):
+            values.setdefault(str(sid), []).append(data)
+    return values
+
+
+def _statistical(check: CheckSpec, candidate: list[Floats],
+                 reference: list[Floats] | None) -> tuple[Shift, bool, str]:
+    """The interval of one pair (ratio, or difference when the reference is zero), and why
+    there is none when there is not."""
+    summarize = np.min if check.statistic == "minimum" else np.median
+    a = np.array([float(summarize(p)) for p in candidate])
+    if reference is None:  # a fixed value
+        value = float(check.value or 0.0)
+        median = median_interval(a)
+        if value == 0:
+            shift, difference = median, True
+        else:
+            bounds = sorted((median.low / value, median.high / value))
+            shift, difference = Shift(median.estimate / value, bounds[0], bounds[1],
+                                      median.coverage), False
+        needed = processes_needed(one_sample=True)
+        why = (f"{len(a)} processes cannot give a {CONFIDENCE:.0%} interval of the median: "
+               f"run at least {needed}")
+        return shift, difference, "" if shift.decided else why
+    b = np.array([float(summarize(p)) for p in reference])
+    why = (f"{len(a)} against {len(b)} processes cannot give a {CONFIDENCE:.0%} interval: "
+           f"run at least {processes_needed()} per scenario")
+    center = float(np.median(b))
+    if center == 0:
+        shift = shift_interval(a, b)
+        return shift, True, "" if shift.decided else why
+    if np.all(a > 0) and np.all(b > 0):
+        shift = ratio_interval(a, b)
+    else:  # zero or negative values: the shift of raw values, relative to the reference
+        raw = shift_interval(a, b)
+        scale = abs(center)
+        shift = Shift(1 + raw.estimate / scale, 1 + raw.low / scale, 1 + raw.high / scale,
+                      raw.coverage)
+    return shift, False, "" if shift.decided else why
+
+
+def _exact(check: CheckSpec, candidate: Floats,
+           reference: Floats) -> tuple[float, float, float, bool, Outcome]:
+    """Point, range over every sample pair, difference or ratio, and the outcome."""
+    difference = bool(np.any(reference <= 0))
+    if difference:
+        point = float(np.median(candidate) - np.median(reference))
+        low = float(candidate.min() - reference.max())
+        high = float(candidate.max() - reference.min())
+    else:
+        point = float(np.median(candidate) / np.median(reference))
+        low = float(candidate.min() / reference.max())
+        high = float(candidate.max() / reference.min())
+    return point, low, high, difference, judge_exact(check.expect, candidate, reference,
+                                                     check.tolerance)
 
 
 def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mapping[str, Any]],
              label_keys: Sequence[str]) -> Verdict:
     """Judge one check against the measured samples of one run.
 
-    `scenarios` are the manifest's entries (id, label, params by Scenario field), in plan order.
+    `scenarios` are the manifest's entries (id, label, params by Scenario field), in plan order;
+    `samples` has scenario_id, process_index and the metric's column.
     """
-    selector_keys = {key for key, _ in (*check.candidate, *check.reference)}
-    shared = [key for key in label_keys if key not in selector_keys]
-    by_key = [({p.key: s["params"][p.field] for p in BY_KEY.values()}, s) for s in scenarios]
-    references = {tuple(params[k] for k in shared): s for params, s in by_key
-                  if _matches(params, check.reference)}
-    values = {sid: group[check.metric].to_numpy(dtype=float)
-              for sid, group in samples.groupby("scenario_id", sort=False)}
-    if check.value is not None:  # every candidate against the same fixed value
-        constant = {"id": "", "label": f"{check.value:g}"}
-        values[""] = np.array([check.value])
-    pairs = []
-    for params, candidate in by_key:
-        if not _matches(params, check.candidate):
-            continue
-        reference = (constant if check.value is not None
-                     else references.get(tuple(params[k] for k in shared)))
-        if reference is None or reference["id"] == candidate["id"]:
-            continue
-        a, b = values.get(candidate["id"]), values.get(reference["id"])
-        if a is not None and b is not None and len(a) and len(b):
-            pairs.append((params, candidate, reference, a, b))
-    # Name each pair by the axes that tell pairs apart, not by those the same for all.
-    varying = [k for k in shared if len({params[k] for params, *_ in pairs}) > 1]
-    comparisons = []
-    for params, candidate, reference, a, b in pairs:
-        difference = bool(np.median(b) == 0)
-        point, low, high = (bootstrap_difference_ci if difference else bootstrap_ratio_ci)(a, b)
-        comparisons.append(Comparison(
-            _where(params, varying), candidate["label"], reference["label"],
-            float(np.median(a)), float(np.median(b)), point, low, high,
-            judge(check.expect, low, high, check.tolerance, 0.0 if difference else 1.0),
-            difference))
-    status, text = conclude(comparisons)
-    return Verdict(check, status, text, tuple(comparisons))
+    params = [{p.key: s["params"][p.field] for p in BY_KEY.values()} for s in scenarios]
+    pairing = pair_up(check, params, label_keys)
+    values = _process_values(samples, check.metric)
+    measured = [(i, j) for i, j in pairing.pairs
+                if scenarios[i]["id"] in values and (j is None or scenarios[j]["id"] in values)]
+    # Name each pair by the parameters that tell pairs apart, not by those the same for all.
+    varying = [k for k in pairing.shared if len({params[i][k] for i, _ in measured}) > 1]
+    method = method_of(check)
+    comparisons = [_compare(check, method, scenarios, params, values, i, j, varying)
+                   for i, j in measured]
+    crossovers = find_crossovers(comparisons)
+    status, text = conclude(comparisons, crossovers)
+    return Verdict(check, status, text, tuple(comparisons), method, crossovers,
+                   noise_floor(comparisons), _too_few_note(comparisons))
+
+
+def _too_few_note(comparisons: Sequence[Comparison]) -> str:
+    """One sentence for every pair too small for an interval: how small, and what would do."""
+    short = [c for c in comparisons if c.note]
+    if not short:
+        return ""
+    sizes = sorted({(c.candidate_n, c.reference_n) for c in short}, reverse=True)
+    shown = ", ".join(f"{a} against {b}" if b else f"{a} alone" for a, b in sizes)
+    needed = processes_needed(one_sample=any(not c.reference_n for c in short))
+    return (f"{len(short)} of {len(comparisons)} pairs had too few processes for a "
+            f"{CONFIDENCE:.0%} interval ({shown}): run at least {needed} per scenario")
+
+
+def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, Any]],
+             params: Sequence[Mapping[str, Value]], values: Mapping[str, list[Floats]],
+             i: int, j: int | None, varying: Sequence[str]) -> Comparison:
+    candidate = values[scenarios[i]["id"]]
+    reference = None if j is None else values[scenarios[j]["id"]]
+    a = np.concatenate(candidate)
+    b = np.array([float(check.value or 0.0)]) if reference is None else np.concatenate(reference)
+    point = tuple((k, params[i][k]) for k in varying)
+    where = " ".join(f"{k}={BY_KEY[k].format(v)}" for k, v in point) or "all"
+    label = f"{check.value:g}" if j is None else scenarios[j]["label"]
+    common: dict[str, Any] = {
+        "where": where, "candidate_label": scenarios[i]["label"], "reference_label": label,
+        "candidate_median": float(np.median(a)), "reference_median": float(np.median(b)),
+        "candidate_minimum": float(a.min()), "reference_minimum": float(b.min()),
+        "candidate_n": len(candidate), "reference_n": 0 if reference is None else len(reference),
+        "method": method, "point": point,
+    }
+    if method == "exact":
+        estimate, low, high, difference, outcome = _exact(check, a, b)
+        return Comparison(ratio=estimate, ci_low=low, ci_high=high, outcome=outcome,
+                          difference=difference, **common)
+    shift, difference, why = _statistical(check, candidate, reference)
+    outcome = (judge(check.expect, shift.low, shift.high, check.tolerance,
+                     0.0 if difference else 1.0) if shift.decided else "undecided")
+    return Comparison(ratio=shift.estimate, ci_low=shift.low, ci_high=shift.high,
+                      outcome=outcome, difference=difference, coverage=shift.coverage,
+                      note=why, **common)

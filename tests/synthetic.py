@@ -105,6 +105,12 @@ checks:
     expect: same
     candidate: {backing: mmap-anon}
     reference: {backing: malloc}
+  - claim: From 64 KiB up, the first touch of an mmap page faults exactly once
+    metric: first_touch_minor_faults_per_page
+    expect: same
+    value: 1
+    candidate: {backing: mmap-anon}
+    where: {size: {from: 64KiB}}
 """
 
 

@@ -233,3 +233,17 @@ def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> Non
     assert run.reduced and len(run.records) == 4 * 2
     assert "fewer repetitions than the spec asks for" in (
         tmp_path / "reports" / "tiny.html").read_text()
+
+
+def test_run_ends_with_one_line_per_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from runner import pipeline
+
+    def fake_run(*_: object) -> list[pipeline.RunSummary]:
+        return [pipeline.RunSummary("tiny", tmp_path, 8, 0, verdicts=(
+            "holds (2 hold, 0 contradict, 0 undecided): pages fault once",))]
+
+    monkeypatch.setattr(pipeline, "run_experiments", fake_run)
+    assert main([*_run_args(tmp_path, tmp_path / "tiny.yaml"), "--no-report"]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "tiny: verdict: holds (2 hold, 0 contradict, 0 undecided): pages fault once"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from runner import noise
 from runner.stats import summarize
@@ -106,3 +107,44 @@ def test_a_cold_cache_that_stayed_resident_is_called_warm() -> None:
                                                  "warm": "warm"})
     assert warning.check == "cache"
     assert "1 of 2 scenarios: /dev/shm (100% resident)" in warning.message
+
+
+def _host_frame() -> pd.DataFrame:
+    """mmap-anon at two sizes, host_warm false and true; warm first touch costs 40% / 75%."""
+    rows = []
+    for size, cold_ns, warm_ns in ((1 << 20, 500.0, 300.0), (1 << 30, 800.0, 200.0)):
+        for warm, ns in ((False, cold_ns), (True, warm_ns)):
+            for process in range(3):
+                rows.append({"scenario_id": f"{size}-{warm}", "backing": "mmap-anon",
+                             "size_bytes": size, "host_warm": warm,
+                             "first_touch_ns_per_page": ns * (1 + 0.01 * process)})
+    return pd.DataFrame(rows)
+
+
+def test_host_share_of_first_touch_from_pairs_that_differ_in_host_warm_only() -> None:
+    labels = {"1048576-False": "1MiB host_warm=false", "1073741824-False": "1GiB host_warm=false"}
+    [finding] = noise.check_host_share(_host_frame(), labels, field="host_warm")
+    assert finding.check == "host_share"
+    assert finding.message == (
+        "first touch: the host's share is 40% to 75% (first_touch time with host_warm false vs "
+        "true): 1MiB (40%), 1GiB (75%)")
+
+
+def test_host_share_needs_both_sides_of_a_pair_and_the_column() -> None:
+    frame = _host_frame()
+    assert noise.check_host_share(frame[~frame["host_warm"]], {}, field="host_warm") == []
+    assert noise.check_host_share(frame.drop(columns="host_warm"), {}, field="host_warm") == []
+    # pairs differing in size as well as host_warm are no pair
+    only_mixed = frame[((frame["size_bytes"] == 1 << 20) & ~frame["host_warm"])
+                       | ((frame["size_bytes"] == 1 << 30) & frame["host_warm"])]
+    assert noise.check_host_share(only_mixed, {}, field="host_warm") == []
+
+
+def test_run_warnings_look_for_the_host_share_only_with_the_parameter(
+        tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.parameters import BY_KEY
+    calls: list[str] = []
+    monkeypatch.setattr(noise, "check_host_share",
+                        lambda samples, labels, field: calls.append(field) or [])
+    noise.run_warnings(load_run(write_synthetic_run(tmp_path, small_spec)), ["total_ns_per_op"])
+    assert calls == ([BY_KEY[noise.HOST_WARM].field] if noise.HOST_WARM in BY_KEY else [])

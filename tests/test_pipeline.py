@@ -159,3 +159,24 @@ def test_nothing_is_reused_from_another_boot(
     fake.calls.clear()
     summary = _run(spec, tmp_path)
     assert summary.reused == 0 and len(fake.calls) == 12
+
+
+def test_the_summary_carries_each_checks_verdict(spec: Path, tmp_path: Path,
+                                                 fake: FakeProbe) -> None:
+    spec.write_text(SPEC + """\
+checks:
+  - claim: a page faults once on first touch
+    metric: first_touch_minor_faults_per_page
+    expect: same
+    value: 1
+    candidate: {backing: mmap-anon}
+  - claim: mmap-anon is faster
+    metric: first_touch_ns_per_page
+    expect: lower
+    candidate: {backing: mmap-anon}
+    reference: {backing: malloc}
+""")
+    summary = _run(spec, tmp_path)
+    assert summary.verdicts == (
+        "holds (2 hold, 0 contradict, 0 undecided): a page faults once on first touch",
+        "inconclusive (0 hold, 0 contradict, 2 undecided): mmap-anon is faster")

@@ -1,6 +1,7 @@
 """Reports: byte-identical re-renders, a golden page, and nothing hidden."""
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_rendering_twice_gives_identical_bytes(reports: Path, tmp_path: Path) ->
 
 
 def test_pages_match_golden(reports: Path, request: pytest.FixtureRequest) -> None:
-    for name in ("index.html", "small.html"):
+    for name in ("index.html", "small.html", "verdicts.json"):
         actual = _without_svg((reports / name).read_text())
         golden = GOLDEN / name
         if request.config.getoption("--update-golden"):
@@ -72,3 +73,38 @@ def test_noise_warnings_show_in_the_report(tmp_path: Path, small_spec: Path) -> 
     render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
     html = (tmp_path / "reports" / "small.html").read_text()
     assert "Noise warnings" in html and "varies by more than 10% (robust CV)" in html
+
+
+def test_verdicts_json_holds_every_check_with_its_pairs(reports: Path) -> None:
+    data = json.loads((reports / "verdicts.json").read_text())
+    assert data["format"] == 1
+    timing, faults = data["verdicts"]
+    assert (timing["experiment"], timing["machine"], timing["run_id"]) == (
+        "small", "test-machine", "20260101T000000Z")
+    assert timing["status"] == "inconclusive" and timing["method"] == "statistical"
+    assert timing["counts"] == {"holds": 0, "contradicts": 0, "undecided": 3}
+    assert all(pair["interval"] is None for pair in timing["pairs"])  # 3 processes: none
+    assert [(p["candidate_n"], p["reference_n"]) for p in timing["pairs"]] == [
+        (3, 3), (3, 3), (2, 3)]
+    assert faults["status"] == "holds" and faults["method"] == "exact"
+    assert faults["where"] == "size from 64KiB"
+    assert [p["where"] for p in faults["pairs"]] == ["size=64KiB", "size=1MiB"]
+    assert faults["pairs"][0] | {"candidate": "", "reference": ""} == {
+        "where": "size=64KiB", "candidate": "", "reference": "", "outcome": "holds",
+        "measure": "ratio", "estimate": 1.0, "interval": [1.0, 1.0], "coverage": None,
+        "candidate_median": 1.0, "reference_median": 1.0, "candidate_minimum": 1.0,
+        "reference_minimum": 1.0, "candidate_n": 3, "reference_n": 0}
+
+
+def test_index_summarises_verdicts_with_a_noise_floor_on_the_page(
+        tmp_path: Path, small_spec: Path) -> None:
+    small_spec.write_text(small_spec.read_text().replace("processes: 3", "processes: 5"))
+    write_synthetic_run(tmp_path / "results", small_spec)
+    render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert '<span class="verdict holds">2 holds</span>' in index
+    assert ('<td class="verdict holds">holds (3 of 3)</td><td><a href="small.html">'
+            in index)
+    page = (tmp_path / "reports" / "small.html").read_text()
+    assert re.search(r"differences below ±\d+% cannot be told apart here", page)
+    assert "min 245 ns vs 245 ns, n 5/5" in page

@@ -201,3 +201,33 @@ def test_parse_spec_validates_text_without_a_file() -> None:
         "run/manifest.json#spec:7: include[0]: backing malloc takes memory from the C heap, so "
         "populate: map-populate cannot apply (use an mmap backing, or populate: none)")
     assert parse_spec(spec_text(), "x").matrix == (("size", (4096, 1 << 20)),)
+
+
+def test_check_scope_statistic_and_method_are_read() -> None:
+    from runner.model import CheckSpec, Span
+    spec = load_spec(CASES / "valid" / "scoped-checks.yaml")
+    large, small, faults = spec.checks
+    assert large.where == (("size", Span(low=64 << 20)),)
+    assert (large.statistic, large.method) == ("minimum", None)
+    assert small.where == (("size", Span(low=4096, high=1 << 20)),)
+    assert small.tolerance == pytest.approx(0.10)
+    assert faults.where == (("backing", ("malloc", "calloc")),)
+    assert (faults.statistic, faults.method, faults.value) == ("median", "statistical", 1.0)
+    assert CheckSpec.statistic == "median" and CheckSpec.method is None
+
+
+@pytest.mark.parametrize(("where", "sizes"), [
+    ("{size: {from: 64MiB}}", [64 << 20, 256 << 20]),
+    ("{size: {to: 1MiB}}", [4096, 1 << 20]),
+    ("{size: {from: 1MiB, to: 64MiB}}", [1 << 20, 64 << 20]),
+    ("{size: [4KiB, 256MiB]}", [4096, 256 << 20]),
+])
+def test_a_where_range_selects_by_order(where: str, sizes: list[int]) -> None:
+    from runner.matrix import expand
+    from runner.scope import selects
+    text = (CASES / "valid" / "scoped-checks.yaml").read_text().replace(
+        "{size: {from: 64MiB}}", where)
+    spec = parse_spec(text, "scoped.yaml")
+    chosen = sorted({s.size_bytes for s in expand(spec).scenarios
+                     if selects(s.params(), spec.checks[0].where)})
+    assert chosen == sizes

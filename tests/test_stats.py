@@ -105,3 +105,92 @@ def test_benjamini_hochberg_of_known_lists() -> None:
     adjusted = bh_adjust([0.05, float("nan"), 0.01])
     assert adjusted[0] == pytest.approx(0.05) and adjusted[2] == pytest.approx(0.02)
     assert math.isnan(adjusted[1])
+
+
+# The rank-sum interval and the sign-test interval against answers known independently.
+
+def _enumerated_counts(n: int, m: int) -> list[int]:
+    """Mann–Whitney U over every way of choosing which of n+m ranks are the first sample's."""
+    import itertools
+    counts = [0] * (n * m + 1)
+    for ranks in itertools.combinations(range(n + m), n):
+        chosen = set(ranks)
+        u = sum(1 for r in ranks for s in range(n + m) if s not in chosen and s < r)
+        counts[u] += 1
+    return counts
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 3), (3, 3), (4, 5), (5, 5), (3, 7)])
+def test_rank_sum_counts_match_enumeration(n: int, m: int) -> None:
+    from runner.stats import rank_sum_counts
+    assert rank_sum_counts(n, m).tolist() == _enumerated_counts(n, m)
+
+
+# Two-sided 5% critical values of U from published tables (U <= critical rejects): the
+# interval's order index is critical + 1; "-" in the tables (no test possible) is k = 0.
+@pytest.mark.parametrize(("n", "m", "critical"), [
+    (3, 3, None), (3, 4, None), (4, 4, 0), (3, 5, 0), (4, 5, 1), (5, 5, 2), (6, 6, 5),
+    (7, 7, 8), (8, 8, 13), (10, 10, 23), (20, 20, 127)])
+def test_rank_sum_order_matches_critical_value_tables(n: int, m: int,
+                                                      critical: int | None) -> None:
+    from runner.stats import rank_sum_order
+    k, coverage = rank_sum_order(n, m)
+    assert k == (0 if critical is None else critical + 1)
+    assert (math.isnan(coverage) if critical is None else coverage >= 0.95)
+
+
+def test_normal_approximation_agrees_with_the_exact_order_near_the_switch() -> None:
+    from runner import stats
+    exact = stats.rank_sum_order(40, 40)
+    limit, stats.EXACT_PAIRS = stats.EXACT_PAIRS, 0
+    try:
+        approximate = stats.rank_sum_order(40, 40)
+    finally:
+        stats.EXACT_PAIRS = limit
+    assert abs(exact[0] - approximate[0]) <= 1
+    assert approximate[1] == pytest.approx(0.95, abs=0.005)
+
+
+def test_shift_interval_by_hand() -> None:
+    from runner.stats import shift_interval
+    # differences x - y for x = 5..8, y = 1..4 run from 1 to 7, median 4; 4 vs 4 gives k = 1
+    shift = shift_interval([5, 6, 7, 8], [1, 2, 3, 4])
+    assert (shift.estimate, shift.low, shift.high) == (4.0, 1.0, 7.0)
+    assert shift.coverage == pytest.approx(1 - 2 / 70)
+    # 5 vs 5: k = 3, the third smallest and third largest of the 25 differences
+    shift = shift_interval([10, 11, 12, 13, 14], [0, 1, 2, 3, 4])
+    assert (shift.estimate, shift.low, shift.high) == (10.0, 7.0, 13.0)
+
+
+def test_ratio_interval_is_the_shift_of_logarithms() -> None:
+    from runner.stats import ratio_interval
+    ratio = ratio_interval([2, 4, 8, 16], [1, 2, 4, 8])
+    assert ratio.estimate == pytest.approx(2.0)
+    assert (ratio.low, ratio.high) == (pytest.approx(2 / 8), pytest.approx(16))
+
+
+def test_three_against_three_gives_no_interval() -> None:
+    from runner.stats import processes_needed, shift_interval
+    shift = shift_interval([1, 2, 3], [10, 11, 12])
+    assert not shift.decided and shift.estimate == -9.0
+    assert processes_needed() == 4 and processes_needed(one_sample=True) == 6
+
+
+def test_sign_test_interval_of_the_median() -> None:
+    from runner.stats import median_interval, sign_order
+    assert sign_order(5)[0] == 0 and sign_order(6) == (1, pytest.approx(1 - 2 / 64))
+    assert sign_order(10)[0] == 2  # P(B <= 1) = 11/1024 < 2.5% < P(B <= 2) = 56/1024
+    interval = median_interval([5, 1, 4, 2, 3, 6, 9, 8, 7, 10])
+    assert (interval.estimate, interval.low, interval.high) == (5.5, 2.0, 9.0)
+
+
+def test_rank_sum_ratio_interval_covers_the_true_ratio() -> None:
+    """Coverage by simulation: lognormal processes, 5 against 5, true ratio 2."""
+    from runner.stats import ratio_interval
+    rng = np.random.default_rng(7)
+    trials = 400
+    covered = sum(
+        ratio.low <= 2.0 <= ratio.high
+        for ratio in (ratio_interval(2 * rng.lognormal(0, 0.3, 5), rng.lognormal(0, 0.3, 5))
+                      for _ in range(trials)))
+    assert covered / trials >= 0.94

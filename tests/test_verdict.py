@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from runner.model import CheckSpec
+from runner.model import CheckSpec, Span
 from runner.parameters import PARAMETERS
-from runner.verdict import Comparison, conclude, evaluate, judge
+from runner.verdict import Comparison, conclude, evaluate, judge, judge_exact, method_of
 
 LABEL_KEYS = ("backing", "size")
-SIZES = (4096, 1 << 20, 1 << 30)
+SIZES = (4096, 1 << 17, 1 << 18, 1 << 20, 1 << 30)
 SCENARIOS = [
     {"id": f"{backing}-{size}", "label": f"{backing} {size}",
      "params": {**{p.field: p.default for p in PARAMETERS}, "backing": backing,
@@ -21,28 +24,37 @@ SCENARIOS = [
 CHECK = CheckSpec(claim="mmap is cheaper than malloc", metric="total_ns_per_op",
                   expect="lower", candidate=(("backing", "mmap-anon"),),
                   reference=(("backing", "malloc"),))
+NOISE = (0.99, 1.0, 1.01, 0.995, 1.005)  # five processes, ±1%
 
 
-def _samples(scale: dict[int, float]) -> pd.DataFrame:
-    """malloc at 1000 ns, mmap-anon at 1000 * scale[size] ns, each with ±1% noise."""
-    noise = np.random.default_rng(0).normal(1.0, 0.01, size=10)
-    rows = [{"scenario_id": s["id"],
-             "total_ns_per_op": 1000.0 * n * (scale[s["params"]["size_bytes"]]
-                                              if s["params"]["backing"] == "mmap-anon" else 1)}
-            for s in SCENARIOS for n in noise]
+def _samples(scale: dict[int, float], processes: int = 5, iterations: int = 1,
+             metric: str = "total_ns_per_op") -> pd.DataFrame:
+    """malloc at 1000 ns, mmap-anon at 1000 * scale[size] ns, each process ±1%."""
+    rows = [{"scenario_id": s["id"], "process_index": p, "iteration": it,
+             metric: 1000.0 * NOISE[p % len(NOISE)] * (1 + 0.001 * it)
+             * (scale[s["params"]["size_bytes"]] if s["params"]["backing"] == "mmap-anon" else 1)}
+            for s in SCENARIOS for p in range(processes) for it in range(iterations)]
     return pd.DataFrame(rows)
+
+
+def _all(factor: float) -> dict[int, float]:
+    return dict.fromkeys(SIZES, factor)
+
+
+def _comparison(outcome: str, where: str = "w") -> Comparison:
+    return Comparison(where, "c", "r", 1, 1, 1, 1, 1, outcome)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("expect", "low", "high", "outcome"), [
     ("lower", 0.80, 0.90, "holds"),
     ("lower", 0.97, 1.10, "contradicts"),  # within the 5% band or above: not lower
-    ("lower", 0.90, 0.99, "inconclusive"),
+    ("lower", 0.90, 0.99, "undecided"),
     ("higher", 1.10, 1.20, "holds"),
     ("higher", 0.90, 1.04, "contradicts"),
-    ("higher", 1.01, 1.20, "inconclusive"),
+    ("higher", 1.01, 1.20, "undecided"),
     ("same", 0.97, 1.03, "holds"),
     ("same", 1.10, 1.30, "contradicts"),
-    ("same", 0.90, 1.01, "inconclusive"),
+    ("same", 0.90, 1.01, "undecided"),
 ])
 def test_judge_against_the_tolerance_band(expect: str, low: float, high: float,
                                           outcome: str) -> None:
@@ -50,92 +62,219 @@ def test_judge_against_the_tolerance_band(expect: str, low: float, high: float,
 
 
 def test_verdict_holds_everywhere() -> None:
-    verdict = evaluate(CHECK, _samples({4096: 0.5, 1 << 20: 0.5, 1 << 30: 0.5}), SCENARIOS,
-                       LABEL_KEYS)
-    assert verdict.status == "holds" and verdict.text == "holds"
-    assert [c.where for c in verdict.comparisons] == ["size=4KiB", "size=1MiB", "size=1GiB"]
+    verdict = evaluate(CHECK, _samples(_all(0.5)), SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds" and verdict.text == "holds (5 of 5)"
+    assert [c.where for c in verdict.comparisons] == [
+        "size=4KiB", "size=128KiB", "size=256KiB", "size=1MiB", "size=1GiB"]
     assert all(c.ratio == pytest.approx(0.5, rel=0.02) for c in verdict.comparisons)
     assert all(c.ci_low < c.ratio < c.ci_high for c in verdict.comparisons)
+    assert all(c.candidate_n == c.reference_n == 5 for c in verdict.comparisons)
+    assert verdict.comparisons[0].coverage == pytest.approx(1 - 8 / 252)
+    assert verdict.crossovers == ()
 
 
-def test_verdict_changes_with_the_data() -> None:
-    only_large = evaluate(CHECK, _samples({4096: 2.0, 1 << 20: 1.0, 1 << 30: 0.5}), SCENARIOS,
-                          LABEL_KEYS)
-    assert only_large.status == "holds only"
-    assert only_large.text == "holds only for size=1GiB (1 of 3)"
-    never = evaluate(CHECK, _samples({4096: 2.0, 1 << 20: 1.5, 1 << 30: 1.2}), SCENARIOS,
-                     LABEL_KEYS)
-    assert (never.status, never.text) == ("does not hold", "does not hold")
+def test_does_not_hold_anywhere() -> None:
+    never = evaluate(CHECK, _samples(_all(1.5)), SCENARIOS, LABEL_KEYS)
+    assert (never.status, never.text) == ("does not hold", "does not hold (5 of 5 contradict)")
+
+
+def test_holds_only_for_part_names_contradicted_and_undecided_and_the_crossover() -> None:
+    scale = {4096: 2.0, 1 << 17: 1.5, 1 << 18: 0.5, 1 << 20: 0.5, 1 << 30: 0.5}
+    verdict = evaluate(CHECK, _samples(scale), SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds only"
+    assert verdict.text == (
+        "holds only for size=256KiB, 1MiB, 1GiB (3 of 5; contradicted at size=4KiB, 128KiB); "
+        "holds from size=256KiB up (the sign changes between 128KiB and 256KiB)")
+    [crossover] = verdict.crossovers
+    assert (crossover.parameter, crossover.holds_above, crossover.before, crossover.after) == (
+        "size", True, "128KiB", "256KiB")
+
+
+def test_a_crossover_downwards_and_undecided_pairs_in_between() -> None:
+    scale = {4096: 0.5, 1 << 17: 0.5, 1 << 18: 0.5, 1 << 20: 1.0, 1 << 30: 2.0}
+    samples = _samples(scale)
+    # size 1MiB: the candidate's processes straddle the band: undecided
+    at_1mib = samples["scenario_id"] == "mmap-anon-1048576"
+    samples.loc[at_1mib, "total_ns_per_op"] = [800.0, 900.0, 1000.0, 1100.0, 1200.0]
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert [c.outcome for c in verdict.comparisons] == [
+        "holds", "holds", "holds", "undecided", "contradicts"]
+    assert verdict.text == (
+        "holds only for size=4KiB, 128KiB, 256KiB (3 of 5; contradicted at size=1GiB; "
+        "undecided at size=1MiB); holds up to size=256KiB (the sign changes between 256KiB "
+        "and 1GiB)")
+    assert not verdict.crossovers[0].holds_above
+
+
+def test_holds_where_decided() -> None:
+    samples = _samples(_all(0.5))
+    samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
+        800.0, 900.0, 1000.0, 1100.0, 1200.0]
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds where decided"
+    assert verdict.text == "holds where decided (4 hold, 1 undecided)"
+
+
+def test_does_not_hold_where_decided() -> None:
+    samples = _samples(_all(1.5))
+    samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
+        800.0, 900.0, 1000.0, 1100.0, 1200.0]
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "does not hold where decided"
+    assert verdict.text == "does not hold where decided (4 contradict, 1 undecided)"
+    assert (verdict.count("holds"), verdict.count("contradicts"),
+            verdict.count("undecided")) == (0, 4, 1)
 
 
 def test_differences_within_the_noise_are_inconclusive() -> None:
-    noisy = _samples({4096: 1.0, 1 << 20: 1.0, 1 << 30: 1.0})
-    rng = np.random.default_rng(1)
-    noisy["total_ns_per_op"] *= rng.uniform(0.5, 1.5, size=len(noisy))
-    check = CheckSpec("x", "total_ns_per_op", "lower", (("backing", "mmap-anon"),),
-                      (("backing", "malloc"),), tolerance=0.0)
+    noisy = _samples(_all(1.0))
+    noisy["total_ns_per_op"] *= np.random.default_rng(1).uniform(0.5, 1.5, size=len(noisy))
+    check = replace(CHECK, tolerance=0.0)
     verdict = evaluate(check, noisy, SCENARIOS, LABEL_KEYS)
     assert verdict.status == "inconclusive"
+    assert verdict.text == "inconclusive: 5 of 5 undecided (the differences are within the noise)"
+    assert verdict.noise_floor is not None and verdict.noise_floor > 0.1
+
+
+def test_three_processes_against_three_cannot_decide_and_say_how_many_would() -> None:
+    verdict = evaluate(CHECK, _samples(_all(0.5), processes=3), SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "inconclusive"
+    assert "too few processes" in verdict.text
+    assert verdict.note == ("5 of 5 pairs had too few processes for a 95% interval "
+                            "(3 against 3): run at least 4 per scenario")
+    assert verdict.comparisons[0].note == ("3 against 3 processes cannot give a 95% interval: "
+                                           "run at least 4 per scenario")
+    assert all(math.isnan(c.ci_low) for c in verdict.comparisons)
+    assert evaluate(CHECK, _samples(_all(0.5), processes=4), SCENARIOS,
+                    LABEL_KEYS).status == "holds"
 
 
 def test_same_within_tolerance_holds() -> None:
-    check = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
-                      (("backing", "malloc"),), tolerance=0.05)
-    verdict = evaluate(check, _samples({4096: 1.01, 1 << 20: 0.99, 1 << 30: 1.0}), SCENARIOS,
-                       LABEL_KEYS)
+    check = replace(CHECK, expect="same")
+    scale = {4096: 1.01, 1 << 17: 0.99, 1 << 18: 1.0, 1 << 20: 1.0, 1 << 30: 1.0}
+    verdict = evaluate(check, _samples(scale), SCENARIOS, LABEL_KEYS)
     assert verdict.status == "holds"
+    assert verdict.noise_floor is not None and 0 < verdict.noise_floor < 0.03
 
 
 def test_zero_against_zero_is_no_difference() -> None:
-    samples = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1})
+    samples = _samples(_all(1))
     samples["total_ns_per_op"] = 0.0
-    check = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
-                      (("backing", "malloc"),))
-    assert evaluate(check, samples, SCENARIOS, LABEL_KEYS).status == "holds"
+    check = replace(CHECK, expect="same")
+    verdict = evaluate(check, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds" and all(c.difference for c in verdict.comparisons)
 
 
 def test_missing_data_says_so() -> None:
-    empty = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1}).iloc[0:0]
+    empty = _samples(_all(1)).iloc[0:0]
     verdict = evaluate(CHECK, empty, SCENARIOS, LABEL_KEYS)
     assert verdict.status == "no data" and verdict.comparisons == ()
     assert conclude([]) == ("no data", "no data: no candidate/reference pair was measured")
 
 
-def test_mixed_inconclusive_and_contradicting() -> None:
-    def comparison(outcome: str) -> Comparison:
-        return Comparison("w", "c", "r", 1, 1, 1, 1, 1, outcome)  # type: ignore[arg-type]
-    status, text = conclude([comparison("contradicts"), comparison("inconclusive")])
-    assert status == "inconclusive" and "1 of 2 within the noise" in text
+def test_conclude_separates_contradicted_from_undecided() -> None:
+    assert conclude([_comparison("contradicts"), _comparison("undecided")]) == (
+        "does not hold where decided", "does not hold where decided (1 contradict, 1 undecided)")
+    assert conclude([_comparison("holds", "a"), _comparison("contradicts", "b"),
+                     _comparison("undecided", "c")]) == (
+        "holds only", "holds only for a (1 of 3; contradicted at b; undecided at c)")
+
+
+def test_where_limits_candidates_and_references() -> None:
+    large = replace(CHECK, where=(("size", Span(low=1 << 18)),))
+    scale = {4096: 2.0, 1 << 17: 1.5, 1 << 18: 0.5, 1 << 20: 0.5, 1 << 30: 0.5}
+    verdict = evaluate(large, _samples(scale), SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    assert [c.where for c in verdict.comparisons] == ["size=256KiB", "size=1MiB", "size=1GiB"]
+    small = replace(CHECK, where=(("size", Span(high=1 << 17)),))
+    assert evaluate(small, _samples(scale), SCENARIOS, LABEL_KEYS).status == "does not hold"
+    listed = replace(CHECK, where=(("size", (4096, 1 << 30)),))
+    assert [c.where for c in evaluate(listed, _samples(scale), SCENARIOS,
+                                      LABEL_KEYS).comparisons] == ["size=4KiB", "size=1GiB"]
 
 
 def test_a_fixed_value_stands_in_for_reference_scenarios() -> None:
-    samples = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1})
+    samples = _samples(_all(1), processes=6)
     at_1000 = CheckSpec("x", "total_ns_per_op", "same", (("backing", "malloc"),), value=1000.0)
     verdict = evaluate(at_1000, samples, SCENARIOS, LABEL_KEYS)
-    assert verdict.status == "holds" and len(verdict.comparisons) == 3
+    assert verdict.status == "holds" and len(verdict.comparisons) == 5
     assert verdict.comparisons[0].reference_label == "1000"
     above = CheckSpec("x", "total_ns_per_op", "higher", (("backing", "malloc"),), value=500.0)
     assert evaluate(above, samples, SCENARIOS, LABEL_KEYS).status == "holds"
+    # the sign test needs six processes for a 95% interval of the median
+    five = evaluate(above, _samples(_all(1), processes=5), SCENARIOS, LABEL_KEYS)
+    assert five.status == "inconclusive"
+    assert five.note == ("5 of 5 pairs had too few processes for a 95% interval (5 alone): run "
+                         "at least 6 per scenario")
 
 
 def test_against_a_zero_reference_the_difference_decides_in_the_metrics_unit() -> None:
-    samples = _samples({4096: 1, 1 << 20: 1, 1 << 30: 1})
+    samples = _samples(_all(1))
     samples["total_ns_per_op"] = np.where(samples["scenario_id"].str.startswith("malloc"),
                                           0.0, 0.01)
-    near_zero = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
-                          value=0.0, tolerance=0.05)
-    verdict = evaluate(near_zero, samples, SCENARIOS, LABEL_KEYS)
-    assert verdict.status == "holds"
-    assert all(c.difference and c.ratio == pytest.approx(0.01) for c in verdict.comparisons)
     more = CheckSpec("x", "total_ns_per_op", "higher", (("backing", "mmap-anon"),),
                      (("backing", "malloc"),), tolerance=0.001)
-    assert evaluate(more, samples, SCENARIOS, LABEL_KEYS).status == "holds"
-    strict = CheckSpec("x", "total_ns_per_op", "same", (("backing", "mmap-anon"),),
-                       value=0.0, tolerance=0.001)
-    assert evaluate(strict, samples, SCENARIOS, LABEL_KEYS).status == "does not hold"
+    verdict = evaluate(more, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    assert all(c.difference and c.ratio == pytest.approx(0.01) for c in verdict.comparisons)
+    assert verdict.noise_floor is None  # differences have no relative width
 
 
-def test_intervals_with_infinite_ratios_stay_infinite_not_nan() -> None:
-    from runner.stats import bootstrap_ratio_ci
-    point, low, high = bootstrap_ratio_ci(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0]))
-    assert point == float("inf") and high == float("inf") and not np.isnan(low)
+@pytest.mark.parametrize(("expect", "candidate", "reference", "outcome"), [
+    ("lower", [1, 1], [2, 2], "holds"),
+    ("lower", [1, 3], [2, 2], "undecided"),  # the ranges overlap
+    ("lower", [2, 3], [2, 2], "contradicts"),
+    ("higher", [3, 3], [1, 2], "holds"),
+    ("higher", [1, 2], [2, 2], "contradicts"),
+    ("same", [1, 1, 1], [1], "holds"),
+    ("same", [1, 1, 1.2], [1], "contradicts"),  # a fact that fails once fails
+    ("same", [1, 1], [1, 1.5], "undecided"),  # the reference spreads wider than the band
+    ("same", [0, 0], [0], "holds"),  # zero: the band is ±tolerance in the unit
+    ("same", [0, 1], [0], "contradicts"),
+])
+def test_exact_judgement_counts_every_sample(expect: str, candidate: list[float],
+                                             reference: list[float], outcome: str) -> None:
+    assert judge_exact(expect, np.array(candidate, dtype=float), np.array(reference, dtype=float),
+                       0.05) == outcome
+
+
+def test_deterministic_metrics_are_judged_exactly_on_every_sample() -> None:
+    metric = "first_touch_minor_faults_per_page"
+    check = CheckSpec("one fault per page", metric, "same", (("backing", "mmap-anon"),),
+                      value=1.0)
+    assert method_of(check) == "exact"
+    samples = _samples(_all(1), processes=3, iterations=2, metric=metric)
+    samples[metric] = 1.0
+    verdict = evaluate(check, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds" and verdict.method == "exact"  # 3 processes suffice
+    samples.loc[samples.index[-1], metric] = 2.0  # one sample of mmap-anon 1GiB
+    once = evaluate(check, samples, SCENARIOS, LABEL_KEYS)
+    assert [c.outcome for c in once.comparisons][-1] == "contradicts"
+    assert once.status == "holds only"
+    statistical = evaluate(replace(check, method="statistical"), samples, SCENARIOS, LABEL_KEYS)
+    assert statistical.method == "statistical" and statistical.status == "inconclusive"
+
+
+def test_statistic_minimum_compares_each_process_by_its_fastest_iteration() -> None:
+    samples = _samples(_all(0.8), iterations=2)
+    # mmap-anon's second iterations are 3x slower (a bimodal machine): medians cannot decide
+    slow = samples["scenario_id"].str.startswith("mmap") & (samples["iteration"] == 1)
+    samples.loc[slow, "total_ns_per_op"] *= 3
+    by_median = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    by_minimum = evaluate(replace(CHECK, statistic="minimum"), samples, SCENARIOS, LABEL_KEYS)
+    assert by_median.status == "does not hold"
+    assert by_minimum.status == "holds"
+    first = by_minimum.comparisons[0]
+    assert first.candidate_minimum == pytest.approx(800 * 0.99)
+    assert first.reference_minimum == pytest.approx(1000 * 0.99)
+
+
+def test_zero_candidates_against_a_positive_reference_still_give_a_ratio() -> None:
+    samples = _samples(_all(1))
+    samples.loc[samples["scenario_id"].str.startswith("mmap"), "total_ns_per_op"] = [
+        0.0, 0.0, 1.0, 0.0, 2.0] * len(SIZES)
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    first = verdict.comparisons[0]
+    assert not first.difference and first.ratio == pytest.approx(0.0, abs=0.002)
+    assert first.ci_high < 0.95
