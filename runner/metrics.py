@@ -203,6 +203,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
     metric = BY_NAME[name]
     return f"{metric.description} ({unit or metric.unit})"
 
+
 # Metrics that are facts of the kernel and allocator, not timings: the same scenario gives the
 # same value in every sample (page faults counted, flags, addresses, sizes). Checks judge them
 # on every sample (runner.verdict, method exact): a fact that fails once fails.
@@ -213,4 +214,10 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "blocks_in_heap_per_op", "mappings", "vm_size_growth_bytes_per_op",
     "nonzero_bytes_at_allocate_per_op", "child_sees_parent", "parent_sees_child",
     "blocks_moved_per_op", "data_survived",
+    # Counted by the probe, not timed: the heap trace, dirty blocks, system calls, limits.
+    "nonzero_blocks_per_op", "brk_moves_per_op", "brk_step_median_bytes",
+    "brk_step_per_requested_byte", "usable_bytes_per_op", "usable_per_requested_byte",
+    *(f"{phase}_syscalls_per_op" for phase in PHASES), "read_buffer_page_offset_bytes",
+    "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
+    "rlimit_as_enforced",
 })
