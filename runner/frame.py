@@ -91,6 +91,8 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     after_free = int(iteration["phases"]["free"]["rss_bytes"])
     retained = after_free - int(iteration["rss_before_bytes"])
     row["retained_per_requested_byte"] = retained / requested
+    row["single_pass_syscalls_per_op"] = sum(
+        row[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
     return row
 
 

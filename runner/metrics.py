@@ -173,6 +173,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
            "mmap-file, reading the file once)"),
+    Metric("single_pass_syscalls_per_op", "calls",
+           "system calls the probe issued in allocate + first touch + free, per block: what "
+           "reading the file once takes in calls (file backings, workload cycle)"),
     Metric("resident_per_requested_byte", "bytes per byte",
            "memory made resident by the cycle (allocate to second pass) per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
@@ -217,7 +220,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     # Counted by the probe, not timed: the heap trace, dirty blocks, system calls, limits.
     "nonzero_blocks_per_op", "brk_moves_per_op", "brk_step_median_bytes",
     "brk_step_per_requested_byte", "usable_bytes_per_op", "usable_per_requested_byte",
-    *(f"{phase}_syscalls_per_op" for phase in PHASES), "read_buffer_page_offset_bytes",
+    *(f"{phase}_syscalls_per_op" for phase in PHASES), "single_pass_syscalls_per_op",
+    "read_buffer_page_offset_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
     "rlimit_as_enforced",
 })

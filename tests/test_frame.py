@@ -145,3 +145,14 @@ def test_limits_phases_are_per_mapping_made_not_per_ops(tmp_path: Path,
     assert row["mappings_until_refused"] == 4  # a count, not a share
     refused_at_once = measured(build_frame(_with_observations(run, {"mappings_until_refused": 0})))
     assert (refused_at_once["allocate_ns_per_op"] == refused_at_once["allocate_ns"]).all()
+
+
+def test_single_pass_system_calls_leave_the_second_pass_out(tmp_path: Path,
+                                                            small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"allocate_syscalls": 8, "first_touch_syscalls": 16, "second_pass_syscalls": 16,
+                "free_syscalls": 8}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
+    assert row["single_pass_syscalls_per_op"] == 4
+    assert measured(build_frame(run))["single_pass_syscalls_per_op"].isna().all()
