@@ -67,6 +67,7 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
             f"{phase}_minor_faults_per_op": minor / ops,
             f"{phase}_minor_faults_per_page": minor / (ops * pages_per_op),
             f"{phase}_major_faults_per_op": major / ops,
+            f"{phase}_major_faults_per_page": major / (ops * pages_per_op),
             f"{phase}_rss_growth_bytes_per_op": (rss_after - rss_before) / ops,
         }
         rss_before = rss_after

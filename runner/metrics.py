@@ -41,6 +41,8 @@ def _phase_metrics(phase: str) -> list[Metric]:
         Metric(f"{phase}_minor_faults_per_page", "faults",
                f"minor page faults in {title} per page of a block"),
         Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block"),
+        Metric(f"{phase}_major_faults_per_page", "faults",
+               f"major page faults (reads from disk) in {title} per page of a block"),
         Metric(f"{phase}_rss_growth_bytes_per_op", "bytes",
                f"resident set growth over {title} per block (negative: memory returned)"),
     ]

@@ -34,6 +34,7 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["first_touch_ns_per_op"] == 250 * 16
     assert row["first_touch_ns_per_page"] == 250
     assert row["first_touch_minor_faults_per_page"] == 1
+    assert row["first_touch_major_faults_per_page"] == 0
     assert row["first_touch_rss_growth_bytes_per_op"] == 65536
     assert row["free_rss_growth_bytes_per_op"] == -65536
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
