@@ -35,15 +35,18 @@ from runner.probe import (
     ProbeBinary,
     build_probe,
     find_compiler,
+    hash_sources,
     parse_probe_output,
     probe_argv,
     probe_env,
+    probe_sources,
 )
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 N_PAGES = 4096  # 16 MiB of 4 KiB pages
-SOURCE = Path(__file__).resolve().parent.parent / "runner" / "probe" / "probe.c"
+PROBE_DIR = Path(__file__).resolve().parent.parent / "runner" / "probe"
+C_SOURCES = sorted(PROBE_DIR.glob("*.c"))
 
 
 @pytest.fixture(scope="module")
@@ -1073,9 +1076,31 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
 def test_source_compiles_without_warnings(tmp_path: Path) -> None:
     compiler, _ = find_compiler()
     result = subprocess.run([*compiler, *CFLAGS, "-Werror", "-o", str(tmp_path / "p"),
-                             str(SOURCE)], capture_output=True, text=True, check=False)
+                             *map(str, C_SOURCES)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_probe_sources_are_every_c_file_and_header() -> None:
+    names = [path.name for path in probe_sources(PROBE_DIR)]
+    assert "probe.c" in names and "probe.h" in names and len(names) > 5
+    assert names == sorted(path.name for path in PROBE_DIR.iterdir()
+                           if path.suffix in (".c", ".h"))
+
+
+def test_content_hash_covers_every_source_file(tmp_path: Path) -> None:
+    for name in ("a.c", "b.c", "p.h"):
+        (tmp_path / name).write_text(f"/* {name} */\n")
+    sources = probe_sources(tmp_path)
+    before = hash_sources(sources, CFLAGS, "cc 1")
+    assert hash_sources(sources, CFLAGS, "cc 1") == before
+    for name in ("a.c", "b.c", "p.h"):
+        (tmp_path / name).write_text(f"/* {name}, edited */\n")
+        after = hash_sources(sources, CFLAGS, "cc 1")
+        assert after != before, name
+        before = after
+    assert hash_sources(sources, CFLAGS, "cc 2") != before
+    assert hash_sources(sources[:2], CFLAGS, "cc 1") != before  # a file fewer
 
 
 @pytest.mark.probe
