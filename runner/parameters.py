@@ -30,7 +30,9 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
-WORKLOADS = ("cycle", "fork", "resize", "limits")
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn")
+# Releases that end a block of workload churn right after its access pattern.
+CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 # Backings workload limits can map until refused: one untouched mapping per block.
 LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
 GROW_METHODS = ("realloc", "mremap", "copy")
@@ -219,7 +221,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
               "or resize (write, then grow every block by grow_method), or limits (mmap-anon "
               "or mmap-file: map untouched blocks one after another until mmap refuses one, "
-              "then unmap them; ops is not used)", WORKLOADS),
+              "then unmap them; ops is not used), or churn (ops times: allocate one block, "
+              "apply the access pattern, release it, back to back in one timed window, the "
+              "allocate phase: the latency of an allocate-use-release pair)", WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
               "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
@@ -553,6 +557,8 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
         return ("write-file writes its blocks to the file in the touching phases of workload "
                 f"cycle, which workload {workload} does not have (use backing read-file or "
                 "malloc)")
+    if workload == "churn":
+        return _churn_conflict(params)
     if params["access"] not in WRITING_ACCESSES:
         return (f"workload {workload} writes a pattern to check it afterwards, and access "
                 f"{params['access']} writes nothing (use access: write-page or write-all)")
@@ -576,6 +582,19 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def _churn_conflict(params: Mapping[str, Value]) -> str | None:
+    release = params["release"]
+    if release not in CHURN_RELEASES:
+        return (f"workload churn releases each block right after touching it, and release "
+                f"{release} does not end a block (use release: auto, free, malloc-trim or "
+                "munmap)")
+    if params["backing"] == "posix-memalign" and params["protection"] != "read-write":
+        return (f"workload churn frees each posix-memalign block at once, and protection "
+                f"{params['protection']} would need an mprotect back first (use protection: "
+                "read-write, or workload cycle)")
+    return None
+
+
 def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     threads = int(params["threads"])
     if threads == 1:
@@ -596,12 +615,15 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
                           grow_factor: int = 2) -> int:
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
-    fork a second copy (the child's), for resize the old and the grown blocks together."""
+    fork a second copy (the child's), for resize the old and the grown blocks together, for
+    churn one block (but the data file of a file backing, which holds every block)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
         return 0
     if workload == "fork":
         return 2 * blocks
+    if workload == "churn" and backing not in FILE_BACKINGS:
+        return block_bytes(backing, size_bytes)  # one block alive at a time
     if workload == "resize":
         return (1 + grow_factor) * blocks
     return blocks

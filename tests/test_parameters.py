@@ -135,6 +135,15 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"backing": "read-file", "workload": "resize"}, "use read_buffer: whole"),
     ({"backing": "read-file", "check_zero": True}, "allocates none"),
     ({"backing": "read-file", "release": "malloc-trim"}, "its buffer is reused"),
+    ({"workload": "churn", "release": "none"}, "does not end a block"),
+    ({"workload": "churn", "backing": "mmap-anon", "release": "madv-free"},
+     "does not end a block"),
+    ({"workload": "churn", "backing": "posix-memalign", "protection": "read",
+      "access": "read-page"}, "use protection: read-write"),
+    ({"workload": "churn", "threads": 2, "ops": 4}, "use threads: 1"),
+    ({"workload": "churn", "history": "recycled"}, "use workload: cycle"),
+    ({"workload": "churn", "order": "random"}, "applies to workload cycle only"),
+    ({"workload": "churn", "backing": "write-file"}, "which workload churn does not have"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -181,6 +190,12 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "read-file", "read_buffer": 0, "check_zero": True, "release": "malloc-trim"},
     {"backing": "read-file", "read_buffer": 4096, "order": "random", "access": "none"},
     {"backing": "read-file", "threads": 2, "ops": 2, "cache": "cold"},
+    {"workload": "churn", "backing": "malloc", "access": "none"},
+    {"workload": "churn", "backing": "calloc", "release": "malloc-trim", "access": "read-all"},
+    {"workload": "churn", "backing": "mmap-anon", "thp": "huge", "populate": "mlock"},
+    {"workload": "churn", "backing": "mmap-file", "access": "read-page", "cache": "cold"},
+    {"workload": "churn", "backing": "read-file", "read_buffer": 0},
+    {"workload": "churn", "backing": "shm", "sharing": "shared", "host_warm": True},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None
@@ -267,6 +282,12 @@ def test_fork_and_resize_need_more_memory_than_their_blocks() -> None:
     assert scenario_memory_bytes(MiB, 4, "malloc", "fork") == 8 * MiB
     assert scenario_memory_bytes(MiB, 4, "malloc", "resize", 3) == 16 * MiB
     assert scenario_memory_bytes(MiB, 4, "malloc") == 4 * MiB
+
+
+def test_churn_needs_one_block_but_a_file_backing_its_whole_file() -> None:
+    assert scenario_memory_bytes(MiB, 64, "malloc", "churn") == MiB
+    assert scenario_memory_bytes(4096, 3, "mmap-hugetlb", "churn") == HUGE_PAGE_BYTES
+    assert scenario_memory_bytes(MiB, 64, "mmap-file", "churn") == 64 * MiB
 
 
 def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:

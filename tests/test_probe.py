@@ -731,6 +731,59 @@ def test_realloc_of_small_heap_blocks_keeps_their_data(probe: ProbeBinary,
         assert 0 <= it["observations"]["blocks_moved"] <= 8
 
 
+# --- churn ------------------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("backing", ["mmap-anon", "memfd", "posix-memalign"])
+def test_churn_faults_each_fresh_block_once_and_keeps_none(probe: ProbeBinary,
+                                                         backing: str) -> None:
+    """Each pair maps (or allocates) one page, writes it and gives it back: one fault per
+    pair for a mapping, which comes fresh every time; nothing stays resident; the whole loop
+    is the allocate slot and the other three are empty."""
+    ops = 256
+    s = scenario(backing=backing, size_bytes=PAGE, ops=ops, workload="churn",
+                 sharing="shared" if backing == "memfd" else "private")
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        if backing != "posix-memalign":
+            assert 0.9 * ops <= phases["allocate"]["minor_faults"] <= 1.1 * ops + 8
+        assert phases["allocate"]["ns"] > 0
+        assert abs(phases["allocate"]["rss_bytes"] - it["rss_before_bytes"]) <= 64 * PAGE
+        for phase in ("first_touch", "second_pass", "free"):
+            assert phases[phase]["ns"] == 0 and phases[phase]["minor_faults"] == 0
+            assert phases[phase]["rss_bytes"] == phases["allocate"]["rss_bytes"]
+
+
+@pytest.mark.probe
+def test_churn_reuses_one_heap_chunk_where_cycle_keeps_a_batch(probe: ProbeBinary) -> None:
+    """malloc/free pairs of 4 KiB reuse the same chunk: after the first iteration no faults
+    and no growth; cycle's batch of the same blocks grows the heap by all of them at once."""
+    ops = 1024
+    churn = measured(probe, scenario(backing="malloc", size_bytes=PAGE, ops=ops,
+                                     workload="churn"), 3)
+    for it in churn[1:]:
+        assert it["phases"]["allocate"]["minor_faults"] <= 2
+    first_churn = churn[0]["phases"]["allocate"]["rss_bytes"] - churn[0]["rss_before_bytes"]
+    assert first_churn < 64 * PAGE
+    (cycle,) = measured(probe, scenario(backing="malloc", size_bytes=PAGE, ops=ops))
+    assert cycle["observations"]["brk_growth_bytes"] >= ops * PAGE
+    # the batch's fresh pages fault in allocate (chunk headers) and first touch together
+    faults = sum(cycle["phases"][phase]["minor_faults"] for phase in ("allocate", "first_touch"))
+    assert faults >= 0.9 * ops
+
+
+@pytest.mark.probe
+def test_churn_reads_what_it_wrote_nowhere_else(probe: ProbeBinary) -> None:
+    """access read-all of fresh calloc'd blocks sums zeros: the checksum is 0; the pairs are
+    done (the loop is not optimised away: it takes time and, for 64 KiB blocks above no
+    threshold, returns memory each time)."""
+    (it,) = measured(probe, scenario(backing="calloc", size_bytes=64 << 10, ops=64,
+                                     workload="churn", access="read-all"))
+    assert it["checksum"] == 0
+    assert it["phases"]["allocate"]["ns"] > 0
+
+
 # --- heap: the program break, the dynamic mmap threshold, tunables ----------------------------
 
 @pytest.mark.probe
@@ -1035,6 +1088,12 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(read_buffer_bytes=str(128 << 20)),
     _good_args(backing="read-file", workload="resize"),  # a read buffer keeps no blocks
     _good_args(backing="read-file", check_zero="1"),
+    _good_args(workload="churn", release="none"),  # churn ends each block at once
+    _good_args(workload="churn", backing="mmap-anon", release="madv-dontneed"),
+    _good_args(workload="churn", backing="posix-memalign", protection="read",
+               access="read-page"),
+    _good_args(workload="churn", threads="2", ops="2"),
+    _good_args(workload="churn", backing="write-file"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:

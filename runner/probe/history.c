@@ -50,6 +50,8 @@ size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
     size_t blocks = b->ops * b->stride_bytes;
     if (s->workload == WORKLOAD_FORK)
         return 2 * blocks;
+    if (s->workload == WORKLOAD_CHURN && !is_file_backing(s->backing))
+        return b->stride_bytes; /* one block alive at a time */
     if (s->workload == WORKLOAD_RESIZE)
         return (1 + s->grow_factor) * blocks;
     return blocks;

@@ -27,7 +27,8 @@ static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
 static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
     "malloc-trim-but-last", "none"};
-static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits"};
+static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits",
+                                                             "churn"};
 static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
 static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
 static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
@@ -100,6 +101,13 @@ static void check_new_combination(const struct scenario *s)
          s->protection != PROTECTION_READ_WRITE))
         usage_error("--history=recycled needs --workload=cycle --threads=1, a backing without a "
                     "file and --protection=read-write");
+    /* churn releases every block right after touching it: the release must end it. */
+    if (s->workload == WORKLOAD_CHURN &&
+        ((s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM &&
+          s->release != RELEASE_MUNMAP) ||
+         (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)))
+        usage_error("--workload=churn needs --release=free, malloc-trim or munmap, and "
+                    "--protection=read-write for --backing=posix-memalign");
     if (s->workload != WORKLOAD_LIMITS)
         return;
     if ((s->backing != BACKING_MMAP_ANON && s->backing != BACKING_MMAP_FILE) ||

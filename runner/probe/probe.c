@@ -36,6 +36,13 @@
  *           first_touch  nothing
  *           second_pass  nothing
  *           free         munmap every block mapped
+ *   churn   allocate     ops times, back to back: allocate one block (as cycle's allocate
+ *                        does one), the access pattern on it, release it (free, malloc-trim
+ *                        or munmap); only one block is alive at a time, so this is the
+ *                        latency of an allocate-use-release pair
+ *           first_touch  empty: 0 ns, 0 faults, rss_bytes as after allocate
+ *           second_pass  empty, likewise
+ *           free         empty, likewise
  *
  * --release=none makes the free phase do nothing: the blocks stay allocated until the
  * process exits, so every iteration leaks its own. --history=recycled (cycle) allocates the
@@ -91,7 +98,7 @@
  *   datafile.c  the data file of file backings and its page-cache residency
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
- *   cycle.c, fork.c, resize.c, limits.c   one workload each: its four phase slots
+ *   cycle.c, churn.c, fork.c, resize.c, limits.c   one workload each: its four phase slots
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
  */
 #include "probe.h"
@@ -131,6 +138,9 @@ static void run_iteration(const struct context *c, const struct scenario *s,
         break;
     case WORKLOAD_LIMITS:
         run_limits(c, s, out);
+        break;
+    case WORKLOAD_CHURN:
+        run_churn(c, s, value, out);
         break;
     case WORKLOAD_COUNT:
         break;

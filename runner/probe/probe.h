@@ -28,7 +28,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 4
+#define PROBE_VERSION 5
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -94,7 +94,7 @@ enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED
                RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_NONE, RELEASE_COUNT };
 
 enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_LIMITS,
-                WORKLOAD_COUNT };
+                WORKLOAD_CHURN, WORKLOAD_COUNT };
 
 enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
 
@@ -252,6 +252,79 @@ struct context {
     uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
 };
 
+/* ------------------------------------------------------------------------------------------ */
+/* The access patterns, inline: every loop that touches memory uses them (access.c, churn.c) */
+
+/* One native-endian 8-byte word at any alignment: memcpy is a plain load at -O2. */
+static inline uint64_t load_word(const unsigned char *p)
+{
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* Sums native-endian 8-byte words, then the tail bytes. Eight independent accumulators over
+ * 64 bytes per step, so that no addition waits for the one before (gcc -O2 turns them into
+ * vector adds): the loop runs many times faster than memory delivers, so a read-all phase
+ * measures memory and page faults, not this loop. With one accumulator every add waits for
+ * the previous one and the loop was slower than memory. (Eight separate loads, not a
+ * memcpy of eight words, which gcc copies through the stack.) */
+static inline uint64_t sum_words(const unsigned char *p, size_t length)
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    size_t words = length / sizeof(uint64_t), w = 0;
+    for (; w + 8 <= words; w += 8) {
+        const unsigned char *q = p + w * sizeof(uint64_t);
+        s0 += load_word(q);
+        s1 += load_word(q + 8);
+        s2 += load_word(q + 16);
+        s3 += load_word(q + 24);
+        s4 += load_word(q + 32);
+        s5 += load_word(q + 40);
+        s6 += load_word(q + 48);
+        s7 += load_word(q + 56);
+    }
+    for (; w < words; w++)
+        s0 += load_word(p + w * sizeof(uint64_t));
+    for (size_t tail = words * sizeof(uint64_t); tail < length; tail++)
+        s0 += p[tail];
+    return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+/* The access pattern over `length` bytes at p that lie `offset` bytes into their block: the
+ * bytes a pass over the whole block touches there. write-page and read-page touch one byte
+ * per page, at block offsets 0, page, 2*page... (byte 0 of a block smaller than a page);
+ * write-all writes every byte (memset); read-all sums the words (offset is a multiple of 8,
+ * so the words are the block's). Returns what was read. */
+static inline uint64_t access_range(unsigned char *p, size_t length, size_t offset,
+                                    size_t page, enum access access, unsigned char value)
+{
+    size_t first = (page - offset % page) % page;
+    uint64_t sum = 0;
+    switch (access) {
+    case ACCESS_WRITE_PAGE:
+        for (size_t o = first; o < length; o += page)
+            p[o] = value;
+        ESCAPE(p);
+        break;
+    case ACCESS_WRITE_ALL:
+        memset(p, value, length);
+        ESCAPE(p);
+        break;
+    case ACCESS_READ_PAGE:
+        for (size_t o = first; o < length; o += page)
+            sum += p[o];
+        break;
+    case ACCESS_READ_ALL:
+        sum = sum_words(p, length);
+        break;
+    case ACCESS_NONE:
+    case ACCESS_COUNT:
+        break;
+    }
+    return sum;
+}
+
 /* options.c */
 extern const int PROTECTION_BITS[PROTECTION_COUNT];
 extern const int ADVICE_BITS[ADVICE_COUNT];
@@ -283,6 +356,10 @@ void unmap_blocks(const struct blocks *b);
 __attribute__((noinline)) void allocate_blocks(const struct blocks *b, const struct scenario *s);
 __attribute__((noinline)) void release_blocks(const struct blocks *b, const struct scenario *s);
 void finish_release(const struct blocks *b, const struct scenario *s);
+
+/* churn.c */
+void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
+               struct iteration_result *out);
 
 /* cycle.c */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
