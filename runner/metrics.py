@@ -100,8 +100,9 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "for heap backings, workload cycle)",
                 per_op=True),
     Observation("mappings", "mappings",
-                "lines of /proc/self/maps after allocate: the process's mappings, adjacent private "
-                "anonymous ones with equal flags merged (workload cycle)"),
+                "lines of /proc/self/maps after allocate (read after the second pass, which adds "
+                "none): the process's mappings, adjacent private anonymous ones with equal "
+                "flags merged (workload cycle)"),
     Observation("vm_size_growth_bytes", "bytes",
                 "address space (VmSize) taken by allocate, resident or not (workload cycle)",
                 per_op=True),
@@ -173,6 +174,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
            "mmap-file, reading the file once)"),
+    Metric("fault_in_ns_per_op", "ns",
+           "allocate + first touch as one window, per block: getting memory and faulting it "
+           "in, wherever the faults land (populate moves them into allocate)"),
+    Metric("fault_in_ns_per_page", "ns",
+           "allocate + first touch as one window, per page of a block: what the field calls "
+           "page-fault cost"),
+    Metric("fault_in_minor_faults_per_page", "faults",
+           "minor page faults in allocate and first touch together, per page of a block"),
     Metric("resident_per_requested_byte", "bytes per byte",
            "memory made resident by the cycle (allocate to second pass) per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
@@ -209,6 +218,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
 # on every sample (runner.verdict, method exact): a fact that fails once fails.
 DETERMINISTIC: frozenset[str] = frozenset({
     *(f"{phase}_minor_faults_{per}" for phase in PHASES for per in ("per_op", "per_page")),
+    "fault_in_minor_faults_per_page",
     "brk_growth_per_requested_byte", "vm_size_growth_per_requested_byte",
     "alignment_bytes", "hugetlb_bytes_per_op", "protection_enforced", "brk_growth_bytes_per_op",
     "blocks_in_heap_per_op", "mappings", "vm_size_growth_bytes_per_op",

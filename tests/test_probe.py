@@ -731,6 +731,22 @@ def test_realloc_of_small_heap_blocks_keeps_their_data(probe: ProbeBinary,
         assert 0 <= it["observations"]["blocks_moved"] <= 8
 
 
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("populate", ["none", "map-populate", "madv-populate-write"])
+def test_the_fault_in_window_counts_every_page_once_wherever_populate_puts_it(
+        probe: ProbeBinary, populate: str) -> None:
+    """fault_in (allocate + first touch) sees one fault per page whether populate moved the
+    faults into allocate or first touch took them."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE,
+                                     populate=populate))
+    phases = it["phases"]
+    faults = phases["allocate"]["minor_faults"] + phases["first_touch"]["minor_faults"]
+    assert 0.9 * N_PAGES <= faults <= 1.1 * N_PAGES
+    growth = phases["first_touch"]["rss_bytes"] - it["rss_before_bytes"]
+    assert 0.9 * N_PAGES * PAGE <= growth <= 1.1 * N_PAGES * PAGE
+
+
 # --- churn ------------------------------------------------------------------------------------
 
 @pytest.mark.probe

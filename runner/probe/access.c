@@ -7,8 +7,8 @@
 /* Applies the scenario's access pattern to every block, in block order; returns what was
  * read. noinline, like the phases' other work (see allocate_blocks). */
 __attribute__((noinline)) uint64_t apply_access(const struct blocks *b,
-                                                       const struct scenario *s, size_t page,
-                                                       unsigned char value)
+                                                const struct scenario *s, size_t page,
+                                                unsigned char value)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < b->ops; i++)
@@ -113,8 +113,8 @@ static void sync_out(const struct blocks *b, const struct scenario *s)
 /* The work of first_touch and second_pass in the cycle workload: the access pattern, then for
  * write-file the file writes, then the sync. Returns what was read. */
 __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
-                                                       const struct scenario *s, size_t page,
-                                                       unsigned char value)
+                                                const struct scenario *s, size_t page,
+                                                unsigned char value)
 {
     uint64_t sum = b->buffer != NULL  ? read_chunks(b, s, value)
                    : b->pages != NULL ? visit_pages(b, s, value)
@@ -129,7 +129,7 @@ __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
 /* 1 when every byte the access pattern writes holds `value` (one per page for write-page,
  * all of them for write-all): whether a write of this or another process is visible here. */
 uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, size_t page,
-                            unsigned char value)
+                     unsigned char value)
 {
     size_t step = s->access == ACCESS_WRITE_ALL ? 1 : page;
     for (size_t i = 0; i < b->ops; i++)

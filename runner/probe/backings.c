@@ -63,7 +63,7 @@ int map_flags(const struct scenario *s)
 }
 
 unsigned char *map_block(const struct blocks *b, const struct scenario *s, int flags,
-                                int fd, off_t offset)
+                         int fd, off_t offset)
 {
     COUNT_SYSCALL();
     void *p = mmap(NULL, b->map_bytes, PROTECTION_BITS[s->protection], flags, fd, offset);
@@ -293,7 +293,7 @@ static void advise_blocks(const struct blocks *b, int advice, const char *name)
 /* noinline: the work of a phase is one call between the two clock reads, so the compiler
  * cannot move any of it outside the timed window. The same holds for touch_blocks. */
 __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
-                                                      const struct scenario *s)
+                                               const struct scenario *s)
 {
     switch (s->backing) {
     case BACKING_MALLOC:
@@ -333,7 +333,7 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
 /* The free phase: whatever `release` says. For the madvise releases the mappings stay; the
  * caller unmaps them after the phase, untimed. */
 __attribute__((noinline)) void release_blocks(const struct blocks *b,
-                                                     const struct scenario *s)
+                                              const struct scenario *s)
 {
     if (b->buffer != NULL)
         return; /* read-file keeps its one buffer for the next iteration: nothing to free */

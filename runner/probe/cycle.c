@@ -3,7 +3,11 @@
  */
 #include "probe.h"
 
-/* Observations about the blocks just allocated, taken right after the allocate phase. */
+/* Observations about the blocks allocate made, taken after the second pass (the touching
+ * phases add no mapping, address space or heap, nor move a block), so that nothing but the
+ * two phases' own bookkeeping runs between allocate and first touch: reading /proc/self/maps
+ * there would cool the caches first touch finds. check_zero, which must read the blocks
+ * before anything writes them, stays right after allocate (observe_zero). */
 static void observe_allocation(const struct context *c, const struct scenario *s,
                                uint64_t vm_before, uintptr_t brk_before,
                                struct iteration_result *out)
@@ -23,17 +27,22 @@ static void observe_allocation(const struct context *c, const struct scenario *s
         observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
         observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
     }
-    if (s->check_zero) {
-        observe(out, OBS_NONZERO_BYTES_AT_ALLOCATE, nonzero_bytes(b));
-        observe(out, OBS_NONZERO_BLOCKS, dirty_blocks(b));
-    }
+}
+
+/* check_zero: the non-zero bytes of the blocks right after allocate, before any write. */
+static void observe_zero(const struct blocks *b, struct iteration_result *out)
+{
+    observe(out, OBS_NONZERO_BYTES_AT_ALLOCATE, nonzero_bytes(b));
+    observe(out, OBS_NONZERO_BLOCKS, dirty_blocks(b));
 }
 
 /* cycle: the four phases, each timed around exactly its work, and the observations the
- * scenario calls for, taken between the phases. `value` makes the written bytes differ
- * between iterations, so no store is a constant the compiler could drop. */
+ * scenario calls for, taken between the phases but never between allocate and first touch
+ * (except check_zero's reading, and order random's locating of the pages). `value` makes
+ * the written bytes differ between iterations, so no store is a constant the compiler could
+ * drop. */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
-                      struct iteration_result *out)
+               struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
@@ -53,7 +62,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     else
         allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
-    observe_allocation(c, s, vm_before, brk_before, out);
+    if (s->check_zero)
+        observe_zero(b, out);
     if (b->pages != NULL)
         locate_pages(b);
 
@@ -71,6 +81,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     checksum += c->crew != NULL ? crew_work(c->crew, PHASE_SECOND_PASS, again)
                                 : touch_blocks(b, s, page, again);
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
+    /* before the protection checks, whose mprotect calls may split or merge mappings */
+    observe_allocation(c, s, vm_before, brk_before, out);
     if (s->protection != PROTECTION_READ_WRITE) {
         observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
         observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));

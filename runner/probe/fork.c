@@ -28,6 +28,7 @@ static void run_child(const struct blocks *b, const struct scenario *s,
      * below would never see the end of the file. */
     close(report_pipe[0]);
     close(release_pipe[1]);
+    forget_statm();
     int report_fd = report_pipe[1], release_fd = release_pipe[0];
     size_t page = b->page_bytes;
     struct child_report report;
@@ -106,7 +107,7 @@ static uint64_t check_in_child(const struct blocks *b, const struct scenario *s,
  * the timed child has written, as the parent's copy is still its own, and a fork before would
  * write-protect the parent's page table entries for the timed fork. */
 void run_fork(const struct context *c, const struct scenario *s, unsigned char value,
-                     struct iteration_result *out)
+              struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;

@@ -179,7 +179,7 @@ struct heap_trace trace_heap(int argc, char **argv)
 
 /* The trace's figures are the process's, not an iteration's: each iteration carries them. */
 void observe_heap_trace(const struct heap_trace *trace, struct iteration_result *results,
-                               size_t count)
+                        size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         observe(&results[i], OBS_BRK_MOVES, trace->brk_moves);

@@ -78,7 +78,7 @@ static uint64_t check_rlimit_as(size_t headroom, size_t page)
  * unmap them (free); then what refused it, the map count against vm.max_map_count, and
  * whether RLIMIT_AS is enforced. */
 void run_limits(const struct context *c, const struct scenario *s,
-                       struct iteration_result *out)
+                struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
@@ -115,7 +115,7 @@ void run_limits(const struct context *c, const struct scenario *s,
 /* workload limits: room for more blocks than vm.max_map_count allows, and for mmap-file a
  * sparse file of one block, which every block maps (never read, so never filled). */
 void prepare_limits(struct context *c, const struct scenario *s, char *fs_buffer,
-                           size_t fs_size, const char **file_fs)
+                    size_t fs_size, const char **file_fs)
 {
     struct blocks *b = &c->blocks;
     c->max_map_count = read_max_map_count();

@@ -58,7 +58,7 @@ static void print_json_string_or_null(const char *text)
 }
 
 void print_result(size_t page, const char *file_fs, const struct iteration_result *results,
-                         size_t count)
+                  size_t count)
 {
 #ifdef __GLIBC__
     const char *libc_name = "glibc", *libc_version = gnu_get_libc_version();

@@ -426,6 +426,7 @@ void observe(struct iteration_result *r, enum observation o, uint64_t value);
 uint64_t resident_bytes(size_t page);
 uint64_t virtual_bytes(size_t page);
 uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end);
+void forget_statm(void);
 void start_phase(struct phase_start *start);
 void stop_phase(const struct phase_start *start, size_t page, struct phase_result *out);
 

@@ -80,7 +80,7 @@ static uint64_t count_moved(const struct blocks *b, unsigned char *const *previo
 
 /* resize: allocate, write the data, grow every block, free the grown blocks. */
 void run_resize(const struct context *c, const struct scenario *s, unsigned char value,
-                       struct iteration_result *out)
+                struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
@@ -93,11 +93,11 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
     start_phase(&start);
     allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
-    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
 
     start_phase(&start);
     apply_access(b, s, page, value);
     stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b)); /* not between the two phases */
     memcpy(c->previous, b->at, b->ops * sizeof *b->at);
 
     start_phase(&start);

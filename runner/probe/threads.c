@@ -64,7 +64,7 @@ static void *run_worker(void *argument)
 
 /* One phase, shared out to the workers; returns the sum of what they read. */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
-                                                    unsigned char value)
+                                             unsigned char value)
 {
     c->phase = phase;
     c->value = value;
