@@ -126,10 +126,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "proportional set size of the child after it wrote, while both run "
                 "(smaps_rollup Pss; workload fork)"),
     Observation("blocks_moved", "blocks",
-                "blocks whose address changed when they grew (workload resize)", per_op=True),
+                "blocks whose address after growing (the last step) differs from the one "
+                "allocate gave (workload resize)", per_op=True),
     Observation("data_survived", "0 or 1",
-                "1 when every byte written before growing was still there after "
-                "(workload resize)"),
+                "1 when every byte written before growing was still there after (with "
+                "touch_grown, also every byte the growth steps wrote; workload resize)"),
     Observation("nonzero_blocks", "blocks",
                 "blocks with at least one non-zero byte right after allocate, before anything "
                 "is written (reported with check_zero: true)", per_op=True),

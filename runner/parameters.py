@@ -37,6 +37,8 @@ CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
 GROW_METHODS = ("realloc", "mremap", "copy")
 SYNCS = ("none", "msync", "fsync")
+# Most growth steps of workload resize (the probe's limit too).
+MAX_GROW_STEPS = 30
 # Most worker threads a scenario may ask for (the probe's limit too).
 MAX_THREADS = 256
 # GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
@@ -285,6 +287,14 @@ PARAMETERS: tuple[Parameter, ...] = (
               "scenario's blocks, write every page and unmap it, so the pages the kernel hands "
               "out next are likely already backed by a virtual machine's host (best effort: "
               "the measured blocks are still untouched)"),
+    Parameter("grow_steps", "grow_steps", "whole", 1,
+              "workload resize: how many times every block grows by grow_factor, one step "
+              "after another in the second pass (1 MiB to 1 GiB by doubling: size 1MiB, "
+              "grow_factor 2, grow_steps 10)", maximum=MAX_GROW_STEPS, keyed_label=True),
+    Parameter("touch_grown", "touch_grown", "bool", False,
+              "workload resize: after each growth step, apply the access pattern to the part "
+              "the step added (timed, in the second pass), as a growing buffer is filled; "
+              "data_survived then checks those bytes too"),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -543,7 +553,7 @@ def _file_conflict(params: Mapping[str, Value]) -> str | None:
 def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     workload, backing = params["workload"], params["backing"]
     if workload != "resize":
-        for key in ("grow_method", "grow_factor"):
+        for key in ("grow_method", "grow_factor", "grow_steps", "touch_grown"):
             if params[key] != DEFAULTS[key]:
                 return (f"{key} says how workload resize grows the blocks, and this is workload "
                         f"{workload} (use workload: resize, or leave {key} out)")
@@ -613,9 +623,10 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
 
 
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
-                          grow_factor: int = 2) -> int:
+                          grow_factor: int = 2, grow_steps: int = 1) -> int:
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
-    fork a second copy (the child's), for resize the old and the grown blocks together, for
+    fork a second copy (the child's), for resize the old and the grown blocks of the last
+    growth step together, for
     churn one block (but the data file of a file backing, which holds every block)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
@@ -625,5 +636,5 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
     if workload == "churn" and backing not in FILE_BACKINGS:
         return block_bytes(backing, size_bytes)  # one block alive at a time
     if workload == "resize":
-        return (1 + grow_factor) * blocks
+        return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
     return blocks

@@ -800,6 +800,36 @@ def test_churn_reads_what_it_wrote_nowhere_else(probe: ProbeBinary) -> None:
     assert it["phases"]["allocate"]["ns"] > 0
 
 
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize(("backing", "method"), [("mmap-anon", "mremap"),
+                                                 ("malloc", "realloc")])
+def test_a_growth_chain_faults_only_the_parts_it_touches(probe: ProbeBinary, backing: str,
+                                                         method: str) -> None:
+    """64 KiB doubled 4 times is 1 MiB. mremap moves or extends the mapping and faults
+    nothing; realloc copies a heap chunk at most once per step, no more than the old part,
+    and the copies of all steps together are at most the pages the chain adds. With
+    touch_grown each step's new part is written once, one fault per page it adds. The data
+    of every step survives the later ones."""
+    start, steps = 64 << 10, 4
+    final = start << steps
+    added_pages = (final - start) // PAGE
+    copies = 0 if method == "mremap" else added_pages  # at most
+    for touch in (False, True):
+        s = scenario(backing=backing, size_bytes=start, workload="resize", grow_method=method,
+                     grow_steps=steps, touch_grown=touch)
+        for it in measured(probe, s, 2):
+            grow = it["phases"]["second_pass"]
+            assert it["observations"]["data_survived"] == 1
+            growth = grow["rss_bytes"] - it["phases"]["first_touch"]["rss_bytes"]
+            touched = added_pages if touch else 0
+            assert 0.9 * touched <= grow["minor_faults"] <= 1.1 * (touched + copies) + 8
+            if touch:
+                assert growth >= 0.9 * (final - start)
+            elif method == "mremap":
+                assert growth <= 0.1 * (final - start)
+
+
 # --- heap: the program break, the dynamic mmap threshold, tunables ----------------------------
 
 @pytest.mark.probe
@@ -1049,8 +1079,8 @@ def _good_args(**overrides: str) -> list[str]:
             "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
             "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
-            "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576", "warmup": "0",
-            "iterations": "1", **overrides}
+            "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576",
+            "grow_steps": "1", "touch_grown": "0", "warmup": "0", "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -1104,6 +1134,10 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(read_buffer_bytes=str(128 << 20)),
     _good_args(backing="read-file", workload="resize"),  # a read buffer keeps no blocks
     _good_args(backing="read-file", check_zero="1"),
+    _good_args(grow_steps="0"),
+    _good_args(grow_steps="31"),
+    _good_args(touch_grown="2"),
+    _good_args(workload="resize", grow_factor="64", grow_steps="30"),  # 64^30 overflows
     _good_args(workload="churn", release="none"),  # churn ends each block at once
     _good_args(workload="churn", backing="mmap-anon", release="madv-dontneed"),
     _good_args(workload="churn", backing="posix-memalign", protection="read",
@@ -1141,7 +1175,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
-        "none", "1048576", "recycled", "1"],
+        "none", "1048576", "recycled", "1", "1", "0"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 

@@ -52,8 +52,12 @@ size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
         return 2 * blocks;
     if (s->workload == WORKLOAD_CHURN && !is_file_backing(s->backing))
         return b->stride_bytes; /* one block alive at a time */
-    if (s->workload == WORKLOAD_RESIZE)
-        return (1 + s->grow_factor) * blocks;
+    if (s->workload == WORKLOAD_RESIZE) { /* the last step: its old and its grown blocks */
+        size_t before_last = blocks;
+        for (size_t step = 1; step < s->grow_steps; step++)
+            before_last *= s->grow_factor;
+        return (1 + s->grow_factor) * before_last;
+    }
     return blocks;
 }
 

@@ -37,8 +37,8 @@ static const char *const HISTORY_NAMES[HISTORY_COUNT] = {"fresh", "recycled"};
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
-    "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes", "warmup",
-    "iterations"};
+    "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes", "grow_steps",
+    "touch_grown", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -49,7 +49,8 @@ void usage_error(const char *format, ...)
     fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
           " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
-          " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --warmup=N"
+          " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --grow_steps=N"
+          " --touch_grown=0|1 --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -246,6 +247,12 @@ struct scenario parse_arguments(int argc, char **argv)
          s.read_buffer_bytes > MAX_READ_BUFFER_BYTES))
         usage_error("--read_buffer_bytes is 0 (whole) or a multiple of %zu up to %zu",
                     READ_BUFFER_UNIT_BYTES, MAX_READ_BUFFER_BYTES);
+    s.grow_steps = parse_count(OPT_GROW_STEPS, values[OPT_GROW_STEPS], 1);
+    if (s.grow_steps > MAX_GROW_STEPS)
+        usage_error("--grow_steps must be at most %d", MAX_GROW_STEPS);
+    s.touch_grown = (int)parse_count(OPT_TOUCH_GROWN, values[OPT_TOUCH_GROWN], 0);
+    if (s.touch_grown > 1)
+        usage_error("--touch_grown is 0 or 1");
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

@@ -28,7 +28,10 @@
  *   resize  allocate     allocate the blocks
  *           first_touch  the access pattern (the data that must survive)
  *           second_pass  grow every block to grow_factor times its size by realloc,
- *                        mremap(MREMAP_MAYMOVE) or copy (new block, memcpy, free the old)
+ *                        mremap(MREMAP_MAYMOVE) or copy (new block, memcpy, free the old);
+ *                        --grow_steps times over (size times grow_factor^steps at the end),
+ *                        with --touch_grown=1 the access pattern over the part each step
+ *                        added, right after that step
  *           free         give the grown blocks back
  *   limits  allocate     map blocks (mmap-anon or mmap-file), never touched, one after
  *                        another until mmap refuses one; neighbours alternate read-write
@@ -171,9 +174,17 @@ static struct context prepare_context(const struct scenario *s, size_t page,
                (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)) {
         map_bytes = stride;
     }
-    /* resize: the grown blocks, all of them, must fit too. */
-    if (s->workload == WORKLOAD_RESIZE && stride > SIZE_MAX / s->grow_factor / s->ops)
-        usage_error("--ops times --size_bytes times --grow_factor is too large");
+    /* resize: the grown blocks, all of them, must fit too, after the last step. */
+    if (s->workload == WORKLOAD_RESIZE) {
+        size_t growth = 1;
+        for (size_t step = 0; step < s->grow_steps; step++) {
+            if (growth > SIZE_MAX / s->grow_factor)
+                usage_error("--grow_factor to the power --grow_steps is too large");
+            growth *= s->grow_factor;
+        }
+        if (stride > SIZE_MAX / growth / s->ops || map_bytes > SIZE_MAX / growth)
+            usage_error("--ops times --size_bytes times the growth is too large");
+    }
 
     struct context c = {.heap_start = heap_start};
     struct blocks *b = &c.blocks;

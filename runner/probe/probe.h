@@ -45,6 +45,7 @@
 /* Most threads a scenario may ask for (runner/parameters.py MAX_THREADS). */
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
+#define MAX_GROW_STEPS 30
 /* read_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says the same). */
 #define READ_BUFFER_UNIT_BYTES ((size_t)4096)
 #define MAX_READ_BUFFER_BYTES ((size_t)64 << 20)
@@ -112,7 +113,7 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
-              OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
@@ -134,6 +135,8 @@ struct scenario {
     enum sync sync;        /* cycle, mmap-file shared or write-file */
     enum grow grow_method; /* resize only */
     size_t grow_factor;    /* resize only */
+    size_t grow_steps;     /* resize only: growths one after another, each by grow_factor */
+    int touch_grown;       /* resize only: the access pattern over what each step added */
     int check_zero;        /* cycle only */
     size_t threads;        /* cycle only */
     enum history history;  /* cycle only; recycled: one thread, no file backing */

@@ -1,5 +1,6 @@
 /*
- * The resize workload: allocate, write the data, grow every block, free the grown blocks.
+ * The resize workload: allocate, write the data, grow every block (grow_steps times, each by
+ * grow_factor, with touch_grown writing the part each step added), free the grown blocks.
  */
 #include "probe.h"
 
@@ -70,12 +71,36 @@ static __attribute__((noinline)) void grow_blocks(const struct blocks *b,
     }
 }
 
+/* Blocks whose address after the last step differs from the one allocate gave. */
 static uint64_t count_moved(const struct blocks *b, unsigned char *const *previous)
 {
     uint64_t moved = 0;
     for (size_t i = 0; i < b->ops; i++)
         moved += b->at[i] != previous[i];
     return moved;
+}
+
+/* The second pass: grow_steps times, every block grows by grow_factor (step k from size
+ * times grow_factor^(k-1) to size times grow_factor^k), and with touch_grown the access
+ * pattern then goes over the part the step added, at its place in the block (write-page: one
+ * byte per page of the block). `grown` gets the final sizes. */
+static __attribute__((noinline)) void grow_chain(const struct blocks *b,
+                                                 const struct scenario *s, unsigned char value,
+                                                 struct blocks *grown)
+{
+    struct blocks from = *b;
+    for (size_t step = 0; step < s->grow_steps; step++) {
+        grown->size_bytes = from.size_bytes * s->grow_factor;
+        grown->map_bytes = from.map_bytes * s->grow_factor;
+        grow_blocks(&from, s, grown);
+        if (s->touch_grown)
+            for (size_t i = 0; i < b->ops; i++)
+                (void)access_range(b->at[i] + from.size_bytes,
+                                   grown->size_bytes - from.size_bytes, from.size_bytes,
+                                   b->page_bytes, s->access, value);
+        from.size_bytes = grown->size_bytes;
+        from.map_bytes = grown->map_bytes;
+    }
 }
 
 /* resize: allocate, write the data, grow every block, free the grown blocks. */
@@ -85,8 +110,6 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
     struct blocks grown = *b;
-    grown.size_bytes = b->size_bytes * s->grow_factor;
-    grown.map_bytes = b->map_bytes * s->grow_factor;
     struct phase_start start;
     out->rss_before_bytes = resident_bytes(page);
 
@@ -101,10 +124,11 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
     memcpy(c->previous, b->at, b->ops * sizeof *b->at);
 
     start_phase(&start);
-    grow_blocks(b, s, &grown);
+    grow_chain(b, s, value, &grown);
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
     observe(out, OBS_BLOCKS_MOVED, count_moved(b, c->previous));
-    observe(out, OBS_DATA_SURVIVED, blocks_hold(b, s, page, value));
+    /* the data written before growing, and with touch_grown all written after each step */
+    observe(out, OBS_DATA_SURVIVED, blocks_hold(s->touch_grown ? &grown : b, s, page, value));
 
     start_phase(&start);
     release_blocks(&grown, s);
