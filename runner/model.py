@@ -48,6 +48,7 @@ class Scenario:
     read_buffer_bytes: int = 1 << 20
     grow_steps: int = 1
     touch_grown: bool = False
+    heap_pad: str = "default"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -56,6 +56,7 @@ RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim
 HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
 HISTORIES = ("fresh", "recycled")
+HEAP_PADS = ("default", "keep")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
 # read_buffer whole (a heap block as large as the block) as the Scenario field holds it.
@@ -295,6 +296,15 @@ PARAMETERS: tuple[Parameter, ...] = (
               "workload resize: after each growth step, apply the access pattern to the part "
               "the step added (timed, in the second pass), as a growing buffer is filled; "
               "data_survived then checks those bytes too"),
+    Parameter("heap_pad", "heap_pad", "choice", "default",
+              "the C heap around a batch (heap backings, workload cycle or churn, one thread): "
+              "default, glibc as configured (the heap grows by brk inside allocate, with its "
+              "fresh pages' faults, and free trims its top back past 128 KiB, so every batch "
+              "pays again), or keep: trimming off and a top pad as large as the batch "
+              "(mallopt M_TRIM_THRESHOLD -1, M_TOP_PAD) and, before the first iteration, "
+              "untimed, the batch allocated once and freed, so the timed phases cost the "
+              "allocator alone (this also fixes the mmap threshold at 128 KiB)", HEAP_PADS,
+              keyed_label=True),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -369,7 +379,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
-              or _advice_conflict(params))
+              or _advice_conflict(params) or _heap_pad_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -436,6 +446,23 @@ def _history_conflict(params: Mapping[str, Value]) -> str | None:
     if params["protection"] != "read-write":
         return (f"history recycled writes a pattern into every byte, which protection "
                 f"{params['protection']} forbids (use protection: read-write)")
+    return None
+
+
+def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["heap_pad"] == "default":
+        return None
+    if params["backing"] not in HEAP_BACKINGS or _reads_chunks(params):
+        return (f"heap_pad keep keeps the C heap grown, and backing {params['backing']} "
+                "allocates no heap blocks (use a heap backing; read-file with read_buffer: "
+                "whole)")
+    if params["workload"] not in ("cycle", "churn") or int(params["threads"]) != 1:
+        return ("heap_pad keep grows the main heap once for the batch, which needs workload "
+                "cycle or churn with one thread (another thread allocates from an arena of its "
+                "own) (use heap_pad: default)")
+    if str(params["release"]).startswith("malloc-trim"):
+        return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
+                "(use release: free)")
     return None
 
 

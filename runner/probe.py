@@ -38,7 +38,8 @@ from runner.parameters import PARAMETERS
 # 5: --workload=churn (the pair loop in allocate, the other slots empty); cycle's observations
 # of allocate (mappings, VmSize, brk, alignment) are read after the second pass, not between
 # allocate and first touch, and /proc/self/statm is read with one pread of a kept descriptor;
-# --grow_steps and --touch_grown (resize: a chain of growths, each new part touched).
+# --grow_steps and --touch_grown (resize: a chain of growths, each new part touched);
+# --heap_pad (keep: mallopt no trimming and a batch-sized top pad, the batch grown once).
 PROBE_VERSION = 5
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -137,6 +137,11 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"backing": "read-file", "release": "malloc-trim"}, "its buffer is reused"),
     ({"grow_steps": 10}, "use workload: resize, or leave grow_steps out"),
     ({"touch_grown": True, "workload": "fork"}, "leave touch_grown out"),
+    ({"heap_pad": "keep", "backing": "mmap-anon"}, "allocates no heap blocks"),
+    ({"heap_pad": "keep", "backing": "read-file"}, "read_buffer: whole"),
+    ({"heap_pad": "keep", "workload": "resize"}, "use heap_pad: default"),
+    ({"heap_pad": "keep", "threads": 2, "ops": 4}, "an arena of its own"),
+    ({"heap_pad": "keep", "release": "malloc-trim"}, "use release: free"),
     ({"workload": "churn", "release": "none"}, "does not end a block"),
     ({"workload": "churn", "backing": "mmap-anon", "release": "madv-free"},
      "does not end a block"),
@@ -195,6 +200,9 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "grow_steps": 10,
      "touch_grown": True},
     {"backing": "malloc", "workload": "resize", "grow_steps": 3, "grow_factor": 4},
+    {"heap_pad": "keep", "backing": "calloc", "release": "free-but-last"},
+    {"heap_pad": "keep", "backing": "read-file", "read_buffer": 0, "cache": "cold"},
+    {"heap_pad": "keep", "workload": "churn", "backing": "posix-memalign"},
     {"workload": "churn", "backing": "malloc", "access": "none"},
     {"workload": "churn", "backing": "calloc", "release": "malloc-trim", "access": "read-all"},
     {"workload": "churn", "backing": "mmap-anon", "thp": "huge", "populate": "mlock"},
@@ -276,7 +284,7 @@ def test_new_parameters_keep_the_ids_of_scenarios_that_do_not_set_them() -> None
     assert dataclasses.replace(plain, history="recycled").id != plain.id
     assert BY_KEY["history"].label_text("recycled") == "history=recycled"
     assert BY_KEY["host_warm"].label_text(True) == "host_warm=true"
-    assert [p.key for p in PARAMETERS][-4:-2] == ["history", "host_warm"]
+    assert [p.key for p in PARAMETERS][-5:-3] == ["history", "host_warm"]
 
 
 def test_a_growth_chain_keeps_the_ids_of_single_growths() -> None:

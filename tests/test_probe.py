@@ -843,6 +843,34 @@ def test_small_mallocs_lie_in_the_heap_and_move_the_break(probe: ProbeBinary) ->
 
 
 @pytest.mark.probe
+@pytest.mark.parametrize("backing", ["malloc", "calloc"])
+def test_heap_pad_keep_keeps_brk_and_fresh_pages_out_of_the_batch(probe: ProbeBinary,
+                                                                 backing: str) -> None:
+    """A batch of 1024 blocks of 4 KiB: by default every iteration grows the heap inside
+    allocate (a fault per block: the chunk headers on fresh pages) and free trims it back; with
+    heap_pad keep the heap was grown once before timing and stays: no break moves, next to no
+    faults, nothing given back."""
+    ops = 1024
+    for it in measured(probe, scenario(backing=backing, size_bytes=PAGE, ops=ops), 2):
+        assert it["observations"]["brk_growth_bytes"] >= 0.9 * ops * PAGE
+        assert it["phases"]["allocate"]["minor_faults"] >= 0.9 * ops
+        assert it["phases"]["second_pass"]["rss_bytes"] - it["phases"]["free"]["rss_bytes"] \
+            >= 0.9 * ops * PAGE
+    kept = measured(probe, scenario(backing=backing, size_bytes=PAGE, ops=ops, heap_pad="keep"),
+                    2)
+    for it in kept:
+        phases = it["phases"]
+        assert it["observations"]["brk_growth_bytes"] == 0
+        assert phases["allocate"]["minor_faults"] + phases["first_touch"]["minor_faults"] \
+            <= 0.05 * ops
+        assert abs(phases["free"]["rss_bytes"] - phases["second_pass"]["rss_bytes"]) <= 16 * PAGE
+        assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 16 * PAGE
+    # the heap trace's fresh image has the pad too: the break moves in few, large steps
+    assert kept[0]["observations"]["brk_moves"] <= 4
+    assert kept[0]["observations"]["brk_step_median_bytes"] >= ops * PAGE
+
+
+@pytest.mark.probe
 def test_freeing_a_mapped_chunk_raises_the_mmap_threshold(probe: ProbeBinary) -> None:
     """glibc maps a 1 MiB malloc (threshold 128 KiB); freeing it raises the threshold to its
     size, so the next 1 MiB malloc comes from the heap and moves the break."""
@@ -1080,7 +1108,8 @@ def _good_args(**overrides: str) -> list[str]:
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
             "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
             "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576",
-            "grow_steps": "1", "touch_grown": "0", "warmup": "0", "iterations": "1", **overrides}
+            "grow_steps": "1", "touch_grown": "0", "heap_pad": "default", "warmup": "0",
+            "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -1138,6 +1167,10 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(grow_steps="31"),
     _good_args(touch_grown="2"),
     _good_args(workload="resize", grow_factor="64", grow_steps="30"),  # 64^30 overflows
+    _good_args(heap_pad="always"),
+    _good_args(heap_pad="keep", backing="mmap-anon", release="munmap"),  # no heap
+    _good_args(heap_pad="keep", release="malloc-trim"),
+    _good_args(heap_pad="keep", threads="2", ops="2"),
     _good_args(workload="churn", release="none"),  # churn ends each block at once
     _good_args(workload="churn", backing="mmap-anon", release="madv-dontneed"),
     _good_args(workload="churn", backing="posix-memalign", protection="read",
@@ -1175,7 +1208,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
-        "none", "1048576", "recycled", "1", "1", "0"],
+        "none", "1048576", "recycled", "1", "1", "0", "default"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 

@@ -193,3 +193,31 @@ void observe_heap_trace(const struct heap_trace *trace, struct iteration_result 
     }
 }
 
+
+/* heap_pad keep, before anything is timed: trimming off (M_TRIM_THRESHOLD -1: free never gives
+ * the top of the heap back) and a top pad as large as the batch (M_TOP_PAD: the heap grows
+ * by all of it at once). Setting either also fixes glibc's mmap threshold at its 128 KiB
+ * start, dynamic no more. Given to the heap trace's fresh image too. */
+void keep_heap(const struct scenario *s, size_t batch_bytes)
+{
+    if (s->heap_pad != HEAP_PAD_KEEP)
+        return;
+    int pad = batch_bytes < (size_t)INT_MAX ? (int)batch_bytes : INT_MAX;
+    if (mallopt(M_TRIM_THRESHOLD, -1) != 1 || mallopt(M_TOP_PAD, pad) != 1) {
+        errno = EINVAL;
+        system_error("mallopt");
+    }
+}
+
+/* heap_pad keep, once before the first iteration, untimed: the batch allocated the way
+ * allocate does and freed, so the heap has grown to hold it (and its pages are faulted in,
+ * as far as malloc wrote them) and, trimming off, keeps it: the timed allocate then costs the
+ * allocator alone, no brk and no fresh page. */
+void grow_heap_once(const struct blocks *b, const struct scenario *s)
+{
+    if (s->heap_pad != HEAP_PAD_KEEP)
+        return;
+    allocate_blocks(b, s);
+    release_protection(b, s);
+    free_heap(b);
+}

@@ -34,11 +34,12 @@ static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
 static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
 static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
 static const char *const HISTORY_NAMES[HISTORY_COUNT] = {"fresh", "recycled"};
+static const char *const HEAP_PAD_NAMES[HEAP_PAD_COUNT] = {"default", "keep"};
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes", "grow_steps",
-    "touch_grown", "warmup", "iterations"};
+    "touch_grown", "heap_pad", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -50,7 +51,7 @@ void usage_error(const char *format, ...)
           " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
           " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --grow_steps=N"
-          " --touch_grown=0|1 --warmup=N"
+          " --touch_grown=0|1 --heap_pad=P --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -109,6 +110,13 @@ static void check_new_combination(const struct scenario *s)
          (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)))
         usage_error("--workload=churn needs --release=free, malloc-trim or munmap, and "
                     "--protection=read-write for --backing=posix-memalign");
+    if (s->heap_pad == HEAP_PAD_KEEP &&
+        (!is_heap_backing(s->backing) || s->threads != 1 ||
+         (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN) ||
+         s->release == RELEASE_MALLOC_TRIM || s->release == RELEASE_MALLOC_TRIM_BUT_LAST ||
+         (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0)))
+        usage_error("--heap_pad=keep needs a heap backing with blocks, --workload=cycle or "
+                    "churn, --threads=1 and a release that does not call malloc_trim");
     if (s->workload != WORKLOAD_LIMITS)
         return;
     if ((s->backing != BACKING_MMAP_ANON && s->backing != BACKING_MMAP_FILE) ||
@@ -253,6 +261,8 @@ struct scenario parse_arguments(int argc, char **argv)
     s.touch_grown = (int)parse_count(OPT_TOUCH_GROWN, values[OPT_TOUCH_GROWN], 0);
     if (s.touch_grown > 1)
         usage_error("--touch_grown is 0 or 1");
+    s.heap_pad = (enum heap_pad)parse_choice(OPT_HEAP_PAD, values[OPT_HEAP_PAD], HEAP_PAD_NAMES,
+                                             HEAP_PAD_COUNT);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

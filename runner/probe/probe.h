@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -107,13 +108,17 @@ enum grow { GROW_REALLOC, GROW_MREMAP, GROW_COPY, GROW_COUNT };
 
 enum history { HISTORY_FRESH, HISTORY_RECYCLED, HISTORY_COUNT };
 
+/* heap_pad keep: the C heap neither grows nor shrinks inside the timed phases (history.c). */
+enum heap_pad { HEAP_PAD_DEFAULT, HEAP_PAD_KEEP, HEAP_PAD_COUNT };
+
 /* Argument names are the Scenario field names of runner/parameters.py (those that are probe
  * options), plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
-              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_WARMUP, OPT_ITERATIONS,
+              OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
@@ -137,6 +142,7 @@ struct scenario {
     size_t grow_factor;    /* resize only */
     size_t grow_steps;     /* resize only: growths one after another, each by grow_factor */
     int touch_grown;       /* resize only: the access pattern over what each step added */
+    enum heap_pad heap_pad; /* heap backings, cycle or churn, one thread */
     int check_zero;        /* cycle only */
     size_t threads;        /* cycle only */
     enum history history;  /* cycle only; recycled: one thread, no file backing */
@@ -385,6 +391,8 @@ void run_fork(const struct context *c, const struct scenario *s, unsigned char v
 uint64_t dirty_blocks(const struct blocks *b);
 void recycle_blocks(const struct blocks *b, const struct scenario *s);
 size_t scenario_bytes(const struct blocks *b, const struct scenario *s);
+void keep_heap(const struct scenario *s, size_t batch_bytes);
+void grow_heap_once(const struct blocks *b, const struct scenario *s);
 void warm_host(size_t bytes, size_t page);
 void run_heap_trace(const struct scenario *s, size_t page) __attribute__((noreturn));
 struct heap_trace trace_heap(int argc, char **argv);
