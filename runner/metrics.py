@@ -164,7 +164,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "workload cycle)", per_op=True)
+                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True)
       for phase in PHASES),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

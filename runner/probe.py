@@ -39,7 +39,9 @@ from runner.parameters import PARAMETERS
 # of allocate (mappings, VmSize, brk, alignment) are read after the second pass, not between
 # allocate and first touch, and /proc/self/statm is read with one pread of a kept descriptor;
 # --grow_steps and --touch_grown (resize: a chain of growths, each new part touched);
-# --heap_pad (keep: mallopt no trimming and a batch-sized top pad, the batch grown once).
+# --heap_pad (keep: mallopt no trimming and a batch-sized top pad, the batch grown once);
+# thp blocks of whole 2 MiB the kernel returns aligned are kept (no map-and-trim), and thp
+# scenarios report the <phase>_syscalls observations.
 PROBE_VERSION = 5
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

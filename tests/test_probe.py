@@ -9,9 +9,11 @@ read() from a file in the page cache takes no major faults.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import fcntl
 import json
+import mmap
 import os
 import resource
 import shutil
@@ -441,6 +443,43 @@ def test_thp_huge_backs_a_block_with_huge_pages(probe: ProbeBinary) -> None:
         faults = it["phases"]["first_touch"]["minor_faults"]
         assert faults <= small_pages + huge_pages + 16
         assert faults < pages // 4, "most of the block should be huge on an idle machine"
+
+
+def _kernel_aligns_2mib_mappings() -> bool:
+    """Whether this kernel places an anonymous mapping of whole 2 MiB on a 2 MiB boundary
+    by itself (Linux 6.7 and later with THP): four tries, all aligned."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    length = 4 * MIB
+    addresses = [libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                           -1, 0) for _ in range(4)]
+    for address in addresses:
+        libc.munmap(address, length)
+    return all(address % (2 * MIB) == 0 for address in addresses)
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("thp", ["huge", "nohuge"])
+def test_thp_blocks_the_kernel_aligns_cost_one_mmap_and_one_madvise(probe: ProbeBinary,
+                                                                   thp: str) -> None:
+    """Blocks of whole 2 MiB come aligned from a recent kernel: no map-and-trim, just mmap
+    and madvise; other sizes are mapped 2 MiB larger and trimmed (an mmap, up to two munmap
+    calls and the madvise). Either way every block starts on a 2 MiB boundary."""
+    ops = 4
+    whole, odd = measured(probe, scenario(backing="mmap-anon", size_bytes=4 * MIB, thp=thp,
+                                          ops=ops))[0], \
+        measured(probe, scenario(backing="mmap-anon", size_bytes=3 * MIB, thp=thp, ops=ops))[0]
+    for it in (whole, odd):
+        assert it["observations"]["alignment_bytes"] % (2 * MIB) == 0
+        assert it["observations"]["free_syscalls"] == ops
+    assert 2 * ops <= odd["observations"]["allocate_syscalls"] <= 4 * ops
+    if _kernel_aligns_2mib_mappings():
+        assert whole["observations"]["allocate_syscalls"] == 2 * ops
+    else:
+        assert whole["observations"]["allocate_syscalls"] <= 6 * ops
 
 
 @pytest.mark.probe

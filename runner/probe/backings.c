@@ -80,26 +80,45 @@ unsigned char *map_block(const struct blocks *b, const struct scenario *s, int f
     return p;
 }
 
-/* A block starting on a 2 MiB boundary, with its THP advice: map 2 MiB more than needed and
- * unmap the unaligned head and the rest of the tail, so the block is one mapping of exactly
- * map_bytes (which unmap_blocks unmaps like any other). */
-static unsigned char *map_thp_block(const struct blocks *b, const struct scenario *s, int flags)
+static unsigned char *map_anonymous(size_t length, const struct scenario *s, int flags)
 {
-    size_t span = b->map_bytes + HUGE_PAGE_BYTES;
     COUNT_SYSCALL();
-    unsigned char *raw = mmap(NULL, span, PROTECTION_BITS[s->protection], flags, -1, 0);
-    if (raw == MAP_FAILED) {
+    unsigned char *p = mmap(NULL, length, PROTECTION_BITS[s->protection], flags, -1, 0);
+    if (p == MAP_FAILED) {
         if (errno == EPERM && s->protection == PROTECTION_EXEC)
             exec_refused();
         system_error("mmap");
     }
-    uintptr_t aligned = ((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
-    unsigned char *block = (unsigned char *)aligned;
-    size_t head = (size_t)(block - raw), tail = span - head - b->map_bytes;
-    if (head > 0 && (COUNT_SYSCALL(), munmap(raw, head) != 0))
-        system_error("munmap");
-    if (tail > 0 && (COUNT_SYSCALL(), munmap(block + b->map_bytes, tail) != 0))
-        system_error("munmap");
+    return p;
+}
+
+/* A block starting on a 2 MiB boundary, with its THP advice. A mapping of whole 2 MiB the
+ * kernel places on such a boundary itself (Linux 6.7 and later, THP enabled): it is mapped
+ * as it is, and kept when it came aligned. Otherwise map 2 MiB more than needed and unmap the
+ * unaligned head and the rest of the tail, so the block is one mapping of exactly map_bytes
+ * (which unmap_blocks unmaps like any other). */
+static unsigned char *map_thp_block(const struct blocks *b, const struct scenario *s, int flags)
+{
+    unsigned char *block = NULL;
+    if (b->map_bytes % HUGE_PAGE_BYTES == 0) {
+        unsigned char *p = map_anonymous(b->map_bytes, s, flags);
+        if ((uintptr_t)p % HUGE_PAGE_BYTES == 0)
+            block = p;
+        else if ((COUNT_SYSCALL(), munmap(p, b->map_bytes) != 0))
+            system_error("munmap");
+    }
+    if (block == NULL) {
+        size_t span = b->map_bytes + HUGE_PAGE_BYTES;
+        unsigned char *raw = map_anonymous(span, s, flags);
+        uintptr_t aligned =
+            ((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+        block = (unsigned char *)aligned;
+        size_t head = (size_t)(block - raw), tail = span - head - b->map_bytes;
+        if (head > 0 && (COUNT_SYSCALL(), munmap(raw, head) != 0))
+            system_error("munmap");
+        if (tail > 0 && (COUNT_SYSCALL(), munmap(block + b->map_bytes, tail) != 0))
+            system_error("munmap");
+    }
     int advice = s->thp == THP_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
     COUNT_SYSCALL();
     if (madvise(block, b->map_bytes, advice) != 0) {

@@ -98,7 +98,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     finish_release(b, s);
 
     out->checksum = checksum;
-    if (is_file_backing(s->backing)) {
+    if (is_file_backing(s->backing) || thp) {
         observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
         observe(out, OBS_FIRST_TOUCH_SYSCALLS, out->phases[PHASE_FIRST_TOUCH].syscalls);
         observe(out, OBS_SECOND_PASS_SYSCALLS, out->phases[PHASE_SECOND_PASS].syscalls);
