@@ -73,6 +73,13 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         rss_before = rss_after
     row["total_ns_per_op"] = total_ns / ops
     row["single_pass_ns_per_op"] = (total_ns - row["second_pass_ns"]) / ops
+    # Allocate and first touch as one window: the cost of faulting memory in wherever it lands
+    # (populate moves it from first touch into allocate; malloc's headers fault in allocate).
+    fault_in_ns = row["allocate_ns"] + row["first_touch_ns"]
+    fault_in_faults = row["allocate_minor_faults"] + row["first_touch_minor_faults"]
+    row["fault_in_ns_per_op"] = fault_in_ns / ops
+    row["fault_in_ns_per_page"] = fault_in_ns / (ops * pages_per_op)
+    row["fault_in_minor_faults_per_page"] = fault_in_faults / (ops * pages_per_op)
     resident = int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(
         iteration["rss_before_bytes"])
     given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before

@@ -102,8 +102,9 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "for heap backings, workload cycle)",
                 per_op=True),
     Observation("mappings", "mappings",
-                "lines of /proc/self/maps after allocate: the process's mappings, adjacent private "
-                "anonymous ones with equal flags merged (workload cycle)"),
+                "lines of /proc/self/maps after allocate (read after the second pass, which adds "
+                "none): the process's mappings, adjacent private anonymous ones with equal "
+                "flags merged (workload cycle)"),
     Observation("vm_size_growth_bytes", "bytes",
                 "address space (VmSize) taken by allocate, resident or not (workload cycle)",
                 per_op=True),
@@ -127,10 +128,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "proportional set size of the child after it wrote, while both run "
                 "(smaps_rollup Pss; workload fork)"),
     Observation("blocks_moved", "blocks",
-                "blocks whose address changed when they grew (workload resize)", per_op=True),
+                "blocks whose address after growing (the last step) differs from the one "
+                "allocate gave (workload resize)", per_op=True),
     Observation("data_survived", "0 or 1",
-                "1 when every byte written before growing was still there after "
-                "(workload resize)"),
+                "1 when every byte written before growing was still there after (with "
+                "touch_grown, also every byte the growth steps wrote; workload resize)"),
     Observation("nonzero_blocks", "blocks",
                 "blocks with at least one non-zero byte right after allocate, before anything "
                 "is written (reported with check_zero: true)", per_op=True),
@@ -164,7 +166,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "workload cycle)", per_op=True)
+                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True)
       for phase in PHASES),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
@@ -178,6 +180,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("single_pass_syscalls_per_op", "calls",
            "system calls the probe issued in allocate + first touch + free, per block: what "
            "reading the file once takes in calls (file backings, workload cycle)"),
+    Metric("fault_in_ns_per_op", "ns",
+           "allocate + first touch as one window, per block: getting memory and faulting it "
+           "in, wherever the faults land (populate moves them into allocate)"),
+    Metric("fault_in_ns_per_page", "ns",
+           "allocate + first touch as one window, per page of a block: what the field calls "
+           "page-fault cost"),
+    Metric("fault_in_minor_faults_per_page", "faults",
+           "minor page faults in allocate and first touch together, per page of a block"),
     Metric("resident_per_requested_byte", "bytes per byte",
            "memory made resident by the cycle (allocate to second pass) per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
@@ -214,6 +224,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
 # on every sample (runner.verdict, method exact): a fact that fails once fails.
 DETERMINISTIC: frozenset[str] = frozenset({
     *(f"{phase}_minor_faults_{per}" for phase in PHASES for per in ("per_op", "per_page")),
+    "fault_in_minor_faults_per_page",
     "brk_growth_per_requested_byte", "vm_size_growth_per_requested_byte",
     "alignment_bytes", "hugetlb_bytes_per_op", "protection_enforced", "brk_growth_bytes_per_op",
     "blocks_in_heap_per_op", "mappings", "vm_size_growth_bytes_per_op",

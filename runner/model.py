@@ -46,6 +46,9 @@ class Scenario:
     host_warm: bool = False
     advice: str = "none"
     read_buffer_bytes: int = 1 << 20
+    grow_steps: int = 1
+    touch_grown: bool = False
+    heap_pad: str = "default"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -79,7 +82,7 @@ class Scenario:
     @property
     def memory_bytes(self) -> int:
         return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
-                                     self.grow_factor)
+                                     self.grow_factor, self.grow_steps)
 
 
 @dataclass(frozen=True)

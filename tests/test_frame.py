@@ -40,6 +40,10 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
     # one use of the memory: the second pass left out
     assert row["single_pass_ns_per_op"] == pytest.approx((10 + 250 + 40) * 16)
+    # allocate + first touch as one window: faulting the memory in, wherever it happens
+    assert row["fault_in_ns_per_op"] == pytest.approx((10 + 250) * 16)
+    assert row["fault_in_ns_per_page"] == pytest.approx(10 + 250)
+    assert row["fault_in_minor_faults_per_page"] == 1
 
 
 def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRun:
