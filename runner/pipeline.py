@@ -19,6 +19,7 @@ from runner import (
     archive,
     compare,
     compare_report,
+    lock,
     machine,
     matrix,
     noise,
@@ -91,6 +92,15 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     fingerprint = read_fingerprint(
         spec_path=Path(experiment.source),
         file_dirs={s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS})
+    with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
+                            experiment.name, options.command):
+        return _run_locked(plan, binary, options, repetitions, fingerprint, say)
+
+
+def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
+                repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> RunSummary:
+    """run_plan's work, with the experiment folder's run lock held."""
+    experiment = plan.spec
     run_dir, manifest, done = (
         _resume(plan, binary, options, repetitions, fingerprint, say)
         or _start(plan, binary, options, repetitions, fingerprint, say))
