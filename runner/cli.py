@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import runner
-from runner import matrix, pipeline, preconditions, schema
+from runner import interrupt, matrix, pipeline, preconditions, schema
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
@@ -259,9 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that resumes an interrupted `alloclab run`: the same one without --fresh
+    (which would start yet another run)."""
+    return shlex.join(["alloclab", *(a for a in argv if a != "--fresh")])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    with interrupt.handle_stop_signals():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+        return _dispatch(args, arguments)
+
+
+def _dispatch(args: argparse.Namespace, arguments: list[str]) -> int:
+    """Run the command; every expected failure becomes one line and its exit status."""
     try:
         return int(args.func(args))
     except AlloclabError as error:
@@ -269,17 +282,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(str(error), file=sys.stderr)
         return int(error.exit_status)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if args.debug:
+            traceback.print_exc()
+        signal_name = stop.args[0] if isinstance(stop, interrupt.Stopped) else "SIGINT"
+        how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
         if args.command == "run":
-            _say("interrupted: every finished process is stored; run the same command to "
-                 "resume (or `alloclab report` if only the rendering was cut short)")
+            _say(f"{how}: every finished process is stored; to resume: "
+                 f"{resume_command(arguments)} (or `alloclab report` if only the rendering was "
+                 "cut short)")
         else:
-            _say("interrupted")
+            _say(how)
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # `alloclab plan | head`: the reader left; say nothing more to it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitStatus.OK)
+    except OSError as error:
+        # Permissions, a full disk, a file where a folder should be: the machine's refusal,
+        # in one line naming the path.
+        if args.debug:
+            traceback.print_exc()
+        print(f"alloclab: {describe_os_error(error)}", file=sys.stderr)
+        return int(ExitStatus.ENVIRONMENT)
+
+
+def describe_os_error(error: OSError) -> str:
+    """'<path>: <cause>' (both paths for a rename), or the error's own text without a path."""
+    cause = error.strerror or str(error)
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {cause}" if paths else cause
 
 
 if __name__ == "__main__":

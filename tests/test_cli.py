@@ -233,3 +233,9 @@ def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> Non
     assert run.reduced and len(run.records) == 4 * 2
     assert "fewer repetitions than the spec asks for" in (
         tmp_path / "reports" / "tiny.html").read_text()
+
+
+def test_resume_hint_drops_fresh() -> None:
+    from runner.cli import resume_command
+    assert resume_command(["run", "--fresh", "x.yaml", "--processes", "2"]) == \
+        "alloclab run x.yaml --processes 2"
