@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import runner
-from runner import interrupt, matrix, pipeline, preconditions, schema
+from runner import guard, interrupt, matrix, pipeline, preconditions, schema
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
@@ -34,7 +34,8 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
         results_dir=Path(args.results), machine=args.machine,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
-        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick)
+        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
+        force=args.force)
     summaries = pipeline.run_experiments(_specs(args), options, _say)
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
@@ -125,8 +126,11 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
 
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     facts = preconditions.read_facts()
-    for plan in pipeline.load_plans(_specs(args)):
+    plans = pipeline.load_plans(_specs(args))
+    for plan in plans:
         print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
+    if not args.force:
+        guard.check_fit(plans)
     return ExitStatus.OK
 
 
@@ -161,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="jinja2 templates folder (default: ./templates, else the one "
                               "beside alloclab's source: %(default)s)")
 
+    def add_force(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--force", action="store_true",
+                         help="accept scenarios that need more than 80%% of the available "
+                              "memory (MemAvailable) or of the free space of their file_dir "
+                              "(refused by default, before any probe starts)")
+
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
     add_report_paths(run)
@@ -183,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "repetitions and machine conditions, so a spec change reruns only "
                           "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
+    add_force(run)
     run.set_defaults(func=cmd_run)
 
     report = add("report", "render reports/ from stored results only (no measuring); the same "
@@ -252,8 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
         func=cmd_validate)
-    add("plan", "print the expanded scenarios with their stable ids and the memory each needs, "
-                "and the matrix points that cannot be measured").set_defaults(func=cmd_plan)
+    plan = add("plan", "print the expanded scenarios with their stable ids and the memory each "
+                       "needs, and the matrix points that cannot be measured; exit 3 when a "
+                       "scenario needs more memory or file space than is free")
+    add_force(plan)
+    plan.set_defaults(func=cmd_plan)
     add("schema", "print the JSON Schema of spec files (for editors)",
         with_specs=False).set_defaults(func=cmd_schema)
     return parser

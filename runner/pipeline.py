@@ -19,6 +19,7 @@ from runner import (
     archive,
     compare,
     compare_report,
+    guard,
     lock,
     machine,
     matrix,
@@ -50,6 +51,7 @@ class RunOptions:
     seed: int | None = None
     processes: int | None = None
     quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
+    force: bool = False  # run scenarios that need more memory or file space than is free
 
 
 # The --quick profile: enough to see every scenario run and the shape of the charts in a
@@ -247,6 +249,8 @@ def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
 
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -> list[RunSummary]:
     plans = load_plans(spec_paths)
+    if not options.force:
+        guard.check_fit(plans)  # before any probe starts
     binary = probe.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     return [run_plan(plan, binary, options, say) for plan in plans]
