@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import runner
-from runner import guard, interrupt, matrix, pipeline, preconditions, schema
+from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
@@ -114,6 +114,18 @@ def _percent(text: str) -> float:
     return value
 
 
+def _processes(text: str) -> int:
+    """--processes: a whole number from 1 to spec.MAX_REPETITION."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= spec.MAX_REPETITION:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to "
+                                         f"{spec.MAX_REPETITION}")
+    return value
+
+
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
     plans = pipeline.load_plans(_specs(args))
     for plan in plans:
@@ -181,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each; for a first look, not conclusions (a "
                           "report shows a full run of the same experiment in preference)")
-    run.add_argument("--processes", type=int, metavar="N",
+    run.add_argument("--processes", type=_processes, metavar="N",
                      help="override every spec's repetitions.processes (e.g. 1 for a smoke "
                           "run; like --quick, such a run is shown only when no full run is)")
     run.add_argument("--seed", type=int, help="seed for the process order (default: random, "

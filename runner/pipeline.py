@@ -23,6 +23,7 @@ from runner import (
     lock,
     machine,
     matrix,
+    names,
     noise,
     probe,
     report,
@@ -30,7 +31,7 @@ from runner import (
     spec,
     store,
 )
-from runner.errors import UsageError
+from runner.errors import SpecError, UsageError
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
 from runner.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
@@ -244,11 +245,38 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
     """Load, validate and expand every spec before anything runs, so errors come first."""
-    return [matrix.expand(experiment) for experiment in spec.load_specs(spec_paths)]
+    plans = [matrix.expand(experiment) for experiment in spec.load_specs(spec_paths)]
+    for plan in plans:
+        _check_file_dirs(plan)
+    return plans
+
+
+def _check_file_dirs(plan: Plan) -> None:
+    """A file_dir that does not exist here would fail every process of its scenarios."""
+    for folder in sorted({s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}):
+        if not os.path.isdir(folder):
+            raise SpecError(plan.spec.source, None, "file_dir",
+                            f"{folder} is not a directory on this machine (create it, or "
+                            "choose another)")
+
+
+def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
+    """--processes may ask for more probe runs than a spec may: the same bound applies."""
+    for plan in plans:
+        processes = _repetitions(plan.spec, options).processes
+        runs = len(plan.scenarios) * processes
+        if runs > spec.MAX_PROBE_RUNS:
+            raise UsageError(f"{plan.spec.source}: {len(plan.scenarios)} scenarios x "
+                             f"{processes} processes = {runs} probe runs; at most "
+                             f"{spec.MAX_PROBE_RUNS} are allowed")
 
 
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -> list[RunSummary]:
     plans = load_plans(spec_paths)
+    if not names.is_label(options.machine):
+        raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
+                         f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")
+    _check_probe_runs(plans, options)
     if not options.force:
         guard.check_fit(plans)  # before any probe starts
     binary = probe.build_probe()

@@ -239,3 +239,66 @@ def test_resume_hint_drops_fresh() -> None:
     from runner.cli import resume_command
     assert resume_command(["run", "--fresh", "x.yaml", "--processes", "2"]) == \
         "alloclab run x.yaml --processes 2"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "10001"])
+def test_processes_must_be_a_positive_bounded_count(value: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--processes", value, "x.yaml"])
+    assert caught.value.code == 2
+    assert "is not a number of processes from 1 to 10000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label", ["..", ".", "../../x", "/abs", "", "a/b", "x\n", "-x",
+                                   "a" * 65, "javascript:alert(7)", "a..b"])
+def test_machine_labels_that_are_not_plain_names_are_refused(
+        label: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    assert main(["run", str(spec), "--results", str(tmp_path / "results"),
+                 f"--machine={label}", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a folder name alloclab accepts" in err
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "x").exists()
+
+
+def test_alloclab_machine_is_checked_like_machine(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    monkeypatch.setenv("ALLOCLAB_MACHINE", "..")
+    assert main(["run", str(spec), "--results", str(tmp_path / "r"), "--no-report"]) == 2
+    assert "'..' (--machine or $ALLOCLAB_MACHINE)" in capsys.readouterr().err
+
+
+def test_a_host_name_becomes_a_label() -> None:
+    from runner.names import is_label, label_from_host
+    assert label_from_host("build-01.example.org") == "build-01.example.org"
+    assert label_from_host("..weird/host name") == "weird-host-name"
+    assert label_from_host("") == "machine"
+    assert is_label(label_from_host("x" * 300))
+
+
+def test_a_missing_file_dir_is_refused_at_validate(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "files.yaml"
+    spec.write_text("name: files\ntitle: t\nquestion: q\nmatrix:\n  size: 4KiB\nfixed:\n"
+                    f"  backing: read-file\n  file_dir: {tmp_path}/missing\n")
+    assert main(["validate", str(spec)]) == 2
+    assert capsys.readouterr().err == (f"{spec}: file_dir: {tmp_path}/missing is not a "
+                                       "directory on this machine (create it, or choose "
+                                       "another)\n")
+
+
+def test_processes_override_is_bounded_by_probe_runs(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "many.yaml"
+    spec.write_text("name: many\ntitle: t\nquestion: q\nmatrix:\n  size: [" +
+                    ", ".join(str(4096 * (i + 1)) for i in range(20)) + "]\n")
+    assert main(["run", str(spec), "--processes", "10000", "--results",
+                 str(tmp_path / "r"), "--machine", "m", "--no-report"]) == 2
+    assert "20 scenarios x 10000 processes = 200000 probe runs; at most 100000" in \
+        capsys.readouterr().err
