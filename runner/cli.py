@@ -7,14 +7,17 @@ import os
 import shlex
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import runner
 from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
 from runner.errors import AlloclabError, ExitStatus
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
+from runner.store import SkippedRunWarning
 
 EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
          "out; compare --fail-above; report --check), 2 bad spec or arguments, 3 machine lacks " \
@@ -295,8 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(arguments)
-    with interrupt.handle_stop_signals():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+    with interrupt.handle_stop_signals(), warnings.catch_warnings():
+        # SIGTERM and SIGHUP stop a run as Ctrl-C does; warnings (a stored run skipped as
+        # unreadable) are one line each.
+        warnings.simplefilter("always", SkippedRunWarning)
+        warnings.showwarning = _show_warning
         return _dispatch(args, arguments)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    _say(f"warning: {message}")
 
 
 def _dispatch(args: argparse.Namespace, arguments: list[str]) -> int:
