@@ -32,9 +32,12 @@ MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
 # Stored results may come from elsewhere (a copied folder, an archive): every read is bounded
 # and every value checked before any other module sees it (_check_manifest, _check_record).
-MAX_MANIFEST_BYTES = 64 << 20
+MAX_MANIFEST_BYTES = 16 << 20
 MAX_SAMPLES_BYTES = 1 << 30
 MAX_RECORD_BYTES = 4 << 20
+# Parsed JSON takes up to ~60 bytes per value however small its text ("[]," is three bytes):
+# values are counted (an upper bound, from the text) before parsing.
+MAX_JSON_VALUES = 500_000
 MAX_PROCESS_INDEX = 1_000_000
 
 
@@ -180,9 +183,9 @@ def parse_records(lines: Iterable[bytes], where: str,
         if len(raw) > MAX_RECORD_BYTES:
             raise StoreError(f"{where}:{number}: a record of more than {MAX_RECORD_BYTES} bytes")
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            pending = (number, f"not a JSON record ({error})")
+            data = parse_json(raw, f"{where}:{number}")
+        except StoreError as error:
+            pending = (number, f"not a JSON record ({str(error).split(': ', 1)[-1]})")
             continue
         yield check_record(data, f"{where}:{number}", scenario_ids)
 
@@ -197,17 +200,25 @@ def _read_records(path: Path, scenario_ids: frozenset[str]) -> Iterator[ProcessR
         yield from parse_records(lines, str(path), scenario_ids)
 
 
-def load_manifest(data: bytes, where: str) -> dict[str, Any]:
-    """A manifest's bytes as a checked manifest, its scenarios in today's vocabulary."""
+def parse_json(data: bytes, where: str) -> object:
+    """Untrusted JSON bytes parsed, or StoreError: not UTF-8, not JSON, too many values (see
+    MAX_JSON_VALUES), nested too deeply."""
+    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    if values > MAX_JSON_VALUES:
+        raise StoreError(f"{where}: more than {MAX_JSON_VALUES} JSON values")
     try:
-        manifest = json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise StoreError(f"{where}: not UTF-8 text ({error.reason})") from None
     except json.JSONDecodeError as error:
         raise StoreError(f"{where}:{error.lineno}: not valid JSON ({error.msg})") from None
     except RecursionError:
         raise StoreError(f"{where}: nested too deeply") from None
-    return check_manifest(manifest, where)
+
+
+def load_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """A manifest's bytes as a checked manifest, its scenarios in today's vocabulary."""
+    return check_manifest(parse_json(data, where), where)
 
 
 def load_run(run_dir: Path) -> StoredRun:
@@ -306,10 +317,16 @@ def checksum_bytes(manifest: bytes, samples: bytes) -> str:
 
 
 def data_checksum(run_dir: Path) -> str:
-    """The checksum of a stored run's data (an absent samples.jsonl counts as empty)."""
-    samples = run_dir / SAMPLES
-    return checksum_bytes((run_dir / MANIFEST).read_bytes(),
-                          samples.read_bytes() if samples.exists() else b"")
+    """The checksum of a stored run's data (an absent samples.jsonl counts as empty), read a
+    chunk at a time."""
+    digest = hashlib.sha256()
+    for path in (run_dir / MANIFEST, run_dir / SAMPLES):
+        if path.name == SAMPLES and not path.exists():
+            continue
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_run(path: Path) -> StoredRun:
