@@ -14,7 +14,7 @@ from typing import TextIO
 
 import runner
 from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
-from runner.errors import AlloclabError, ExitStatus
+from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
 from runner.store import SkippedRunWarning
@@ -86,6 +86,11 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
     if result.html is not None:
         _say(f"wrote {result.html}")
     regressions = result.comparison.regressions
+    if args.fail_above is not None and not result.comparison.gated:
+        # A CI gate that compared nothing must not pass: a renamed scenario, an empty or
+        # unfinished run, or metrics of no direction would otherwise read as "no regression".
+        raise UsageError("compare --fail-above: nothing was compared (no scenario matched the "
+                         "baseline with a time or page-fault metric); failing")
     if regressions:
         _say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%: failing")
         return ExitStatus.FAILURE

@@ -302,3 +302,56 @@ def test_processes_override_is_bounded_by_probe_runs(tmp_path: Path,
                  str(tmp_path / "r"), "--machine", "m", "--no-report"]) == 2
     assert "20 scenarios x 10000 processes = 200000 probe runs; at most 100000" in \
         capsys.readouterr().err
+
+
+def test_compare_fail_above_with_nothing_compared_fails(
+        compare_runs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = compare_runs_dir / "r4"
+    spec = compare_runs_dir.parent.parent.parent / "cmp.yaml"
+    write_synthetic_run(compare_runs_dir.parent.parent, spec, run_id="r4")
+    (empty / "samples.jsonl").write_text("")
+    base = str(compare_runs_dir / "r1")
+    for pair in ([base, str(empty)], [str(empty), base]):  # an empty candidate or baseline
+        assert main(["compare", *pair, "--fail-above", "10%"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--fail-above: nothing was compared" in err
+    assert main(["compare", base, str(empty)]) == 0  # without a gate it is only a report
+
+
+def test_reports_naming_a_file_is_one_line_exit_3(
+        compare_runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    assert main(["report", "--results", str(compare_runs_dir.parent.parent), "--reports",
+                 str(a_file), "--templates", str(ROOT / "templates")]) == 3
+    err = capsys.readouterr().err
+    assert err == f"alloclab: {a_file}: File exists\n"
+
+
+def test_export_to_a_directory_is_one_line_exit_3(
+        compare_runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(compare_runs_dir / "r1"), "-o", str(tmp_path)]) == 3
+    assert capsys.readouterr().err == f"alloclab: {tmp_path}: Is a directory\n"
+
+
+def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+    import os
+
+    from runner import store
+
+    def full(run_dir: Path, records: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir / "samples.jsonl"))
+
+    monkeypatch.setattr(store, "append_records", full)
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    args = _run_args(tmp_path, spec) + ["--no-report"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("alloclab: ")
+    assert err.splitlines()[-1].endswith("samples.jsonl: No space left on device")
+    assert main(["--debug", *args]) == 3
+    assert "Traceback" in capsys.readouterr().err
