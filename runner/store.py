@@ -431,6 +431,7 @@ def _is_probe_info(value: object) -> bool:
         and _is_list_of(_is_text)(value.get("flags", []))  # type: ignore[union-attr]
 
 
+_PARAMETER_KEYS = frozenset(p.key for p in PARAMETERS)
 # key -> (required, check): the manifest keys readers use. Others are kept as they are.
 _MANIFEST_KEYS: dict[str, tuple[bool, Check]] = {
     "experiment": (True, names.is_experiment_name),
@@ -438,7 +439,7 @@ _MANIFEST_KEYS: dict[str, tuple[bool, Check]] = {
     "machine_label": (True, names.is_label),
     "spec_text": (True, _is_text),
     "scenarios": (True, lambda v: isinstance(v, list) and 0 < len(v) <= spec.MAX_SCENARIOS),
-    "label_keys": (True, _is_list_of(lambda k: k in {p.key for p in PARAMETERS})),
+    "label_keys": (True, _is_list_of(lambda k: isinstance(k, str) and k in _PARAMETER_KEYS)),
     "repetitions": (True, _is_repetitions),
     "seed": (True, _is_int),
     "timeout_s": (True, lambda v: _is_number(v) and v > 0),  # type: ignore[operator]
