@@ -208,7 +208,7 @@ def _unpack(archive: Path, scratch: Path) -> dict[str, _Listed]:
     first and checked before anything else is read; every member must be a regular file the
     index calls for, once, within its size cap."""
     with _open_archive(archive) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as zipped, \
-            tarfile.open(fileobj=_Bounded(zipped, archive), mode="r:") as tar:  # type: ignore[call-overload]
+            tarfile.open(fileobj=_Bounded(zipped, archive), mode="r:") as tar:
         first = tar.next()
         if first is None or first.name != INDEX or not first.isfile() \
                 or first.size > MAX_INDEX_BYTES:
@@ -316,12 +316,12 @@ def import_archive(archive: Path, results_dir: Path) -> list[ImportedRun]:
             else:
                 plan.append((target, unpacked))
         imported = []
-        for target, unpacked in plan:
-            if unpacked is None:
+        for target, source in plan:
+            if source is None:
                 imported.append(ImportedRun(target, "already present"))
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(unpacked, target)
+            os.replace(source, target)
             imported.append(ImportedRun(target, "added"))
         return imported
     finally:

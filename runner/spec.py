@@ -256,7 +256,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes = 0
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             node = super().compose_node(parent, index)
             if node is not None:
@@ -289,7 +289,8 @@ class _BoundedLoader(yaml.SafeLoader):
         return size
 
     def _refuse(self, problem: str) -> None:
-        raise ComposerError(None, None, problem, self.peek_event().start_mark)
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        raise ComposerError(None, None, problem, mark)
 
 
 def _compose(text: str, source: str) -> Node:
@@ -458,7 +459,7 @@ def _read_simple(walker: _Walker, item: _Item, key: Key) -> Value:
     """A value of a simple kind (slug, text, whole, flag), as the key table says."""
     value = walker.scalar(item, _expected(key))
     if key.kind == "slug":
-        if not names.is_experiment_name(value):
+        if not isinstance(value, str) or not names.is_experiment_name(value):
             raise walker.error(item, f"{_shown(value)} is not a valid name (use "
                                f"{names.EXPERIMENT_HINT}, e.g. first-touch)")
         return value

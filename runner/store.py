@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO, get_args
+from typing import Any, BinaryIO, TypeGuard, get_args
 
 import runner
 from runner import names, spec
@@ -402,7 +402,7 @@ def _is_optional_text(value: object) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _is_object(value: object) -> bool:
+def _is_object(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
@@ -411,24 +411,23 @@ def _is_list_of(check: Check) -> Check:
 
 
 def _is_text_map(value: object) -> bool:
-    return _is_object(value) and all(isinstance(v, str) for v in value.values())  # type: ignore[union-attr]
+    return _is_object(value) and all(isinstance(v, str) for v in value.values())
 
 
 def _is_repetitions(value: object) -> bool:
-    return (_is_object(value) and set(value) == {f.name for f in fields(Repetitions)}  # type: ignore[arg-type]
-            and _is_int(value["processes"], 1) and _is_int(value["warmup"])  # type: ignore[index]
-            and _is_int(value["iterations"], 1))  # type: ignore[index]
+    return (_is_object(value) and set(value) == {f.name for f in fields(Repetitions)}
+            and _is_int(value["processes"], 1) and _is_int(value["warmup"])
+            and _is_int(value["iterations"], 1))
 
 
 def _is_dropped(value: object) -> bool:
-    return _is_object(value) and _is_text(value.get("label")) \
-        and _is_text(value.get("reason"))  # type: ignore[union-attr]
+    return _is_object(value) and _is_text(value.get("label")) and _is_text(value.get("reason"))
 
 
 def _is_probe_info(value: object) -> bool:
-    return _is_object(value) and all(  # type: ignore[union-attr]
-        _is_optional_text(value.get(k)) for k in ("source_hash", "compiler")) \
-        and _is_list_of(_is_text)(value.get("flags", []))  # type: ignore[union-attr]
+    return (_is_object(value)
+            and all(_is_optional_text(value.get(k)) for k in ("source_hash", "compiler"))
+            and _is_list_of(_is_text)(value.get("flags", [])))
 
 
 _PARAMETER_KEYS = frozenset(p.key for p in PARAMETERS)
@@ -465,7 +464,6 @@ def check_manifest(manifest: object, where: str) -> dict[str, Any]:
     would say; else StoreError naming the key."""
     if not _is_object(manifest):
         raise StoreError(f"{where}: not a JSON object")
-    assert isinstance(manifest, dict)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise StoreError(f"{where}: result format {version!r}, this alloclab reads "
@@ -491,11 +489,9 @@ def check_manifest(manifest: object, where: str) -> dict[str, Any]:
 
 
 def _check_scenario(scenario: object, where: str) -> dict[str, Any]:
-    if not (_is_object(scenario) and isinstance(scenario.get("id"), str)  # type: ignore[union-attr]
-            and isinstance(scenario.get("label"), str)  # type: ignore[union-attr]
-            and _is_object(scenario.get("params"))):  # type: ignore[union-attr]
+    if not (_is_object(scenario) and isinstance(scenario.get("id"), str)
+            and isinstance(scenario.get("label"), str) and _is_object(scenario.get("params"))):
         raise StoreError(f"{where}: expected an object with id, label and params")
-    assert isinstance(scenario, dict)
     try:
         params = upgrade_params(scenario["params"])
         for parameter in PARAMETERS:
@@ -521,10 +517,9 @@ _RECORD_CHECKS: dict[str, Check] = {
 
 def check_record(data: object, where: str, scenario_ids: frozenset[str]) -> ProcessRecord:
     """One samples line as a ProcessRecord, or StoreError naming the field that is off."""
-    if not _is_object(data) or set(data) != set(_RECORD_CHECKS):  # type: ignore[arg-type]
+    if not _is_object(data) or set(data) != set(_RECORD_CHECKS):
         raise StoreError(f"{where}: not a process record (expected the keys "
                          f"{', '.join(_RECORD_CHECKS)})")
-    assert isinstance(data, dict)
     for key, check in _RECORD_CHECKS.items():
         if not check(data[key]):
             raise StoreError(f"{where}: {key}: {_shown(data[key])} is not what this key holds")

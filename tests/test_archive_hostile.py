@@ -180,7 +180,7 @@ def test_a_truncated_archive_is_refused(members: dict[str, bytes], tmp_path: Pat
     data = gzip.compress(_good(members))
     path = tmp_path / "cut.tar.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(StoreError, match="not a readable .tar.gz archive"):
+    with pytest.raises(StoreError, match=r"not a readable \.tar\.gz archive"):
         archive.import_archive(path, tmp_path / "results")
     assert not (tmp_path / "results").exists()
 

@@ -348,7 +348,7 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
     monkeypatch.setattr(store, "append_records", full)
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY_SPEC)
-    args = _run_args(tmp_path, spec) + ["--no-report"]
+    args = [*_run_args(tmp_path, spec), "--no-report"]
     assert main(args) == 3
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("alloclab: ")

@@ -162,7 +162,7 @@ def test_probe_killed_is_recorded_as_a_crash_once(spec: Path, tmp_path: Path) ->
                 killed += 1
             except ProcessLookupError:
                 pass
-    _, stderr = run.communicate(timeout=60)
+    _, _stderr = run.communicate(timeout=60)
     assert killed
     assert run.returncode == 1  # a crashed process fails the run, after storing it
     _assert_complete_once(results)

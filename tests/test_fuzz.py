@@ -5,6 +5,7 @@ failure reproduces; bounded to a few seconds per test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
 from datetime import timedelta
@@ -82,10 +83,8 @@ def test_spec_loader_on_damaged_text(at: int, cut: int, insert: str) -> None:
 @FUZZ
 @given(st.binary(max_size=200))
 def test_manifest_reader_on_bytes(data: bytes) -> None:
-    try:
+    with contextlib.suppress(StoreError):
         store.load_manifest(data, "fuzz/manifest.json")
-    except StoreError:
-        pass
 
 
 json_values = st.recursive(
@@ -124,20 +123,16 @@ def test_manifest_and_record_readers_on_valid_runs_with_one_value_replaced(
     @given(st.lists(st.integers(0, 50), max_size=6), json_values)
     def manifests(path: list[int], value: Any) -> None:
         data = json.dumps(_replace_at(manifest, path, value)).encode()
-        try:
+        with contextlib.suppress(StoreError):
             store.load_manifest(data, "fuzz/manifest.json")
-        except StoreError:
-            pass
 
     @FUZZ
     @given(st.integers(0, len(records) - 1), st.lists(st.integers(0, 50), max_size=7),
            json_values)
     def samples(index: int, path: list[int], value: Any) -> None:
         line = json.dumps(_replace_at(records[index], path, value)).encode()
-        try:
+        with contextlib.suppress(StoreError):
             list(store.parse_records([line, b""], "fuzz/samples.jsonl", ids))
-        except StoreError:
-            pass
 
     manifests()
     samples()
@@ -146,7 +141,5 @@ def test_manifest_and_record_readers_on_valid_runs_with_one_value_replaced(
 @FUZZ
 @given(st.lists(st.binary(max_size=60), max_size=5))
 def test_record_reader_on_lines_of_bytes(lines: list[bytes]) -> None:
-    try:
+    with contextlib.suppress(StoreError):
         list(store.parse_records(lines, "fuzz/samples.jsonl", frozenset({"abc"})))
-    except StoreError:
-        pass

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from runner import execute, guard, matrix, pipeline, probe, spec
-from runner.model import Plan, Scenario
-from runner.parameters import DEFAULTS
 from runner.cli import main
 from runner.errors import GuardError
+from runner.model import Plan, Scenario
+from runner.parameters import DEFAULTS
 
 SPEC = """\
 name: big
