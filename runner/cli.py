@@ -20,8 +20,10 @@ from runner.report import default_templates_dir
 from runner.store import SkippedRunWarning
 
 EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
-         "out; compare --fail-above; report --check), 2 bad spec or arguments, 3 machine lacks " \
-         "something (a C compiler), 130 interrupted (run again to resume)."
+         "out; compare --fail-above; report --check), 2 bad spec or arguments, a run already " \
+         "in progress, refused results or archive, 3 machine refused or lacks something (a C " \
+         "compiler, room for a scenario, a path it cannot read or write), 130 interrupted " \
+         "(Ctrl-C, SIGTERM, SIGHUP; run the printed command to resume)."
 SPECS_EPILOG = "Specs default to experiments/*.yaml. " + EPILOG
 
 
