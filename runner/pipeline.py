@@ -157,7 +157,7 @@ def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
         return None
     # Titles, charts or checks edited since: the run shows the spec as it is now.
     manifest = {**resumed.manifest, "spec_hash": experiment.hash,
-                "spec_text": Path(experiment.source).read_text(encoding="utf-8")}
+                "spec_text": spec.read_spec_text(Path(experiment.source))}
     store.write_manifest(resumed.path, manifest)
     done = {(r.scenario_id, r.process_index) for r in resumed.records}
     say(f"{experiment.name}: resuming {resumed.path} ({len(done)} processes already stored)")
@@ -172,7 +172,7 @@ def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
     run_dir = store.run_path(options.results_dir, options.machine, experiment.name, run_id)
     manifest = store.build_manifest(
-        plan, spec_text=Path(experiment.source).read_text(encoding="utf-8"),
+        plan, spec_text=spec.read_spec_text(Path(experiment.source)),
         probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
                     "flags": list(binary.flags)},
         fingerprint=fingerprint, machine=options.machine, run_id=run_id,

@@ -170,6 +170,11 @@ def _expand_paths(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
+def read_spec_text(path: Path) -> str:
+    """A spec file's text, read within the same limits as load_spec (e.g. to store it)."""
+    return _read_file(path, str(path))
+
+
 def parse_spec(text: str, source: str) -> ExperimentSpec:
     """Validate spec text (e.g. as stored with a run); `source` names it in errors."""
     return _parse(text, source)[0]

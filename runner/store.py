@@ -406,6 +406,17 @@ def _is_object(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
+def _is_shallow(levels: int) -> Check:
+    """JSON nested at most `levels` deep below this value (the report formats such values
+    recursively: a deep one would exhaust the stack)."""
+    def check(value: object, depth: int = 0) -> bool:
+        if isinstance(value, dict | list):
+            items = value.values() if isinstance(value, dict) else value
+            return depth < levels and all(check(item, depth + 1) for item in items)
+        return True
+    return check
+
+
 def _is_list_of(check: Check) -> Check:
     return lambda value: isinstance(value, list) and all(check(v) for v in value)
 
@@ -447,8 +458,8 @@ _MANIFEST_KEYS: dict[str, tuple[bool, Check]] = {
     "profile": (False, lambda v: v in ("full", "reduced")),
     "reused_from": (False, _is_text_map),
     "dropped": (False, _is_list_of(_is_dropped)),
-    "load": (False, _is_list_of(_is_object)),
-    "fingerprint": (False, _is_object),
+    "load": (False, lambda v: _is_list_of(_is_object)(v) and _is_shallow(4)(v)),
+    "fingerprint": (False, lambda v: _is_object(v) and _is_shallow(3)(v)),
     "probe": (False, _is_probe_info),
     "command": (False, _is_optional_text),
     "spec_source": (False, _is_text),

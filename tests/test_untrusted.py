@@ -108,6 +108,7 @@ CORPUS: dict[str, Mutation] = {
     "timeout not finite": _manifest_bytes(b'{"format_version": 1, "timeout_s": NaN}'),
     "finished not text": _set("finished_utc", 5),
     "fingerprint a list": _set("fingerprint", [1, 2]),
+    "fingerprint nested deeply": _set("fingerprint", {"a": json.loads("[" * 500 + "]" * 500)}),
     "dropped malformed": _set("dropped", [{"label": 1}]),
     "reused_from malformed": _set("reused_from", {"a": 1}),
     "stored spec invalid": _set("spec_text", "name: ["),
