@@ -43,7 +43,8 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
              on_record: Callable[[Job, ProcessRecord], None],
              facts: preconditions.MachineFacts | None = None,
              extra_env: Mapping[str, str] | None = None) -> None:
-    """Run each job not yet `done` in a fresh probe process, storing its record at once.
+    """Run each job not yet `done` in a fresh probe process, storing its record at once
+    (written at once, synced to disk at the end of each round and of the run).
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
@@ -52,21 +53,26 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
     """
     unmet = preconditions.find_unmet({job.scenario for job in jobs},
                                      facts or preconditions.read_facts())
-    for job in jobs:
-        if (job.scenario.id, job.process_index) in done:
-            continue
-        interrupt.check()
-        reason = unmet.get(job.scenario.id)
-        if reason is not None:
-            record = skipped_record(job, reason)
-        else:
-            argv = probe.probe_argv(binary, job.scenario, repetitions.warmup,
-                                    repetitions.iterations)
-            record = execute.run_process(argv, scenario_id=job.scenario.id,
-                                         process_index=job.process_index, timeout_s=timeout_s,
-                                         extra_env=probe.probe_env(job.scenario, extra_env))
-        store.append_record(run_dir, record)
-        on_record(job, record)
+    round_size = len({job.scenario.id for job in jobs})
+    with store.RecordWriter(run_dir) as writer:
+        for number, job in enumerate(jobs, start=1):
+            if (job.scenario.id, job.process_index) in done:
+                continue
+            interrupt.check()
+            reason = unmet.get(job.scenario.id)
+            if reason is not None:
+                record = skipped_record(job, reason)
+            else:
+                argv = probe.probe_argv(binary, job.scenario, repetitions.warmup,
+                                        repetitions.iterations)
+                record = execute.run_process(argv, scenario_id=job.scenario.id,
+                                             process_index=job.process_index,
+                                             timeout_s=timeout_s,
+                                             extra_env=probe.probe_env(job.scenario, extra_env))
+            writer.append(record)
+            if number % round_size == 0:
+                writer.sync()  # once a round, i.e. once per scenario's worth of records
+            on_record(job, record)
 
 
 def skipped_record(job: Job, reason: str) -> ProcessRecord:

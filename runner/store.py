@@ -1,9 +1,9 @@
 """Versioned results on disk: results/<machine>/<experiment>/<run-id>/{manifest.json,samples.jsonl}.
 
 The manifest says what was run and where (spec, probe, machine fingerprint); samples.jsonl
-gets one line per probe process, appended and flushed as soon as the process ends, so an
-interrupted run loses at most the process in flight and can be resumed. Both files are
-sorted-key JSON text so results diff well when committed. Beside reading and writing, this
+gets one line per probe process, appended as soon as the process ends (synced to disk once a
+round: RecordWriter), so an interrupted run loses at most the process in flight and can be
+resumed. Both files are sorted-key JSON text so results diff well when committed. Beside reading and writing, this
 module finds the runs a new run continues (resume) or copies complete scenarios from (reuse),
 and checksums a run's data: sha256 of manifest.json followed by samples.jsonl.
 """
@@ -138,6 +138,60 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 def append_record(run_dir: Path, record: ProcessRecord) -> None:
     """Append one process's record and push it to disk before the next process starts."""
     append_records(run_dir, [record])
+
+
+def record_line(record: ProcessRecord) -> bytes:
+    """One line of samples.jsonl."""
+    return (json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+class RecordWriter:
+    """samples.jsonl held open while a run's processes append to it.
+
+    Each record is written to the kernel as soon as its process ends, so a killed runner
+    loses nothing it was told; `sync` pushes them to the disk, which the runner does once a
+    round rather than once a process (an fsync costs ~1 ms). Only a crash of the machine can
+    lose the records written since the last sync, and leave a torn last line, which the
+    readers drop and a resumed run measures again.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self._path = run_dir / SAMPLES
+        self._out: BinaryIO | None = None  # opened by the first append: no record, no file
+        self._unsynced = False
+
+    def append(self, record: ProcessRecord) -> None:
+        if self._out is None:
+            out = open(self._path, "a+b", buffering=0)  # noqa: SIM115 (closed by close)
+            try:
+                _drop_torn_tail(out)
+            except BaseException:
+                out.close()
+                raise
+            self._out = out
+        line = record_line(record)
+        while line:  # an unbuffered write may take less than all of it
+            line = line[self._out.write(line) or 0:]
+        self._unsynced = True
+
+    def sync(self) -> None:
+        if self._out is not None and self._unsynced:
+            os.fsync(self._out.fileno())
+            self._unsynced = False
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _drop_torn_tail(out: BinaryIO) -> None:
@@ -368,13 +422,12 @@ def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
 
 def append_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
     """Append several records at once (copied from an earlier run) in one write."""
-    lines = "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
-                    for r in records)
+    lines = b"".join(record_line(r) for r in records)
     if not lines:
         return
     with open(run_dir / SAMPLES, "a+b") as out:
         _drop_torn_tail(out)
-        out.write(lines.encode())
+        out.write(lines)
         out.flush()
         os.fsync(out.fileno())
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner import execute
-from runner.execute import PROBE_ENV, STDERR_TAIL_CHARS, run_process
+from runner.execute import OWN_LIMIT_GRACE_S, PROBE_ENV, STDERR_TAIL_CHARS, run_process
 from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
 from runner.probe import EXIT_SKIPPED, ProbeBinary, build_probe, probe_argv
@@ -128,14 +128,15 @@ def test_environment_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     argv = fake_probe(tmp_path, body, interpreter=sys.executable)
     record = run_process(argv, scenario_id="abc", process_index=3, timeout_s=30)
     assert record.exit_code == 1, record.stderr_tail
-    assert json.loads(record.stderr_tail) == {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    tether = execute.tether_env(30)
+    assert json.loads(record.stderr_tail) == {"PATH": "/usr/bin:/bin", "LC_ALL": "C", **tether}
     assert dict(PROBE_ENV) == {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 
     record = run_process(argv, scenario_id="abc", process_index=3, timeout_s=30,
                          extra_env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"})
     assert json.loads(record.stderr_tail) == {
         "PATH": "/usr/bin:/bin", "LC_ALL": "C",
-        "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"}
+        "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096", **tether}
 
 
 def test_stdin_is_empty(tmp_path: Path) -> None:
@@ -170,43 +171,97 @@ def _wait_gone(pid: int, within_s: float = 5.0) -> bool:
     return not _alive(pid)
 
 
+def _long_probe_argv(probe: ProbeBinary) -> list[str]:
+    """The real probe on a scenario that runs for a minute or so (16 MiB, 100 000 times)."""
+    values: dict[str, object] = {p.field: p.default for p in PARAMETERS}
+    scenario = Scenario(**{**values, "size_bytes": 16 << 20, "ops": 1})  # type: ignore[arg-type]
+    return probe_argv(probe, scenario, 0, 100_000)
+
+
 RUNNER = """
 import sys
 from runner.execute import run_process
-run_process([sys.argv[1]], scenario_id="abc", process_index=0, timeout_s=60)
+run_process(sys.argv[1:], scenario_id="abc", process_index=0, timeout_s=600)
 """
 
 
-def test_probe_dies_with_a_runner_killed_by_sigkill(tmp_path: Path) -> None:
-    pid_file = tmp_path / "probe.pid"
-    [script] = fake_probe(tmp_path, f"echo $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n"
-                                    "exec sleep 60")
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, script],
-                              cwd=Path(__file__).parent.parent)
-    deadline = time.monotonic() + 10
-    while not pid_file.exists() and time.monotonic() < deadline:
+def _probe_pid(runner_pid: int, within_s: float = 10.0) -> int:
+    """The runner's child once it runs the probe (not merely forked: exec'd)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{runner_pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                if Path(f"/proc/{child}/comm").read_text().strip() != "python3":
+                    return int(child)
         time.sleep(0.02)
-    probe_pid = int(pid_file.read_text())
-    os.kill(runner.pid, signal.SIGKILL)
-    runner.wait()
-    assert _wait_gone(probe_pid), "the probe outlived its runner"
+    raise AssertionError("the runner started no probe")
 
 
-def test_probe_enforces_its_own_time_limit(tmp_path: Path,
+@pytest.mark.probe
+def test_probe_dies_with_a_runner_killed_by_sigkill(probe: ProbeBinary) -> None:
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, *_long_probe_argv(probe)],
+                              cwd=Path(__file__).parent.parent)
+    try:
+        probe_pid = _probe_pid(runner.pid)
+        time.sleep(0.2)  # past the probe's start, where it ties itself to the runner
+        assert _alive(probe_pid)
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait()
+        assert _wait_gone(probe_pid), "the probe outlived its runner"
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+@pytest.mark.probe
+def test_probe_whose_runner_is_gone_does_not_start(probe: ProbeBinary) -> None:
+    # The runner died between the spawn and the probe's PR_SET_PDEATHSIG: the probe's parent
+    # is not the runner it was told of, and it exits before measuring anything.
+    env = {**PROBE_ENV, **execute.tether_env(60), execute.RUNNER_PID_VARIABLE: "1"}
+    started = time.monotonic()
+    done = subprocess.run(_long_probe_argv(probe), env=env, capture_output=True, timeout=60)
+    assert time.monotonic() - started < 5
+    assert done.returncode == 3 and done.stdout == b""
+
+
+@pytest.mark.probe
+def test_probe_enforces_its_own_time_limit(probe: ProbeBinary,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # The runner's own timeout is made unreachable, as when the runner is stopped: the
     # probe's alarm ends it, and the record still says timeout.
     monkeypatch.setattr(execute, "OWN_LIMIT_GRACE_S", 0)
-    original = subprocess.Popen.communicate
+    original = execute._collect
 
-    def no_runner_timeout(self: subprocess.Popen[bytes], timeout: float | None = None
-                          ) -> tuple[bytes, bytes]:
-        return original(self)
+    def no_runner_timeout(process: subprocess.Popen[bytes], deadline: float
+                          ) -> tuple[bytes, bytes, bool]:
+        return original(process, deadline + 3600)
 
-    monkeypatch.setattr(subprocess.Popen, "communicate", no_runner_timeout)
-    argv = fake_probe(tmp_path, "exec sleep 30")
+    monkeypatch.setattr(execute, "_collect", no_runner_timeout)
     started = time.monotonic()
-    record = run_process(argv, scenario_id="abc", process_index=0, timeout_s=0.2)
-    assert time.monotonic() - started < 5
+    record = run_process(_long_probe_argv(probe), scenario_id="abc", process_index=0,
+                         timeout_s=0.2)
+    assert time.monotonic() - started < 10
     assert record.status == "timeout"
     assert "SIGALRM" in record.stderr_tail
+
+
+def test_tether_env_names_this_runner_and_the_limit() -> None:
+    assert execute.tether_env(0.2) == {"ALLOCLAB_RUNNER_PID": str(os.getpid()),
+                                       "ALLOCLAB_TIME_LIMIT_S": str(1 + OWN_LIMIT_GRACE_S)}
+
+
+def test_the_probe_is_spawned_without_a_preexec_function(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A preexec_fn makes Python fork instead of vfork: ~3 ms of copy-on-write faults a process.
+    seen: list[object] = []
+    original = subprocess.Popen.__init__
+
+    def spy(self: subprocess.Popen[bytes], *args: object, **kwargs: object) -> None:
+        seen.append(kwargs.get("preexec_fn"))
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", spy)
+    record = run_process(fake_probe(tmp_path, "env"), scenario_id="abc", process_index=0,
+                         timeout_s=30)
+    assert seen == [None]
+    assert record.status == "failed"  # not the probe's JSON; the environment is in stdout

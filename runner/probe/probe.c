@@ -107,6 +107,7 @@
  *   threads.c   the crew of worker threads (--threads above 1)
  *   cycle.c, churn.c, fork.c, resize.c, limits.c   one workload each: its four phase slots
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
+ *   tether.c    dying with the runner, and at the probe's own time limit (environment)
  */
 #include "probe.h"
 
@@ -238,6 +239,7 @@ int main(int argc, char **argv)
 {
     uintptr_t heap_start = current_brk(); /* before anything can move it */
     int tracing = argc > 1 && strcmp(argv[argc - 1], TRACE_HEAP_ARGUMENT) == 0;
+    tie_to_runner(tracing);
     struct scenario s = parse_arguments(tracing ? argc - 1 : argc, argv);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     keep_heap(&s, s.size_bytes > SIZE_MAX / s.ops ? SIZE_MAX : s.ops * s.size_bytes);

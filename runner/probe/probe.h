@@ -418,6 +418,11 @@ uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
 uint64_t time_mprotect(const struct blocks *b, const struct scenario *s);
 
+/* tether.c */
+extern const char RUNNER_PID_VARIABLE[];
+extern const char TIME_LIMIT_VARIABLE[];
+void tie_to_runner(int traced);
+
 /* options.c */
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 int is_file_backing(enum backing backing);
