@@ -911,7 +911,14 @@ def _read_number(walker: _Walker, item: _Item) -> float:
     value = walker.scalar(item, "a number")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise walker.error(item, f"expected a number, found {_describe_value(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
+    if not math.isfinite(number):
+        # .nan would make every comparison false, .inf every one true: neither is a claim.
+        raise walker.error(item, f"expected a finite number, found {_describe_value(value)}")
+    return number
 
 
 def _read_selector(walker: _Walker, item: _Item,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 SIZE_HINT = "use e.g. 4KiB, 1MiB, 1GiB or a plain number of bytes like 4096"
+# The probe holds sizes in 64-bit unsigned integers: anything larger would wrap around there.
+MAX_SIZE_BYTES = (1 << 64) - 1
 
 
 def parse_size(text: str | int) -> int:
@@ -16,15 +19,23 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, int):
         if text <= 0:
             raise ValueError(f"{text} is not a positive size ({SIZE_HINT})")
-        return text
+        return _at_most_max(text, text)
     match = _SIZE_RE.match(str(text))
     if not match or match.group(2) not in _SIZE_UNITS:
         raise ValueError(f"{text!r} is not a size ({SIZE_HINT}; units are binary: KiB, MiB, GiB)")
     number, unit = match.groups()
-    value = float(number) * _SIZE_UNITS[unit]
-    if value != int(value) or value <= 0:
+    # Exact arithmetic: a float would round "18446744073709551617" to 2^64 and accept it.
+    value = Fraction(number) * _SIZE_UNITS[unit]
+    if value.denominator != 1 or value <= 0:
         raise ValueError(f"{text!r} is not a whole positive number of bytes ({SIZE_HINT})")
-    return int(value)
+    return _at_most_max(int(value), text)
+
+
+def _at_most_max(size_bytes: int, text: str | int) -> int:
+    if size_bytes > MAX_SIZE_BYTES:
+        raise ValueError(f"{text!r} is too large: sizes are at most 2^64 - 1 bytes "
+                         f"({MAX_SIZE_BYTES}, just under 16 EiB)")
+    return size_bytes
 
 
 def format_size(size_bytes: int) -> str:

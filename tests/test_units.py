@@ -18,6 +18,9 @@ from runner.units import format_ns, format_size, parse_duration_s, parse_size
     ("512B", 512),
     (4096, 4096),
     (1, 1),
+    ("18446744073709551615", (1 << 64) - 1),
+    ((1 << 64) - 1, (1 << 64) - 1),
+    ("16777215.5TiB", 16777215 * (1 << 40) + (1 << 39)),
 ])
 def test_parse_size(text: str | int, size_bytes: int) -> None:
     assert parse_size(text) == size_bytes
@@ -34,6 +37,11 @@ def test_parse_size(text: str | int, size_bytes: int) -> None:
     (0, "0 is not a positive size"),
     (-4096, "-4096 is not a positive size"),
     (True, "True is not a size"),
+    (1 << 64, "18446744073709551616 is too large: sizes are at most 2^64 - 1 bytes"),
+    ("18446744073709551616", "'18446744073709551616' is too large"),
+    ("18446744073709551617", "'18446744073709551617' is too large"),  # a float would round it
+    ("16777216TiB", "'16777216TiB' is too large"),
+    ("99999999999999999999999999GiB", "'99999999999999999999999999GiB' is too large"),
 ])
 def test_parse_size_rejects(text: str | int, message: str) -> None:
     with pytest.raises(ValueError) as info:
