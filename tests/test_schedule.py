@@ -4,6 +4,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from runner import store
 from runner.model import ProcessRecord, Repetitions, Scenario
 from runner.preconditions import MachineFacts
 from runner.probe import ProbeBinary
@@ -64,3 +67,20 @@ def test_scenarios_the_machine_cannot_measure_are_stored_as_skipped(tmp_path: Pa
 def load_run_records(run_dir: Path) -> list[ProcessRecord]:
     lines = (run_dir / SAMPLES).read_text().splitlines()
     return [ProcessRecord(**json.loads(line)) for line in lines]
+
+
+def test_records_are_synced_to_disk_once_a_round(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    hugetlb = [replace(_scenario(2 << 20), backing="mmap-hugetlb", ops=n) for n in (1, 2, 3)]
+    facts = MachineFacts(free_huge_pages=0, memlock_limit_bytes=None, euid=0,
+                         thp_enabled="madvise", max_map_count=65530, kernel=(6, 18))
+    missing = ProbeBinary(path=tmp_path / "no-probe-here", source_hash="0" * 16,
+                          compiler="cc", flags=())
+    synced: list[int] = []
+    seen: list[ProcessRecord] = []
+    monkeypatch.setattr(store.os, "fsync", lambda fd: synced.append(len(seen)))
+    run_jobs(order_jobs(hugetlb, processes=4, seed=1), missing, Repetitions(), 10.0,
+             tmp_path, done=set(), on_record=lambda job, r: seen.append(r), facts=facts)
+    assert len(seen) == 12
+    assert synced == [2, 5, 8, 11]  # after the 3rd, 6th, 9th and 12th record, before on_record
+    assert len(load_run_records(tmp_path)) == 12

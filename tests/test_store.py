@@ -1,6 +1,7 @@
 """Results on disk: append-as-you-go, crash tolerance, format versioning, run selection."""
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,39 @@ def test_a_report_prefers_a_full_run_to_a_newer_quick_one(tmp_path: Path) -> Non
     store.write_manifest(run_dir, {**_manifest("e", "r3"), "profile": "full"})
     store.append_record(run_dir, _record(0))
     assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r3"]
+
+
+def test_record_writer_appends_after_a_torn_tail_and_syncs_only_when_asked(
+        run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_manifest(run_dir, _manifest("e", "r1"))
+    synced: list[int] = []
+    real_fsync = store.os.fsync
+    monkeypatch.setattr(store.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    with store.RecordWriter(run_dir) as writer:
+        assert not (run_dir / store.SAMPLES).exists()  # no record, no file
+        writer.sync()
+        assert synced == []
+    store.append_record(run_dir, _record(0))
+    with open(run_dir / store.SAMPLES, "a") as out:
+        out.write('{"scenario_id": "ab')  # killed mid-write
+    synced.clear()
+    with store.RecordWriter(run_dir) as writer:
+        writer.append(_record(1))
+        writer.append(_record(2))
+        # Written through to the kernel at once: a killed runner loses nothing appended.
+        assert [r.process_index for r in store.load_run(run_dir).records] == [0, 1, 2]
+        assert synced == []
+        writer.sync()
+        writer.sync()  # nothing new: no second fsync
+        assert len(synced) == 1
+        writer.append(_record(3))
+    assert len(synced) == 2  # closing syncs what is left
+    assert [r.process_index for r in store.load_run(run_dir).records] == [0, 1, 2, 3]
+
+
+def test_to_json_holds_every_field_and_shares_the_probe_output() -> None:
+    record = _record(0)
+    stored = record.to_json()
+    assert list(stored) == [f.name for f in fields(ProcessRecord)]
+    assert all(stored[name] == getattr(record, name) for name in stored)
+    assert stored["probe"] is record.probe  # no deep copy per record
