@@ -41,6 +41,13 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def harness(session: nox.Session) -> None:
+    """alloclab's own cost per probe process over a bare spawn of the same command (bound 1 ms)."""
+    session.install("-e", ".")
+    session.run("python", "bench/harness_overhead.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Fidelity: alloclab's probe against a plain C loop doing the same work, interleaved."""
     session.install("-e", ".")

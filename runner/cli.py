@@ -16,7 +16,6 @@ import runner
 from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
 from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
-from runner.report import default_templates_dir
 from runner.store import SkippedRunWarning
 
 EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
@@ -33,6 +32,15 @@ def _say(message: str) -> None:
 
 def _specs(args: argparse.Namespace) -> list[Path]:
     return [Path(p) for p in args.specs] or [Path("experiments")]
+
+
+def _templates(args: argparse.Namespace) -> Path:
+    """--templates, or the default: imported here, as runner.report brings pandas and jinja2."""
+    if args.templates is not None:
+        return Path(args.templates)
+    from runner.report import default_templates_dir
+
+    return default_templates_dir()
 
 
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
@@ -61,13 +69,13 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
 def cmd_report(args: argparse.Namespace) -> ExitStatus:
     if getattr(args, "check", False):
         return cmd_report_check(args)
-    written = pipeline.render(Path(args.results), Path(args.reports), Path(args.templates))
+    written = pipeline.render(Path(args.results), Path(args.reports), _templates(args))
     _say(f"wrote {len(written)} pages: {written[0]}")
     return ExitStatus.OK
 
 
 def cmd_report_check(args: argparse.Namespace) -> ExitStatus:
-    problems = pipeline.check_render(Path(args.results), Path(args.reports), Path(args.templates))
+    problems = pipeline.check_render(Path(args.results), Path(args.reports), _templates(args))
     for problem in problems:
         print(problem)
     if problems:
@@ -85,7 +93,7 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
         metrics=tuple(args.metric or ()), equivalence=args.equivalence,
         fail_above=args.fail_above, out_dir=Path(args.out) if args.out else None,
         markdown=Path(args.markdown) if args.markdown else None,
-        templates_dir=Path(args.templates), command=shlex.join(["alloclab", *sys.argv[1:]]))
+        templates_dir=_templates(args), command=shlex.join(["alloclab", *sys.argv[1:]]))
     result = pipeline.compare_stored(options)
     print(result.markdown, end="")
     if result.html is not None:
@@ -186,9 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_report_paths(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--results", default="results", help="results folder (default: results)")
         sub.add_argument("--reports", default="reports", help="output folder (default: reports)")
-        sub.add_argument("--templates", type=Path, default=default_templates_dir(),
+        sub.add_argument("--templates", type=Path, default=None,
                          help="jinja2 templates folder (default: ./templates, else the one "
-                              "beside alloclab's source: %(default)s)")
+                              "beside alloclab's source)")
 
     def add_force(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--force", action="store_true",
@@ -264,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--markdown", metavar="FILE",
                          help="also write the Markdown summary (for a pull-request comment) "
                               "to FILE")
-    compare.add_argument("--templates", type=Path, default=default_templates_dir(),
-                         help="jinja2 templates folder (default: %(default)s)")
+    compare.add_argument("--templates", type=Path, default=None,
+                         help="jinja2 templates folder (default: ./templates, else the one "
+                              "beside alloclab's source)")
     compare.set_defaults(func=cmd_compare)
 
     export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "

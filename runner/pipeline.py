@@ -13,31 +13,31 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# pandas, numpy, matplotlib and jinja2 come in with the modules that summarise, compare and
+# render: each stage imports them when it starts, so `alloclab validate`, `plan`, `schema` and
+# `--version` start in a fraction of a second (tests/test_cli.py checks).
 from runner import (
     archive,
-    compare,
-    compare_report,
     guard,
     lock,
     machine,
     matrix,
     names,
-    noise,
     probe,
-    report,
     schedule,
     spec,
     store,
-    verdict,
 )
 from runner.errors import SpecError, UsageError
-from runner.frame import build_frame, measured
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
 from runner.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.parameters import FILE_BACKINGS
+
+if TYPE_CHECKING:
+    from runner import compare
 
 Say = Callable[[str], None]
 
@@ -124,6 +124,9 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
                       progress.on_record, extra_env=probe_env)
     load = [*manifest.get("load", []), {"before": load_before, "after": machine.read_load()}]
     store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now(), "load": load})
+    from runner import noise, report, verdict
+    from runner.frame import build_frame, measured
+
     stored = store.load_run(run_dir)
     samples = measured(build_frame(stored))
     warnings = noise.run_warnings(stored, noise.watched_metrics(experiment), samples)
@@ -292,6 +295,8 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
+    from runner import report
+
     return report.render_reports(results_dir, reports_dir, templates_dir)
 
 
@@ -302,7 +307,7 @@ class CompareOptions:
     runs: tuple[Path, ...]
     baseline: Path | None = None  # None: the first of `runs`
     metrics: tuple[str, ...] = ()  # empty: the metrics the baseline's charts show
-    equivalence: float = compare.DEFAULT_EQUIVALENCE
+    equivalence: float = 0.05  # compare.DEFAULT_EQUIVALENCE, spelt out not to import pandas
     fail_above: float | None = None
     out_dir: Path | None = None
     markdown: Path | None = None
@@ -327,6 +332,8 @@ def _check_metrics(names: Sequence[str]) -> None:
 
 def compare_stored(options: CompareOptions) -> CompareResult:
     """Load the runs, compare each with the baseline, write the HTML and Markdown asked for."""
+    from runner import compare, compare_report, noise, report
+
     _check_metrics(options.metrics)
     named = [store.resolve_run(path) for path in options.runs]
     baseline = store.resolve_run(options.baseline) if options.baseline else named[0]
@@ -359,4 +366,6 @@ def import_stored(archive_path: Path, results_dir: Path) -> list[archive.Importe
 
 
 def check_render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:
+    from runner import report
+
     return report.check_reports(results_dir, reports_dir, templates_dir)

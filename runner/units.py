@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 _SIZE_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -24,11 +23,12 @@ def parse_size(text: str | int) -> int:
     if not match or match.group(2) not in _SIZE_UNITS:
         raise ValueError(f"{text!r} is not a size ({SIZE_HINT}; units are binary: KiB, MiB, GiB)")
     number, unit = match.groups()
-    # Exact arithmetic: a float would round "18446744073709551617" to 2^64 and accept it.
-    value = Fraction(number) * _SIZE_UNITS[unit]
-    if value.denominator != 1 or value <= 0:
+    # Integer arithmetic: a float would round "18446744073709551617" to 2^64 and accept it.
+    whole, _, fraction = number.partition(".")
+    scaled, scale = int(whole + fraction) * _SIZE_UNITS[unit], 10 ** len(fraction)
+    if scaled % scale or scaled <= 0:
         raise ValueError(f"{text!r} is not a whole positive number of bytes ({SIZE_HINT})")
-    return _at_most_max(int(value), text)
+    return _at_most_max(scaled // scale, text)
 
 
 def _at_most_max(size_bytes: int, text: str | int) -> int:

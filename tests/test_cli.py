@@ -358,6 +358,8 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir / "samples.jsonl"))
 
     monkeypatch.setattr(store, "append_records", full)
+    monkeypatch.setattr(store.RecordWriter, "append",
+                        lambda self, record: full(self._path.parent, [record]))
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY_SPEC)
     args = [*_run_args(tmp_path, spec), "--no-report"]
@@ -367,3 +369,31 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
     assert err.splitlines()[-1].endswith("samples.jsonl: No space left on device")
     assert main(["--debug", *args]) == 3
     assert "Traceback" in capsys.readouterr().err
+
+
+HEAVY_MODULES = ("pandas", "numpy", "matplotlib", "scipy", "jinja2")
+IMPORTS_AFTER = """
+import sys
+from runner.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:  # --version
+    pass
+print(" ".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("command", [["--version"], ["validate"], ["plan", "--force"],
+                                     ["schema"]])
+def test_commands_that_render_nothing_import_no_data_or_plotting_library(
+        tmp_path: Path, command: list[str]) -> None:
+    # pandas and matplotlib alone took ~2 s to import: `alloclab --version` and `validate`
+    # must not pay for them.
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    argv = [*command, str(spec)] if command[0] in ("validate", "plan") else command
+    done = subprocess.run([sys.executable, "-c", IMPORTS_AFTER.format(heavy=HEAVY_MODULES),
+                           *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "", f"imported: {done.stderr.splitlines()[-1]}"
+    assert "alloclab" in done.stdout or "tiny" in done.stdout or "$schema" in done.stdout
