@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import execute, interrupt, preconditions, probe, store
+from runner import datafiles, execute, interrupt, preconditions, probe, store
 from runner.model import ProcessRecord, Repetitions, Scenario
 
 
@@ -44,7 +44,8 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
              facts: preconditions.MachineFacts | None = None,
              extra_env: Mapping[str, str] | None = None) -> None:
     """Run each job not yet `done` in a fresh probe process, storing its record at once
-    (written at once, synced to disk at the end of each round and of the run).
+    (written at once, synced to disk at the end of each round and of the run). File-backed
+    scenarios share one data file between their processes (runner.datafiles).
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
@@ -54,25 +55,46 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
     unmet = preconditions.find_unmet({job.scenario for job in jobs},
                                      facts or preconditions.read_facts())
     round_size = len({job.scenario.id for job in jobs})
-    with store.RecordWriter(run_dir) as writer:
-        for number, job in enumerate(jobs, start=1):
-            if (job.scenario.id, job.process_index) in done:
-                continue
-            interrupt.check()
-            reason = unmet.get(job.scenario.id)
-            if reason is not None:
-                record = skipped_record(job, reason)
-            else:
-                argv = probe.probe_argv(binary, job.scenario, repetitions.warmup,
-                                        repetitions.iterations)
-                record = execute.run_process(argv, scenario_id=job.scenario.id,
-                                             process_index=job.process_index,
-                                             timeout_s=timeout_s,
-                                             extra_env=probe.probe_env(job.scenario, extra_env))
-            writer.append(record)
-            if number % round_size == 0:
-                writer.sync()  # once a round, i.e. once per scenario's worth of records
-            on_record(job, record)
+    to_run = [job for job in jobs if (job.scenario.id, job.process_index) not in done]
+    # Each file-backed scenario's data file is made by its first process and removed after its
+    # last (runner.datafiles), and in any case when the run ends, however it ends.
+    datafiles.remove_leftovers(run_dir, {job.scenario.file_dir for job in to_run
+                                         if datafiles.can_share(job.scenario)})
+    shared = datafiles.name_files((job.scenario for job in to_run
+                                   if job.scenario.id not in unmet), run_dir)
+    last = {job.scenario.id: job.process_index for job in to_run}
+    try:
+        with store.RecordWriter(run_dir) as writer:
+            for number, job in enumerate(jobs, start=1):
+                if (job.scenario.id, job.process_index) in done:
+                    continue
+                interrupt.check()
+                record = _run_job(job, binary, repetitions, timeout_s,
+                                  unmet.get(job.scenario.id),
+                                  probe.probe_env(job.scenario, extra_env),
+                                  shared.get(job.scenario.id))
+                writer.append(record)
+                if number % round_size == 0:
+                    writer.sync()  # once a round, i.e. once per scenario's worth of records
+                if job.scenario.id in shared and last[job.scenario.id] == job.process_index:
+                    datafiles.remove(shared.pop(job.scenario.id))
+                on_record(job, record)
+    finally:
+        for path in shared.values():
+            datafiles.remove(path)
+
+
+def _run_job(job: Job, binary: probe.ProbeBinary, repetitions: Repetitions, timeout_s: float,
+             unmet: str | None, env: dict[str, str], data_file: Path | None) -> ProcessRecord:
+    """One job's record: a skip when the machine cannot measure it, else its probe's."""
+    if unmet is not None:
+        return skipped_record(job, unmet)
+    argv = probe.probe_argv(binary, job.scenario, repetitions.warmup, repetitions.iterations)
+    if data_file is not None:
+        env = {**env, datafiles.VARIABLE: str(data_file)}
+    return execute.run_process(argv, scenario_id=job.scenario.id,
+                               process_index=job.process_index, timeout_s=timeout_s,
+                               extra_env=env)
 
 
 def skipped_record(job: Job, reason: str) -> ProcessRecord:

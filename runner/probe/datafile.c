@@ -4,6 +4,12 @@
  */
 #include "probe.h"
 
+#include <sys/stat.h>
+
+/* Names the data file the runner shares between the processes of one scenario (the runner's
+ * side: runner/datafiles.py). */
+const char DATA_FILE_VARIABLE[] = "ALLOCLAB_DATA_FILE";
+
 /* Byte k of the file. Never zero (so reading it differs from reading fresh anonymous memory),
  * and with a prime period, so a block read from the wrong offset changes the checksum. */
 static unsigned char pattern_byte(uint64_t offset)
@@ -63,22 +69,9 @@ void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offs
     }
 }
 
-/* Creates the data file for file backings: unlinked at once (a crash leaves nothing behind),
- * filled with the known pattern, flushed, and read once so every page is in the page cache
- * before the first timed phase. */
-int create_data_file(const char *directory, uint64_t file_bytes)
+/* Writes the known pattern over the whole of `fd` and pushes it to the disk. */
+static void fill_data_file(int fd, uint64_t file_bytes, unsigned char *chunk)
 {
-    char path[4096];
-    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", directory);
-    if (length < 0 || (size_t)length >= sizeof path)
-        usage_error("--file_dir is too long");
-    int fd = mkstemp(path);
-    if (fd < 0)
-        system_error("mkstemp");
-    if (unlink(path) != 0)
-        system_error("unlink");
-
-    unsigned char *chunk = map_scratch(FILL_CHUNK_BYTES);
     for (uint64_t done = 0; done < file_bytes;) {
         size_t n = file_bytes - done < FILL_CHUNK_BYTES ? (size_t)(file_bytes - done)
                                                         : FILL_CHUNK_BYTES;
@@ -89,12 +82,97 @@ int create_data_file(const char *directory, uint64_t file_bytes)
     }
     if (fsync(fd) != 0)
         system_error("fsync");
+}
+
+/* Reads the whole file once, so every page is in the page cache before the first timed
+ * phase (cache cold evicts them again before each iteration). */
+static void read_in_data_file(int fd, uint64_t file_bytes, unsigned char *chunk)
+{
     for (uint64_t done = 0; done < file_bytes;) {
         size_t n = file_bytes - done < FILL_CHUNK_BYTES ? (size_t)(file_bytes - done)
                                                         : FILL_CHUNK_BYTES;
         read_fully(fd, chunk, n, (off_t)done);
         done += n;
     }
+}
+
+/* A data file of this process alone: unlinked at once (a crash leaves nothing behind) and
+ * filled with the known pattern. */
+static int create_private_file(const char *directory, uint64_t file_bytes, unsigned char *chunk)
+{
+    char path[4096];
+    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", directory);
+    if (length < 0 || (size_t)length >= sizeof path)
+        usage_error("--file_dir is too long");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        system_error("mkstemp");
+    if (unlink(path) != 0)
+        system_error("unlink");
+    fill_data_file(fd, file_bytes, chunk);
+    return fd;
+}
+
+/* The data file the runner shares between the processes of one scenario (DATA_FILE_VARIABLE
+ * names it; the runner removes it after the scenario's last process). The first process
+ * creates it: filled while nameless (O_TMPFILE), then linked under the name, so the name only
+ * ever holds a whole, synced file. Later processes check its length and use it as it is,
+ * which is why only scenarios that never write to their data file share one. Returns -1
+ * where the filesystem has no O_TMPFILE: the caller makes a private file instead. */
+static int open_shared_file(const char *path, const char *directory, uint64_t file_bytes,
+                            unsigned char *chunk)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno != ENOENT)
+        system_error("open (the shared data file)");
+    if (fd >= 0) {
+        struct stat info;
+        if (fstat(fd, &info) != 0)
+            system_error("fstat (the shared data file)");
+        if (!S_ISREG(info.st_mode) || (uint64_t)info.st_size != file_bytes)
+            usage_error("%s=%s: %" PRIu64 " bytes, not this scenario's data file of %" PRIu64,
+                        DATA_FILE_VARIABLE, path, (uint64_t)info.st_size, file_bytes);
+        return fd;
+    }
+    fd = open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EOPNOTSUPP || errno == EISDIR)
+            return -1;
+        system_error("open (O_TMPFILE, for the shared data file)");
+    }
+    fill_data_file(fd, file_bytes, chunk);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0)
+        system_error("linkat (naming the shared data file)");
+    return fd;
+}
+
+/* Whether the scenario writes into its data file: such a file cannot be shared, as the next
+ * process would find it changed, and its dirty pages written back during later phases. */
+static int writes_data_file(const struct scenario *s)
+{
+    return s->backing == BACKING_WRITE_FILE ||
+           (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
+            (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL));
+}
+
+/* The data file of file backings, filled with the known pattern and read once so that every
+ * page is in the page cache before the first timed phase: the runner's shared file when
+ * DATA_FILE_VARIABLE is set (see open_shared_file), else one private to this process. Either
+ * way this process sets the file's cache state itself (read in here; evicted before each
+ * iteration for cache cold). */
+int open_data_file(const struct scenario *s, uint64_t file_bytes)
+{
+    const char *shared = getenv(DATA_FILE_VARIABLE);
+    if (shared != NULL && writes_data_file(s))
+        usage_error("%s: a scenario that writes to its data file cannot share one",
+                    DATA_FILE_VARIABLE);
+    unsigned char *chunk = map_scratch(FILL_CHUNK_BYTES);
+    int fd = shared != NULL ? open_shared_file(shared, s->file_dir, file_bytes, chunk) : -1;
+    if (fd < 0)
+        fd = create_private_file(s->file_dir, file_bytes, chunk);
+    read_in_data_file(fd, file_bytes, chunk);
     if (munmap(chunk, FILL_CHUNK_BYTES) != 0)
         system_error("munmap");
     return fd;

@@ -203,7 +203,7 @@ static struct context prepare_context(const struct scenario *s, size_t page,
     if (is_file_backing(s->backing)) {
         *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
         c.file_bytes = s->ops * stride;
-        b->fd = create_data_file(s->file_dir, (uint64_t)c.file_bytes);
+        b->fd = open_data_file(s, (uint64_t)c.file_bytes);
         c.residency = map_scratch(c.file_bytes / page);
     }
     b->at = map_scratch(s->ops * sizeof *b->at);

@@ -378,7 +378,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
 void write_fully(int fd, const unsigned char *buffer, size_t length);
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset);
 void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset);
-int create_data_file(const char *directory, uint64_t file_bytes);
+extern const char DATA_FILE_VARIABLE[];
+int open_data_file(const struct scenario *s, uint64_t file_bytes);
 const char *filesystem_name(const char *directory, char *buffer, size_t buffer_size);
 void evict_file(int fd);
 uint64_t file_resident_ppm(int fd, size_t file_bytes, size_t page, unsigned char *vector);
