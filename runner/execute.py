@@ -26,8 +26,9 @@ from runner.probe import EXIT_SKIPPED, parse_probe_output
 PROBE_ENV: Mapping[str, str] = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 STDERR_TAIL_CHARS = 2000
 # The probe's own time limit, past the runner's: a SIGALRM it cannot miss (the probe sets the
-# alarm(2) itself, from tether_env, and does not catch SIGALRM). It matters when the runner cannot enforce its
-# timeout (stopped, or killed before it could kill the probe); normally the runner's comes first.
+# alarm(2) itself, from tether_env, and does not catch SIGALRM). It matters when the runner
+# cannot enforce its timeout (stopped, or killed before it could kill the probe); normally the
+# runner's comes first.
 OWN_LIMIT_GRACE_S = 2
 _READ_BYTES = 1 << 16
 # The probe reads these (runner/probe/tether.c): see tether_env.

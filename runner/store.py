@@ -3,9 +3,10 @@
 The manifest says what was run and where (spec, probe, machine fingerprint); samples.jsonl
 gets one line per probe process, appended as soon as the process ends (synced to disk once a
 round: RecordWriter), so an interrupted run loses at most the process in flight and can be
-resumed. Both files are sorted-key JSON text so results diff well when committed. Beside reading and writing, this
-module finds the runs a new run continues (resume) or copies complete scenarios from (reuse),
-and checksums a run's data: sha256 of manifest.json followed by samples.jsonl.
+resumed. Both files are sorted-key JSON text so results diff well when committed. Beside
+reading and writing, this module finds the runs a new run continues (resume) or copies complete
+scenarios from (reuse), and checksums a run's data: sha256 of manifest.json followed by
+samples.jsonl.
 """
 
 from __future__ import annotations
