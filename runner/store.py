@@ -282,3 +282,16 @@ def append_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
         out.write(lines.encode())
         out.flush()
         os.fsync(out.fileno())
+
+
+def rewrite_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
+    """Replace a run's samples with `records` atomically (a resumed run dropping the records
+    of processes it measures again, so none is stored twice)."""
+    lines = "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+                    for r in records)
+    tmp = run_dir / (SAMPLES + ".tmp")
+    with open(tmp, "wb") as out:
+        out.write(lines.encode())
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, run_dir / SAMPLES)
