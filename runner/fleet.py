@@ -62,13 +62,15 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: probe.ProbeBinary,
     except (AlloclabError, OSError) as error:
         say_host(f"not measured: {error}")
         return HostOutcome(host, (), str(error))
+    executor: remote.RemoteExecutor | None = None
     try:
         installed = remote.install_probe(connection, workspace, binary, sources)
         how = ("this machine's build, copied" if installed.shipped == "binary"
                else "compiled there from source")
         say_host(f"{host.address} ({installed.machine}): probe {installed.binary.source_hash} "
                  f"{how} with {installed.binary.compiler}")
-        target = _target(connection, workspace, installed)
+        executor = remote.RemoteExecutor(connection, workspace, installed)
+        target = _target(connection, executor)
         host_options = replace(options, machine=host.label)
         summaries = tuple(pipeline.run_plan(plan, installed.binary, host_options, say_host,
                                             target) for plan in plans)
@@ -77,16 +79,18 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: probe.ProbeBinary,
         say_host(f"stopped: {error}")
         return HostOutcome(host, (), str(error))
     finally:
+        if executor is not None:
+            executor.close()
         if not remote.remove_workspace(connection, workspace):
             say_host(f"could not remove {workspace.run_dir} there (host unreachable): "
                      "remove it by hand")
         connection.close()
 
 
-def _target(connection: remote.Connection, workspace: remote.Workspace,
-            installed: remote.RemoteProbe) -> pipeline.Target:
+def _target(connection: remote.Connection, executor: remote.RemoteExecutor
+            ) -> pipeline.Target:
     env = dict(connection.host.env)
-    executor = remote.RemoteExecutor(connection, workspace, installed)
+    installed = executor.remote
     plain, precondition_facts = _fingerprint(connection, installed, (), env)
 
     def fingerprint(spec_path: Path, file_dirs: set[str]) -> dict[str, Any]:

@@ -5,7 +5,9 @@ Nothing but a POSIX shell, coreutils' `timeout`, `mktemp` and `tar` (and `cc` wh
 locally built probe cannot run there) is needed on the target: no agent, no Python.
 
 - One connection per host: an OpenSSH master (ControlMaster) whose socket lives in a private
-  temporary folder (mode 0700) of this machine; every probe process is one `ssh` through it.
+  temporary folder (mode 0700) of this machine. Setup commands are sessions of it; the probe
+  processes are started by one POSIX shell there kept for the run (_Shell), so a process
+  costs neither a new session nor the login shell's start-up.
 - Host keys are checked as the user's ssh does (known_hosts); BatchMode forbids any prompt.
 - Nothing reaches the remote shell unquoted: a command is built from an argument vector with
   shlex.quote, and the probe runs with `env -i` and exactly the variables alloclab chose.
@@ -21,6 +23,8 @@ import contextlib
 import io
 import os
 import platform
+import secrets
+import selectors
 import shlex
 import shutil
 import subprocess
@@ -40,9 +44,6 @@ from runner.model import ProcessRecord, Status
 
 # ssh exits 255 for its own errors; anything else is the remote command's status.
 SSH_ERROR = 255
-# The wrapper's last stderr line carries the probe's exit status as the remote shell saw it
-# (128 + N when signal N ended it): ssh alone cannot tell a crash from a lost connection.
-STATUS_MARKER = "alloclab-exit="
 # Recorded in stderr_tail of a process the connection failed: a resumed run measures it again.
 CONNECTION_NOTE = "alloclab: ssh connection failed"
 # Consecutive connection failures after which a host is given up for this run: each of its
@@ -254,16 +255,65 @@ def _env_words(env: Mapping[str, str]) -> list[str]:
 
 
 def probe_script(argv: Sequence[str], env: Mapping[str, str], run_dir: str,
-                 timeout_s: float) -> str:
-    """The remote command line of one probe process.
+                 timeout_s: float, marker: str) -> str:
+    """The lines the host's shell runs for one probe process.
 
     The probe runs under coreutils `timeout` (which kills its whole process group) with an
-    environment of exactly PROBE_ENV and `env`; the shell's own notices (bash reports a killed
-    job) go to /dev/null while the probe's stderr goes on, and the last line says its status.
+    environment of exactly PROBE_ENV and `env`, its stdout and stderr in files of the run
+    directory; then the shell prints `marker` with the exit status as it saw it (128 + N when
+    signal N ended it), the stdout file, `marker`-err, the stderr file and `marker`-end.
     """
     command = ["timeout", "-s", "KILL", f"{timeout_s:g}", "env", "-i", *_env_words(env), *argv]
-    return (f"cd {shlex.quote(run_dir)} || exit 97; exec 3>&2 2>/dev/null; "
-            f"{quote_command(command)} 2>&3; echo \"{STATUS_MARKER}$?\" >&3")
+    out, err = shlex.quote(f"{run_dir}/stdout"), shlex.quote(f"{run_dir}/stderr")
+    return (f"{{ {quote_command(command)} >{out} 2>{err}; }} 2>/dev/null; s=$?; "
+            f"printf '\\n%s %s\\n' {marker} \"$s\"; cat {out}; "
+            f"printf '\\n%s\\n' {marker}-err; cat {err}; printf '\\n%s\\n' {marker}-end\n")
+
+
+class _Shell:
+    """A POSIX shell on the target, kept for the run, reading one probe script per process:
+    a process costs no new SSH session nor the login shell's start-up (.bashrc and the like)."""
+
+    def __init__(self, connection: Connection) -> None:
+        with open(connection.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*connection.ssh_argv(), "--", connection.host.destination,
+                 "exec /bin/sh 2>/dev/null"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True)
+        self.buffer = b""
+
+    def ask(self, script: str, end: bytes, deadline_s: float) -> bytes | None:
+        """Send a script, read until `end`; None when the link dies or the deadline passes."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write(script.encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        fd = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while end not in self.buffer:
+                remaining = deadline_s - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    return None
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+        answer, _, self.buffer = self.buffer.partition(end)
+        return answer
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, 9)
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 class RemoteExecutor:
@@ -271,7 +321,14 @@ class RemoteExecutor:
 
     def __init__(self, connection: Connection, workspace: Workspace, remote: RemoteProbe) -> None:
         self.connection, self.workspace, self.remote = connection, workspace, remote
+        self.marker = f"@@alloclab-{secrets.token_hex(8)}"
+        self._shell: _Shell | None = None
         self._last_cause = ""
+
+    def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
 
     def run_process(self, argv: Sequence[str], *, scenario_id: str, process_index: int,
                     timeout_s: float, extra_env: Mapping[str, str] | None = None
@@ -283,7 +340,8 @@ class RemoteExecutor:
         measures it again). After GIVE_UP_AFTER such processes in a row the host is given up:
         the rest fail at once, with the same note.
         """
-        script = probe_script(argv, extra_env or {}, self.workspace.run_dir, timeout_s)
+        script = probe_script(argv, extra_env or {}, self.workspace.run_dir, timeout_s,
+                              self.marker)
         cause = ""
         for _attempt in range(2):
             if self.connection.failures >= GIVE_UP_AFTER:
@@ -299,7 +357,8 @@ class RemoteExecutor:
             if record is not None:
                 self.connection.failures = 0
                 return record
-            cause = self._last_cause or self.connection.last_log_line()
+            self.close()
+            cause = self.connection.last_log_line() or self._last_cause
             self.connection.failures += 1
         self.connection.lost += 1
         return ProcessRecord(scenario_id=scenario_id, process_index=process_index,
@@ -310,31 +369,27 @@ class RemoteExecutor:
     def _attempt(self, script: str, scenario_id: str, process_index: int,
                  timeout_s: float) -> ProcessRecord | None:
         """One try; None when the connection, not the probe, failed (cause in _last_cause)."""
-        argv = [*self.connection.ssh_argv(), "--", self.connection.host.destination, script]
+        if self._shell is None:
+            self._shell = _Shell(self.connection)
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+        end = f"\n{self.marker}-end\n".encode()
         try:
-            stdout, stderr = process.communicate(timeout=timeout_s + GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            self._last_cause = f"no answer {timeout_s + GRACE_S:g} s after the probe started"
-            return None
+            answer = self._shell.ask(script, end, time.monotonic() + timeout_s + GRACE_S)
         except BaseException:
-            process.kill()
-            process.wait()
+            self.close()
             raise
         wall_s = time.perf_counter() - started
-        text = stderr.decode("utf-8", errors="replace")
-        lines = text.rstrip("\n").split("\n")
-        if not lines or not lines[-1].startswith(STATUS_MARKER):
-            self._last_cause = (text.strip().splitlines() or [f"ssh exit {process.returncode}"]
-                                )[-1].strip()
+        if answer is None:
+            self._last_cause = "the connection closed while the probe ran"
             return None
-        status_code = int(lines[-1][len(STATUS_MARKER):])
-        probe_stderr = "\n".join(lines[:-1]) + ("\n" if len(lines) > 1 else "")
-        return record_from_status(status_code, stdout, probe_stderr, wall_s, timeout_s,
+        head, _, rest = answer.partition(f"{self.marker} ".encode())
+        status_text, _, rest = rest.partition(b"\n")
+        stdout, _, stderr = rest.partition(f"\n{self.marker}-err\n".encode())
+        if not status_text.strip().isdigit():
+            self._last_cause = f"unexpected answer from the shell: {head[-120:]!r}"
+            return None
+        return record_from_status(int(status_text), stdout,
+                                  stderr.decode("utf-8", errors="replace"), wall_s, timeout_s,
                                   scenario_id=scenario_id, process_index=process_index)
 
 
