@@ -136,7 +136,8 @@ def start_sshd(directory: Path) -> Sshd:
         "StrictModes no", "UsePAM no", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
         "PermitRootLogin prohibit-password", "MaxSessions 64", "MaxStartups 64",
-        "LogLevel ERROR", ""]))
+        # The target's per-user probe cache, kept apart from this user's own.
+        f"SetEnv XDG_CACHE_HOME={directory / 'cache'}", "LogLevel ERROR", ""]))
     server = Sshd(directory, port, sshd)
     server.start()
     return server

@@ -8,13 +8,16 @@ are skipped with the reason.
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runner import remote
+from runner import execute, fleet, probe, remote
 from runner.cli import main
 from runner.hosts import Host, parse_hosts_text
 from runner.machine import read_fingerprint
@@ -103,6 +106,9 @@ def test_two_hosts_in_parallel_come_back_whole_and_compare(
         probe_info = run.manifest["probe"]
         assert probe_info["shipped"] == "binary" and probe_info["target"].endswith(
             f":{sshd.port}")
+        # Copied into the target's per-user cache, under its content hash.
+        assert (sshd.directory / "cache" / "alloclab" / f"probe-{probe_info['source_hash']}"
+                ).read_bytes() == probe.build_probe().path.read_bytes()
         file_run = [r for r in run.records if r.probe and r.probe["file_fs"]]
         assert file_run, "the file backing ran in the directory with metacharacters"
     # The spec's directory reached the probe as one literal argument: nothing ran.
@@ -148,6 +154,48 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
     assert all(r.status == "ok" for r in run.records)
     # The first run's directory stayed (unreachable); the second removed only its own.
     assert len(list(work_dir.iterdir())) == 1
+
+
+def test_the_probe_fingerprint_is_the_local_one(tmp_path: Path) -> None:
+    binary = probe.build_probe()
+    dirs = [str(tmp_path), "/dev/shm", str(tmp_path / "missing dir")]
+    done = subprocess.run(probe.fingerprint_argv(binary, dirs), capture_output=True, text=True,
+                          env={**execute.PROBE_ENV, "MALLOC_ARENA_MAX": "2"}, check=True)
+    fingerprint, facts = probe.parse_fingerprint_output(done.stdout)
+    local = read_fingerprint(file_dirs=dirs, environ={"MALLOC_ARENA_MAX": "2"})
+    assert fingerprint == {key: local[key] for key in fingerprint}
+    assert set(local) - set(fingerprint) == set(fleet.RUNNER_FACTS)
+    assert facts["euid"] == os.geteuid()
+
+
+def test_the_probe_is_compiled_there_when_the_architecture_differs(
+        sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_machine = platform.machine()
+    monkeypatch.setattr(remote.platform, "machine", lambda: f"not-{local_machine}")
+    host = Host("s", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
+    binary = probe.build_probe()
+    with remote.control_dir() as control:
+        connection = remote.Connection(host, control)
+        connection.open()
+        workspace = remote.open_workspace(connection)
+        try:
+            installed = remote.install_probe(connection, workspace, binary,
+                                             probe.probe_sources(ROOT / "runner" / "probe"))
+            built_ns = installed.binary.path.stat().st_mtime_ns
+            again = remote.install_probe(connection, workspace, binary,
+                                         probe.probe_sources(ROOT / "runner" / "probe"))
+            text = remote.read_fingerprint_json(connection, installed, ["/tmp"], {})
+        finally:
+            assert remote.remove_workspace(connection, workspace)
+            connection.close()
+    assert installed.shipped == "source" and installed.machine == local_machine
+    assert installed.binary.compiler == binary.compiler  # the target's cc: the same one here
+    path = installed.binary.path
+    assert path.parent == sshd.directory / "cache" / "alloclab" and path.is_file()
+    # Cached by content hash: not compiled twice.
+    assert again == installed and path.stat().st_mtime_ns == built_ns
+    assert set(probe.parse_fingerprint_output(text)[0]["file_fs"]) == {"/tmp"}
+    assert not Path(workspace.run_dir).exists()
 
 
 def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
