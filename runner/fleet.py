@@ -11,6 +11,7 @@ in parallel, `Fleet.parallel` at a time; each host's processes one after another
 from __future__ import annotations
 
 import importlib.resources
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,14 +45,23 @@ def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: F
     with importlib.resources.as_file(importlib.resources.files("runner") / "probe") as folder, \
             remote.control_dir() as control, ThreadPoolExecutor(fleet.parallel) as pool:
         sources = probe.probe_sources(folder)
-        futures = [pool.submit(_run_host, host, plans, binary, sources, options, control, say)
-                   for host in fleet.hosts]
-        return [future.result() for future in futures]
+        stop = threading.Event()
+        futures = [pool.submit(_run_host, host, plans, binary, sources, options, control, say,
+                               stop) for host in fleet.hosts]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            # Ctrl-C reaches this thread only: every host stops after its process in flight
+            # (stored, like every finished one), cleans up there, and the run can resume.
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _run_host(host: Host, plans: Sequence[Plan], binary: probe.ProbeBinary,
               sources: Sequence[Path], options: pipeline.RunOptions, control: Path,
-              say: pipeline.Say) -> HostOutcome:
+              say: pipeline.Say, stop: threading.Event) -> HostOutcome:
     def say_host(message: str) -> None:
         say(f"[{host.label}] {message}")
 
@@ -69,7 +79,7 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: probe.ProbeBinary,
                else "compiled there from source")
         say_host(f"{host.address} ({installed.machine}): probe {installed.binary.source_hash} "
                  f"{how} with {installed.binary.compiler}")
-        executor = remote.RemoteExecutor(connection, workspace, installed)
+        executor = remote.RemoteExecutor(connection, workspace, installed, stop)
         target = _target(connection, executor)
         host_options = replace(options, machine=host.label)
         summaries = tuple(pipeline.run_plan(plan, installed.binary, host_options, say_host,
@@ -78,6 +88,8 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: probe.ProbeBinary,
     except AlloclabError as error:
         say_host(f"stopped: {error}")
         return HostOutcome(host, (), str(error))
+    except KeyboardInterrupt:
+        return HostOutcome(host, (), "interrupted")
     finally:
         if executor is not None:
             executor.close()

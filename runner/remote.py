@@ -20,6 +20,7 @@ locally built probe cannot run there) is needed on the target: no agent, no Pyth
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import platform
@@ -89,8 +90,9 @@ class Connection:
 
     def __init__(self, host: Host, control_dir: Path) -> None:
         self.host = host
-        # Short: a unix socket path must fit in 108 bytes.
-        self.control_path = control_dir / f"{abs(hash(host.label)) % 10**8}.sock"
+        # Short: a unix socket path must fit in 108 bytes, whatever the label.
+        digest = hashlib.sha256(host.label.encode()).hexdigest()[:12]
+        self.control_path = control_dir / f"{digest}.sock"
         self.log_path = control_dir / f"{host.label}.log"
         self._lock = threading.Lock()
         self.failures = 0  # consecutive connection failures
@@ -319,8 +321,11 @@ class _Shell:
 class RemoteExecutor:
     """execute.run_process's contract, on a target: one fresh probe process per call."""
 
-    def __init__(self, connection: Connection, workspace: Workspace, remote: RemoteProbe) -> None:
+    def __init__(self, connection: Connection, workspace: Workspace, remote: RemoteProbe,
+                 stop: threading.Event | None = None) -> None:
         self.connection, self.workspace, self.remote = connection, workspace, remote
+        # Set when the user interrupts a fleet run: no new process starts on this host.
+        self.stop = stop or threading.Event()
         self.marker = f"@@alloclab-{secrets.token_hex(8)}"
         self._shell: _Shell | None = None
         self._last_cause = ""
@@ -340,6 +345,8 @@ class RemoteExecutor:
         measures it again). After GIVE_UP_AFTER such processes in a row the host is given up:
         the rest fail at once, with the same note.
         """
+        if self.stop.is_set():
+            raise KeyboardInterrupt
         script = probe_script(argv, extra_env or {}, self.workspace.run_dir, timeout_s,
                               self.marker)
         cause = ""
