@@ -5,7 +5,7 @@ host gets one shared SSH connection (runner.remote), a per-run directory, the pr
 machine's build or its sources compiled there) and its fingerprint read by that probe; then
 pipeline.run_plan runs there exactly as here, one fresh probe process per (scenario,
 process), each record streamed back and stored under results/<label>/ as it ends. Hosts run
-in parallel, `Fleet.parallel` at a time; each host's processes one after another.
+in parallel, `Fleet.workers` at a time; each host's processes one after another.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ class HostOutcome:
 
 def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: Fleet,
               say: pipeline.Say) -> list[HostOutcome]:
-    """Run the specs on every host of the fleet, `fleet.parallel` hosts at a time."""
+    """Run the specs on every host of the fleet, `fleet.workers` hosts at a time."""
     plans = pipeline.load_plans(spec_paths)
     binary = probe.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     with importlib.resources.as_file(importlib.resources.files("runner") / "probe") as folder, \
-            remote.control_dir() as control, ThreadPoolExecutor(fleet.parallel) as pool:
+            remote.control_dir() as control, ThreadPoolExecutor(fleet.workers) as pool:
         sources = probe.probe_sources(folder)
         stop = threading.Event()
         futures = [pool.submit(_run_host, host, plans, binary, sources, options, control, say,

@@ -61,7 +61,11 @@ class Host:
 @dataclass(frozen=True)
 class Fleet:
     hosts: tuple[Host, ...]
-    parallel: int  # hosts measured at once
+    parallel: int | None = None  # hosts measured at once; None: all, at most 8
+
+    @property
+    def workers(self) -> int:
+        return self.parallel or min(len(self.hosts), MAX_PARALLEL_DEFAULT)
 
 
 def label_from(text: str) -> str:
@@ -194,8 +198,9 @@ def parse_hosts_text(text: str, path: Path) -> Fleet:
         raise UsageError(f"{path}:{_line_of(text, unknown[0])}: unknown key '{unknown[0]}' "
                          f"(allowed: {', '.join(FILE_KEYS)})")
     hosts = tuple(_host_entry(entry, path, text, i) for i, entry in enumerate(data["hosts"]))
-    parallel = data.get("parallel", min(len(hosts), MAX_PARALLEL_DEFAULT))
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+    parallel = data.get("parallel")
+    if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool)
+                                 or parallel < 1):
         raise UsageError(f"{path}:{_line_of(text, 'parallel')}: parallel: '{parallel}' is not "
                          "a number of hosts of 1 or more")
     return Fleet(check_labels(hosts, str(path)), parallel)
@@ -227,5 +232,4 @@ def load_fleet(host_arguments: Sequence[str], hosts_file: Path | None) -> Fleet 
         fleet = parse_hosts_text(text, hosts_file)
         hosts.extend(fleet.hosts)
         parallel = fleet.parallel
-    return Fleet(check_labels(hosts, "--host/--hosts"),
-                 parallel or min(len(hosts), MAX_PARALLEL_DEFAULT))
+    return Fleet(check_labels(hosts, "--host/--hosts"), parallel)

@@ -355,7 +355,8 @@ class RemoteExecutor:
                 cause = cause or "the host was given up after repeated connection failures"
                 break
             try:
-                self.connection.open()
+                if self._shell is None:  # a live shell means a live connection
+                    self.connection.open()
             except (HostError, subprocess.TimeoutExpired) as error:
                 cause = str(error)
                 self.connection.failures += 1

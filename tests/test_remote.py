@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from runner import execute, fleet, probe, remote
 from runner.cli import main
-from runner.hosts import Host, parse_hosts_text
+from runner.hosts import Host
 from runner.machine import read_fingerprint
 from runner.store import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
@@ -239,28 +240,6 @@ def test_one_connection_serves_every_process(sshd: Sshd) -> None:
     assert not connection.alive()
 
 
-def test_hosts_file_parses_and_refuses_unsafe_options(tmp_path: Path) -> None:
-    fleet = parse_hosts_text(
-        "parallel: 3\nhosts:\n  - host: alice@example.org:2222\n"
-        "    ssh_options: {IdentityFile: /k}\n  - label: b\n    host: '[::1]'\n",
-        tmp_path / "f.yaml")
-    first, second = fleet.hosts
-    assert (first.label, first.destination, first.port) == ("example.org", "alice@example.org",
-                                                           2222)
-    assert first.ssh_options == (("IdentityFile", "/k"),)
-    assert (second.label, second.destination, second.port) == ("b", "::1", 22)
-    assert fleet.parallel == 3
-    from runner.errors import UsageError
-    with pytest.raises(UsageError, match=r"f.yaml:\d+: .*StrictHostKeyChecking=no turns host key"):
-        parse_hosts_text("hosts:\n  - host: h\n    ssh_options:\n"
-                         "      StrictHostKeyChecking: no\n", tmp_path / "f.yaml")
-    with pytest.raises(UsageError, match="label 'x' is given to"):
-        parse_hosts_text("hosts:\n  - {host: a, label: x}\n  - {host: b, label: x}\n",
-                         tmp_path / "f.yaml")
-    with pytest.raises(UsageError, match="not an allocator variable"):
-        parse_hosts_text("hosts:\n  - {host: a, env: {PATH: /x}}\n", tmp_path / "f.yaml")
-
-
 def test_remote_status_maps_like_a_local_process() -> None:
     ok = json.dumps({"x": 1}).encode()
     crashed = remote.record_from_status(139, ok, "", 0.1, 10, scenario_id="s", process_index=0)
@@ -273,3 +252,11 @@ def test_remote_status_maps_like_a_local_process() -> None:
     assert skipped.status == "skipped" and skipped.skip_reason == "no huge pages"
     assert remote.record_from_status(0, ok, "", 0.1, 10, scenario_id="s",
                                      process_index=0).status == "failed"  # not probe output
+
+
+def test_an_interrupted_fleet_starts_no_new_process() -> None:
+    stop = threading.Event()
+    stop.set()
+    executor = remote.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_process(["probe"], scenario_id="s", process_index=0, timeout_s=1)
