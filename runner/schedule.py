@@ -19,6 +19,9 @@ from pathlib import Path
 from runner import execute, interrupt, preconditions, probe, store
 from runner.model import ProcessRecord, Repetitions, Scenario
 
+# execute.run_process, or a remote executor's method with the same contract (runner.remote).
+RunProcess = Callable[..., ProcessRecord]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -42,13 +45,15 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
              timeout_s: float, run_dir: Path, done: set[tuple[str, int]],
              on_record: Callable[[Job, ProcessRecord], None],
              facts: preconditions.MachineFacts | None = None,
-             extra_env: Mapping[str, str] | None = None) -> None:
+             extra_env: Mapping[str, str] | None = None,
+             run_process: RunProcess | None = None) -> None:
     """Run each job not yet `done` in a fresh probe process, storing its record at once.
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
     environment (the allocator variables, runner.machine.allocator_env), with the scenario's
-    own tunables on top (runner.probe.probe_env).
+    own tunables on top (runner.probe.probe_env). `run_process` starts the process on
+    another machine (runner.remote.RemoteExecutor); None: here (execute.run_process).
     """
     unmet = preconditions.find_unmet({job.scenario for job in jobs},
                                      facts or preconditions.read_facts())
@@ -62,9 +67,10 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
         else:
             argv = probe.probe_argv(binary, job.scenario, repetitions.warmup,
                                     repetitions.iterations)
-            record = execute.run_process(argv, scenario_id=job.scenario.id,
-                                         process_index=job.process_index, timeout_s=timeout_s,
-                                         extra_env=probe.probe_env(job.scenario, extra_env))
+            start = run_process or execute.run_process
+            record = start(argv, scenario_id=job.scenario.id, process_index=job.process_index,
+                           timeout_s=timeout_s,
+                           extra_env=probe.probe_env(job.scenario, extra_env))
         store.append_record(run_dir, record)
         on_record(job, record)
 

@@ -122,6 +122,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
 
 /* The last argument of the heap trace's fresh image (history.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
+/* As first argument: print the machine's fingerprint instead (fingerprint.c). */
+#define FINGERPRINT_ARGUMENT "--fingerprint"
 
 struct scenario {
     enum backing backing;
@@ -429,6 +431,8 @@ struct scenario parse_arguments(int argc, char **argv);
 void skip(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 void system_error(const char *call) __attribute__((noreturn));
 void exec_refused(void) __attribute__((noreturn));
+/* fingerprint.c: --fingerprint [DIR...], the machine's facts as JSON; returns the exit status. */
+int print_fingerprint(int count, char **directories);
 void print_result(size_t page, const char *file_fs, const struct iteration_result *results,
                   size_t count);
 
