@@ -67,6 +67,7 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         }
         rss_before = rss_after
     row["total_ns_per_op"] = total_ns / ops
+    row["single_pass_ns_per_op"] = (total_ns - row["second_pass_ns"]) / ops
     resident = int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(
         iteration["rss_before_bytes"])
     given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before

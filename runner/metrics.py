@@ -87,10 +87,10 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "count (HugetlbPages growth; reported for mmap-hugetlb)", per_op=True),
     Observation("protection_enforced", "0 or 1",
                 "1 when every forbidden access (a write; for protection none also a read) "
-                "faulted (reported for protection read and none)"),
+                "faulted (reported for protection read, exec and none)"),
     Observation("mprotect_ns", "ns",
                 "time of mprotect from read-write to the scenario's protection (reported for "
-                "protection read and none)", per_op=True),
+                "protection read, exec and none)", per_op=True),
     Observation("brk_growth_bytes", "bytes",
                 "how far allocate moved the program break (sbrk(0)), the main heap's end "
                 "(reported for heap backings, workload cycle)", per_op=True),
@@ -129,12 +129,24 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("data_survived", "0 or 1",
                 "1 when every byte written before growing was still there after "
                 "(workload resize)"),
+    Observation("read_buffer_page_offset_bytes", "bytes",
+                "how far into its page read() copies to: the reused buffer's start (0: "
+                "page-aligned), or for read_buffer whole the first block's (backing read-file, "
+                "workload cycle)"),
+    *(Observation(f"{phase}_syscalls", "calls",
+                  f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
+                  "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
+                  "workload cycle)", per_op=True)
+      for phase in PHASES),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
     Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("single_pass_ns_per_op", "ns",
+           "allocate + first touch + free, per block: one use of the memory (for read-file and "
+           "mmap-file, reading the file once)"),
     Metric("resident_per_requested_byte", "bytes per byte",
            "memory made resident by the cycle (allocate to second pass) per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",

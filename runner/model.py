@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from runner.parameters import BY_KEY, DEFAULTS, PARAMETERS, Value, scenario_memory_bytes
+from runner.parameters import BY_KEY, PARAMETERS, Value, id_defaults, scenario_memory_bytes
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
 # Spec keys that change what a report shows but not what is measured.
@@ -42,6 +42,8 @@ class Scenario:
     check_zero: bool = False
     threads: int = 1
     tunables: str = ""
+    advice: str = "none"
+    read_buffer_bytes: int = 1 << 20
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -59,9 +61,11 @@ class Scenario:
         Leaving defaults out means a parameter added to the vocabulary later does not change
         the id of scenarios that never set it, so stored results stay matched to their specs;
         renamed values hash by their old spelling (Parameter.id_value) for the same reason.
+        What counts as a default may depend on the backing (runner.parameters.id_defaults).
         """
+        defaults = id_defaults(self.backing)
         distinct = {k: BY_KEY[k].id_value(v) for k, v in self.params().items()
-                    if v != DEFAULTS[k] or k == "size"}
+                    if v != defaults[k] or k == "size"}
         canonical = json.dumps(distinct, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

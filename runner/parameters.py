@@ -19,8 +19,9 @@ Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
             "memfd", "shm", "mmap-hugetlb", "write-file")
-# Backings whose memory comes from the C heap: no sharing, protection or populate flags apply,
-# and it goes back with free().
+# Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
+# protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
+# free().
 HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
 # Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
 MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb")
@@ -38,6 +39,10 @@ MAX_THREADS = 256
 _TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
 TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
 POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
+PROTECTIONS = ("read-write", "read", "none", "exec")
+# Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
+READ_ONLY_PROTECTIONS = ("read", "exec")
+ADVICES = ("none", "sequential", "random", "willneed", "dontneed", "madv-populate-read")
 THP_MODES = ("default", "huge", "nohuge")
 RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
             "free-but-last", "malloc-trim-but-last")
@@ -46,6 +51,8 @@ HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
+# read_buffer whole (a heap block as large as the block) as the Scenario field holds it.
+WHOLE_READ_BUFFER = 0
 
 
 @dataclass(frozen=True)
@@ -72,13 +79,31 @@ class Parameter:
     maximum: int | None = None  # whole kind: the largest value allowed
     pattern: str = ""  # text kind: a regular expression a non-empty value must match
     hint: str = ""  # text kind: what the pattern means, for error messages
+    # size kind: words that stand for a value (read_buffer: whole is 0), and the sizes allowed
+    # besides them: from size_minimum to size_maximum (when given), in whole size_units
+    words: tuple[tuple[str, int], ...] = ()
+    size_minimum: int = 1
+    size_maximum: int | None = None
+    size_unit: int = 1
 
     def parse(self, raw: object) -> Value:
         """Convert one value as written in YAML; raise ValueError saying what is allowed."""
         if self.kind == "size":
+            for word, meaning in self.words:
+                if raw == word:
+                    return meaning
             if not isinstance(raw, str | int):
                 raise ValueError(f"{raw!r} is not a size ({SIZE_HINT})")
-            return parse_size(raw)
+            try:
+                size = parse_size(raw)
+            except ValueError:
+                if not self.words:
+                    raise
+                raise ValueError(f"{raw!r} is not {self.hint}") from None
+            if (size < self.size_minimum or size % self.size_unit
+                    or (self.size_maximum is not None and size > self.size_maximum)):
+                raise ValueError(f"{raw!r} is not {self.hint}")
+            return size
         if self.kind == "choice":
             for written, choice in self.aliases:
                 if raw == written and type(raw) is type(written):  # True is not 1
@@ -131,7 +156,8 @@ class Parameter:
     def format(self, value: Value) -> str:
         """The value as a user would write it (used in labels, plan and the report)."""
         if self.kind == "size":
-            return format_size(int(value))
+            word = next((w for w, meaning in self.words if meaning == value), None)
+            return word if word is not None else format_size(int(value))
         if self.kind == "bool":
             return "true" if value else "false"
         if self.kind == "count" and value == 0:
@@ -153,8 +179,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("sharing", "sharing", "choice", "private",
               "MAP_PRIVATE or MAP_SHARED (mmap backings only)", ("private", "shared")),
     Parameter("protection", "protection", "choice", "read-write",
-              "PROT_READ|PROT_WRITE, PROT_READ or PROT_NONE (mmap backings only)",
-              ("read-write", "read", "none")),
+              "PROT_READ|PROT_WRITE, PROT_READ, PROT_NONE or PROT_READ|PROT_EXEC (exec; skipped "
+              "where the filesystem is mounted noexec) for mapping backings and posix-memalign; "
+              "posix-memalign then asks for whole pages and calls mprotect inside allocate, "
+              "timed, which is what protecting heap memory costs", PROTECTIONS),
     Parameter("populate", "populate", "choice", "none",
               "fault every page in during the allocate phase (mapping backings only): not at "
               "all, by MAP_POPULATE, by madvise(MADV_POPULATE_WRITE) (Linux 5.14+) or by mlock "
@@ -216,6 +244,20 @@ PARAMETERS: tuple[Parameter, ...] = (
               "threads sharing the ops blocks (workload cycle): each allocates, touches and "
               "frees its share at once; a phase is timed from the barrier that starts them to "
               "the one the last of them reaches", maximum=MAX_THREADS, keyed_label=True),
+    Parameter("advice", "advice", "choice", "none",
+              "madvise of every block right after its mmap, inside allocate (mapping backings "
+              "only): none, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED or "
+              "MADV_POPULATE_READ (madv-populate-read, Linux 5.14+: faults the pages in for "
+              "reading)", ADVICES, keyed_label=True),
+    Parameter("read_buffer", "read_buffer_bytes", "size", 1 << 20,
+              "backing read-file: the buffer read() copies into, page-aligned, made and written "
+              "before timing and reused for every pread of up to its size; first touch and "
+              "second pass read each block chunk by chunk and apply the access pattern to each "
+              "chunk as it arrives (allocate and free do nothing). whole: a heap block as large "
+              "as the block, filled by pread in allocate (read-file before probe version 4)",
+              keyed_label=True, words=(("whole", 0),), size_minimum=4096,
+              size_maximum=64 << 20, size_unit=4096,
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
     Parameter("tunables", "tunables", "text", "",
               "glibc tunables for the probe, e.g. glibc.malloc.mmap_threshold=131072 (name=value "
               "pairs joined by ':'); appended to an inherited GLIBC_TUNABLES, so where both set a "
@@ -257,8 +299,21 @@ def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
     then), and renamed values get today's spelling (populate true -> map-populate), so results
     of every age compare with each other.
     """
-    return {p.field: p.upgrade(stored[p.field]) if p.field in stored else p.default
-            for p in PARAMETERS}
+    upgraded = {p.field: p.upgrade(stored[p.field]) if p.field in stored else p.default
+                for p in PARAMETERS}
+    if upgraded["backing"] == "read-file" and "read_buffer_bytes" not in stored:
+        upgraded["read_buffer_bytes"] = WHOLE_READ_BUFFER  # what read-file did before it
+    return upgraded
+
+
+def id_defaults(backing: Value) -> Mapping[str, Value]:
+    """The value of each parameter that Scenario.id leaves out, by spec key: its default, but
+    for read-file's read_buffer `whole`, so read-file scenarios stored before read_buffer
+    existed (which read the whole block) keep their ids, and those with a reused buffer,
+    which measure something else, get new ones."""
+    if backing == "read-file":
+        return {**DEFAULTS, "read_buffer": WHOLE_READ_BUFFER}
+    return DEFAULTS
 
 
 def find_conflict(params: Mapping[str, Value]) -> str | None:
@@ -269,17 +324,25 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
     """
     backing = params["backing"]
     if backing in HEAP_BACKINGS:
-        for key in ("sharing", "protection", "populate"):
+        for key in ("sharing", "populate", "advice"):
             if params[key] != DEFAULTS[key]:
                 return (f"backing {backing} takes memory from the C heap, so "
                         f"{key}: {BY_KEY[key].format(params[key])} cannot apply "
                         f"(use an mmap backing, or {key}: {BY_KEY[key].format(DEFAULTS[key])})")
-    reason = (_thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
-              or _workload_conflict(params) or _threads_conflict(params))
+        if params["protection"] != "read-write" and backing != "posix-memalign":
+            return (f"backing {backing} gives no control over the protection of its memory: "
+                    f"its blocks share pages with other chunks and their headers, so protection "
+                    f"{params['protection']} cannot apply (use backing posix-memalign, which "
+                    "gets whole pages, or an mmap backing)")
+    reason = (_read_buffer_conflict(params) or _thp_conflict(params)
+              or _release_conflict(params) or _file_conflict(params)
+              or _workload_conflict(params) or _threads_conflict(params)
+              or _advice_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
-        instead = "map-populate or mlock" if params["protection"] == "read" else "map-populate"
+        instead = ("map-populate or mlock" if params["protection"] in READ_ONLY_PROTECTIONS
+                   else "map-populate")
         return (f"MADV_POPULATE_WRITE faults pages in for writing, which protection "
                 f"{params['protection']} forbids (use populate: {instead})")
     if params["protection"] == "none" and params["populate"] == "mlock":
@@ -288,15 +351,56 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
     if params["protection"] == "none" and params["access"] != "none":
         return (f"protection none forbids every access, so access {params['access']} would "
                 "crash (use access: none)")
-    if params["protection"] == "read" and params["access"] in WRITING_ACCESSES:
-        return (f"protection read forbids writing, so access {params['access']} would crash "
-                "(use access: read-page, read-all or none)")
+    if params["protection"] in READ_ONLY_PROTECTIONS and params["access"] in WRITING_ACCESSES:
+        return (f"protection {params['protection']} forbids writing, so access "
+                f"{params['access']} would crash (use access: read-page, read-all or none)")
     if params["check_zero"] and params["protection"] == "none":
         return ("check_zero reads every block, which protection none forbids (use protection: "
                 "read or read-write)")
-    if params["order"] == "random" and params["access"] == "none":
+    if (params["order"] == "random" and params["access"] == "none"
+            and not _reads_chunks(params)):
         return ("order random is the order in which the access pattern visits pages, and access "
                 "none visits none (use access: write-page, write-all, read-page or read-all)")
+    return None
+
+
+def _reads_chunks(params: Mapping[str, Value]) -> bool:
+    """read-file with a reused read buffer: first touch and second pass are preads."""
+    return params["backing"] == "read-file" and params["read_buffer"] != WHOLE_READ_BUFFER
+
+
+def _read_buffer_conflict(params: Mapping[str, Value]) -> str | None:
+    backing = params["backing"]
+    if backing != "read-file":
+        if params["read_buffer"] != DEFAULTS["read_buffer"]:
+            return (f"read_buffer is the buffer read-file reads into, and backing {backing} "
+                    "reads no file with read() (use backing read-file, or leave read_buffer "
+                    "out)")
+        return None
+    if not _reads_chunks(params):
+        return None
+    if params["workload"] != "cycle":
+        return (f"workload {params['workload']} keeps the blocks in memory, and read-file with "
+                f"read_buffer {BY_KEY['read_buffer'].format(params['read_buffer'])} reads them "
+                "through one reused buffer (use read_buffer: whole)")
+    if params["check_zero"]:
+        return ("check_zero reads the blocks after allocate, and read-file with a read buffer "
+                "allocates none (use read_buffer: whole)")
+    if params["release"] not in ("auto", "free"):
+        return (f"release {params['release']} gives blocks back, and read-file with a read "
+                "buffer has none: its buffer is reused (use release: auto, or read_buffer: "
+                "whole)")
+    return None
+
+
+def _advice_conflict(params: Mapping[str, Value]) -> str | None:
+    advice = params["advice"]
+    if advice == "madv-populate-read" and params["protection"] == "none":
+        return ("MADV_POPULATE_READ faults the pages in for reading, which protection none "
+                "forbids (use protection: read, or advice: willneed)")
+    if advice == "dontneed" and params["populate"] == "map-populate":
+        return ("MADV_DONTNEED right after mmap throws away the pages MAP_POPULATE just faulted "
+                "in (use populate: madv-populate-write or mlock, which come after the advice)")
     return None
 
 

@@ -29,7 +29,11 @@ from runner.parameters import PARAMETERS
 # 2: every iteration carries "observations"; --thp and --release; --populate is a choice.
 # 3: --workload, --cache, --order, --sync, --grow_method, --grow_factor, --check_zero and
 # --threads; backing write-file; the observations of those.
-PROBE_VERSION = 3
+# 4: --advice and --read_buffer_bytes (read-file reads through a reused buffer unless 0,
+# whole); protection exec, and protection for posix-memalign; an 8-accumulator read-all
+# loop; the fork child writes before anything reads its memory; observations
+# read_buffer_page_offset_bytes and <phase>_syscalls.
+PROBE_VERSION = 4
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -37,6 +37,8 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["first_touch_rss_growth_bytes_per_op"] == 65536
     assert row["free_rss_growth_bytes_per_op"] == -65536
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
+    # one use of the memory: the second pass left out
+    assert row["single_pass_ns_per_op"] == pytest.approx((10 + 250 + 40) * 16)
 
 
 def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRun:
@@ -51,10 +53,13 @@ def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRu
 def test_observations_are_metric_columns_per_op_where_declared(tmp_path: Path,
                                                                small_spec: Path) -> None:
     run = load_run(write_synthetic_run(tmp_path, small_spec))
-    observed = {"alignment_bytes": 4096, "protection_enforced": 1, "mprotect_ns": 600}
+    observed = {"alignment_bytes": 4096, "protection_enforced": 1, "mprotect_ns": 600,
+                "first_touch_syscalls": 16, "read_buffer_page_offset_bytes": 0}
     frame = measured(build_frame(_with_observations(run, observed)))
     row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
     assert row["alignment_bytes"] == 4096
+    assert row["first_touch_syscalls_per_op"] == 2
+    assert row["read_buffer_page_offset_bytes"] == 0
     assert row["protection_enforced"] == 1
     assert row["mprotect_ns_per_op"] == 75
     assert math.isnan(row["anon_huge_bytes_per_op"])  # not reported: no value, not zero

@@ -100,6 +100,22 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"threads": 2, "ops": 4, "order": "random"}, "measured with one thread"),
     ({"release": "free-but-last", "threads": 2, "ops": 4}, "keeps the block allocated last"),
     ({"release": "malloc-trim-but-last", "backing": "mmap-anon"}, "gives memory back to the C"),
+    ({"backing": "malloc", "protection": "read", "access": "read-page"},
+     "use backing posix-memalign"),
+    ({"backing": "calloc", "protection": "exec", "access": "none"}, "or an mmap backing"),
+    ({"backing": "posix-memalign", "protection": "exec"}, "forbids writing"),
+    ({"backing": "mmap-anon", "protection": "exec", "populate": "madv-populate-write"},
+     "use populate: map-populate or mlock"),
+    ({"backing": "malloc", "advice": "willneed"}, "from the C heap"),
+    ({"backing": "mmap-file", "advice": "madv-populate-read", "protection": "none",
+      "access": "none"}, "MADV_POPULATE_READ"),
+    ({"backing": "mmap-anon", "advice": "dontneed", "populate": "map-populate"},
+     "throws away"),
+    ({"backing": "mmap-file", "read_buffer": 65536}, "use backing read-file"),
+    ({"backing": "malloc", "read_buffer": 0}, "reads no file"),
+    ({"backing": "read-file", "workload": "resize"}, "use read_buffer: whole"),
+    ({"backing": "read-file", "check_zero": True}, "allocates none"),
+    ({"backing": "read-file", "release": "malloc-trim"}, "its buffer is reused"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -125,6 +141,18 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "thp": "huge"},
     {"backing": "malloc", "threads": 4, "ops": 4, "check_zero": True},
     {"tunables": "glibc.malloc.mmap_threshold=4096:glibc.malloc.arena_max=1"},
+    {"backing": "posix-memalign", "protection": "read", "access": "read-all"},
+    {"backing": "posix-memalign", "protection": "none", "access": "none", "threads": 2,
+     "ops": 2},
+    {"backing": "mmap-file", "protection": "exec", "access": "read-page", "populate": "mlock"},
+    {"backing": "mmap-file", "protection": "read", "populate": "map-populate",
+     "advice": "madv-populate-read", "access": "read-all"},
+    {"backing": "memfd", "sharing": "shared", "advice": "dontneed",
+     "populate": "madv-populate-write"},
+    {"backing": "read-file", "read_buffer": 0, "workload": "resize"},
+    {"backing": "read-file", "read_buffer": 0, "check_zero": True, "release": "malloc-trim"},
+    {"backing": "read-file", "read_buffer": 4096, "order": "random", "access": "none"},
+    {"backing": "read-file", "threads": 2, "ops": 2, "cache": "cold"},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None
@@ -143,6 +171,39 @@ def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) 
 def test_new_kinds_say_what_they_accept(key: str, raw: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BY_KEY[key].parse(raw)
+
+
+def test_read_buffer_is_a_size_in_whole_4kib_or_whole() -> None:
+    read_buffer = BY_KEY["read_buffer"]
+    assert read_buffer.parse("64KiB") == 65536
+    assert read_buffer.parse(4096) == 4096
+    assert read_buffer.parse("64MiB") == 64 * MiB
+    assert read_buffer.parse("whole") == 0
+    assert read_buffer.format(0) == "whole"
+    assert read_buffer.label_text(MiB) == "read_buffer=1MiB"
+    for bad in ("2KiB", 6000, "128MiB", "all"):
+        with pytest.raises(ValueError, match="from 4KiB to 64MiB in whole 4KiB, or whole"):
+            read_buffer.parse(bad)
+
+
+def test_read_file_ids_change_and_other_ids_stay() -> None:
+    """read-file scenarios stored before read_buffer read whole blocks: upgraded, they say
+    whole and keep their ids; with today's reused buffer they get new ids. Other backings
+    never set read_buffer, and advice is new: their ids are what they were."""
+    old = {"backing": "read-file", "size_bytes": 4 * MiB, "sharing": "private",
+           "protection": "read-write", "populate": "none", "access": "read-all", "ops": 1,
+           "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
+           "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
+           "grow_factor": 2, "check_zero": False, "threads": 1, "tunables": ""}
+    upgraded = upgrade_params(old)
+    assert upgraded["read_buffer_bytes"] == 0
+    assert upgrade_params(upgraded) == upgraded
+    whole = Scenario(**upgraded)  # type: ignore[arg-type]
+    assert whole.id == "ce74ec8b4290"  # the id probe version 3 gave it
+    assert dataclasses.replace(whole, read_buffer_bytes=MiB).id != whole.id
+    mapped = upgrade_params({**old, "backing": "mmap-file"})
+    assert mapped["read_buffer_bytes"] == MiB
+    assert Scenario(**mapped).id == "9e587803569d"  # type: ignore[arg-type]
 
 
 def test_whole_and_text_values_parse() -> None:

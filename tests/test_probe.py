@@ -161,7 +161,7 @@ def test_large_malloc_is_its_own_mapping_and_free_returns_it(probe: ProbeBinary)
 @pytest.mark.probe
 def test_reading_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_path: Path) -> None:
     s = scenario(backing="read-file", size_bytes=64 * MIB, access="read-all",
-                 file_dir=str(tmp_path))
+                 file_dir=str(tmp_path), read_buffer_bytes=0)
     output = measure(probe, s, iterations=2)
     assert isinstance(output["file_fs"], str)
     for it in output["iterations"]:
@@ -209,7 +209,18 @@ def test_mapping_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_pat
       "order": "random", "ops": 2}, True),
     ({"backing": "read-file", "access": "read-page", "cache": "cold", "order": "random"}, True),
     ({"backing": "calloc", "access": "write-page", "workload": "fork"}, False),
-    ({"backing": "read-file", "access": "write-page", "workload": "resize", "ops": 2}, True),
+    ({"backing": "read-file", "access": "write-page", "workload": "resize", "ops": 2,
+      "read_buffer_bytes": 0}, True),
+    ({"backing": "read-file", "access": "read-all", "threads": 2, "ops": 3,
+      "read_buffer_bytes": 64 * 1024}, True),
+    ({"backing": "read-file", "access": "none", "order": "random", "ops": 2,
+      "read_buffer_bytes": 16 * 1024}, True),
+    ({"backing": "posix-memalign", "access": "read-all", "protection": "read",
+      "release": "malloc-trim", "ops": 4}, False),
+    ({"backing": "mmap-file", "access": "read-page", "protection": "exec",
+      "advice": "sequential"}, True),
+    ({"backing": "memfd", "access": "write-all", "sharing": "shared", "advice": "willneed"},
+     False),
     ({"backing": "shm", "access": "write-page", "threads": 3, "ops": 7}, False),
 ])
 def test_each_backing_runs(probe: ProbeBinary, tmp_path: Path, fields: dict[str, Any],
@@ -667,7 +678,10 @@ def test_fork_copies_private_pages_on_write_and_splits_shared_ones(probe: ProbeB
             assert pss >= 0.9 * size  # each has its own copy
         assert parent_rss - observed["parent_pss_bytes"] < 0.1 * size
     else:
-        assert child_faults < 0.05 * N_PAGES  # no copies
+        # no copies, but fork copied no page table entries of the shared mapping: the child's
+        # first write, which nothing before it read, maps each page with one fault
+        assert 0.9 * N_PAGES <= child_faults <= 1.1 * N_PAGES
+        assert observed["child_sees_parent"] == 1
         for pss in (observed["parent_pss_bytes"], observed["child_pss_bytes"]):
             assert 0.45 * size <= pss <= 0.6 * size + 2 * MIB  # half of every shared page
         assert parent_rss - observed["parent_pss_bytes"] >= 0.45 * size
@@ -823,8 +837,8 @@ def _good_args(**overrides: str) -> list[str]:
             "protection": "read-write", "populate": "none", "access": "write-page", "ops": "1",
             "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
-            "grow_factor": "2", "check_zero": "0", "threads": "1", "warmup": "0",
-            "iterations": "1", **overrides}
+            "grow_factor": "2", "check_zero": "0", "threads": "1", "advice": "none",
+            "read_buffer_bytes": "1048576", "warmup": "0", "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -863,6 +877,14 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(sync="msync"),
     _good_args(backing="write-file", sync="msync"),
     _good_args(cache="cold"),
+    _good_args(protection="read"),  # malloc gives no control over protection
+    _good_args(backing="calloc", protection="exec"),
+    _good_args(advice="willneed"),  # advice is for mappings
+    _good_args(advice="hugepage"),
+    _good_args(read_buffer_bytes="1000"),  # whole 4 KiB units
+    _good_args(read_buffer_bytes=str(128 << 20)),
+    _good_args(backing="read-file", workload="resize"),  # a read buffer keeps no blocks
+    _good_args(backing="read-file", check_zero="1"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -892,7 +914,8 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert [p.field for p in PARAMETERS if not p.probe_option] == ["tunables"]
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
-        "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1"],
+        "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
+        "none", "1048576"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
@@ -1004,3 +1027,178 @@ def test_parse_rejects_anything_off(mutate: Any, message: str) -> None:
 def test_parse_rejects_text_that_is_not_json() -> None:
     with pytest.raises(ValueError, match="not JSON"):
         parse_probe_output("Segmentation fault\n")
+
+
+# --- reading files: the reused read buffer, system calls, advice, read-only mappings ----------
+
+@pytest.mark.probe
+def test_a_reused_read_buffer_takes_no_faults_and_one_pread_per_chunk(probe: ProbeBinary,
+                                                                      tmp_path: Path) -> None:
+    """The buffer is made and written before timing, so reading a warm file into it faults
+    nothing: the copy from the page cache is all the phases time."""
+    s = scenario(backing="read-file", size_bytes=16 * MIB, ops=2, access="read-all",
+                 file_dir=str(tmp_path))  # read_buffer: its default, 1 MiB
+    for it in measured(probe, s, 2):
+        phases, observed = it["phases"], it["observations"]
+        for phase in PHASES:
+            assert phases[phase]["minor_faults"] <= 2, phase
+            assert phases[phase]["major_faults"] == 0, phase
+        assert phases["second_pass"]["rss_bytes"] - it["rss_before_bytes"] < 1 * MIB
+        assert observed["read_buffer_page_offset_bytes"] == 0
+        # a warm file: pread fills the whole buffer each time (no short reads)
+        assert (observed["allocate_syscalls"], observed["free_syscalls"]) == (0, 0)
+        assert observed["first_touch_syscalls"] == observed["second_pass_syscalls"] == 32
+        assert "alignment_bytes" not in observed  # no blocks
+
+
+@pytest.mark.probe
+def test_reading_whole_blocks_faults_the_fresh_heap_buffer_in_allocate(probe: ProbeBinary,
+                                                                       tmp_path: Path) -> None:
+    s = scenario(backing="read-file", size_bytes=16 * MIB, ops=2, access="read-all",
+                 file_dir=str(tmp_path), read_buffer_bytes=0)
+    (it,) = measured(probe, s)
+    observed = it["observations"]
+    assert it["phases"]["allocate"]["minor_faults"] >= 0.9 * 2 * N_PAGES  # the new blocks
+    assert observed["allocate_syscalls"] == 2  # one pread per block
+    assert observed["first_touch_syscalls"] == 0
+    assert observed["read_buffer_page_offset_bytes"] == 16  # glibc's chunk header
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("order", ["sequential", "random"])
+@pytest.mark.parametrize("access", ["read-all", "read-page", "write-page"])
+@pytest.mark.parametrize("buffer", [4096, 8192, 1 * MIB])
+def test_a_read_buffer_reads_every_byte_of_the_file_once_per_pass(
+        probe: ProbeBinary, tmp_path: Path, order: str, access: str, buffer: int) -> None:
+    size, ops = 3 * PAGE + 57, 3  # chunks that do not divide the block, partial last pages
+    s = scenario(backing="read-file", size_bytes=size, ops=ops, access=access, order=order,
+                 file_dir=str(tmp_path), read_buffer_bytes=buffer)
+    read_all, read_page = pattern_sums(size, ops)
+    one_pass = {"read-all": read_all, "read-page": read_page, "write-page": 0}[access]
+    chunks = ops * -(-size // buffer)
+    for it in measured(probe, s, 2):
+        assert it["checksum"] == (2 * one_pass) % 2**64
+        assert it["observations"]["first_touch_syscalls"] == chunks
+
+
+@pytest.mark.probe
+def test_file_mappings_count_one_mmap_and_one_munmap_per_block(probe: ProbeBinary,
+                                                               tmp_path: Path) -> None:
+    s = scenario(backing="mmap-file", size_bytes=1 * MIB, ops=4, access="read-all",
+                 advice="sequential", file_dir=str(tmp_path))
+    (it,) = measured(probe, s)
+    observed = it["observations"]
+    assert observed["allocate_syscalls"] == 8  # mmap and madvise per block
+    assert observed["first_touch_syscalls"] == observed["second_pass_syscalls"] == 0
+    assert observed["free_syscalls"] == 4
+    (anon,) = measured(probe, scenario(backing="mmap-anon", size_bytes=1 * MIB, ops=4))
+    assert "allocate_syscalls" not in anon["observations"]  # file backings only
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+def test_populating_a_read_only_file_mapping_maps_cached_pages_without_copies(
+        probe: ProbeBinary, tmp_path: Path, sharing: str) -> None:
+    """MAP_POPULATE of a read-only file mapping maps the page cache's pages, many per fault
+    (fault-around, large folios); of a writable private one it breaks copy-on-write for
+    writing: one fault, and one copy, per page."""
+    pages = 16 * MIB // PAGE
+    read_only = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-all",
+                         protection="read", populate="map-populate", sharing=sharing,
+                         file_dir=str(tmp_path))
+    (it,) = measured(probe, read_only)
+    assert it["phases"]["allocate"]["minor_faults"] < 0.2 * pages
+    assert it["phases"]["first_touch"]["minor_faults"] < 0.01 * pages
+    assert it["phases"]["allocate"]["rss_bytes"] - it["rss_before_bytes"] >= 0.9 * 16 * MIB
+    (writable,) = measured(probe, dataclasses.replace(read_only, protection="read-write",
+                                                      sharing="private"))
+    assert writable["phases"]["allocate"]["minor_faults"] >= 0.9 * pages
+
+
+@pytest.mark.probe
+def test_madv_populate_read_moves_a_file_mappings_faults_into_allocate(
+        probe: ProbeBinary, tmp_path: Path) -> None:
+    pages = 16 * MIB // PAGE
+    s = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-page",
+                 protection="read", file_dir=str(tmp_path))
+    (plain,) = measured(probe, s)
+    assert plain["phases"]["first_touch"]["minor_faults"] > 0
+    (advised,) = measured(probe, dataclasses.replace(s, advice="madv-populate-read"))
+    assert advised["phases"]["allocate"]["minor_faults"] > 0
+    assert advised["phases"]["first_touch"]["minor_faults"] < 0.01 * pages
+    assert advised["phases"]["first_touch"]["major_faults"] == 0
+
+
+@pytest.mark.probe
+def test_random_advice_turns_off_readahead_of_a_cold_file(probe: ProbeBinary,
+                                                          disk_dir: Path) -> None:
+    """Without advice the first fault of a cold file reads far ahead (ext4 maps the pages in
+    large chunks too): a few major faults for the whole file. MADV_RANDOM reads only the page
+    that faulted, so every page is a major fault; MADV_WILLNEED reads ahead at madvise."""
+    pages = 16 * MIB // PAGE
+    s = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-page", cache="cold",
+                 protection="read", file_dir=str(disk_dir))
+    (plain,) = measured(probe, s)
+    (scattered,) = measured(probe, dataclasses.replace(s, advice="random"))
+    (ahead,) = measured(probe, dataclasses.replace(s, advice="willneed"))
+    assert plain["phases"]["first_touch"]["major_faults"] < 0.05 * pages
+    assert scattered["phases"]["first_touch"]["major_faults"] >= 0.9 * pages
+    assert ahead["phases"]["first_touch"]["major_faults"] < 0.05 * pages
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize(("protection", "access"), [("read", "read-all"), ("exec", "read-page"),
+                                                    ("none", "none")])
+def test_page_aligned_heap_memory_can_be_protected(probe: ProbeBinary, protection: str,
+                                                   access: str) -> None:
+    size = 3 * PAGE + 57  # rounded up to whole pages, so no neighbour's header is protected
+    s = scenario(backing="posix-memalign", size_bytes=size, ops=8, access=access,
+                 protection=protection, release="malloc-trim")
+    for it in measured(probe, s, 3):  # later iterations reuse the chunks freed before
+        observed = it["observations"]
+        assert observed["protection_enforced"] == 1
+        assert observed["alignment_bytes"] % PAGE == 0
+        assert "mprotect_ns" in observed
+
+
+@pytest.fixture
+def noexec_dir(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs mounted noexec (root only), unmounted after the test."""
+    target = tmp_path / "noexec"
+    target.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs",
+                            str(target)], capture_output=True, text=True, check=False)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a noexec tmpfs here: {mount.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.mark.probe
+def test_exec_on_a_noexec_filesystem_is_skipped_with_the_reason(probe: ProbeBinary,
+                                                                noexec_dir: Path) -> None:
+    s = scenario(backing="mmap-file", size_bytes=64 * 1024, access="read-page",
+                 protection="exec", file_dir=str(noexec_dir))
+    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60)
+    assert record.status == "skipped"
+    assert record.exit_code == EXIT_SKIPPED
+    assert "noexec" in str(record.skip_reason)
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["mmap-anon", "mmap-file", "memfd"])
+def test_exec_mappings_can_be_read_but_not_written(probe: ProbeBinary, tmp_path: Path,
+                                                   backing: str) -> None:
+    s = scenario(backing=backing, size_bytes=64 * 1024, access="read-page", protection="exec",
+                 sharing="shared" if backing == "memfd" else "private", file_dir=str(tmp_path))
+    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60)
+    if record.status == "skipped":
+        assert "noexec" in record.stderr_tail
+        return
+    assert record.status == "ok", record.stderr_tail
+    assert record.probe is not None
+    assert record.probe["iterations"][0]["observations"]["protection_enforced"] == 1

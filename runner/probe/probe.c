@@ -7,16 +7,23 @@
  * depends on the workload (--workload); this table is the one place it is defined (the
  * README repeats it):
  *
- *   cycle   allocate     allocate the blocks (malloc / mmap / malloc + read() from the file)
- *           first_touch  the access pattern over every block; for write-file then pwrite of
- *                        every block to the file; with --sync then msync or fsync
- *           second_pass  the same again, on memory already faulted in
- *           free         give the blocks back (free, munmap, madvise... as --release says)
+ *   cycle   allocate     allocate the blocks (malloc / mmap, then --advice and --populate;
+ *                        read-file with --read_buffer_bytes=0: malloc + pread of each block;
+ *                        read-file with a read buffer: nothing, the buffer exists already)
+ *           first_touch  the access pattern over every block (read-file with a read buffer:
+ *                        pread of each chunk of each block into the one buffer, then the
+ *                        access pattern on that chunk); for write-file then pwrite of every
+ *                        block to the file; with --sync then msync or fsync
+ *           second_pass  the same again: on memory already faulted in, or for read-file with
+ *                        a read buffer reading the file again
+ *           free         give the blocks back (free, munmap, madvise... as --release says;
+ *                        nothing for read-file with a read buffer)
  *   fork    allocate     allocate the blocks and write the access pattern (the parent's data)
  *           first_touch  fork(), as the parent sees it
- *           second_pass  the child writes the access pattern with another value (its
- *                        copy-on-write faults): ns and faults are the child's, sent back
- *                        through a pipe; rss_bytes is the parent's
+ *           second_pass  the child writes the access pattern with another value, before
+ *                        anything reads its memory (its page faults, copy-on-write for
+ *                        private memory): ns and faults are the child's, sent back through a
+ *                        pipe; rss_bytes is the parent's
  *           free         wait for the child to exit, then give the blocks back
  *   resize  allocate     allocate the blocks
  *           first_touch  the access pattern (the data that must survive)
@@ -29,12 +36,13 @@
  *
  * Outside the phases an iteration records observations where the scenario makes them
  * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
- * forbidden access faulted and what mprotect costs (protection read or none), how far the
+ * forbidden access faulted and what mprotect costs (protection read, exec or none), how far the
  * program break moved and how many blocks lie in the heap (heap backings), mappings and
  * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
  * share of the data file in the page cache before the iteration (file backings), who sees
- * whose writes across fork and the PSS of both, and whether resizing moved the blocks and kept
- * their data. The Python side (runner/probe.py) builds this file, writes its command line and
+ * whose writes across fork and the PSS of both, whether resizing moved the blocks and kept
+ * their data, the page offset read() copies to (read-file), and the system calls each phase
+ * of a file backing issued (COUNT_SYSCALL). The Python side (runner/probe.py) builds this file, writes its command line and
  * reads its output; the output format is defined there and here, and PROBE_VERSION ties the
  * two; the observation names, units and meanings are declared in runner/metrics.py.
  *
@@ -73,7 +81,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 3
+#define PROBE_VERSION 4
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -90,10 +98,21 @@
 /* Most threads a scenario may ask for (runner/parameters.py MAX_THREADS). */
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
+/* read_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says the same). */
+#define READ_BUFFER_UNIT_BYTES ((size_t)4096)
+#define MAX_READ_BUFFER_BYTES ((size_t)64 << 20)
 
 /* Keeps `p` and everything reachable from it alive: the compiler must assume the empty
  * assembly reads that memory, so stores before it (a memset right before free) stay. */
 #define ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+/* The system calls the probe makes for the scenario (pread, pwrite, mmap, munmap, madvise,
+ * mprotect, msync, fsync...), counted where it makes them, so that each timed phase can say
+ * how many it issued. A relaxed atomic add, because worker threads count at once; it costs a
+ * few nanoseconds beside a call's hundreds. Calls made inside libc (malloc's brk and mmap)
+ * are not seen, which is why only file backings report the counts. */
+static atomic_uint_fast64_t syscall_count;
+#define COUNT_SYSCALL() ((void)atomic_fetch_add_explicit(&syscall_count, 1, memory_order_relaxed))
 
 /* ------------------------------------------------------------------------------------------ */
 /* The command line                                                                           */
@@ -113,15 +132,28 @@ static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
 enum sharing { SHARING_PRIVATE, SHARING_SHARED, SHARING_COUNT };
 static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
 
-enum protection { PROTECTION_READ_WRITE, PROTECTION_READ, PROTECTION_NONE, PROTECTION_COUNT };
-static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none"};
+enum protection { PROTECTION_READ_WRITE, PROTECTION_READ, PROTECTION_NONE, PROTECTION_EXEC,
+                  PROTECTION_COUNT };
+static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none",
+                                                               "exec"};
 static const int PROTECTION_BITS[PROTECTION_COUNT] = {PROT_READ | PROT_WRITE, PROT_READ,
-                                                      PROT_NONE};
+                                                      PROT_NONE, PROT_READ | PROT_EXEC};
 
 enum populate { POPULATE_NONE, POPULATE_MAP_POPULATE, POPULATE_MADV_POPULATE_WRITE,
                 POPULATE_MLOCK, POPULATE_COUNT };
 static const char *const POPULATE_NAMES[POPULATE_COUNT] = {
     "none", "map-populate", "madv-populate-write", "mlock"};
+
+/* madvise of every block of a mapping backing right after its mmap, inside allocate. */
+enum advice { ADVICE_NONE, ADVICE_SEQUENTIAL, ADVICE_RANDOM, ADVICE_WILLNEED, ADVICE_DONTNEED,
+              ADVICE_POPULATE_READ, ADVICE_COUNT };
+static const char *const ADVICE_NAMES[ADVICE_COUNT] = {
+    "none", "sequential", "random", "willneed", "dontneed", "madv-populate-read"};
+static const int ADVICE_BITS[ADVICE_COUNT] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM,
+                                              MADV_WILLNEED, MADV_DONTNEED, MADV_POPULATE_READ};
+static const char *const ADVICE_CALLS[ADVICE_COUNT] = {
+    "MADV_NORMAL", "MADV_SEQUENTIAL", "MADV_RANDOM", "MADV_WILLNEED", "MADV_DONTNEED",
+    "MADV_POPULATE_READ"};
 
 enum thp { THP_DEFAULT, THP_HUGE, THP_NOHUGE, THP_COUNT };
 static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
@@ -156,17 +188,18 @@ static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
-              OPT_THREADS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_THREADS, OPT_ADVICE, OPT_READ_BUFFER_BYTES, OPT_WARMUP, OPT_ITERATIONS,
+              OPT_COUNT };
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
-    "check_zero", "threads", "warmup", "iterations"};
+    "check_zero", "threads", "advice", "read_buffer_bytes", "warmup", "iterations"};
 
 struct scenario {
     enum backing backing;
     size_t size_bytes;
     enum sharing sharing;       /* mapping backings only */
-    enum protection protection; /* mapping backings only */
+    enum protection protection; /* mapping backings and posix-memalign */
     enum populate populate;     /* mapping backings only */
     enum access access;
     size_t ops;
@@ -181,6 +214,8 @@ struct scenario {
     size_t grow_factor;    /* resize only */
     int check_zero;        /* cycle only */
     size_t threads;        /* cycle only */
+    enum advice advice;    /* mapping backings only */
+    size_t read_buffer_bytes; /* read-file: the reused buffer; 0 for `whole` */
     size_t warmup;
     size_t iterations;
 };
@@ -197,7 +232,7 @@ static void usage_error(const char *format, ...)
     fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
           " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
-          " --warmup=N --iterations=N\n",
+          " --advice=A --read_buffer_bytes=N --warmup=N --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -237,6 +272,16 @@ static void system_error(const char *call)
     claim_last_words();
     fprintf(stderr, "probe: %s: %s\n", call, strerror(saved));
     exit(EXIT_SYSTEM);
+}
+
+/* PROT_EXEC is refused for files on a filesystem mounted noexec (/dev/shm often is) and by
+ * some security policies: a scenario this machine cannot measure, not a failure. */
+static void exec_refused(void) __attribute__((noreturn));
+
+static void exec_refused(void)
+{
+    skip("PROT_EXEC refused (%s): the memory's filesystem is mounted noexec, or a security "
+         "policy forbids executable mappings", strerror(errno));
 }
 
 static int parse_choice(enum option option, const char *text, const char *const *names,
@@ -319,6 +364,15 @@ static void check_combination(struct scenario *s)
         usage_error("--threads must be at most %d and at most --ops", MAX_THREADS);
     if (s->threads > 1 && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE))
         usage_error("--threads above 1 takes neither --order=random nor --sync");
+    if (s->protection != PROTECTION_READ_WRITE && heap && s->backing != BACKING_POSIX_MEMALIGN)
+        usage_error("--protection=%s needs a mapping backing or --backing=posix-memalign",
+                    PROTECTION_NAMES[s->protection]);
+    if (s->advice != ADVICE_NONE && heap)
+        usage_error("--advice=%s applies to mapping backings only", ADVICE_NAMES[s->advice]);
+    if (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0 &&
+        (s->workload != WORKLOAD_CYCLE || s->check_zero || s->release != RELEASE_FREE))
+        usage_error("--backing=read-file with a read buffer (--read_buffer_bytes above 0) needs "
+                    "--workload=cycle, --check_zero=0 and --release=free");
 }
 
 /* Every option is required and given once as --name=value: a caller that forgets one gets
@@ -379,6 +433,14 @@ static struct scenario parse_arguments(int argc, char **argv)
     if (s.check_zero > 1)
         usage_error("--check_zero is 0 or 1");
     s.threads = parse_count(OPT_THREADS, values[OPT_THREADS], 1);
+    s.advice = (enum advice)parse_choice(OPT_ADVICE, values[OPT_ADVICE], ADVICE_NAMES,
+                                         ADVICE_COUNT);
+    s.read_buffer_bytes = parse_count(OPT_READ_BUFFER_BYTES, values[OPT_READ_BUFFER_BYTES], 0);
+    if (s.read_buffer_bytes != 0 &&
+        (s.read_buffer_bytes % READ_BUFFER_UNIT_BYTES != 0 ||
+         s.read_buffer_bytes > MAX_READ_BUFFER_BYTES))
+        usage_error("--read_buffer_bytes is 0 (whole) or a multiple of %zu up to %zu",
+                    READ_BUFFER_UNIT_BYTES, MAX_READ_BUFFER_BYTES);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
@@ -429,6 +491,7 @@ static void write_fully(int fd, const unsigned char *buffer, size_t length)
 static void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset)
 {
     while (length > 0) {
+        COUNT_SYSCALL();
         ssize_t got = pread(fd, buffer, length, offset);
         if (got < 0) {
             if (errno == EINTR)
@@ -449,6 +512,7 @@ static void read_fully(int fd, unsigned char *buffer, size_t length, off_t offse
 static void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset)
 {
     while (length > 0) {
+        COUNT_SYSCALL();
         ssize_t written = pwrite(fd, buffer, length, offset);
         if (written < 0) {
             if (errno == EINTR)
@@ -551,6 +615,15 @@ struct blocks {
     struct page_ref *pages;
     size_t page_count;
     size_t pages_per_block;
+    /* read-file with a read buffer: the one destination every pread fills, page-aligned and
+     * written before the first phase (each thread has its own); NULL for read_buffer whole.
+     * With order random, chunk_order is a fixed permutation of every chunk of every block
+     * (global chunk index block * chunks_per_block + chunk), else NULL. */
+    unsigned char *buffer;
+    size_t buffer_bytes;
+    const uint64_t *chunk_order;
+    size_t chunk_count;
+    size_t chunks_per_block;
 };
 
 static void allocate_malloc(const struct blocks *b)
@@ -571,17 +644,31 @@ static void allocate_calloc(const struct blocks *b)
     }
 }
 
-/* Aligned to the page, so that no block shares a page with another block's header. */
-static void allocate_posix_memalign(const struct blocks *b)
+/* Aligned to the page, so that no block shares a page with another block's header. With a
+ * protection other than read-write the request is map_bytes, the size rounded up to whole
+ * pages, so the block's pages hold nothing else (glibc keeps a chunk's header in the 16 bytes
+ * before it, on the page before, and the next chunk's header right after it, on the page
+ * after), and mprotect of those pages, here in the timed phase, is what asking for protected
+ * heap memory costs. release_protection makes them read-write again before free. */
+static void allocate_posix_memalign(const struct blocks *b, const struct scenario *s)
 {
+    int protect = s->protection != PROTECTION_READ_WRITE;
     for (size_t i = 0; i < b->ops; i++) {
         void *p;
-        int error = posix_memalign(&p, b->page_bytes, b->size_bytes);
+        int error = posix_memalign(&p, b->page_bytes, protect ? b->map_bytes : b->size_bytes);
         if (error != 0) {
             errno = error;
             system_error("posix_memalign");
         }
         b->at[i] = p;
+        if (protect) {
+            COUNT_SYSCALL();
+            if (mprotect(p, b->map_bytes, PROTECTION_BITS[s->protection]) != 0) {
+                if (errno == EACCES && s->protection == PROTECTION_EXEC)
+                    exec_refused();
+                system_error("mprotect");
+            }
+        }
     }
 }
 
@@ -601,6 +688,7 @@ static int map_flags(const struct scenario *s)
 static unsigned char *map_block(const struct blocks *b, const struct scenario *s, int flags,
                                 int fd, off_t offset)
 {
+    COUNT_SYSCALL();
     void *p = mmap(NULL, b->map_bytes, PROTECTION_BITS[s->protection], flags, fd, offset);
     if (p == MAP_FAILED) {
         if (s->backing == BACKING_MMAP_HUGETLB && errno == ENOMEM)
@@ -608,6 +696,8 @@ static unsigned char *map_block(const struct blocks *b, const struct scenario *s
                  "bytes (reserve them in /proc/sys/vm/nr_hugepages)", b->ops, b->map_bytes);
         if (s->backing == BACKING_MMAP_HUGETLB && errno == EINVAL)
             skip("mmap(MAP_HUGETLB): this kernel offers no 2 MiB huge pages");
+        if (errno == EPERM && s->protection == PROTECTION_EXEC)
+            exec_refused();
         system_error("mmap");
     }
     return p;
@@ -619,17 +709,22 @@ static unsigned char *map_block(const struct blocks *b, const struct scenario *s
 static unsigned char *map_thp_block(const struct blocks *b, const struct scenario *s, int flags)
 {
     size_t span = b->map_bytes + HUGE_PAGE_BYTES;
+    COUNT_SYSCALL();
     unsigned char *raw = mmap(NULL, span, PROTECTION_BITS[s->protection], flags, -1, 0);
-    if (raw == MAP_FAILED)
+    if (raw == MAP_FAILED) {
+        if (errno == EPERM && s->protection == PROTECTION_EXEC)
+            exec_refused();
         system_error("mmap");
+    }
     uintptr_t aligned = ((uintptr_t)raw + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
     unsigned char *block = (unsigned char *)aligned;
     size_t head = (size_t)(block - raw), tail = span - head - b->map_bytes;
-    if (head > 0 && munmap(raw, head) != 0)
+    if (head > 0 && (COUNT_SYSCALL(), munmap(raw, head) != 0))
         system_error("munmap");
-    if (tail > 0 && munmap(block + b->map_bytes, tail) != 0)
+    if (tail > 0 && (COUNT_SYSCALL(), munmap(block + b->map_bytes, tail) != 0))
         system_error("munmap");
     int advice = s->thp == THP_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
+    COUNT_SYSCALL();
     if (madvise(block, b->map_bytes, advice) != 0) {
         if (errno == EINVAL)
             skip("madvise(MADV_%sHUGEPAGE): this kernel has no transparent huge pages",
@@ -639,17 +734,32 @@ static unsigned char *map_thp_block(const struct blocks *b, const struct scenari
     return block;
 }
 
+/* advice: madvise of the block right after its mmap, inside allocate (before populate). */
+static void advise_block(const struct scenario *s, unsigned char *p, size_t length)
+{
+    if (s->advice == ADVICE_NONE)
+        return;
+    COUNT_SYSCALL();
+    if (madvise(p, length, ADVICE_BITS[s->advice]) != 0) {
+        if (errno == EINVAL)
+            skip("madvise(%s): not supported for this memory by this kernel%s",
+                 ADVICE_CALLS[s->advice],
+                 s->advice == ADVICE_POPULATE_READ ? " (Linux 5.14 or later has it)" : "");
+        system_error("madvise");
+    }
+}
+
 /* populate: madv-populate-write and mlock fault the block in after mmap, inside allocate
  * (map-populate is a flag of mmap itself). */
 static void populate_block(const struct scenario *s, unsigned char *p, size_t length)
 {
     if (s->populate == POPULATE_MADV_POPULATE_WRITE &&
-        madvise(p, length, MADV_POPULATE_WRITE) != 0) {
+        (COUNT_SYSCALL(), madvise(p, length, MADV_POPULATE_WRITE) != 0)) {
         if (errno == EINVAL)
             skip("madvise(MADV_POPULATE_WRITE): not supported here (Linux 5.14 or later has it)");
         system_error("madvise(MADV_POPULATE_WRITE)");
     }
-    if (s->populate == POPULATE_MLOCK && mlock(p, length) != 0) {
+    if (s->populate == POPULATE_MLOCK && (COUNT_SYSCALL(), mlock(p, length) != 0)) {
         int error = errno;
         struct rlimit limit;
         if ((error == ENOMEM || error == EPERM) && getrlimit(RLIMIT_MEMLOCK, &limit) == 0)
@@ -669,6 +779,7 @@ static void allocate_mmap(const struct blocks *b, const struct scenario *s)
             s->backing == BACKING_MMAP_FILE ? (off_t)((b->first + i) * b->stride_bytes) : 0;
         unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, b->fd, offset)
                                                  : map_thp_block(b, s, flags);
+        advise_block(s, p, b->map_bytes);
         populate_block(s, p, b->map_bytes);
         b->at[i] = p;
     }
@@ -679,10 +790,13 @@ static void allocate_mmap(const struct blocks *b, const struct scenario *s)
 static unsigned char *map_memory_file(const struct blocks *b, const struct scenario *s,
                                       int flags, int fd)
 {
+    COUNT_SYSCALL();
     if (ftruncate(fd, (off_t)b->map_bytes) != 0)
         system_error("ftruncate");
     unsigned char *p = map_block(b, s, flags, fd, 0);
+    advise_block(s, p, b->map_bytes);
     populate_block(s, p, b->map_bytes);
+    COUNT_SYSCALL();
     if (close(fd) != 0)
         system_error("close");
     return p;
@@ -692,6 +806,7 @@ static void allocate_memfd(const struct blocks *b, const struct scenario *s)
 {
     int flags = map_flags(s);
     for (size_t i = 0; i < b->ops; i++) {
+        COUNT_SYSCALL();
         int fd = memfd_create("alloclab", MFD_CLOEXEC);
         if (fd < 0) {
             if (errno == ENOSYS)
@@ -710,9 +825,11 @@ static void allocate_shm(const struct blocks *b, const struct scenario *s)
     char name[64];
     for (size_t i = 0; i < b->ops; i++) {
         snprintf(name, sizeof name, "/alloclab-%ld-%zu", pid, b->first + i);
+        COUNT_SYSCALL();
         int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
             system_error("shm_open");
+        COUNT_SYSCALL();
         if (shm_unlink(name) != 0)
             system_error("shm_unlink");
         b->at[i] = map_memory_file(b, s, flags, fd);
@@ -776,15 +893,18 @@ static void free_heap_but_last(const struct blocks *b)
 
 static void unmap_blocks(const struct blocks *b)
 {
-    for (size_t i = 0; i < b->ops; i++)
+    for (size_t i = 0; i < b->ops; i++) {
+        COUNT_SYSCALL();
         if (munmap(b->at[i], b->map_bytes) != 0)
             system_error("munmap");
+    }
 }
 
 /* MADV_DONTNEED / MADV_FREE: the pages go back (or may go back), the mappings stay. */
 static void advise_blocks(const struct blocks *b, int advice, const char *name)
 {
     for (size_t i = 0; i < b->ops; i++) {
+        COUNT_SYSCALL();
         if (madvise(b->at[i], b->map_bytes, advice) != 0) {
             if (errno == EINVAL)
                 skip("madvise(%s): not supported for this memory by this kernel", name);
@@ -807,7 +927,7 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
         allocate_calloc(b);
         break;
     case BACKING_POSIX_MEMALIGN:
-        allocate_posix_memalign(b);
+        allocate_posix_memalign(b, s);
         break;
     case BACKING_MMAP_ANON:
     case BACKING_MMAP_FILE:
@@ -815,6 +935,8 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
         allocate_mmap(b, s);
         break;
     case BACKING_READ_FILE:
+        if (b->buffer != NULL)
+            break; /* the reused buffer was made before timing: nothing to allocate */
         if (b->order != NULL)
             allocate_read_file_pages(b);
         else
@@ -836,6 +958,8 @@ static __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
 static __attribute__((noinline)) void release_blocks(const struct blocks *b,
                                                      const struct scenario *s)
 {
+    if (b->buffer != NULL)
+        return; /* read-file keeps its one buffer for the next iteration: nothing to free */
     switch (s->release) {
     case RELEASE_FREE:
         free_heap(b);
@@ -889,52 +1013,72 @@ static void finish_release(const struct blocks *b, const struct scenario *s)
 /* ------------------------------------------------------------------------------------------ */
 /* Access patterns: one function per pattern                                                  */
 
-/* One byte per page, at offsets 0, page, 2*page... of the block: the cheapest access that
- * still makes the kernel provide every page. A block smaller than a page gets byte 0. */
-static void write_page(const struct blocks *b, size_t page, unsigned char value)
+/* One native-endian 8-byte word at any alignment: memcpy is a plain load at -O2. */
+static inline uint64_t load_word(const unsigned char *p)
 {
-    for (size_t i = 0; i < b->ops; i++) {
-        unsigned char *p = b->at[i];
-        for (size_t offset = 0; offset < b->size_bytes; offset += page)
-            p[offset] = value;
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* Sums native-endian 8-byte words, then the tail bytes. Eight independent accumulators over
+ * 64 bytes per step, so that no addition waits for the one before (gcc -O2 turns them into
+ * vector adds): the loop runs many times faster than memory delivers, so a read-all phase
+ * measures memory and page faults, not this loop. With one accumulator every add waits for
+ * the previous one and the loop was slower than memory. (Eight separate loads, not a
+ * memcpy of eight words, which gcc copies through the stack.) */
+static uint64_t sum_words(const unsigned char *p, size_t length)
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    size_t words = length / sizeof(uint64_t), w = 0;
+    for (; w + 8 <= words; w += 8) {
+        const unsigned char *q = p + w * sizeof(uint64_t);
+        s0 += load_word(q);
+        s1 += load_word(q + 8);
+        s2 += load_word(q + 16);
+        s3 += load_word(q + 24);
+        s4 += load_word(q + 32);
+        s5 += load_word(q + 40);
+        s6 += load_word(q + 48);
+        s7 += load_word(q + 56);
+    }
+    for (; w < words; w++)
+        s0 += load_word(p + w * sizeof(uint64_t));
+    for (size_t tail = words * sizeof(uint64_t); tail < length; tail++)
+        s0 += p[tail];
+    return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+/* The access pattern over `length` bytes at p that lie `offset` bytes into their block: the
+ * bytes a pass over the whole block touches there. write-page and read-page touch one byte
+ * per page, at block offsets 0, page, 2*page... (byte 0 of a block smaller than a page);
+ * write-all writes every byte (memset); read-all sums the words (offset is a multiple of 8,
+ * so the words are the block's). Returns what was read. */
+static uint64_t access_range(unsigned char *p, size_t length, size_t offset, size_t page,
+                             enum access access, unsigned char value)
+{
+    size_t first = (page - offset % page) % page;
+    uint64_t sum = 0;
+    switch (access) {
+    case ACCESS_WRITE_PAGE:
+        for (size_t o = first; o < length; o += page)
+            p[o] = value;
         ESCAPE(p);
-    }
-}
-
-static void write_all(const struct blocks *b, unsigned char value)
-{
-    for (size_t i = 0; i < b->ops; i++) {
-        memset(b->at[i], value, b->size_bytes);
-        ESCAPE(b->at[i]);
-    }
-}
-
-static uint64_t read_page(const struct blocks *b, size_t page)
-{
-    uint64_t sum = 0;
-    for (size_t i = 0; i < b->ops; i++) {
-        const unsigned char *p = b->at[i];
-        for (size_t offset = 0; offset < b->size_bytes; offset += page)
-            sum += p[offset];
-    }
-    return sum;
-}
-
-/* Sums native-endian 8-byte words, then the tail bytes. memcpy is a plain load at -O2 and
- * keeps the read legal for blocks malloc returned at any alignment. */
-static uint64_t read_all(const struct blocks *b)
-{
-    uint64_t sum = 0;
-    size_t words = b->size_bytes / sizeof(uint64_t);
-    for (size_t i = 0; i < b->ops; i++) {
-        const unsigned char *p = b->at[i];
-        for (size_t w = 0; w < words; w++) {
-            uint64_t word;
-            memcpy(&word, p + w * sizeof word, sizeof word);
-            sum += word;
-        }
-        for (size_t tail = words * sizeof(uint64_t); tail < b->size_bytes; tail++)
-            sum += p[tail];
+        break;
+    case ACCESS_WRITE_ALL:
+        memset(p, value, length);
+        ESCAPE(p);
+        break;
+    case ACCESS_READ_PAGE:
+        for (size_t o = first; o < length; o += page)
+            sum += p[o];
+        break;
+    case ACCESS_READ_ALL:
+        sum = sum_words(p, length);
+        break;
+    case ACCESS_NONE:
+    case ACCESS_COUNT:
+        break;
     }
     return sum;
 }
@@ -945,37 +1089,43 @@ static __attribute__((noinline)) uint64_t apply_access(const struct blocks *b,
                                                        const struct scenario *s, size_t page,
                                                        unsigned char value)
 {
-    switch (s->access) {
-    case ACCESS_WRITE_PAGE:
-        write_page(b, page, value);
-        return 0;
-    case ACCESS_WRITE_ALL:
-        write_all(b, value);
-        return 0;
-    case ACCESS_READ_PAGE:
-        return read_page(b, page);
-    case ACCESS_READ_ALL:
-        return read_all(b);
-    case ACCESS_NONE:
-    case ACCESS_COUNT:
-        break;
-    }
-    return 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < b->ops; i++)
+        sum += access_range(b->at[i], b->size_bytes, 0, page, s->access, value);
+    return sum;
 }
 
-/* read_all's sum over one page (or the partial last page of a block). Pages start a whole
- * number of pages into their block, so the words summed are the same as read_all's. */
-static uint64_t sum_words(const unsigned char *p, size_t length)
+/* read-file with a read buffer: the bytes of `block` from `offset` on, at most a buffer's
+ * worth, read into the buffer by pread and given the access pattern right away. */
+static uint64_t read_chunk(const struct blocks *b, const struct scenario *s, size_t block,
+                           size_t offset, unsigned char value)
+{
+    size_t left = b->size_bytes - offset;
+    size_t length = left < b->buffer_bytes ? left : b->buffer_bytes;
+    read_fully(b->fd, b->buffer, length,
+               (off_t)((b->first + block) * b->stride_bytes + offset));
+    return access_range(b->buffer, length, offset, b->page_bytes, s->access, value);
+}
+
+/* read-file with a read buffer, first touch and second pass alike: every block read from the
+ * file chunk by chunk into the one reused buffer, the access pattern applied to each chunk as
+ * it arrives; with order random the chunks of every block in the fixed random order. */
+static __attribute__((noinline)) uint64_t read_chunks(const struct blocks *b,
+                                                      const struct scenario *s,
+                                                      unsigned char value)
 {
     uint64_t sum = 0;
-    size_t words = length / sizeof(uint64_t);
-    for (size_t w = 0; w < words; w++) {
-        uint64_t word;
-        memcpy(&word, p + w * sizeof word, sizeof word);
-        sum += word;
+    if (b->chunk_order != NULL) {
+        for (size_t k = 0; k < b->chunk_count; k++) {
+            size_t block = (size_t)(b->chunk_order[k] / b->chunks_per_block);
+            size_t chunk = (size_t)(b->chunk_order[k] % b->chunks_per_block);
+            sum += read_chunk(b, s, block, chunk * b->buffer_bytes, value);
+        }
+        return sum;
     }
-    for (size_t tail = words * sizeof(uint64_t); tail < length; tail++)
-        sum += p[tail];
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t offset = 0; offset < b->size_bytes; offset += b->buffer_bytes)
+            sum += read_chunk(b, s, i, offset, value);
     return sum;
 }
 
@@ -1032,9 +1182,9 @@ static void sync_out(const struct blocks *b, const struct scenario *s)
 {
     if (s->sync == SYNC_MSYNC) {
         for (size_t i = 0; i < b->ops; i++)
-            if (msync(b->at[i], b->map_bytes, MS_SYNC) != 0)
+            if ((COUNT_SYSCALL(), msync(b->at[i], b->map_bytes, MS_SYNC) != 0))
                 system_error("msync");
-    } else if (fsync(b->fd) != 0) {
+    } else if ((COUNT_SYSCALL(), fsync(b->fd) != 0)) {
         system_error("fsync");
     }
 }
@@ -1045,7 +1195,9 @@ static __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
                                                        const struct scenario *s, size_t page,
                                                        unsigned char value)
 {
-    uint64_t sum = b->pages != NULL ? visit_pages(b, s, value) : apply_access(b, s, page, value);
+    uint64_t sum = b->buffer != NULL  ? read_chunks(b, s, value)
+                   : b->pages != NULL ? visit_pages(b, s, value)
+                                      : apply_access(b, s, page, value);
     if (s->backing == BACKING_WRITE_FILE)
         write_out(b);
     if (s->sync != SYNC_NONE)
@@ -1066,8 +1218,9 @@ static uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, si
     return 1;
 }
 
-/* order random: every page index once, in an order fixed by a constant seed, so that every
- * process of a scenario visits the pages in the same order (xorshift64*, Fisher-Yates). */
+/* order random: every page (or read-file chunk) index once, in an order fixed by a constant
+ * seed, so that every process of a scenario visits them in the same order (xorshift64*,
+ * Fisher-Yates). */
 static void shuffle_pages(uint64_t *order, size_t count)
 {
     uint64_t state = 0x9E3779B97F4A7C15ULL;
@@ -1096,6 +1249,7 @@ struct phase_result {
     uint64_t minor_faults;
     uint64_t major_faults;
     uint64_t rss_bytes;
+    uint64_t syscalls; /* counted ones (COUNT_SYSCALL), reported as observations */
 };
 
 /* Observations: numbers about an iteration beside its phases, each reported only where the
@@ -1105,13 +1259,17 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_BLOCKS_IN_HEAP, OBS_MAPPINGS, OBS_VM_SIZE_GROWTH_BYTES,
                    OBS_NONZERO_BYTES_AT_ALLOCATE, OBS_RESIDENT_PPM_BEFORE,
                    OBS_CHILD_SEES_PARENT, OBS_PARENT_SEES_CHILD, OBS_PARENT_PSS_BYTES,
-                   OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED, OBS_COUNT };
+                   OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED,
+                   OBS_READ_BUFFER_PAGE_OFFSET_BYTES, OBS_ALLOCATE_SYSCALLS,
+                   OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS, OBS_FREE_SYSCALLS,
+                   OBS_COUNT };
 static const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "alignment_bytes", "anon_huge_bytes", "hugetlb_bytes", "protection_enforced", "mprotect_ns",
     "brk_growth_bytes", "blocks_in_heap", "mappings", "vm_size_growth_bytes",
     "nonzero_bytes_at_allocate", "resident_ppm_before", "child_sees_parent",
     "parent_sees_child", "parent_pss_bytes", "child_pss_bytes", "blocks_moved",
-    "data_survived"};
+    "data_survived", "read_buffer_page_offset_bytes", "allocate_syscalls",
+    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls"};
 
 struct iteration_result {
     int warmup;
@@ -1119,18 +1277,19 @@ struct iteration_result {
     uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
     struct phase_result phases[PHASE_COUNT];
     uint64_t observed[OBS_COUNT];
-    uint32_t observed_mask; /* bit o: observed[o] was recorded */
+    uint64_t observed_mask; /* bit o: observed[o] was recorded */
 };
 
 static void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
     r->observed[o] = value;
-    r->observed_mask |= (uint32_t)1 << o;
+    r->observed_mask |= (uint64_t)1 << o;
 }
 
 struct phase_start {
     struct rusage usage;
     struct timespec time;
+    uint64_t syscalls;
 };
 
 /* /proc/self/statm: sizes in pages, the address space first, the resident set second.
@@ -1178,6 +1337,7 @@ static void start_phase(struct phase_start *start)
 {
     if (getrusage(RUSAGE_SELF, &start->usage) != 0) /* before the clock starts */
         system_error("getrusage");
+    start->syscalls = atomic_load_explicit(&syscall_count, memory_order_relaxed);
     clock_gettime(CLOCK_MONOTONIC, &start->time);
 }
 
@@ -1185,6 +1345,7 @@ static void stop_phase(const struct phase_start *start, size_t page, struct phas
 {
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
+    out->syscalls = atomic_load_explicit(&syscall_count, memory_order_relaxed) - start->syscalls;
     struct rusage usage; /* after the clock stops */
     if (getrusage(RUSAGE_SELF, &usage) != 0)
         system_error("getrusage");
@@ -1339,7 +1500,8 @@ static __attribute__((noinline)) int read_faults(const volatile unsigned char *p
 }
 
 /* Attempts every access the protection forbids on every block (a write; for none also a
- * read): 1 when each of them faulted. */
+ * read): 1 when each of them faulted. (exec forbids writing, like read; executing the
+ * blocks' bytes is not attempted.) */
 static uint64_t check_protection(const struct blocks *b, const struct scenario *s)
 {
     struct sigaction action, previous;
@@ -1360,11 +1522,26 @@ static uint64_t check_protection(const struct blocks *b, const struct scenario *
     return enforced;
 }
 
+static __attribute__((noinline)) void protect_blocks(const struct blocks *b, int protection);
+
+/* Heap blocks go back to free() read-write: glibc writes its free-list pointers into them.
+ * Untimed, after the observations, before the free phase. */
+static void release_protection(const struct blocks *b, const struct scenario *s)
+{
+    if (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)
+        protect_blocks(b, PROT_READ | PROT_WRITE);
+}
+
 static __attribute__((noinline)) void protect_blocks(const struct blocks *b, int protection)
 {
-    for (size_t i = 0; i < b->ops; i++)
-        if (mprotect(b->at[i], b->map_bytes, protection) != 0)
+    for (size_t i = 0; i < b->ops; i++) {
+        COUNT_SYSCALL();
+        if (mprotect(b->at[i], b->map_bytes, protection) != 0) {
+            if (errno == EACCES && protection == PROTECTION_BITS[PROTECTION_EXEC])
+                exec_refused();
             system_error("mprotect");
+        }
+    }
 }
 
 /* The cost of protecting the blocks: mprotect of every block from read-write to the
@@ -1505,6 +1682,8 @@ static struct crew *start_crew(const struct blocks *b, const struct scenario *s)
         w->slice.at = b->at + first;
         w->slice.ops = end - first;
         w->slice.first = first;
+        if (b->buffer != NULL)
+            w->slice.buffer = map_scratch(b->buffer_bytes);
         int error = pthread_create(&w->thread, NULL, run_worker, w);
         if (error != 0) {
             errno = error;
@@ -1533,9 +1712,16 @@ static void observe_allocation(const struct context *c, const struct scenario *s
                                struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
-    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
     observe(out, OBS_MAPPINGS, count_mappings());
     observe(out, OBS_VM_SIZE_GROWTH_BYTES, growth(vm_before, virtual_bytes(b->page_bytes)));
+    if (s->backing == BACKING_READ_FILE) {
+        const unsigned char *destination = b->buffer != NULL ? b->buffer : b->at[0];
+        observe(out, OBS_READ_BUFFER_PAGE_OFFSET_BYTES,
+                (uint64_t)((uintptr_t)destination % b->page_bytes));
+    }
+    if (b->buffer != NULL)
+        return; /* read-file with a read buffer: no blocks, nothing allocated */
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
     if (is_heap_backing(s->backing)) {
         observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
         observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
@@ -1587,6 +1773,7 @@ static void run_cycle(const struct context *c, const struct scenario *s, unsigne
     if (s->protection != PROTECTION_READ_WRITE) {
         observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
         observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
+        release_protection(b, s);
     }
 
     start_phase(&start);
@@ -1598,18 +1785,27 @@ static void run_cycle(const struct context *c, const struct scenario *s, unsigne
     finish_release(b, s);
 
     out->checksum = checksum;
+    if (is_file_backing(s->backing)) {
+        observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
+        observe(out, OBS_FIRST_TOUCH_SYSCALLS, out->phases[PHASE_FIRST_TOUCH].syscalls);
+        observe(out, OBS_SECOND_PASS_SYSCALLS, out->phases[PHASE_SECOND_PASS].syscalls);
+        observe(out, OBS_FREE_SYSCALLS, out->phases[PHASE_FREE].syscalls);
+    }
 }
 
 /* What the forked child sends back through its pipe. */
 struct child_report {
     struct phase_result write; /* its write over every block: the second_pass slot */
-    uint64_t sees_parent;
     uint64_t pss_bytes;
 };
 
-/* fork, the child's part: check that it sees the parent's data, write over it (timed: the
- * copy-on-write faults), report, and stay until the parent has measured (it closes the
- * release pipe), so both PSS figures are taken while both processes map the memory. */
+/* fork, the child's part: write over the parent's data first thing (timed: its page faults,
+ * copy-on-write for private memory), report, and stay until the parent has measured (it
+ * closes the release pipe), so both PSS figures are taken while both processes map the
+ * memory. The child reads nothing before its write: fork copies no page table entries of
+ * shared mappings, so a read first would fault the pages in and the timed write would find
+ * them mapped. Whether a child sees the parent's data is asked of another child
+ * (check_in_child). */
 static void run_child(const struct blocks *b, const struct scenario *s,
                       unsigned char parent_value, const int report_pipe[2],
                       const int release_pipe[2]) __attribute__((noreturn));
@@ -1625,7 +1821,6 @@ static void run_child(const struct blocks *b, const struct scenario *s,
     int report_fd = report_pipe[1], release_fd = release_pipe[0];
     size_t page = b->page_bytes;
     struct child_report report;
-    report.sees_parent = blocks_hold(b, s, page, parent_value);
     struct phase_start start;
     start_phase(&start);
     apply_access(b, s, page, (unsigned char)(parent_value + 1));
@@ -1675,8 +1870,31 @@ static void read_report(int fd, pid_t child, struct child_report *report)
     }
 }
 
-/* fork: the parent writes, forks; the child checks and writes (run_child); the parent checks
- * whether it sees the child's write, then waits for it and frees. */
+/* Whether a child forked now sees the blocks holding `value`: a child that only reads them
+ * and answers by its exit status, so that the timed child never reads before it writes. */
+static uint64_t check_in_child(const struct blocks *b, const struct scenario *s,
+                               unsigned char value)
+{
+    pid_t child = fork();
+    if (child < 0)
+        system_error("fork");
+    if (child == 0)
+        _exit(blocks_hold(b, s, b->page_bytes, value) ? 0 : 1);
+    int status;
+    if (waitpid(child, &status, 0) != child)
+        system_error("waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        child_failed(status);
+    return WEXITSTATUS(status) == 0;
+}
+
+/* fork: the parent writes, forks; the child writes (run_child); the parent checks whether it
+ * sees the child's write, then waits for it and frees. Whether a child sees the parent's data
+ * (child_sees_parent) is checked by a second child, untimed: for shared memory before the
+ * timed fork, as fork copies nothing of shared mappings and the timed fork does the same
+ * work either way (after it, the memory holds the child's write); for private memory after
+ * the timed child has written, as the parent's copy is still its own, and a fork before would
+ * write-protect the parent's page table entries for the timed fork. */
 static void run_fork(const struct context *c, const struct scenario *s, unsigned char value,
                      struct iteration_result *out)
 {
@@ -1687,12 +1905,15 @@ static void run_fork(const struct context *c, const struct scenario *s, unsigned
         system_error("pipe2");
     struct phase_start start;
     out->rss_before_bytes = resident_bytes(page);
+    int shared = s->sharing == SHARING_SHARED && !is_heap_backing(s->backing);
 
     start_phase(&start);
     allocate_blocks(b, s);
     apply_access(b, s, page, value);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
     observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
+    if (shared)
+        observe(out, OBS_CHILD_SEES_PARENT, check_in_child(b, s, value));
 
     start_phase(&start);
     pid_t child = fork();
@@ -1708,10 +1929,11 @@ static void run_fork(const struct context *c, const struct scenario *s, unsigned
     read_report(report_pipe[0], child, &report);
     out->phases[PHASE_SECOND_PASS] = report.write;
     out->phases[PHASE_SECOND_PASS].rss_bytes = resident_bytes(page); /* the parent's */
-    observe(out, OBS_CHILD_SEES_PARENT, report.sees_parent);
     observe(out, OBS_CHILD_PSS_BYTES, report.pss_bytes);
     observe(out, OBS_PARENT_PSS_BYTES, pss_bytes());
     observe(out, OBS_PARENT_SEES_CHILD, blocks_hold(b, s, page, (unsigned char)(value + 1)));
+    if (!shared)
+        observe(out, OBS_CHILD_SEES_PARENT, check_in_child(b, s, value));
     close(report_pipe[0]);
     close(release_pipe[1]); /* the child may exit now */
 
@@ -1745,6 +1967,7 @@ static void grow_by_realloc(const struct blocks *b, const struct blocks *grown)
 static void grow_by_mremap(const struct blocks *b, const struct blocks *grown)
 {
     for (size_t i = 0; i < b->ops; i++) {
+        COUNT_SYSCALL();
         void *p = mremap(b->at[i], b->map_bytes, grown->map_bytes, MREMAP_MAYMOVE);
         if (p == MAP_FAILED)
             system_error("mremap");
@@ -1769,7 +1992,7 @@ static void grow_by_copy(const struct blocks *b, const struct scenario *s,
         memcpy(p, b->at[i], b->size_bytes);
         if (heap)
             free(b->at[i]);
-        else if (munmap(b->at[i], b->map_bytes) != 0)
+        else if ((COUNT_SYSCALL(), munmap(b->at[i], b->map_bytes) != 0))
             system_error("munmap");
         b->at[i] = p;
     }
@@ -1905,7 +2128,7 @@ static void print_result(size_t page, const char *file_fs, const struct iteratio
         fputs("}, \"observations\": {", stdout);
         const char *separator = "";
         for (int o = 0; o < OBS_COUNT; o++) {
-            if (r->observed_mask & ((uint32_t)1 << o)) {
+            if (r->observed_mask & ((uint64_t)1 << o)) {
                 printf("%s\"%s\": %" PRIu64, separator, OBSERVATION_NAMES[o], r->observed[o]);
                 separator = ", ";
             }
@@ -1940,7 +2163,8 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         map_bytes = (s->size_bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
         if (map_bytes < s->size_bytes || s->ops > SIZE_MAX / map_bytes)
             usage_error("--ops times --size_bytes is too large");
-    } else if (s->thp != THP_DEFAULT) {
+    } else if (s->thp != THP_DEFAULT ||
+               (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)) {
         map_bytes = stride;
     }
     /* resize: the grown blocks, all of them, must fit too. */
@@ -1959,7 +2183,18 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         c.residency = map_scratch(c.file_bytes / page);
     }
     b->at = map_scratch(s->ops * sizeof *b->at);
-    if (s->order == ORDER_RANDOM) {
+    if (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0) {
+        /* map_scratch writes it: its page faults happen here, never in a timed phase */
+        b->buffer_bytes = s->read_buffer_bytes;
+        b->buffer = map_scratch(b->buffer_bytes);
+        if (s->order == ORDER_RANDOM) {
+            b->chunks_per_block = (s->size_bytes + b->buffer_bytes - 1) / b->buffer_bytes;
+            b->chunk_count = s->ops * b->chunks_per_block;
+            uint64_t *order = map_scratch(b->chunk_count * sizeof *order);
+            shuffle_pages(order, b->chunk_count);
+            b->chunk_order = order;
+        }
+    } else if (s->order == ORDER_RANDOM) {
         b->pages_per_block = stride / page;
         b->page_count = s->ops * b->pages_per_block;
         uint64_t *order = map_scratch(b->page_count * sizeof *order);
