@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ from runner.matrix import expand  # noqa: E402
 from runner.model import ProcessRecord, Repetitions, Scenario  # noqa: E402
 from runner.probe import ProbeBinary, build_probe, compile_c, find_compiler, probe_argv  # noqa: E402
 from runner.spec import parse_spec  # noqa: E402
+from runner.stats import bootstrap_median_ci  # noqa: E402
 
 SIZE_BYTES = 256 << 20
 READ_CHUNK_BYTES = 1 << 20
@@ -181,7 +183,8 @@ class Runner:
         iteration = record.probe["iterations"][0]
         phase = iteration["phases"][family.phase]
         return Sample(int(phase["ns"]), int(phase["minor_faults"]),
-                      {"observations": iteration["observations"]})
+                      {"rss_bytes": int(phase["rss_bytes"]),
+                       "observations": iteration["observations"]})
 
     def _plain(self, family: Family) -> Sample:
         argv = [str(self.baseline), *family.plain]
@@ -220,12 +223,17 @@ def summarize(entry: Series) -> dict[str, Any]:
               for side in SIDES}
     ratios = [a / p for a, p in zip(ns["alloclab"], ns["plain"], strict=True)]
     paired = statistics.median(ratios)
+    low, high = bootstrap_median_ci(np.array(ratios, dtype=np.float64))
     summary: dict[str, Any] = {
         **{f"{side}_median_ns": statistics.median(ns[side]) for side in SIDES},
         **{f"{side}_min_ns": min(ns[side]) for side in SIDES},
         **{f"{side}_median_minor_faults": faults[side] for side in SIDES},
         "median_paired_ratio": paired,
         "min_ratio": min(ns["alloclab"]) / min(ns["plain"]),
+        "median_paired_ratio_ci95": [low, high],
+        # The interval lies wholly inside the bound or wholly outside it: the verdict stands.
+        "resolved": (low >= 1 - BOUND and high <= 1 + BOUND) or high < 1 - BOUND
+        or low > 1 + BOUND,
         "paired_ratios": ratios,
         "bound": BOUND,
     }
@@ -267,9 +275,27 @@ def print_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
                   f"{summary[f'{side}_median_minor_faults']:>7g}")
         verdict = summary["verdict"]
         detail = f": {summary['reason']}" if verdict == "FAIL" else ""
+        low, high = summary["median_paired_ratio_ci95"]
         print(f"{name:<12} {'ratio':<9} median paired alloclab/plain "
-              f"{summary['median_paired_ratio']:.3f} (of minima {summary['min_ratio']:.3f}) "
-              f"-> {verdict} (bound ±{BOUND:.0%}){detail}")
+              f"{summary['median_paired_ratio']:.3f} [95% CI {low:.3f}-{high:.3f}] "
+              f"(of minima {summary['min_ratio']:.3f}) -> {verdict} (bound ±{BOUND:.0%}){detail}")
+        if not summary["resolved"]:
+            print(f"{'':<12} {'':<9} noisy: the interval straddles the bound, so this verdict "
+                  "could flip on a rerun (a quieter machine or more --rounds would settle it)")
+        offsets = _buffer_page_offsets(entry)
+        if offsets:
+            print(f"{'':<12} {'':<9} read buffer offset into its page: {offsets}")
+
+
+def _buffer_page_offsets(entry: Series) -> str:
+    """The read destination's offset into its page on each side (read-file), as reported."""
+    probe = {r["alloclab"]["extra"]["observations"].get("read_buffer_page_offset_bytes")
+             for r in entry.rounds}
+    plain = {r["plain"]["extra"].get("buffer_page_offset") for r in entry.rounds}
+    if probe == {None} or not entry.rounds or entry.family.params.get("backing") != "read-file":
+        return ""
+    return (f"alloclab {', '.join(map(str, sorted(probe, key=str)))} bytes, "
+            f"plain {', '.join(map(str, sorted(plain, key=str)))} bytes")
 
 
 def prepare(families: Sequence[Family]) -> list[Series]:
