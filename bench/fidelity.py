@@ -26,8 +26,11 @@ machine lands on both sides of a pair. Per family it prints median and minimum o
 the median of the per-round ratios alloclab/plain and PASS when that is within BOUND of 1
 (two-sided: a probe faster than careful C is as wrong as a slower one), and FAIL when not, or
 when the two sides took different numbers of page faults (they would not be doing the same
-kernel work). Raw samples and the summary go to bench/out/fidelity.json. Exit status 1 when
-any family fails. Run from a checkout: `python bench/fidelity.py [--rounds N]`.
+kernel work). With it goes the bootstrap 95% interval of that median (runner.stats); when the
+interval straddles the bound the verdict is within the machine's noise, and it says so. Raw
+samples and the summary go to bench/out/fidelity.json. Exit status 1 when any family fails,
+including a family this alloclab cannot express. Run from a checkout:
+`python bench/fidelity.py [--rounds N] [--family NAME]`, or `nox -s bench -- --rounds N`.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ READ_CHUNK_BYTES = 1 << 20
 FILE_DIR = "/tmp"  # ext4 here: a file read goes through the page cache of a real filesystem
 BOUND = 0.03  # the median paired ratio alloclab/plain must lie within 1 ± BOUND
 TIMEOUT_S = 120.0
-DEFAULT_ROUNDS = 15
+DEFAULT_ROUNDS = 30  # about two minutes here, with other work sharing the machine
 OUT = ROOT / "bench" / "out" / "fidelity.json"
 SIDES = ("alloclab", "plain")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
