@@ -8,7 +8,7 @@
  *                                   page (will-it-scale page_fault1)
  *   baseline memset SIZE            mapping faulted in by one store per page; time libc
  *                                   memset over all of it (lmbench bw_mem bzero)
- *   baseline read-all SIZE          mapping faulted in by one load per page; time summing
+ *   baseline read-all SIZE          mapping faulted in by one store per page; time summing
  *                                   every 64-bit word with four independent accumulators
  *                                   (lmbench bw_mem rd, every word instead of a stride;
  *                                   SIZE a multiple of 128 bytes)
@@ -18,8 +18,9 @@
  *                                   at a time into one reused page-aligned buffer until end
  *                                   of file (lmbench bw_file_rd, io_only)
  *
- * The read-all mapping is faulted in by reading, as the probe's read-all first touch leaves
- * it (every page maps the kernel's shared zero page): the same memory state on both sides.
+ * The read-all mapping is faulted in by writing, so every page is a page of memory of its
+ * own, as the probe's read-all scenario leaves it (populate madv-populate-write): the sum
+ * reads memory, not the kernel's one shared zero page, which would stay in cache.
  *
  * Prints one JSON line: {"ns": timed nanoseconds, "minor_faults": during the timed loop,
  * "checksum": what the loop computed (printed so the loop's result stays live),
@@ -161,17 +162,16 @@ static int read_all(size_t bytes)
     }
     size_t page = page_size();
     unsigned char *base = fresh_mapping(bytes);
-    /* Fault every page in by a load: each maps the shared zero page, as after the probe's
-     * read-all first touch. The loads are summed into `faulted` so they stay. */
-    uint64_t faulted = 0;
+    /* Fault every page in by a store, so each is memory of its own (a zero byte: the
+     * mapping's contents stay as the kernel gave them). */
     for (size_t at = 0; at < bytes; at += page)
-        faulted += ((volatile unsigned char *)base)[at];
+        ((volatile unsigned char *)base)[at] = 0;
     KEEP(base);
 
     struct timed t;
     begin(&t);
     uint64_t sum = rd((const uint64_t *)(void *)base, bytes / sizeof(uint64_t));
-    end(&t, sum + faulted, 0);
+    end(&t, sum, 0);
     return 0;
 }
 

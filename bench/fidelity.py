@@ -14,8 +14,9 @@ Families (256 MiB, one block):
   first-touch  one store per page of a fresh anonymous mapping (probe: mmap-anon, write-page,
                first_touch)
   memset       memset over faulted memory (probe: mmap-anon, write-all, second_pass)
-  read-all     sum every 64-bit word of faulted memory (probe: mmap-anon, read-all,
-               second_pass; both sides fault by reading, so every page maps the zero page)
+  read-all     sum every 64-bit word of memory whose pages are all in RAM (probe: mmap-anon,
+               read-all, populate madv-populate-write, second_pass; the baseline faults by
+               one store per page): memory, not the one shared zero page held in cache
   read-file    read a warm file in 1 MiB chunks into one reused page-aligned buffer (probe:
                read-file, read_buffer 1MiB, access none, cache warm, first_touch)
 
@@ -99,9 +100,10 @@ FAMILIES = (
            "one store per page of a fresh private anonymous mapping"),
     Family("memset", {"backing": "mmap-anon", "access": "write-all"}, "second_pass", "GB/s",
            ("memset", str(SIZE_BYTES)), "memset over a mapping whose pages are all faulted in"),
-    Family("read-all", {"backing": "mmap-anon", "access": "read-all"}, "second_pass", "GB/s",
+    Family("read-all", {"backing": "mmap-anon", "access": "read-all",
+                        "populate": "madv-populate-write"}, "second_pass", "GB/s",
            ("read-all", str(SIZE_BYTES)),
-           "sum of every 64-bit word of a mapping faulted in by reading (zero page)"),
+           "sum of every 64-bit word of a mapping whose pages are all in memory (written)"),
     Family("read-file", {"backing": "read-file", "access": "none", "cache": "warm",
                          "file_dir": FILE_DIR, "read_buffer": READ_CHUNK_BYTES},
            "first_touch", "GB/s",
