@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 import runner
-from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
+import runner.fleet
+from runner import guard, hosts, interrupt, matrix, pipeline, preconditions, schema, spec
 from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
 from runner.store import SkippedRunWarning
@@ -49,6 +50,9 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
         reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
         force=args.force)
+    fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None)
+    if fleet is not None:
+        return cmd_run_fleet(args, options, fleet)
     summaries = pipeline.run_experiments(_specs(args), options, _say)
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
@@ -62,6 +66,23 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     if any(s.processes_failed for s in summaries):
         # Recorded and reported, but a script running alloclab should still hear of it.
         _say("some probe processes crashed, failed or timed out: see above and the report")
+        return ExitStatus.FAILURE
+    return status
+
+
+def cmd_run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
+                  fleet: hosts.Fleet) -> ExitStatus:
+    """`run --host/--hosts`: every host's results under results/<label>/, then one report."""
+    outcomes = runner.fleet.run_fleet(_specs(args), options, fleet, _say)
+    for outcome in outcomes:
+        for s in outcome.summaries:
+            failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
+            _say(f"[{outcome.host.label}] {s.experiment}: {s.processes_run} processes run"
+                 f"{failed} -> {s.run_dir}")
+    status = cmd_report(args) if not args.no_report else ExitStatus.OK
+    if any(o.error or any(s.processes_failed for s in o.summaries) for o in outcomes):
+        _say("some hosts or probe processes failed: see above; run the same command again to "
+             "measure what is missing")
         return ExitStatus.FAILURE
     return status
 
@@ -227,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
     add_force(run)
+    run.add_argument("--host", action="append", metavar="[LABEL=][USER@]HOST[:PORT]",
+                     help="run on this machine over SSH instead (repeatable; results go to "
+                          "results/LABEL, LABEL defaulting to HOST); only the probe runs there")
+    run.add_argument("--hosts", metavar="FILE",
+                     help="run on the hosts a fleet file lists (labels, ssh options, work "
+                          "directories, parallel; see README 'Other machines over SSH')")
     run.set_defaults(func=cmd_run)
 
     report = add("report", "render reports/ from stored results only (no measuring); the same "

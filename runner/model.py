@@ -7,7 +7,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runner.parameters import BY_KEY, PARAMETERS, Value, id_defaults, scenario_memory_bytes
+from runner.parameters import (
+    BY_KEY,
+    PARAMETERS,
+    Value,
+    applies,
+    id_defaults,
+    scenario_memory_bytes,
+)
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
 # Spec keys that change what a report shows but not what is measured.
@@ -77,7 +84,8 @@ class Scenario:
     def label(self, keys: tuple[str, ...]) -> str:
         """Readable name from the given parameters, e.g. "mmap-anon 4KiB populate=true"."""
         params = self.params()
-        return " ".join(BY_KEY[key].label_text(params[key]) for key in keys)
+        return " ".join(BY_KEY[key].label_text(params[key]) for key in keys
+                        if applies(key, params))
 
     @property
     def memory_bytes(self) -> int:

@@ -318,6 +318,12 @@ def _yaml_text(value: Value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
+def applies(key: str, params: Mapping[str, Value]) -> bool:
+    """Whether a parameter means anything for this scenario, so labels can leave it out:
+    read_buffer is read-file's alone (every other backing holds the default)."""
+    return key != "read_buffer" or params["backing"] == "read-file"
+
+
 def block_bytes(backing: str, size_bytes: int) -> int:
     """Memory one block really takes: a hugetlb block is rounded up to whole huge pages."""
     if backing == "mmap-hugetlb":

@@ -25,7 +25,9 @@ from runner import (
     machine,
     matrix,
     names,
+    preconditions,
     probe,
+    remote,
     schedule,
     spec,
     store,
@@ -63,6 +65,18 @@ QUICK_PROCESSES = 2
 
 
 @dataclass(frozen=True)
+class Target:
+    """Another machine the probe processes run on (runner.fleet builds it); None: this one."""
+
+    read_fingerprint: Callable[[Path, set[str]], dict[str, Any]]  # spec path, file dirs
+    run_process: schedule.RunProcess
+    facts: preconditions.MachineFacts
+    probe_env: dict[str, str]  # the allocator variables of every probe there
+    probe_info: dict[str, Any]  # added to the manifest's "probe": how it got there
+    connection_failures: Callable[[], int]  # processes the connection failed so far
+
+
+@dataclass(frozen=True)
 class RunSummary:
     experiment: str
     run_dir: Path
@@ -86,31 +100,34 @@ def _new_run_id(results_dir: Path, machine: str, experiment: str) -> str:
     return run_id
 
 
-def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Say) -> RunSummary:
+def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Say,
+             target: Target | None = None) -> RunSummary:
     """Run one experiment to completion, continuing an interrupted run of the same spec.
 
     A new run first copies the scenarios an earlier run measured under the same conditions
     (_reusable_records); load and steal are snapshotted around the processes, and the noise
-    checks' findings come back in the summary.
+    checks' findings come back in the summary. With a `target` the processes run there; a
+    run whose connection failed some of them stays unfinished, so running again resumes it.
     """
     experiment = plan.spec
     repetitions = _repetitions(experiment, options)
-    fingerprint = read_fingerprint(
-        spec_path=Path(experiment.source),
-        file_dirs={s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS})
+    file_dirs = {s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}
+    fingerprint = (target.read_fingerprint(Path(experiment.source), file_dirs) if target
+                   else read_fingerprint(spec_path=Path(experiment.source), file_dirs=file_dirs))
     with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
                             experiment.name, options.command):
-        return _run_locked(plan, binary, options, repetitions, fingerprint, say)
+        return _run_locked(plan, binary, options, repetitions, fingerprint, say, target)
 
 
 def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
-                repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> RunSummary:
+                repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
+                target: Target | None) -> RunSummary:
     """run_plan's work, with the experiment folder's run lock held."""
     experiment = plan.spec
     run_dir, manifest, done = (
         _resume(plan, binary, options, repetitions, fingerprint, say)
-        or _start(plan, binary, options, repetitions, fingerprint, say))
-    probe_env = machine.allocator_env(os.environ)
+        or _start(plan, binary, options, repetitions, fingerprint, say, target))
+    probe_env = target.probe_env if target else machine.allocator_env(os.environ)
     if probe_env:
         say(f"{experiment.name}: probes run with "
             + " ".join(f"{k}={v}" for k, v in probe_env.items()))
@@ -120,10 +137,17 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     progress = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
                          len(jobs) - len(done), experiment.timeout_s, say)
     load_before = machine.read_load()
+    lost_before = target.connection_failures() if target else 0
     schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done,
-                      progress.on_record, extra_env=probe_env)
-    load = [*manifest.get("load", []), {"before": load_before, "after": machine.read_load()}]
-    store.write_manifest(run_dir, {**manifest, "finished_utc": _utc_now(), "load": load})
+                      progress.on_record, extra_env=probe_env,
+                      facts=target.facts if target else None,
+                      run_process=target.run_process if target else None)
+    # This machine's load says nothing about another's: a remote run records none.
+    load = [*manifest.get("load", []), *([] if target else [
+        {"before": load_before, "after": machine.read_load()}])]
+    lost = target is not None and target.connection_failures() > lost_before
+    store.write_manifest(run_dir, {**manifest, "finished_utc": None if lost else _utc_now(),
+                                   "load": load})
     from runner import noise, report, verdict
     from runner.frame import build_frame, measured
 
@@ -169,13 +193,18 @@ def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     manifest = {**resumed.manifest, "spec_hash": experiment.hash,
                 "spec_text": spec.read_spec_text(Path(experiment.source))}
     store.write_manifest(resumed.path, manifest)
-    done = {(r.scenario_id, r.process_index) for r in resumed.records}
+    # Processes a lost connection failed are measured again, their records replaced.
+    kept = [r for r in resumed.records if not remote.is_connection_failure(r)]
+    if len(kept) < len(resumed.records):
+        store.rewrite_records(resumed.path, kept)
+    done = {(r.scenario_id, r.process_index) for r in kept}
     say(f"{experiment.name}: resuming {resumed.path} ({len(done)} processes already stored)")
     return resumed.path, manifest, done
 
 
 def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
-           repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> Opened:
+           repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
+           target: Target | None = None) -> Opened:
     """A new run folder with its manifest and the records it can reuse from an earlier run."""
     experiment = plan.spec
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
@@ -184,7 +213,7 @@ def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     manifest = store.build_manifest(
         plan, spec_text=spec.read_spec_text(Path(experiment.source)),
         probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
-                    "flags": list(binary.flags)},
+                    "flags": list(binary.flags), **(target.probe_info if target else {})},
         fingerprint=fingerprint, machine=options.machine, run_id=run_id,
         repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
     # A run with fewer repetitions than its spec asks for is shown only when no full one is.

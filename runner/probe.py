@@ -277,3 +277,27 @@ def _check_count(container: Mapping[str, Any], key: str, where: str, minimum: in
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         path = f"{where}.{key}" if where else key
         raise ValueError(f"{path}: expected a whole number >= {minimum}, got {value!r}")
+
+
+FINGERPRINT_ARGUMENT = "--fingerprint"
+
+
+def fingerprint_argv(binary: ProbeBinary, file_dirs: Sequence[str]) -> list[str]:
+    """The probe's command line that prints the machine's fingerprint (probe/fingerprint.c)."""
+    return [str(binary.path), FINGERPRINT_ARGUMENT, *sorted(set(file_dirs))]
+
+
+def parse_fingerprint_output(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The probe's --fingerprint JSON -> (fingerprint facts, precondition facts); ValueError
+    saying what is off. The facts are runner.machine's FACTS the machine itself holds; the
+    precondition facts are {"euid", "free_huge_pages"}."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"fingerprint output is not JSON ({error}): {text[:120]!r}") from error
+    _check_keys(data, ("probe_version", "fingerprint", "facts"), "fingerprint output")
+    if data["probe_version"] != PROBE_VERSION:
+        raise ValueError(f"fingerprint output has probe_version {data['probe_version']!r}, "
+                         f"this alloclab reads version {PROBE_VERSION}")
+    _check_keys(data["facts"], ("euid", "free_huge_pages"), "facts")
+    return dict(data["fingerprint"]), dict(data["facts"])

@@ -19,6 +19,9 @@ from pathlib import Path
 from runner import datafiles, execute, interrupt, preconditions, probe, store
 from runner.model import ProcessRecord, Repetitions, Scenario
 
+# execute.run_process, or a remote executor's method with the same contract (runner.remote).
+RunProcess = Callable[..., ProcessRecord]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -42,26 +45,32 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
              timeout_s: float, run_dir: Path, done: set[tuple[str, int]],
              on_record: Callable[[Job, ProcessRecord], None],
              facts: preconditions.MachineFacts | None = None,
-             extra_env: Mapping[str, str] | None = None) -> None:
+             extra_env: Mapping[str, str] | None = None,
+             run_process: RunProcess | None = None) -> None:
     """Run each job not yet `done` in a fresh probe process, storing its record at once
     (written at once, synced to disk at the end of each round and of the run). File-backed
-    scenarios share one data file between their processes (runner.datafiles).
+    scenarios run here share one data file between their processes (runner.datafiles).
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
     environment (the allocator variables, runner.machine.allocator_env), with the scenario's
-    own tunables on top (runner.probe.probe_env).
+    own tunables on top (runner.probe.probe_env). `run_process` starts the process on
+    another machine (runner.remote.RemoteExecutor); None: here (execute.run_process).
     """
     unmet = preconditions.find_unmet({job.scenario for job in jobs},
                                      facts or preconditions.read_facts())
     round_size = len({job.scenario.id for job in jobs})
     to_run = [job for job in jobs if (job.scenario.id, job.process_index) not in done]
     # Each file-backed scenario's data file is made by its first process and removed after its
-    # last (runner.datafiles), and in any case when the run ends, however it ends.
-    datafiles.remove_leftovers(run_dir, {job.scenario.file_dir for job in to_run
-                                         if datafiles.can_share(job.scenario)})
-    shared = datafiles.name_files((job.scenario for job in to_run
-                                   if job.scenario.id not in unmet), run_dir)
+    # last (runner.datafiles), and in any case when the run ends, however it ends. On another
+    # machine (run_process given) every process makes its own, as this runner cannot remove
+    # files there.
+    shared: dict[str, Path] = {}
+    if run_process is None:
+        datafiles.remove_leftovers(run_dir, {job.scenario.file_dir for job in to_run
+                                             if datafiles.can_share(job.scenario)})
+        shared = datafiles.name_files((job.scenario for job in to_run
+                                       if job.scenario.id not in unmet), run_dir)
     last = {job.scenario.id: job.process_index for job in to_run}
     try:
         with store.RecordWriter(run_dir) as writer:
@@ -72,7 +81,7 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
                 record = _run_job(job, binary, repetitions, timeout_s,
                                   unmet.get(job.scenario.id),
                                   probe.probe_env(job.scenario, extra_env),
-                                  shared.get(job.scenario.id))
+                                  shared.get(job.scenario.id), run_process)
                 writer.append(record)
                 if number % round_size == 0:
                     writer.sync()  # once a round, i.e. once per scenario's worth of records
@@ -85,16 +94,17 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
 
 
 def _run_job(job: Job, binary: probe.ProbeBinary, repetitions: Repetitions, timeout_s: float,
-             unmet: str | None, env: dict[str, str], data_file: Path | None) -> ProcessRecord:
+             unmet: str | None, env: dict[str, str], data_file: Path | None,
+             run_process: RunProcess | None) -> ProcessRecord:
     """One job's record: a skip when the machine cannot measure it, else its probe's."""
     if unmet is not None:
         return skipped_record(job, unmet)
     argv = probe.probe_argv(binary, job.scenario, repetitions.warmup, repetitions.iterations)
     if data_file is not None:
         env = {**env, datafiles.VARIABLE: str(data_file)}
-    return execute.run_process(argv, scenario_id=job.scenario.id,
-                               process_index=job.process_index, timeout_s=timeout_s,
-                               extra_env=env)
+    start = run_process or execute.run_process
+    return start(argv, scenario_id=job.scenario.id, process_index=job.process_index,
+                 timeout_s=timeout_s, extra_env=env)
 
 
 def skipped_record(job: Job, reason: str) -> ProcessRecord:

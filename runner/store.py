@@ -630,3 +630,14 @@ def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+def rewrite_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
+    """Replace a run's samples with `records` atomically (a resumed run dropping the records
+    of processes it measures again, so none is stored twice)."""
+    lines = "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+                    for r in records)
+    tmp = run_dir / (SAMPLES + ".tmp")
+    with open(tmp, "wb") as out:
+        out.write(lines.encode())
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, run_dir / SAMPLES)

@@ -320,3 +320,13 @@ def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
     # ops auto covers 16 MiB of what the blocks really take
     assert resolve_ops(0, 4096, "mmap-hugetlb") == 8
     assert resolve_ops(0, 4096, "mmap-anon") == 4096
+
+
+def test_read_buffer_is_left_out_of_labels_where_it_means_nothing() -> None:
+    from runner.model import Scenario
+    from runner.parameters import DEFAULTS
+    keys = ("backing", "read_buffer", "size")
+    mapped = Scenario.from_params({**DEFAULTS, "backing": "mmap-file", "ops": 1})
+    read = Scenario.from_params({**DEFAULTS, "backing": "read-file", "ops": 1})
+    assert mapped.label(keys) == "mmap-file 4KiB"
+    assert read.label(keys) == "read-file read_buffer=1MiB 4KiB"

@@ -106,6 +106,7 @@
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
  *   cycle.c, churn.c, fork.c, resize.c, limits.c   one workload each: its four phase slots
+ *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine.py FACTS)
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
  *   tether.c    dying with the runner, and at the probe's own time limit (environment)
  */
@@ -238,6 +239,8 @@ static struct context prepare_context(const struct scenario *s, size_t page,
 int main(int argc, char **argv)
 {
     uintptr_t heap_start = current_brk(); /* before anything can move it */
+    if (argc > 1 && strcmp(argv[1], FINGERPRINT_ARGUMENT) == 0)
+        return print_fingerprint(argc - 2, argv + 2);
     int tracing = argc > 1 && strcmp(argv[argc - 1], TRACE_HEAP_ARGUMENT) == 0;
     tie_to_runner(tracing);
     struct scenario s = parse_arguments(tracing ? argc - 1 : argc, argv);

@@ -122,6 +122,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
 
 /* The last argument of the heap trace's fresh image (history.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
+/* As first argument: print the machine's fingerprint instead (fingerprint.c). */
+#define FINGERPRINT_ARGUMENT "--fingerprint"
 
 struct scenario {
     enum backing backing;
@@ -282,16 +284,18 @@ static inline uint64_t sum_words(const unsigned char *p, size_t length)
 {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     size_t words = length / sizeof(uint64_t), w = 0;
-    for (; w + 8 <= words; w += 8) {
+    /* Two cache lines a step: fewer loop instructions per byte, which matters when data
+     * comes from cache (the shared zero page) rather than from memory. */
+    for (; w + 16 <= words; w += 16) {
         const unsigned char *q = p + w * sizeof(uint64_t);
-        s0 += load_word(q);
-        s1 += load_word(q + 8);
-        s2 += load_word(q + 16);
-        s3 += load_word(q + 24);
-        s4 += load_word(q + 32);
-        s5 += load_word(q + 40);
-        s6 += load_word(q + 48);
-        s7 += load_word(q + 56);
+        s0 += load_word(q) + load_word(q + 64);
+        s1 += load_word(q + 8) + load_word(q + 72);
+        s2 += load_word(q + 16) + load_word(q + 80);
+        s3 += load_word(q + 24) + load_word(q + 88);
+        s4 += load_word(q + 32) + load_word(q + 96);
+        s5 += load_word(q + 40) + load_word(q + 104);
+        s6 += load_word(q + 48) + load_word(q + 112);
+        s7 += load_word(q + 56) + load_word(q + 120);
     }
     for (; w < words; w++)
         s0 += load_word(p + w * sizeof(uint64_t));
@@ -435,6 +439,8 @@ struct scenario parse_arguments(int argc, char **argv);
 void skip(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 void system_error(const char *call) __attribute__((noreturn));
 void exec_refused(void) __attribute__((noreturn));
+/* fingerprint.c: --fingerprint [DIR...], the machine's facts as JSON; returns the exit status. */
+int print_fingerprint(int count, char **directories);
 void print_result(size_t page, const char *file_fs, const struct iteration_result *results,
                   size_t count);
 

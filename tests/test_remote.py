@@ -1,0 +1,262 @@
+"""Runs on other machines over SSH, end to end against a real OpenSSH server on 127.0.0.1.
+
+The server (tests/sshd_server.py) has its own config, host key, client key and known_hosts in
+a temporary folder; host keys are checked (StrictHostKeyChecking=yes). Without sshd the tests
+are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner import execute, fleet, probe, remote
+from runner.cli import main
+from runner.hosts import Host
+from runner.machine import read_fingerprint
+from runner.store import list_runs
+from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
+
+ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.probe
+
+SPEC = """\
+name: over-ssh
+title: Over SSH
+question: Does a run on another machine come back whole?
+matrix:
+  backing: [malloc, mmap-file]
+fixed:
+  size: 64KiB
+  access: write-page
+  ops: 4
+  file_dir: "{file_dir}"
+repetitions:
+  processes: 2
+  iterations: 1
+timeout: 20s
+charts:
+  - title: touch
+    metric: first_touch_minor_faults_per_page
+    x: backing
+"""
+WEIRD = "we ird;$(touch CANARY)`touch CANARY`'\"&|<>*"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    try:
+        server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except SshdUnavailable as reason:
+        pytest.skip(f"no OpenSSH server to test against: {reason}")
+    yield server
+    server.stop()
+
+
+def _fleet_file(tmp_path: Path, sshd: Sshd, labels: list[str], work_dir: Path) -> Path:
+    text = "parallel: 2\nhosts:\n" + "".join(
+        sshd.hosts_entry(label) + f"    work_dir: {work_dir}\n" for label in labels)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path
+
+
+def _run_args(tmp_path: Path, spec: Path, fleet: Path) -> list[str]:
+    return ["run", str(spec), "--hosts", str(fleet), "--results", str(tmp_path / "results"),
+            "--reports", str(tmp_path / "reports"), "--templates", str(ROOT / "templates"),
+            "--seed", "5"]
+
+
+def _setup(tmp_path: Path, sshd: Sshd, labels: list[str]) -> tuple[Path, Path, Path]:
+    data_dir = tmp_path / WEIRD
+    data_dir.mkdir()
+    work_dir = tmp_path / "remote-work"
+    work_dir.mkdir()
+    spec = tmp_path / "over-ssh.yaml"
+    spec.write_text(SPEC.format(file_dir=str(data_dir).replace('"', '\\"')))
+    return spec, _fleet_file(tmp_path, sshd, labels, work_dir), work_dir
+
+
+def test_two_hosts_in_parallel_come_back_whole_and_compare(
+        tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, fleet, work_dir = _setup(tmp_path, sshd, ["alpha", "beta"])
+    assert main(_run_args(tmp_path, spec, fleet)) == 0
+    err = capsys.readouterr().err
+    assert "[alpha]" in err and "[beta]" in err
+    runs = {run.machine: run for run in list_runs(tmp_path / "results")}
+    assert sorted(runs) == ["alpha", "beta"]
+    local = read_fingerprint(file_dirs=[str(tmp_path / WEIRD)])
+    for run in runs.values():
+        assert run.finished
+        assert len(run.records) == 4 and all(r.status == "ok" for r in run.records)
+        pairs = {(r.scenario_id, r.process_index) for r in run.records}
+        assert len(pairs) == 4
+        fingerprint = run.manifest["fingerprint"]
+        assert set(fingerprint) == set(local)
+        # Loopback: the target is this machine, read by the probe instead of Python.
+        assert fingerprint["boot_id"] == local["boot_id"]
+        assert fingerprint["file_fs"] == local["file_fs"]
+        probe_info = run.manifest["probe"]
+        assert probe_info["shipped"] == "binary" and probe_info["target"].endswith(
+            f":{sshd.port}")
+        # Copied into the target's per-user cache, under its content hash.
+        assert (sshd.directory / "cache" / "alloclab" / f"probe-{probe_info['source_hash']}"
+                ).read_bytes() == probe.build_probe().path.read_bytes()
+        file_run = [r for r in run.records if r.probe and r.probe["file_fs"]]
+        assert file_run, "the file backing ran in the directory with metacharacters"
+    # The spec's directory reached the probe as one literal argument: nothing ran.
+    assert not list(tmp_path.rglob("CANARY")) and not (Path.home() / "CANARY").exists()
+    # The per-run directories there are gone.
+    assert list(work_dir.iterdir()) == []
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert "alpha" in index and "beta" in index
+    assert main(["compare", str(runs["alpha"].path), str(runs["beta"].path)]) == 0
+    assert "alpha" in capsys.readouterr().out
+
+
+def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
+        tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, fleet, work_dir = _setup(tmp_path, sshd, ["gamma"])
+    real = remote.RemoteExecutor.run_process
+    calls = {"n": 0}
+
+    def kill_server_after_two(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            sshd.stop()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(remote.RemoteExecutor, "run_process", kill_server_after_two)
+    assert main([*_run_args(tmp_path, spec, fleet), "--no-report"]) == 1
+    [partial] = list_runs(tmp_path / "results")
+    assert not partial.finished
+    statuses = [r.status for r in partial.records]
+    assert statuses[:2] == ["ok", "ok"] and statuses[2:] == ["failed", "failed"]
+    lost = partial.records[2]
+    assert remote.is_connection_failure(lost) and "Connection refused" in lost.stderr_tail
+    assert "could not remove" in capsys.readouterr().err  # the host was gone at the end
+
+    monkeypatch.setattr(remote.RemoteExecutor, "run_process", real)
+    sshd.start()
+    assert main([*_run_args(tmp_path, spec, fleet), "--no-report"]) == 0
+    [run] = list_runs(tmp_path / "results")
+    assert run.path == partial.path and run.finished
+    pairs = [(r.scenario_id, r.process_index) for r in run.records]
+    assert len(pairs) == 4 and len(set(pairs)) == 4
+    assert all(r.status == "ok" for r in run.records)
+    # The first run's directory stayed (unreachable); the second removed only its own.
+    assert len(list(work_dir.iterdir())) == 1
+
+
+def test_the_probe_fingerprint_is_the_local_one(tmp_path: Path) -> None:
+    binary = probe.build_probe()
+    dirs = [str(tmp_path), "/dev/shm", str(tmp_path / "missing dir")]
+    done = subprocess.run(probe.fingerprint_argv(binary, dirs), capture_output=True, text=True,
+                          env={**execute.PROBE_ENV, "MALLOC_ARENA_MAX": "2"}, check=True)
+    fingerprint, facts = probe.parse_fingerprint_output(done.stdout)
+    local = read_fingerprint(file_dirs=dirs, environ={"MALLOC_ARENA_MAX": "2"})
+    assert fingerprint == {key: local[key] for key in fingerprint}
+    assert set(local) - set(fingerprint) == set(fleet.RUNNER_FACTS)
+    assert facts["euid"] == os.geteuid()
+
+
+def test_the_probe_is_compiled_there_when_the_architecture_differs(
+        sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_machine = platform.machine()
+    monkeypatch.setattr(remote.platform, "machine", lambda: f"not-{local_machine}")
+    host = Host("s", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
+    binary = probe.build_probe()
+    with remote.control_dir() as control:
+        connection = remote.Connection(host, control)
+        connection.open()
+        workspace = remote.open_workspace(connection)
+        try:
+            installed = remote.install_probe(connection, workspace, binary,
+                                             probe.probe_sources(ROOT / "runner" / "probe"))
+            built_ns = installed.binary.path.stat().st_mtime_ns
+            again = remote.install_probe(connection, workspace, binary,
+                                         probe.probe_sources(ROOT / "runner" / "probe"))
+            text = remote.read_fingerprint_json(connection, installed, ["/tmp"], {})
+        finally:
+            assert remote.remove_workspace(connection, workspace)
+            connection.close()
+    assert installed.shipped == "source" and installed.machine == local_machine
+    assert installed.binary.compiler == binary.compiler  # the target's cc: the same one here
+    path = installed.binary.path
+    assert path.parent == sshd.directory / "cache" / "alloclab" and path.is_file()
+    # Cached by content hash: not compiled twice.
+    assert again == installed and path.stat().st_mtime_ns == built_ns
+    assert set(probe.parse_fingerprint_output(text)[0]["file_fs"]) == {"/tmp"}
+    assert not Path(workspace.run_dir).exists()
+
+
+def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
+    host = Host("q", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
+    with remote.control_dir() as control:
+        connection = remote.Connection(host, control)
+        connection.open()
+        try:
+            done = connection.run(["printf", "%s|", WEIRD, "", "a\nb"])
+        finally:
+            connection.close()
+    assert done.returncode == 0
+    assert done.stdout.decode() == f"{WEIRD}||a\nb|"
+
+
+def test_an_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
+    host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
+    with remote.control_dir() as control, pytest.raises(
+            remote.HostError, match="Host key verification failed"):
+        remote.Connection(host, control).open()
+
+
+def test_one_connection_serves_every_process(sshd: Sshd) -> None:
+    host = Host("c", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
+    with remote.control_dir() as control:
+        connection = remote.Connection(host, control)
+        connection.open()
+        try:
+            started = time.perf_counter()
+            for _ in range(5):
+                assert connection.run(["true"]).returncode == 0
+            per_command_s = (time.perf_counter() - started) / 5
+            assert connection.alive()
+            peers = connection.run(["sh", "-c", "echo $SSH_CONNECTION"]).stdout
+        finally:
+            connection.close()
+    assert peers.strip() and per_command_s < 5  # answered through the master
+    assert not connection.alive()
+
+
+def test_remote_status_maps_like_a_local_process() -> None:
+    ok = json.dumps({"x": 1}).encode()
+    crashed = remote.record_from_status(139, ok, "", 0.1, 10, scenario_id="s", process_index=0)
+    assert crashed.status == "crashed" and crashed.signal == "SIGSEGV"
+    timeout = remote.record_from_status(137, b"", "", 10.5, 10, scenario_id="s",
+                                        process_index=0)
+    assert timeout.status == "timeout"
+    skipped = remote.record_from_status(4, b"", "probe: skipped: no huge pages\n", 0.1, 10,
+                                        scenario_id="s", process_index=0)
+    assert skipped.status == "skipped" and skipped.skip_reason == "no huge pages"
+    assert remote.record_from_status(0, ok, "", 0.1, 10, scenario_id="s",
+                                     process_index=0).status == "failed"  # not probe output
+
+
+def test_an_interrupted_fleet_starts_no_new_process() -> None:
+    stop = threading.Event()
+    stop.set()
+    executor = remote.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_process(["probe"], scenario_id="s", process_index=0, timeout_s=1)
