@@ -233,8 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "host name: %(default)s)")
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
-                          "scenario, one iteration each; for a first look, not conclusions (a "
-                          "report shows a full run of the same experiment in preference)")
+                          "scenario, one iteration each, scenarios up to "
+                          f"{pipeline.QUICK_MAX_BYTES >> 20} MiB per process; for a first look, "
+                          "not conclusions (a report shows a full run of the same experiment in "
+                          "preference)")
     run.add_argument("--processes", type=_processes, metavar="N",
                      help="override every spec's repetitions.processes (e.g. 1 for a smoke "
                           "run; like --quick, such a run is shown only when no full run is)")

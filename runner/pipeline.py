@@ -35,8 +35,9 @@ from runner import (
 from runner.errors import SpecError, UsageError
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
-from runner.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
+from runner.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.parameters import FILE_BACKINGS
+from runner.units import format_size
 
 if TYPE_CHECKING:
     from runner import compare
@@ -62,6 +63,9 @@ class RunOptions:
 # The --quick profile: enough to see every scenario run and the shape of the charts in a
 # couple of minutes, not enough for conclusions (the report says so).
 QUICK_PROCESSES = 2
+# ... and up to this much memory per process: the large sizes take most of a full suite's
+# time, and a first look does without them (they are listed as not measured, with why).
+QUICK_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -310,8 +314,25 @@ def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
                              f"{spec.MAX_PROBE_RUNS} are allowed")
 
 
+def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:
+    """The plans as the run's profile measures them: the quick profile leaves out every
+    scenario needing more than QUICK_MAX_BYTES per process (unless that is all of them)."""
+    return [_quick_plan(plan) for plan in plans] if options.quick else list(plans)
+
+
+def _quick_plan(plan: Plan) -> Plan:
+    kept = tuple(s for s in plan.scenarios if s.memory_bytes <= QUICK_MAX_BYTES)
+    if not kept:
+        return plan
+    left = tuple(DroppedCombination(tuple(s.params().items()), (
+        f"left out of --quick: needs {format_size(s.memory_bytes)} per process (the quick "
+        f"profile measures up to {format_size(QUICK_MAX_BYTES)}; a full run measures it)"))
+        for s in plan.scenarios if s.memory_bytes > QUICK_MAX_BYTES)
+    return replace(plan, scenarios=kept, dropped=(*plan.dropped, *left))
+
+
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -> list[RunSummary]:
-    plans = load_plans(spec_paths)
+    plans = profile_plans(load_plans(spec_paths), options)
     if not names.is_label(options.machine):
         raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
                          f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")

@@ -180,3 +180,18 @@ checks:
     assert summary.verdicts == (
         "holds (2 hold, 0 contradict, 0 undecided): a page faults once on first touch",
         "inconclusive (0 hold, 0 contradict, 2 undecided): mmap-anon is faster")
+
+
+def test_the_quick_profile_leaves_large_scenarios_out_and_says_so() -> None:
+    from runner.matrix import expand
+    from runner.spec import parse_spec
+
+    plan = expand(parse_spec("name: q\ntitle: t\nquestion: q\nmatrix:\n  backing: malloc\n"
+                             "  size: [4KiB, 64MiB, 1GiB]\nfixed:\n  ops: 1\n", "q.yaml"))
+    quick = pipeline.RunOptions(results_dir=Path("r"), machine="m", command="", quick=True)
+    [kept] = pipeline.profile_plans([plan], quick)
+    assert [s.size_bytes for s in kept.scenarios] == [4096, 64 << 20]
+    assert [dict(d.params)["size"] for d in kept.dropped] == [1 << 30]
+    assert "left out of --quick: needs 1GiB per process" in kept.dropped[0].reason
+    full = pipeline.RunOptions(results_dir=Path("r"), machine="m", command="")
+    assert pipeline.profile_plans([plan], full) == [plan]
