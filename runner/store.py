@@ -152,8 +152,8 @@ def _read_records(path: Path) -> Iterator[ProcessRecord]:
         yield ProcessRecord(**data)
 
 
-def load_run(run_dir: Path) -> StoredRun:
-    """Read one run; raise StoreError naming the file when it is not a run this version reads."""
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """Read one run's manifest; raise StoreError naming the file when this version cannot."""
     manifest_path = run_dir / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -169,7 +169,12 @@ def load_run(run_dir: Path) -> StoredRun:
     # Readers see every scenario in today's vocabulary, whatever version stored it.
     for scenario in manifest.get("scenarios", []):
         scenario["params"] = upgrade_params(scenario["params"])
-    return StoredRun(run_dir, manifest, tuple(_read_records(run_dir / SAMPLES)))
+    return dict(manifest)
+
+
+def load_run(run_dir: Path) -> StoredRun:
+    """Read one run; raise StoreError naming the file when it is not a run this version reads."""
+    return StoredRun(run_dir, load_manifest(run_dir), tuple(_read_records(run_dir / SAMPLES)))
 
 
 def list_runs(results_dir: Path) -> list[StoredRun]:
@@ -179,15 +184,40 @@ def list_runs(results_dir: Path) -> list[StoredRun]:
 
 def latest_runs(results_dir: Path) -> list[StoredRun]:
     """The run of each (machine, experiment) a report shows (_shown_rank)."""
-    chosen: dict[tuple[str, str], StoredRun] = {}
-    for run in list_runs(results_dir):
-        if not run.records:
-            continue
-        key = (run.machine, run.experiment)
-        current = chosen.get(key)
-        if current is None or _shown_rank(run) >= _shown_rank(current):
-            chosen[key] = run
-    return [chosen[key] for key in sorted(chosen)]
+    return [load_run(path) for path in shown_run_dirs(results_dir)]
+
+
+def shown_run_dirs(results_dir: Path) -> list[Path]:
+    """The folders of latest_runs, ordered by machine and experiment, reading only manifests
+    and the samples of the runs it picks: the other runs' samples are never parsed."""
+    candidates: dict[tuple[str, str], list[StoredRun]] = {}
+    for path in sorted(results_dir.glob(f"*/*/*/{MANIFEST}")):
+        run = StoredRun(path.parent, load_manifest(path.parent), ())
+        candidates.setdefault((run.machine, run.experiment), []).append(run)
+    chosen = []
+    for key in sorted(candidates):
+        # Best rank first; of equal ranks the later folder, as a scan keeping the last would.
+        ranked = sorted(enumerate(candidates[key]), key=lambda item: (_shown_rank(item[1]),
+                                                                      item[0]), reverse=True)
+        shown = next((run.path for _, run in ranked if _has_records(run.path / SAMPLES)), None)
+        if shown is not None:
+            chosen.append(shown)
+    return chosen
+
+
+def _has_records(path: Path) -> bool:
+    """Whether samples.jsonl holds a record, reading only up to its first complete one."""
+    if not path.exists():
+        return False
+    with open(path, "rb") as lines:
+        for line in lines:
+            if line.strip():
+                try:
+                    json.loads(line)
+                    return True
+                except json.JSONDecodeError:
+                    break
+    return any(True for _ in _read_records(path))  # a torn or bad line: read as load_run does
 
 
 def _shown_rank(run: StoredRun) -> tuple[bool, bool, str]:
