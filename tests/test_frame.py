@@ -5,6 +5,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from runner.frame import COLUMNS, build_frame, measured
@@ -145,3 +146,39 @@ def test_limits_phases_are_per_mapping_made_not_per_ops(tmp_path: Path,
     assert row["mappings_until_refused"] == 4  # a count, not a share
     refused_at_once = measured(build_frame(_with_observations(run, {"mappings_until_refused": 0})))
     assert (refused_at_once["allocate_ns_per_op"] == refused_at_once["allocate_ns"]).all()
+
+
+def test_rows_follow_the_plan_whatever_order_records_were_stored_in(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    shuffled = replace(run, records=tuple(reversed(run.records)))
+    frame, expected = build_frame(shuffled), build_frame(run)
+    assert frame.equals(expected)
+    keys = list(zip(frame["scenario_index"], frame["process_index"], frame["iteration"],
+                    strict=True))
+    assert keys == sorted(keys) and frame.index.equals(pd.RangeIndex(len(frame)))
+    assert frame["size_bytes"].dtype == "int64" and frame["warmup"].dtype == bool
+    assert frame["first_touch_ns_per_op"].dtype == float
+
+
+def test_an_observation_reported_by_some_iterations_only_is_nan_elsewhere(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    first, *rest = run.records
+    assert first.probe is not None
+    iterations = [{**it, "observations": {"mappings": 7}} if i == 0 else it
+                  for i, it in enumerate(first.probe["iterations"])]
+    run = replace(run, records=(replace(first, probe={**first.probe, "iterations": iterations}),
+                                *rest))
+    frame = build_frame(run)
+    seen = frame["mappings"].notna()
+    assert frame.loc[seen, "mappings"].tolist() == [7.0]
+    assert (frame.loc[seen, "process_index"].tolist(), frame.loc[seen, "iteration"].tolist()) == (
+        [first.process_index], [0])
+
+
+def test_a_run_without_samples_gives_an_empty_frame_with_every_column(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = replace(load_run(write_synthetic_run(tmp_path, small_spec)), records=())
+    frame = build_frame(run)
+    assert frame.empty and list(frame.columns) == list(COLUMNS)
