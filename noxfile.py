@@ -45,3 +45,10 @@ def bench(session: nox.Session) -> None:
     """Fidelity: alloclab's probe against a plain C loop doing the same work, interleaved."""
     session.install("-e", ".")
     session.run("python", "bench/fidelity.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="report-scale")
+def report_scale(session: nox.Session) -> None:
+    """Time `alloclab report` over 1M synthetic stored samples: wall time and peak RSS."""
+    session.install("-e", ".")
+    session.run("python", "bench/report_scale.py", *session.posargs)
