@@ -34,36 +34,48 @@ COLUMNS = (*ID_COLUMNS, *PARAM_COLUMNS, *RAW_COLUMNS, *METRIC_COLUMNS)
 
 
 class _Columns:
-    """What the stored iterations say, one list per raw value, appended record by record."""
+    """What the stored iterations say, one numpy array per raw value and record."""
 
     def __init__(self) -> None:
-        self.scenario_index: list[int] = []
-        self.process_index: list[int] = []
-        self.iteration: list[int] = []
-        self.warmup: list[bool] = []
-        self.page_size_bytes: list[int] = []
-        self.rss_before_bytes: list[int] = []
-        self.phase = {(phase, what): list[int]() for phase in PHASES
-                      for what in ("ns", "minor_faults", "major_faults", "rss_bytes")}
-        self.observed = {o.name: list[float]() for o in OBSERVATIONS}
+        self.scenario_index: list[npt.NDArray[np.int64]] = []
+        self.process_index: list[npt.NDArray[np.int64]] = []
+        self.iteration: list[npt.NDArray[np.int64]] = []
+        self.warmup: list[npt.NDArray[np.bool_]] = []
+        self.page_size_bytes: list[npt.NDArray[np.int64]] = []
+        self.rss_before_bytes: list[npt.NDArray[np.int64]] = []
+        self.phase: dict[tuple[str, str], list[npt.NDArray[np.int64]]] = {
+            (phase, what): [] for phase in PHASES
+            for what in ("ns", "minor_faults", "major_faults", "rss_bytes")}
+        self.observed: dict[str, list[npt.NDArray[np.float64]]] = {
+            o.name: [] for o in OBSERVATIONS}
 
     def add(self, scenario_index: int, process_index: int, probe: dict[str, Any]) -> None:
-        page = int(probe["page_size_bytes"])
-        nan = float("nan")
-        for index, iteration in enumerate(probe["iterations"]):
-            self.scenario_index.append(scenario_index)
-            self.process_index.append(process_index)
-            self.iteration.append(index)
-            self.warmup.append(bool(iteration["warmup"]))
-            self.page_size_bytes.append(page)
-            self.rss_before_bytes.append(int(iteration["rss_before_bytes"]))
-            phases = iteration["phases"]
-            for (phase, what), values in self.phase.items():
-                values.append(int(phases[phase][what]))
-            observed = iteration.get("observations", {})  # absent before probe version 2
-            for name, column in self.observed.items():
-                value = observed.get(name)
-                column.append(nan if value is None else float(int(value)))
+        iterations = probe["iterations"]
+        count = len(iterations)
+        if not count:
+            return
+        self.scenario_index.append(np.full(count, scenario_index, dtype=np.int64))
+        self.process_index.append(np.full(count, process_index, dtype=np.int64))
+        self.iteration.append(np.arange(count, dtype=np.int64))
+        self.page_size_bytes.append(np.full(count, int(probe["page_size_bytes"]),
+                                            dtype=np.int64))
+        self.warmup.append(np.array([bool(it["warmup"]) for it in iterations], dtype=bool))
+        self.rss_before_bytes.append(np.array([int(it["rss_before_bytes"]) for it in iterations],
+                                              dtype=np.int64))
+        # One pass over the iterations: values[i, j] is the j-th (phase, what) of iteration i.
+        keys = list(self.phase)
+        values = np.array([[it["phases"][phase][what] for phase, what in keys]
+                           for it in iterations], dtype=np.int64)
+        for j, key in enumerate(keys):
+            self.phase[key].append(values[:, j])
+        # Absent before probe version 2; each iteration reports the observations of its
+        # workload only, so only the names some iteration of this record has are looked up.
+        observed = [it.get("observations", {}) for it in iterations]
+        names = set().union(*observed)
+        for name, chunks in self.observed.items():
+            # A missing (or null) value becomes NaN in a float64 array.
+            chunks.append(np.array([o.get(name) for o in observed], dtype=np.float64)
+                          if name in names else np.full(count, np.nan))
 
 
 def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp]) -> pd.Series:
@@ -86,30 +98,31 @@ def build_frame(run: StoredRun) -> pd.DataFrame:
     if not raw.scenario_index:
         return pd.DataFrame([], columns=list(COLUMNS))
     # Plan order, so tables and chart series read in the order the spec declares them.
-    order = np.lexsort((raw.iteration, raw.process_index, raw.scenario_index))
-    scenario_index = np.asarray(raw.scenario_index, dtype=np.int64)[order]
+    process_index, iteration = np.concatenate(raw.process_index), np.concatenate(raw.iteration)
+    unsorted_scenario = np.concatenate(raw.scenario_index)
+    order = np.lexsort((iteration, process_index, unsorted_scenario))
+    scenario_index = unsorted_scenario[order]
     # Scenario-level values are inferred over the scenarios that have samples, as pandas
     # would over the rows, then repeated per row.
     present, rows = np.unique(scenario_index, return_inverse=True)
     shown = [scenarios[i] for i in present]
 
-    def ints(values: list[int]) -> npt.NDArray[np.int64]:
-        return np.asarray(values, dtype=np.int64)[order]
+    def ints(chunks: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+        return np.concatenate(chunks)[order]
 
     columns: dict[str, Any] = {
         "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
         "scenario_index": scenario_index,
         "scenario_id": _parameter_column([s["id"] for s in shown], rows),
         "label": _parameter_column([s["label"] for s in shown], rows),
-        "process_index": ints(raw.process_index), "iteration": ints(raw.iteration),
-        "warmup": np.asarray(raw.warmup, dtype=bool)[order],
+        "process_index": process_index[order], "iteration": iteration[order],
+        "warmup": np.concatenate(raw.warmup)[order],
     }
     for field in PARAM_COLUMNS:
         columns[field] = _parameter_column([s["params"][field] for s in shown], rows)
     size = np.asarray([int(s["params"]["size_bytes"]) for s in shown], dtype=np.int64)[rows]
     declared_ops = np.asarray([int(s["params"]["ops"]) for s in shown], dtype=np.int64)[rows]
-    observed = {name: np.asarray(values, dtype=np.float64)[order]
-                for name, values in raw.observed.items()}
+    observed = {name: np.concatenate(chunks)[order] for name, chunks in raw.observed.items()}
     page = ints(raw.page_size_bytes)
     # Workload limits maps as many blocks as the system allows, whatever ops says: its phases
     # are per block it really mapped (at least the one mmap call that was refused).
