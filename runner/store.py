@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 import runner
 from runner.errors import StoreError
 from runner.model import Plan, ProcessRecord, Repetitions, Scenario
@@ -136,6 +138,15 @@ def _drop_torn_tail(out: BinaryIO) -> None:
     out.truncate(end - len(tail) + cut + 1 if cut >= 0 else max(0, end - len(tail)))
 
 
+def _parse_line(line: str) -> Any:
+    """One samples.jsonl line: by orjson, several times faster over a million samples, else
+    by json, which also reads what orjson refuses (NaN); a line neither reads raises."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
 def _read_records(path: Path) -> Iterator[ProcessRecord]:
     if not path.exists():
         return
@@ -144,7 +155,7 @@ def _read_records(path: Path) -> Iterator[ProcessRecord]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = _parse_line(line)
         except json.JSONDecodeError as error:
             if number == len(lines):
                 return  # a write cut short by a crash: that process is simply run again
