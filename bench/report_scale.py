@@ -62,18 +62,23 @@ def write_store(source: Path, target: Path, samples: int, seed: int = 1) -> int:
     return written
 
 
-def time_report(results: Path, reports: Path, *extra: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one `alloclab report` in a fresh process."""
+def time_report(results: Path, reports: Path, *extra: str) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one `alloclab report` in a fresh process.
+
+    CPU time (user + system of the report and the processes it starts) is the figure to trust
+    on a shared machine: wall time grows with whatever else runs.
+    """
     command = [sys.executable, "-m", "runner", "report", "--results", str(results),
                "--reports", str(reports), "--templates", str(ROOT / "templates"), *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of them so far: a smaller later peak reads as the
-    # earlier one, so each measurement runs first in its own interpreter (see main).
-    return elapsed, max(peak, before) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # ru_maxrss of children is the largest of them so far: each step runs in its own
+    # interpreter (see main) so that it is this step's.
+    return elapsed, cpu, after.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -109,8 +114,9 @@ def main() -> int:
                 data = json.loads(manifest.read_text())
                 data["command"] = f"{data.get('command')} "
                 manifest.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n")
-            elapsed, peak_mib = time_report(results, reports)
-            print(f"report {step}: {elapsed:.1f} s, peak RSS {peak_mib:.0f} MiB", flush=True)
+            elapsed, cpu_s, peak_mib = time_report(results, reports)
+            print(f"report {step}: {elapsed:.1f} s wall, {cpu_s:.1f} s CPU, peak RSS "
+                  f"{peak_mib:.0f} MiB", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
