@@ -1,7 +1,8 @@
 """Which report pages must be rendered again: a content hash of each page's inputs.
 
 An experiment's page is a function of its shown runs' data (their checksums), the templates,
-the alloclab code and version, and the list of experiments in the navigation bar. That hash is
+the alloclab code and version (and those of the libraries that draw and format), and the list
+of experiments in the navigation bar. That hash is
 kept beside the reports in reports/.render-cache.json, with what the index and verdicts.json
 need from the page (so a kept page need not be rebuilt for them) and the sha256 of the page as
 written: a page whose inputs and bytes both match is kept as it is. Checksums of run data are
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,17 @@ def _sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+# Libraries whose version can change a page's bytes (charts, numbers, markup).
+RENDERING_LIBRARIES = ("matplotlib", "numpy", "pandas", "jinja2")
+
+
 def code_hash(templates_dir: Path) -> str:
-    """The alloclab version, its Python code and the templates: what renders every page."""
+    """The alloclab version, its Python code, the templates and the versions of the libraries
+    that draw and format: what renders every page."""
     package = Path(runner.__file__).parent
     return hashlib.sha256(json.dumps([
         runner.__version__,
+        [metadata.version(name) for name in RENDERING_LIBRARIES],
         _sha256_files(sorted(package.glob("*.py"))),
         _sha256_files(sorted(p for p in templates_dir.iterdir() if p.is_file())),
     ]).encode()).hexdigest()
