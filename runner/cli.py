@@ -7,18 +7,23 @@ import os
 import shlex
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import runner
-from runner import matrix, pipeline, preconditions, schema
-from runner.errors import AlloclabError, ExitStatus
+from runner import guard, interrupt, matrix, pipeline, preconditions, schema, spec
+from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
 from runner.report import default_templates_dir
+from runner.store import SkippedRunWarning
 
 EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
-         "out; compare --fail-above; report --check), 2 bad spec or arguments, 3 machine lacks " \
-         "something (a C compiler), 130 interrupted (run again to resume)."
+         "out; compare --fail-above; report --check), 2 bad spec or arguments, a run already " \
+         "in progress, refused results or archive, 3 machine refused or lacks something (a C " \
+         "compiler, room for a scenario, a path it cannot read or write), 130 interrupted " \
+         "(Ctrl-C, SIGTERM, SIGHUP; run the printed command to resume)."
 SPECS_EPILOG = "Specs default to experiments/*.yaml. " + EPILOG
 
 
@@ -34,7 +39,8 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
         results_dir=Path(args.results), machine=args.machine,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
-        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick)
+        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
+        force=args.force)
     summaries = pipeline.run_experiments(_specs(args), options, _say)
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
@@ -85,6 +91,11 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
     if result.html is not None:
         _say(f"wrote {result.html}")
     regressions = result.comparison.regressions
+    if args.fail_above is not None and not result.comparison.gated:
+        # A CI gate that compared nothing must not pass: a renamed scenario, an empty or
+        # unfinished run, or metrics of no direction would otherwise read as "no regression".
+        raise UsageError("compare --fail-above: nothing was compared (no scenario matched the "
+                         "baseline with a time or page-fault metric); failing")
     if regressions:
         _say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%: failing")
         return ExitStatus.FAILURE
@@ -116,6 +127,18 @@ def _percent(text: str) -> float:
     return value
 
 
+def _processes(text: str) -> int:
+    """--processes: a whole number from 1 to spec.MAX_REPETITION."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= spec.MAX_REPETITION:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to "
+                                         f"{spec.MAX_REPETITION}")
+    return value
+
+
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
     plans = pipeline.load_plans(_specs(args))
     for plan in plans:
@@ -128,8 +151,11 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
 
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     facts = preconditions.read_facts()
-    for plan in pipeline.load_plans(_specs(args)):
+    plans = pipeline.load_plans(_specs(args))
+    for plan in plans:
         print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
+    if not args.force:
+        guard.check_fit(plans)
     return ExitStatus.OK
 
 
@@ -164,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="jinja2 templates folder (default: ./templates, else the one "
                               "beside alloclab's source: %(default)s)")
 
+    def add_force(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--force", action="store_true",
+                         help="accept scenarios that need more than 80%% of the available "
+                              "memory (MemAvailable) or of the free space of their file_dir "
+                              "(refused by default, before any probe starts)")
+
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
     add_report_paths(run)
@@ -174,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each; for a first look, not conclusions (a "
                           "report shows a full run of the same experiment in preference)")
-    run.add_argument("--processes", type=int, metavar="N",
+    run.add_argument("--processes", type=_processes, metavar="N",
                      help="override every spec's repetitions.processes (e.g. 1 for a smoke "
                           "run; like --quick, such a run is shown only when no full run is)")
     run.add_argument("--seed", type=int, help="seed for the process order (default: random, "
@@ -186,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "repetitions and machine conditions, so a spec change reruns only "
                           "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
+    add_force(run)
     run.set_defaults(func=cmd_run)
 
     report = add("report", "render reports/ from stored results only (no measuring); the same "
@@ -255,16 +288,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
         func=cmd_validate)
-    add("plan", "print the expanded scenarios with their stable ids and the memory each needs, "
-                "and the matrix points that cannot be measured").set_defaults(func=cmd_plan)
+    plan = add("plan", "print the expanded scenarios with their stable ids and the memory each "
+                       "needs, and the matrix points that cannot be measured; exit 3 when a "
+                       "scenario needs more memory or file space than is free")
+    add_force(plan)
+    plan.set_defaults(func=cmd_plan)
     add("schema", "print the JSON Schema of spec files (for editors)",
         with_specs=False).set_defaults(func=cmd_schema)
     return parser
 
 
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that resumes an interrupted `alloclab run`: the same one without --fresh
+    (which would start yet another run)."""
+    return shlex.join(["alloclab", *(a for a in argv if a != "--fresh")])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    with interrupt.handle_stop_signals(), warnings.catch_warnings():
+        # SIGTERM and SIGHUP stop a run as Ctrl-C does; warnings (a stored run skipped as
+        # unreadable) are one line each.
+        warnings.simplefilter("always", SkippedRunWarning)
+        warnings.showwarning = _show_warning
+        return _dispatch(args, arguments)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    _say(f"warning: {message}")
+
+
+def _dispatch(args: argparse.Namespace, arguments: list[str]) -> int:
+    """Run the command; every expected failure becomes one line and its exit status."""
     try:
         return int(args.func(args))
     except AlloclabError as error:
@@ -272,17 +330,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(str(error), file=sys.stderr)
         return int(error.exit_status)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if args.debug:
+            traceback.print_exc()
+        signal_name = stop.args[0] if isinstance(stop, interrupt.Stopped) else "SIGINT"
+        how = "interrupted" if signal_name == "SIGINT" else f"stopped by {signal_name}"
         if args.command == "run":
-            _say("interrupted: every finished process is stored; run the same command to "
-                 "resume (or `alloclab report` if only the rendering was cut short)")
+            _say(f"{how}: every finished process is stored; to resume: "
+                 f"{resume_command(arguments)} (or `alloclab report` if only the rendering was "
+                 "cut short)")
         else:
-            _say("interrupted")
+            _say(how)
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # `alloclab plan | head`: the reader left; say nothing more to it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitStatus.OK)
+    except OSError as error:
+        # Permissions, a full disk, a file where a folder should be: the machine's refusal,
+        # in one line naming the path.
+        if args.debug:
+            traceback.print_exc()
+        print(f"alloclab: {describe_os_error(error)}", file=sys.stderr)
+        return int(ExitStatus.ENVIRONMENT)
+
+
+def describe_os_error(error: OSError) -> str:
+    """'<path>: <cause>' (both paths for a rename), or the error's own text without a path."""
+    cause = error.strerror or str(error)
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {cause}" if paths else cause
 
 
 if __name__ == "__main__":

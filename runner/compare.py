@@ -121,6 +121,12 @@ class Comparison:
         return [(c.run, row) for c in self.candidates for row in c.rows if row.regression]
 
     @property
+    def gated(self) -> int:
+        """How many rows a --fail-above gate judges: matched scenarios x metrics where higher
+        is worse. None means the gate has nothing to pass."""
+        return sum(1 for c in self.candidates for row in c.rows if worse_when_higher(row.metric))
+
+    @property
     def confounders(self) -> list[FactDifference]:
         return [d for d in self.differences if d.confounds]
 

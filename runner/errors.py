@@ -49,3 +49,15 @@ class StoreError(AlloclabError):
     """Stored results are missing, unreadable or of a format this version cannot read."""
 
     exit_status = ExitStatus.USAGE
+
+
+class LockError(AlloclabError):
+    """Another run of the same experiment into the same results folder is in progress."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class GuardError(AlloclabError):
+    """A scenario needs more memory or file space than this machine has free (see --force)."""
+
+    exit_status = ExitStatus.ENVIRONMENT

@@ -9,11 +9,14 @@ allocation work itself either: `wall_s` is the process's wall time, for informat
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import math
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from runner.model import ProcessRecord, Status
 from runner.probe import EXIT_SKIPPED, parse_probe_output
@@ -23,6 +26,12 @@ from runner.probe import EXIT_SKIPPED, parse_probe_output
 # change what is measured without showing up in the results.
 PROBE_ENV: Mapping[str, str] = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 STDERR_TAIL_CHARS = 2000
+# The probe's own time limit, past the runner's: a SIGALRM it cannot miss (alarm(2) survives
+# exec, and the probe does not catch SIGALRM). It matters when the runner cannot enforce its
+# timeout (stopped, or killed before it could kill the probe); normally the runner's comes first.
+OWN_LIMIT_GRACE_S = 2
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, timeout_s: float,
@@ -43,7 +52,8 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
         # A session of its own puts the probe and anything it starts in one process group,
         # so a timeout can kill them all.
         process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                   stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                   preexec_fn=_tie_to_runner(timeout_s))
     except OSError as error:
         return ProcessRecord(scenario_id=scenario_id, process_index=process_index,
                              status="failed", exit_code=None, signal=None, wall_s=0.0,
@@ -74,6 +84,9 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
 
     if timed_out:
         return record("timeout", note=f"alloclab: killed after the {timeout_s:g} s timeout")
+    if returncode == -signal.SIGALRM:
+        return record("timeout", note=f"alloclab: the probe's own limit of {timeout_s:g} s "
+                                      f"+ {OWN_LIMIT_GRACE_S} s ended it (SIGALRM)")
     if returncode < 0:
         return record("crashed", signal_name=_signal_name(-returncode))
     if returncode == EXIT_SKIPPED:
@@ -85,6 +98,26 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
     except ValueError as error:
         return record("failed", exit_code=0, note=f"alloclab: unreadable probe output: {error}")
     return record("ok", exit_code=0, probe=probe)
+
+
+def _tie_to_runner(timeout_s: float) -> Callable[[], None]:
+    """What the child does between fork and exec: die with the runner, and at its own limit.
+
+    PR_SET_PDEATHSIG sends SIGKILL to the probe when the runner dies, even by SIGKILL (the
+    process group kill covers only the runner's orderly exits). If the runner died before
+    that took effect, the parent is already another process: exit at once. alarm(2) is the
+    probe's own time limit (OWN_LIMIT_GRACE_S after the runner's).
+    """
+    runner_pid = os.getpid()
+    alarm_s = math.ceil(timeout_s) + OWN_LIMIT_GRACE_S
+
+    def in_child() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != runner_pid:
+            os._exit(1)
+        signal.alarm(alarm_s)
+
+    return in_child
 
 
 def _kill_group(pid: int) -> None:

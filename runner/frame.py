@@ -151,21 +151,28 @@ def build_frame(run: StoredRun) -> pd.DataFrame:
                 f"{phase}_minor_faults_per_op": minor / ops,
                 f"{phase}_minor_faults_per_page": minor / (ops * pages_per_op),
                 f"{phase}_major_faults_per_op": major / ops,
+                f"{phase}_major_faults_per_page": major / (ops * pages_per_op),
                 f"{phase}_rss_growth_bytes_per_op": (rss_after - rss_before) / ops,
             }
             rss_before = rss_after
         columns["total_ns_per_op"] = total_ns / ops
         columns["single_pass_ns_per_op"] = (total_ns - phase_ns["second_pass"]) / ops
+        # Allocate and first touch as one window: the cost of faulting memory in wherever it
+        # lands (populate moves it from first touch into allocate; malloc's headers fault in
+        # allocate).
+        fault_in_ns = phase_ns["allocate"] + phase_ns["first_touch"]
+        fault_in_faults = columns["allocate_minor_faults"] + columns["first_touch_minor_faults"]
+        columns["fault_in_ns_per_op"] = fault_in_ns / ops
+        columns["fault_in_ns_per_page"] = fault_in_ns / (ops * pages_per_op)
+        columns["fault_in_minor_faults_per_page"] = fault_in_faults / (ops * pages_per_op)
         second_pass_rss = columns["second_pass_rss_after_bytes"]
         resident = second_pass_rss - rss_first
         given_back = second_pass_rss - rss_before  # rss_before: after the last phase (free)
         columns["free_returned_fraction"] = np.where(resident > 0, given_back / resident,
                                                      float("nan"))
         for observation in OBSERVATIONS:
-            value = observed[observation.name]
-            columns[observation.metric.name] = (
-                value / ops if observation.per_op
-                else value / 1_000_000 if observation.per_million else value)
+            columns[observation.metric.name] = observation.metric_value(
+                observed[observation.name], ops)
         # Growth as a share of what was asked for: "malloc grows the heap by what you ask" is
         # a claim about this ratio (1: exactly the request).
         requested = size * ops
@@ -177,6 +184,9 @@ def build_frame(run: StoredRun) -> pd.DataFrame:
         columns["brk_step_per_requested_byte"] = columns["brk_step_median_bytes"] / size
         retained = columns["free_rss_after_bytes"] - rss_first
         columns["retained_per_requested_byte"] = retained / requested
+        # NaN where a phase's count was not reported, as in each phase's own column.
+        columns["single_pass_syscalls_per_op"] = sum(
+            columns[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
     return pd.DataFrame({name: columns[name] for name in COLUMNS},
                         index=pd.RangeIndex(len(order)))
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from runner import names
 from runner.units import format_bytes
 
 Source = Literal["machine", "run", "probe"]
@@ -362,6 +363,11 @@ def read_load() -> dict[str, Any]:
 
 
 def default_machine_label() -> str:
-    """A stable folder name for this machine: $ALLOCLAB_MACHINE, else the host name."""
-    label = os.environ.get("ALLOCLAB_MACHINE") or socket.gethostname() or "machine"
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
+    """A stable folder name for this machine: $ALLOCLAB_MACHINE, else the host name made a
+    label (runner.names)."""
+    # $ALLOCLAB_MACHINE is taken as written: a label alloclab does not accept is refused
+    # (runner.pipeline), not silently changed into another folder. A host name is adapted.
+    chosen = os.environ.get("ALLOCLAB_MACHINE")
+    if chosen is not None:
+        return chosen
+    return names.label_from_host(socket.gethostname())

@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from runner.model import PHASES
 
 PHASE_TITLES = {
@@ -41,6 +44,8 @@ def _phase_metrics(phase: str) -> list[Metric]:
         Metric(f"{phase}_minor_faults_per_page", "faults",
                f"minor page faults in {title} per page of a block"),
         Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block"),
+        Metric(f"{phase}_major_faults_per_page", "faults",
+               f"major page faults (reads from disk) in {title} per page of a block"),
         Metric(f"{phase}_rss_growth_bytes_per_op", "bytes",
                f"resident set growth over {title} per block (negative: memory returned)"),
     ]
@@ -66,13 +71,15 @@ class Observation:
             return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
         return Metric(self.name, self.unit, self.description)
 
-    def metric_value(self, reported: int, ops: int) -> float:
-        """The metric's value for what the probe reported, in a scenario of `ops` blocks."""
+    def metric_value(self, reported: npt.NDArray[np.float64],
+                     ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The metric's values for what the probe reported (NaN: not reported), one per sample
+        of `ops` blocks."""
         if self.per_op:
             return reported / ops
         if self.per_million:
             return reported / 1_000_000
-        return float(reported)
+        return reported
 
 
 OBSERVATIONS: tuple[Observation, ...] = (
@@ -100,8 +107,9 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "for heap backings, workload cycle)",
                 per_op=True),
     Observation("mappings", "mappings",
-                "lines of /proc/self/maps after allocate: the process's mappings, adjacent private "
-                "anonymous ones with equal flags merged (workload cycle)"),
+                "lines of /proc/self/maps after allocate (read after the second pass, which adds "
+                "none): the process's mappings, adjacent private anonymous ones with equal "
+                "flags merged (workload cycle)"),
     Observation("vm_size_growth_bytes", "bytes",
                 "address space (VmSize) taken by allocate, resident or not (workload cycle)",
                 per_op=True),
@@ -125,10 +133,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "proportional set size of the child after it wrote, while both run "
                 "(smaps_rollup Pss; workload fork)"),
     Observation("blocks_moved", "blocks",
-                "blocks whose address changed when they grew (workload resize)", per_op=True),
+                "blocks whose address after growing (the last step) differs from the one "
+                "allocate gave (workload resize)", per_op=True),
     Observation("data_survived", "0 or 1",
-                "1 when every byte written before growing was still there after "
-                "(workload resize)"),
+                "1 when every byte written before growing was still there after (with "
+                "touch_grown, also every byte the growth steps wrote; workload resize)"),
     Observation("nonzero_blocks", "blocks",
                 "blocks with at least one non-zero byte right after allocate, before anything "
                 "is written (reported with check_zero: true)", per_op=True),
@@ -162,7 +171,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "workload cycle)", per_op=True)
+                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True)
       for phase in PHASES),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
@@ -173,6 +182,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
            "mmap-file, reading the file once)"),
+    Metric("single_pass_syscalls_per_op", "calls",
+           "system calls the probe issued in allocate + first touch + free, per block: what "
+           "reading the file once takes in calls (file backings, workload cycle)"),
+    Metric("fault_in_ns_per_op", "ns",
+           "allocate + first touch as one window, per block: getting memory and faulting it "
+           "in, wherever the faults land (populate moves them into allocate)"),
+    Metric("fault_in_ns_per_page", "ns",
+           "allocate + first touch as one window, per page of a block: what the field calls "
+           "page-fault cost"),
+    Metric("fault_in_minor_faults_per_page", "faults",
+           "minor page faults in allocate and first touch together, per page of a block"),
     Metric("resident_per_requested_byte", "bytes per byte",
            "memory made resident by the cycle (allocate to second pass) per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
@@ -209,6 +229,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
 # on every sample (runner.verdict, method exact): a fact that fails once fails.
 DETERMINISTIC: frozenset[str] = frozenset({
     *(f"{phase}_minor_faults_{per}" for phase in PHASES for per in ("per_op", "per_page")),
+    "fault_in_minor_faults_per_page",
     "brk_growth_per_requested_byte", "vm_size_growth_per_requested_byte",
     "alignment_bytes", "hugetlb_bytes_per_op", "protection_enforced", "brk_growth_bytes_per_op",
     "blocks_in_heap_per_op", "mappings", "vm_size_growth_bytes_per_op",
@@ -217,7 +238,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     # Counted by the probe, not timed: the heap trace, dirty blocks, system calls, limits.
     "nonzero_blocks_per_op", "brk_moves_per_op", "brk_step_median_bytes",
     "brk_step_per_requested_byte", "usable_bytes_per_op", "usable_per_requested_byte",
-    *(f"{phase}_syscalls_per_op" for phase in PHASES), "read_buffer_page_offset_bytes",
+    *(f"{phase}_syscalls_per_op" for phase in PHASES), "single_pass_syscalls_per_op",
+    "read_buffer_page_offset_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
     "rlimit_as_enforced",
 })

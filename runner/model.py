@@ -7,7 +7,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from runner.parameters import BY_KEY, PARAMETERS, Value, id_defaults, scenario_memory_bytes
+from runner.parameters import (
+    BY_KEY,
+    PARAMETERS,
+    Value,
+    applies,
+    id_defaults,
+    scenario_memory_bytes,
+)
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
 # Spec keys that change what a report shows but not what is measured.
@@ -46,6 +53,9 @@ class Scenario:
     host_warm: bool = False
     advice: str = "none"
     read_buffer_bytes: int = 1 << 20
+    grow_steps: int = 1
+    touch_grown: bool = False
+    heap_pad: str = "default"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -74,12 +84,13 @@ class Scenario:
     def label(self, keys: tuple[str, ...]) -> str:
         """Readable name from the given parameters, e.g. "mmap-anon 4KiB populate=true"."""
         params = self.params()
-        return " ".join(BY_KEY[key].label_text(params[key]) for key in keys)
+        return " ".join(BY_KEY[key].label_text(params[key]) for key in keys
+                        if applies(key, params))
 
     @property
     def memory_bytes(self) -> int:
         return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
-                                     self.grow_factor)
+                                     self.grow_factor, self.grow_steps)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,15 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
-WORKLOADS = ("cycle", "fork", "resize", "limits")
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn")
+# Releases that end a block of workload churn right after its access pattern.
+CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 # Backings workload limits can map until refused: one untouched mapping per block.
 LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
 GROW_METHODS = ("realloc", "mremap", "copy")
 SYNCS = ("none", "msync", "fsync")
+# Most growth steps of workload resize (the probe's limit too).
+MAX_GROW_STEPS = 30
 # Most worker threads a scenario may ask for (the probe's limit too).
 MAX_THREADS = 256
 # GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
@@ -52,6 +56,7 @@ RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim
 HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
 HISTORIES = ("fresh", "recycled")
+HEAP_PADS = ("default", "keep")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
 # read_buffer whole (a heap block as large as the block) as the Scenario field holds it.
@@ -219,7 +224,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
               "or resize (write, then grow every block by grow_method), or limits (mmap-anon "
               "or mmap-file: map untouched blocks one after another until mmap refuses one, "
-              "then unmap them; ops is not used)", WORKLOADS),
+              "then unmap them; ops is not used), or churn (ops times: allocate one block, "
+              "apply the access pattern, release it, back to back in one timed window, the "
+              "allocate phase: the latency of an allocate-use-release pair)", WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
               "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
@@ -281,6 +288,23 @@ PARAMETERS: tuple[Parameter, ...] = (
               "scenario's blocks, write every page and unmap it, so the pages the kernel hands "
               "out next are likely already backed by a virtual machine's host (best effort: "
               "the measured blocks are still untouched)"),
+    Parameter("grow_steps", "grow_steps", "whole", 1,
+              "workload resize: how many times every block grows by grow_factor, one step "
+              "after another in the second pass (1 MiB to 1 GiB by doubling: size 1MiB, "
+              "grow_factor 2, grow_steps 10)", maximum=MAX_GROW_STEPS, keyed_label=True),
+    Parameter("touch_grown", "touch_grown", "bool", False,
+              "workload resize: after each growth step, apply the access pattern to the part "
+              "the step added (timed, in the second pass), as a growing buffer is filled; "
+              "data_survived then checks those bytes too"),
+    Parameter("heap_pad", "heap_pad", "choice", "default",
+              "the C heap around a batch (heap backings, workload cycle or churn, one thread): "
+              "default, glibc as configured (the heap grows by brk inside allocate, with its "
+              "fresh pages' faults, and free trims its top back past 128 KiB, so every batch "
+              "pays again), or keep: trimming off and a top pad as large as the batch "
+              "(mallopt M_TRIM_THRESHOLD -1, M_TOP_PAD) and, before the first iteration, "
+              "untimed, the batch allocated once and freed, so the timed phases cost the "
+              "allocator alone (this also fixes the mmap threshold at 128 KiB)", HEAP_PADS,
+              keyed_label=True),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -292,6 +316,12 @@ AUTO_OPS_MAX = 65536
 
 def _yaml_text(value: Value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def applies(key: str, params: Mapping[str, Value]) -> bool:
+    """Whether a parameter means anything for this scenario, so labels can leave it out:
+    read_buffer is read-file's alone (every other backing holds the default)."""
+    return key != "read_buffer" or params["backing"] == "read-file"
 
 
 def block_bytes(backing: str, size_bytes: int) -> int:
@@ -355,7 +385,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
-              or _advice_conflict(params))
+              or _advice_conflict(params) or _heap_pad_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -422,6 +452,23 @@ def _history_conflict(params: Mapping[str, Value]) -> str | None:
     if params["protection"] != "read-write":
         return (f"history recycled writes a pattern into every byte, which protection "
                 f"{params['protection']} forbids (use protection: read-write)")
+    return None
+
+
+def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["heap_pad"] == "default":
+        return None
+    if params["backing"] not in HEAP_BACKINGS or _reads_chunks(params):
+        return (f"heap_pad keep keeps the C heap grown, and backing {params['backing']} "
+                "allocates no heap blocks (use a heap backing; read-file with read_buffer: "
+                "whole)")
+    if params["workload"] not in ("cycle", "churn") or int(params["threads"]) != 1:
+        return ("heap_pad keep grows the main heap once for the batch, which needs workload "
+                "cycle or churn with one thread (another thread allocates from an arena of its "
+                "own) (use heap_pad: default)")
+    if str(params["release"]).startswith("malloc-trim"):
+        return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
+                "(use release: free)")
     return None
 
 
@@ -539,7 +586,7 @@ def _file_conflict(params: Mapping[str, Value]) -> str | None:
 def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     workload, backing = params["workload"], params["backing"]
     if workload != "resize":
-        for key in ("grow_method", "grow_factor"):
+        for key in ("grow_method", "grow_factor", "grow_steps", "touch_grown"):
             if params[key] != DEFAULTS[key]:
                 return (f"{key} says how workload resize grows the blocks, and this is workload "
                         f"{workload} (use workload: resize, or leave {key} out)")
@@ -553,6 +600,8 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
         return ("write-file writes its blocks to the file in the touching phases of workload "
                 f"cycle, which workload {workload} does not have (use backing read-file or "
                 "malloc)")
+    if workload == "churn":
+        return _churn_conflict(params)
     if params["access"] not in WRITING_ACCESSES:
         return (f"workload {workload} writes a pattern to check it afterwards, and access "
                 f"{params['access']} writes nothing (use access: write-page or write-all)")
@@ -576,6 +625,19 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def _churn_conflict(params: Mapping[str, Value]) -> str | None:
+    release = params["release"]
+    if release not in CHURN_RELEASES:
+        return (f"workload churn releases each block right after touching it, and release "
+                f"{release} does not end a block (use release: auto, free, malloc-trim or "
+                "munmap)")
+    if params["backing"] == "posix-memalign" and params["protection"] != "read-write":
+        return (f"workload churn frees each posix-memalign block at once, and protection "
+                f"{params['protection']} would need an mprotect back first (use protection: "
+                "read-write, or workload cycle)")
+    return None
+
+
 def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     threads = int(params["threads"])
     if threads == 1:
@@ -594,14 +656,18 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
 
 
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
-                          grow_factor: int = 2) -> int:
+                          grow_factor: int = 2, grow_steps: int = 1) -> int:
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
-    fork a second copy (the child's), for resize the old and the grown blocks together."""
+    fork a second copy (the child's), for resize the old and the grown blocks of the last
+    growth step together, for
+    churn one block (but the data file of a file backing, which holds every block)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
         return 0
     if workload == "fork":
         return 2 * blocks
+    if workload == "churn" and backing not in FILE_BACKINGS:
+        return block_bytes(backing, size_bytes)  # one block alive at a time
     if workload == "resize":
-        return (1 + grow_factor) * blocks
+        return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
     return blocks

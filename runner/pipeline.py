@@ -19,8 +19,11 @@ from runner import (
     archive,
     compare,
     compare_report,
+    guard,
+    lock,
     machine,
     matrix,
+    names,
     noise,
     probe,
     report,
@@ -29,7 +32,7 @@ from runner import (
     store,
     verdict,
 )
-from runner.errors import UsageError
+from runner.errors import SpecError, UsageError
 from runner.frame import build_frame, measured
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
@@ -51,6 +54,7 @@ class RunOptions:
     seed: int | None = None
     processes: int | None = None
     quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
+    force: bool = False  # run scenarios that need more memory or file space than is free
 
 
 # The --quick profile: enough to see every scenario run and the shape of the charts in a
@@ -94,6 +98,15 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     fingerprint = read_fingerprint(
         spec_path=Path(experiment.source),
         file_dirs={s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS})
+    with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
+                            experiment.name, options.command):
+        return _run_locked(plan, binary, options, repetitions, fingerprint, say)
+
+
+def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
+                repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> RunSummary:
+    """run_plan's work, with the experiment folder's run lock held."""
+    experiment = plan.spec
     run_dir, manifest, done = (
         _resume(plan, binary, options, repetitions, fingerprint, say)
         or _start(plan, binary, options, repetitions, fingerprint, say))
@@ -151,7 +164,7 @@ def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
         return None
     # Titles, charts or checks edited since: the run shows the spec as it is now.
     manifest = {**resumed.manifest, "spec_hash": experiment.hash,
-                "spec_text": Path(experiment.source).read_text(encoding="utf-8")}
+                "spec_text": spec.read_spec_text(Path(experiment.source))}
     store.write_manifest(resumed.path, manifest)
     done = {(r.scenario_id, r.process_index) for r in resumed.records}
     say(f"{experiment.name}: resuming {resumed.path} ({len(done)} processes already stored)")
@@ -166,7 +179,7 @@ def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
     run_dir = store.run_path(options.results_dir, options.machine, experiment.name, run_id)
     manifest = store.build_manifest(
-        plan, spec_text=Path(experiment.source).read_text(encoding="utf-8"),
+        plan, spec_text=spec.read_spec_text(Path(experiment.source)),
         probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
                     "flags": list(binary.flags)},
         fingerprint=fingerprint, machine=options.machine, run_id=run_id,
@@ -239,11 +252,40 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
     """Load, validate and expand every spec before anything runs, so errors come first."""
-    return [matrix.expand(experiment) for experiment in spec.load_specs(spec_paths)]
+    plans = [matrix.expand(experiment) for experiment in spec.load_specs(spec_paths)]
+    for plan in plans:
+        _check_file_dirs(plan)
+    return plans
+
+
+def _check_file_dirs(plan: Plan) -> None:
+    """A file_dir that does not exist here would fail every process of its scenarios."""
+    for folder in sorted({s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}):
+        if not os.path.isdir(folder):
+            raise SpecError(plan.spec.source, None, "file_dir",
+                            f"{folder} is not a directory on this machine (create it, or "
+                            "choose another)")
+
+
+def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
+    """--processes may ask for more probe runs than a spec may: the same bound applies."""
+    for plan in plans:
+        processes = _repetitions(plan.spec, options).processes
+        runs = len(plan.scenarios) * processes
+        if runs > spec.MAX_PROBE_RUNS:
+            raise UsageError(f"{plan.spec.source}: {len(plan.scenarios)} scenarios x "
+                             f"{processes} processes = {runs} probe runs; at most "
+                             f"{spec.MAX_PROBE_RUNS} are allowed")
 
 
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -> list[RunSummary]:
     plans = load_plans(spec_paths)
+    if not names.is_label(options.machine):
+        raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
+                         f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")
+    _check_probe_runs(plans, options)
+    if not options.force:
+        guard.check_fit(plans)  # before any probe starts
     binary = probe.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     return [run_plan(plan, binary, options, say) for plan in plans]

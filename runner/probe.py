@@ -1,9 +1,10 @@
 """The native probe: building it (cached by content hash), its command line and its output.
 
-The probe (runner/probe/probe.c) measures one scenario and prints one JSON object. This module
-is the one place that knows how to compile it, which arguments it takes (derived from
-PARAMETERS, so a new parameter needs no change here) and what its output looks like
-(PROBE_VERSION and parse_probe_output). Running it is runner/execute.py's job.
+The probe (the C files of runner/probe/, whose probe.c says what each holds) measures one
+scenario and prints one JSON object. This module is the one place that knows how to compile
+it, which arguments it takes (derived from PARAMETERS, so a new parameter needs no change
+here) and what its output looks like (PROBE_VERSION and parse_probe_output). Running it is
+runner/execute.py's job.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from runner.parameters import PARAMETERS
 # through a reused buffer unless 0, whole); protection exec, and protection for
 # posix-memalign; an 8-accumulator read-all loop; the fork child writes before anything reads
 # its memory; observations read_buffer_page_offset_bytes and <phase>_syscalls.
-PROBE_VERSION = 4
+# 5: --workload=churn (the pair loop in allocate, the other slots empty); cycle's observations
+# of allocate (mappings, VmSize, brk, alignment) are read after the second pass, not between
+# allocate and first touch, and /proc/self/statm is read with one pread of a kept descriptor;
+# --grow_steps and --touch_grown (resize: a chain of growths, each new part touched);
+# --heap_pad (keep: mallopt no trimming and a batch-sized top pad, the batch grown once);
+# thp blocks of whole 2 MiB the kernel returns aligned are kept (no map-and-trim), and thp
+# scenarios report the <phase>_syscalls observations.
+PROBE_VERSION = 5
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4
@@ -44,7 +52,9 @@ EXIT_SKIPPED = 4
 # symbol resolution (which would add microseconds and page faults to small scenarios).
 # -pthread: the threads parameter (a no-op on glibc 2.34 and later, needed before).
 CFLAGS: tuple[str, ...] = ("-std=c11", "-O2", "-Wall", "-Wextra", "-pthread", "-Wl,-z,now")
-PROBE_SOURCE = "probe.c"
+# The probe is every .c file of runner/probe/, compiled together; its content hash covers those
+# and every header there (PROBE_SOURCE_SUFFIXES), so an edit to any of them rebuilds it.
+PROBE_SOURCE_SUFFIXES = (".c", ".h")
 PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
 OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
 ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases", "observations")
@@ -58,7 +68,7 @@ class ProbeBinary:
     """A compiled probe and what it was built from."""
 
     path: Path
-    source_hash: str  # sha256 of source + flags + compiler version text, first 16 hex digits
+    source_hash: str  # sha256 of the sources + flags + compiler version text, first 16 hex digits
     compiler: str  # first line of the compiler's --version
     flags: tuple[str, ...]
 
@@ -81,10 +91,12 @@ def find_compiler() -> tuple[list[str], str]:
     return command, result.stdout
 
 
-def compile_c(compiler: Sequence[str], source: Path, output: Path,
+def compile_c(compiler: Sequence[str], source: Path | Sequence[Path], output: Path,
               flags: Sequence[str]) -> None:
-    """Compile one C file to an executable; raise ProbeBuildError with the first error lines."""
-    argv = [*compiler, *flags, "-o", str(output), str(source)]
+    """Compile one C file, or several together, to an executable; raise ProbeBuildError with
+    the first error lines."""
+    sources = [source] if isinstance(source, Path) else list(source)
+    argv = [*compiler, *flags, "-o", str(output), *map(str, sources)]
     try:
         result = subprocess.run(argv, capture_output=True, text=True,
                                 timeout=_COMPILER_TIMEOUT_S, check=False)
@@ -94,7 +106,8 @@ def compile_c(compiler: Sequence[str], source: Path, output: Path,
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()] or lines
         detail = " | ".join(errors[:_ERROR_LINES]) or f"exit status {result.returncode}"
-        raise ProbeBuildError(f"compiling {source.name} failed: {detail}")
+        names = ", ".join(path.name for path in sources)
+        raise ProbeBuildError(f"compiling {names} failed: {detail}")
 
 
 def default_cache_dir() -> Path:
@@ -103,15 +116,36 @@ def default_cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "alloclab"
 
 
+def probe_sources(directory: Path) -> list[Path]:
+    """The probe's source files in `directory` (its .c files and headers), sorted by name."""
+    return sorted(path for path in directory.iterdir()
+                  if path.is_file() and path.suffix in PROBE_SOURCE_SUFFIXES)
+
+
+def hash_sources(sources: Sequence[Path], flags: Sequence[str], version_text: str) -> str:
+    """First 16 hex digits of the sha256 of every source (its name and bytes), the flags and
+    the compiler's version text."""
+    digest = hashlib.sha256()
+    for path in sources:
+        content = path.read_bytes()
+        digest.update(f"{path.name}\0{len(content)}\0".encode() + content)
+    digest.update(b"\0" + "\0".join(flags).encode() + b"\0" + version_text.encode())
+    return digest.hexdigest()[:16]
+
+
 def build_probe(cache_dir: Path | None = None) -> ProbeBinary:
-    """Compile the probe, or reuse the binary built earlier from the same source and compiler."""
+    """Compile the probe, or reuse the binary built earlier from the same sources and compiler."""
+    with importlib.resources.as_file(importlib.resources.files("runner") / "probe") as directory:
+        return _build_from(probe_sources(directory), cache_dir)
+
+
+def _build_from(sources: Sequence[Path], cache_dir: Path | None) -> ProbeBinary:
     compiler, version_text = find_compiler()
     flags = CFLAGS
-    source_file = importlib.resources.files("runner") / "probe" / PROBE_SOURCE
-    source = source_file.read_bytes()
-    digest = hashlib.sha256(source)
-    digest.update(b"\0" + "\0".join(flags).encode() + b"\0" + version_text.encode())
-    source_hash = digest.hexdigest()[:16]
+    if not any(path.suffix == ".c" for path in sources):
+        raise ProbeBuildError("the probe's C sources are missing from runner/probe/ "
+                              "(reinstall alloclab)")
+    source_hash = hash_sources(sources, flags, version_text)
     binary = ProbeBinary(
         path=(cache_dir or default_cache_dir()) / f"probe-{source_hash}",
         source_hash=source_hash,
@@ -133,8 +167,7 @@ def build_probe(cache_dir: Path | None = None) -> ProbeBinary:
     os.close(fd)
     temp_path = Path(temp_name)
     try:
-        with importlib.resources.as_file(source_file) as source_path:
-            compile_c(compiler, source_path, temp_path, flags)
+        compile_c(compiler, [path for path in sources if path.suffix == ".c"], temp_path, flags)
         temp_path.chmod(0o755)
         os.replace(temp_path, binary.path)
     finally:

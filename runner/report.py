@@ -28,7 +28,15 @@ from runner.metrics import BY_NAME
 from runner.model import CheckSpec, ExperimentSpec
 from runner.scope import describe_where
 from runner.stats import Summary, summarize
-from runner.store import SAMPLES, StoredRun, data_checksum, load_manifest, load_run, shown_run_dirs
+from runner.store import (
+    SAMPLES,
+    StoredRun,
+    data_checksum,
+    load_run,
+    read_manifest,
+    shown_run_dirs,
+    warn_skipped,
+)
 from runner.units import format_bytes, format_ns
 
 
@@ -333,23 +341,41 @@ class _PageJob:
     templates_dir: Path
 
 
-def _render_experiment_page(job: _PageJob) -> tuple[str, dict[str, Any]]:
-    """The page's HTML and its index entry; runs are read here, one at a time."""
-    runs = [StoredRun(path, load_manifest(path), ()) for path in job.run_dirs]
+@dataclass(frozen=True)
+class _Page:
+    """A rendered experiment page, its index entry, and the runs left off it as unreadable
+    (path, why): they are warned about where the page is used (a worker's warnings are lost)."""
+
+    html: str
+    entry: dict[str, Any]
+    skipped: tuple[tuple[Path, str], ...]
+
+
+def _render_experiment_page(job: _PageJob) -> _Page:
+    """The page's HTML and its index entry; runs are read here, one at a time.
+
+    A run whose samples turn out unreadable past the first record (shown_run_dirs checks no
+    further) is left off the page rather than failing the whole report.
+    """
+    runs = [StoredRun(path, read_manifest(path), ()) for path in job.run_dirs]
     first = experiment_of(runs[-1])
+    contexts, skipped = [], []
+    for path, checksum in zip(job.run_dirs, job.checksums, strict=True):
+        try:
+            contexts.append(build_run_context(load_run(path), checksum))
+        except (StoreError, OSError) as error:
+            skipped.append((path, str(error)))
     experiment = {
         "name": job.name, "title": first.title, "question": first.question,
-        "page": f"{job.name}.html",
-        "runs": [build_run_context(load_run(path), checksum)
-                 for path, checksum in zip(job.run_dirs, job.checksums, strict=True)],
+        "page": f"{job.name}.html", "runs": contexts,
     }
     navigation = [{"name": name, "page": f"{name}.html"} for name in job.navigation]
     html = render_page(job.templates_dir, "experiment.html", experiment=experiment,
                        experiments=navigation)
-    return html, index_entry(experiment)
+    return _Page(html, index_entry(experiment), tuple(skipped))
 
 
-def _render_all(jobs: list[_PageJob]) -> list[tuple[str, dict[str, Any]]]:
+def _render_all(jobs: list[_PageJob]) -> list[_Page]:
     """Render pages in up to RENDER_PROCESSES processes, largest runs first; same bytes as
     rendering them one by one (each page depends on its own inputs only)."""
     if len(jobs) <= 1 or RENDER_PROCESSES <= 1:
@@ -359,7 +385,7 @@ def _render_all(jobs: list[_PageJob]) -> list[tuple[str, dict[str, Any]]]:
         return sum((p / SAMPLES).stat().st_size for p in job.run_dirs if (p / SAMPLES).exists())
 
     order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i]))
-    results: dict[int, tuple[str, dict[str, Any]]] = {}
+    results: dict[int, _Page] = {}
     with ProcessPoolExecutor(max_workers=min(RENDER_PROCESSES, len(jobs)),
                              mp_context=multiprocessing.get_context("fork")) as pool:
         futures = {i: pool.submit(_render_experiment_page, jobs[i]) for i in order}
@@ -399,7 +425,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
     by_experiment: dict[str, list[Path]] = defaultdict(list)
     for path in run_dirs:
-        by_experiment[str(load_manifest(path)["experiment"])].append(path)
+        by_experiment[str(read_manifest(path)["experiment"])].append(path)
     navigation = tuple(sorted(by_experiment))
     cache = render_cache.load_cache(reports_dir)
     code = render_cache.code_hash(templates_dir)
@@ -420,11 +446,14 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
                                  templates_dir))
     reports_dir.mkdir(parents=True, exist_ok=True)
     rendered = []
-    for job, (html, entry) in zip(jobs, _render_all(jobs), strict=True):
+    for job, result in zip(jobs, _render_all(jobs), strict=True):
         page = f"{job.name}.html"
-        entries[page] = entry
-        _write_if_changed(reports_dir / page, html)
-        cache.remember(page, inputs[page], html, entry)
+        entries[page] = result.entry
+        _write_if_changed(reports_dir / page, result.html)
+        for path, why in result.skipped:
+            warn_skipped(path, StoreError(why))
+        if not result.skipped:  # else rendered again next time, saying so again
+            cache.remember(page, inputs[page], result.html, result.entry)
         rendered.append(reports_dir / page)
     context = {"experiments": [entries[f"{name}.html"] for name in navigation]}
     _write_if_changed(reports_dir / "index.html", render_page(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import execute, preconditions, probe, store
+from runner import execute, interrupt, preconditions, probe, store
 from runner.model import ProcessRecord, Repetitions, Scenario
 
 
@@ -55,6 +55,7 @@ def run_jobs(jobs: list[Job], binary: probe.ProbeBinary, repetitions: Repetition
     for job in jobs:
         if (job.scenario.id, job.process_index) in done:
             continue
+        interrupt.check()
         reason = unmet.get(job.scenario.id)
         if reason is not None:
             record = skipped_record(job, reason)

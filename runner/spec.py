@@ -16,16 +16,20 @@ so a file that loads is a file that expands.
 from __future__ import annotations
 
 import difflib
-import re
+import math
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from runner import names
 from runner.errors import SpecError
 from runner.matrix import expand
 from runner.metrics import BY_NAME as METRICS_BY_NAME
@@ -139,8 +143,19 @@ METHODS: tuple[str, ...] = get_args(Method)
 ORDERED_KINDS = ("size", "whole")  # parameter kinds a `where` range applies to
 RANGE_KEYS = ("from", "to")
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
-_NAME_RE = re.compile(NAME_PATTERN)
+NAME_PATTERN = names.EXPERIMENT_PATTERN
+# Bounds on what a spec may ask for, so that neither loading it nor running it can take the
+# machine down: the file, its nesting and node count (aliases counted as expanded), texts, the
+# scenarios a matrix makes, the probe runs they make with the processes, the timeout.
+MAX_SPEC_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+MAX_TEXT_CHARS = 4000  # a question
+MAX_TITLE_CHARS = 200  # a title or claim
+MAX_SCENARIOS = 10_000
+MAX_PROBE_RUNS = 100_000  # scenarios x processes
+MAX_REPETITION = 10_000  # processes, warmup or iterations
+MAX_TIMEOUT_S = 24 * 3600.0
 PARAMETER_KEYS: tuple[str, ...] = tuple(p.key for p in PARAMETERS)
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS_BY_NAME)
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -180,6 +195,11 @@ def _expand_paths(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
+def read_spec_text(path: Path) -> str:
+    """A spec file's text, read within the same limits as load_spec (e.g. to store it)."""
+    return _read_file(path, str(path))
+
+
 def parse_spec(text: str, source: str) -> ExperimentSpec:
     """Validate spec text (e.g. as stored with a run); `source` names it in errors."""
     return _parse(text, source)[0]
@@ -192,32 +212,121 @@ def _load(path: Path) -> tuple[ExperimentSpec, dict[str, int]]:
 
 def _parse(text: str, source: str) -> tuple[ExperimentSpec, dict[str, int]]:
     """The spec and the line of every key path in it."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(source, None, "", f"more than {MAX_SPEC_BYTES} characters (1 MiB)")
     root = _compose(text, source)
     walker = _Walker(source)
     spec = _build_spec(walker, walker.item("", root, root.start_mark.line + 1))
+    _check_size(spec, walker)
     try:
         plan = expand(spec)
     except SpecError as error:
         raise SpecError(error.source, walker.lines.get(error.key_path), error.key_path,
                         error.message) from None
+    _check_probe_runs(spec, len(plan.scenarios), spec.repetitions.processes, walker.lines)
     _check_scopes(plan, walker.lines)
     return spec, walker.lines
 
 
+def _check_size(spec: ExperimentSpec, walker: _Walker) -> None:
+    """Refuse a matrix whose product exceeds MAX_SCENARIOS before expanding it."""
+    product = math.prod(len(values) for _, values in spec.matrix) + len(spec.include)
+    if product > MAX_SCENARIOS:
+        sizes = " x ".join(str(len(values)) for _, values in spec.matrix)
+        raise SpecError(spec.source, walker.lines.get("matrix"), "matrix",
+                        f"{sizes} = {product} scenarios (with include); at most "
+                        f"{MAX_SCENARIOS} are allowed: split the experiment")
+
+
+def _check_probe_runs(spec: ExperimentSpec, scenarios: int, processes: int,
+                      lines: dict[str, int]) -> None:
+    if scenarios * processes > MAX_PROBE_RUNS:
+        raise SpecError(spec.source, lines.get("repetitions.processes"), "repetitions.processes",
+                        f"{scenarios} scenarios x {processes} processes = "
+                        f"{scenarios * processes} probe runs; at most {MAX_PROBE_RUNS} are "
+                        "allowed")
+
+
 def _read_file(path: Path, source: str) -> str:
+    """The file's text: a regular file (not a FIFO, device or directory) of MAX_SPEC_BYTES at
+    most. O_NONBLOCK: opening a FIFO must not wait for a writer."""
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SpecError(source, None, "", "no such file") from None
-    except UnicodeDecodeError as error:
-        raise SpecError(source, None, "", f"not UTF-8 text ({error.reason})") from None
     except OSError as error:
         raise SpecError(source, None, "", f"cannot read: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(source, None, "", "not a regular file (a spec is a YAML file)")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise SpecError(source, None, "", f"{info.st_size} bytes; a spec may have at most "
+                            f"{MAX_SPEC_BYTES} (1 MiB)")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as error:
+        raise SpecError(source, None, "", f"cannot read: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SPEC_BYTES:  # grew while being read
+        raise SpecError(source, None, "", f"more than {MAX_SPEC_BYTES} bytes (1 MiB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError(source, None, "", f"not UTF-8 text ({error.reason})") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader's composer with MAX_DEPTH levels of nesting and MAX_NODES nodes at most, an
+    alias counting as the nodes it stands for (so `&a [*b, *b, ...]` chains cannot explode)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if node is not None:
+                self._count(self._size(node), node)
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                self._refuse(f"nested more than {MAX_DEPTH} levels deep")
+            self._count(1, None)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _count(self, nodes: int, node: Node | None) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_NODES:
+            self._refuse(f"more than {MAX_NODES} values (aliases counted as what they repeat)")
+
+    def _size(self, node: Node) -> int:
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, SequenceNode):
+            size += sum(self._size(child) for child in node.value)
+        elif isinstance(node, MappingNode):
+            size += sum(self._size(k) + self._size(v) for k, v in node.value)
+        self._sizes[id(node)] = size
+        return size
+
+    def _refuse(self, problem: str) -> None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        raise ComposerError(None, None, problem, mark)
 
 
 def _compose(text: str, source: str) -> Node:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -381,21 +490,39 @@ def _read_simple(walker: _Walker, item: _Item, key: Key) -> Value:
     """A value of a simple kind (slug, text, whole, flag), as the key table says."""
     value = walker.scalar(item, _expected(key))
     if key.kind == "slug":
-        if not isinstance(value, str) or not _NAME_RE.match(value):
-            raise walker.error(item, f"{_shown(value)} is not a valid name (use lowercase "
-                               "letters, digits and '-', e.g. first-touch)")
+        if not isinstance(value, str) or not names.is_experiment_name(value):
+            raise walker.error(item, f"{_shown(value)} is not a valid name (use "
+                               f"{names.EXPERIMENT_HINT}, e.g. first-touch)")
         return value
     if key.kind == "text":
         if not isinstance(value, str) or not value.strip():
             raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
+        problem = _text_problem(value.strip(), MAX_TEXT_CHARS if key.name == "question"
+                                else MAX_TITLE_CHARS)
+        if problem:
+            raise walker.error(item, problem)
         return value.strip()
     if key.kind == "whole":
-        if isinstance(value, bool) or not isinstance(value, int) or value < key.minimum:
-            raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
+        if (isinstance(value, bool) or not isinstance(value, int) or value < key.minimum
+                or value > MAX_REPETITION):
+            raise walker.error(item, f"expected {_expected(key)} and at most {MAX_REPETITION}, "
+                               f"found {_describe_value(value)}")
         return value
     if not isinstance(value, bool):
         raise walker.error(item, f"expected {_expected(key)}, found {_describe_value(value)}")
     return value
+
+
+def _text_problem(text: str, max_chars: int) -> str | None:
+    """Why a text cannot be shown as it is: too long, a lone surrogate, a control character."""
+    if len(text) > max_chars:
+        return f"{len(text)} characters; at most {max_chars} are allowed here"
+    for char in text:
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            return f"contains an unpaired surrogate (U+{ord(char):04X}), not text"
+        if (ord(char) < 0x20 and char not in "\n\t") or 0x7F <= ord(char) < 0xA0:
+            return f"contains the control character U+{ord(char):04X}"
+    return None
 
 
 def _expected(key: Key) -> str:
@@ -563,9 +690,13 @@ def _read_timeout(walker: _Walker, item: _Item | None) -> float:
         raise walker.error(item, f"expected a duration ({DURATION_HINT}), "
                            f"found {_describe_value(value)}")
     try:
-        return parse_duration_s(value)
+        seconds = parse_duration_s(value)
     except ValueError as error:
         raise walker.error(item, str(error)) from None
+    if not math.isfinite(seconds) or seconds > MAX_TIMEOUT_S:
+        raise walker.error(item, f"{_shown(value)} is not a duration of at most 24 hours "
+                           f"({DURATION_HINT})")
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,22 +12,39 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+import stat
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard, get_args
 
 import orjson
 
 import runner
-from runner.errors import StoreError
-from runner.model import Plan, ProcessRecord, Repetitions, Scenario
+from runner import names, spec
+from runner.errors import SpecError, StoreError
+from runner.model import PHASES, Plan, ProcessRecord, Repetitions, Scenario, Status
 from runner.parameters import PARAMETERS, upgrade_params
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
+# Stored results may come from elsewhere (a copied folder, an archive): every read is bounded
+# and every value checked before any other module sees it (_check_manifest, _check_record).
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_SAMPLES_BYTES = 1 << 30
+MAX_RECORD_BYTES = 4 << 20
+# Parsed JSON takes up to ~60 bytes per value however small its text ("[]," is three bytes):
+# values are counted (an upper bound, from the text) before parsing.
+MAX_JSON_VALUES = 500_000
+MAX_PROCESS_INDEX = 1_000_000
+
+
+class SkippedRunWarning(UserWarning):
+    """A stored run that cannot be read was left out of a listing (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -138,97 +155,210 @@ def _drop_torn_tail(out: BinaryIO) -> None:
     out.truncate(end - len(tail) + cut + 1 if cut >= 0 else max(0, end - len(tail)))
 
 
-def _parse_line(line: str) -> Any:
-    """One samples.jsonl line: by orjson, several times faster over a million samples, else
-    by json, which also reads what orjson refuses (NaN); a line neither reads raises."""
+def open_regular(path: Path, max_bytes: int) -> BinaryIO:
+    """A stored file opened for reading: a regular file, not a link, of max_bytes at most."""
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise StoreError(f"{path}: cannot be read ({error.strerror}; a link is not read)") \
+            from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else \
+            f"{info.st_size} bytes, more than the {max_bytes} a run may have here"
+        raise StoreError(f"{path}: {what}")
+    return os.fdopen(fd, "rb")
 
 
-def _read_records(path: Path) -> Iterator[ProcessRecord]:
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+def parse_records(lines: Iterable[bytes], where: str,
+                  scenario_ids: frozenset[str]) -> Iterator[ProcessRecord]:
+    """Checked records from samples.jsonl lines; a torn last line (a killed run) is dropped."""
+    pending: tuple[int, str] | None = None  # a bad line is an error only if another follows
+    for number, raw in enumerate(lines, start=1):
+        if pending is not None:
+            raise StoreError(f"{where}:{pending[0]}: {pending[1]}")
+        if not raw.strip():
             continue
+        if len(raw) > MAX_RECORD_BYTES:
+            raise StoreError(f"{where}:{number}: a record of more than {MAX_RECORD_BYTES} bytes")
         try:
-            data = _parse_line(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):
-                return  # a write cut short by a crash: that process is simply run again
-            raise StoreError(f"{path}:{number}: not a JSON record ({error.msg})") from error
-        yield ProcessRecord(**data)
+            data = parse_json(raw, f"{where}:{number}")
+        except StoreError as error:
+            pending = (number, f"not a JSON record ({str(error).split(': ', 1)[-1]})")
+            continue
+        yield check_record(data, f"{where}:{number}", scenario_ids)
 
 
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    """Read one run's manifest; raise StoreError naming the file when this version cannot."""
+def _samples_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """samples.jsonl's lines, none read past MAX_RECORD_BYTES + 1 (parse_records refuses it)."""
+    return iter(lambda: handle.readline(MAX_RECORD_BYTES + 1), b"")
+
+
+def _read_records(path: Path, scenario_ids: frozenset[str]) -> Iterator[ProcessRecord]:
+    try:
+        handle = open_regular(path, MAX_SAMPLES_BYTES)
+    except FileNotFoundError:
+        return
+    with handle:
+        yield from parse_records(_samples_lines(handle), str(path), scenario_ids)
+
+
+def parse_json(data: bytes, where: str) -> object:
+    """Untrusted JSON bytes parsed, or StoreError: not UTF-8, not JSON, too many values (see
+    MAX_JSON_VALUES), nested too deeply.
+
+    orjson parses (several times faster over a million samples; it checks UTF-8 and stops at
+    1024 levels itself); what it refuses is parsed again by json, which also reads NaN, lone
+    surrogates and integers past 64 bits as before, and says what is wrong.
+    """
+    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    if values > MAX_JSON_VALUES:
+        raise StoreError(f"{where}: more than {MAX_JSON_VALUES} JSON values")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise StoreError(f"{where}: not UTF-8 text ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise StoreError(f"{where}:{error.lineno}: not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise StoreError(f"{where}: nested too deeply") from None
+
+
+def load_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """A manifest's bytes as a checked manifest, its scenarios in today's vocabulary."""
+    return check_manifest(parse_json(data, where), where)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A stored run's checked manifest, its folder names checked as the names they stand for
+    (machine label, experiment, run id) and agreeing with it: they become page names and
+    links. StoreError naming the file when it is not a run this version reads."""
     manifest_path = run_dir / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        with open_regular(manifest_path, MAX_MANIFEST_BYTES) as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError as error:
         raise StoreError(f"{manifest_path}: missing (not an alloclab run folder)") from error
-    except json.JSONDecodeError as error:
-        raise StoreError(f"{manifest_path}:{error.lineno}: not valid JSON ({error.msg})") from error
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise StoreError(
-            f"{manifest_path}: result format {version!r}, this alloclab reads {FORMAT_VERSION}"
-        )
-    # Readers see every scenario in today's vocabulary, whatever version stored it.
-    for scenario in manifest.get("scenarios", []):
-        scenario["params"] = upgrade_params(scenario["params"])
-    return dict(manifest)
+    manifest = load_manifest(data, str(manifest_path))
+    machine, experiment, run_id = run_dir.parent.parent.name, run_dir.parent.name, run_dir.name
+    if not names.is_label(machine):
+        raise StoreError(f"{run_dir}: the machine folder {machine!r} is not a machine label "
+                         f"({names.LABEL_HINT})")
+    if (experiment, run_id) != (manifest["experiment"], manifest["run_id"]):
+        raise StoreError(f"{manifest_path}: names run {manifest['experiment']}/"
+                         f"{manifest['run_id']}, but sits in {experiment}/{run_id}")
+    return manifest
+
+
+def _scenario_ids(manifest: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(s["id"] for s in manifest["scenarios"])
 
 
 def load_run(run_dir: Path) -> StoredRun:
-    """Read one run; raise StoreError naming the file when it is not a run this version reads."""
-    return StoredRun(run_dir, load_manifest(run_dir), tuple(_read_records(run_dir / SAMPLES)))
+    """Read one run; raise StoreError naming the file when it is not a run this version reads
+    (read_manifest, then every record checked)."""
+    manifest = read_manifest(run_dir)
+    return StoredRun(run_dir, manifest,
+                     tuple(_read_records(run_dir / SAMPLES, _scenario_ids(manifest))))
+
+
+def warn_skipped(run_dir: Path, error: Exception, stacklevel: int = 2) -> None:
+    """Say that a run was left out of a listing, and why (a SkippedRunWarning)."""
+    warnings.warn(f"skipped {run_dir}: {error}", SkippedRunWarning, stacklevel=stacklevel + 1)
+
+
+def _load_or_warn(run_dir: Path) -> StoredRun | None:
+    """A run of a listing, or None (with a SkippedRunWarning) when it cannot be read: one bad
+    run must not keep every other from being reported."""
+    try:
+        return load_run(run_dir)
+    except (StoreError, OSError) as error:
+        warn_skipped(run_dir, error, stacklevel=3)
+        return None
+
+
+def _load_all(manifests: Iterable[Path]) -> list[StoredRun]:
+    return [run for run in (_load_or_warn(p.parent) for p in sorted(manifests))
+            if run is not None]
 
 
 def list_runs(results_dir: Path) -> list[StoredRun]:
-    """Every run under results_dir, ordered by machine, experiment and run id (time order)."""
-    return [load_run(p.parent) for p in sorted(results_dir.glob(f"*/*/*/{MANIFEST}"))]
+    """Every readable run under results_dir, ordered by machine, experiment and run id (time
+    order); the others are left out with a SkippedRunWarning."""
+    return _load_all(results_dir.glob(f"*/*/*/{MANIFEST}"))
 
 
 def latest_runs(results_dir: Path) -> list[StoredRun]:
-    """The run of each (machine, experiment) a report shows (_shown_rank)."""
-    return [load_run(path) for path in shown_run_dirs(results_dir)]
+    """The run of each (machine, experiment) a report shows (_shown_rank): of its readable
+    runs with records, the best ranked. Runs ranked below the one shown are never parsed."""
+    shown = []
+    for ranked in _ranked_candidates(results_dir):
+        run = next((run for run in (_load_or_warn(c.path) for c in ranked)
+                    if run is not None and run.records), None)
+        if run is not None:
+            shown.append(run)
+    return shown
 
 
 def shown_run_dirs(results_dir: Path) -> list[Path]:
     """The folders of latest_runs, ordered by machine and experiment, reading only manifests
-    and the samples of the runs it picks: the other runs' samples are never parsed."""
-    candidates: dict[tuple[str, str], list[StoredRun]] = {}
-    for path in sorted(results_dir.glob(f"*/*/*/{MANIFEST}")):
-        run = StoredRun(path.parent, load_manifest(path.parent), ())
-        candidates.setdefault((run.machine, run.experiment), []).append(run)
+    and the first record of the runs it picks: the other runs' samples are never parsed.
+
+    A shown run whose samples turn out unreadable past their first record is found out only
+    when it is read (load_run): runner.report then leaves it out with a SkippedRunWarning.
+    """
     chosen = []
-    for key in sorted(candidates):
-        # Best rank first; of equal ranks the later folder, as a scan keeping the last would.
-        ranked = sorted(enumerate(candidates[key]), key=lambda item: (_shown_rank(item[1]),
-                                                                      item[0]), reverse=True)
-        shown = next((run.path for _, run in ranked if _has_records(run.path / SAMPLES)), None)
+    for ranked in _ranked_candidates(results_dir):
+        shown = next((run.path for run in ranked if _has_records_or_warn(run)), None)
         if shown is not None:
             chosen.append(shown)
     return chosen
 
 
-def _has_records(path: Path) -> bool:
-    """Whether samples.jsonl holds a record, reading only up to its first complete one."""
-    if not path.exists():
+def _ranked_candidates(results_dir: Path) -> list[list[StoredRun]]:
+    """The runs of each (machine, experiment) with a readable manifest (the others skipped
+    with a SkippedRunWarning), best shown first, without their records; by machine and
+    experiment."""
+    candidates: dict[tuple[str, str], list[StoredRun]] = {}
+    for path in sorted(results_dir.glob(f"*/*/*/{MANIFEST}")):
+        try:
+            run = StoredRun(path.parent, read_manifest(path.parent), ())
+        except (StoreError, OSError) as error:
+            warn_skipped(path.parent, error, stacklevel=3)
+            continue
+        candidates.setdefault((run.machine, run.experiment), []).append(run)
+    # Best rank first; of equal ranks the later folder, as a scan keeping the last would.
+    return [[run for _, run in sorted(enumerate(candidates[key]),
+                                      key=lambda item: (_shown_rank(item[1]), item[0]),
+                                      reverse=True)]
+            for key in sorted(candidates)]
+
+
+def _has_records_or_warn(run: StoredRun) -> bool:
+    """Whether the run's samples.jsonl holds a record, reading and checking it only up to its
+    first one, as load_run would; False with a SkippedRunWarning when that part is bad."""
+    try:
+        handle = open_regular(run.path / SAMPLES, MAX_SAMPLES_BYTES)
+    except FileNotFoundError:
         return False
-    with open(path, "rb") as lines:
-        for line in lines:
-            if line.strip():
-                try:
-                    json.loads(line)
-                    return True
-                except json.JSONDecodeError:
-                    break
-    return any(True for _ in _read_records(path))  # a torn or bad line: read as load_run does
+    except (StoreError, OSError) as error:
+        warn_skipped(run.path, error, stacklevel=4)
+        return False
+    with handle:
+        records = parse_records(_samples_lines(handle), str(run.path / SAMPLES),
+                                _scenario_ids(run.manifest))
+        try:
+            return next(records, None) is not None
+        except (StoreError, OSError) as error:
+            warn_skipped(run.path, error, stacklevel=4)
+            return False
 
 
 def _shown_rank(run: StoredRun) -> tuple[bool, bool, str]:
@@ -238,8 +368,8 @@ def _shown_rank(run: StoredRun) -> tuple[bool, bool, str]:
 
 
 def _runs_in(folder: Path) -> list[StoredRun]:
-    """The runs of one results/<machine>/<experiment> folder, oldest first."""
-    return [load_run(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
+    """The readable runs of one results/<machine>/<experiment> folder, oldest first."""
+    return _load_all(folder.glob(f"*/{MANIFEST}"))
 
 
 def find_resumable(results_dir: Path, machine: str, experiment: str, measurement_hash: str,
@@ -269,10 +399,16 @@ def checksum_bytes(manifest: bytes, samples: bytes) -> str:
 
 
 def data_checksum(run_dir: Path) -> str:
-    """The checksum of a stored run's data (an absent samples.jsonl counts as empty)."""
-    samples = run_dir / SAMPLES
-    return checksum_bytes((run_dir / MANIFEST).read_bytes(),
-                          samples.read_bytes() if samples.exists() else b"")
+    """The checksum of a stored run's data (an absent samples.jsonl counts as empty), read a
+    chunk at a time."""
+    digest = hashlib.sha256()
+    for path in (run_dir / MANIFEST, run_dir / SAMPLES):
+        if path.name == SAMPLES and not path.exists():
+            continue
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_run(path: Path) -> StoredRun:
@@ -323,3 +459,202 @@ def append_records(run_dir: Path, records: Iterable[ProcessRecord]) -> None:
         out.write(lines.encode())
         out.flush()
         os.fsync(out.fileno())
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking what was read: every value other modules use, with the type they use it as.
+
+Check = Callable[[object], bool]
+
+
+def _is_int(value: object, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_optional_text(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_object(value: object) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+
+
+def _is_shallow(levels: int) -> Check:
+    """JSON nested at most `levels` deep below this value (the report formats such values
+    recursively: a deep one would exhaust the stack)."""
+    def check(value: object, depth: int = 0) -> bool:
+        if isinstance(value, dict | list):
+            items = value.values() if isinstance(value, dict) else value
+            return depth < levels and all(check(item, depth + 1) for item in items)
+        return True
+    return check
+
+
+def _is_list_of(check: Check) -> Check:
+    return lambda value: isinstance(value, list) and all(check(v) for v in value)
+
+
+def _is_text_map(value: object) -> bool:
+    return _is_object(value) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_repetitions(value: object) -> bool:
+    return (_is_object(value) and set(value) == {f.name for f in fields(Repetitions)}
+            and _is_int(value["processes"], 1) and _is_int(value["warmup"])
+            and _is_int(value["iterations"], 1))
+
+
+def _is_dropped(value: object) -> bool:
+    return _is_object(value) and _is_text(value.get("label")) and _is_text(value.get("reason"))
+
+
+def _is_probe_info(value: object) -> bool:
+    return (_is_object(value)
+            and all(_is_optional_text(value.get(k)) for k in ("source_hash", "compiler"))
+            and _is_list_of(_is_text)(value.get("flags", [])))
+
+
+_PARAMETER_KEYS = frozenset(p.key for p in PARAMETERS)
+# key -> (required, check): the manifest keys readers use. Others are kept as they are.
+_MANIFEST_KEYS: dict[str, tuple[bool, Check]] = {
+    "experiment": (True, names.is_experiment_name),
+    "run_id": (True, names.is_label),
+    "machine_label": (True, names.is_label),
+    "spec_text": (True, _is_text),
+    "scenarios": (True, lambda v: isinstance(v, list) and 0 < len(v) <= spec.MAX_SCENARIOS),
+    "label_keys": (True, _is_list_of(lambda k: isinstance(k, str) and k in _PARAMETER_KEYS)),
+    "repetitions": (True, _is_repetitions),
+    "seed": (True, _is_int),
+    "timeout_s": (True, lambda v: _is_number(v) and v > 0),  # type: ignore[operator]
+    "started_utc": (True, _is_text),
+    "finished_utc": (True, _is_optional_text),
+    "profile": (False, lambda v: v in ("full", "reduced")),
+    "reused_from": (False, _is_text_map),
+    "dropped": (False, _is_list_of(_is_dropped)),
+    "load": (False, lambda v: _is_list_of(_is_object)(v) and _is_shallow(4)(v)),
+    "fingerprint": (False, lambda v: _is_object(v) and _is_shallow(3)(v)),
+    "probe": (False, _is_probe_info),
+    "command": (False, _is_optional_text),
+    "spec_source": (False, _is_text),
+    "spec_hash": (False, _is_text),
+    "measurement_hash": (False, _is_text),
+    "alloclab_version": (False, _is_text),
+}
+
+
+def check_manifest(manifest: object, where: str) -> dict[str, Any]:
+    """The manifest if every key readers use has the expected type, its scenarios' parameters
+    valid (upgraded to today's vocabulary) and its stored spec valid as `alloclab validate`
+    would say; else StoreError naming the key."""
+    if not _is_object(manifest):
+        raise StoreError(f"{where}: not a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreError(f"{where}: result format {version!r}, this alloclab reads "
+                         f"{FORMAT_VERSION}")
+    for key, (required, check) in _MANIFEST_KEYS.items():
+        if key not in manifest:
+            if required:
+                raise StoreError(f"{where}: {key}: missing")
+            continue
+        if not check(manifest[key]):
+            raise StoreError(f"{where}: {key}: {_shown(manifest[key])} is not what this key "
+                             "holds")
+    manifest["scenarios"] = [_check_scenario(s, f"{where}: scenarios[{i}]")
+                             for i, s in enumerate(manifest["scenarios"])]
+    try:
+        stored = spec.parse_spec(manifest["spec_text"], f"{where}#spec")
+    except SpecError as error:
+        raise StoreError(f"stored spec invalid: {error}") from None
+    if stored.name != manifest["experiment"]:
+        raise StoreError(f"{where}: the stored spec is experiment {stored.name!r}, the run "
+                         f"{manifest['experiment']!r}")
+    return manifest
+
+
+def _check_scenario(scenario: object, where: str) -> dict[str, Any]:
+    if not (_is_object(scenario) and isinstance(scenario.get("id"), str)
+            and isinstance(scenario.get("label"), str) and _is_object(scenario.get("params"))):
+        raise StoreError(f"{where}: expected an object with id, label and params")
+    try:
+        params = upgrade_params(scenario["params"])
+        for parameter in PARAMETERS:
+            parameter.parse(params[parameter.field])
+    except (ValueError, TypeError, KeyError) as error:
+        raise StoreError(f"{where}.params: {error}") from None
+    if params["ops"] == 0 or len(scenario["id"]) > 64 or len(scenario["label"]) > 1000:
+        raise StoreError(f"{where}: ops, id or label out of range")
+    return {**scenario, "params": params}
+
+
+_RECORD_CHECKS: dict[str, Check] = {
+    "scenario_id": _is_text,
+    "process_index": lambda v: _is_int(v) and v < MAX_PROCESS_INDEX,  # type: ignore[operator]
+    "status": lambda v: v in get_args(Status),
+    "exit_code": lambda v: v is None or _is_int(v, -(1 << 31)),
+    "signal": _is_optional_text,
+    "wall_s": lambda v: _is_number(v) and v >= 0,  # type: ignore[operator]
+    "stderr_tail": _is_text,
+    "probe": lambda v: v is None or _is_object(v),
+}
+
+
+def check_record(data: object, where: str, scenario_ids: frozenset[str]) -> ProcessRecord:
+    """One samples line as a ProcessRecord, or StoreError naming the field that is off."""
+    if not _is_object(data) or set(data) != set(_RECORD_CHECKS):
+        raise StoreError(f"{where}: not a process record (expected the keys "
+                         f"{', '.join(_RECORD_CHECKS)})")
+    for key, check in _RECORD_CHECKS.items():
+        if not check(data[key]):
+            raise StoreError(f"{where}: {key}: {_shown(data[key])} is not what this key holds")
+    if data["scenario_id"] not in scenario_ids:
+        raise StoreError(f"{where}: scenario {_shown(data['scenario_id'])} is not in the "
+                         "manifest")
+    if data["status"] == "ok":
+        if data["probe"] is None:
+            raise StoreError(f"{where}: probe: a finished process without its output")
+        _check_probe_output(data["probe"], f"{where}: probe")
+    return ProcessRecord(**data)
+
+
+def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
+    """The parts of the probe's output readers use (runner.frame, runner.machine), typed."""
+    if not _is_int(probe.get("page_size_bytes"), 1):
+        raise StoreError(f"{where}.page_size_bytes: expected a whole number >= 1")
+    libc = probe.get("libc")
+    if libc is not None and not (_is_object(libc) and _is_text(libc.get("name"))
+                                 and _is_optional_text(libc.get("version"))):
+        raise StoreError(f"{where}.libc: expected an object with a name")
+    iterations = probe.get("iterations")
+    if not isinstance(iterations, list) or not iterations:
+        raise StoreError(f"{where}.iterations: expected a non-empty list")
+    for index, iteration in enumerate(iterations):
+        at = f"{where}.iterations[{index}]"
+        if not (_is_object(iteration) and isinstance(iteration.get("warmup"), bool)
+                and _is_int(iteration.get("rss_before_bytes"))
+                and _is_object(iteration.get("phases"))):
+            raise StoreError(f"{at}: expected warmup, rss_before_bytes and phases")
+        for phase in PHASES:
+            values = iteration["phases"].get(phase)
+            if not (_is_object(values) and all(
+                    _is_int(values.get(k)) for k in ("ns", "minor_faults", "major_faults",
+                                                     "rss_bytes"))):
+                raise StoreError(f"{at}.phases.{phase}: expected whole numbers ns, "
+                                 "minor_faults, major_faults and rss_bytes")
+        observations = iteration.get("observations", {})
+        if not (_is_object(observations) and all(_is_int(v) for v in observations.values())):
+            raise StoreError(f"{at}.observations: expected whole numbers")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

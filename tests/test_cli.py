@@ -247,3 +247,123 @@ def test_run_ends_with_one_line_per_verdict(tmp_path: Path, monkeypatch: pytest.
     assert main([*_run_args(tmp_path, tmp_path / "tiny.yaml"), "--no-report"]) == 0
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == "tiny: verdict: holds (2 hold, 0 contradict, 0 undecided): pages fault once"
+def test_resume_hint_drops_fresh() -> None:
+    from runner.cli import resume_command
+    assert resume_command(["run", "--fresh", "x.yaml", "--processes", "2"]) == \
+        "alloclab run x.yaml --processes 2"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "10001"])
+def test_processes_must_be_a_positive_bounded_count(value: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--processes", value, "x.yaml"])
+    assert caught.value.code == 2
+    assert "is not a number of processes from 1 to 10000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label", ["..", ".", "../../x", "/abs", "", "a/b", "x\n", "-x",
+                                   "a" * 65, "javascript:alert(7)", "a..b"])
+def test_machine_labels_that_are_not_plain_names_are_refused(
+        label: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    assert main(["run", str(spec), "--results", str(tmp_path / "results"),
+                 f"--machine={label}", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a folder name alloclab accepts" in err
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "x").exists()
+
+
+def test_alloclab_machine_is_checked_like_machine(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    monkeypatch.setenv("ALLOCLAB_MACHINE", "..")
+    assert main(["run", str(spec), "--results", str(tmp_path / "r"), "--no-report"]) == 2
+    assert "'..' (--machine or $ALLOCLAB_MACHINE)" in capsys.readouterr().err
+
+
+def test_a_host_name_becomes_a_label() -> None:
+    from runner.names import is_label, label_from_host
+    assert label_from_host("build-01.example.org") == "build-01.example.org"
+    assert label_from_host("..weird/host name") == "weird-host-name"
+    assert label_from_host("") == "machine"
+    assert is_label(label_from_host("x" * 300))
+
+
+def test_a_missing_file_dir_is_refused_at_validate(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "files.yaml"
+    spec.write_text("name: files\ntitle: t\nquestion: q\nmatrix:\n  size: 4KiB\nfixed:\n"
+                    f"  backing: read-file\n  file_dir: {tmp_path}/missing\n")
+    assert main(["validate", str(spec)]) == 2
+    assert capsys.readouterr().err == (f"{spec}: file_dir: {tmp_path}/missing is not a "
+                                       "directory on this machine (create it, or choose "
+                                       "another)\n")
+
+
+def test_processes_override_is_bounded_by_probe_runs(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "many.yaml"
+    spec.write_text("name: many\ntitle: t\nquestion: q\nmatrix:\n  size: [" +
+                    ", ".join(str(4096 * (i + 1)) for i in range(20)) + "]\n")
+    assert main(["run", str(spec), "--processes", "10000", "--results",
+                 str(tmp_path / "r"), "--machine", "m", "--no-report"]) == 2
+    assert "20 scenarios x 10000 processes = 200000 probe runs; at most 100000" in \
+        capsys.readouterr().err
+
+
+def test_compare_fail_above_with_nothing_compared_fails(
+        compare_runs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = compare_runs_dir / "r4"
+    spec = compare_runs_dir.parent.parent.parent / "cmp.yaml"
+    write_synthetic_run(compare_runs_dir.parent.parent, spec, run_id="r4")
+    (empty / "samples.jsonl").write_text("")
+    base = str(compare_runs_dir / "r1")
+    for pair in ([base, str(empty)], [str(empty), base]):  # an empty candidate or baseline
+        assert main(["compare", *pair, "--fail-above", "10%"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--fail-above: nothing was compared" in err
+    assert main(["compare", base, str(empty)]) == 0  # without a gate it is only a report
+
+
+def test_reports_naming_a_file_is_one_line_exit_3(
+        compare_runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    assert main(["report", "--results", str(compare_runs_dir.parent.parent), "--reports",
+                 str(a_file), "--templates", str(ROOT / "templates")]) == 3
+    err = capsys.readouterr().err
+    assert err == f"alloclab: {a_file}: File exists\n"
+
+
+def test_export_to_a_directory_is_one_line_exit_3(
+        compare_runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(compare_runs_dir / "r1"), "-o", str(tmp_path)]) == 3
+    assert capsys.readouterr().err == f"alloclab: {tmp_path}: Is a directory\n"
+
+
+def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+    import os
+
+    from runner import store
+
+    def full(run_dir: Path, records: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir / "samples.jsonl"))
+
+    monkeypatch.setattr(store, "append_records", full)
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    args = [*_run_args(tmp_path, spec), "--no-report"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("alloclab: ")
+    assert err.splitlines()[-1].endswith("samples.jsonl: No space left on device")
+    assert main(["--debug", *args]) == 3
+    assert "Traceback" in capsys.readouterr().err

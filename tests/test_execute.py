@@ -7,12 +7,16 @@ runs the real probe.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from runner import execute
 from runner.execute import PROBE_ENV, STDERR_TAIL_CHARS, run_process
 from runner.model import PHASES, Scenario
 from runner.parameters import PARAMETERS
@@ -157,3 +161,52 @@ def test_real_probe_run_is_ok(probe: ProbeBinary) -> None:
     assert [it["warmup"] for it in record.probe["iterations"]] == [True, False, False]
     assert set(record.probe["iterations"][0]["phases"]) == set(PHASES)
     assert record.to_json()["probe"] == record.probe
+
+
+def _wait_gone(pid: int, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+RUNNER = """
+import sys
+from runner.execute import run_process
+run_process([sys.argv[1]], scenario_id="abc", process_index=0, timeout_s=60)
+"""
+
+
+def test_probe_dies_with_a_runner_killed_by_sigkill(tmp_path: Path) -> None:
+    pid_file = tmp_path / "probe.pid"
+    [script] = fake_probe(tmp_path, f"echo $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n"
+                                    "exec sleep 60")
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, script],
+                              cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    probe_pid = int(pid_file.read_text())
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    assert _wait_gone(probe_pid), "the probe outlived its runner"
+
+
+def test_probe_enforces_its_own_time_limit(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runner's own timeout is made unreachable, as when the runner is stopped: the
+    # probe's alarm ends it, and the record still says timeout.
+    monkeypatch.setattr(execute, "OWN_LIMIT_GRACE_S", 0)
+    original = subprocess.Popen.communicate
+
+    def no_runner_timeout(self: subprocess.Popen[bytes], timeout: float | None = None
+                          ) -> tuple[bytes, bytes]:
+        return original(self)
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", no_runner_timeout)
+    argv = fake_probe(tmp_path, "exec sleep 30")
+    started = time.monotonic()
+    record = run_process(argv, scenario_id="abc", process_index=0, timeout_s=0.2)
+    assert time.monotonic() - started < 5
+    assert record.status == "timeout"
+    assert "SIGALRM" in record.stderr_tail

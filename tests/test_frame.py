@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from runner.frame import COLUMNS, build_frame, measured
 from runner.metrics import OBSERVATIONS
 from runner.store import StoredRun, load_run
+from tests.rowwise_frame import build_frame_by_rows
 from tests.synthetic import write_synthetic_run
 
 
@@ -35,11 +37,16 @@ def test_metrics_are_per_block_and_per_page(tmp_path: Path, small_spec: Path) ->
     assert row["first_touch_ns_per_op"] == 250 * 16
     assert row["first_touch_ns_per_page"] == 250
     assert row["first_touch_minor_faults_per_page"] == 1
+    assert row["first_touch_major_faults_per_page"] == 0
     assert row["first_touch_rss_growth_bytes_per_op"] == 65536
     assert row["free_rss_growth_bytes_per_op"] == -65536
     assert row["total_ns_per_op"] == pytest.approx((10 + 250 + 20 + 40) * 16)
     # one use of the memory: the second pass left out
     assert row["single_pass_ns_per_op"] == pytest.approx((10 + 250 + 40) * 16)
+    # allocate + first touch as one window: faulting the memory in, wherever it happens
+    assert row["fault_in_ns_per_op"] == pytest.approx((10 + 250) * 16)
+    assert row["fault_in_ns_per_page"] == pytest.approx(10 + 250)
+    assert row["fault_in_minor_faults_per_page"] == 1
 
 
 def _with_observations(run: StoredRun, observations: dict[str, int]) -> StoredRun:
@@ -182,3 +189,45 @@ def test_a_run_without_samples_gives_an_empty_frame_with_every_column(
     run = replace(load_run(write_synthetic_run(tmp_path, small_spec)), records=())
     frame = build_frame(run)
     assert frame.empty and list(frame.columns) == list(COLUMNS)
+
+
+def test_single_pass_system_calls_leave_the_second_pass_out(tmp_path: Path,
+                                                            small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    observed = {"allocate_syscalls": 8, "first_touch_syscalls": 16, "second_pass_syscalls": 16,
+                "free_syscalls": 8}
+    frame = measured(build_frame(_with_observations(run, observed)))
+    row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
+    assert row["single_pass_syscalls_per_op"] == 4
+    assert measured(build_frame(run))["single_pass_syscalls_per_op"].isna().all()
+
+
+def _varied_observations(run: StoredRun, seed: int) -> StoredRun:
+    """Each iteration reports a random subset of every observation, with random values (zero
+    included, and mappings_until_refused of 0: per-op metrics then divide by one)."""
+    rng = random.Random(seed)
+    records = []
+    for record in run.records:
+        if record.probe is None:
+            records.append(record)
+            continue
+        iterations = []
+        for it in record.probe["iterations"]:
+            observed = {o.name: rng.choice((0, 1, 3, 4096, 250_000, 1 << 40))
+                        for o in OBSERVATIONS if rng.random() < 0.5}
+            phases = {name: {**values, "major_faults": rng.randrange(3)}
+                      for name, values in it["phases"].items()}
+            iterations.append({**it, "phases": phases, "observations": observed})
+        records.append(replace(record, probe={**record.probe, "iterations": iterations}))
+    return replace(run, records=tuple(records))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_column_wise_frame_has_the_values_of_the_per_sample_definitions(
+        tmp_path: Path, small_spec: Path, seed: int) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec, crash=("malloc 4KiB", 1)))
+    run = _varied_observations(run, seed)
+    frame, expected = build_frame(run), build_frame_by_rows(run)
+    assert list(frame.columns) == list(expected.columns) == list(COLUMNS)
+    # Same values, NaN where NaN (dtypes may differ where a column is all NaN).
+    pd.testing.assert_frame_equal(frame, expected, check_dtype=False, check_exact=True)

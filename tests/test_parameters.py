@@ -135,6 +135,22 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"backing": "read-file", "workload": "resize"}, "use read_buffer: whole"),
     ({"backing": "read-file", "check_zero": True}, "allocates none"),
     ({"backing": "read-file", "release": "malloc-trim"}, "its buffer is reused"),
+    ({"grow_steps": 10}, "use workload: resize, or leave grow_steps out"),
+    ({"touch_grown": True, "workload": "fork"}, "leave touch_grown out"),
+    ({"heap_pad": "keep", "backing": "mmap-anon"}, "allocates no heap blocks"),
+    ({"heap_pad": "keep", "backing": "read-file"}, "read_buffer: whole"),
+    ({"heap_pad": "keep", "workload": "resize"}, "use heap_pad: default"),
+    ({"heap_pad": "keep", "threads": 2, "ops": 4}, "an arena of its own"),
+    ({"heap_pad": "keep", "release": "malloc-trim"}, "use release: free"),
+    ({"workload": "churn", "release": "none"}, "does not end a block"),
+    ({"workload": "churn", "backing": "mmap-anon", "release": "madv-free"},
+     "does not end a block"),
+    ({"workload": "churn", "backing": "posix-memalign", "protection": "read",
+      "access": "read-page"}, "use protection: read-write"),
+    ({"workload": "churn", "threads": 2, "ops": 4}, "use threads: 1"),
+    ({"workload": "churn", "history": "recycled"}, "use workload: cycle"),
+    ({"workload": "churn", "order": "random"}, "applies to workload cycle only"),
+    ({"workload": "churn", "backing": "write-file"}, "which workload churn does not have"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -181,6 +197,18 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "read-file", "read_buffer": 0, "check_zero": True, "release": "malloc-trim"},
     {"backing": "read-file", "read_buffer": 4096, "order": "random", "access": "none"},
     {"backing": "read-file", "threads": 2, "ops": 2, "cache": "cold"},
+    {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "grow_steps": 10,
+     "touch_grown": True},
+    {"backing": "malloc", "workload": "resize", "grow_steps": 3, "grow_factor": 4},
+    {"heap_pad": "keep", "backing": "calloc", "release": "free-but-last"},
+    {"heap_pad": "keep", "backing": "read-file", "read_buffer": 0, "cache": "cold"},
+    {"heap_pad": "keep", "workload": "churn", "backing": "posix-memalign"},
+    {"workload": "churn", "backing": "malloc", "access": "none"},
+    {"workload": "churn", "backing": "calloc", "release": "malloc-trim", "access": "read-all"},
+    {"workload": "churn", "backing": "mmap-anon", "thp": "huge", "populate": "mlock"},
+    {"workload": "churn", "backing": "mmap-file", "access": "read-page", "cache": "cold"},
+    {"workload": "churn", "backing": "read-file", "read_buffer": 0},
+    {"workload": "churn", "backing": "shm", "sharing": "shared", "host_warm": True},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None
@@ -256,7 +284,16 @@ def test_new_parameters_keep_the_ids_of_scenarios_that_do_not_set_them() -> None
     assert dataclasses.replace(plain, history="recycled").id != plain.id
     assert BY_KEY["history"].label_text("recycled") == "history=recycled"
     assert BY_KEY["host_warm"].label_text(True) == "host_warm=true"
-    assert [p.key for p in PARAMETERS][-2:] == ["history", "host_warm"]
+    assert [p.key for p in PARAMETERS][-5:-3] == ["history", "host_warm"]
+
+
+def test_a_growth_chain_keeps_the_ids_of_single_growths() -> None:
+    plain = Scenario.from_params(params(backing="malloc", workload="resize"))
+    assert plain.grow_steps == 1 and plain.touch_grown is False
+    chain = dataclasses.replace(plain, grow_steps=10)
+    assert chain.id != plain.id != dataclasses.replace(plain, touch_grown=True).id
+    assert BY_KEY["grow_steps"].label_text(10) == "grow_steps=10"
+    assert chain.memory_bytes == scenario_memory_bytes(4096, plain.ops, "malloc", "resize", 2, 10)
 
 
 def test_limits_needs_no_memory_for_its_untouched_blocks() -> None:
@@ -266,7 +303,15 @@ def test_limits_needs_no_memory_for_its_untouched_blocks() -> None:
 def test_fork_and_resize_need_more_memory_than_their_blocks() -> None:
     assert scenario_memory_bytes(MiB, 4, "malloc", "fork") == 8 * MiB
     assert scenario_memory_bytes(MiB, 4, "malloc", "resize", 3) == 16 * MiB
+    # a chain's peak is its last step: 512 MiB grown to 1 GiB beside it
+    assert scenario_memory_bytes(MiB, 1, "malloc", "resize", 2, 10) == 1536 * MiB
     assert scenario_memory_bytes(MiB, 4, "malloc") == 4 * MiB
+
+
+def test_churn_needs_one_block_but_a_file_backing_its_whole_file() -> None:
+    assert scenario_memory_bytes(MiB, 64, "malloc", "churn") == MiB
+    assert scenario_memory_bytes(4096, 3, "mmap-hugetlb", "churn") == HUGE_PAGE_BYTES
+    assert scenario_memory_bytes(MiB, 64, "mmap-file", "churn") == 64 * MiB
 
 
 def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
@@ -275,3 +320,13 @@ def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
     # ops auto covers 16 MiB of what the blocks really take
     assert resolve_ops(0, 4096, "mmap-hugetlb") == 8
     assert resolve_ops(0, 4096, "mmap-anon") == 4096
+
+
+def test_read_buffer_is_left_out_of_labels_where_it_means_nothing() -> None:
+    from runner.model import Scenario
+    from runner.parameters import DEFAULTS
+    keys = ("backing", "read_buffer", "size")
+    mapped = Scenario.from_params({**DEFAULTS, "backing": "mmap-file", "ops": 1})
+    read = Scenario.from_params({**DEFAULTS, "backing": "read-file", "ops": 1})
+    assert mapped.label(keys) == "mmap-file 4KiB"
+    assert read.label(keys) == "read-file read_buffer=1MiB 4KiB"

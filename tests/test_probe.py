@@ -9,9 +9,11 @@ read() from a file in the page cache takes no major faults.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import fcntl
 import json
+import mmap
 import os
 import resource
 import shutil
@@ -35,15 +37,18 @@ from runner.probe import (
     ProbeBinary,
     build_probe,
     find_compiler,
+    hash_sources,
     parse_probe_output,
     probe_argv,
     probe_env,
+    probe_sources,
 )
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 N_PAGES = 4096  # 16 MiB of 4 KiB pages
-SOURCE = Path(__file__).resolve().parent.parent / "runner" / "probe" / "probe.c"
+PROBE_DIR = Path(__file__).resolve().parent.parent / "runner" / "probe"
+C_SOURCES = sorted(PROBE_DIR.glob("*.c"))
 
 
 @pytest.fixture(scope="module")
@@ -440,6 +445,43 @@ def test_thp_huge_backs_a_block_with_huge_pages(probe: ProbeBinary) -> None:
         assert faults < pages // 4, "most of the block should be huge on an idle machine"
 
 
+def _kernel_aligns_2mib_mappings() -> bool:
+    """Whether this kernel places an anonymous mapping of whole 2 MiB on a 2 MiB boundary
+    by itself (Linux 6.7 and later with THP): four tries, all aligned."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    length = 4 * MIB
+    addresses = [libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                           -1, 0) for _ in range(4)]
+    for address in addresses:
+        libc.munmap(address, length)
+    return all(address % (2 * MIB) == 0 for address in addresses)
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("thp", ["huge", "nohuge"])
+def test_thp_blocks_the_kernel_aligns_cost_one_mmap_and_one_madvise(probe: ProbeBinary,
+                                                                   thp: str) -> None:
+    """Blocks of whole 2 MiB come aligned from a recent kernel: no map-and-trim, just mmap
+    and madvise; other sizes are mapped 2 MiB larger and trimmed (an mmap, up to two munmap
+    calls and the madvise). Either way every block starts on a 2 MiB boundary."""
+    ops = 4
+    whole, odd = measured(probe, scenario(backing="mmap-anon", size_bytes=4 * MIB, thp=thp,
+                                          ops=ops))[0], \
+        measured(probe, scenario(backing="mmap-anon", size_bytes=3 * MIB, thp=thp, ops=ops))[0]
+    for it in (whole, odd):
+        assert it["observations"]["alignment_bytes"] % (2 * MIB) == 0
+        assert it["observations"]["free_syscalls"] == ops
+    assert 2 * ops <= odd["observations"]["allocate_syscalls"] <= 4 * ops
+    if _kernel_aligns_2mib_mappings():
+        assert whole["observations"]["allocate_syscalls"] == 2 * ops
+    else:
+        assert whole["observations"]["allocate_syscalls"] <= 6 * ops
+
+
 @pytest.mark.probe
 def test_thp_nohuge_keeps_small_pages(probe: ProbeBinary) -> None:
     pages = 64 * MIB // PAGE
@@ -728,6 +770,105 @@ def test_realloc_of_small_heap_blocks_keeps_their_data(probe: ProbeBinary,
         assert 0 <= it["observations"]["blocks_moved"] <= 8
 
 
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("populate", ["none", "map-populate", "madv-populate-write"])
+def test_the_fault_in_window_counts_every_page_once_wherever_populate_puts_it(
+        probe: ProbeBinary, populate: str) -> None:
+    """fault_in (allocate + first touch) sees one fault per page whether populate moved the
+    faults into allocate or first touch took them."""
+    (it,) = measured(probe, scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE,
+                                     populate=populate))
+    phases = it["phases"]
+    faults = phases["allocate"]["minor_faults"] + phases["first_touch"]["minor_faults"]
+    assert 0.9 * N_PAGES <= faults <= 1.1 * N_PAGES
+    growth = phases["first_touch"]["rss_bytes"] - it["rss_before_bytes"]
+    assert 0.9 * N_PAGES * PAGE <= growth <= 1.1 * N_PAGES * PAGE
+
+
+# --- churn ------------------------------------------------------------------------------------
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("backing", ["mmap-anon", "memfd", "posix-memalign"])
+def test_churn_faults_each_fresh_block_once_and_keeps_none(probe: ProbeBinary,
+                                                         backing: str) -> None:
+    """Each pair maps (or allocates) one page, writes it and gives it back: one fault per
+    pair for a mapping, which comes fresh every time; nothing stays resident; the whole loop
+    is the allocate slot and the other three are empty."""
+    ops = 256
+    s = scenario(backing=backing, size_bytes=PAGE, ops=ops, workload="churn",
+                 sharing="shared" if backing == "memfd" else "private")
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        if backing != "posix-memalign":
+            assert 0.9 * ops <= phases["allocate"]["minor_faults"] <= 1.1 * ops + 8
+        assert phases["allocate"]["ns"] > 0
+        assert abs(phases["allocate"]["rss_bytes"] - it["rss_before_bytes"]) <= 64 * PAGE
+        for phase in ("first_touch", "second_pass", "free"):
+            assert phases[phase]["ns"] == 0 and phases[phase]["minor_faults"] == 0
+            assert phases[phase]["rss_bytes"] == phases["allocate"]["rss_bytes"]
+
+
+@pytest.mark.probe
+def test_churn_reuses_one_heap_chunk_where_cycle_keeps_a_batch(probe: ProbeBinary) -> None:
+    """malloc/free pairs of 4 KiB reuse the same chunk: after the first iteration no faults
+    and no growth; cycle's batch of the same blocks grows the heap by all of them at once."""
+    ops = 1024
+    churn = measured(probe, scenario(backing="malloc", size_bytes=PAGE, ops=ops,
+                                     workload="churn"), 3)
+    for it in churn[1:]:
+        assert it["phases"]["allocate"]["minor_faults"] <= 2
+    first_churn = churn[0]["phases"]["allocate"]["rss_bytes"] - churn[0]["rss_before_bytes"]
+    assert first_churn < 64 * PAGE
+    (cycle,) = measured(probe, scenario(backing="malloc", size_bytes=PAGE, ops=ops))
+    assert cycle["observations"]["brk_growth_bytes"] >= ops * PAGE
+    # the batch's fresh pages fault in allocate (chunk headers) and first touch together
+    faults = sum(cycle["phases"][phase]["minor_faults"] for phase in ("allocate", "first_touch"))
+    assert faults >= 0.9 * ops
+
+
+@pytest.mark.probe
+def test_churn_reads_what_it_wrote_nowhere_else(probe: ProbeBinary) -> None:
+    """access read-all of fresh calloc'd blocks sums zeros: the checksum is 0; the pairs are
+    done (the loop is not optimised away: it takes time and, for 64 KiB blocks above no
+    threshold, returns memory each time)."""
+    (it,) = measured(probe, scenario(backing="calloc", size_bytes=64 << 10, ops=64,
+                                     workload="churn", access="read-all"))
+    assert it["checksum"] == 0
+    assert it["phases"]["allocate"]["ns"] > 0
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize(("backing", "method"), [("mmap-anon", "mremap"),
+                                                 ("malloc", "realloc")])
+def test_a_growth_chain_faults_only_the_parts_it_touches(probe: ProbeBinary, backing: str,
+                                                         method: str) -> None:
+    """64 KiB doubled 4 times is 1 MiB. mremap moves or extends the mapping and faults
+    nothing; realloc copies a heap chunk at most once per step, no more than the old part,
+    and the copies of all steps together are at most the pages the chain adds. With
+    touch_grown each step's new part is written once, one fault per page it adds. The data
+    of every step survives the later ones."""
+    start, steps = 64 << 10, 4
+    final = start << steps
+    added_pages = (final - start) // PAGE
+    copies = 0 if method == "mremap" else added_pages  # at most
+    for touch in (False, True):
+        s = scenario(backing=backing, size_bytes=start, workload="resize", grow_method=method,
+                     grow_steps=steps, touch_grown=touch)
+        for it in measured(probe, s, 2):
+            grow = it["phases"]["second_pass"]
+            assert it["observations"]["data_survived"] == 1
+            growth = grow["rss_bytes"] - it["phases"]["first_touch"]["rss_bytes"]
+            touched = added_pages if touch else 0
+            assert 0.9 * touched <= grow["minor_faults"] <= 1.1 * (touched + copies) + 8
+            if touch:
+                assert growth >= 0.9 * (final - start)
+            elif method == "mremap":
+                assert growth <= 0.1 * (final - start)
+
+
 # --- heap: the program break, the dynamic mmap threshold, tunables ----------------------------
 
 @pytest.mark.probe
@@ -738,6 +879,34 @@ def test_small_mallocs_lie_in_the_heap_and_move_the_break(probe: ProbeBinary) ->
     assert second["observations"]["brk_growth_bytes"] == 0  # freed chunks are reused
     (anon,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
     assert "blocks_in_heap" not in anon["observations"]
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("backing", ["malloc", "calloc"])
+def test_heap_pad_keep_keeps_brk_and_fresh_pages_out_of_the_batch(probe: ProbeBinary,
+                                                                 backing: str) -> None:
+    """A batch of 1024 blocks of 4 KiB: by default every iteration grows the heap inside
+    allocate (a fault per block: the chunk headers on fresh pages) and free trims it back; with
+    heap_pad keep the heap was grown once before timing and stays: no break moves, next to no
+    faults, nothing given back."""
+    ops = 1024
+    for it in measured(probe, scenario(backing=backing, size_bytes=PAGE, ops=ops), 2):
+        assert it["observations"]["brk_growth_bytes"] >= 0.9 * ops * PAGE
+        assert it["phases"]["allocate"]["minor_faults"] >= 0.9 * ops
+        assert it["phases"]["second_pass"]["rss_bytes"] - it["phases"]["free"]["rss_bytes"] \
+            >= 0.9 * ops * PAGE
+    kept = measured(probe, scenario(backing=backing, size_bytes=PAGE, ops=ops, heap_pad="keep"),
+                    2)
+    for it in kept:
+        phases = it["phases"]
+        assert it["observations"]["brk_growth_bytes"] == 0
+        assert phases["allocate"]["minor_faults"] + phases["first_touch"]["minor_faults"] \
+            <= 0.05 * ops
+        assert abs(phases["free"]["rss_bytes"] - phases["second_pass"]["rss_bytes"]) <= 16 * PAGE
+        assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 16 * PAGE
+    # the heap trace's fresh image has the pad too: the break moves in few, large steps
+    assert kept[0]["observations"]["brk_moves"] <= 4
+    assert kept[0]["observations"]["brk_step_median_bytes"] >= ops * PAGE
 
 
 @pytest.mark.probe
@@ -977,7 +1146,8 @@ def _good_args(**overrides: str) -> list[str]:
             "file_dir": "/tmp", "thp": "default", "release": "auto", "workload": "cycle",
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
             "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
-            "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576", "warmup": "0",
+            "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576",
+            "grow_steps": "1", "touch_grown": "0", "heap_pad": "default", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
@@ -1032,6 +1202,20 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(read_buffer_bytes=str(128 << 20)),
     _good_args(backing="read-file", workload="resize"),  # a read buffer keeps no blocks
     _good_args(backing="read-file", check_zero="1"),
+    _good_args(grow_steps="0"),
+    _good_args(grow_steps="31"),
+    _good_args(touch_grown="2"),
+    _good_args(workload="resize", grow_factor="64", grow_steps="30"),  # 64^30 overflows
+    _good_args(heap_pad="always"),
+    _good_args(heap_pad="keep", backing="mmap-anon", release="munmap"),  # no heap
+    _good_args(heap_pad="keep", release="malloc-trim"),
+    _good_args(heap_pad="keep", threads="2", ops="2"),
+    _good_args(workload="churn", release="none"),  # churn ends each block at once
+    _good_args(workload="churn", backing="mmap-anon", release="madv-dontneed"),
+    _good_args(workload="churn", backing="posix-memalign", protection="read",
+               access="read-page"),
+    _good_args(workload="churn", threads="2", ops="2"),
+    _good_args(workload="churn", backing="write-file"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -1063,7 +1247,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
-        "none", "1048576", "recycled", "1"],
+        "none", "1048576", "recycled", "1", "1", "0", "default"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
@@ -1073,9 +1257,31 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
 def test_source_compiles_without_warnings(tmp_path: Path) -> None:
     compiler, _ = find_compiler()
     result = subprocess.run([*compiler, *CFLAGS, "-Werror", "-o", str(tmp_path / "p"),
-                             str(SOURCE)], capture_output=True, text=True, check=False)
+                             *map(str, C_SOURCES)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_probe_sources_are_every_c_file_and_header() -> None:
+    names = [path.name for path in probe_sources(PROBE_DIR)]
+    assert "probe.c" in names and "probe.h" in names and len(names) > 5
+    assert names == sorted(path.name for path in PROBE_DIR.iterdir()
+                           if path.suffix in (".c", ".h"))
+
+
+def test_content_hash_covers_every_source_file(tmp_path: Path) -> None:
+    for name in ("a.c", "b.c", "p.h"):
+        (tmp_path / name).write_text(f"/* {name} */\n")
+    sources = probe_sources(tmp_path)
+    before = hash_sources(sources, CFLAGS, "cc 1")
+    assert hash_sources(sources, CFLAGS, "cc 1") == before
+    for name in ("a.c", "b.c", "p.h"):
+        (tmp_path / name).write_text(f"/* {name}, edited */\n")
+        after = hash_sources(sources, CFLAGS, "cc 1")
+        assert after != before, name
+        before = after
+    assert hash_sources(sources, CFLAGS, "cc 2") != before
+    assert hash_sources(sources[:2], CFLAGS, "cc 1") != before  # a file fewer
 
 
 @pytest.mark.probe

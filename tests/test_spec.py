@@ -6,6 +6,7 @@ Each file in spec_cases/invalid/ starts with `# error: <message>`, `{file}` stan
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -231,3 +232,43 @@ def test_a_where_range_selects_by_order(where: str, sizes: list[int]) -> None:
     chosen = sorted({s.size_bytes for s in expand(spec).scenarios
                      if selects(s.params(), spec.checks[0].where)})
     assert chosen == sizes
+MINIMAL = "name: x\ntitle: t\nquestion: q\nmatrix:\n  size: 4KiB\n"
+
+
+def _load_error(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return str(info.value)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    assert _load_error(fifo) == f"{fifo}: not a regular file (a spec is a YAML file)"
+
+
+def test_a_link_to_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    assert _load_error(link) == f"{link}: not a regular file (a spec is a YAML file)"
+
+
+def test_a_file_over_one_mib_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(MINIMAL + "#" * (1 << 20) + "\n")
+    assert _load_error(big).startswith(f"{big}: {big.stat().st_size} bytes; a spec may have "
+                                       "at most 1048576 (1 MiB)")
+    with pytest.raises(SpecError, match="more than 1048576 characters"):
+        parse_spec(MINIMAL + "#" * (1 << 20), "stored")
+
+
+def test_a_link_to_a_regular_spec_is_read(tmp_path: Path) -> None:
+    target = tmp_path / "real.yaml"
+    target.write_text(MINIMAL)
+    (tmp_path / "link.yaml").symlink_to(target)
+    assert load_spec(tmp_path / "link.yaml").name == "x"
+
+
+def test_limits_leave_the_shipped_experiments_valid() -> None:
+    for path in sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml")):
+        load_spec(path)

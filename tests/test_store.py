@@ -7,53 +7,72 @@ import pytest
 
 from runner import store
 from runner.errors import StoreError
-from runner.model import ProcessRecord, Repetitions
+from runner.model import PHASES, ProcessRecord, Repetitions
+from runner.parameters import PARAMETERS
+
+PHASE = {"ns": 10, "minor_faults": 1, "major_faults": 0, "rss_bytes": 8192}
+PROBE = {"probe_version": 4, "page_size_bytes": 4096, "libc": {"name": "glibc", "version": "2"},
+         "file_fs": None, "iterations": [{"warmup": False, "rss_before_bytes": 4096,
+                                          "checksum": 0, "phases": dict.fromkeys(PHASES, PHASE),
+                                          "observations": {}}]}
 
 
 def _record(index: int, status: str = "ok") -> ProcessRecord:
     return ProcessRecord(scenario_id="abc", process_index=index, status=status,  # type: ignore[arg-type]
                          exit_code=0, signal=None, wall_s=0.1, stderr_tail="",
-                         probe={"iterations": []})
+                         probe=PROBE if status == "ok" else None)
 
 
 def _manifest(experiment: str, run_id: str, finished: bool = True) -> dict[str, object]:
+    """A manifest as `alloclab run` writes one, small."""
+    params = {p.field: p.default for p in PARAMETERS} | {"size_bytes": 4096, "ops": 1}
     return {"experiment": experiment, "run_id": run_id, "machine_label": "m",
+            "spec_text": f"name: {experiment}\ntitle: T\nquestion: Q?\nmatrix:\n  size: 4KiB\n",
             "spec_hash": "s", "measurement_hash": "s", "probe": {"source_hash": "p"},
             "repetitions": {"processes": 5, "warmup": 0, "iterations": 1},
+            "scenarios": [{"id": "abc", "label": "4KiB", "params": params}],
+            "label_keys": ["size"], "seed": 1, "timeout_s": 60.0,
+            "started_utc": "2026-01-01T00:00:00Z",
             "finished_utc": "2026-01-01T00:00:00Z" if finished else None}
 
 
-def test_records_round_trip_in_append_order(tmp_path: Path) -> None:
-    store.write_manifest(tmp_path, _manifest("e", "r1"))
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return store.run_path(tmp_path, "m", "e", "r1")
+
+
+def test_records_round_trip_in_append_order(run_dir: Path) -> None:
+    store.write_manifest(run_dir, _manifest("e", "r1"))
     for i in range(3):
-        store.append_record(tmp_path, _record(i))
-    run = store.load_run(tmp_path)
+        store.append_record(run_dir, _record(i))
+    run = store.load_run(run_dir)
     assert [r.process_index for r in run.records] == [0, 1, 2]
     assert run.records[0] == _record(0)
     assert run.manifest["format_version"] == store.FORMAT_VERSION
 
 
-def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path: Path) -> None:
-    store.write_manifest(tmp_path, _manifest("e", "r1"))
-    store.append_record(tmp_path, _record(0))
-    with open(tmp_path / store.SAMPLES, "a") as out:
+def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(run_dir: Path) -> None:
+    store.write_manifest(run_dir, _manifest("e", "r1"))
+    store.append_record(run_dir, _record(0))
+    with open(run_dir / store.SAMPLES, "a") as out:
         out.write('{"scenario_id": "ab')  # killed mid-write
-    assert len(store.load_run(tmp_path).records) == 1
-    store.append_record(tmp_path, _record(1))
-    assert [r.process_index for r in store.load_run(tmp_path).records] == [0, 1]
+    assert len(store.load_run(run_dir).records) == 1
+    store.append_record(run_dir, _record(1))
+    assert [r.process_index for r in store.load_run(run_dir).records] == [0, 1]
 
 
-def test_a_damaged_middle_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
-    store.write_manifest(tmp_path, _manifest("e", "r1"))
-    (tmp_path / store.SAMPLES).write_text('{"torn\n' + json.dumps(_record(1).to_json()) + "\n")
+def test_a_damaged_middle_line_is_an_error_naming_the_line(run_dir: Path) -> None:
+    store.write_manifest(run_dir, _manifest("e", "r1"))
+    (run_dir / store.SAMPLES).write_text('{"torn\n' + json.dumps(_record(1).to_json()) + "\n")
     with pytest.raises(StoreError, match=r"samples.jsonl:1: not a JSON record"):
-        store.load_run(tmp_path)
+        store.load_run(run_dir)
 
 
-def test_unknown_format_version_is_refused(tmp_path: Path) -> None:
-    (tmp_path / store.MANIFEST).write_text(json.dumps({"format_version": 99}))
+def test_unknown_format_version_is_refused(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / store.MANIFEST).write_text(json.dumps({"format_version": 99}))
     with pytest.raises(StoreError, match="result format 99, this alloclab reads 1"):
-        store.load_run(tmp_path)
+        store.load_run(run_dir)
 
 
 def test_latest_runs_prefers_finished_then_newest(tmp_path: Path) -> None:

@@ -1,0 +1,160 @@
+/*
+ * Access patterns: one function per pattern, the file writes and syncs of a touching phase, and
+ * the fixed random order.
+ */
+#include "probe.h"
+
+/* Applies the scenario's access pattern to every block, in block order; returns what was
+ * read. noinline, like the phases' other work (see allocate_blocks). */
+__attribute__((noinline)) uint64_t apply_access(const struct blocks *b,
+                                                const struct scenario *s, size_t page,
+                                                unsigned char value)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < b->ops; i++)
+        sum += access_range(b->at[i], b->size_bytes, 0, page, s->access, value);
+    return sum;
+}
+
+/* read-file with a read buffer: the bytes of `block` from `offset` on, at most a buffer's
+ * worth, read into the buffer by pread and given the access pattern right away. */
+static uint64_t read_chunk(const struct blocks *b, const struct scenario *s, size_t block,
+                           size_t offset, unsigned char value)
+{
+    size_t left = b->size_bytes - offset;
+    size_t length = left < b->buffer_bytes ? left : b->buffer_bytes;
+    read_fully(b->fd, b->buffer, length,
+               (off_t)((b->first + block) * b->stride_bytes + offset));
+    return access_range(b->buffer, length, offset, b->page_bytes, s->access, value);
+}
+
+/* read-file with a read buffer, first touch and second pass alike: every block read from the
+ * file chunk by chunk into the one reused buffer, the access pattern applied to each chunk as
+ * it arrives; with order random the chunks of every block in the fixed random order. */
+static __attribute__((noinline)) uint64_t read_chunks(const struct blocks *b,
+                                                      const struct scenario *s,
+                                                      unsigned char value)
+{
+    uint64_t sum = 0;
+    if (b->chunk_order != NULL) {
+        for (size_t k = 0; k < b->chunk_count; k++) {
+            size_t block = (size_t)(b->chunk_order[k] / b->chunks_per_block);
+            size_t chunk = (size_t)(b->chunk_order[k] % b->chunks_per_block);
+            sum += read_chunk(b, s, block, chunk * b->buffer_bytes, value);
+        }
+        return sum;
+    }
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t offset = 0; offset < b->size_bytes; offset += b->buffer_bytes)
+            sum += read_chunk(b, s, i, offset, value);
+    return sum;
+}
+
+/* order random: the access pattern page by page, every page of every block once, in the
+ * fixed random order (locate_pages found them before the phase). */
+static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
+                                                      const struct scenario *s,
+                                                      unsigned char value)
+{
+    uint64_t sum = 0;
+    switch (s->access) {
+    case ACCESS_WRITE_PAGE:
+        for (size_t k = 0; k < b->page_count; k++) {
+            b->pages[k].at[0] = value;
+            ESCAPE(b->pages[k].at);
+        }
+        break;
+    case ACCESS_WRITE_ALL:
+        for (size_t k = 0; k < b->page_count; k++) {
+            memset(b->pages[k].at, value, b->pages[k].length);
+            ESCAPE(b->pages[k].at);
+        }
+        break;
+    case ACCESS_READ_PAGE:
+        for (size_t k = 0; k < b->page_count; k++)
+            sum += b->pages[k].at[0];
+        break;
+    case ACCESS_READ_ALL:
+        for (size_t k = 0; k < b->page_count; k++)
+            sum += sum_words(b->pages[k].at, b->pages[k].length);
+        break;
+    case ACCESS_NONE:
+    case ACCESS_COUNT:
+        break;
+    }
+    return sum;
+}
+
+/* write-file: every block to its place in the data file, one pwrite per block, or in random
+ * order one pwrite per page in that order. */
+static void write_out(const struct blocks *b)
+{
+    if (b->pages != NULL) {
+        for (size_t k = 0; k < b->page_count; k++)
+            pwrite_fully(b->fd, b->pages[k].at, b->pages[k].length, b->pages[k].file_offset);
+        return;
+    }
+    for (size_t i = 0; i < b->ops; i++)
+        pwrite_fully(b->fd, b->at[i], b->size_bytes, (off_t)((b->first + i) * b->stride_bytes));
+}
+
+/* sync: what was written reaches the disk before the phase ends. */
+static void sync_out(const struct blocks *b, const struct scenario *s)
+{
+    if (s->sync == SYNC_MSYNC) {
+        for (size_t i = 0; i < b->ops; i++)
+            if ((COUNT_SYSCALL(), msync(b->at[i], b->map_bytes, MS_SYNC) != 0))
+                system_error("msync");
+    } else if ((COUNT_SYSCALL(), fsync(b->fd) != 0)) {
+        system_error("fsync");
+    }
+}
+
+/* The work of first_touch and second_pass in the cycle workload: the access pattern, then for
+ * write-file the file writes, then the sync. Returns what was read. */
+__attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
+                                                const struct scenario *s, size_t page,
+                                                unsigned char value)
+{
+    uint64_t sum = b->buffer != NULL  ? read_chunks(b, s, value)
+                   : b->pages != NULL ? visit_pages(b, s, value)
+                                      : apply_access(b, s, page, value);
+    if (s->backing == BACKING_WRITE_FILE)
+        write_out(b);
+    if (s->sync != SYNC_NONE)
+        sync_out(b, s);
+    return sum;
+}
+
+/* 1 when every byte the access pattern writes holds `value` (one per page for write-page,
+ * all of them for write-all): whether a write of this or another process is visible here. */
+uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, size_t page,
+                     unsigned char value)
+{
+    size_t step = s->access == ACCESS_WRITE_ALL ? 1 : page;
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t offset = 0; offset < b->size_bytes; offset += step)
+            if (b->at[i][offset] != value)
+                return 0;
+    return 1;
+}
+
+/* order random: every page (or read-file chunk) index once, in an order fixed by a constant
+ * seed, so that every process of a scenario visits them in the same order (xorshift64*,
+ * Fisher-Yates). */
+void shuffle_pages(uint64_t *order, size_t count)
+{
+    uint64_t state = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < count; i++)
+        order[i] = i;
+    for (size_t i = count; i > 1; i--) {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        size_t j = (size_t)((state * 0x2545F4914F6CDD1DULL) % i);
+        uint64_t swap = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = swap;
+    }
+}
+

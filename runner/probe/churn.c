@@ -1,0 +1,71 @@
+/*
+ * The churn workload: `ops` times (allocate one block, apply the access pattern to it, release
+ * it), back to back in one timed window — the latency of an allocate-use-release pair, as
+ * lmbench (lat_mem, lat_mmap) and will-it-scale (malloc1, mmap1) measure it. Only one block
+ * is alive at a time, unlike cycle's batch of `ops` live blocks. The whole loop is the
+ * allocate slot; first_touch, second_pass and free are empty (0 ns, no faults).
+ */
+#include "probe.h"
+
+/* malloc and calloc: the loop written out, nothing between the calls but the access pattern,
+ * so a pair costs what it costs in a plain C loop (no call through allocate_blocks per
+ * block). ESCAPE keeps the compiler from dropping a malloc/free pair whose block is unused. */
+static __attribute__((noinline)) uint64_t churn_heap(const struct blocks *b,
+                                                     const struct scenario *s,
+                                                     unsigned char value)
+{
+    int zeroed = s->backing == BACKING_CALLOC, trim = s->release == RELEASE_MALLOC_TRIM;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        unsigned char *p = zeroed ? calloc(1, b->size_bytes) : malloc(b->size_bytes);
+        if (p == NULL)
+            system_error(zeroed ? "calloc" : "malloc");
+        ESCAPE(p);
+        sum += access_range(p, b->size_bytes, 0, b->page_bytes, s->access, value);
+        free(p);
+        if (trim)
+            malloc_trim(0);
+    }
+    return sum;
+}
+
+/* Every other backing: one block at a time through the backing's own allocate and release
+ * (a system call or more per block, beside which a function call is nothing). Block i is
+ * block i of the data file for file backings, as in cycle. */
+static __attribute__((noinline)) uint64_t churn_blocks(const struct blocks *b,
+                                                       const struct scenario *s,
+                                                       unsigned char value)
+{
+    struct blocks one = *b;
+    one.ops = 1;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        one.at = b->at + i;
+        one.first = b->first + i;
+        allocate_blocks(&one, s);
+        sum += access_range(one.at[0], b->size_bytes, 0, b->page_bytes, s->access, value);
+        release_blocks(&one, s);
+    }
+    return sum;
+}
+
+/* churn: the loop in the allocate slot; the other three slots hold nothing (0 ns, 0 faults,
+ * the resident set after the loop), so every phase-sum metric is the loop. */
+void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
+               struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
+    struct phase_start start;
+    out->rss_before_bytes = resident_bytes(page);
+    int heap_loop = s->backing == BACKING_MALLOC || s->backing == BACKING_CALLOC;
+
+    start_phase(&start);
+    out->checksum = heap_loop ? churn_heap(b, s, value) : churn_blocks(b, s, value);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    for (int phase = PHASE_FIRST_TOUCH; phase < PHASE_COUNT; phase++)
+        out->phases[phase] = (struct phase_result){
+            .rss_bytes = out->phases[PHASE_ALLOCATE].rss_bytes};
+    if (is_file_backing(s->backing))
+        observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
+}

@@ -1,0 +1,108 @@
+/*
+ * The cycle workload: allocate a batch of blocks, touch them twice, give them back.
+ */
+#include "probe.h"
+
+/* Observations about the blocks allocate made, taken after the second pass (the touching
+ * phases add no mapping, address space or heap, nor move a block), so that nothing but the
+ * two phases' own bookkeeping runs between allocate and first touch: reading /proc/self/maps
+ * there would cool the caches first touch finds. check_zero, which must read the blocks
+ * before anything writes them, stays right after allocate (observe_zero). */
+static void observe_allocation(const struct context *c, const struct scenario *s,
+                               uint64_t vm_before, uintptr_t brk_before,
+                               struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    observe(out, OBS_MAPPINGS, count_mappings());
+    observe(out, OBS_VM_SIZE_GROWTH_BYTES, growth(vm_before, virtual_bytes(b->page_bytes)));
+    if (s->backing == BACKING_READ_FILE) {
+        const unsigned char *destination = b->buffer != NULL ? b->buffer : b->at[0];
+        observe(out, OBS_READ_BUFFER_PAGE_OFFSET_BYTES,
+                (uint64_t)((uintptr_t)destination % b->page_bytes));
+    }
+    if (b->buffer != NULL)
+        return; /* read-file with a read buffer: no blocks, nothing allocated */
+    observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
+    if (is_heap_backing(s->backing)) {
+        observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
+        observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
+    }
+}
+
+/* check_zero: the non-zero bytes of the blocks right after allocate, before any write. */
+static void observe_zero(const struct blocks *b, struct iteration_result *out)
+{
+    observe(out, OBS_NONZERO_BYTES_AT_ALLOCATE, nonzero_bytes(b));
+    observe(out, OBS_NONZERO_BLOCKS, dirty_blocks(b));
+}
+
+/* cycle: the four phases, each timed around exactly its work, and the observations the
+ * scenario calls for, taken between the phases but never between allocate and first touch
+ * (except check_zero's reading, and order random's locating of the pages). `value` makes
+ * the written bytes differ between iterations, so no store is a constant the compiler could
+ * drop. */
+void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
+               struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    size_t page = b->page_bytes;
+    struct phase_start start;
+    if (s->history == HISTORY_RECYCLED)
+        recycle_blocks(b, s);
+    int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
+    uint64_t thp_before = thp ? anon_huge_bytes() : 0;
+    uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
+    uint64_t vm_before = virtual_bytes(page);
+    uintptr_t brk_before = current_brk();
+    out->rss_before_bytes = resident_bytes(page);
+
+    start_phase(&start);
+    if (c->crew != NULL)
+        crew_work(c->crew, PHASE_ALLOCATE, value);
+    else
+        allocate_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    if (s->check_zero)
+        observe_zero(b, out);
+    if (b->pages != NULL)
+        locate_pages(b);
+
+    start_phase(&start);
+    uint64_t checksum = c->crew != NULL ? crew_work(c->crew, PHASE_FIRST_TOUCH, value)
+                                        : touch_blocks(b, s, page, value);
+    stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    if (thp)
+        observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
+    if (hugetlb)
+        observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
+
+    unsigned char again = (unsigned char)(value + 1);
+    start_phase(&start);
+    checksum += c->crew != NULL ? crew_work(c->crew, PHASE_SECOND_PASS, again)
+                                : touch_blocks(b, s, page, again);
+    stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
+    /* before the protection checks, whose mprotect calls may split or merge mappings */
+    observe_allocation(c, s, vm_before, brk_before, out);
+    if (s->protection != PROTECTION_READ_WRITE) {
+        observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
+        observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
+        release_protection(b, s);
+    }
+
+    start_phase(&start);
+    if (c->crew != NULL)
+        crew_work(c->crew, PHASE_FREE, value);
+    else
+        release_blocks(b, s);
+    stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    finish_release(b, s);
+
+    out->checksum = checksum;
+    if (is_file_backing(s->backing) || thp) {
+        observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
+        observe(out, OBS_FIRST_TOUCH_SYSCALLS, out->phases[PHASE_FIRST_TOUCH].syscalls);
+        observe(out, OBS_SECOND_PASS_SYSCALLS, out->phases[PHASE_SECOND_PASS].syscalls);
+        observe(out, OBS_FREE_SYSCALLS, out->phases[PHASE_FREE].syscalls);
+    }
+}
+

@@ -1,0 +1,223 @@
+/*
+ * History, host warming and the heap trace: what happens before an iteration (recycled blocks,
+ * warmed host pages) and the fresh image that traces single heap allocations.
+ */
+#include "probe.h"
+
+/* The last argument of the heap trace's fresh image (see trace_heap): not a scenario option,
+ * never given by the Python side. */
+const char TRACE_HEAP_ARGUMENT[] = "--trace_heap";
+
+
+/* Blocks with at least one non-zero byte: "is malloc'd memory dirty?" asked per block, so a
+ * free-list pointer or two in an otherwise zero block counts as dirty. */
+uint64_t dirty_blocks(const struct blocks *b)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < b->ops; i++) {
+        size_t j = 0;
+        while (j < b->size_bytes && b->at[i][j] == 0)
+            j++;
+        count += j < b->size_bytes;
+    }
+    return count;
+}
+
+/* What history recycled writes into every byte before giving the blocks back. */
+#define RECYCLE_BYTE 0xA5
+
+/* history recycled, before an iteration's allocate, untimed: the same blocks allocated the
+ * same way, every byte written, and given back plainly (free, or munmap), so the timed
+ * allocate gets memory the process has used: chunks off glibc's free lists, or the kernel's
+ * idea of reused pages for mappings. */
+void recycle_blocks(const struct blocks *b, const struct scenario *s)
+{
+    allocate_blocks(b, s);
+    for (size_t i = 0; i < b->ops; i++) {
+        memset(b->at[i], RECYCLE_BYTE, b->size_bytes);
+        ESCAPE(b->at[i]);
+    }
+    if (is_heap_backing(s->backing))
+        free_heap(b);
+    else
+        unmap_blocks(b);
+}
+
+/* The memory the scenario's blocks take at their peak, as runner/parameters.py counts it: for
+ * fork the child's copy too, for resize the grown blocks beside the old. */
+size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
+{
+    size_t blocks = b->ops * b->stride_bytes;
+    if (s->workload == WORKLOAD_FORK)
+        return 2 * blocks;
+    if (s->workload == WORKLOAD_CHURN && !is_file_backing(s->backing))
+        return b->stride_bytes; /* one block alive at a time */
+    if (s->workload == WORKLOAD_RESIZE) { /* the last step: its old and its grown blocks */
+        size_t before_last = blocks;
+        for (size_t step = 1; step < s->grow_steps; step++)
+            before_last *= s->grow_factor;
+        return (1 + s->grow_factor) * before_last;
+    }
+    return blocks;
+}
+
+/* host_warm, once before the first iteration, untimed: an anonymous region as large as the
+ * scenario's memory, every page written, then unmapped. In a virtual machine that reports
+ * free memory to its host, the first touch of a guest page the host took back costs a host
+ * fault too; pages freed just now are backed, and the kernel is likely (not certain) to hand
+ * them out next, so the phases then measure the guest kernel's own fault path. The measured
+ * blocks themselves are not touched: their first touch still faults every page. */
+void warm_host(size_t bytes, size_t page)
+{
+    if (bytes == 0)
+        return;
+    unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+    if (p == MAP_FAILED)
+        system_error("mmap (host_warm)");
+    for (size_t offset = 0; offset < bytes; offset += page)
+        p[offset] = 1;
+    ESCAPE(p);
+    if (munmap(p, bytes) != 0)
+        system_error("munmap (host_warm)");
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The heap trace, in the fresh image (main, given TRACE_HEAP_ARGUMENT): the scenario's blocks
+ * allocated one call at a time the way allocate does, sbrk(0) and malloc_usable_size read
+ * after each. Nothing is timed here, and nothing the probe needs comes from malloc (the
+ * records are mmap'd), so the heap is that of a fresh program, as in the first iteration. */
+void run_heap_trace(const struct scenario *s, size_t page)
+{
+    size_t ops = s->ops;
+    unsigned char **at = map_scratch(ops * sizeof *at);
+    uint64_t *steps = map_scratch(ops * sizeof *steps);
+    uint64_t usable = 0, moves = 0;
+    struct blocks one = {.ops = 1, .size_bytes = s->size_bytes, .page_bytes = page, .fd = -1,
+                         .map_bytes = (s->size_bytes + page - 1) / page * page};
+    for (size_t i = 0; i < ops; i++) {
+        one.at = at + i;
+        uintptr_t before = current_brk();
+        if (s->backing == BACKING_CALLOC)
+            allocate_calloc(&one);
+        else if (s->backing == BACKING_POSIX_MEMALIGN)
+            allocate_posix_memalign(&one, s);
+        else /* malloc, and the heap buffers of read-file and write-file */
+            allocate_malloc(&one);
+        uintptr_t after = current_brk();
+        if (after != before)
+            steps[moves++] = after > before ? after - before : before - after;
+        usable += malloc_usable_size(at[i]);
+    }
+    struct heap_trace trace = {.brk_moves = moves, .usable_bytes = usable};
+    if (moves > 0) {
+        qsort(steps, moves, sizeof *steps, compare_u64);
+        trace.brk_step_median_bytes = steps[moves / 2];
+    }
+    write_fully(STDOUT_FILENO, (const unsigned char *)&trace, sizeof trace);
+    _exit(0);
+}
+
+/* Reads exactly `length` bytes from a pipe; 0 when the writer ended first. */
+static int read_pipe(int fd, unsigned char *buffer, size_t length)
+{
+    while (length > 0) {
+        ssize_t got = read(fd, buffer, length);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            system_error("read (the heap trace)");
+        if (got == 0)
+            return 0;
+        buffer += got;
+        length -= (size_t)got;
+    }
+    return 1;
+}
+
+/* Heap backings, workload cycle, one thread, after the timed iterations: what each single
+ * allocation call does to the program break, and how much usable memory it grants. The
+ * timed iterations must not read sbrk(0) or malloc_usable_size between calls, and this heap
+ * is no longer fresh, so the probe runs itself again (/proc/self/exe, the same arguments and
+ * environment, plus TRACE_HEAP_ARGUMENT): a fresh image, whose heap is as pristine as the
+ * first iteration's was. */
+struct heap_trace trace_heap(int argc, char **argv)
+{
+    char **trace_argv = map_scratch(((size_t)argc + 2) * sizeof *trace_argv);
+    for (int i = 0; i < argc; i++)
+        trace_argv[i] = argv[i];
+    trace_argv[argc] = (char *)TRACE_HEAP_ARGUMENT;
+    int channel[2];
+    if (pipe2(channel, O_CLOEXEC) != 0)
+        system_error("pipe2");
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0)
+        system_error("fork (the heap trace)");
+    if (child == 0) {
+        if (dup2(channel[1], STDOUT_FILENO) < 0)
+            _exit(EXIT_SYSTEM);
+        execv("/proc/self/exe", trace_argv);
+        fprintf(stderr, "probe: execv /proc/self/exe (the heap trace): %s\n", strerror(errno));
+        _exit(EXIT_SYSTEM);
+    }
+    close(channel[1]);
+    struct heap_trace trace;
+    int complete = read_pipe(channel[0], (unsigned char *)&trace, sizeof trace);
+    close(channel[0]);
+    int status;
+    if (waitpid(child, &status, 0) != child)
+        system_error("waitpid (the heap trace)");
+    if (!complete || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "probe: the heap trace (a fresh probe) ended without its result "
+                        "(status %d)\n", status);
+        exit(EXIT_SYSTEM);
+    }
+    return trace;
+}
+
+/* The trace's figures are the process's, not an iteration's: each iteration carries them. */
+void observe_heap_trace(const struct heap_trace *trace, struct iteration_result *results,
+                        size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        observe(&results[i], OBS_BRK_MOVES, trace->brk_moves);
+        if (trace->brk_moves > 0)
+            observe(&results[i], OBS_BRK_STEP_MEDIAN_BYTES, trace->brk_step_median_bytes);
+        observe(&results[i], OBS_USABLE_BYTES, trace->usable_bytes);
+    }
+}
+
+
+/* heap_pad keep, before anything is timed: trimming off (M_TRIM_THRESHOLD -1: free never gives
+ * the top of the heap back) and a top pad as large as the batch (M_TOP_PAD: the heap grows
+ * by all of it at once). Setting either also fixes glibc's mmap threshold at its 128 KiB
+ * start, dynamic no more. Given to the heap trace's fresh image too. */
+void keep_heap(const struct scenario *s, size_t batch_bytes)
+{
+    if (s->heap_pad != HEAP_PAD_KEEP)
+        return;
+    int pad = batch_bytes < (size_t)INT_MAX ? (int)batch_bytes : INT_MAX;
+    if (mallopt(M_TRIM_THRESHOLD, -1) != 1 || mallopt(M_TOP_PAD, pad) != 1) {
+        errno = EINVAL;
+        system_error("mallopt");
+    }
+}
+
+/* heap_pad keep, once before the first iteration, untimed: the batch allocated the way
+ * allocate does and freed, so the heap has grown to hold it (and its pages are faulted in,
+ * as far as malloc wrote them) and, trimming off, keeps it: the timed allocate then costs the
+ * allocator alone, no brk and no fresh page. */
+void grow_heap_once(const struct blocks *b, const struct scenario *s)
+{
+    if (s->heap_pad != HEAP_PAD_KEEP)
+        return;
+    allocate_blocks(b, s);
+    release_protection(b, s);
+    free_heap(b);
+}

@@ -1,0 +1,273 @@
+/*
+ * The command line: every option's name and values, parsing, and the combinations the probe
+ * refuses. Option names are the Scenario field names of runner/parameters.py.
+ */
+#include "probe.h"
+
+static const char *const BACKING_NAMES[BACKING_COUNT] = {
+    "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
+    "mmap-hugetlb", "write-file"};
+static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
+    "none", "write-page", "write-all", "read-page", "read-all"};
+static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
+static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none",
+                                                               "exec"};
+const int PROTECTION_BITS[PROTECTION_COUNT] = {PROT_READ | PROT_WRITE, PROT_READ,
+                                                      PROT_NONE, PROT_READ | PROT_EXEC};
+static const char *const POPULATE_NAMES[POPULATE_COUNT] = {
+    "none", "map-populate", "madv-populate-write", "mlock"};
+static const char *const ADVICE_NAMES[ADVICE_COUNT] = {
+    "none", "sequential", "random", "willneed", "dontneed", "madv-populate-read"};
+const int ADVICE_BITS[ADVICE_COUNT] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM,
+                                              MADV_WILLNEED, MADV_DONTNEED, MADV_POPULATE_READ};
+const char *const ADVICE_CALLS[ADVICE_COUNT] = {
+    "MADV_NORMAL", "MADV_SEQUENTIAL", "MADV_RANDOM", "MADV_WILLNEED", "MADV_DONTNEED",
+    "MADV_POPULATE_READ"};
+static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
+static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
+    "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
+    "malloc-trim-but-last", "none"};
+static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits",
+                                                             "churn"};
+static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
+static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
+static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
+static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
+static const char *const HISTORY_NAMES[HISTORY_COUNT] = {"fresh", "recycled"};
+static const char *const HEAP_PAD_NAMES[HEAP_PAD_COUNT] = {"default", "keep"};
+static const char *const OPTION_NAMES[OPT_COUNT] = {
+    "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
+    "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
+    "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes", "grow_steps",
+    "touch_grown", "heap_pad", "warmup", "iterations"};
+void usage_error(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("probe: ", stderr);
+    vfprintf(stderr, format, args);
+    va_end(args);
+    fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
+          " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
+          " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
+          " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --grow_steps=N"
+          " --touch_grown=0|1 --heap_pad=P --warmup=N"
+          " --iterations=N\n",
+          stderr);
+    exit(EXIT_USAGE);
+}
+
+static int parse_choice(enum option option, const char *text, const char *const *names,
+                        int count)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    usage_error("--%s=%s is not a known value", OPTION_NAMES[option], text);
+}
+
+static size_t parse_count(enum option option, const char *text, size_t minimum)
+{
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    /* strtoull accepts "-1" and leading blanks; a count is plain decimal digits only. */
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE || value > SIZE_MAX)
+        usage_error("--%s=%s is not a whole number", OPTION_NAMES[option], text);
+    if (value < minimum)
+        usage_error("--%s must be at least %zu", OPTION_NAMES[option], minimum);
+    return (size_t)value;
+}
+
+int is_file_backing(enum backing backing)
+{
+    return backing == BACKING_MMAP_FILE || backing == BACKING_READ_FILE ||
+           backing == BACKING_WRITE_FILE;
+}
+
+/* Heap backings get their memory from malloc and friends; the others map one block each. */
+int is_heap_backing(enum backing backing)
+{
+    return backing == BACKING_MALLOC || backing == BACKING_CALLOC ||
+           backing == BACKING_POSIX_MEMALIGN || backing == BACKING_READ_FILE ||
+           backing == BACKING_WRITE_FILE;
+}
+
+/* What history recycled, workload limits and host_warm could not do: write a pattern into
+ * memory that forbids it or into the data file, recycle with threads (each has its own arena),
+ * or map-until-refused anything but untouched mmap-anon or mmap-file blocks. */
+static void check_new_combination(const struct scenario *s)
+{
+    if (s->history == HISTORY_RECYCLED &&
+        (s->workload != WORKLOAD_CYCLE || s->threads != 1 || is_file_backing(s->backing) ||
+         s->protection != PROTECTION_READ_WRITE))
+        usage_error("--history=recycled needs --workload=cycle --threads=1, a backing without a "
+                    "file and --protection=read-write");
+    /* churn releases every block right after touching it: the release must end it. */
+    if (s->workload == WORKLOAD_CHURN &&
+        ((s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM &&
+          s->release != RELEASE_MUNMAP) ||
+         (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)))
+        usage_error("--workload=churn needs --release=free, malloc-trim or munmap, and "
+                    "--protection=read-write for --backing=posix-memalign");
+    if (s->heap_pad == HEAP_PAD_KEEP &&
+        (!is_heap_backing(s->backing) || s->threads != 1 ||
+         (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN) ||
+         s->release == RELEASE_MALLOC_TRIM || s->release == RELEASE_MALLOC_TRIM_BUT_LAST ||
+         (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0)))
+        usage_error("--heap_pad=keep needs a heap backing with blocks, --workload=cycle or "
+                    "churn, --threads=1 and a release that does not call malloc_trim");
+    if (s->workload != WORKLOAD_LIMITS)
+        return;
+    if ((s->backing != BACKING_MMAP_ANON && s->backing != BACKING_MMAP_FILE) ||
+        s->access != ACCESS_NONE || s->populate != POPULATE_NONE ||
+        s->protection != PROTECTION_READ_WRITE || s->thp != THP_DEFAULT ||
+        s->release != RELEASE_MUNMAP || s->cache != CACHE_WARM || s->host_warm)
+        usage_error("--workload=limits needs --backing=mmap-anon or mmap-file, --access=none, "
+                    "--populate=none, --protection=read-write, --thp=default, --release=munmap, "
+                    "--cache=warm and --host_warm=0");
+}
+
+/* runner/parameters.py refuses every combination that makes no sense; the probe refuses those
+ * that would make it hand heap memory to munmap or mremap (or the reverse), flush what it
+ * never wrote, or share out what threads cannot share. */
+void check_combination(struct scenario *s)
+{
+    int heap = is_heap_backing(s->backing);
+    if (s->release == RELEASE_AUTO)
+        s->release = heap ? RELEASE_FREE : RELEASE_MUNMAP;
+    int keeps_last = s->release == RELEASE_FREE_BUT_LAST ||
+                     s->release == RELEASE_MALLOC_TRIM_BUT_LAST;
+    int heap_release = s->release == RELEASE_FREE || s->release == RELEASE_MALLOC_TRIM ||
+                       keeps_last;
+    if (s->release != RELEASE_NONE && heap != heap_release)
+        usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
+                    BACKING_NAMES[s->backing]);
+    if (keeps_last && (s->workload != WORKLOAD_CYCLE || s->threads != 1))
+        usage_error("--release=%s needs --workload=cycle and --threads=1",
+                    RELEASE_NAMES[s->release]);
+    if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
+        usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
+    if (s->workload == WORKLOAD_RESIZE) {
+        int anon = s->backing == BACKING_MMAP_ANON;
+        if ((s->grow_method == GROW_REALLOC && !heap) ||
+            (s->grow_method == GROW_MREMAP && !anon) ||
+            (s->grow_method == GROW_COPY && !heap && !anon))
+            usage_error("--grow_method=%s does not apply to --backing=%s",
+                        GROW_NAMES[s->grow_method], BACKING_NAMES[s->backing]);
+    }
+    if (s->workload != WORKLOAD_CYCLE && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE ||
+                                          s->check_zero || s->threads != 1 ||
+                                          s->backing == BACKING_WRITE_FILE))
+        usage_error("--workload=%s takes none of --order, --sync, --check_zero, --threads and "
+                    "--backing=write-file", WORKLOAD_NAMES[s->workload]);
+    if (s->sync == SYNC_MSYNC && (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
+        usage_error("--sync=msync needs --backing=mmap-file --sharing=shared");
+    if (s->sync == SYNC_FSYNC && s->backing != BACKING_WRITE_FILE &&
+        (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
+        usage_error("--sync=fsync needs --backing=write-file or mmap-file --sharing=shared");
+    if (s->cache == CACHE_COLD && !is_file_backing(s->backing))
+        usage_error("--cache=cold needs a file backing");
+    if (s->threads > MAX_THREADS || s->threads > s->ops)
+        usage_error("--threads must be at most %d and at most --ops", MAX_THREADS);
+    if (s->threads > 1 && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE))
+        usage_error("--threads above 1 takes neither --order=random nor --sync");
+    check_new_combination(s);
+    if (s->protection != PROTECTION_READ_WRITE && heap && s->backing != BACKING_POSIX_MEMALIGN)
+        usage_error("--protection=%s needs a mapping backing or --backing=posix-memalign",
+                    PROTECTION_NAMES[s->protection]);
+    if (s->advice != ADVICE_NONE && heap)
+        usage_error("--advice=%s applies to mapping backings only", ADVICE_NAMES[s->advice]);
+    if (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0 &&
+        (s->workload != WORKLOAD_CYCLE || s->check_zero || s->release != RELEASE_FREE))
+        usage_error("--backing=read-file with a read buffer (--read_buffer_bytes above 0) needs "
+                    "--workload=cycle, --check_zero=0 and --release=free");
+}
+
+/* Every option is required and given once as --name=value: a caller that forgets one gets
+ * an error rather than a silently different experiment. */
+struct scenario parse_arguments(int argc, char **argv)
+{
+    const char *values[OPT_COUNT] = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *equals = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) != 0 || equals == NULL)
+            usage_error("argument '%s' is not of the form --name=value", arg);
+        size_t name_length = (size_t)(equals - arg - 2);
+        int found = -1;
+        for (int option = 0; option < OPT_COUNT; option++)
+            if (strlen(OPTION_NAMES[option]) == name_length &&
+                strncmp(arg + 2, OPTION_NAMES[option], name_length) == 0)
+                found = option;
+        if (found < 0)
+            usage_error("unknown argument '%s'", arg);
+        if (values[found] != NULL)
+            usage_error("--%s given twice", OPTION_NAMES[found]);
+        values[found] = equals + 1;
+    }
+    for (int option = 0; option < OPT_COUNT; option++)
+        if (values[option] == NULL)
+            usage_error("missing argument --%s", OPTION_NAMES[option]);
+
+    struct scenario s;
+    s.backing = (enum backing)parse_choice(OPT_BACKING, values[OPT_BACKING], BACKING_NAMES,
+                                           BACKING_COUNT);
+    s.size_bytes = parse_count(OPT_SIZE_BYTES, values[OPT_SIZE_BYTES], 1);
+    s.sharing = (enum sharing)parse_choice(OPT_SHARING, values[OPT_SHARING], SHARING_NAMES,
+                                           SHARING_COUNT);
+    s.protection = (enum protection)parse_choice(OPT_PROTECTION, values[OPT_PROTECTION],
+                                                 PROTECTION_NAMES, PROTECTION_COUNT);
+    s.populate = (enum populate)parse_choice(OPT_POPULATE, values[OPT_POPULATE],
+                                             POPULATE_NAMES, POPULATE_COUNT);
+    s.access = (enum access)parse_choice(OPT_ACCESS, values[OPT_ACCESS], ACCESS_NAMES,
+                                         ACCESS_COUNT);
+    /* ops 0 means 'auto' in a spec; the runner resolves it before starting the probe. */
+    s.ops = parse_count(OPT_OPS, values[OPT_OPS], 1);
+    s.file_dir = values[OPT_FILE_DIR];
+    s.thp = (enum thp)parse_choice(OPT_THP, values[OPT_THP], THP_NAMES, THP_COUNT);
+    s.release = (enum release)parse_choice(OPT_RELEASE, values[OPT_RELEASE], RELEASE_NAMES,
+                                           RELEASE_COUNT);
+    s.workload = (enum workload)parse_choice(OPT_WORKLOAD, values[OPT_WORKLOAD], WORKLOAD_NAMES,
+                                             WORKLOAD_COUNT);
+    s.cache = (enum cache)parse_choice(OPT_CACHE, values[OPT_CACHE], CACHE_NAMES, CACHE_COUNT);
+    s.order = (enum order)parse_choice(OPT_ORDER, values[OPT_ORDER], ORDER_NAMES, ORDER_COUNT);
+    s.sync = (enum sync)parse_choice(OPT_SYNC, values[OPT_SYNC], SYNC_NAMES, SYNC_COUNT);
+    s.grow_method = (enum grow)parse_choice(OPT_GROW_METHOD, values[OPT_GROW_METHOD],
+                                            GROW_NAMES, GROW_COUNT);
+    s.grow_factor = parse_count(OPT_GROW_FACTOR, values[OPT_GROW_FACTOR], 2);
+    if (s.grow_factor > MAX_GROW_FACTOR)
+        usage_error("--grow_factor must be at most %d", MAX_GROW_FACTOR);
+    s.check_zero = (int)parse_count(OPT_CHECK_ZERO, values[OPT_CHECK_ZERO], 0);
+    if (s.check_zero > 1)
+        usage_error("--check_zero is 0 or 1");
+    s.threads = parse_count(OPT_THREADS, values[OPT_THREADS], 1);
+    s.history = (enum history)parse_choice(OPT_HISTORY, values[OPT_HISTORY], HISTORY_NAMES,
+                                           HISTORY_COUNT);
+    s.host_warm = (int)parse_count(OPT_HOST_WARM, values[OPT_HOST_WARM], 0);
+    if (s.host_warm > 1)
+        usage_error("--host_warm is 0 or 1");
+    s.advice = (enum advice)parse_choice(OPT_ADVICE, values[OPT_ADVICE], ADVICE_NAMES,
+                                         ADVICE_COUNT);
+    s.read_buffer_bytes = parse_count(OPT_READ_BUFFER_BYTES, values[OPT_READ_BUFFER_BYTES], 0);
+    if (s.read_buffer_bytes != 0 &&
+        (s.read_buffer_bytes % READ_BUFFER_UNIT_BYTES != 0 ||
+         s.read_buffer_bytes > MAX_READ_BUFFER_BYTES))
+        usage_error("--read_buffer_bytes is 0 (whole) or a multiple of %zu up to %zu",
+                    READ_BUFFER_UNIT_BYTES, MAX_READ_BUFFER_BYTES);
+    s.grow_steps = parse_count(OPT_GROW_STEPS, values[OPT_GROW_STEPS], 1);
+    if (s.grow_steps > MAX_GROW_STEPS)
+        usage_error("--grow_steps must be at most %d", MAX_GROW_STEPS);
+    s.touch_grown = (int)parse_count(OPT_TOUCH_GROWN, values[OPT_TOUCH_GROWN], 0);
+    if (s.touch_grown > 1)
+        usage_error("--touch_grown is 0 or 1");
+    s.heap_pad = (enum heap_pad)parse_choice(OPT_HEAP_PAD, values[OPT_HEAP_PAD], HEAP_PAD_NAMES,
+                                             HEAP_PAD_COUNT);
+    s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
+    s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
+    if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)
+        usage_error("too many iterations");
+    check_combination(&s);
+    return s;
+}
+
