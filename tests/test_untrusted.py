@@ -139,6 +139,11 @@ CORPUS: dict[str, Mutation] = {
         lambda p: p["iterations"][0]["phases"]["free"].__setitem__("ns", -1)),
     "probe ns text": _probe(
         lambda p: p["iterations"][0]["phases"]["free"].__setitem__("ns", "1")),
+    "probe rss before bool": _probe(
+        lambda p: p["iterations"][-1].__setitem__("rss_before_bytes", True)),
+    "probe warmup a number": _probe(lambda p: p["iterations"][-1].__setitem__("warmup", 0)),
+    "probe observation negative": _probe(
+        lambda p: p["iterations"][-1].__setitem__("observations", {"mappings": -1})),
     "probe observation text": _probe(
         lambda p: p["iterations"][0].__setitem__("observations", {"mappings": "x"})),
     "probe libc malformed": _probe(lambda p: p.__setitem__("libc", "glibc")),
