@@ -425,7 +425,8 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
     by_experiment: dict[str, list[Path]] = defaultdict(list)
     for path in run_dirs:
-        by_experiment[str(read_manifest(path)["experiment"])].append(path)
+        # The experiment's folder: shown_run_dirs checked that it is the manifest's experiment.
+        by_experiment[path.parent.name].append(path)
     navigation = tuple(sorted(by_experiment))
     cache = render_cache.load_cache(reports_dir)
     code = render_cache.code_hash(templates_dir)
