@@ -54,3 +54,10 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "bench/fidelity.py", *session.posargs)
     session.run("python", "bench/remote_overhead.py")
+
+
+@nox.session(python=PYTHON, name="report-scale")
+def report_scale(session: nox.Session) -> None:
+    """Time `alloclab report` over 1M synthetic stored samples: wall time and peak RSS."""
+    session.install("-e", ".")
+    session.run("python", "bench/report_scale.py", *session.posargs)

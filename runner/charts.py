@@ -10,7 +10,7 @@ import io
 import math
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,7 +24,7 @@ from matplotlib.ticker import NullLocator
 from runner.metrics import BY_NAME, axis_label
 from runner.model import ChartSpec
 from runner.parameters import BY_KEY, Value
-from runner.stats import summarize
+from runner.stats import Summary, summarize
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,13 @@ def _plain(value: object) -> Value:
     raise TypeError(f"unexpected parameter value {value!r}")
 
 
-def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, ...]) -> ChartData:
-    """Group measured samples into series of (x, median, quartiles) in scenario order."""
+def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, ...],
+               summaries: Mapping[tuple[str, str], Summary] | None = None) -> ChartData:
+    """Group measured samples into series of (x, median, quartiles) in scenario order.
+
+    A point of one scenario takes its summary from `summaries` (by scenario id and metric)
+    when given; a point pooling several scenarios is summarised here.
+    """
     selected = samples
     for key, value in chart.where:
         selected = selected[selected[BY_KEY[key].field] == value]
@@ -82,12 +87,20 @@ def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, .
         values_tuple = cast(tuple[Value, ...], values if isinstance(values, tuple) else (values,))
         points = []
         for x, at_x in group.groupby(x_field, sort=False):
-            summary = summarize(at_x[chart.metric].to_numpy())
+            summary = _point_summary(at_x, chart.metric, summaries)
             points.append(Point(_plain(x), summary.median, summary.q1, summary.q3, summary.n))
         if BY_KEY[chart.x].kind in NUMERIC_KINDS:
             points.sort(key=lambda p: int(p.x))
         series.append(Series(_series_label(keys, values_tuple), tuple(points)))
     return ChartData(chart, tuple(series), keys)
+
+
+def _point_summary(at_x: pd.DataFrame, metric: str,
+                   summaries: Mapping[tuple[str, str], Summary] | None) -> Summary:
+    ids = at_x["scenario_id"].unique()
+    if summaries is not None and len(ids) == 1 and (str(ids[0]), metric) in summaries:
+        return summaries[str(ids[0]), metric]
+    return summarize(at_x[metric].to_numpy(), interval=False)  # a chart shows no CI
 
 
 NUMERIC_KINDS = ("size", "count", "whole")  # parameters drawn on a numeric x axis

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from runner.metrics import METRICS, OBSERVATIONS
@@ -31,93 +33,162 @@ METRIC_COLUMNS = tuple(m.name for m in METRICS)
 COLUMNS = (*ID_COLUMNS, *PARAM_COLUMNS, *RAW_COLUMNS, *METRIC_COLUMNS)
 
 
-def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], process_index: int,
-                index: int, probe: dict[str, Any], iteration: dict[str, Any]) -> dict[str, Any]:
-    params = scenario["params"]
-    page = int(probe["page_size_bytes"])
-    size = int(params["size_bytes"])
-    observed = iteration.get("observations", {})  # absent before probe version 2
-    # Workload limits maps as many blocks as the system allows, whatever ops says: its phases
-    # are per block it really mapped (at least the one mmap call that was refused).
-    ops = (max(1, int(observed["mappings_until_refused"]))
-           if "mappings_until_refused" in observed else int(params["ops"]))
-    pages_per_op = max(1, -(-size // page))
-    row: dict[str, Any] = {
-        "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
-        "scenario_index": scenario_index, "scenario_id": scenario["id"], "label": scenario["label"],
-        "process_index": process_index, "iteration": index,
-        "warmup": bool(iteration["warmup"]),
-        **{field: params[field] for field in PARAM_COLUMNS},
-        "page_size_bytes": page, "pages_per_op": pages_per_op,
-        "rss_before_bytes": iteration["rss_before_bytes"],
-    }
-    rss_before = int(iteration["rss_before_bytes"])
-    total_ns = 0
-    for phase in PHASES:
-        values = iteration["phases"][phase]
-        ns = int(values["ns"])
-        minor, major = int(values["minor_faults"]), int(values["major_faults"])
-        rss_after = int(values["rss_bytes"])
-        total_ns += ns
-        row |= {
-            f"{phase}_ns": ns, f"{phase}_minor_faults": minor, f"{phase}_major_faults": major,
-            f"{phase}_rss_after_bytes": rss_after,
-            f"{phase}_ns_per_op": ns / ops,
-            f"{phase}_ns_per_page": ns / (ops * pages_per_op),
-            f"{phase}_minor_faults_per_op": minor / ops,
-            f"{phase}_minor_faults_per_page": minor / (ops * pages_per_op),
-            f"{phase}_major_faults_per_op": major / ops,
-            f"{phase}_major_faults_per_page": major / (ops * pages_per_op),
-            f"{phase}_rss_growth_bytes_per_op": (rss_after - rss_before) / ops,
-        }
-        rss_before = rss_after
-    row["total_ns_per_op"] = total_ns / ops
-    row["single_pass_ns_per_op"] = (total_ns - row["second_pass_ns"]) / ops
-    # Allocate and first touch as one window: the cost of faulting memory in wherever it lands
-    # (populate moves it from first touch into allocate; malloc's headers fault in allocate).
-    fault_in_ns = row["allocate_ns"] + row["first_touch_ns"]
-    fault_in_faults = row["allocate_minor_faults"] + row["first_touch_minor_faults"]
-    row["fault_in_ns_per_op"] = fault_in_ns / ops
-    row["fault_in_ns_per_page"] = fault_in_ns / (ops * pages_per_op)
-    row["fault_in_minor_faults_per_page"] = fault_in_faults / (ops * pages_per_op)
-    resident = int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(
-        iteration["rss_before_bytes"])
-    given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before
-    row["free_returned_fraction"] = given_back / resident if resident > 0 else float("nan")
-    for observation in OBSERVATIONS:
-        value = observed.get(observation.name)
-        row[observation.metric.name] = (
-            float("nan") if value is None else observation.metric_value(int(value), ops))
-    # Growth as a share of what was asked for: "malloc grows the heap by what you ask" is
-    # a claim about this ratio (1: exactly the request).
-    requested = size * ops
-    row["resident_per_requested_byte"] = resident / requested
-    row["brk_growth_per_requested_byte"] = row["brk_growth_bytes_per_op"] / size
-    row["vm_size_growth_per_requested_byte"] = row["vm_size_growth_bytes_per_op"] / size
-    row["usable_per_requested_byte"] = row["usable_bytes_per_op"] / size
-    row["brk_step_per_requested_byte"] = row["brk_step_median_bytes"] / size
-    after_free = int(iteration["phases"]["free"]["rss_bytes"])
-    retained = after_free - int(iteration["rss_before_bytes"])
-    row["retained_per_requested_byte"] = retained / requested
-    row["single_pass_syscalls_per_op"] = sum(
-        row[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
-    return row
+class _Columns:
+    """What the stored iterations say, one numpy array per raw value and record."""
+
+    def __init__(self) -> None:
+        self.scenario_index: list[npt.NDArray[np.int64]] = []
+        self.process_index: list[npt.NDArray[np.int64]] = []
+        self.iteration: list[npt.NDArray[np.int64]] = []
+        self.warmup: list[npt.NDArray[np.bool_]] = []
+        self.page_size_bytes: list[npt.NDArray[np.int64]] = []
+        self.rss_before_bytes: list[npt.NDArray[np.int64]] = []
+        self.phase: dict[tuple[str, str], list[npt.NDArray[np.int64]]] = {
+            (phase, what): [] for phase in PHASES
+            for what in ("ns", "minor_faults", "major_faults", "rss_bytes")}
+        self.observed: dict[str, list[npt.NDArray[np.float64]]] = {
+            o.name: [] for o in OBSERVATIONS}
+
+    def add(self, scenario_index: int, process_index: int, probe: dict[str, Any]) -> None:
+        iterations = probe["iterations"]
+        count = len(iterations)
+        if not count:
+            return
+        self.scenario_index.append(np.full(count, scenario_index, dtype=np.int64))
+        self.process_index.append(np.full(count, process_index, dtype=np.int64))
+        self.iteration.append(np.arange(count, dtype=np.int64))
+        self.page_size_bytes.append(np.full(count, int(probe["page_size_bytes"]),
+                                            dtype=np.int64))
+        self.warmup.append(np.array([bool(it["warmup"]) for it in iterations], dtype=bool))
+        self.rss_before_bytes.append(np.array([int(it["rss_before_bytes"]) for it in iterations],
+                                              dtype=np.int64))
+        # One pass over the iterations: values[i, j] is the j-th (phase, what) of iteration i.
+        keys = list(self.phase)
+        values = np.array([[it["phases"][phase][what] for phase, what in keys]
+                           for it in iterations], dtype=np.int64)
+        for j, key in enumerate(keys):
+            self.phase[key].append(values[:, j])
+        # Absent before probe version 2; each iteration reports the observations of its
+        # workload only, so only the names some iteration of this record has are looked up.
+        observed = [it.get("observations", {}) for it in iterations]
+        names = set().union(*observed)
+        for name, chunks in self.observed.items():
+            # A missing (or null) value becomes NaN in a float64 array.
+            chunks.append(np.array([o.get(name) for o in observed], dtype=np.float64)
+                          if name in names else np.full(count, np.nan))
+
+
+def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp]) -> pd.Series:
+    """One scenario parameter per row, with the dtype pandas gives the same values per row."""
+    return pd.Series(values).take(rows).reset_index(drop=True)
 
 
 def build_frame(run: StoredRun) -> pd.DataFrame:
-    """Every sample of every successful process of a run, warm-up iterations flagged."""
-    scenarios = {s["id"]: (i, s) for i, s in enumerate(run.manifest["scenarios"])}
-    rows = [
-        _sample_row(run, *scenarios[record.scenario_id], record.process_index, index,
-                    record.probe, iteration)
-        for record in run.records
-        if record.status == "ok" and record.probe is not None
-        for index, iteration in enumerate(record.probe["iterations"])
-    ]
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    """Every sample of every successful process of a run, warm-up iterations flagged.
+
+    Built column by column (numpy arrays, not a dict per sample): the values are those of the
+    per-sample definitions in the comments below, computed on whole columns.
+    """
+    scenarios = run.manifest["scenarios"]
+    position = {s["id"]: i for i, s in enumerate(scenarios)}
+    raw = _Columns()
+    for record in run.records:
+        if record.status == "ok" and record.probe is not None:
+            raw.add(position[record.scenario_id], record.process_index, record.probe)
+    if not raw.scenario_index:
+        return pd.DataFrame([], columns=list(COLUMNS))
     # Plan order, so tables and chart series read in the order the spec declares them.
-    return frame.sort_values(["scenario_index", "process_index", "iteration"], kind="stable",
-                             ignore_index=True)
+    process_index, iteration = np.concatenate(raw.process_index), np.concatenate(raw.iteration)
+    unsorted_scenario = np.concatenate(raw.scenario_index)
+    order = np.lexsort((iteration, process_index, unsorted_scenario))
+    scenario_index = unsorted_scenario[order]
+    # Scenario-level values are inferred over the scenarios that have samples, as pandas
+    # would over the rows, then repeated per row.
+    present, rows = np.unique(scenario_index, return_inverse=True)
+    shown = [scenarios[i] for i in present]
+
+    def ints(chunks: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+        return np.concatenate(chunks)[order]
+
+    columns: dict[str, Any] = {
+        "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
+        "scenario_index": scenario_index,
+        "scenario_id": _parameter_column([s["id"] for s in shown], rows),
+        "label": _parameter_column([s["label"] for s in shown], rows),
+        "process_index": process_index[order], "iteration": iteration[order],
+        "warmup": np.concatenate(raw.warmup)[order],
+    }
+    for field in PARAM_COLUMNS:
+        columns[field] = _parameter_column([s["params"][field] for s in shown], rows)
+    size = np.asarray([int(s["params"]["size_bytes"]) for s in shown], dtype=np.int64)[rows]
+    declared_ops = np.asarray([int(s["params"]["ops"]) for s in shown], dtype=np.int64)[rows]
+    observed = {name: np.concatenate(chunks)[order] for name, chunks in raw.observed.items()}
+    page = ints(raw.page_size_bytes)
+    # Workload limits maps as many blocks as the system allows, whatever ops says: its phases
+    # are per block it really mapped (at least the one mmap call that was refused).
+    refused = observed["mappings_until_refused"]
+    ops = np.where(np.isnan(refused), declared_ops,
+                   np.maximum(1, np.nan_to_num(refused)).astype(np.int64))
+    pages_per_op = np.maximum(1, -(-size // page))
+    rss_first = ints(raw.rss_before_bytes)
+    columns |= {"page_size_bytes": page, "pages_per_op": pages_per_op,
+                "rss_before_bytes": rss_first}
+    rss_before = rss_first
+    total_ns = np.zeros(len(order), dtype=np.int64)
+    phase_ns = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for phase in PHASES:
+            ns = ints(raw.phase[phase, "ns"])
+            minor = ints(raw.phase[phase, "minor_faults"])
+            major = ints(raw.phase[phase, "major_faults"])
+            rss_after = ints(raw.phase[phase, "rss_bytes"])
+            phase_ns[phase], total_ns = ns, total_ns + ns
+            columns |= {
+                f"{phase}_ns": ns, f"{phase}_minor_faults": minor,
+                f"{phase}_major_faults": major, f"{phase}_rss_after_bytes": rss_after,
+                f"{phase}_ns_per_op": ns / ops,
+                f"{phase}_ns_per_page": ns / (ops * pages_per_op),
+                f"{phase}_minor_faults_per_op": minor / ops,
+                f"{phase}_minor_faults_per_page": minor / (ops * pages_per_op),
+                f"{phase}_major_faults_per_op": major / ops,
+                f"{phase}_major_faults_per_page": major / (ops * pages_per_op),
+                f"{phase}_rss_growth_bytes_per_op": (rss_after - rss_before) / ops,
+            }
+            rss_before = rss_after
+        columns["total_ns_per_op"] = total_ns / ops
+        columns["single_pass_ns_per_op"] = (total_ns - phase_ns["second_pass"]) / ops
+        # Allocate and first touch as one window: the cost of faulting memory in wherever it
+        # lands (populate moves it from first touch into allocate; malloc's headers fault in
+        # allocate).
+        fault_in_ns = phase_ns["allocate"] + phase_ns["first_touch"]
+        fault_in_faults = columns["allocate_minor_faults"] + columns["first_touch_minor_faults"]
+        columns["fault_in_ns_per_op"] = fault_in_ns / ops
+        columns["fault_in_ns_per_page"] = fault_in_ns / (ops * pages_per_op)
+        columns["fault_in_minor_faults_per_page"] = fault_in_faults / (ops * pages_per_op)
+        second_pass_rss = columns["second_pass_rss_after_bytes"]
+        resident = second_pass_rss - rss_first
+        given_back = second_pass_rss - rss_before  # rss_before: after the last phase (free)
+        columns["free_returned_fraction"] = np.where(resident > 0, given_back / resident,
+                                                     float("nan"))
+        for observation in OBSERVATIONS:
+            columns[observation.metric.name] = observation.metric_value(
+                observed[observation.name], ops)
+        # Growth as a share of what was asked for: "malloc grows the heap by what you ask" is
+        # a claim about this ratio (1: exactly the request).
+        requested = size * ops
+        columns["resident_per_requested_byte"] = resident / requested
+        columns["brk_growth_per_requested_byte"] = columns["brk_growth_bytes_per_op"] / size
+        columns["vm_size_growth_per_requested_byte"] = (
+            columns["vm_size_growth_bytes_per_op"] / size)
+        columns["usable_per_requested_byte"] = columns["usable_bytes_per_op"] / size
+        columns["brk_step_per_requested_byte"] = columns["brk_step_median_bytes"] / size
+        retained = columns["free_rss_after_bytes"] - rss_first
+        columns["retained_per_requested_byte"] = retained / requested
+        # NaN where a phase's count was not reported, as in each phase's own column.
+        columns["single_pass_syscalls_per_op"] = sum(
+            columns[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
+    return pd.DataFrame({name: columns[name] for name in COLUMNS},
+                        index=pd.RangeIndex(len(order)))
 
 
 def measured(frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runner.model import PHASES
+
+if TYPE_CHECKING:  # only for annotations: validate, plan and schema run without numpy
+    import numpy as np
+    import numpy.typing as npt
 
 PHASE_TITLES = {
     "allocate": "allocate",
@@ -68,13 +73,15 @@ class Observation:
             return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
         return Metric(self.name, self.unit, self.description)
 
-    def metric_value(self, reported: int, ops: int) -> float:
-        """The metric's value for what the probe reported, in a scenario of `ops` blocks."""
+    def metric_value(self, reported: npt.NDArray[np.float64],
+                     ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The metric's values for what the probe reported (NaN: not reported), one per sample
+        of `ops` blocks."""
         if self.per_op:
             return reported / ops
         if self.per_million:
             return reported / 1_000_000
-        return float(reported)
+        return reported
 
 
 OBSERVATIONS: tuple[Observation, ...] = (

@@ -25,6 +25,9 @@ from runner.store import StoredRun
 Check = Literal["variation", "first_process", "load", "steal", "frequency", "clock", "cache",
                 "host_share"]
 
+# Summaries of one run by (scenario id, metric).
+Summaries = Mapping[tuple[str, str], Summary]
+
 FIRST_PROCESS_RATIO = 1.5  # process 0 this many times the others' median is a warm-up effect
 OTHER_BUSY_CPUS = 0.5  # CPUs kept busy by work other than alloclab's, worth a word
 STEAL_FRACTION = 0.02  # share of CPU time the hypervisor took
@@ -258,20 +261,29 @@ def conditions_text(run: StoredRun) -> str:
     return "; ".join(parts)
 
 
+def scenario_summaries(samples: pd.DataFrame, metrics: Sequence[str]) -> Summaries:
+    """Each scenario x metric summarised once (no bootstrap CI: none is shown), in the order
+    scenarios first appear in `samples`; the report's table, charts and checks share it."""
+    return {(str(sid), metric): summarize(group[metric].to_numpy(), interval=False)
+            for sid, group in samples.groupby("scenario_id", sort=False) for metric in metrics}
+
+
 def run_warnings(run: StoredRun, metrics: Sequence[str],
-                 samples: pd.DataFrame | None = None) -> list[NoiseWarning]:
-    """Every check on one run; `samples` are its measured samples when the caller has them."""
+                 samples: pd.DataFrame | None = None,
+                 summaries: Summaries | None = None) -> list[NoiseWarning]:
+    """Every check on one run; `samples` are its measured samples and `summaries` their
+    scenario_summaries when the caller has them."""
     if samples is None:
         samples = measured(build_frame(run))
+    if summaries is None:
+        summaries = scenario_summaries(samples, metrics)
     labels = run.labels
-    groups = dict(tuple(samples.groupby("scenario_id", sort=False)))
-    summaries = {
-        metric: [(labels[str(sid)], summarize(group[metric].to_numpy()))
-                 for sid, group in groups.items()]
-        for metric in metrics
-    }
+    by_metric: dict[str, list[tuple[str, Summary]]] = {metric: [] for metric in metrics}
+    for (sid, metric), summary in summaries.items():
+        if metric in by_metric:
+            by_metric[metric].append((labels[sid], summary))
     return [
-        *check_variation(summaries),
+        *check_variation(by_metric),
         *check_first_process(samples, metrics, labels),
         *check_clock(samples, metrics, labels),
         *check_cold_cache(samples, labels),

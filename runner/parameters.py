@@ -94,6 +94,13 @@ class Parameter:
     size_maximum: int | None = None
     size_unit: int = 1
 
+    def parse_stored(self, stored: object) -> Value:
+        """A value as stored results hold it, where a word is what it stands for (read_buffer
+        whole is stored as 0); raise ValueError as parse does."""
+        if any(stored == meaning and type(stored) is int for _, meaning in self.words):
+            return stored  # type: ignore[return-value]
+        return self.parse(stored)
+
     def parse(self, raw: object) -> Value:
         """Convert one value as written in YAML; raise ValueError saying what is allowed."""
         if self.kind == "size":

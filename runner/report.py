@@ -9,23 +9,34 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
 
-from runner import charts, machine, noise, spec, verdict
+from runner import charts, machine, noise, render_cache, spec, verdict
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
 from runner.model import CheckSpec, ExperimentSpec
 from runner.scope import describe_where
 from runner.stats import Summary, summarize
-from runner.store import StoredRun, data_checksum, latest_runs
+from runner.store import (
+    SAMPLES,
+    StoredRun,
+    data_checksum,
+    load_run,
+    read_manifest,
+    shown_run_dirs,
+    warn_skipped,
+)
 from runner.units import format_bytes, format_ns
 
 
@@ -47,25 +58,27 @@ def _summary_cell(metric: str, summary: Summary) -> dict[str, Any]:
             "noisy": summary.noisy, "cv": f"{summary.cv:.0%}" if summary.n > 1 else "–"}
 
 
-def _scenario_rows(run: StoredRun, samples: pd.DataFrame,
-                   metrics: list[str]) -> list[dict[str, Any]]:
-    by_scenario = dict(tuple(samples.groupby("scenario_id", sort=False)))
+def _scenario_rows(run: StoredRun, samples: pd.DataFrame, metrics: list[str],
+                   summaries: noise.Summaries) -> list[dict[str, Any]]:
+    counts = samples["scenario_id"].value_counts(sort=False)
     statuses: dict[str, list[str]] = defaultdict(list)
     for record in run.records:
         statuses[record.scenario_id].append(record.status)
     rows = []
     for scenario in run.manifest["scenarios"]:
-        group = by_scenario.get(scenario["id"])
         done = statuses.get(scenario["id"], [])
         rows.append({
             "id": scenario["id"],
             "label": scenario["label"],
             "processes": f"{done.count('ok')}/{len(done)}",
-            "samples": 0 if group is None else len(group),
-            "cells": [_summary_cell(m, summarize(
-                [] if group is None else group[m].to_numpy())) for m in metrics],
+            "samples": int(counts.get(scenario["id"], 0)),
+            "cells": [_summary_cell(m, summaries.get((scenario["id"], m)) or _NO_SAMPLES)
+                      for m in metrics],
         })
     return rows
+
+
+_NO_SAMPLES = summarize([])
 
 
 def _failures(run: StoredRun) -> list[dict[str, Any]]:
@@ -100,13 +113,14 @@ def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
     return [(key, machine.format_fact(key, value)) for key, value in facts.items()]
 
 
-def _provenance(run: StoredRun, samples: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
+def _provenance(run: StoredRun, samples: pd.DataFrame, metrics: list[str],
+                summaries: noise.Summaries, checksum: str | None) -> dict[str, Any]:
     """How far to trust a run and how to reproduce it: noise warnings, checksum, reuse."""
     reused = run.manifest.get("reused_from", {})
     return {
-        "warnings": [w.message for w in noise.run_warnings(run, metrics, samples)],
+        "warnings": [w.message for w in noise.run_warnings(run, metrics, samples, summaries)],
         "conditions": noise.conditions_text(run),
-        "checksum": data_checksum(run.path),
+        "checksum": data_checksum(run.path) if checksum is None else checksum,
         "alloclab_version": run.manifest.get("alloclab_version"),
         "reused": len(reused),
         "reused_runs": ", ".join(sorted(set(reused.values()))),
@@ -245,14 +259,16 @@ def experiment_of(run: StoredRun) -> ExperimentSpec:
     return spec.parse_spec(run.manifest["spec_text"], source)
 
 
-def build_run_context(run: StoredRun) -> dict[str, Any]:
-    """Everything a template shows about one run, as plain values."""
+def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, Any]:
+    """Everything a template shows about one run, as plain values (`checksum`: its
+    data_checksum when the caller has it)."""
     experiment = experiment_of(run)
     samples = measured(build_frame(run))
     label_keys = tuple(run.manifest["label_keys"])
     metrics = noise.watched_metrics(experiment)
     anchor = f"run-{run.machine}"
     results = run_verdicts(run, experiment, samples)
+    summaries = noise.scenario_summaries(samples, metrics)
     return {
         "anchor": anchor,
         "verdicts": _verdict_rows(experiment, results, anchor),
@@ -263,10 +279,10 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
         "started": run.manifest.get("started_utc"),
         "finished": run.manifest.get("finished_utc"),
         "repetitions": run.manifest["repetitions"],
-        "charts": [charts.render_svg(charts.chart_data(samples, c, label_keys))
+        "charts": [charts.render_svg(charts.chart_data(samples, c, label_keys, summaries))
                    for c in experiment.charts],
         "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
-        "rows": _scenario_rows(run, samples, metrics),
+        "rows": _scenario_rows(run, samples, metrics, summaries),
         "failures": _failures(run),
         "skipped": _skipped(run),
         "file_systems": _file_systems(run),
@@ -274,7 +290,7 @@ def build_run_context(run: StoredRun) -> dict[str, Any]:
         "fingerprint": _fingerprint_rows(run),
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
-        "provenance": _provenance(run, samples, metrics),
+        "provenance": _provenance(run, samples, metrics, summaries, checksum),
     }
 
 
@@ -294,26 +310,159 @@ def build_context(runs: Sequence[StoredRun]) -> dict[str, Any]:
     return {"experiments": experiments}
 
 
+def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
+    """What index.html and verdicts.json take from an experiment's context (plain JSON)."""
+    return {
+        "name": experiment["name"], "title": experiment["title"],
+        "question": experiment["question"], "page": experiment["page"],
+        "runs": [{
+            "machine": run["machine"], "run_id": run["run_id"], "finished": run["finished"],
+            "rows": [row["id"] for row in run["rows"]],
+            "failures": [failure["label"] for failure in run["failures"]],
+            "verdicts": [{key: v[key] for key in ("claim", "status", "text")}
+                         for v in run["verdicts"]],
+            "verdict_records": run["verdict_records"],
+        } for run in experiment["runs"]],
+    }
+
+
 VERDICTS_JSON = "verdicts.json"
+RENDER_PROCESSES = 2  # pages rendered at once: the machines alloclab is built on have 2 CPUs
+
+
+@dataclass(frozen=True)
+class _PageJob:
+    """One experiment's page to render: its shown runs, with their data checksums."""
+
+    name: str
+    run_dirs: tuple[Path, ...]
+    checksums: tuple[str, ...]
+    navigation: tuple[str, ...]  # every experiment, for the navigation bar
+    templates_dir: Path
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A rendered experiment page, its index entry, and the runs left off it as unreadable
+    (path, why): they are warned about where the page is used (a worker's warnings are lost)."""
+
+    html: str
+    entry: dict[str, Any]
+    skipped: tuple[tuple[Path, str], ...]
+
+
+def _render_experiment_page(job: _PageJob) -> _Page:
+    """The page's HTML and its index entry; runs are read here, one at a time.
+
+    A run whose samples turn out unreadable past the first record (shown_run_dirs checks no
+    further) is left off the page rather than failing the whole report.
+    """
+    runs = [StoredRun(path, read_manifest(path), ()) for path in job.run_dirs]
+    first = experiment_of(runs[-1])
+    contexts, skipped = [], []
+    for path, checksum in zip(job.run_dirs, job.checksums, strict=True):
+        try:
+            contexts.append(build_run_context(load_run(path), checksum))
+        except (StoreError, OSError) as error:
+            skipped.append((path, str(error)))
+    experiment = {
+        "name": job.name, "title": first.title, "question": first.question,
+        "page": f"{job.name}.html", "runs": contexts,
+    }
+    navigation = [{"name": name, "page": f"{name}.html"} for name in job.navigation]
+    html = render_page(job.templates_dir, "experiment.html", experiment=experiment,
+                       experiments=navigation)
+    return _Page(html, index_entry(experiment), tuple(skipped))
+
+
+def _render_all(jobs: list[_PageJob]) -> list[_Page]:
+    """Render pages in up to RENDER_PROCESSES processes, largest runs first; same bytes as
+    rendering them one by one (each page depends on its own inputs only)."""
+    if len(jobs) <= 1 or RENDER_PROCESSES <= 1:
+        return [_render_experiment_page(job) for job in jobs]
+
+    def size(job: _PageJob) -> int:
+        return sum((p / SAMPLES).stat().st_size for p in job.run_dirs if (p / SAMPLES).exists())
+
+    order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i]))
+    results: dict[int, _Page] = {}
+    with ProcessPoolExecutor(max_workers=min(RENDER_PROCESSES, len(jobs)),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {i: pool.submit(_render_experiment_page, jobs[i]) for i in order}
+        for i in order:
+            results[i] = futures[i].result()
+    return [results[i] for i in range(len(jobs))]
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write a page unless it already holds these bytes (a kept page keeps its time, too)."""
+    data = text.encode()
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
 
 
 def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
-    """Render index.html, one page per experiment and verdicts.json; return the files written."""
-    runs = latest_runs(results_dir)
-    if not runs:
+    """Render index.html, one page per experiment and verdicts.json; return the site's files.
+
+    Experiment pages whose inputs are unchanged since the last render (runner.render_cache)
+    are kept as they are; index.html and verdicts.json are rebuilt from every page's entry.
+    """
+    return render_site(results_dir, reports_dir, templates_dir).pages
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The site's files, and the experiment pages rendered anew (the others were kept)."""
+
+    pages: list[Path]
+    rendered: list[Path]
+
+
+def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Rendered:
+    """render_reports, saying which experiment pages it rendered."""
+    run_dirs = shown_run_dirs(results_dir)
+    if not run_dirs:
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
-    context = build_context(runs)
-    pages = {"index.html": render_page(templates_dir, "index.html", **context,
-                                       summary=verdict_summary(context))}
-    for experiment in context["experiments"]:
-        pages[experiment["page"]] = render_page(templates_dir, "experiment.html",
-                                                experiment=experiment,
-                                                experiments=context["experiments"])
-    pages[VERDICTS_JSON] = render_verdicts_json(context)
+    by_experiment: dict[str, list[Path]] = defaultdict(list)
+    for path in run_dirs:
+        # The experiment's folder: shown_run_dirs checked that it is the manifest's experiment.
+        by_experiment[path.parent.name].append(path)
+    navigation = tuple(sorted(by_experiment))
+    cache = render_cache.load_cache(reports_dir)
+    code = render_cache.code_hash(templates_dir)
+    entries: dict[str, dict[str, Any]] = {}
+    jobs, inputs = [], {}
+    for name in navigation:
+        paths = by_experiment[name]
+        checksums = [cache.checksum(path) for path in paths]
+        page = f"{name}.html"
+        inputs[page] = render_cache.page_hash(code, list(navigation), [
+            (str(path.relative_to(results_dir)), checksum)
+            for path, checksum in zip(paths, checksums, strict=True)])
+        kept = cache.kept(reports_dir, page, inputs[page])
+        if kept is not None:
+            entries[page] = kept
+        else:
+            jobs.append(_PageJob(name, tuple(paths), tuple(checksums), navigation,
+                                 templates_dir))
     reports_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in pages.items():
-        (reports_dir / name).write_text(text)
-    return [reports_dir / name for name in pages]
+    rendered = []
+    for job, result in zip(jobs, _render_all(jobs), strict=True):
+        page = f"{job.name}.html"
+        entries[page] = result.entry
+        _write_if_changed(reports_dir / page, result.html)
+        for path, why in result.skipped:
+            warn_skipped(path, StoreError(why))
+        if not result.skipped:  # else rendered again next time, saying so again
+            cache.remember(page, inputs[page], result.html, result.entry)
+        rendered.append(reports_dir / page)
+    context = {"experiments": [entries[f"{name}.html"] for name in navigation]}
+    _write_if_changed(reports_dir / "index.html", render_page(
+        templates_dir, "index.html", **context, summary=verdict_summary(context)))
+    _write_if_changed(reports_dir / VERDICTS_JSON, render_verdicts_json(context))
+    render_cache.write_cache(reports_dir, cache, list(entries))
+    pages = ["index.html", *(f"{name}.html" for name in navigation), VERDICTS_JSON]
+    return Rendered([reports_dir / page for page in pages], rendered)
 
 
 def template_environment(templates_dir: Path) -> jinja2.Environment:

@@ -107,8 +107,12 @@ def _bootstrap_two_medians(
     return point, low, high
 
 
-def summarize(values: npt.ArrayLike) -> Summary:
-    """Median, quartiles, bootstrap 95% CI of the median, robust CV and outlier count."""
+def summarize(values: npt.ArrayLike, *, interval: bool = True) -> Summary:
+    """Median, quartiles, bootstrap 95% CI of the median, robust CV and outlier count.
+
+    `interval=False` leaves the CI NaN: the bootstrap resamples every value 2000 times, most of
+    the cost of a summary of many samples, and tables, charts and noise checks show no CI.
+    """
     data = np.sort(np.asarray(values, dtype=np.float64))
     data = data[~np.isnan(data)]
     if len(data) == 0:
@@ -116,7 +120,7 @@ def summarize(values: npt.ArrayLike) -> Summary:
         return Summary(0, nan, nan, nan, nan, nan, nan, nan, nan, 0)
     q1, median, q3 = (float(v) for v in np.percentile(data, [25, 50, 75]))
     iqr = q3 - q1
-    ci_low, ci_high = bootstrap_median_ci(data)
+    ci_low, ci_high = bootstrap_median_ci(data) if interval else (math.nan, math.nan)
     cv = iqr / 1.349 / abs(median) if median else 0.0
     outliers = int(np.sum((data < q1 - 1.5 * iqr) | (data > q3 + 1.5 * iqr)))
     return Summary(len(data), median, q1, q3, float(data[0]), float(data[-1]), ci_low, ci_high,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import stat
 import warnings
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard, get_args
+
+import orjson
 
 import runner
 from runner import names, spec
@@ -245,22 +248,35 @@ def parse_records(lines: Iterable[bytes], where: str,
         yield check_record(data, f"{where}:{number}", scenario_ids)
 
 
+def _samples_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """samples.jsonl's lines, none read past MAX_RECORD_BYTES + 1 (parse_records refuses it)."""
+    return iter(lambda: handle.readline(MAX_RECORD_BYTES + 1), b"")
+
+
 def _read_records(path: Path, scenario_ids: frozenset[str]) -> Iterator[ProcessRecord]:
     try:
         handle = open_regular(path, MAX_SAMPLES_BYTES)
     except FileNotFoundError:
         return
     with handle:
-        lines = iter(lambda: handle.readline(MAX_RECORD_BYTES + 1), b"")
-        yield from parse_records(lines, str(path), scenario_ids)
+        yield from parse_records(_samples_lines(handle), str(path), scenario_ids)
 
 
 def parse_json(data: bytes, where: str) -> object:
     """Untrusted JSON bytes parsed, or StoreError: not UTF-8, not JSON, too many values (see
-    MAX_JSON_VALUES), nested too deeply."""
+    MAX_JSON_VALUES), nested too deeply.
+
+    orjson parses (several times faster over a million samples; it checks UTF-8 and stops at
+    1024 levels itself); what it refuses is parsed again by json, which also reads NaN, lone
+    surrogates and integers past 64 bits as before, and says what is wrong.
+    """
     values = data.count(b",") + data.count(b"[") + data.count(b"{")
     if values > MAX_JSON_VALUES:
         raise StoreError(f"{where}: more than {MAX_JSON_VALUES} JSON values")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -276,12 +292,10 @@ def load_manifest(data: bytes, where: str) -> dict[str, Any]:
     return check_manifest(parse_json(data, where), where)
 
 
-def load_run(run_dir: Path) -> StoredRun:
-    """Read one run; raise StoreError naming the file when it is not a run this version reads.
-
-    The folder names are checked as the names they stand for (machine label, experiment,
-    run id), and must agree with the manifest: they become page names and links.
-    """
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A stored run's checked manifest, its folder names checked as the names they stand for
+    (machine label, experiment, run id) and agreeing with it: they become page names and
+    links. StoreError naming the file when it is not a run this version reads."""
     manifest_path = run_dir / MANIFEST
     try:
         with open_regular(manifest_path, MAX_MANIFEST_BYTES) as handle:
@@ -296,8 +310,24 @@ def load_run(run_dir: Path) -> StoredRun:
     if (experiment, run_id) != (manifest["experiment"], manifest["run_id"]):
         raise StoreError(f"{manifest_path}: names run {manifest['experiment']}/"
                          f"{manifest['run_id']}, but sits in {experiment}/{run_id}")
-    ids = frozenset(s["id"] for s in manifest["scenarios"])
-    return StoredRun(run_dir, manifest, tuple(_read_records(run_dir / SAMPLES, ids)))
+    return manifest
+
+
+def _scenario_ids(manifest: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(s["id"] for s in manifest["scenarios"])
+
+
+def load_run(run_dir: Path) -> StoredRun:
+    """Read one run; raise StoreError naming the file when it is not a run this version reads
+    (read_manifest, then every record checked)."""
+    manifest = read_manifest(run_dir)
+    return StoredRun(run_dir, manifest,
+                     tuple(_read_records(run_dir / SAMPLES, _scenario_ids(manifest))))
+
+
+def warn_skipped(run_dir: Path, error: Exception, stacklevel: int = 2) -> None:
+    """Say that a run was left out of a listing, and why (a SkippedRunWarning)."""
+    warnings.warn(f"skipped {run_dir}: {error}", SkippedRunWarning, stacklevel=stacklevel + 1)
 
 
 def _load_or_warn(run_dir: Path) -> StoredRun | None:
@@ -306,7 +336,7 @@ def _load_or_warn(run_dir: Path) -> StoredRun | None:
     try:
         return load_run(run_dir)
     except (StoreError, OSError) as error:
-        warnings.warn(f"skipped {run_dir}: {error}", SkippedRunWarning, stacklevel=3)
+        warn_skipped(run_dir, error, stacklevel=3)
         return None
 
 
@@ -322,16 +352,69 @@ def list_runs(results_dir: Path) -> list[StoredRun]:
 
 
 def latest_runs(results_dir: Path) -> list[StoredRun]:
-    """The run of each (machine, experiment) a report shows (_shown_rank)."""
-    chosen: dict[tuple[str, str], StoredRun] = {}
-    for run in list_runs(results_dir):
-        if not run.records:
+    """The run of each (machine, experiment) a report shows (_shown_rank): of its readable
+    runs with records, the best ranked. Runs ranked below the one shown are never parsed."""
+    shown = []
+    for ranked in _ranked_candidates(results_dir):
+        run = next((run for run in (_load_or_warn(c.path) for c in ranked)
+                    if run is not None and run.records), None)
+        if run is not None:
+            shown.append(run)
+    return shown
+
+
+def shown_run_dirs(results_dir: Path) -> list[Path]:
+    """The folders of latest_runs, ordered by machine and experiment, reading only manifests
+    and the first record of the runs it picks: the other runs' samples are never parsed.
+
+    A shown run whose samples turn out unreadable past their first record is found out only
+    when it is read (load_run): runner.report then leaves it out with a SkippedRunWarning.
+    """
+    chosen = []
+    for ranked in _ranked_candidates(results_dir):
+        shown = next((run.path for run in ranked if _has_records_or_warn(run)), None)
+        if shown is not None:
+            chosen.append(shown)
+    return chosen
+
+
+def _ranked_candidates(results_dir: Path) -> list[list[StoredRun]]:
+    """The runs of each (machine, experiment) with a readable manifest (the others skipped
+    with a SkippedRunWarning), best shown first, without their records; by machine and
+    experiment."""
+    candidates: dict[tuple[str, str], list[StoredRun]] = {}
+    for path in sorted(results_dir.glob(f"*/*/*/{MANIFEST}")):
+        try:
+            run = StoredRun(path.parent, read_manifest(path.parent), ())
+        except (StoreError, OSError) as error:
+            warn_skipped(path.parent, error, stacklevel=3)
             continue
-        key = (run.machine, run.experiment)
-        current = chosen.get(key)
-        if current is None or _shown_rank(run) >= _shown_rank(current):
-            chosen[key] = run
-    return [chosen[key] for key in sorted(chosen)]
+        candidates.setdefault((run.machine, run.experiment), []).append(run)
+    # Best rank first; of equal ranks the later folder, as a scan keeping the last would.
+    return [[run for _, run in sorted(enumerate(candidates[key]),
+                                      key=lambda item: (_shown_rank(item[1]), item[0]),
+                                      reverse=True)]
+            for key in sorted(candidates)]
+
+
+def _has_records_or_warn(run: StoredRun) -> bool:
+    """Whether the run's samples.jsonl holds a record, reading and checking it only up to its
+    first one, as load_run would; False with a SkippedRunWarning when that part is bad."""
+    try:
+        handle = open_regular(run.path / SAMPLES, MAX_SAMPLES_BYTES)
+    except FileNotFoundError:
+        return False
+    except (StoreError, OSError) as error:
+        warn_skipped(run.path, error, stacklevel=4)
+        return False
+    with handle:
+        records = parse_records(_samples_lines(handle), str(run.path / SAMPLES),
+                                _scenario_ids(run.manifest))
+        try:
+            return next(records, None) is not None
+        except (StoreError, OSError) as error:
+            warn_skipped(run.path, error, stacklevel=4)
+            return False
 
 
 def _shown_rank(run: StoredRun) -> tuple[bool, bool, str]:
@@ -560,7 +643,7 @@ def _check_scenario(scenario: object, where: str) -> dict[str, Any]:
     try:
         params = upgrade_params(scenario["params"])
         for parameter in PARAMETERS:
-            parameter.parse(params[parameter.field])
+            parameter.parse_stored(params[parameter.field])
     except (ValueError, TypeError, KeyError) as error:
         raise StoreError(f"{where}.params: {error}") from None
     if params["ops"] == 0 or len(scenario["id"]) > 64 or len(scenario["label"]) > 1000:
@@ -609,6 +692,8 @@ def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
     iterations = probe.get("iterations")
     if not isinstance(iterations, list) or not iterations:
         raise StoreError(f"{where}.iterations: expected a non-empty list")
+    if _iterations_pass(iterations):
+        return
     for index, iteration in enumerate(iterations):
         at = f"{where}.iterations[{index}]"
         if not (_is_object(iteration) and isinstance(iteration.get("warmup"), bool)
@@ -625,6 +710,39 @@ def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
         observations = iteration.get("observations", {})
         if not (_is_object(observations) and all(_is_int(v) for v in observations.values())):
             raise StoreError(f"{at}.observations: expected whole numbers")
+
+
+_PHASES_OF = operator.itemgetter(*PHASES)
+_PHASE_VALUES_OF = operator.itemgetter("ns", "minor_faults", "major_faults", "rss_bytes")
+
+
+def _iterations_pass(iterations: list[Any]) -> bool:
+    """True only when every iteration passes the checks of _check_probe_output, found out in
+    bulk (by exact types, which JSON gives), since one by one they cost seconds over a million
+    samples; False leaves it to those checks, which name what is off."""
+    if not all(type(iteration) is dict for iteration in iterations):
+        return False
+    objects: list[dict[Any, Any]] = list(iterations)
+    flags, numbers = [], []
+    try:
+        for iteration in iterations:
+            phases, observations = iteration["phases"], iteration.get("observations", {})
+            if type(phases) is not dict or type(observations) is not dict:
+                return False
+            flags.append(iteration["warmup"])
+            numbers.append(iteration["rss_before_bytes"])
+            objects += (phases, observations)
+            for values in _PHASES_OF(phases):
+                if type(values) is not dict:
+                    return False
+                objects.append(values)
+                numbers += _PHASE_VALUES_OF(values)
+            numbers += observations.values()
+    except KeyError:
+        return False
+    return ({type(flag) for flag in flags} == {bool}
+            and {type(number) for number in numbers} == {int} and min(numbers) >= 0
+            and {type(key) for values in objects for key in values} <= {str})
 
 
 def _shown(value: object) -> str:

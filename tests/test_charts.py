@@ -1,5 +1,6 @@
 """Charts: the plotted data is tested directly; the SVG only for determinism and shape."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from runner.charts import chart_data, render_svg
 from runner.frame import build_frame, measured
 from runner.model import ChartSpec
+from runner.noise import scenario_summaries
 from runner.store import load_run
 from tests.synthetic import write_synthetic_run
 
@@ -68,3 +70,17 @@ def test_log_axes_span_whole_decades_even_for_one_value(samples) -> None:  # typ
         warnings.simplefilter("error")  # identical limits would warn and draw nothing
         svg = render_svg(chart_data(samples, chart, LABEL_KEYS))  # every value is exactly 1
     assert svg.startswith("<svg")
+
+
+def test_points_reuse_the_summaries_of_their_scenario(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",))
+    summaries = scenario_summaries(samples, ["first_touch_ns_per_page"])
+    assert chart_data(samples, chart, LABEL_KEYS, summaries) == chart_data(
+        samples, chart, LABEL_KEYS)
+    # A summary given for a scenario is the one plotted (it is not computed again).
+    sid = str(samples["scenario_id"].iloc[0])
+    marked = {**summaries, (sid, "first_touch_ns_per_page"): replace(
+        summaries[sid, "first_touch_ns_per_page"], median=-1.0)}
+    medians = [p.median for s in chart_data(samples, chart, LABEL_KEYS, marked).series
+               for p in s.points]
+    assert medians.count(-1.0) == 1

@@ -2,14 +2,17 @@
 
 import json
 import math
+import random
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from runner.frame import COLUMNS, build_frame, measured
 from runner.metrics import OBSERVATIONS
 from runner.store import StoredRun, load_run
+from tests.rowwise_frame import build_frame_by_rows
 from tests.synthetic import write_synthetic_run
 
 
@@ -152,6 +155,42 @@ def test_limits_phases_are_per_mapping_made_not_per_ops(tmp_path: Path,
     assert (refused_at_once["allocate_ns_per_op"] == refused_at_once["allocate_ns"]).all()
 
 
+def test_rows_follow_the_plan_whatever_order_records_were_stored_in(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    shuffled = replace(run, records=tuple(reversed(run.records)))
+    frame, expected = build_frame(shuffled), build_frame(run)
+    assert frame.equals(expected)
+    keys = list(zip(frame["scenario_index"], frame["process_index"], frame["iteration"],
+                    strict=True))
+    assert keys == sorted(keys) and frame.index.equals(pd.RangeIndex(len(frame)))
+    assert frame["size_bytes"].dtype == "int64" and frame["warmup"].dtype == bool
+    assert frame["first_touch_ns_per_op"].dtype == float
+
+
+def test_an_observation_reported_by_some_iterations_only_is_nan_elsewhere(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec))
+    first, *rest = run.records
+    assert first.probe is not None
+    iterations = [{**it, "observations": {"mappings": 7}} if i == 0 else it
+                  for i, it in enumerate(first.probe["iterations"])]
+    run = replace(run, records=(replace(first, probe={**first.probe, "iterations": iterations}),
+                                *rest))
+    frame = build_frame(run)
+    seen = frame["mappings"].notna()
+    assert frame.loc[seen, "mappings"].tolist() == [7.0]
+    assert (frame.loc[seen, "process_index"].tolist(), frame.loc[seen, "iteration"].tolist()) == (
+        [first.process_index], [0])
+
+
+def test_a_run_without_samples_gives_an_empty_frame_with_every_column(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = replace(load_run(write_synthetic_run(tmp_path, small_spec)), records=())
+    frame = build_frame(run)
+    assert frame.empty and list(frame.columns) == list(COLUMNS)
+
+
 def test_single_pass_system_calls_leave_the_second_pass_out(tmp_path: Path,
                                                             small_spec: Path) -> None:
     run = load_run(write_synthetic_run(tmp_path, small_spec))
@@ -161,3 +200,34 @@ def test_single_pass_system_calls_leave_the_second_pass_out(tmp_path: Path,
     row = frame[frame["label"] == "mmap-anon 64KiB"].iloc[0]  # ops 8
     assert row["single_pass_syscalls_per_op"] == 4
     assert measured(build_frame(run))["single_pass_syscalls_per_op"].isna().all()
+
+
+def _varied_observations(run: StoredRun, seed: int) -> StoredRun:
+    """Each iteration reports a random subset of every observation, with random values (zero
+    included, and mappings_until_refused of 0: per-op metrics then divide by one)."""
+    rng = random.Random(seed)
+    records = []
+    for record in run.records:
+        if record.probe is None:
+            records.append(record)
+            continue
+        iterations = []
+        for it in record.probe["iterations"]:
+            observed = {o.name: rng.choice((0, 1, 3, 4096, 250_000, 1 << 40))
+                        for o in OBSERVATIONS if rng.random() < 0.5}
+            phases = {name: {**values, "major_faults": rng.randrange(3)}
+                      for name, values in it["phases"].items()}
+            iterations.append({**it, "phases": phases, "observations": observed})
+        records.append(replace(record, probe={**record.probe, "iterations": iterations}))
+    return replace(run, records=tuple(records))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_column_wise_frame_has_the_values_of_the_per_sample_definitions(
+        tmp_path: Path, small_spec: Path, seed: int) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec, crash=("malloc 4KiB", 1)))
+    run = _varied_observations(run, seed)
+    frame, expected = build_frame(run), build_frame_by_rows(run)
+    assert list(frame.columns) == list(expected.columns) == list(COLUMNS)
+    # Same values, NaN where NaN (dtypes may differ where a column is all NaN).
+    pd.testing.assert_frame_equal(frame, expected, check_dtype=False, check_exact=True)

@@ -330,3 +330,14 @@ def test_read_buffer_is_left_out_of_labels_where_it_means_nothing() -> None:
     read = Scenario.from_params({**DEFAULTS, "backing": "read-file", "ops": 1})
     assert mapped.label(keys) == "mmap-file 4KiB"
     assert read.label(keys) == "read-file read_buffer=1MiB 4KiB"
+
+
+def test_a_stored_word_value_reads_back() -> None:
+    read_buffer = BY_KEY["read_buffer"]
+    assert read_buffer.parse("whole") == 0
+    assert read_buffer.parse_stored(0) == 0  # read_buffer whole, as a manifest stores it
+    assert read_buffer.parse_stored(1 << 20) == 1 << 20
+    with pytest.raises(ValueError, match="is not"):
+        read_buffer.parse_stored(12)
+    with pytest.raises(ValueError):
+        read_buffer.parse_stored(False)  # a bool is not the whole number 0

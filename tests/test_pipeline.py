@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from runner import execute, pipeline, probe, store
+from runner import execute, pipeline, probe, report, store
 from runner.model import ProcessRecord
 from runner.store import load_run
-from tests.synthetic import fake_probe_output
+from tests.synthetic import SMALL_SPEC, fake_probe_output, write_synthetic_run
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 SPEC = """\
 name: reuse
@@ -195,3 +197,23 @@ def test_the_quick_profile_leaves_large_scenarios_out_and_says_so() -> None:
     assert "left out of --quick: needs 1GiB per process" in kept.dropped[0].reason
     full = pipeline.RunOptions(results_dir=Path("r"), machine="m", command="")
     assert pipeline.profile_plans([plan], full) == [plan]
+
+
+def test_a_new_run_renders_its_experiments_page_and_the_index_only(
+        spec: Path, tmp_path: Path, fake: FakeProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    other = tmp_path / "small.yaml"
+    other.write_text(SMALL_SPEC)
+    write_synthetic_run(results, other)
+    _run(spec, tmp_path)
+    pipeline.render(results, reports, TEMPLATES)
+    kept = (reports / "small.html").read_bytes()
+    rendered: list[str] = []
+    render_page = report._render_experiment_page
+    monkeypatch.setattr(report, "_render_experiment_page",
+                        lambda job: rendered.append(job.name) or render_page(job))
+    second = _run(spec, tmp_path)  # what `alloclab run reuse.yaml` stores before rendering
+    pipeline.render(results, reports, TEMPLATES)
+    assert rendered == ["reuse"]
+    assert (reports / "small.html").read_bytes() == kept
+    assert second.run_dir.name in (reports / "index.html").read_text()

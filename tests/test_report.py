@@ -3,12 +3,14 @@
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from runner.report import render_reports
-from tests.synthetic import write_synthetic_run
+from runner import render_cache, report
+from runner.report import check_reports, render_reports, render_site
+from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 GOLDEN = Path(__file__).parent / "golden"
@@ -108,3 +110,63 @@ def test_index_summarises_verdicts_with_a_noise_floor_on_the_page(
     page = (tmp_path / "reports" / "small.html").read_text()
     assert re.search(r"differences below ±\d+% cannot be told apart here", page)
     assert "min 245 ns vs 245 ns, n 5/5" in page
+
+
+def _two_experiments(tmp_path: Path, small_spec: Path) -> Path:
+    """results/ with the small experiment and a second one (`cmp`), for the render cache."""
+    results = tmp_path / "results"
+    write_synthetic_run(results, small_spec)
+    compare_spec = tmp_path / "cmp.yaml"
+    compare_spec.write_text(COMPARE_SPEC)
+    write_synthetic_run(results, compare_spec)
+    return results
+
+
+def test_a_second_render_keeps_every_page_and_a_new_run_re_renders_its_page_and_the_index(
+        tmp_path: Path, small_spec: Path) -> None:
+    results = _two_experiments(tmp_path, small_spec)
+    out = tmp_path / "reports"
+    first = render_site(results, out, TEMPLATES)
+    assert [p.name for p in first.rendered] == ["cmp.html", "small.html"]
+    before = {p.name: p.read_bytes() for p in first.pages}
+    assert render_site(results, out, TEMPLATES).rendered == []
+    assert {p.name: p.read_bytes() for p in first.pages} == before
+    # A newer run of one experiment (as `alloclab run small.yaml` stores): its page only.
+    write_synthetic_run(results, small_spec, run_id="20260102T000000Z", scale=2.0)
+    again = render_site(results, out, TEMPLATES)
+    assert [p.name for p in again.rendered] == ["small.html"]
+    assert (out / "cmp.html").read_bytes() == before["cmp.html"]
+    assert (out / "small.html").read_bytes() != before["small.html"]
+    assert "20260102T000000Z" in (out / "index.html").read_text()
+    # What was kept and what was rendered anew is exactly what a full render gives.
+    fresh = tmp_path / "fresh"
+    render_reports(results, fresh, TEMPLATES)
+    for page in again.pages:
+        assert page.read_bytes() == (fresh / page.name).read_bytes(), page.name
+    assert check_reports(results, out, TEMPLATES) == []
+
+
+def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
+        tmp_path: Path, small_spec: Path) -> None:
+    results = _two_experiments(tmp_path, small_spec)
+    out = tmp_path / "reports"
+    render_site(results, out, TEMPLATES)
+    (out / "cmp.html").write_text("edited")
+    assert [p.name for p in render_site(results, out, TEMPLATES).rendered] == ["cmp.html"]
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    with open(templates / "experiment.html", "a") as page:
+        page.write("\n")
+    assert len(render_site(results, out, templates).rendered) == 2
+    (out / render_cache.CACHE_FILE).write_text("not json")
+    assert len(render_site(results, out, templates).rendered) == 2
+
+
+def test_pages_rendered_in_parallel_are_those_rendered_one_by_one(
+        tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = _two_experiments(tmp_path, small_spec)
+    render_reports(results, tmp_path / "parallel", TEMPLATES)
+    monkeypatch.setattr(report, "RENDER_PROCESSES", 1)
+    render_reports(results, tmp_path / "serial", TEMPLATES)
+    for page in sorted((tmp_path / "serial").glob("*.*")):
+        assert page.read_bytes() == (tmp_path / "parallel" / page.name).read_bytes(), page.name

@@ -1,6 +1,7 @@
 """Summaries against samples whose answers are known."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -194,3 +195,11 @@ def test_rank_sum_ratio_interval_covers_the_true_ratio() -> None:
         for ratio in (ratio_interval(2 * rng.lognormal(0, 0.3, 5), rng.lognormal(0, 0.3, 5))
                       for _ in range(trials)))
     assert covered / trials >= 0.94
+
+
+def test_a_summary_without_interval_skips_only_the_bootstrap() -> None:
+    values = np.random.default_rng(3).lognormal(size=301)
+    full, quick = summarize(values), summarize(values, interval=False)
+    assert math.isnan(quick.ci_low) and math.isnan(quick.ci_high)
+    assert not math.isnan(full.ci_low) and full.ci_low <= full.median <= full.ci_high
+    assert replace(quick, ci_low=full.ci_low, ci_high=full.ci_high) == full

@@ -153,3 +153,20 @@ def test_to_json_holds_every_field_and_shares_the_probe_output() -> None:
     assert list(stored) == [f.name for f in fields(ProcessRecord)]
     assert all(stored[name] == getattr(record, name) for name in stored)
     assert stored["probe"] is record.probe  # no deep copy per record
+
+
+def test_a_report_reads_the_samples_of_the_runs_it_shows_only(tmp_path: Path) -> None:
+    for run_id in ("r1", "r2"):
+        run_dir = store.run_path(tmp_path, "m", "e", run_id)
+        store.write_manifest(run_dir, _manifest("e", run_id))
+        store.append_record(run_dir, _record(0))
+    # An older run no report shows: its samples are never parsed, so a bad line is no error.
+    old = store.run_path(tmp_path, "m", "e", "r1") / store.SAMPLES
+    old.write_text("not json\n" + old.read_text())
+    assert store.shown_run_dirs(tmp_path) == [store.run_path(tmp_path, "m", "e", "r2")]
+    assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]
+    # The newest run holding only a torn line has no records: the one before it is shown.
+    torn = store.run_path(tmp_path, "m", "e", "r3")
+    store.write_manifest(torn, _manifest("e", "r3"))
+    (torn / store.SAMPLES).write_text('{"scenario_id": ')
+    assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]

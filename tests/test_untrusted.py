@@ -139,6 +139,11 @@ CORPUS: dict[str, Mutation] = {
         lambda p: p["iterations"][0]["phases"]["free"].__setitem__("ns", -1)),
     "probe ns text": _probe(
         lambda p: p["iterations"][0]["phases"]["free"].__setitem__("ns", "1")),
+    "probe rss before bool": _probe(
+        lambda p: p["iterations"][-1].__setitem__("rss_before_bytes", True)),
+    "probe warmup a number": _probe(lambda p: p["iterations"][-1].__setitem__("warmup", 0)),
+    "probe observation negative": _probe(
+        lambda p: p["iterations"][-1].__setitem__("observations", {"mappings": -1})),
     "probe observation text": _probe(
         lambda p: p["iterations"][0].__setitem__("observations", {"mappings": "x"})),
     "probe libc malformed": _probe(lambda p: p.__setitem__("libc", "glibc")),
@@ -200,8 +205,8 @@ def test_one_bad_run_is_reported_and_skipped_and_the_others_render(
                  "--templates", str(ROOT / "templates")]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: skipped") == 2
-    assert sorted(p.name for p in reports.iterdir()) == ["index.html", "small.html",
-                                                         "verdicts.json"]
+    assert sorted(p.name for p in reports.iterdir()) == [".render-cache.json", "index.html",
+                                                         "small.html", "verdicts.json"]
     assert not list(tmp_path.glob("*.html")) and not (tmp_path / "x.html").exists()
 
 
@@ -211,3 +216,15 @@ def test_compare_naming_a_bad_run_is_one_line(good_run: Path, tmp_path: Path,
     assert main(["compare", str(good_run), str(good_run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "status: 'weird'" in err
+
+
+def test_a_shown_run_bad_past_its_first_record_is_left_off_its_page_each_time(
+        good_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _edit_record(lambda r: r.__setitem__("status", "weird"), line=2)(good_run)
+    reports = tmp_path / "reports"
+    for _ in range(2):  # not kept by the render cache: the warning is repeated
+        assert main(["report", "--results", str(good_run.parent.parent.parent), "--reports",
+                     str(reports), "--templates", str(ROOT / "templates")]) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning: skipped") == 1 and "status: 'weird'" in err
+        assert "20260101T000000Z" not in (reports / "small.html").read_text()

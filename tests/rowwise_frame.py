@@ -1,0 +1,103 @@
+"""The frame built one dict per sample, as runner.frame did before it was built column-wise:
+the reference its column-wise values are checked against (tests/test_frame.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from runner.frame import COLUMNS, PARAM_COLUMNS
+from runner.metrics import OBSERVATIONS, Observation
+from runner.model import PHASES
+from runner.store import StoredRun
+
+
+def _metric_value(observation: Observation, reported: int, ops: int) -> float:
+    if observation.per_op:
+        return reported / ops
+    if observation.per_million:
+        return reported / 1_000_000
+    return float(reported)
+
+
+def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], process_index: int,
+                index: int, probe: dict[str, Any], iteration: dict[str, Any]) -> dict[str, Any]:
+    params = scenario["params"]
+    page = int(probe["page_size_bytes"])
+    size = int(params["size_bytes"])
+    observed = iteration.get("observations", {})
+    ops = (max(1, int(observed["mappings_until_refused"]))
+           if "mappings_until_refused" in observed else int(params["ops"]))
+    pages_per_op = max(1, -(-size // page))
+    row: dict[str, Any] = {
+        "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
+        "scenario_index": scenario_index, "scenario_id": scenario["id"], "label": scenario["label"],
+        "process_index": process_index, "iteration": index,
+        "warmup": bool(iteration["warmup"]),
+        **{field: params[field] for field in PARAM_COLUMNS},
+        "page_size_bytes": page, "pages_per_op": pages_per_op,
+        "rss_before_bytes": iteration["rss_before_bytes"],
+    }
+    rss_before = int(iteration["rss_before_bytes"])
+    total_ns = 0
+    for phase in PHASES:
+        values = iteration["phases"][phase]
+        ns = int(values["ns"])
+        minor, major = int(values["minor_faults"]), int(values["major_faults"])
+        rss_after = int(values["rss_bytes"])
+        total_ns += ns
+        row |= {
+            f"{phase}_ns": ns, f"{phase}_minor_faults": minor, f"{phase}_major_faults": major,
+            f"{phase}_rss_after_bytes": rss_after,
+            f"{phase}_ns_per_op": ns / ops,
+            f"{phase}_ns_per_page": ns / (ops * pages_per_op),
+            f"{phase}_minor_faults_per_op": minor / ops,
+            f"{phase}_minor_faults_per_page": minor / (ops * pages_per_op),
+            f"{phase}_major_faults_per_op": major / ops,
+            f"{phase}_major_faults_per_page": major / (ops * pages_per_op),
+            f"{phase}_rss_growth_bytes_per_op": (rss_after - rss_before) / ops,
+        }
+        rss_before = rss_after
+    row["total_ns_per_op"] = total_ns / ops
+    row["single_pass_ns_per_op"] = (total_ns - row["second_pass_ns"]) / ops
+    fault_in_ns = row["allocate_ns"] + row["first_touch_ns"]
+    fault_in_faults = row["allocate_minor_faults"] + row["first_touch_minor_faults"]
+    row["fault_in_ns_per_op"] = fault_in_ns / ops
+    row["fault_in_ns_per_page"] = fault_in_ns / (ops * pages_per_op)
+    row["fault_in_minor_faults_per_page"] = fault_in_faults / (ops * pages_per_op)
+    resident = int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(
+        iteration["rss_before_bytes"])
+    given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before
+    row["free_returned_fraction"] = given_back / resident if resident > 0 else float("nan")
+    for observation in OBSERVATIONS:
+        value = observed.get(observation.name)
+        row[observation.metric.name] = (
+            float("nan") if value is None else _metric_value(observation, int(value), ops))
+    requested = size * ops
+    row["resident_per_requested_byte"] = resident / requested
+    row["brk_growth_per_requested_byte"] = row["brk_growth_bytes_per_op"] / size
+    row["vm_size_growth_per_requested_byte"] = row["vm_size_growth_bytes_per_op"] / size
+    row["usable_per_requested_byte"] = row["usable_bytes_per_op"] / size
+    row["brk_step_per_requested_byte"] = row["brk_step_median_bytes"] / size
+    after_free = int(iteration["phases"]["free"]["rss_bytes"])
+    retained = after_free - int(iteration["rss_before_bytes"])
+    row["retained_per_requested_byte"] = retained / requested
+    row["single_pass_syscalls_per_op"] = sum(
+        row[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
+    return row
+
+
+def build_frame_by_rows(run: StoredRun) -> pd.DataFrame:
+    """runner.frame.build_frame's rows and values, one dict per sample."""
+    scenarios = {s["id"]: (i, s) for i, s in enumerate(run.manifest["scenarios"])}
+    rows = [
+        _sample_row(run, *scenarios[record.scenario_id], record.process_index, index,
+                    record.probe, iteration)
+        for record in run.records
+        if record.status == "ok" and record.probe is not None
+        for index, iteration in enumerate(record.probe["iterations"])
+    ]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.sort_values(["scenario_index", "process_index", "iteration"], kind="stable",
+                             ignore_index=True)
