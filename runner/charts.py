@@ -134,6 +134,12 @@ def _y_scale(metric: str, lines: Sequence[_Line]) -> tuple[str, float]:
                 choices[-1])
 
 
+def _as_text(text: str) -> str:
+    """Text shown as written: matplotlib reads $...$ in labels as mathematics (and fails on
+    some of it), and a tunable's value may hold a dollar sign."""
+    return text.replace("$", r"\$")
+
+
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
               height_in: float = 4.2) -> str:
     """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
@@ -157,7 +163,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
             if numeric_x:
                 xs = [float(p.x) for p in line.points]
                 axes.plot(xs, medians, marker="o", markersize=3, linestyle=line.style,
-                          color=colour, label=line.label)
+                          color=colour, label=_as_text(line.label))
                 if line.band:
                     axes.fill_between(xs, q1, q3, color=colour, alpha=0.18, linewidth=0)
             else:
@@ -167,7 +173,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
                 errors = [[m - lo for m, lo in zip(medians, q1, strict=True)],
                           [hi - m for m, hi in zip(medians, q3, strict=True)]]
                 axes.errorbar(xs, medians, yerr=errors, fmt="o", markersize=4, capsize=3,
-                              color=colour, label=line.label)
+                              color=colour, label=_as_text(line.label))
         if chart.log_x and numeric_x:
             axes.set_xscale("log", base=2)
         if chart.log_y:
@@ -183,11 +189,12 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
             axes.set_xticks(ticks, [x_parameter.format(int(t)) for t in ticks])
             axes.xaxis.set_minor_locator(NullLocator())  # size ticks are the measured sizes
         else:
-            axes.set_xticks(range(len(categories)), [x_parameter.format(c) for c in categories])
+            axes.set_xticks(range(len(categories)),
+                            [_as_text(x_parameter.format(c)) for c in categories])
             axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xlabel(chart.x)
         axes.set_ylabel(textwrap.fill(axis_label(chart.metric, unit), 60))
-        axes.set_title(chart.title)
+        axes.set_title(chart.title, parse_math=False)  # a spec's text, never TeX
         axes.grid(True, which="major", alpha=0.3)
         if len(lines) > 1:
             axes.legend(fontsize=7 if legend_title is None else 8, title=legend_title,

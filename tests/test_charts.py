@@ -84,3 +84,11 @@ def test_points_reuse_the_summaries_of_their_scenario(samples) -> None:  # type:
     medians = [p.median for s in chart_data(samples, chart, LABEL_KEYS, marked).series
                for p in s.points]
     assert medians.count(-1.0) == 1
+
+
+def test_titles_and_labels_are_plain_text_not_mathematics(samples) -> None:  # type: ignore[no-untyped-def]
+    # Mathtext would fail on \frac without braces; as plain text it is drawn as written.
+    chart = ChartSpec(r"Cost in $\frac$ and $$", "first_touch_ns_per_page", "size",
+                      ("backing",), log_x=True)
+    svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    assert svg.startswith("<svg")
