@@ -34,10 +34,11 @@ unit when a reference sample is zero or negative):
                  contradicts when one lies outside the band of them all (a fact that fails
                  once fails); otherwise undecided (the reference itself spreads wider)
 
-The verdict over the pairs (counts in its text): holds (every pair holds), does not hold (every
-pair contradicts), holds where decided (some hold, the rest undecided), does not hold where
-decided (some contradict, the rest undecided), holds only for X (some hold, some contradict:
-naming where each), inconclusive (no pair decided), no data (no pair). Along an ordered
+The verdict over the pairs (counts in its text): holds (no pair contradicts and some hold; its
+text says "where decided" when others are undecided), does not hold (no pair holds and some
+contradict; likewise "does not hold where decided"), holds only for X (some hold, some
+contradict: naming where each, and where it is undecided), inconclusive (no pair decided), no
+data (no pair). Along an ordered
 parameter (size, threads...), a single change from contradicted to holding names the crossover.
 Pure: samples in, verdicts out.
 """
@@ -67,10 +68,12 @@ from runner.stats import (
 )
 
 Outcome = Literal["holds", "contradicts", "undecided"]
-Status = Literal["holds", "does not hold", "holds where decided", "does not hold where decided",
-                 "holds only", "inconclusive", "no data"]
-STATUSES: tuple[Status, ...] = ("holds", "holds where decided", "holds only",
-                                "does not hold where decided", "does not hold", "inconclusive",
+# The verdict is one of four answers (or no data). Where some pairs stayed undecided and the
+# decided ones agree, the answer is still holds or does not hold, and its text says "where
+# decided" with the counts: which pairs the noise left open is a matter of degree, not a
+# different answer, so two runs of one suite agree on the answer while the counts may move.
+Status = Literal["holds", "does not hold", "holds only", "inconclusive", "no data"]
+STATUSES: tuple[Status, ...] = ("holds", "holds only", "does not hold", "inconclusive",
                                 "no data")
 ORDERED_KINDS = ("size", "whole")  # parameters whose values have an order a crossover follows
 Floats = npt.NDArray[np.float64]
@@ -199,11 +202,10 @@ def conclude(comparisons: Sequence[Comparison],
                else "the differences are within the noise")
         return "inconclusive", f"inconclusive: {total} of {total} undecided ({why})"
     if contradicts == 0:
-        return "holds where decided", (f"holds where decided ({holds} hold, "
-                                       f"{undecided} undecided)")
+        return "holds", f"holds where decided ({holds} hold, {undecided} undecided)"
     if holds == 0:
-        return "does not hold where decided", (f"does not hold where decided ({contradicts} "
-                                               f"contradict, {undecided} undecided)")
+        return "does not hold", (f"does not hold where decided ({contradicts} contradict, "
+                                 f"{undecided} undecided)")
     text = (f"holds only for {_where_list(comparisons, 'holds')} ({holds} of {total}; "
             f"contradicted at {_where_list(comparisons, 'contradicts')}")
     if undecided:

@@ -111,7 +111,7 @@ def test_holds_where_decided() -> None:
     samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
         800.0, 900.0, 1000.0, 1100.0, 1200.0]
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
-    assert verdict.status == "holds where decided"
+    assert verdict.status == "holds"
     assert verdict.text == "holds where decided (4 hold, 1 undecided)"
 
 
@@ -120,7 +120,7 @@ def test_does_not_hold_where_decided() -> None:
     samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
         800.0, 900.0, 1000.0, 1100.0, 1200.0]
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
-    assert verdict.status == "does not hold where decided"
+    assert verdict.status == "does not hold"
     assert verdict.text == "does not hold where decided (4 contradict, 1 undecided)"
     assert (verdict.count("holds"), verdict.count("contradicts"),
             verdict.count("undecided")) == (0, 4, 1)
@@ -174,7 +174,7 @@ def test_missing_data_says_so() -> None:
 
 def test_conclude_separates_contradicted_from_undecided() -> None:
     assert conclude([_comparison("contradicts"), _comparison("undecided")]) == (
-        "does not hold where decided", "does not hold where decided (1 contradict, 1 undecided)")
+        "does not hold", "does not hold where decided (1 contradict, 1 undecided)")
     assert conclude([_comparison("holds", "a"), _comparison("contradicts", "b"),
                      _comparison("undecided", "c")]) == (
         "holds only", "holds only for a (1 of 3; contradicted at b; undecided at c)")
