@@ -615,6 +615,11 @@ def _read_axis_values(walker: _Walker, key: str, item: _Item) -> tuple[Value, ..
     children = walker.sequence(item, "a list of values (or one value)")
     if not children:
         raise walker.error(item, "expected at least one value (an empty list makes no scenario)")
+    return _read_distinct(walker, key, children)
+
+
+def _read_distinct(walker: _Walker, key: str, children: list[_Item]) -> tuple[Value, ...]:
+    """A list of one parameter's values, each listed once."""
     values: list[Value] = []
     for child in children:
         value = _read_parameter(walker, key, child)
@@ -839,13 +844,7 @@ def _read_condition(walker: _Walker, key: str, item: _Item) -> Condition:
         if not children:
             raise walker.error(item, "expected at least one value (an empty list matches "
                                "nothing)")
-        values: list[Value] = []
-        for child in children:
-            value = _read_parameter(walker, key, child)
-            if value in values:
-                raise walker.error(child, f"{BY_KEY[key].format(value)} is listed twice")
-            values.append(value)
-        return tuple(values)
+        return _read_distinct(walker, key, children)
     if not isinstance(item.node, MappingNode):
         return _read_parameter(walker, key, item)
     parameter = BY_KEY[key]
