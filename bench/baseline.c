@@ -12,6 +12,14 @@
  *                                   every 64-bit word with four independent accumulators
  *                                   (lmbench bw_mem rd, every word instead of a stride;
  *                                   SIZE a multiple of 128 bytes)
+ *   baseline malloc-free SIZE OPS   OPS back-to-back pairs: malloc(SIZE), store a byte into
+ *                                   it, free it (will-it-scale malloc1, with the store)
+ *   baseline mmap-munmap SIZE OPS   OPS back-to-back pairs: a private anonymous mapping of
+ *                                   SIZE, a store into its first page, munmap (lmbench
+ *                                   lat_mmap, will-it-scale mmap1)
+ *   baseline map-file DIR SIZE      a SIZE-byte warm file in DIR mapped read-only; time
+ *                                   summing every 64-bit word through the mapping (its page
+ *                                   faults included; the mmap call itself is not timed)
  *   baseline read-file DIR SIZE CHUNK
  *                                   a SIZE-byte file in DIR, written, flushed and read once
  *                                   so it is in the page cache; time read() of CHUNK bytes
@@ -239,6 +247,55 @@ static int read_file(const char *dir, size_t bytes, size_t chunk)
     return 0;
 }
 
+static int malloc_free(size_t bytes, size_t ops)
+{
+    struct timed t;
+    begin(&t);
+    for (size_t i = 0; i < ops; i++) {
+        unsigned char *p = malloc(bytes);
+        if (p == NULL)
+            die("malloc");
+        p[0] = (unsigned char)i;
+        KEEP(p); /* the pair must happen: gcc may drop a malloc whose memory nobody reads */
+        free(p);
+    }
+    end(&t, 0, 0);
+    return 0;
+}
+
+static int mmap_munmap(size_t bytes, size_t ops)
+{
+    struct timed t;
+    begin(&t);
+    for (size_t i = 0; i < ops; i++) {
+        unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            die("mmap");
+        p[0] = (unsigned char)i;
+        KEEP(p);
+        if (munmap(p, bytes) != 0)
+            die("munmap");
+    }
+    end(&t, 0, 0);
+    return 0;
+}
+
+static int map_file(const char *dir, size_t bytes)
+{
+    size_t chunk = (size_t)1 << 20;
+    unsigned char *buffer = fresh_mapping(chunk);
+    int fd = warm_file(dir, bytes, buffer, chunk);
+    const uint64_t *words = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (words == MAP_FAILED)
+        die("mmap");
+    struct timed t;
+    begin(&t);
+    uint64_t sum = rd(words, bytes / sizeof(uint64_t));
+    end(&t, sum, 0);
+    return 0;
+}
+
 static size_t parse_bytes(const char *text)
 {
     char *rest;
@@ -264,7 +321,13 @@ int main(int argc, char **argv)
         return read_all(parse_bytes(argv[2]));
     if (argc == 5 && strcmp(argv[1], "read-file") == 0)
         return read_file(argv[2], parse_bytes(argv[3]), parse_bytes(argv[4]));
-    fputs("usage: baseline first-touch|memset|read-all SIZE | read-file DIR SIZE CHUNK\n",
-          stderr);
+    if (argc == 4 && strcmp(argv[1], "malloc-free") == 0)
+        return malloc_free(parse_bytes(argv[2]), parse_bytes(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "mmap-munmap") == 0)
+        return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "map-file") == 0)
+        return map_file(argv[2], parse_bytes(argv[3]));
+    fputs("usage: baseline first-touch|memset|read-all SIZE | read-file DIR SIZE CHUNK |\n"
+          "       malloc-free|mmap-munmap SIZE OPS | map-file DIR SIZE\n", stderr);
     return 2;
 }

@@ -10,7 +10,7 @@ Each family is one piece of work done two ways, each sample in a fresh process:
             bw_mem / bw_file_rd, will-it-scale), never a copy of the probe's loops, compiled
             with the probe's compiler and flags
 
-Families (256 MiB, one block):
+Families (bandwidth ones over one 256 MiB block):
   first-touch  one store per page of a fresh anonymous mapping (probe: mmap-anon, write-page,
                first_touch)
   memset       memset over faulted memory (probe: mmap-anon, write-all, second_pass)
@@ -19,6 +19,11 @@ Families (256 MiB, one block):
                one store per page): memory, not the one shared zero page held in cache
   read-file    read a warm file in 1 MiB chunks into one reused page-aligned buffer (probe:
                read-file, read_buffer 1MiB, access none, cache warm, first_touch)
+  map-file     sum every word of a warm file through a read-only private mapping, faults
+               included (probe: mmap-file, protection read, read-all, first_touch)
+  malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
+               whose allocate slot times the pairs); malloc-4k the same with 4 KiB
+  mmap-4k      100,000 back-to-back mmap(4 KiB) + store + munmap (workload churn)
 
 One warm-up round runs first and is not counted (this VM's free page reporting makes memory
 unused for a while slower to fault in). Then each round runs every family's two sides back to
@@ -79,7 +84,7 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 FAULT_SLACK_FRACTION = 0.01
 FAULT_SLACK_MIN = 16
 
-Unit = Literal["ns/page", "GB/s"]
+Unit = Literal["ns/page", "GB/s", "ns/op"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,22 @@ class Family:
     unit: Unit  # how a time is shown per unit of work
     plain: tuple[str, ...]  # the baseline's subcommand and arguments
     work: str  # one line, for the JSON
+    size_bytes: int = SIZE_BYTES  # the probe scenario's block size
+    ops: int = 1  # the probe scenario's blocks (pairs, for workload churn)
+
+    def per_unit(self, ns: float) -> str:
+        """A time as the unit of work it stands for: per page, per op, or bytes per second."""
+        if self.unit == "ns/page":
+            return f"{ns / (self.size_bytes // PAGE_BYTES):7.1f} ns/page"
+        if self.unit == "ns/op":
+            return f"{ns / self.ops:7.1f} ns/op"
+        return f"{self.size_bytes / ns:7.2f} GB/s"
+
+
+# Latency families: back-to-back pairs in one timed window (the probe's workload churn times
+# them in its allocate slot), as will-it-scale and lmbench measure allocation latency.
+CHURN_MALLOC_OPS = 1_000_000
+CHURN_MMAP_OPS = 100_000
 
 
 FAMILIES = (
@@ -109,6 +130,22 @@ FAMILIES = (
            "first_touch", "GB/s",
            ("read-file", FILE_DIR, str(SIZE_BYTES), str(READ_CHUNK_BYTES)),
            "read() of a warm file in 1 MiB chunks into one reused page-aligned buffer"),
+    Family("map-file", {"backing": "mmap-file", "protection": "read", "access": "read-all",
+                        "cache": "warm", "file_dir": FILE_DIR}, "first_touch", "GB/s",
+           ("map-file", FILE_DIR, str(SIZE_BYTES)),
+           "sum of every word of a warm file through a read-only private mapping, its page "
+           "faults included"),
+    Family("malloc-16", {"workload": "churn", "backing": "malloc", "access": "write-page"},
+           "allocate", "ns/op", ("malloc-free", "16", str(CHURN_MALLOC_OPS)),
+           "malloc(16), a store, free, back to back", size_bytes=16, ops=CHURN_MALLOC_OPS),
+    Family("malloc-4k", {"workload": "churn", "backing": "malloc", "access": "write-page"},
+           "allocate", "ns/op", ("malloc-free", "4096", str(CHURN_MALLOC_OPS)),
+           "malloc(4 KiB), a store, free, back to back", size_bytes=4096,
+           ops=CHURN_MALLOC_OPS),
+    Family("mmap-4k", {"workload": "churn", "backing": "mmap-anon", "access": "write-page"},
+           "allocate", "ns/op", ("mmap-munmap", "4096", str(CHURN_MMAP_OPS)),
+           "mmap of 4 KiB, a store (one page fault), munmap, back to back", size_bytes=4096,
+           ops=CHURN_MMAP_OPS),
 )
 
 
@@ -138,8 +175,8 @@ def build_scenario(family: Family) -> Scenario:
         "name": f"fidelity-{family.name}",
         "title": f"fidelity: {family.name}",
         "question": family.work,
-        "matrix": {"size": [SIZE_BYTES]},
-        "fixed": {"ops": 1, **family.params},
+        "matrix": {"size": [family.size_bytes]},
+        "fixed": {"ops": family.ops, **family.params},
         "timeout": f"{TIMEOUT_S:g}s",
     }, sort_keys=False)
     scenarios = expand(parse_spec(spec_text, f"bench/fidelity.py ({family.name})")).scenarios
@@ -242,7 +279,8 @@ def summarize(entry: Series) -> dict[str, Any]:
         "paired_ratios": ratios,
         "bound": BOUND,
     }
-    slack = max(FAULT_SLACK_MIN, FAULT_SLACK_FRACTION * SIZE_BYTES / PAGE_BYTES)
+    pages = max(entry.family.size_bytes // PAGE_BYTES, 1) * entry.family.ops
+    slack = max(FAULT_SLACK_MIN, FAULT_SLACK_FRACTION * pages)
     if abs(faults["alloclab"] - faults["plain"]) > slack:
         summary |= {"verdict": "FAIL", "reason": (
             f"the sides took different page faults in the timed window (median "
@@ -255,16 +293,11 @@ def summarize(entry: Series) -> dict[str, Any]:
     return summary
 
 
-def per_unit(unit: Unit, ns: float) -> str:
-    if unit == "ns/page":
-        return f"{ns / (SIZE_BYTES // PAGE_BYTES):7.1f} ns/page"
-    return f"{SIZE_BYTES / ns:7.2f} GB/s"
-
-
 def print_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
                 rounds: int) -> None:
-    print(f"alloclab fidelity: {SIZE_BYTES >> 20} MiB, {rounds} counted rounds after a "
-          "warm-up, a fresh process per sample, order alternating by round")
+    print(f"alloclab fidelity: {rounds} counted rounds after a warm-up, a fresh process per "
+          f"sample, order alternating by round; {SIZE_BYTES >> 20} MiB blocks, latency "
+          "families (ns/op) in back-to-back pairs")
     print(f"{'family':<12} {'side':<9} {'median':>10} {'min':>10}  {'median':>15}  "
           f"{'min':>15}  {'faults':>7}")
     for entry, summary in zip(series, summaries, strict=True):
@@ -275,8 +308,8 @@ def print_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
         for side in SIDES:
             median, low = summary[f"{side}_median_ns"], summary[f"{side}_min_ns"]
             print(f"{name:<12} {side:<9} {median / 1e6:7.2f} ms {low / 1e6:7.2f} ms  "
-                  f"{per_unit(entry.family.unit, median):>15}  "
-                  f"{per_unit(entry.family.unit, low):>15}  "
+                  f"{entry.family.per_unit(median):>15}  "
+                  f"{entry.family.per_unit(low):>15}  "
                   f"{summary[f'{side}_median_minor_faults']:>7g}")
         verdict = summary["verdict"]
         detail = f": {summary['reason']}" if verdict == "FAIL" else ""
