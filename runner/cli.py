@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--results", default="results", help="results folder (default: results)")
         sub.add_argument("--reports", default="reports", help="output folder (default: reports)")
         sub.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: ./templates, else the one "
-                              "beside alloclab's source)")
+                         help="jinja2 templates folder (default: the templates shipped in "
+                              "the alloclab package, runner/templates)")
 
     def add_force(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--force", action="store_true",
@@ -302,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write the Markdown summary (for a pull-request comment) "
                               "to FILE")
     compare.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: ./templates, else the one "
-                              "beside alloclab's source)")
+                         help="jinja2 templates folder (default: the templates shipped in "
+                              "the alloclab package, runner/templates)")
     compare.set_defaults(func=cmd_compare)
 
     export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
