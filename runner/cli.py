@@ -46,7 +46,9 @@ def _templates(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
-        results_dir=Path(args.results), machine=args.machine,
+        results_dir=Path(args.results), machine=(default_machine_label() if args.machine is None
+                                           else args.machine),
+        machine_explicit=args.machine is not None or "ALLOCLAB_MACHINE" in os.environ,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
         reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
         force=args.force)
@@ -228,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
     add_report_paths(run)
-    run.add_argument("--machine", default=default_machine_label(),
+    run.add_argument("--machine", default=None,
                      help="label of this machine in results/ (default: $ALLOCLAB_MACHINE or the "
-                          "host name: %(default)s)")
+                          f"host name: {default_machine_label()}); under the default host name, "
+                          "a run from a machine with another CPU, kernel, libc, THP mode or "
+                          "memory size than the runs already there is refused")
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "
