@@ -14,7 +14,7 @@ PYTHON = None
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite, including end-to-end tests that build and run the real probe."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,parquet]")
     session.run("pytest", *session.posargs)
 
 

@@ -14,7 +14,17 @@ from typing import TextIO
 
 import runner
 import runner.fleet
-from runner import guard, hosts, interrupt, matrix, pipeline, preconditions, schema, spec
+from runner import (
+    export,
+    guard,
+    hosts,
+    interrupt,
+    matrix,
+    pipeline,
+    preconditions,
+    schema,
+    spec,
+)
 from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
 from runner.store import SkippedRunWarning
@@ -134,6 +144,11 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_export(args: argparse.Namespace) -> ExitStatus:
+    if args.format != export.ARCHIVE_FORMAT:
+        rows = pipeline.export_data([Path(p) for p in args.runs], Path(args.output),
+                                    args.format)
+        _say(f"wrote {args.output}: {rows} samples, one row each ({args.format})")
+        return ExitStatus.OK
     folders = pipeline.export_stored([Path(p) for p in args.runs], Path(args.output))
     for folder in folders:
         _say(f"exported {folder}")
@@ -310,14 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
                               "the alloclab package, runner/templates)")
     compare.set_defaults(func=cmd_compare)
 
-    export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
-                           "folders, or results/<machine>/<experiment> for the run its report "
-                           "shows)",
-                 with_specs=False)
-    export.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
-    export.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="the archive to write, e.g. vm-results.tar.gz")
-    export.set_defaults(func=cmd_export)
+    exporter = add("export", "pack runs into one .tar.gz to carry to another machine, or "
+                             "write their samples as CSV, Parquet or JSON for a notebook (runs "
+                             "are folders, or results/<machine>/<experiment> for the run its "
+                             "report shows)",
+                   with_specs=False)
+    exporter.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
+    exporter.add_argument("-o", "--output", required=True, metavar="FILE",
+                          help="the file to write, e.g. vm-results.tar.gz or samples.csv")
+    exporter.add_argument("--format", choices=(export.ARCHIVE_FORMAT, *export.DATA_FORMATS),
+                          default=export.ARCHIVE_FORMAT,
+                          help="tar.gz (default): an archive `alloclab import` reads; csv, "
+                               "parquet (needs pyarrow: alloclab[parquet]) or json: the tidy "
+                               "frame, one row per sample, the columns of runner/frame.py")
+    exporter.set_defaults(func=cmd_export)
 
     imports = add("import", "check an archive made by `alloclab export` (safe paths, format "
                             "version, readable samples, matching checksums) and add its runs to "

@@ -34,6 +34,7 @@ from runner import (
     store,
 )
 from runner.errors import SpecError, UsageError
+from runner.export import DataFormat
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
 from runner.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
@@ -415,6 +416,16 @@ def compare_stored(options: CompareOptions) -> CompareResult:
 def export_stored(run_paths: Sequence[Path], archive_path: Path) -> list[str]:
     """Pack the named runs (folders, or experiment folders for their latest run) into a .tar.gz."""
     return archive.export_runs([store.resolve_run(path) for path in run_paths], archive_path)
+
+
+def export_data(run_paths: Sequence[Path], output: Path, data_format: DataFormat) -> int:
+    """Write the tidy frame of the named runs (as export_stored names them) to `output`;
+    the number of rows (samples) written."""
+    from runner import export
+
+    frame = export.build_export_frame([store.resolve_run(path) for path in run_paths])
+    export.write_frame(frame, output, data_format)
+    return len(frame)
 
 
 def import_stored(archive_path: Path, results_dir: Path) -> list[archive.ImportedRun]:
