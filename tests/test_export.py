@@ -59,7 +59,8 @@ def test_json_round_trips_through_pandas(two_runs: list[Path], tmp_path: Path) -
 
 def test_parquet_round_trips_through_pandas_with_its_dtypes(
         two_runs: list[Path], tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow", reason="the parquet extra is not installed (nox -s tests "
+                        "leaves it out; pip install -e '.[test,parquet]' runs this)")
     out = tmp_path / "samples.parquet"
     assert main(["export", *map(str, two_runs), "--format", "parquet", "-o", str(out)]) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(out), _expected(two_runs), check_exact=True)
