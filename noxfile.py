@@ -14,6 +14,8 @@ PYTHON = None
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite, including end-to-end tests that build and run the real probe."""
+    # Not the parquet extra: pandas imports pyarrow whenever it is installed, which adds about
+    # 100 MB to every process (the memory bounds tested here are alloclab's own).
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 

@@ -69,7 +69,7 @@ def time_report(results: Path, reports: Path, *extra: str) -> tuple[float, float
     on a shared machine: wall time grows with whatever else runs.
     """
     command = [sys.executable, "-m", "runner", "report", "--results", str(results),
-               "--reports", str(reports), "--templates", str(ROOT / "templates"), *extra]
+               "--reports", str(reports), "--templates", str(ROOT / "runner" / "templates"), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)

@@ -1,11 +1,13 @@
 """Declared charts -> deterministic SVG: median line and interquartile band per series.
 
 `chart_data` is the pure part (what is plotted, tested directly); `render_svg` only draws it.
-Same data gives the same bytes: fixed SVG hash salt, no date, text drawn as paths.
+Same data gives the same bytes: fixed SVG hash salt, no date, text drawn as paths — so each
+SVG also says what it shows in words, in a <title> and a <desc> (`describe_chart`).
 """
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -202,7 +204,29 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
         figure.tight_layout()
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    return re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
+    svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
+    return _with_title_and_desc(svg, chart.title, describe_chart(chart, lines, unit))
+
+
+def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
+    """What a chart shows, in words, for those who cannot see it (its SVG <desc>)."""
+    x_scale = " (log scale)" if chart.log_x and BY_KEY[chart.x].kind in NUMERIC_KINDS else ""
+    y_scale = " (log scale)" if chart.log_y else ""
+    series = "; ".join(line.label for line in lines) or "none"
+    spread = ("median line and interquartile band per series"
+              if BY_KEY[chart.x].kind in NUMERIC_KINDS else
+              "median point and interquartile bar per series")
+    y_label = axis_label(chart.metric, unit)
+    return (f"Metric {chart.metric}. x axis: {chart.x}{x_scale}; y axis: {y_label}{y_scale}; "
+            f"{spread}. Series ({len(lines)}): {series}.")
+
+
+def _with_title_and_desc(svg: str, title: str, desc: str) -> str:
+    """The chart's title and description as the first children of <svg>, where screen
+    readers look for them (matplotlib draws text as outlines, which say nothing)."""
+    head = svg.index(">") + 1
+    return (f'{svg[:head]}\n <title>{html.escape(title)}</title>'
+            f"\n <desc>{html.escape(desc)}</desc>{svg[head:]}")
 
 
 def render_svg(data: ChartData) -> str:

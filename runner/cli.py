@@ -14,7 +14,17 @@ from typing import TextIO
 
 import runner
 import runner.fleet
-from runner import guard, hosts, interrupt, matrix, pipeline, preconditions, schema, spec
+from runner import (
+    export,
+    guard,
+    hosts,
+    interrupt,
+    matrix,
+    pipeline,
+    preconditions,
+    schema,
+    spec,
+)
 from runner.errors import AlloclabError, ExitStatus, UsageError
 from runner.machine import default_machine_label
 from runner.store import SkippedRunWarning
@@ -46,7 +56,9 @@ def _templates(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
     options = pipeline.RunOptions(
-        results_dir=Path(args.results), machine=args.machine,
+        results_dir=Path(args.results), machine=(default_machine_label() if args.machine is None
+                                           else args.machine),
+        machine_explicit=args.machine is not None or "ALLOCLAB_MACHINE" in os.environ,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
         reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
         force=args.force)
@@ -132,6 +144,11 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_export(args: argparse.Namespace) -> ExitStatus:
+    if args.format != export.ARCHIVE_FORMAT:
+        rows = pipeline.export_data([Path(p) for p in args.runs], Path(args.output),
+                                    args.format)
+        _say(f"wrote {args.output}: {rows} samples, one row each ({args.format})")
+        return ExitStatus.OK
     folders = pipeline.export_stored([Path(p) for p in args.runs], Path(args.output))
     for folder in folders:
         _say(f"exported {folder}")
@@ -216,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--results", default="results", help="results folder (default: results)")
         sub.add_argument("--reports", default="reports", help="output folder (default: reports)")
         sub.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: ./templates, else the one "
-                              "beside alloclab's source)")
+                         help="jinja2 templates folder (default: the templates shipped in "
+                              "the alloclab package, runner/templates)")
 
     def add_force(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--force", action="store_true",
@@ -228,9 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
     add_report_paths(run)
-    run.add_argument("--machine", default=default_machine_label(),
+    run.add_argument("--machine", default=None,
                      help="label of this machine in results/ (default: $ALLOCLAB_MACHINE or the "
-                          "host name: %(default)s)")
+                          f"host name: {default_machine_label()}); under the default host name, "
+                          "a run from a machine with another CPU, kernel, libc, THP mode or "
+                          "memory size than the runs already there is refused")
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "
@@ -302,18 +321,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write the Markdown summary (for a pull-request comment) "
                               "to FILE")
     compare.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: ./templates, else the one "
-                              "beside alloclab's source)")
+                         help="jinja2 templates folder (default: the templates shipped in "
+                              "the alloclab package, runner/templates)")
     compare.set_defaults(func=cmd_compare)
 
-    export = add("export", "pack runs into one .tar.gz to carry to another machine (runs are "
-                           "folders, or results/<machine>/<experiment> for the run its report "
-                           "shows)",
-                 with_specs=False)
-    export.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
-    export.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="the archive to write, e.g. vm-results.tar.gz")
-    export.set_defaults(func=cmd_export)
+    exporter = add("export", "pack runs into one .tar.gz to carry to another machine, or "
+                             "write their samples as CSV, Parquet or JSON for a notebook (runs "
+                             "are folders, or results/<machine>/<experiment> for the run its "
+                             "report shows)",
+                   with_specs=False)
+    exporter.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
+    exporter.add_argument("-o", "--output", required=True, metavar="FILE",
+                          help="the file to write, e.g. vm-results.tar.gz or samples.csv")
+    exporter.add_argument("--format", choices=(export.ARCHIVE_FORMAT, *export.DATA_FORMATS),
+                          default=export.ARCHIVE_FORMAT,
+                          help="tar.gz (default): an archive `alloclab import` reads; csv, "
+                               "parquet (needs pyarrow: alloclab[parquet]) or json: the tidy "
+                               "frame, one row per sample, the columns of runner/frame.py")
+    exporter.set_defaults(func=cmd_export)
 
     imports = add("import", "check an archive made by `alloclab export` (safe paths, format "
                             "version, readable samples, matching checksums) and add its runs to "

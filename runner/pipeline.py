@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from runner import (
     archive,
     guard,
+    identity,
     lock,
     machine,
     matrix,
@@ -33,6 +34,7 @@ from runner import (
     store,
 )
 from runner.errors import SpecError, UsageError
+from runner.export import DataFormat
 from runner.machine import read_fingerprint
 from runner.metrics import BY_NAME
 from runner.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
@@ -58,6 +60,9 @@ class RunOptions:
     processes: int | None = None
     quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
     force: bool = False  # run scenarios that need more memory or file space than is free
+    # False: `machine` is the host-name default, so a run from a machine that differs from the
+    # runs already under that label is refused (runner.identity); given explicitly, it is not.
+    machine_explicit: bool = True
 
 
 # The --quick profile: enough to see every scenario run and the shape of the charts in a
@@ -336,6 +341,8 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -
     if not names.is_label(options.machine):
         raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
                          f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")
+    identity.check_label(options.results_dir, options.machine, read_fingerprint(),
+                         explicit=options.machine_explicit)
     _check_probe_runs(plans, options)
     if not options.force:
         guard.check_fit(plans)  # before any probe starts
@@ -409,6 +416,16 @@ def compare_stored(options: CompareOptions) -> CompareResult:
 def export_stored(run_paths: Sequence[Path], archive_path: Path) -> list[str]:
     """Pack the named runs (folders, or experiment folders for their latest run) into a .tar.gz."""
     return archive.export_runs([store.resolve_run(path) for path in run_paths], archive_path)
+
+
+def export_data(run_paths: Sequence[Path], output: Path, data_format: DataFormat) -> int:
+    """Write the tidy frame of the named runs (as export_stored names them) to `output`;
+    the number of rows (samples) written."""
+    from runner import export
+
+    frame = export.build_export_frame([store.resolve_run(path) for path in run_paths])
+    export.write_frame(frame, output, data_format)
+    return len(frame)
 
 
 def import_stored(archive_path: Path, results_dir: Path) -> list[archive.ImportedRun]:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -479,16 +480,17 @@ def render_page(templates_dir: Path, name: str, **context: Any) -> str:
         return template_environment(templates_dir).get_template(name).render(**context)
     except jinja2.TemplateError as error:
         raise UsageError(f"{templates_dir}: {error.__class__.__name__}: {error} (use the "
-                         "templates/ folder of this alloclab version, or --templates)") from error
+                         "templates of this alloclab version, runner/templates, or "
+                         "--templates)") from error
 
 
 def default_templates_dir() -> Path:
-    """./templates when run from a checkout, else the templates beside this package's source."""
-    here = Path("templates")
-    if (here / "base.html").exists():
-        return here
-    beside = Path(__file__).resolve().parent.parent / "templates"
-    return beside if (beside / "base.html").exists() else here
+    """The templates shipped as package data (runner/templates), found through importlib.resources
+    so a wheel install renders as an editable one does."""
+    shipped = resources.files("runner") / "templates"
+    # jinja2's FileSystemLoader and the render cache need a real folder: alloclab is installed
+    # unzipped (setuptools wheels are), so the resource is one.
+    return Path(str(shipped))
 
 
 def check_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:

@@ -7,6 +7,7 @@ import pytest
 
 from runner.charts import chart_data, render_svg
 from runner.frame import build_frame, measured
+from runner.metrics import axis_label
 from runner.model import ChartSpec
 from runner.noise import scenario_summaries
 from runner.store import load_run
@@ -92,3 +93,32 @@ def test_titles_and_labels_are_plain_text_not_mathematics(samples) -> None:  # t
                       ("backing",), log_x=True)
     svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
     assert svg.startswith("<svg")
+
+
+def test_each_svg_says_what_it_shows_in_a_title_and_a_desc(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("Touch <fast> & slow", "first_touch_ns_per_page", "size", ("backing",),
+                      log_x=True, log_y=True)
+    svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    head = svg.split("\n")
+    # The first children of <svg>, where screen readers look; text escaped as XML.
+    assert head[1] == " <title>Touch &lt;fast&gt; &amp; slow</title>"
+    assert head[2] == (
+        " <desc>Metric first_touch_ns_per_page. x axis: size (log scale); y axis: "
+        f"{axis_label('first_touch_ns_per_page', 'ns')} (log scale); median line and "
+        "interquartile band per series. Series (2): malloc; mmap-anon.</desc>")
+    categorical = render_svg(chart_data(samples, ChartSpec("By backing",
+                                                           "first_touch_ns_per_op", "backing"),
+                                        LABEL_KEYS))
+    desc = categorical.split("\n")[2]
+    assert desc.startswith(" <desc>Metric first_touch_ns_per_op. x axis: backing; y axis: ")
+    assert desc.endswith("; median point and interquartile bar per series. "
+                         "Series (3): 4KiB; 64KiB; 1MiB.</desc>")
+
+
+def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ignore[no-untyped-def]
+    from runner.charts import render_overlay_svg
+
+    chart = ChartSpec("Touch", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
+    data = chart_data(samples, chart, LABEL_KEYS)
+    svg = render_overlay_svg([("base", data), ("new", data)])
+    assert "Series (4): malloc — base; mmap-anon — base; malloc — new; mmap-anon — new." in svg

@@ -75,7 +75,7 @@ def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixtur
 
 def _run_args(tmp_path: Path, spec: Path) -> list[str]:
     return ["run", str(spec), "--results", str(tmp_path / "results"), "--reports",
-            str(tmp_path / "reports"), "--templates", str(ROOT / "templates"),
+            str(tmp_path / "reports"), "--templates", str(ROOT / "runner" / "templates"),
             "--machine", "test", "--seed", "3"]
 
 
@@ -158,7 +158,8 @@ def test_compare_fails_above_the_threshold_only_on_a_regression(
     assert "✅ No regression above +10%." in capsys.readouterr().out
     markdown = tmp_path / "pr.md"
     assert main(["compare", base, slow, "--fail-above", "10%", "--markdown", str(markdown),
-                 "--out", str(tmp_path / "cmp"), "--templates", str(ROOT / "templates")]) == 1
+                 "--out", str(tmp_path / "cmp"), "--templates",
+                 str(ROOT / "runner" / "templates")]) == 1
     out, err = capsys.readouterr()
     assert "❌ **8 regression(s) above +10%:**" in out and out == markdown.read_text()
     assert "failing" in err and (tmp_path / "cmp" / "compare.html").exists()
@@ -197,7 +198,7 @@ def test_report_check_detects_a_modified_or_stale_report(
         tmp_path: Path, small_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_synthetic_run(tmp_path / "results", small_spec)
     paths = ["--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports"),
-             "--templates", str(ROOT / "templates")]
+             "--templates", str(ROOT / "runner" / "templates")]
     assert main(["report", *paths]) == 0
     assert main(["report", "--check", *paths]) == 0
     assert "matches its results byte for byte" in capsys.readouterr().err
@@ -335,7 +336,7 @@ def test_reports_naming_a_file_is_one_line_exit_3(
     a_file = tmp_path / "not-a-folder"
     a_file.write_text("")
     assert main(["report", "--results", str(compare_runs_dir.parent.parent), "--reports",
-                 str(a_file), "--templates", str(ROOT / "templates")]) == 3
+                 str(a_file), "--templates", str(ROOT / "runner" / "templates")]) == 3
     err = capsys.readouterr().err
     assert err == f"alloclab: {a_file}: File exists\n"
 

@@ -12,7 +12,7 @@ from runner.compare_report import build_compare_context, render_compare_html, re
 from runner.store import StoredRun, load_run
 from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
 METRIC = "first_touch_ns_per_page"
 
 

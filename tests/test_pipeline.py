@@ -14,7 +14,7 @@ from runner.model import ProcessRecord
 from runner.store import load_run
 from tests.synthetic import SMALL_SPEC, fake_probe_output, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
 
 SPEC = """\
 name: reuse

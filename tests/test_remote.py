@@ -71,8 +71,8 @@ def _fleet_file(tmp_path: Path, sshd: Sshd, labels: list[str], work_dir: Path) -
 
 def _run_args(tmp_path: Path, spec: Path, fleet: Path) -> list[str]:
     return ["run", str(spec), "--hosts", str(fleet), "--results", str(tmp_path / "results"),
-            "--reports", str(tmp_path / "reports"), "--templates", str(ROOT / "templates"),
-            "--seed", "5"]
+            "--reports", str(tmp_path / "reports"),
+            "--templates", str(ROOT / "runner" / "templates"), "--seed", "5"]
 
 
 def _setup(tmp_path: Path, sshd: Sshd, labels: list[str]) -> tuple[Path, Path, Path]:

@@ -12,7 +12,7 @@ from runner import render_cache, report
 from runner.report import check_reports, render_reports, render_site
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
 GOLDEN = Path(__file__).parent / "golden"
 
 

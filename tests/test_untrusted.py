@@ -202,7 +202,7 @@ def test_one_bad_run_is_reported_and_skipped_and_the_others_render(
     hostile = write_synthetic_run(results, other, machine="n")
     CORPUS["probe ns text"](hostile)
     assert main(["report", "--results", str(results), "--reports", str(reports),
-                 "--templates", str(ROOT / "templates")]) == 0
+                 "--templates", str(ROOT / "runner" / "templates")]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: skipped") == 2
     assert sorted(p.name for p in reports.iterdir()) == [".render-cache.json", "index.html",
@@ -224,7 +224,7 @@ def test_a_shown_run_bad_past_its_first_record_is_left_off_its_page_each_time(
     reports = tmp_path / "reports"
     for _ in range(2):  # not kept by the render cache: the warning is repeated
         assert main(["report", "--results", str(good_run.parent.parent.parent), "--reports",
-                     str(reports), "--templates", str(ROOT / "templates")]) == 0
+                     str(reports), "--templates", str(ROOT / "runner" / "templates")]) == 0
         err = capsys.readouterr().err
         assert err.count("warning: skipped") == 1 and "status: 'weird'" in err
         assert "20260101T000000Z" not in (reports / "small.html").read_text()
