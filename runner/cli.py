@@ -248,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--machine", default=None,
                      help="label of this machine in results/ (default: $ALLOCLAB_MACHINE or the "
                           f"host name: {default_machine_label()}); under the default host name, "
-                          "a run from a machine with another CPU, kernel, libc, THP mode or "
-                          "memory size than the runs already there is refused")
+                          "a machine with another CPU, kernel, libc, THP mode or memory size "
+                          "than the runs already there gets a label of its own, e.g. vm-epyc")
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "

@@ -3,9 +3,12 @@
 The label stays the user's choice (default: the host name), but host names like `vm`, `ubuntu`
 or `localhost` are common, and a run from another machine under the same label would replace
 the reference on every page. So a run whose fingerprint differs from the newest run under its
-label in a fact that tells machines apart (IDENTITY_FACTS) is refused with a label to use
-instead — unless the label was chosen explicitly (--machine or $ALLOCLAB_MACHINE): then the
-user has said it is the same machine (say, after a kernel upgrade). Reading the stored
+label in a fact that tells machines apart (IDENTITY_FACTS) goes under a label of its own,
+named by what sets it apart (vm-epyc), and the run says so — unless the label was chosen
+explicitly (--machine or $ALLOCLAB_MACHINE): then the user has said it is the same machine
+(say, after a kernel upgrade). A refusal would make the README's run command fail on the
+second machine with a common host name; a silent mix would replace the first machine's
+reference; a label of its own does neither. Reading the stored
 manifests is the only side effect here.
 """
 
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import names, store
-from runner.errors import StoreError, UsageError
+from runner.errors import StoreError
 from runner.machine import format_fact
 
 # Facts of runner.machine.FACTS whose difference means another machine (or this one rebuilt):
@@ -90,24 +93,42 @@ def _newest_manifest(results_dir: Path, label: str) -> dict[str, Any] | None:
     return newest
 
 
-def check_label(results_dir: Path, label: str, fingerprint: Mapping[str, Any], *,
-                explicit: bool) -> None:
-    """UsageError when `label` already holds runs of a machine that differs from this one in
-    an identity fact, and the label was not given explicitly."""
-    if explicit:
-        return
+def _differences_under(results_dir: Path, label: str,
+                       fingerprint: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The identity facts in which the newest run under `label` differs from this machine
+    (empty: none, or no run there yet), and that run's manifest ({} when there is none)."""
     newest = _newest_manifest(results_dir, label)
     if newest is None:
-        return
-    stored = newest.get("fingerprint", {})
-    differing = identity_differences(stored, fingerprint)
+        return [], {}
+    return identity_differences(newest.get("fingerprint", {}), fingerprint), newest
+
+
+def choose_label(results_dir: Path, label: str, fingerprint: Mapping[str, Any], *,
+                 explicit: bool) -> tuple[str, str | None]:
+    """The label this machine's runs go under, and a one-line notice when it is not `label`.
+
+    An explicit label is the user's word. A defaulted one (the host name) that already holds
+    another machine's runs is not reused: the runs go under a label of this machine's own —
+    one that already holds this machine's runs, else a new one named by what sets it apart
+    (vm-epyc) — and the notice says so. Hosts called `vm` or `localhost` are common: neither
+    machine's results are mixed with the other's, and the README's run command still works
+    on the second machine.
+    """
+    if explicit:
+        return label, None
+    differing, newest = _differences_under(results_dir, label, fingerprint)
     if not differing:
-        return
+        return label, None
     taken = {p.name for p in results_dir.iterdir()} if results_dir.is_dir() else set()
-    suggestion = suggest_label(label, differing, fingerprint, taken)
+    base = suggest_label(label, differing, fingerprint, set())
+    candidate, n = base, 1
+    while candidate in taken and _differences_under(results_dir, candidate, fingerprint)[0]:
+        n += 1
+        candidate = f"{base}-{n}"
     what = "; ".join(f"{key} {format_fact(key, fingerprint[key])!r} here, "
-                     f"{format_fact(key, stored[key])!r} there" for key in differing)
-    raise UsageError(
-        f"{results_dir / label}: holds runs of another machine ({what}, in "
-        f"{newest['experiment']}/{newest['run_id']}): use --machine {suggestion} for this "
-        f"one, or --machine {label} if it is the same machine")
+                     f"{format_fact(key, newest['fingerprint'][key])!r} there"
+                     for key in differing)
+    return candidate, (
+        f"{results_dir / label} holds runs of another machine ({what}, in "
+        f"{newest['experiment']}/{newest['run_id']}): this machine's runs go under "
+        f"{results_dir / candidate} (--machine {label} if it is the same machine)")

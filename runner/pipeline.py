@@ -60,8 +60,8 @@ class RunOptions:
     processes: int | None = None
     quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
     force: bool = False  # run scenarios that need more memory or file space than is free
-    # False: `machine` is the host-name default, so a run from a machine that differs from the
-    # runs already under that label is refused (runner.identity); given explicitly, it is not.
+    # False: `machine` is the host-name default, so a machine that differs from the runs
+    # already under that label gets a label of its own (runner.identity); explicit: as given.
     machine_explicit: bool = True
 
 
@@ -341,8 +341,12 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -
     if not names.is_label(options.machine):
         raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
                          f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")
-    identity.check_label(options.results_dir, options.machine, read_fingerprint(),
-                         explicit=options.machine_explicit)
+    label, notice = identity.choose_label(options.results_dir, options.machine,
+                                          read_fingerprint(),
+                                          explicit=options.machine_explicit)
+    if notice:
+        say(notice)
+        options = replace(options, machine=label)
     _check_probe_runs(plans, options)
     if not options.force:
         guard.check_fit(plans)  # before any probe starts

@@ -1,4 +1,4 @@
-"""A machine label cannot silently hold two machines: refused unless the label is explicit."""
+"""A machine label cannot silently hold two machines: a defaulted one gets a label of its own."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli, pipeline
-from runner.errors import UsageError
-from runner.identity import check_label, identity_differences, suggest_label
+from runner.identity import choose_label, identity_differences, suggest_label
 from tests.synthetic import FINGERPRINT, write_synthetic_run
 
 EPYC = {**FINGERPRINT, "cpu_model": "AMD EPYC 7B13 64-Core Processor"}
@@ -42,27 +41,31 @@ def test_the_suggested_label_says_what_sets_the_machine_apart_and_is_free() -> N
     assert suggest_label("vm", ["cpu_model"], EPYC, {"vm-epyc", "vm-epyc-2"}) == "vm-epyc-3"
 
 
-def test_a_run_of_another_machine_under_a_defaulted_label_is_refused_in_one_line(
+def test_another_machine_under_a_defaulted_label_gets_a_label_of_its_own(
         tmp_path: Path, small_spec: Path) -> None:
     results = tmp_path / "results"
     write_synthetic_run(results, small_spec, machine="vm")
-    with pytest.raises(UsageError) as refused:
-        check_label(results, "vm", EPYC, explicit=False)
-    message = str(refused.value)
-    assert "\n" not in message
-    assert "--machine vm-epyc" in message
-    assert "'AMD EPYC 7B13 64-Core Processor' here, 'Test CPU' there" in message
-    assert "small/20260101T000000Z" in message
+    label, notice = choose_label(results, "vm", EPYC, explicit=False)
+    assert label == "vm-epyc"
+    assert notice is not None and "\n" not in notice
+    assert "'AMD EPYC 7B13 64-Core Processor' here, 'Test CPU' there" in notice
+    assert "small/20260101T000000Z" in notice and "results/vm-epyc" in notice
+    # Its second run goes where its first went: vm-epyc holds this machine's runs now.
+    write_synthetic_run(results, small_spec, machine="vm-epyc", fingerprint=EPYC)
+    assert choose_label(results, "vm", EPYC, explicit=False)[0] == "vm-epyc"
+    # A third machine, of yet another kind, is kept apart from both.
+    other = {**EPYC, "kernel": "6.1.0-18-amd64"}
+    assert choose_label(results, "vm", other, explicit=False)[0] == "vm-epyc-2"
 
 
-def test_the_same_machine_an_explicit_label_or_an_empty_label_proceed(
+def test_the_same_machine_an_explicit_label_or_an_empty_label_keep_it(
         tmp_path: Path, small_spec: Path) -> None:
     results = tmp_path / "results"
     write_synthetic_run(results, small_spec, machine="vm")
-    check_label(results, "vm", FINGERPRINT, explicit=False)
-    check_label(results, "vm", EPYC, explicit=True)
-    check_label(results, "other", EPYC, explicit=False)
-    check_label(tmp_path / "no-results-yet", "vm", EPYC, explicit=False)
+    assert choose_label(results, "vm", FINGERPRINT, explicit=False) == ("vm", None)
+    assert choose_label(results, "vm", EPYC, explicit=True) == ("vm", None)
+    assert choose_label(results, "other", EPYC, explicit=False) == ("other", None)
+    assert choose_label(tmp_path / "no-results-yet", "vm", EPYC, explicit=False) == ("vm", None)
 
 
 def test_the_newest_run_under_the_label_is_the_machine_it_names(
@@ -72,9 +75,8 @@ def test_the_newest_run_under_the_label_is_the_machine_it_names(
     write_synthetic_run(results, small_spec, machine="vm", run_id="20260102T000000Z",
                         fingerprint=EPYC)
     # write_synthetic_run stamps every run with the same start time: the run id breaks the tie.
-    check_label(results, "vm", EPYC, explicit=False)
-    with pytest.raises(UsageError, match="--machine vm-"):
-        check_label(results, "vm", FINGERPRINT, explicit=False)
+    assert choose_label(results, "vm", EPYC, explicit=False)[0] == "vm"
+    assert choose_label(results, "vm", FINGERPRINT, explicit=False)[0].startswith("vm-")
 
 
 class _PastTheLabelCheck(Exception):
@@ -82,7 +84,7 @@ class _PastTheLabelCheck(Exception):
 
 
 @pytest.mark.parametrize("explicit", [None, "--machine", "ALLOCLAB_MACHINE"])
-def test_alloclab_run_refuses_only_a_defaulted_label(
+def test_alloclab_run_moves_only_a_defaulted_label(
         tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], explicit: str | None) -> None:
     results = tmp_path / "results"
@@ -90,8 +92,10 @@ def test_alloclab_run_refuses_only_a_defaulted_label(
     monkeypatch.setattr(cli, "default_machine_label", lambda: "vm")
     monkeypatch.delenv("ALLOCLAB_MACHINE", raising=False)
     monkeypatch.setattr(pipeline, "read_fingerprint", lambda **_: EPYC)
+    labels: list[str] = []
 
-    def stop(*_: object) -> None:  # what follows the label check: the probe is not run here
+    def stop(_: object, options: pipeline.RunOptions) -> None:  # what follows the label
+        labels.append(options.machine)
         raise _PastTheLabelCheck
 
     monkeypatch.setattr(pipeline, "_check_probe_runs", stop)
@@ -100,10 +104,8 @@ def test_alloclab_run_refuses_only_a_defaulted_label(
         args += ["--machine", "vm"]
     elif explicit == "ALLOCLAB_MACHINE":
         monkeypatch.setenv("ALLOCLAB_MACHINE", "vm")
+    with pytest.raises(_PastTheLabelCheck):
+        cli.main(args)
+    assert labels == ["vm" if explicit else "vm-epyc"]
     if explicit is None:
-        assert cli.main(args) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "use --machine vm-epyc for this one" in err[0]
-    else:
-        with pytest.raises(_PastTheLabelCheck):
-            cli.main(args)
+        assert "this machine's runs go under" in capsys.readouterr().err
