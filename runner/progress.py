@@ -18,11 +18,12 @@ from runner.parameters import FILE_BACKINGS
 if TYPE_CHECKING:
     from runner.model import Plan, Repetitions
 
-# Spawning the probe, its setup and its JSON report, measured at ~20-60 ms on the VMs.
-PROCESS_BASE_S = 0.05
-# Bytes per second a probe process gets through per iteration: page faults dominate.
-ANON_BYTES_PER_S = 1.5e9
-FILE_BYTES_PER_S = 0.5e9
+# Calibrated on the 2-vCPU KVM guest of the README: 200 small processes took 2 s (spawn, setup,
+# JSON report, storing the record), and the full suite (2530 processes) measured for about
+# five minutes, most of it touching memory. Page faults dominate the per-byte cost.
+PROCESS_BASE_S = 0.012
+ANON_BYTES_PER_S = 2.0e9
+FILE_BYTES_PER_S = 0.65e9
 
 
 def estimate_process_s(memory_bytes: int, backing: str, iterations: int) -> float:
