@@ -65,21 +65,49 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None)
     if fleet is not None:
         return cmd_run_fleet(args, options, fleet)
-    summaries = pipeline.run_experiments(_specs(args), options, _say)
+    from runner.progress import ConsoleListener
+
+    verbosity = getattr(args, "verbosity", 0)
+    listener = ConsoleListener(verbosity)
+    try:
+        summaries = pipeline.run_experiments(_specs(args), options, listener.say, listener)
+    finally:
+        listener.close()
     for s in summaries:
         failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
-        _say(f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
-        for warning in s.warnings:
-            _say(f"{s.experiment}: warning: {warning}")
+        (listener.problem if s.processes_failed else listener.say)(
+            f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
+    for line in _warning_lines(summaries, Path(args.reports), verbose=verbosity > 0,
+                               reported=not args.no_report):
+        listener.say(line)
     for s in summaries:
         for line in s.verdicts:
             _say(f"{s.experiment}: verdict: {line}")
+    if not args.no_report and verbosity >= 0:
+        _say("rendering reports...")
     status = cmd_report(args) if not args.no_report else ExitStatus.OK
     if any(s.processes_failed for s in summaries):
         # Recorded and reported, but a script running alloclab should still hear of it.
         _say("some probe processes crashed, failed or timed out: see above and the report")
         return ExitStatus.FAILURE
     return status
+
+
+def _warning_lines(summaries: Sequence[pipeline.RunSummary], reports: Path, verbose: bool,
+                   reported: bool) -> list[str]:
+    """Noise warnings at the end of a run: one line per experiment that has any, pointing to
+    its report page; every warning's text when verbose."""
+    lines = []
+    for s in summaries:
+        if not s.warnings:
+            continue
+        if verbose:
+            lines += [f"{s.experiment}: warning: {warning}" for warning in s.warnings]
+            continue
+        where = f"see {reports / s.experiment}.html" if reported else "-v shows them"
+        noun = "warning" if len(s.warnings) == 1 else "warnings"
+        lines.append(f"{s.experiment}: {len(s.warnings)} noise {noun} ({where})")
+    return lines
 
 
 def cmd_run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
@@ -198,8 +226,15 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     facts = preconditions.read_facts()
     plans = pipeline.load_plans(_specs(args))
+    from runner.progress import estimate_plan_s, format_duration
+
     for plan in plans:
         print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
+        print(f"estimated duration: about {format_duration(estimate_plan_s(plan))} "
+              "(rough: processes x a per-scenario cost from size, iterations and backing)")
+    if len(plans) > 1:
+        total_s = sum(estimate_plan_s(plan) for plan in plans)
+        print(f"all {len(plans)} experiments: about {format_duration(total_s)} (rough)")
     if not args.force:
         guard.check_fit(plans)
     return ExitStatus.OK
@@ -268,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "repetitions and machine conditions, so a spec change reruns only "
                           "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                          default=0, help="print only errors, verdicts and the final summary")
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                          help="print every progress line and every noise warning in full "
+                               "(by default: one bar on a terminal, a line per experiment "
+                               "otherwise, and a warning count per experiment)")
     add_force(run)
     run.add_argument("--host", action="append", metavar="[LABEL=][USER@]HOST[:PORT]",
                      help="run on this machine over SSH instead (repeatable; results go to "
@@ -352,8 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
         func=cmd_validate)
     plan = add("plan", "print the expanded scenarios with their stable ids and the memory each "
-                       "needs, and the matrix points that cannot be measured; exit 3 when a "
-                       "scenario needs more memory or file space than is free")
+                       "needs, the matrix points that cannot be measured and a rough duration; "
+                       "exit 3 when a scenario needs more memory or file space than is free")
     add_force(plan)
     plan.set_defaults(func=cmd_plan)
     add("schema", "print the JSON Schema of spec files (for editors)",

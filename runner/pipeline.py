@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 # pandas, numpy, matplotlib and jinja2 come in with the modules that summarise, compare and
 # render: each stage imports them when it starts, so `alloclab validate`, `plan`, `schema` and
@@ -28,6 +28,7 @@ from runner import (
     names,
     preconditions,
     probe,
+    progress,
     remote,
     schedule,
     spec,
@@ -45,6 +46,18 @@ if TYPE_CHECKING:
     from runner import compare
 
 Say = Callable[[str], None]
+
+
+class RunListener(Protocol):
+    """What follows a run besides `say` (runner.progress.ConsoleListener): counts for a bar,
+    and messages sorted by who should hear them. Without one, every message goes to `say`."""
+
+    def plan(self, experiments: Sequence[tuple[str, int, float]]) -> None: ...
+    def experiment(self, name: str, processes: int) -> None: ...
+    def process(self, estimate_s: float) -> None: ...
+    def experiment_done(self, name: str, processes: int) -> None: ...
+    def detail(self, message: str) -> None: ...
+    def problem(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def _new_run_id(results_dir: Path, machine: str, experiment: str) -> str:
 
 
 def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Say,
-             target: Target | None = None) -> RunSummary:
+             target: Target | None = None, listener: RunListener | None = None) -> RunSummary:
     """Run one experiment to completion, continuing an interrupted run of the same spec.
 
     A new run first copies the scenarios an earlier run measured under the same conditions
@@ -125,12 +138,13 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
                    else read_fingerprint(spec_path=Path(experiment.source), file_dirs=file_dirs))
     with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
                             experiment.name, options.command):
-        return _run_locked(plan, binary, options, repetitions, fingerprint, say, target)
+        return _run_locked(plan, binary, options, repetitions, fingerprint, say, target,
+                           listener)
 
 
 def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
                 repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
-                target: Target | None) -> RunSummary:
+                target: Target | None, listener: RunListener | None = None) -> RunSummary:
     """run_plan's work, with the experiment folder's run lock held."""
     experiment = plan.spec
     run_dir, manifest, done = (
@@ -143,12 +157,15 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     for dropped in manifest["dropped"]:
         say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
-    progress = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
-                         len(jobs) - len(done), experiment.timeout_s, say)
+    watch = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
+                      len(jobs) - len(done), experiment.timeout_s, say, listener,
+                      repetitions.warmup + repetitions.iterations)
+    if listener:
+        listener.experiment(experiment.name, watch.total)
     load_before = machine.read_load()
     lost_before = target.connection_failures() if target else 0
     schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done,
-                      progress.on_record, extra_env=probe_env,
+                      watch.on_record, extra_env=probe_env,
                       facts=target.facts if target else None,
                       run_process=target.run_process if target else None)
     # This machine's load says nothing about another's: a remote run records none.
@@ -164,7 +181,9 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     samples = measured(build_frame(stored))
     warnings = noise.run_warnings(stored, noise.watched_metrics(experiment), samples)
     verdicts = report.run_verdicts(stored, experiment, samples)
-    return RunSummary(experiment.name, run_dir, progress.run, progress.failed,
+    if listener:
+        listener.experiment_done(experiment.name, watch.run)
+    return RunSummary(experiment.name, run_dir, watch.run, watch.failed,
                       tuple(w.message for w in warnings), len(manifest.get("reused_from", {})),
                       tuple(verdict.summary_line(v) for v in verdicts))
 
@@ -240,12 +259,14 @@ def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
 
 
 class _Progress:
-    """What the console hears while processes run: failures at once, skips once, a count."""
+    """What the console hears while processes run: failures at once, skips once, a count
+    (with a listener: failures as problems, the count as detail, each process as a tick)."""
 
     def __init__(self, experiment: str, labels: dict[str, str], total: int, timeout_s: float,
-                 say: Say) -> None:
+                 say: Say, listener: RunListener | None = None, iterations: int = 1) -> None:
         self.experiment, self.labels, self.total = experiment, labels, total
-        self.timeout_s, self.say = timeout_s, say
+        self.timeout_s, self.say, self.listener = timeout_s, say, listener
+        self.iterations = iterations
         self.run = self.failed = 0
         self.skips_said: set[str] = set()
 
@@ -258,9 +279,15 @@ class _Progress:
                 self.say(f"{where}: skipped: {record.skip_reason}")
         elif record.status != "ok":
             self.failed += 1
-            self.say(f"{where} process {job.process_index}: {record.describe(self.timeout_s)}")
+            (self.listener.problem if self.listener else self.say)(
+                f"{where} process {job.process_index}: {record.describe(self.timeout_s)}")
         if self.run % max(1, self.total // 10) == 0 or self.run == self.total:
-            self.say(f"{self.experiment}: {self.run}/{self.total} processes")
+            (self.listener.detail if self.listener else self.say)(
+                f"{self.experiment}: {self.run}/{self.total} processes")
+        if self.listener:
+            scenario = job.scenario
+            self.listener.process(progress.estimate_process_s(
+                scenario.memory_bytes, scenario.backing, self.iterations))
 
 
 def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
@@ -336,7 +363,8 @@ def _quick_plan(plan: Plan) -> Plan:
     return replace(plan, scenarios=kept, dropped=(*plan.dropped, *left))
 
 
-def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -> list[RunSummary]:
+def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
+                    listener: RunListener | None = None) -> list[RunSummary]:
     plans = profile_plans(load_plans(spec_paths), options)
     if not names.is_label(options.machine):
         raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
@@ -352,7 +380,16 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say) -
         guard.check_fit(plans)  # before any probe starts
     binary = probe.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
-    return [run_plan(plan, binary, options, say) for plan in plans]
+    if listener:
+        listener.plan([(plan.spec.name, len(plan.scenarios) * _repetitions(plan.spec,
+                                                                           options).processes,
+                        estimate_run_s(plan, options)) for plan in plans])
+    return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
+
+
+def estimate_run_s(plan: Plan, options: RunOptions) -> float:
+    """The rough duration of a fresh run of `plan` with these options (runner.progress)."""
+    return progress.estimate_plan_s(plan, _repetitions(plan.spec, options))
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:

@@ -181,7 +181,8 @@ def test_a_second_concurrent_run_is_refused_and_the_first_completes(
                             timeout=60)
     assert second.returncode == 2
     assert f"another `alloclab run` of faults is running (pid {first.pid}" in second.stderr
-    assert len(second.stderr.strip().splitlines()) <= 2  # the probe build line, the refusal
+    # the probe build line, the plan (experiments, processes, duration), the refusal
+    assert len(second.stderr.strip().splitlines()) <= 3
     first.communicate(timeout=60)
     assert first.returncode == 0
     _assert_complete_once(results, jobs=4 * LONG_PROCESSES)
