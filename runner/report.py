@@ -295,22 +295,6 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     }
 
 
-def build_context(runs: Sequence[StoredRun]) -> dict[str, Any]:
-    """The site: one entry per experiment, each with the latest run of every machine."""
-    by_experiment: dict[str, list[StoredRun]] = defaultdict(list)
-    for run in runs:
-        by_experiment[run.experiment].append(run)
-    experiments = []
-    for name in sorted(by_experiment):
-        first = experiment_of(by_experiment[name][-1])
-        experiments.append({
-            "name": name, "title": first.title, "question": first.question,
-            "page": f"{name}.html",
-            "runs": [build_run_context(run) for run in by_experiment[name]],
-        })
-    return {"experiments": experiments}
-
-
 def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
     """What index.html and verdicts.json take from an experiment's context (plain JSON)."""
     return {

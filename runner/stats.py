@@ -79,14 +79,6 @@ def bootstrap_ratio_ci(candidate: npt.NDArray[np.float64], reference: npt.NDArra
     return _bootstrap_two_medians(candidate, reference, ratio, confidence)
 
 
-def bootstrap_difference_ci(candidate: npt.NDArray[np.float64],
-                            reference: npt.NDArray[np.float64],
-                            confidence: float = 0.95) -> tuple[float, float, float]:
-    """Difference of medians candidate - reference and its percentile bootstrap interval:
-    the comparison that still means something when the reference is zero."""
-    return _bootstrap_two_medians(candidate, reference, np.subtract, confidence)
-
-
 def _bootstrap_two_medians(
         candidate: npt.NDArray[np.float64], reference: npt.NDArray[np.float64],
         combine: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]],
