@@ -63,3 +63,11 @@ def report_scale(session: nox.Session) -> None:
     """Time `alloclab report` over 1M synthetic stored samples: wall time and peak RSS."""
     session.install("-e", ".")
     session.run("python", "bench/report_scale.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def eta(session: nox.Session) -> None:
+    """How well the progress bar's ETA predicts the end of a run, read off a pseudo-terminal
+    (arguments after -- go to `alloclab run`; bound 25% from a tenth of the run on)."""
+    session.install("-e", ".")
+    session.run("python", "bench/eta_accuracy.py", "--", *session.posargs)

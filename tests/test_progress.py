@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,28 @@ def test_plan_prints_a_rough_duration(tmp_path: Path,
     assert main(["plan", str(_tiny(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^estimated duration: about \d+ s \(rough: ", out, re.M)
+
+
+def _eta_bench() -> object:
+    """bench/eta_accuracy.py, which reads the bar's text back: it must keep up with it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "eta_accuracy.py"
+    spec = importlib.util.spec_from_file_location("eta_accuracy", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eta_accuracy"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("seconds", [0, 7, 59, 60, 200, 3599, 3600, 5400])
+def test_the_eta_bench_reads_back_what_the_bar_draws(seconds: int) -> None:
+    bench: object = _eta_bench()
+    listener = ConsoleListener(stream=io.StringIO(), live=False)
+    listener.plan([("a", 10, float(seconds))])
+    match = bench.FRAME.search(listener.describe())  # type: ignore[attr-defined]
+    assert match, listener.describe()
+    eta_s = bench.parse_duration(match.group(2))  # type: ignore[attr-defined]
+    # format_duration rounds to the minute past an hour: read back within that rounding
+    assert abs(eta_s - seconds) <= (60 if seconds >= 3600 else 0)
