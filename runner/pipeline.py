@@ -10,7 +10,7 @@ import datetime as dt
 import difflib
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -159,7 +159,7 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
     watch = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
                       len(jobs) - len(done), experiment.timeout_s, say, listener,
-                      repetitions.warmup + repetitions.iterations)
+                      scenario_estimates(plan, options) if listener else {})
     if listener:
         listener.experiment(experiment.name, watch.total)
     load_before = machine.read_load()
@@ -263,10 +263,11 @@ class _Progress:
     (with a listener: failures as problems, the count as detail, each process as a tick)."""
 
     def __init__(self, experiment: str, labels: dict[str, str], total: int, timeout_s: float,
-                 say: Say, listener: RunListener | None = None, iterations: int = 1) -> None:
+                 say: Say, listener: RunListener | None = None,
+                 estimates_s: Mapping[str, float] | None = None) -> None:
         self.experiment, self.labels, self.total = experiment, labels, total
         self.timeout_s, self.say, self.listener = timeout_s, say, listener
-        self.iterations = iterations
+        self.estimates_s = estimates_s or {}
         self.run = self.failed = 0
         self.skips_said: set[str] = set()
 
@@ -285,9 +286,7 @@ class _Progress:
             (self.listener.detail if self.listener else self.say)(
                 f"{self.experiment}: {self.run}/{self.total} processes")
         if self.listener:
-            scenario = job.scenario
-            self.listener.process(progress.estimate_process_s(
-                scenario.memory_bytes, scenario.backing, self.iterations))
+            self.listener.process(self.estimates_s.get(job.scenario.id, 0.0))
 
 
 def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
@@ -387,9 +386,17 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
 
 
+def scenario_estimates(plan: Plan, options: RunOptions) -> dict[str, float]:
+    """Seconds per process of each scenario: as this machine measured it last, else the
+    model (runner.progress)."""
+    history = store.newest_finished_runs(options.results_dir, options.machine, plan.spec.name)
+    return progress.scenario_estimates(plan, _repetitions(plan.spec, options), history)
+
+
 def estimate_run_s(plan: Plan, options: RunOptions) -> float:
-    """The rough duration of a fresh run of `plan` with these options (runner.progress)."""
-    return progress.estimate_plan_s(plan, _repetitions(plan.spec, options))
+    """The duration of a fresh run of `plan` with these options (runner.progress)."""
+    repetitions = _repetitions(plan.spec, options)
+    return progress.estimate_plan_s(plan, repetitions, scenario_estimates(plan, options))
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:

@@ -2,21 +2,27 @@
 
 The duration model is rough on purpose: a fixed cost per probe process (spawn, exec, report)
 plus the time to touch its memory at a rate that depends on the backing. It is good for "a
-minute or an hour", not for planning; while a run goes, the measured rate replaces it.
+minute or an hour", not for planning. Where this machine has measured a scenario before (a
+finished run of the experiment with the same iterations per process), the estimate is what
+that took instead: the model is off by a factor of two either way on single experiments
+(reservations it counts as touched, file writes it counts as reads), the history is not.
+While a run goes, the measured rate corrects whatever is left.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from runner.parameters import FILE_BACKINGS
 
 if TYPE_CHECKING:
     from runner.model import Plan, Repetitions
+    from runner.store import StoredRun
 
 # Calibrated on the 2-vCPU KVM guest of the README: 200 small processes took 2 s (spawn, setup,
 # JSON report, storing the record), and the full suite (2530 processes) measured for about
@@ -32,12 +38,51 @@ def estimate_process_s(memory_bytes: int, backing: str, iterations: int) -> floa
     return PROCESS_BASE_S + iterations * memory_bytes / rate
 
 
-def estimate_plan_s(plan: Plan, repetitions: Repetitions | None = None) -> float:
-    """Rough seconds for every process of a plan (`repetitions` overrides the spec's)."""
+# Between one experiment's last process and the next one's first: its summary (frame, noise
+# checks, verdicts), the next fingerprint and lock. About a second each on that machine.
+EXPERIMENT_BASE_S = 1.0
+
+
+def measured_process_s(history: Iterable[StoredRun], scenario_ids: set[str],
+                       iterations: int) -> dict[str, float]:
+    """Median wall seconds of one process of each scenario, from the newest of `history`
+    (newest first) that measured it with `iterations` iterations (warm-up included) per
+    process; scenarios never measured so are left out. Stops reading at the first run that
+    leaves nothing to learn."""
+    found: dict[str, float] = {}
+    for run in history:
+        if len(found) == len(scenario_ids):
+            break
+        stored = run.manifest["repetitions"]
+        if stored["warmup"] + stored["iterations"] != iterations:
+            continue
+        walls: dict[str, list[float]] = {}
+        for record in run.records:
+            if (record.status == "ok" and record.scenario_id in scenario_ids
+                    and record.scenario_id not in found):
+                walls.setdefault(record.scenario_id, []).append(record.wall_s)
+        found.update((sid, statistics.median(w)) for sid, w in walls.items())
+    return found
+
+
+def scenario_estimates(plan: Plan, repetitions: Repetitions | None = None,
+                       history: Iterable[StoredRun] = ()) -> dict[str, float]:
+    """Seconds per process of each scenario of `plan`: measured here before, else the model."""
     repetitions = repetitions or plan.spec.repetitions
-    return sum(repetitions.processes * estimate_process_s(
-        s.memory_bytes, s.backing, repetitions.warmup + repetitions.iterations)
-        for s in plan.scenarios)
+    iterations = repetitions.warmup + repetitions.iterations
+    measured = measured_process_s(history, {s.id for s in plan.scenarios}, iterations)
+    return {s.id: measured[s.id] if s.id in measured
+            else estimate_process_s(s.memory_bytes, s.backing, iterations)
+            for s in plan.scenarios}
+
+
+def estimate_plan_s(plan: Plan, repetitions: Repetitions | None = None,
+                    estimates: Mapping[str, float] | None = None) -> float:
+    """Seconds for every process of a plan and its summary (`repetitions` overrides the
+    spec's; `estimates` per scenario from scenario_estimates, else the model's)."""
+    repetitions = repetitions or plan.spec.repetitions
+    estimates = estimates if estimates is not None else scenario_estimates(plan, repetitions)
+    return EXPERIMENT_BASE_S + repetitions.processes * sum(estimates.values())
 
 
 def format_duration(seconds: float) -> str:
@@ -118,6 +163,7 @@ class ConsoleListener:
 
     def experiment_done(self, name: str, processes: int) -> None:
         self.experiments_done += 1
+        self.estimate_done_s += EXPERIMENT_BASE_S
         if not self.live and self.verbosity >= 0:
             self.line(f"[{self.experiments_done}/{self.experiments}] {name}: {processes} "
                       f"processes, {format_duration(self.elapsed_s())} elapsed")

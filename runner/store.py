@@ -485,6 +485,16 @@ def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[Stor
             if run.finished]
 
 
+def newest_finished_runs(results_dir: Path, machine: str, experiment: str,
+                         ) -> Iterator[StoredRun]:
+    """finished_runs, lazily: a caller that needs only the newest parses only that one."""
+    for manifest in sorted((results_dir / machine / experiment).glob(f"*/{MANIFEST}"),
+                           reverse=True):
+        run = _load_or_warn(manifest.parent)
+        if run is not None and run.finished:
+            yield run
+
+
 def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
                        processes: int) -> dict[str, list[ProcessRecord]]:
     """The records of each scenario that `run` measured completely: every process 0..N-1 ok.

@@ -189,3 +189,44 @@ def test_the_eta_bench_reads_back_what_the_bar_draws(seconds: int) -> None:
     eta_s = bench.parse_duration(match.group(2))  # type: ignore[attr-defined]
     # format_duration rounds to the minute past an hour: read back within that rounding
     assert abs(eta_s - seconds) <= (60 if seconds >= 3600 else 0)
+
+
+def test_estimates_come_from_the_newest_run_measured_alike_else_the_model(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from runner import matrix, spec, store
+    from tests.synthetic import SMALL_SPEC, write_synthetic_run
+
+    spec_path = tmp_path / "small.yaml"
+    spec_path.write_text(SMALL_SPEC)
+    run = store.load_run(write_synthetic_run(tmp_path / "results", spec_path))
+    plan = matrix.expand(spec.load_spec(spec_path))
+    first, *rest = plan.scenarios
+
+    def walls(wall_s: float, only: str | None = None,
+              iterations: int = 2) -> store.StoredRun:
+        records = tuple(replace(r, wall_s=wall_s) for r in run.records
+                        if only is None or r.scenario_id == only)
+        repetitions = {**run.manifest["repetitions"], "iterations": iterations}
+        return replace(run, records=records,
+                       manifest={**run.manifest, "repetitions": repetitions})
+
+    history = [walls(9.0, iterations=7),  # newest, but other iterations per process
+               walls(2.0, only=first.id), walls(5.0)]
+    estimates = progress.scenario_estimates(plan, history=history)
+    assert estimates[first.id] == 2.0
+    assert [estimates[s.id] for s in rest] == [5.0] * len(rest)
+    model = progress.scenario_estimates(plan)
+    assert model[first.id] == estimate_process_s(first.memory_bytes, first.backing, 3)
+    processes = plan.spec.repetitions.processes
+    assert progress.estimate_plan_s(plan, estimates=estimates) == pytest.approx(
+        progress.EXPERIMENT_BASE_S + processes * (2.0 + 5.0 * len(rest)))
+
+
+def test_an_experiment_done_credits_its_summary_to_the_estimate() -> None:
+    listener = ConsoleListener(verbosity=-1, stream=io.StringIO(), live=False)
+    listener.plan([("a", 1, 10.0 + progress.EXPERIMENT_BASE_S)])
+    listener.process(10.0)
+    listener.experiment_done("a", 1)
+    assert listener.estimate_done_s == listener.estimate_s

@@ -170,3 +170,19 @@ def test_a_report_reads_the_samples_of_the_runs_it_shows_only(tmp_path: Path) ->
     store.write_manifest(torn, _manifest("e", "r3"))
     (torn / store.SAMPLES).write_text('{"scenario_id": ')
     assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]
+
+
+def test_newest_finished_runs_come_newest_first_without_the_unfinished(
+        tmp_path: Path) -> None:
+    from tests.synthetic import SMALL_SPEC, write_synthetic_run
+
+    spec_path = tmp_path / "small.yaml"
+    spec_path.write_text(SMALL_SPEC)
+    results = tmp_path / "results"
+    for run_id in ("20260101T000000Z", "20260102T000000Z", "20260103T000000Z"):
+        write_synthetic_run(results, spec_path, run_id=run_id)
+    unfinished = store.run_path(results, "test-machine", "small", "20260103T000000Z")
+    store.write_manifest(unfinished, {**store.read_manifest(unfinished), "finished_utc": None})
+    runs = store.newest_finished_runs(results, "test-machine", "small")
+    assert next(runs).run_id == "20260102T000000Z"
+    assert [r.run_id for r in runs] == ["20260101T000000Z"]
