@@ -53,6 +53,7 @@ class Scenario:
     host_warm: bool = False
     advice: str = "none"
     read_buffer_bytes: int = 1 << 20
+    write_buffer_bytes: int = 1 << 20
     grow_steps: int = 1
     touch_grown: bool = False
     heap_pad: str = "default"

@@ -59,8 +59,12 @@ HISTORIES = ("fresh", "recycled")
 HEAP_PADS = ("default", "keep")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
-# read_buffer whole (a heap block as large as the block) as the Scenario field holds it.
+# read_buffer and write_buffer whole (a heap block as large as the block) as the Scenario
+# fields hold them.
 WHOLE_READ_BUFFER = 0
+WHOLE_WRITE_BUFFER = 0
+# The parameter that means something for one backing alone (every other holds its default).
+BACKING_ONLY = {"read_buffer": "read-file", "write_buffer": "write-file"}
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,16 @@ PARAMETERS: tuple[Parameter, ...] = (
               keyed_label=True, words=(("whole", 0),), size_minimum=4096,
               size_maximum=64 << 20, size_unit=4096,
               hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
+    Parameter("write_buffer", "write_buffer_bytes", "size", 1 << 20,
+              "backing write-file: the buffer write() copies from, page-aligned, made and "
+              "written before timing and reused for every chunk of up to its size; first touch "
+              "and second pass make each chunk of each block in it with the access pattern and "
+              "pwrite it to its place in the file, as fio writes (allocate and free do "
+              "nothing). whole: a heap block as large as the block, given the access pattern, "
+              "then written by one pwrite (write-file before probe version 6)",
+              keyed_label=True, words=(("whole", 0),), size_minimum=4096,
+              size_maximum=64 << 20, size_unit=4096,
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
     Parameter("tunables", "tunables", "text", "",
               "glibc tunables for the probe, e.g. glibc.malloc.mmap_threshold=131072 (name=value "
               "pairs joined by ':'); appended to an inherited GLIBC_TUNABLES, so where both set a "
@@ -327,8 +341,8 @@ def _yaml_text(value: Value) -> str:
 
 def applies(key: str, params: Mapping[str, Value]) -> bool:
     """Whether a parameter means anything for this scenario, so labels can leave it out:
-    read_buffer is read-file's alone (every other backing holds the default)."""
-    return key != "read_buffer" or params["backing"] == "read-file"
+    read_buffer is read-file's alone, write_buffer write-file's (BACKING_ONLY)."""
+    return key not in BACKING_ONLY or params["backing"] == BACKING_ONLY[key]
 
 
 def block_bytes(backing: str, size_bytes: int) -> int:
@@ -357,16 +371,20 @@ def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
                 for p in PARAMETERS}
     if upgraded["backing"] == "read-file" and "read_buffer_bytes" not in stored:
         upgraded["read_buffer_bytes"] = WHOLE_READ_BUFFER  # what read-file did before it
+    if upgraded["backing"] == "write-file" and "write_buffer_bytes" not in stored:
+        upgraded["write_buffer_bytes"] = WHOLE_WRITE_BUFFER  # what write-file did before it
     return upgraded
 
 
 def id_defaults(backing: Value) -> Mapping[str, Value]:
     """The value of each parameter that Scenario.id leaves out, by spec key: its default, but
-    for read-file's read_buffer `whole`, so read-file scenarios stored before read_buffer
-    existed (which read the whole block) keep their ids, and those with a reused buffer,
-    which measure something else, get new ones."""
+    for read-file's read_buffer and write-file's write_buffer `whole`, so scenarios stored
+    before those existed (which read or wrote the whole block) keep their ids, and those with
+    a reused buffer, which measure something else, get new ones."""
     if backing == "read-file":
         return {**DEFAULTS, "read_buffer": WHOLE_READ_BUFFER}
+    if backing == "write-file":
+        return {**DEFAULTS, "write_buffer": WHOLE_WRITE_BUFFER}
     return DEFAULTS
 
 
@@ -388,7 +406,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
                     f"its blocks share pages with other chunks and their headers, so protection "
                     f"{params['protection']} cannot apply (use backing posix-memalign, which "
                     "gets whole pages, or an mmap backing)")
-    reason = (_limits_conflict(params) or _read_buffer_conflict(params)
+    reason = (_limits_conflict(params) or _io_buffer_conflict(params)
               or _thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
@@ -413,7 +431,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
         return ("check_zero reads every block, which protection none forbids (use protection: "
                 "read or read-write)")
     if (params["order"] == "random" and params["access"] == "none"
-            and not _reads_chunks(params)):
+            and _buffered(params) is None):
         return ("order random is the order in which the access pattern visits pages, and access "
                 "none visits none (use access: write-page, write-all, read-page or read-all)")
     return None
@@ -465,9 +483,11 @@ def _history_conflict(params: Mapping[str, Value]) -> str | None:
 def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
     if params["heap_pad"] == "default":
         return None
-    if params["backing"] not in HEAP_BACKINGS or _reads_chunks(params):
+    key = _buffered(params)
+    if params["backing"] not in HEAP_BACKINGS or key:
         return (f"heap_pad keep keeps the C heap grown, and backing {params['backing']} "
-                "allocates no heap blocks (use a heap backing; read-file with read_buffer: "
+                "allocates no heap blocks (use a heap backing; "
+                f"{params['backing'] if key else 'read-file'} with {key or 'read_buffer'}: "
                 "whole)")
     if params["workload"] not in ("cycle", "churn") or int(params["threads"]) != 1:
         return ("heap_pad keep grows the main heap once for the batch, which needs workload "
@@ -488,32 +508,43 @@ def _host_warm_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
-def _reads_chunks(params: Mapping[str, Value]) -> bool:
-    """read-file with a reused read buffer: first touch and second pass are preads."""
-    return params["backing"] == "read-file" and params["read_buffer"] != WHOLE_READ_BUFFER
+# What each file-I/O backing does with its reused buffer, for the errors below.
+_BUFFER_USE = {"read_buffer": ("reads into", "reads no file with read()", "reads them"),
+               "write_buffer": ("writes from", "writes no file with write()", "writes them")}
 
 
-def _read_buffer_conflict(params: Mapping[str, Value]) -> str | None:
+def _buffered(params: Mapping[str, Value]) -> str | None:
+    """The buffer key of read-file or write-file through a reused buffer (first touch and
+    second pass are then preads or pwrites of chunks, and there are no blocks), else None."""
+    for key, backing in BACKING_ONLY.items():
+        if params["backing"] == backing and params[key] != 0:
+            return key
+    return None
+
+
+def _io_buffer_conflict(params: Mapping[str, Value]) -> str | None:
+    """read_buffer and write_buffer: only for their backing, and a reused buffer only where
+    the workload needs no blocks."""
     backing = params["backing"]
-    if backing != "read-file":
-        if params["read_buffer"] != DEFAULTS["read_buffer"]:
-            return (f"read_buffer is the buffer read-file reads into, and backing {backing} "
-                    "reads no file with read() (use backing read-file, or leave read_buffer "
-                    "out)")
+    for key, owner in BACKING_ONLY.items():
+        if backing != owner and params[key] != DEFAULTS[key]:
+            uses, none, _ = _BUFFER_USE[key]
+            return (f"{key} is the buffer {owner} {uses}, and backing {backing} {none} "
+                    f"(use backing {owner}, or leave {key} out)")
+    buffered = _buffered(params)
+    if buffered is None:
         return None
-    if not _reads_chunks(params):
-        return None
-    if params["workload"] != "cycle":
-        return (f"workload {params['workload']} keeps the blocks in memory, and read-file with "
-                f"read_buffer {BY_KEY['read_buffer'].format(params['read_buffer'])} reads them "
-                "through one reused buffer (use read_buffer: whole)")
+    key = buffered
+    shown, does = f"{key} {BY_KEY[key].format(params[key])}", _BUFFER_USE[key][2]
+    if params["workload"] != "cycle" and backing == "read-file":  # write-file: cycle alone
+        return (f"workload {params['workload']} keeps the blocks in memory, and {backing} with "
+                f"{shown} {does} through one reused buffer (use {key}: whole)")
     if params["check_zero"]:
-        return ("check_zero reads the blocks after allocate, and read-file with a read buffer "
-                "allocates none (use read_buffer: whole)")
+        return (f"check_zero reads the blocks after allocate, and {backing} with a reused "
+                f"buffer allocates none (use {key}: whole)")
     if params["release"] not in ("auto", "free"):
-        return (f"release {params['release']} gives blocks back, and read-file with a read "
-                "buffer has none: its buffer is reused (use release: auto, or read_buffer: "
-                "whole)")
+        return (f"release {params['release']} gives blocks back, and {backing} with a reused "
+                f"buffer has none: its buffer is reused (use release: auto, or {key}: whole)")
     return None
 
 

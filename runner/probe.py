@@ -42,7 +42,9 @@ from runner.parameters import PARAMETERS
 # --heap_pad (keep: mallopt no trimming and a batch-sized top pad, the batch grown once);
 # thp blocks of whole 2 MiB the kernel returns aligned are kept (no map-and-trim), and thp
 # scenarios report the <phase>_syscalls observations.
-PROBE_VERSION = 5
+# 6: --write_buffer_bytes (write-file writes through a reused buffer, chunk by chunk, unless
+# 0, whole).
+PROBE_VERSION = 6
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -135,6 +135,12 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"backing": "read-file", "workload": "resize"}, "use read_buffer: whole"),
     ({"backing": "read-file", "check_zero": True}, "allocates none"),
     ({"backing": "read-file", "release": "malloc-trim"}, "its buffer is reused"),
+    ({"backing": "mmap-file", "write_buffer": 65536}, "use backing write-file"),
+    ({"backing": "read-file", "write_buffer": 0}, "writes no file with write()"),
+    ({"backing": "write-file", "check_zero": True}, "use write_buffer: whole"),
+    ({"backing": "write-file", "release": "malloc-trim"}, "or write_buffer: whole"),
+    ({"backing": "write-file", "workload": "resize"}, "which workload resize does not have"),
+    ({"heap_pad": "keep", "backing": "write-file"}, "write-file with write_buffer: whole"),
     ({"grow_steps": 10}, "use workload: resize, or leave grow_steps out"),
     ({"touch_grown": True, "workload": "fork"}, "leave touch_grown out"),
     ({"heap_pad": "keep", "backing": "mmap-anon"}, "allocates no heap blocks"),
@@ -197,6 +203,10 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"backing": "read-file", "read_buffer": 0, "check_zero": True, "release": "malloc-trim"},
     {"backing": "read-file", "read_buffer": 4096, "order": "random", "access": "none"},
     {"backing": "read-file", "threads": 2, "ops": 2, "cache": "cold"},
+    {"backing": "write-file", "write_buffer": 0, "check_zero": True, "release": "malloc-trim"},
+    {"backing": "write-file", "write_buffer": 4096, "order": "random", "sync": "fsync"},
+    {"backing": "write-file", "threads": 2, "ops": 2, "sync": "none"},
+    {"heap_pad": "keep", "backing": "write-file", "write_buffer": 0},
     {"backing": "mmap-anon", "workload": "resize", "grow_method": "mremap", "grow_steps": 10,
      "touch_grown": True},
     {"backing": "malloc", "workload": "resize", "grow_steps": 3, "grow_factor": 4},
@@ -260,6 +270,19 @@ def test_read_file_ids_change_and_other_ids_stay() -> None:
     mapped = upgrade_params({**old, "backing": "mmap-file"})
     assert mapped["read_buffer_bytes"] == MiB
     assert Scenario(**mapped).id == "9e587803569d"  # type: ignore[arg-type]
+
+
+def test_write_file_ids_stay_when_stored_before_write_buffer() -> None:
+    """write-file before probe version 6 wrote a heap block as large as the block: stored
+    runs upgrade to write_buffer whole and keep their ids; the reused buffer gets new ones."""
+    old = {"backing": "write-file", "size_bytes": 16 * MiB, "access": "write-all",
+           "sync": "fsync", "read_buffer_bytes": MiB}
+    upgraded = upgrade_params(old)
+    assert upgraded["write_buffer_bytes"] == 0
+    whole = Scenario(**upgraded)  # type: ignore[arg-type]
+    assert whole.id == "168cccf3dd48"  # the id probe version 5 gave it
+    assert dataclasses.replace(whole, write_buffer_bytes=MiB).id != whole.id
+    assert upgrade_params({**old, "backing": "mmap-file"})["write_buffer_bytes"] == MiB
 
 
 def test_whole_and_text_values_parse() -> None:

@@ -210,6 +210,10 @@ def test_mapping_a_cached_file_takes_no_major_faults(probe: ProbeBinary, tmp_pat
     ({"backing": "mmap-file", "access": "read-page", "release": "madv-dontneed"}, True),
     ({"backing": "write-file", "access": "write-all", "sync": "fsync"}, True),
     ({"backing": "write-file", "access": "write-page", "order": "random", "ops": 3}, True),
+    ({"backing": "write-file", "access": "write-all", "ops": 3, "write_buffer_bytes": 0},
+     True),
+    ({"backing": "write-file", "access": "write-all", "threads": 2, "ops": 3,
+      "write_buffer_bytes": 64 * 1024}, True),
     ({"backing": "mmap-file", "access": "write-all", "sharing": "shared", "sync": "msync",
       "order": "random", "ops": 2}, True),
     ({"backing": "read-file", "access": "read-page", "cache": "cold", "order": "random"}, True),
@@ -1147,7 +1151,8 @@ def _good_args(**overrides: str) -> list[str]:
             "cache": "warm", "order": "sequential", "sync": "none", "grow_method": "realloc",
             "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
             "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576",
-            "grow_steps": "1", "touch_grown": "0", "heap_pad": "default", "warmup": "0",
+            "write_buffer_bytes": "1048576", "grow_steps": "1", "touch_grown": "0",
+            "heap_pad": "default", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
@@ -1200,6 +1205,8 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     _good_args(advice="hugepage"),
     _good_args(read_buffer_bytes="1000"),  # whole 4 KiB units
     _good_args(read_buffer_bytes=str(128 << 20)),
+    _good_args(write_buffer_bytes="1000"),
+    _good_args(backing="write-file", write_buffer_bytes="4096", check_zero="1"),
     _good_args(backing="read-file", workload="resize"),  # a read buffer keeps no blocks
     _good_args(backing="read-file", check_zero="1"),
     _good_args(grow_steps="0"),
@@ -1247,7 +1254,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
-        "none", "1048576", "recycled", "1", "1", "0", "default"],
+        "none", "1048576", "1048576", "recycled", "1", "1", "0", "default"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
@@ -1433,6 +1440,46 @@ def test_a_read_buffer_reads_every_byte_of_the_file_once_per_pass(
     for it in measured(probe, s, 2):
         assert it["checksum"] == (2 * one_pass) % 2**64
         assert it["observations"]["first_touch_syscalls"] == chunks
+
+
+@pytest.mark.probe
+def test_a_reused_write_buffer_takes_no_faults_and_one_pwrite_per_chunk(
+        probe: ProbeBinary, tmp_path: Path) -> None:
+    """Like the read buffer: made and written before timing, so writing a file through it
+    faults nothing, and the process's memory does not grow with the file."""
+    s = scenario(backing="write-file", size_bytes=16 * MIB, ops=2, access="write-all",
+                 file_dir=str(tmp_path))  # write_buffer: its default, 1 MiB
+    for it in measured(probe, s, 2):
+        phases, observed = it["phases"], it["observations"]
+        for phase in PHASES:
+            assert phases[phase]["minor_faults"] <= 2, phase
+        assert phases["second_pass"]["rss_bytes"] - it["rss_before_bytes"] < 1 * MIB
+        assert (observed["allocate_syscalls"], observed["free_syscalls"]) == (0, 0)
+        assert observed["first_touch_syscalls"] == observed["second_pass_syscalls"] == 32
+
+
+@pytest.mark.probe
+def test_writing_whole_blocks_faults_a_heap_block_as_large_as_the_file(
+        probe: ProbeBinary, tmp_path: Path) -> None:
+    s = scenario(backing="write-file", size_bytes=16 * MIB, ops=2, access="write-all",
+                 file_dir=str(tmp_path), write_buffer_bytes=0)
+    (it,) = measured(probe, s)
+    assert it["phases"]["first_touch"]["minor_faults"] >= 0.9 * 2 * N_PAGES
+    assert it["observations"]["first_touch_syscalls"] == 2  # one pwrite per block
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize("order", ["sequential", "random"])
+@pytest.mark.parametrize("buffer", [4096, 8192, 1 * MIB])
+def test_a_write_buffer_writes_every_chunk_once_per_pass(
+        probe: ProbeBinary, tmp_path: Path, order: str, buffer: int) -> None:
+    size, ops = 3 * PAGE + 57, 3  # chunks that do not divide the block, partial last pages
+    s = scenario(backing="write-file", size_bytes=size, ops=ops, access="write-page",
+                 order=order, file_dir=str(tmp_path), write_buffer_bytes=buffer, sync="fsync")
+    chunks = ops * -(-size // buffer)
+    for it in measured(probe, s, 2):
+        assert it["observations"]["first_touch_syscalls"] == chunks + 1  # and the fsync
+        assert it["observations"]["second_pass_syscalls"] == chunks + 1
 
 
 @pytest.mark.probe

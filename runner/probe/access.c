@@ -50,6 +50,38 @@ static __attribute__((noinline)) uint64_t read_chunks(const struct blocks *b,
     return sum;
 }
 
+/* write-file with a write buffer: the bytes of `block` from `offset` on, at most a buffer's
+ * worth, made by the access pattern in the buffer and written to their place in the file. */
+static void write_chunk(const struct blocks *b, const struct scenario *s, size_t block,
+                        size_t offset, unsigned char value)
+{
+    size_t left = b->size_bytes - offset;
+    size_t length = left < b->buffer_bytes ? left : b->buffer_bytes;
+    (void)access_range(b->buffer, length, offset, b->page_bytes, s->access, value);
+    pwrite_fully(b->fd, b->buffer, length,
+                 (off_t)((b->first + block) * b->stride_bytes + offset));
+}
+
+/* write-file with a write buffer, first touch and second pass alike: what a program that
+ * writes a file with write() does (fio's idiom): each chunk of each block made in the one
+ * reused buffer, then written; with order random the chunks in the fixed random order. */
+static __attribute__((noinline)) void write_chunks(const struct blocks *b,
+                                                   const struct scenario *s,
+                                                   unsigned char value)
+{
+    if (b->chunk_order != NULL) {
+        for (size_t k = 0; k < b->chunk_count; k++) {
+            size_t block = (size_t)(b->chunk_order[k] / b->chunks_per_block);
+            size_t chunk = (size_t)(b->chunk_order[k] % b->chunks_per_block);
+            write_chunk(b, s, block, chunk * b->buffer_bytes, value);
+        }
+        return;
+    }
+    for (size_t i = 0; i < b->ops; i++)
+        for (size_t offset = 0; offset < b->size_bytes; offset += b->buffer_bytes)
+            write_chunk(b, s, i, offset, value);
+}
+
 /* order random: the access pattern page by page, every page of every block once, in the
  * fixed random order (locate_pages found them before the phase). */
 static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
@@ -85,8 +117,8 @@ static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
     return sum;
 }
 
-/* write-file: every block to its place in the data file, one pwrite per block, or in random
- * order one pwrite per page in that order. */
+/* write-file with write_buffer whole: every block to its place in the data file, one pwrite
+ * per block, or in random order one pwrite per page in that order. */
 static void write_out(const struct blocks *b)
 {
     if (b->pages != NULL) {
@@ -111,15 +143,20 @@ static void sync_out(const struct blocks *b, const struct scenario *s)
 }
 
 /* The work of first_touch and second_pass in the cycle workload: the access pattern, then for
- * write-file the file writes, then the sync. Returns what was read. */
+ * write-file the file writes (through the reused buffer: both at once, chunk by chunk), then
+ * the sync. Returns what was read. */
 __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
                                                 const struct scenario *s, size_t page,
                                                 unsigned char value)
 {
-    uint64_t sum = b->buffer != NULL  ? read_chunks(b, s, value)
-                   : b->pages != NULL ? visit_pages(b, s, value)
-                                      : apply_access(b, s, page, value);
-    if (s->backing == BACKING_WRITE_FILE)
+    uint64_t sum = 0;
+    if (b->buffer != NULL && s->backing == BACKING_WRITE_FILE)
+        write_chunks(b, s, value);
+    else if (b->buffer != NULL)
+        sum = read_chunks(b, s, value);
+    else
+        sum = b->pages != NULL ? visit_pages(b, s, value) : apply_access(b, s, page, value);
+    if (s->backing == BACKING_WRITE_FILE && b->buffer == NULL)
         write_out(b);
     if (s->sync != SYNC_NONE)
         sync_out(b, s);

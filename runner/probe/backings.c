@@ -316,8 +316,12 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
 {
     switch (s->backing) {
     case BACKING_MALLOC:
-    case BACKING_WRITE_FILE: /* a heap buffer, written to the file after each access pattern */
         allocate_malloc(b);
+        break;
+    case BACKING_WRITE_FILE:
+        if (b->buffer != NULL)
+            break; /* the reused buffer was made before timing: nothing to allocate */
+        allocate_malloc(b); /* whole: a heap block, written to the file after each pattern */
         break;
     case BACKING_CALLOC:
         allocate_calloc(b);
@@ -355,7 +359,7 @@ __attribute__((noinline)) void release_blocks(const struct blocks *b,
                                               const struct scenario *s)
 {
     if (b->buffer != NULL)
-        return; /* read-file keeps its one buffer for the next iteration: nothing to free */
+        return; /* read-file and write-file keep their one buffer: nothing to free */
     switch (s->release) {
     case RELEASE_FREE:
         free_heap(b);

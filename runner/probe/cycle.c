@@ -21,7 +21,7 @@ static void observe_allocation(const struct context *c, const struct scenario *s
                 (uint64_t)((uintptr_t)destination % b->page_bytes));
     }
     if (b->buffer != NULL)
-        return; /* read-file with a read buffer: no blocks, nothing allocated */
+        return; /* read-file or write-file with a reused buffer: no blocks, nothing allocated */
     observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
     if (is_heap_backing(s->backing)) {
         observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));

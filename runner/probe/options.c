@@ -38,8 +38,8 @@ static const char *const HEAP_PAD_NAMES[HEAP_PAD_COUNT] = {"default", "keep"};
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
-    "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes", "grow_steps",
-    "touch_grown", "heap_pad", "warmup", "iterations"};
+    "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
+    "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -50,7 +50,8 @@ void usage_error(const char *format, ...)
     fputs("\nusage: probe --backing=B --size_bytes=N --sharing=S --protection=P --populate=P"
           " --access=A --ops=N --file_dir=DIR --thp=T --release=R --workload=W --cache=C"
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
-          " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --grow_steps=N"
+          " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --write_buffer_bytes=N"
+          " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --warmup=N"
           " --iterations=N\n",
           stderr);
@@ -86,6 +87,15 @@ int is_file_backing(enum backing backing)
 }
 
 /* Heap backings get their memory from malloc and friends; the others map one block each. */
+/* The one buffer read-file reads into, or write-file writes from, chunk by chunk: its size,
+ * 0 when the backing has none (whole: a heap block as large as the block instead). */
+size_t io_buffer_bytes(const struct scenario *s)
+{
+    return s->backing == BACKING_READ_FILE    ? s->read_buffer_bytes
+           : s->backing == BACKING_WRITE_FILE ? s->write_buffer_bytes
+                                              : 0;
+}
+
 int is_heap_backing(enum backing backing)
 {
     return backing == BACKING_MALLOC || backing == BACKING_CALLOC ||
@@ -114,7 +124,7 @@ static void check_new_combination(const struct scenario *s)
         (!is_heap_backing(s->backing) || s->threads != 1 ||
          (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN) ||
          s->release == RELEASE_MALLOC_TRIM || s->release == RELEASE_MALLOC_TRIM_BUT_LAST ||
-         (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0)))
+         io_buffer_bytes(s) != 0))
         usage_error("--heap_pad=keep needs a heap backing with blocks, --workload=cycle or "
                     "churn, --threads=1 and a release that does not call malloc_trim");
     if (s->workload != WORKLOAD_LIMITS)
@@ -178,10 +188,22 @@ void check_combination(struct scenario *s)
                     PROTECTION_NAMES[s->protection]);
     if (s->advice != ADVICE_NONE && heap)
         usage_error("--advice=%s applies to mapping backings only", ADVICE_NAMES[s->advice]);
-    if (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0 &&
+    if (io_buffer_bytes(s) != 0 &&
         (s->workload != WORKLOAD_CYCLE || s->check_zero || s->release != RELEASE_FREE))
-        usage_error("--backing=read-file with a read buffer (--read_buffer_bytes above 0) needs "
-                    "--workload=cycle, --check_zero=0 and --release=free");
+        usage_error("--backing=%s with a reused buffer (--%s above 0) needs --workload=cycle, "
+                    "--check_zero=0 and --release=free", BACKING_NAMES[s->backing],
+                    OPTION_NAMES[s->backing == BACKING_READ_FILE ? OPT_READ_BUFFER_BYTES
+                                                                 : OPT_WRITE_BUFFER_BYTES]);
+}
+
+/* --read_buffer_bytes, --write_buffer_bytes: 0 (whole) or whole 4 KiB units up to 64 MiB. */
+static size_t parse_buffer_bytes(enum option option, const char *const *values)
+{
+    size_t bytes = parse_count(option, values[option], 0);
+    if (bytes != 0 && (bytes % READ_BUFFER_UNIT_BYTES != 0 || bytes > MAX_READ_BUFFER_BYTES))
+        usage_error("--%s is 0 (whole) or a multiple of %zu up to %zu", OPTION_NAMES[option],
+                    READ_BUFFER_UNIT_BYTES, MAX_READ_BUFFER_BYTES);
+    return bytes;
 }
 
 /* Every option is required and given once as --name=value: a caller that forgets one gets
@@ -249,12 +271,8 @@ struct scenario parse_arguments(int argc, char **argv)
         usage_error("--host_warm is 0 or 1");
     s.advice = (enum advice)parse_choice(OPT_ADVICE, values[OPT_ADVICE], ADVICE_NAMES,
                                          ADVICE_COUNT);
-    s.read_buffer_bytes = parse_count(OPT_READ_BUFFER_BYTES, values[OPT_READ_BUFFER_BYTES], 0);
-    if (s.read_buffer_bytes != 0 &&
-        (s.read_buffer_bytes % READ_BUFFER_UNIT_BYTES != 0 ||
-         s.read_buffer_bytes > MAX_READ_BUFFER_BYTES))
-        usage_error("--read_buffer_bytes is 0 (whole) or a multiple of %zu up to %zu",
-                    READ_BUFFER_UNIT_BYTES, MAX_READ_BUFFER_BYTES);
+    s.read_buffer_bytes = parse_buffer_bytes(OPT_READ_BUFFER_BYTES, values);
+    s.write_buffer_bytes = parse_buffer_bytes(OPT_WRITE_BUFFER_BYTES, values);
     s.grow_steps = parse_count(OPT_GROW_STEPS, values[OPT_GROW_STEPS], 1);
     if (s.grow_steps > MAX_GROW_STEPS)
         usage_error("--grow_steps must be at most %d", MAX_GROW_STEPS);

@@ -12,12 +12,14 @@
  *                        read-file with a read buffer: nothing, the buffer exists already)
  *           first_touch  the access pattern over every block (read-file with a read buffer:
  *                        pread of each chunk of each block into the one buffer, then the
- *                        access pattern on that chunk); for write-file then pwrite of every
+ *                        access pattern on that chunk; write-file with a write buffer: the
+ *                        access pattern on each chunk in the one buffer, then its pwrite);
+ *                        for write-file with --write_buffer_bytes=0 then pwrite of every
  *                        block to the file; with --sync then msync or fsync
  *           second_pass  the same again: on memory already faulted in, or for read-file with
  *                        a read buffer reading the file again
  *           free         give the blocks back (free, munmap, madvise... as --release says;
- *                        nothing for read-file with a read buffer)
+ *                        nothing for read-file or write-file with a reused buffer)
  *   fork    allocate     allocate the blocks and write the access pattern (the parent's data)
  *           first_touch  fork(), as the parent sees it
  *           second_pass  the child writes the access pattern with another value, before
@@ -208,9 +210,9 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         c.residency = map_scratch(c.file_bytes / page);
     }
     b->at = map_scratch(s->ops * sizeof *b->at);
-    if (s->backing == BACKING_READ_FILE && s->read_buffer_bytes != 0) {
+    if (io_buffer_bytes(s) != 0) {
         /* map_scratch writes it: its page faults happen here, never in a timed phase */
-        b->buffer_bytes = s->read_buffer_bytes;
+        b->buffer_bytes = io_buffer_bytes(s);
         b->buffer = map_scratch(b->buffer_bytes);
         if (s->order == ORDER_RANDOM) {
             b->chunks_per_block = (s->size_bytes + b->buffer_bytes - 1) / b->buffer_bytes;
@@ -269,8 +271,8 @@ int main(int argc, char **argv)
         results[i].warmup = i < s.warmup;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
     }
-    /* read-file through a reused buffer allocates nothing in allocate: nothing to trace. */
-    int buffered = s.backing == BACKING_READ_FILE && s.read_buffer_bytes != 0;
+    /* read-file and write-file through a reused buffer allocate nothing: nothing to trace. */
+    int buffered = io_buffer_bytes(&s) != 0;
     if (is_heap_backing(s.backing) && s.workload == WORKLOAD_CYCLE && s.threads == 1 &&
         !buffered) {
         struct heap_trace trace = trace_heap(argc, argv);

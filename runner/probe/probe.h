@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 5
+#define PROBE_VERSION 6
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -47,7 +47,8 @@
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
 #define MAX_GROW_STEPS 30
-/* read_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says the same). */
+/* read_buffer and write_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says
+ * the same). */
 #define READ_BUFFER_UNIT_BYTES ((size_t)4096)
 #define MAX_READ_BUFFER_BYTES ((size_t)64 << 20)
 
@@ -117,6 +118,7 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
+              OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_WARMUP, OPT_ITERATIONS,
               OPT_COUNT };
 
@@ -151,6 +153,7 @@ struct scenario {
     int host_warm;         /* not limits */
     enum advice advice;    /* mapping backings only */
     size_t read_buffer_bytes; /* read-file: the reused buffer; 0 for `whole` */
+    size_t write_buffer_bytes; /* write-file: the reused buffer; 0 for `whole` */
     size_t warmup;
     size_t iterations;
 };
@@ -435,6 +438,7 @@ void tie_to_runner(int traced);
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 int is_file_backing(enum backing backing);
 int is_heap_backing(enum backing backing);
+size_t io_buffer_bytes(const struct scenario *s);
 void check_combination(struct scenario *s);
 struct scenario parse_arguments(int argc, char **argv);
 
