@@ -65,6 +65,17 @@ def change_text(row: MetricComparison) -> str:
     return f"{percent:.2g}% {word}" if percent < 10 else f"{percent:.0f}% {word}"
 
 
+def change_cell(row: MetricComparison) -> str:
+    """The change as a row shows it: bare where the verdict is different, else qualified, so
+    the median's drift is never read as a finding: '60% slower (unsure)'."""
+    text = change_text(row)
+    if row.verdict == "inconclusive" and text != "no change":
+        return f"{text} (unsure)"
+    if row.verdict == "same" and text != "no change":
+        return f"{text} (within the band)"
+    return text
+
+
 def _percent(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
@@ -75,7 +86,7 @@ def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
         "baseline": report.format_value(row.metric, row.baseline_median),
         "candidate": report.format_value(row.metric, row.candidate_median),
         "processes": f"{row.baseline_processes} / {row.candidate_processes}",
-        "ratio": format_ratio(row), "change": change_text(row),
+        "ratio": format_ratio(row), "change": change_cell(row),
         "p": format_p(row.p_value), "p_adjusted": format_p(
             row.p_adjusted), "verdict": row.verdict.replace(" ", "-"),
         "verdict_text": verdict_text(row.verdict, equivalence), "regression": row.regression,
@@ -239,7 +250,7 @@ def render_markdown(comparison: Comparison) -> str:
                 cells = [row.label, f"`{row.metric}`",
                          report.format_value(row.metric, row.baseline_median),
                          report.format_value(row.metric, row.candidate_median),
-                         change_text(row), format_ratio(row), format_p(row.p_adjusted),
+                         change_cell(row), format_ratio(row), format_p(row.p_adjusted),
                          ("**regression** " if row.regression else "")
                          + verdict_text(row.verdict, equivalence)]
                 lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")

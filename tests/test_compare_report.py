@@ -11,6 +11,7 @@ import pytest
 from runner.compare import MetricComparison, Verdict, by_effect, compare_runs
 from runner.compare_report import (
     build_compare_context,
+    change_cell,
     change_text,
     render_compare_html,
     render_markdown,
@@ -102,6 +103,13 @@ def _row(metric: str, ratio: float, index: int = 0,
 def test_each_change_is_worded_by_the_metric_s_direction(metric: str, ratio: float,
                                                          text: str) -> None:
     assert change_text(_row(metric, ratio)) == text
+
+
+def test_a_change_the_verdict_does_not_back_is_qualified() -> None:
+    assert change_cell(_row(METRIC, 1.6)) == "60% slower"
+    assert change_cell(_row(METRIC, 1.6, verdict="inconclusive")) == "60% slower (unsure)"
+    assert change_cell(_row(METRIC, 0.98, verdict="same")) == "2% faster (within the band)"
+    assert change_cell(_row(METRIC, 1.0, verdict="same")) == "no change"
 
 
 def test_rows_go_largest_change_first_either_way_ties_in_their_order() -> None:
