@@ -214,6 +214,46 @@ def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
     axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=True))
 
 
+LEGEND_INSIDE_MAX = 4  # series; more, or long labels, go in rows under the plot
+LEGEND_LABEL_INSIDE_MAX = 40  # characters
+_LEGEND_ROW_IN = 0.17  # height of a legend row at 8 pt, inches
+
+
+def _legend_rows(lines: Sequence[_Line]) -> tuple[int, int] | None:
+    """(columns, rows) of a legend under the plot, or None for one inside it: a legend with
+    many or long entries would cover the lines it names."""
+    longest = max((len(line.label) for line in lines), default=0)
+    if len(lines) <= LEGEND_INSIDE_MAX and longest <= LEGEND_LABEL_INSIDE_MAX:
+        return None
+    columns = 2 if longest <= 45 else 1
+    return columns, math.ceil(len(lines) / columns)
+
+
+def _legend_height_in(lines: Sequence[_Line], legend_title: str | None) -> float:
+    """The height the figure grows by for a legend under the plot (0 for one inside)."""
+    if len(lines) <= 1 or (layout := _legend_rows(lines)) is None:
+        return 0.0
+    return (layout[1] + (legend_title is not None)) * _LEGEND_ROW_IN + 0.15
+
+
+def _place_legend(figure: Figure, axes: Any, lines: Sequence[_Line],
+                  legend_title: str | None) -> None:
+    """Inside the plot where matplotlib finds the least data, or under it (_legend_rows);
+    then lay the figure out around it."""
+    layout = _legend_rows(lines) if len(lines) > 1 else None
+    if len(lines) > 1 and layout is None:
+        axes.legend(fontsize=8, title=legend_title, title_fontsize=8, handlelength=3)
+    elif layout is not None:
+        figure.legend(*axes.get_legend_handles_labels(), loc="lower center", ncols=layout[0],
+                      fontsize=8, title=legend_title, title_fontsize=8, handlelength=3,
+                      frameon=False)
+        height_in = figure.get_figheight()
+        bottom = _legend_height_in(lines, legend_title) / height_in
+        figure.tight_layout(rect=(0, bottom, 1, 1))
+        return
+    figure.tight_layout()
+
+
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
               height_in: float = 4.2) -> str:
     """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
@@ -223,7 +263,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
     for line in lines:
         categories += [p.x for p in line.points if p.x not in categories]
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(7.5, height_in))
+        figure = Figure(figsize=(7.5, height_in + _legend_height_in(lines, legend_title)))
         FigureCanvasSVG(figure)
         axes = figure.add_subplot()
         for index, line in enumerate(lines):
@@ -263,10 +303,7 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
                                       int(height_in * 72 / (9 * 0.6)) - 6))
         axes.set_title(chart.title, parse_math=False)  # a spec's text, never TeX
         axes.grid(True, which="major", alpha=0.3)
-        if len(lines) > 1:
-            axes.legend(fontsize=7 if legend_title is None else 8, title=legend_title,
-                        title_fontsize=8, handlelength=3)
-        figure.tight_layout()
+        _place_legend(figure, axes, lines, legend_title)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)

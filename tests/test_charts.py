@@ -169,3 +169,16 @@ def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignor
     assert "DejaVuSans-" not in svg
     fills = set(re.findall(r"<text [^>]*fill: (#[0-9a-f]{6})", svg))
     assert fills == {TEXT_COLOUR} and svg.count("<text ") == len(texts)
+
+
+def test_legends_with_many_or_long_entries_go_under_the_plot() -> None:
+    from runner.charts import _legend_height_in, _legend_rows, _Line, series_look
+    def lines(*labels: str) -> list[_Line]:
+        return [_Line(label, (), series_look(i)) for i, label in enumerate(labels)]
+    assert _legend_rows(lines("malloc", "mmap-anon")) is None  # inside, where data is least
+    assert _legend_height_in(lines("malloc", "mmap-anon"), "backing") == 0.0
+    assert _legend_rows(lines(*"abcdefg")) == (2, 4)
+    assert _legend_rows(lines("x" * 50, "y")) == (1, 2)
+    # The figure grows by the rows it adds (and the title's), the plot keeps its height.
+    assert _legend_height_in(lines(*"abcdefg"), "backing") > _legend_height_in(
+        lines(*"abcdefg"), None) > 0
