@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
 from runner import ticks
 from runner.metrics import BY_NAME, axis_label
@@ -210,7 +210,11 @@ def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
         low = 10 ** math.floor(math.log10(min(positive)))
         high = 10 ** math.ceil(math.log10(max(positive)))
         axes.set_ylim(low, max(high, low * 10))
-        axes.yaxis.set_minor_formatter(NullFormatter())
+        if max(high, low * 10) / low <= 10:  # one decade: two labels; 2x and 5x say more
+            axes.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            axes.yaxis.set_minor_formatter(ticks.UnitFormatter(unit, log=True))
+        else:
+            axes.yaxis.set_minor_formatter(NullFormatter())
     axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=True))
 
 
