@@ -1,8 +1,15 @@
 """Declared charts -> deterministic SVG: median line and interquartile band per series.
 
 `chart_data` is the pure part (what is plotted, tested directly); `render_svg` only draws it.
-Same data gives the same bytes: fixed SVG hash salt, no date, text drawn as paths — so each
-SVG also says what it shows in words, in a <title> and a <desc> (`describe_chart`).
+Same data gives the same bytes: fixed SVG hash salt, no date. Text stays text (selectable,
+searchable, read aloud), and each SVG also says what it shows in words, in a <title> and a
+<desc> (`describe_chart`).
+
+How a chart looks: the y axis is drawn in the metric's own unit with ticks in engineering units
+(runner.ticks: `1 µs`, `1 MiB`, `1 k`); each series has a colour of the Okabe–Ito palette, which
+colour-blind readers tell apart, and a marker and a line style too, so no series is known by its
+colour alone; a series keeps its look on every chart of a page (`assign_looks`, by label in the
+order the page first shows them); text is dark grey on white, 15:1.
 """
 
 from __future__ import annotations
@@ -12,21 +19,25 @@ import io
 import math
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
+from runner import ticks
 from runner.metrics import BY_NAME, axis_label
 from runner.model import ChartSpec
 from runner.parameters import BY_KEY, Value
 from runner.stats import Summary, summarize
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 
 @dataclass(frozen=True)
@@ -108,38 +119,143 @@ def _point_summary(at_x: pd.DataFrame, metric: str,
 NUMERIC_KINDS = ("size", "count", "whole")  # parameters drawn on a numeric x axis
 
 
+# Okabe & Ito's colour-blind-safe palette (2008), in their order but for yellow, which is too
+# light to see against white (1.5:1); blue and vermillion first, the pair most readers tell apart.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+TEXT_COLOUR = "#222222"  # every text of a chart, as the page's body text (templates/base.html)
+BACKGROUND = "#ffffff"
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one series is drawn: colour, marker and line style, each telling it apart."""
+
+    colour: str
+    marker: str
+    linestyle: str
+
+
+def series_look(index: int) -> Look:
+    """The look of the `index`th series of a page: colour, marker and line style each cycle on
+    their own, so the first 56 (7 x 8 x 4 in lockstep) are all different combinations."""
+    return Look(PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)],
+                LINESTYLES[index % len(LINESTYLES)])
+
+
+def assign_looks(labels: Iterable[str]) -> dict[str, Look]:
+    """A look per series label, in the order the labels first appear: give it every chart's
+    labels of a page, and a series looks the same on each of its charts."""
+    order = list(dict.fromkeys(labels))
+    return {label: series_look(index) for index, label in enumerate(order)}
+
+
 @dataclass(frozen=True)
 class _Line:
-    """One series as drawn: its points, legend text, colour slot and line style."""
+    """One series as drawn: its points, legend text and look."""
 
     label: str
     points: tuple[Point, ...]
-    colour: int
-    style: str = "-"
+    look: Look
     band: bool = True
-
-
-# Units a time or byte axis is shown in, chosen from the largest median plotted.
-_TIME_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
-_BYTE_UNITS = (("GiB", float(1 << 30)), ("MiB", float(1 << 20)), ("KiB", 1024.0), ("B", 1.0))
-
-
-def _y_scale(metric: str, lines: Sequence[_Line]) -> tuple[str, float]:
-    """The unit to show `metric` in (ms rather than 1e8 ns) and the factor to divide by."""
-    unit = BY_NAME[metric].unit
-    choices = {"ns": _TIME_UNITS, "bytes": _BYTE_UNITS}.get(unit)
-    largest = max((abs(p.median) for line in lines for p in line.points
-                   if p.median == p.median), default=0.0)
-    if choices is None:
-        return unit, 1.0
-    return next(((name, factor) for name, factor in choices if largest >= factor),
-                choices[-1])
 
 
 def _as_text(text: str) -> str:
     """Text shown as written: matplotlib reads $...$ in labels as mathematics (and fails on
     some of it), and a tunable's value may hold a dollar sign."""
     return text.replace("$", r"\$")
+
+
+# Every text colour of a chart is TEXT_COLOUR; text stays <text> in the SVG ("none").
+_RC: dict[RcKeyType, Any] = {"svg.hashsalt": "alloclab", "svg.fonttype": "none", "font.size": 9,
+       "font.family": "sans-serif",
+       "font.sans-serif": ["DejaVu Sans", "Bitstream Vera Sans", "Verdana", "Arial"],
+       "text.color": TEXT_COLOUR, "axes.labelcolor": TEXT_COLOUR,
+       "xtick.color": TEXT_COLOUR, "ytick.color": TEXT_COLOUR, "axes.titlecolor": TEXT_COLOUR,
+       "legend.labelcolor": TEXT_COLOUR, "figure.facecolor": BACKGROUND,
+       "axes.facecolor": BACKGROUND, "legend.facecolor": BACKGROUND,
+       "legend.framealpha": 1.0}
+
+
+def _y_axis_label(metric: str) -> str:
+    """The metric's description; its unit too where the ticks do not name it (faults...)."""
+    unit = BY_NAME[metric].unit
+    if ticks.ticks_carry_unit(unit):
+        return BY_NAME[metric].description
+    return axis_label(metric)
+
+
+def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
+    """Scale, limits and ticks of the y axis, labelled in engineering units (runner.ticks)."""
+    unit = BY_NAME[chart.metric].unit
+    positive = [v for line in lines for p in line.points for v in (p.median, p.q1, p.q3)
+                if v > 0]
+    if not chart.log_y or not positive:
+        if chart.log_y:
+            axes.set_yscale("log")
+        axes.yaxis.set_major_locator(ticks.UnitLocator(unit))
+        axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=False))
+        return
+    if unit == "bytes":  # powers of two, so ticks fall on 1 KiB, 1 MiB, 1 GiB
+        axes.set_yscale("log", base=2)
+        low = 2.0 ** math.floor(math.log2(min(positive)))
+        high = 2.0 ** math.ceil(math.log2(max(positive)))
+        axes.set_ylim(low, max(high, low * 4))
+        axes.yaxis.set_major_locator(FixedLocator(ticks.binary_log_ticks(low, max(high,
+                                                                                 low * 4))))
+        axes.yaxis.set_minor_locator(NullLocator())
+    else:  # whole decades, so every point has a labelled power of ten around it
+        axes.set_yscale("log")
+        low = 10 ** math.floor(math.log10(min(positive)))
+        high = 10 ** math.ceil(math.log10(max(positive)))
+        axes.set_ylim(low, max(high, low * 10))
+        if max(high, low * 10) / low <= 10:  # one decade: two labels; 2x and 5x say more
+            axes.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            axes.yaxis.set_minor_formatter(ticks.UnitFormatter(unit, log=True))
+        else:
+            axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=True))
+
+
+LEGEND_INSIDE_MAX = 4  # series; more, or long labels, go in rows under the plot
+LEGEND_LABEL_INSIDE_MAX = 40  # characters
+_LEGEND_ROW_IN = 0.17  # height of a legend row at 8 pt, inches
+
+
+def _legend_rows(lines: Sequence[_Line]) -> tuple[int, int] | None:
+    """(columns, rows) of a legend under the plot, or None for one inside it: a legend with
+    many or long entries would cover the lines it names."""
+    longest = max((len(line.label) for line in lines), default=0)
+    if len(lines) <= LEGEND_INSIDE_MAX and longest <= LEGEND_LABEL_INSIDE_MAX:
+        return None
+    columns = 2 if longest <= 45 else 1
+    return columns, math.ceil(len(lines) / columns)
+
+
+def _legend_height_in(lines: Sequence[_Line], legend_title: str | None) -> float:
+    """The height the figure grows by for a legend under the plot (0 for one inside)."""
+    if len(lines) <= 1 or (layout := _legend_rows(lines)) is None:
+        return 0.0
+    return (layout[1] + (legend_title is not None)) * _LEGEND_ROW_IN + 0.15
+
+
+def _place_legend(figure: Figure, axes: Any, lines: Sequence[_Line],
+                  legend_title: str | None) -> None:
+    """Inside the plot where matplotlib finds the least data, or under it (_legend_rows);
+    then lay the figure out around it."""
+    layout = _legend_rows(lines) if len(lines) > 1 else None
+    if len(lines) > 1 and layout is None:
+        axes.legend(fontsize=8, title=legend_title, title_fontsize=8, handlelength=3)
+    elif layout is not None:
+        figure.legend(*axes.get_legend_handles_labels(), loc="lower center", ncols=layout[0],
+                      fontsize=8, title=legend_title, title_fontsize=8, handlelength=3,
+                      frameon=False)
+        height_in = figure.get_figheight()
+        bottom = _legend_height_in(lines, legend_title) / height_in
+        figure.tight_layout(rect=(0, bottom, 1, 1))
+        return
+    figure.tight_layout()
 
 
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
@@ -150,62 +266,53 @@ def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None
     categories: list[Value] = []
     for line in lines:
         categories += [p.x for p in line.points if p.x not in categories]
-    unit, factor = _y_scale(chart.metric, lines)
-    with matplotlib.rc_context({"svg.hashsalt": "alloclab", "svg.fonttype": "path",
-                                "font.size": 9}):
-        figure = Figure(figsize=(7.5, height_in))
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(7.5, height_in + _legend_height_in(lines, legend_title)))
         FigureCanvasSVG(figure)
         axes = figure.add_subplot()
-        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         for index, line in enumerate(lines):
-            colour = colours[line.colour % len(colours)]
-            medians = [p.median / factor for p in line.points]
-            q1 = [p.q1 / factor for p in line.points]
-            q3 = [p.q3 / factor for p in line.points]
+            look = line.look
+            medians = [p.median for p in line.points]
             if numeric_x:
                 xs = [float(p.x) for p in line.points]
-                axes.plot(xs, medians, marker="o", markersize=3, linestyle=line.style,
-                          color=colour, label=_as_text(line.label))
+                axes.plot(xs, medians, marker=look.marker, markersize=4,
+                          linestyle=look.linestyle, color=look.colour,
+                          label=_as_text(line.label))
                 if line.band:
-                    axes.fill_between(xs, q1, q3, color=colour, alpha=0.18, linewidth=0)
+                    axes.fill_between(xs, [p.q1 for p in line.points],
+                                      [p.q3 for p in line.points], color=look.colour,
+                                      alpha=0.15, linewidth=0)
             else:
                 # Categories are not a trend: points side by side with quartile bars, no lines.
                 offset = (index - (len(lines) - 1) / 2) * min(0.6 / max(len(lines), 1), 0.15)
                 xs = [categories.index(p.x) + offset for p in line.points]
-                errors = [[m - lo for m, lo in zip(medians, q1, strict=True)],
-                          [hi - m for m, hi in zip(medians, q3, strict=True)]]
-                axes.errorbar(xs, medians, yerr=errors, fmt="o", markersize=4, capsize=3,
-                              color=colour, label=_as_text(line.label))
+                errors = [[m - p.q1 for m, p in zip(medians, line.points, strict=True)],
+                          [p.q3 - m for m, p in zip(medians, line.points, strict=True)]]
+                axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
+                              capsize=3, color=look.colour, label=_as_text(line.label))
         if chart.log_x and numeric_x:
             axes.set_xscale("log", base=2)
-        if chart.log_y:
-            axes.set_yscale("log")
-            positive = [v / factor for line in lines for p in line.points
-                        for v in (p.median, p.q1, p.q3) if v > 0]
-            if positive:  # whole decades, so every point has a labelled power of ten around it
-                low = 10 ** math.floor(math.log10(min(positive)))
-                high = 10 ** math.ceil(math.log10(max(positive)))
-                axes.set_ylim(low, max(high, low * 10))
+        _set_y_axis(axes, chart, lines)
         if numeric_x:
-            ticks = sorted({float(c) for c in categories})
-            axes.set_xticks(ticks, [x_parameter.format(int(t)) for t in ticks])
+            x_ticks = sorted({float(c) for c in categories})
+            axes.set_xticks(x_ticks, [x_parameter.format(int(t)) for t in x_ticks])
             axes.xaxis.set_minor_locator(NullLocator())  # size ticks are the measured sizes
         else:
             axes.set_xticks(range(len(categories)),
                             [_as_text(x_parameter.format(c)) for c in categories])
             axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xlabel(chart.x)
-        axes.set_ylabel(textwrap.fill(axis_label(chart.metric, unit), 60))
+        # Wrapped to fit beside the plot: a rotated label longer than the figure is cut off.
+        axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)),
+                                      int(height_in * 72 / (9 * 0.6)) - 6))
         axes.set_title(chart.title, parse_math=False)  # a spec's text, never TeX
         axes.grid(True, which="major", alpha=0.3)
-        if len(lines) > 1:
-            axes.legend(fontsize=7 if legend_title is None else 8, title=legend_title,
-                        title_fontsize=8)
-        figure.tight_layout()
+        _place_legend(figure, axes, lines, legend_title)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
-    return _with_title_and_desc(svg, chart.title, describe_chart(chart, lines, unit))
+    return _with_title_and_desc(svg, chart.title,
+                                describe_chart(chart, lines, BY_NAME[chart.metric].unit))
 
 
 def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
@@ -223,15 +330,21 @@ def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
 
 def _with_title_and_desc(svg: str, title: str, desc: str) -> str:
     """The chart's title and description as the first children of <svg>, where screen
-    readers look for them (matplotlib draws text as outlines, which say nothing)."""
+    readers look for them (the tick and legend texts alone do not say what is plotted)."""
     head = svg.index(">") + 1
     return (f'{svg[:head]}\n <title>{html.escape(title)}</title>'
             f"\n <desc>{html.escape(desc)}</desc>{svg[head:]}")
 
 
-def render_svg(data: ChartData) -> str:
-    """Draw one run's chart as an inline-ready <svg> element (no XML prolog)."""
-    lines = [_Line(s.label, s.points, index) for index, s in enumerate(data.series)]
+def render_svg(data: ChartData, looks: Mapping[str, Look] | None = None) -> str:
+    """Draw one run's chart as an inline-ready <svg> element (no XML prolog).
+
+    `looks`: each series' look by label, shared by the charts of a page (`assign_looks`);
+    by default the chart's own series in order.
+    """
+    if looks is None or any(s.label not in looks for s in data.series):
+        looks = assign_looks(s.label for s in data.series)
+    lines = [_Line(s.label, s.points, looks[s.label]) for s in data.series]
     return _draw_svg(data.chart, lines, " ".join(data.series_keys) or None)
 
 
@@ -241,16 +354,16 @@ RUN_LINESTYLES = ("-", "--", ":", "-.")
 def render_overlay_svg(runs: Sequence[tuple[str, ChartData]]) -> str:
     """Draw one chart for several runs on the same axes (for `alloclab compare`).
 
-    Each series keeps one colour in every run and each run has its own line style (the first,
-    the baseline, solid); bands are left out so the lines stay readable. Same data, same bytes.
+    Each series keeps its colour and marker in every run and each run has its own line style
+    (the first, the baseline, solid); bands are left out so the lines stay readable. Same
+    data, same bytes.
     """
-    series_labels: list[str] = []
-    for _, data in runs:
-        series_labels += [s.label for s in data.series if s.label not in series_labels]
+    looks = assign_looks(s.label for _, data in runs for s in data.series)
     lines = [
         _Line(f"{series.label} — {run_label}" if len(data.series) > 1 or series.label != "all"
-              else run_label, series.points, series_labels.index(series.label),
-              RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)], band=False)
+              else run_label, series.points,
+              replace(looks[series.label],
+                      linestyle=RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)]), band=False)
         for run_index, (run_label, data) in enumerate(runs) for series in data.series
     ]
     return _draw_svg(runs[0][1].chart, lines, None, height_in=4.6)

@@ -23,6 +23,7 @@ as not recorded, unflagged: unknown is not the same as different.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -134,6 +135,21 @@ class Comparison:
 def worse_when_higher(metric: str) -> bool:
     """Times and page faults: a higher value is a regression. RSS growth has no direction."""
     return BY_NAME[metric].unit in WORSE_WHEN_HIGHER_UNITS
+
+
+def effect_size(row: MetricComparison) -> float:
+    """How large a change is: |log ratio|, so twice as slow and twice as fast weigh the same;
+    infinite from or to zero; -1 without a ratio (it sorts last)."""
+    if math.isnan(row.ratio):
+        return -1.0
+    if row.ratio <= 0 or math.isinf(row.ratio):
+        return math.inf
+    return abs(math.log(row.ratio))
+
+
+def by_effect(rows: Sequence[MetricComparison]) -> list[MetricComparison]:
+    """Rows by effect size, largest first; equal ones keep their order (metric, then plan)."""
+    return sorted(rows, key=effect_size, reverse=True)
 
 
 def process_values(samples: pd.DataFrame, metric: str) -> dict[str, npt.NDArray[np.float64]]:

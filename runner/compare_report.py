@@ -13,8 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from runner import charts, noise, report
-from runner.compare import ALPHA, VERDICTS, Comparison, MetricComparison, RunRef, Verdict
+from runner.compare import (
+    ALPHA,
+    VERDICTS,
+    CandidateComparison,
+    Comparison,
+    MetricComparison,
+    RunRef,
+    Verdict,
+    by_effect,
+    effect_size,
+)
 from runner.frame import build_frame, measured
+from runner.metrics import direction
 from runner.store import StoredRun, data_checksum
 
 MARKDOWN_ROWS = 30  # per candidate; the HTML page has them all
@@ -36,6 +47,35 @@ def verdict_text(verdict: Verdict, equivalence: float) -> str:
     return f"same within ±{equivalence:.0%}" if verdict == "same" else verdict
 
 
+def change_text(row: MetricComparison) -> str:
+    """Which way the median went, in the metric's words: '20% slower', '3× faster',
+    '5% fewer faults' reads as '5% fewer'; '–' without a ratio."""
+    ratio, words = row.ratio, direction(row.metric)
+    if math.isnan(ratio):
+        return "–"
+    if ratio == 1:
+        return "no change"
+    if math.isinf(ratio):
+        return f"{words.up} (from 0)"
+    word = words.up if ratio > 1 else words.down
+    factor = ratio if ratio > 1 else (1 / ratio if ratio > 0 else math.inf)
+    if factor >= 2 and math.isfinite(factor):
+        return f"{factor:.3g}× {word}"
+    percent = abs(ratio - 1) * 100
+    return f"{percent:.2g}% {word}" if percent < 10 else f"{percent:.0f}% {word}"
+
+
+def change_cell(row: MetricComparison) -> str:
+    """The change as a row shows it: bare where the verdict is different, else qualified, so
+    the median's drift is never read as a finding: '60% slower (unsure)'."""
+    text = change_text(row)
+    if row.verdict == "inconclusive" and text != "no change":
+        return f"{text} (unsure)"
+    if row.verdict == "same" and text != "no change":
+        return f"{text} (within the band)"
+    return text
+
+
 def _percent(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
@@ -46,15 +86,39 @@ def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
         "baseline": report.format_value(row.metric, row.baseline_median),
         "candidate": report.format_value(row.metric, row.candidate_median),
         "processes": f"{row.baseline_processes} / {row.candidate_processes}",
-        "ratio": format_ratio(row), "p": format_p(row.p_value), "p_adjusted": format_p(
+        "ratio": format_ratio(row), "change": change_cell(row),
+        "p": format_p(row.p_value), "p_adjusted": format_p(
             row.p_adjusted), "verdict": row.verdict.replace(" ", "-"),
         "verdict_text": verdict_text(row.verdict, equivalence), "regression": row.regression,
     }
 
 
-def _counts_text(counts: dict[Verdict, int], equivalence: float) -> str:
-    parts = [f"{n} {verdict_text(v, equivalence)}" for v, n in counts.items() if n]
+def _directions_text(rows: Sequence[MetricComparison]) -> str:
+    """'6 slower, 2 fewer faults': which way the different rows went, largest group first."""
+    phrases: dict[str, int] = {}
+    for row in rows:
+        if row.verdict == "different" and not math.isnan(row.ratio) and row.ratio != 1:
+            phrase = direction(row.metric).phrase(row.ratio > 1)
+            phrases[phrase] = phrases.get(phrase, 0) + 1
+    ordered = sorted(phrases.items(), key=lambda item: -item[1])  # stable: first seen first
+    return ", ".join(f"{n} {phrase}" for phrase, n in ordered)
+
+
+def _counts_text(counts: dict[Verdict, int], equivalence: float,
+                 rows: Sequence[MetricComparison] = ()) -> str:
+    """'8 different (6 slower, 2 faster), 4 same within ±5%'."""
+    parts = []
+    for verdict, n in counts.items():
+        if n:
+            ways = _directions_text(rows) if verdict == "different" else ""
+            parts.append(f"{n} {verdict_text(verdict, equivalence)}"
+                         + (f" ({ways})" if ways else ""))
     return ", ".join(parts) or "nothing compared"
+
+
+def _candidate_counts(candidate: CandidateComparison, equivalence: float) -> str:
+    counts = {v: candidate.count(v) for v in VERDICTS}
+    return _counts_text(counts, equivalence, candidate.rows)
 
 
 def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str, Any]:
@@ -86,10 +150,11 @@ def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
     equivalence = comparison.equivalence
     candidates = []
     for candidate in comparison.candidates:
-        counts = {v: candidate.count(v) for v in VERDICTS}
         candidates.append({
-            "name": candidate.run.name, "summary": _counts_text(counts, equivalence),
-            "rows": [_row_context(row, equivalence) for row in candidate.rows],
+            "name": candidate.run.name, "pairs": len(candidate.rows),
+            "summary": _candidate_counts(candidate, equivalence),
+            # Largest change first: what moved most is what a reader looks for.
+            "rows": [_row_context(row, equivalence) for row in by_effect(candidate.rows)],
             "only_in_baseline": list(candidate.only_in_baseline),
             "only_in_candidate": list(candidate.only_in_candidate),
         })
@@ -108,10 +173,17 @@ def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
                  for i, run in enumerate(runs)],
         "candidates": candidates,
         "regressions": [{"run": ref.name, "label": row.label, "metric": row.metric,
-                         "ratio": format_ratio(row)} for ref, row in comparison.regressions],
+                         "ratio": format_ratio(row), "change": change_text(row)}
+                        for ref, row in _worst_first(comparison.regressions)],
         "charts": _overlay_charts(runs, comparison.metrics),
         "command": command,
     }
+
+
+def _worst_first(regressions: Sequence[tuple[RunRef, MetricComparison]]
+                 ) -> list[tuple[RunRef, MetricComparison]]:
+    """Regressions by effect size, largest first (ties in the comparison's order)."""
+    return sorted(regressions, key=lambda item: effect_size(item[1]), reverse=True)
 
 
 def render_compare_html(comparison: Comparison, runs: Sequence[StoredRun], command: str,
@@ -152,34 +224,33 @@ def render_markdown(comparison: Comparison) -> str:
     if comparison.fail_above is not None:
         regressions = comparison.regressions
         if regressions:
-            worst = sorted(regressions, key=lambda item: -item[1].ratio)
+            worst = _worst_first(regressions)
             more = len(worst) - REGRESSIONS_NAMED
             lines.append(f"❌ **{len(regressions)} regression(s) above "
                          f"+{_percent(comparison.fail_above)}:** " + "; ".join(
-                             f"{row.label} `{row.metric}` {format_ratio(row)}"
+                             f"{row.label} `{row.metric}` {change_text(row)}, "
+                             f"{format_ratio(row)}"
                              for _, row in worst[:REGRESSIONS_NAMED])
                          + (f"; and {more} more" if more > 0 else "") + ".")
         else:
             lines.append(f"✅ No regression above +{_percent(comparison.fail_above)}.")
         lines.append("")
     for candidate in comparison.candidates:
-        counts = {v: candidate.count(v) for v in VERDICTS}
         lines += [f"### `{candidate.run.name}`", "",
                   f"{len(candidate.rows)} scenario × metric pairs: "
-                  f"{_counts_text(counts, equivalence)}.", ""]
-        # Regressions first, so the rows a CI gate failed on are always among those shown.
-        changed = sorted((row for row in candidate.rows if row.verdict != "same"),
-                         key=lambda r: (not r.regression, VERDICTS.index(r.verdict),
-                                        -abs(math.log(r.ratio)) if r.ratio > 0
-                                        and math.isfinite(r.ratio) else 0.0))
+                  f"{_candidate_counts(candidate, equivalence)}.", ""]
+        # Regressions first, so the rows a CI gate failed on are always among those shown;
+        # then by verdict, and within each the largest change first.
+        changed = sorted((row for row in by_effect(candidate.rows) if row.verdict != "same"),
+                         key=lambda r: (not r.regression, VERDICTS.index(r.verdict)))
         if changed:
-            lines += ["| scenario | metric | baseline | candidate | ratio (95% CI) | p (BH) | "
-                      "verdict |", "|---|---|---|---|---|---|---|"]
+            lines += ["| scenario | metric | baseline | candidate | change | ratio (95% CI) | "
+                      "p (BH) | verdict |", "|---|---|---|---|---|---|---|---|"]
             for row in changed[:MARKDOWN_ROWS]:
                 cells = [row.label, f"`{row.metric}`",
                          report.format_value(row.metric, row.baseline_median),
                          report.format_value(row.metric, row.candidate_median),
-                         format_ratio(row), format_p(row.p_adjusted),
+                         change_cell(row), format_ratio(row), format_p(row.p_adjusted),
                          ("**regression** " if row.regression else "")
                          + verdict_text(row.verdict, equivalence)]
                 lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")

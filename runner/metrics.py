@@ -220,6 +220,38 @@ METRICS: tuple[Metric, ...] = (
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
 
+@dataclass(frozen=True)
+class Direction:
+    """How a change of a metric reads: the word for a rise, for a fall, and what rose or fell
+    when the word alone does not say it ("2 more faults"; a time that rises is just slower)."""
+
+    up: str
+    down: str
+    noun: str = ""
+
+    def phrase(self, rose: bool) -> str:
+        """'slower', 'fewer faults'."""
+        return " ".join(part for part in (self.up if rose else self.down, self.noun) if part)
+
+
+# By unit: whether a rise is good or bad is the reader's to judge (runner.compare gates on
+# times and faults); these only name which way a value went.
+DIRECTIONS: Mapping[str, Direction] = {
+    "ns": Direction("slower", "faster"),
+    "faults": Direction("more", "fewer", "faults"),
+    "calls": Direction("more", "fewer", "calls"),
+    "blocks": Direction("more", "fewer", "blocks"),
+    "mappings": Direction("more", "fewer", "mappings"),
+    "bytes": Direction("more", "less", "memory"),
+}
+NEUTRAL_DIRECTION = Direction("higher", "lower")
+
+
+def direction(name: str) -> Direction:
+    """How a change of the metric `name` reads (higher/lower where its unit says no more)."""
+    return DIRECTIONS.get(BY_NAME[name].unit, NEUTRAL_DIRECTION)
+
+
 def axis_label(name: str, unit: str | None = None) -> str:
     """Chart axis text for a metric: its description and unit (or the unit it is shown in)."""
     metric = BY_NAME[name]

@@ -12,7 +12,7 @@ import math
 import multiprocessing
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, machine, noise, render_cache, spec, verdict
+from runner import charts, highlight, machine, noise, render_cache, spec, verdict
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
@@ -53,14 +53,18 @@ def format_value(metric: str, value: float) -> str:
     return f"{value:.3g}"
 
 
-def _summary_cell(metric: str, summary: Summary) -> dict[str, Any]:
+def _summary_cell(metric: str, summary: Summary, reason: str | None = None) -> dict[str, Any]:
+    """One table cell; `reason`: why its noise can change a conclusion (runner.highlight)."""
     spread = f"{format_value(metric, summary.q1)} – {format_value(metric, summary.q3)}"
     return {"median": format_value(metric, summary.median), "spread": spread,
-            "noisy": summary.noisy, "cv": f"{summary.cv:.0%}" if summary.n > 1 else "–"}
+            "noisy": reason is not None, "title": highlight.cell_title(summary, reason),
+            "cv": f"{summary.cv:.0%}" if summary.n > 1 else "–"}
 
 
 def _scenario_rows(run: StoredRun, samples: pd.DataFrame, metrics: list[str],
-                   summaries: noise.Summaries) -> list[dict[str, Any]]:
+                   summaries: noise.Summaries,
+                   highlighted: Mapping[tuple[str, str], str] | None = None
+                   ) -> list[dict[str, Any]]:
     counts = samples["scenario_id"].value_counts(sort=False)
     statuses: dict[str, list[str]] = defaultdict(list)
     for record in run.records:
@@ -73,7 +77,8 @@ def _scenario_rows(run: StoredRun, samples: pd.DataFrame, metrics: list[str],
             "label": scenario["label"],
             "processes": f"{done.count('ok')}/{len(done)}",
             "samples": int(counts.get(scenario["id"], 0)),
-            "cells": [_summary_cell(m, summaries.get((scenario["id"], m)) or _NO_SAMPLES)
+            "cells": [_summary_cell(m, summaries.get((scenario["id"], m)) or _NO_SAMPLES,
+                                    (highlighted or {}).get((scenario["id"], m)))
                       for m in metrics],
         })
     return rows
@@ -270,6 +275,10 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     anchor = f"run-{run.machine}"
     results = run_verdicts(run, experiment, samples)
     summaries = noise.scenario_summaries(samples, metrics)
+    highlighted = highlight.noisy_cells(summaries, run.manifest["scenarios"], experiment.charts,
+                                        results, metrics)
+    plotted = [charts.chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
+    looks = charts.assign_looks(s.label for data in plotted for s in data.series)
     return {
         "anchor": anchor,
         "verdicts": _verdict_rows(experiment, results, anchor),
@@ -280,10 +289,9 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "started": run.manifest.get("started_utc"),
         "finished": run.manifest.get("finished_utc"),
         "repetitions": run.manifest["repetitions"],
-        "charts": [charts.render_svg(charts.chart_data(samples, c, label_keys, summaries))
-                   for c in experiment.charts],
+        "charts": [charts.render_svg(data, looks) for data in plotted],
         "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
-        "rows": _scenario_rows(run, samples, metrics, summaries),
+        "rows": _scenario_rows(run, samples, metrics, summaries, highlighted),
         "failures": _failures(run),
         "skipped": _skipped(run),
         "file_systems": _file_systems(run),

@@ -122,3 +122,66 @@ def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ig
     data = chart_data(samples, chart, LABEL_KEYS)
     svg = render_overlay_svg([("base", data), ("new", data)])
     assert "Series (4): malloc — base; mmap-anon — base; malloc — new; mmap-anon — new." in svg
+
+
+def test_a_series_looks_the_same_on_every_chart_of_a_page() -> None:
+    from runner.charts import LINESTYLES, MARKERS, PALETTE, assign_looks, series_look
+    looks = assign_looks(["mmap-anon", "malloc", "mmap-anon", "memfd"])
+    assert list(looks) == ["mmap-anon", "malloc", "memfd"]  # first appearance, once each
+    assert looks == assign_looks(["mmap-anon", "malloc", "memfd"])
+    assert looks["mmap-anon"] == series_look(0)
+    # Colour, marker and line style each tell series apart, for 56 of them in a row.
+    firsts = [series_look(i) for i in range(56)]
+    assert len(set(firsts)) == 56
+    for i in range(len(LINESTYLES)):
+        assert len({firsts[i].colour, firsts[i + 1].colour}) == 2
+        assert firsts[i].marker != firsts[i + 1].marker
+        assert firsts[i].linestyle != firsts[i + 1].linestyle
+    assert "#F0E442" not in PALETTE and len(MARKERS) >= len(PALETTE)  # no pale yellow
+
+
+def test_charts_draw_each_series_in_the_look_the_page_gave_it(samples) -> None:  # type: ignore[no-untyped-def]
+    from runner.charts import assign_looks
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
+    data = chart_data(samples, chart, LABEL_KEYS)
+    own = render_svg(data)
+    page = assign_looks(["memfd", "mmap-anon", "malloc"])  # another chart came first
+    shared = render_svg(data, page)
+    for svg, looks in ((own, assign_looks(["malloc", "mmap-anon"])), (shared, page)):
+        for label in ("malloc", "mmap-anon"):
+            assert f"stroke: {looks[label].colour.lower()}" in svg
+    assert "stroke: #009e73" not in own and "stroke: #0072b2" not in shared
+    assert shared == render_svg(data, page)
+
+
+def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from runner.charts import TEXT_COLOUR
+    chart = ChartSpec("Touch", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
+                      log_y=True)
+    svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    texts = re.findall(r"<text [^>]*>([^<]*)</text>", svg)
+    # Medians of 250 ns: the axis spans the decade 100 ns to 1 µs, labelled in words, and
+    # as it is one decade only, its 2x and 5x minor ticks too.
+    assert {"100 ns", "200 ns", "500 ns", "1 µs", "4KiB", "size", "Touch", "malloc"} <= set(
+        texts)
+    assert "300 ns" not in texts
+    # The unit is in the ticks, not repeated in the axis label; no glyph outlines.
+    assert "time of the first touch phase per page of a block" in texts
+    assert "DejaVuSans-" not in svg
+    fills = set(re.findall(r"<text [^>]*fill: (#[0-9a-f]{6})", svg))
+    assert fills == {TEXT_COLOUR} and svg.count("<text ") == len(texts)
+
+
+def test_legends_with_many_or_long_entries_go_under_the_plot() -> None:
+    from runner.charts import _legend_height_in, _legend_rows, _Line, series_look
+    def lines(*labels: str) -> list[_Line]:
+        return [_Line(label, (), series_look(i)) for i, label in enumerate(labels)]
+    assert _legend_rows(lines("malloc", "mmap-anon")) is None  # inside, where data is least
+    assert _legend_height_in(lines("malloc", "mmap-anon"), "backing") == 0.0
+    assert _legend_rows(lines(*"abcdefg")) == (2, 4)
+    assert _legend_rows(lines("x" * 50, "y")) == (1, 2)
+    # The figure grows by the rows it adds (and the title's), the plot keeps its height.
+    assert _legend_height_in(lines(*"abcdefg"), "backing") > _legend_height_in(
+        lines(*"abcdefg"), None) > 0

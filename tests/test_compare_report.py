@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from runner.compare import compare_runs
-from runner.compare_report import build_compare_context, render_compare_html, render_markdown
+from runner.compare import MetricComparison, Verdict, by_effect, compare_runs
+from runner.compare_report import (
+    build_compare_context,
+    change_cell,
+    change_text,
+    render_compare_html,
+    render_markdown,
+)
 from runner.store import StoredRun, load_run
 from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
 
@@ -33,9 +40,10 @@ def test_markdown_names_confounders_regressions_and_changed_rows(runs: list[Stor
     assert markdown.startswith("## alloclab compare: cmp\n")
     assert "⚠️ 1 confounding difference(s): `thp_enabled` (madvise → always)" in markdown
     assert "❌ **8 regression(s) above +10%:**" in markdown
-    assert "8 scenario × metric pairs: 8 different." in markdown
+    assert "8 scenario × metric pairs: 8 different (8 slower)." in markdown
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 8 and all("**regression** different" in r for r in table[1:])
+    assert all(re.search(r"\| [12]\d% slower \| 1\.\d+× ", r) for r in table[1:])
 
 
 def test_markdown_of_no_change_says_so(runs: list[StoredRun]) -> None:
@@ -69,4 +77,66 @@ def test_context_lists_both_runs_with_their_provenance(runs: list[StoredRun]) ->
     assert [r["role"] for r in context["runs"]] == ["baseline", "candidate"]
     assert context["runs"][1]["name"] == "test-machine/cmp/r2"
     assert context["fail_above"] is None and context["equivalence"] == "±5%"
-    assert context["candidates"][0]["summary"] == "8 different"
+    assert context["candidates"][0]["summary"] == "8 different (8 slower)"
+
+
+def _row(metric: str, ratio: float, index: int = 0,
+         verdict: Verdict = "different") -> MetricComparison:
+    return MetricComparison(f"s{index}", f"scenario {index}", metric, 100.0, 100.0 * ratio, 5, 5,
+                            ratio, ratio * 0.9, ratio * 1.1, 0.01, 0.01, verdict, False)
+
+
+@pytest.mark.parametrize(("metric", "ratio", "text"), [
+    (METRIC, 1.2, "20% slower"),
+    (METRIC, 0.8, "20% faster"),
+    (METRIC, 3.0, "3× slower"),
+    (METRIC, 0.25, "4× faster"),
+    (METRIC, 1.0, "no change"),
+    (METRIC, float("nan"), "–"),
+    ("first_touch_minor_faults_per_page", 0.5, "2× fewer"),
+    ("first_touch_minor_faults_per_page", 0.0, "100% fewer"),
+    ("first_touch_minor_faults_per_page", float("inf"), "more (from 0)"),
+    ("first_touch_rss_growth_bytes_per_op", 1.05, "5% more"),
+    ("free_returned_fraction", 0.9, "10% lower"),
+    ("single_pass_syscalls_per_op", 1.5, "50% more"),
+])
+def test_each_change_is_worded_by_the_metric_s_direction(metric: str, ratio: float,
+                                                         text: str) -> None:
+    assert change_text(_row(metric, ratio)) == text
+
+
+def test_a_change_the_verdict_does_not_back_is_qualified() -> None:
+    assert change_cell(_row(METRIC, 1.6)) == "60% slower"
+    assert change_cell(_row(METRIC, 1.6, verdict="inconclusive")) == "60% slower (unsure)"
+    assert change_cell(_row(METRIC, 0.98, verdict="same")) == "2% faster (within the band)"
+    assert change_cell(_row(METRIC, 1.0, verdict="same")) == "no change"
+
+
+def test_rows_go_largest_change_first_either_way_ties_in_their_order() -> None:
+    rows = [_row(METRIC, r, i) for i, r in enumerate([1.1, 0.5, 2.0, float("nan"), 0.0, 0.9])]
+    ordered = [row.scenario_id for row in by_effect(rows)]
+    # 0 (from 100 to nothing) first; 0.5 and 2.0 weigh the same and keep their order; 1.1 and
+    # 0.9 nearly so (|log| 0.095 and 0.105); no ratio last.
+    assert ordered == ["s4", "s1", "s2", "s5", "s0", "s3"]
+
+
+def test_different_rows_are_counted_by_which_way_they_went(runs: list[StoredRun]) -> None:
+    comparison = compare_runs(runs[0], runs[1:], metrics=[METRIC])
+    mixed = replace(comparison.candidates[0], rows=(
+        _row(METRIC, 1.5, 0), _row(METRIC, 0.5, 1), _row(METRIC, 2.0, 2),
+        _row("first_touch_minor_faults_per_page", 0.5, 3), _row(METRIC, 1.01, 4, "same")))
+    context = build_compare_context(replace(comparison, candidates=(mixed,)), runs, "cmd")
+    assert context["candidates"][0]["summary"] == (
+        "4 different (2 slower, 1 faster, 1 fewer faults), 1 same within ±5%")
+    assert [r["id"] for r in context["candidates"][0]["rows"]] == ["s1", "s2", "s3", "s0", "s4"]
+
+
+def test_counts_and_regressions_come_before_comparability_and_charts(
+        runs: list[StoredRun], tmp_path: Path) -> None:
+    comparison = compare_runs(runs[0], runs[1:], metrics=[METRIC], fail_above=0.1)
+    html = render_compare_html(comparison, runs, "cmd", tmp_path, TEMPLATES).read_text()
+    positions = [html.index(marker) for marker in (
+        "<h2>Verdicts</h2>", "8 different (8 slower)", "<h2>Regressions above +10%</h2>",
+        "<h2>Comparability</h2>", "<svg", '<h2 id="candidate-0">')]
+    assert positions == sorted(positions)
+    assert html.count("% slower</td>") == 8 + 8  # the regression list and the table
