@@ -63,3 +63,11 @@ def report_scale(session: nox.Session) -> None:
     """Time `alloclab report` over 1M synthetic stored samples: wall time and peak RSS."""
     session.install("-e", ".")
     session.run("python", "bench/report_scale.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def screenshot(session: nox.Session) -> None:
+    """Re-take docs/index.png, README's picture of reports/index.html, in headless Chromium."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "tests.browser", "reports/index.html", "docs/index.png",
+                *session.posargs)
