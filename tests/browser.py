@@ -57,6 +57,8 @@ for (const img of document.images) {
 for (const obj of document.querySelectorAll('object')) {
   charts.push({kind: 'object', src: obj.getAttribute('data') || '', box: box(obj)});
 }
+const emptyFigures = Array.from(document.querySelectorAll('figure'))
+  .filter((f) => !f.querySelector('svg, img, object')).length;
 const links = [];
 for (const el of document.querySelectorAll('[href], [src], object[data]')) {
   for (const attr of ['href', 'src', 'data']) {
@@ -75,7 +77,7 @@ const verdictTables = Array.from(document.querySelectorAll('table.verdicts'),
                                  (t) => t.querySelectorAll('tr').length - 1);
 const unique = new Map(links.map((l) => [JSON.stringify(l), l]));  // a chart's glyphs repeat
 return {
-  url: document.URL, title: document.title, charts: charts,
+  url: document.URL, title: document.title, charts: charts, emptyFigures: emptyFigures,
   links: Array.from(unique.values(),
                     (l) => ({...l, url: new URL(l.raw, document.baseURI).href})),
   missingFragments: links.filter((l) => l.raw.startsWith('#') && !ids.has(l.raw.slice(1)))
@@ -185,6 +187,8 @@ def audit_page(driver: WebDriver, page: Path) -> PageAudit:
                  for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     for chart in found["charts"]:
         problems += _chart_problems(chart)
+    if found["emptyFigures"]:
+        problems.append(f"{found['emptyFigures']} <figure>(s) hold no chart")
     link_problems, pages = _link_problems(found["links"], page)
     problems += link_problems
     problems += [f"link {raw!r}: no such id on the page" for raw in

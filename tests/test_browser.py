@@ -131,6 +131,7 @@ BROKEN_PAGE = """<!DOCTYPE html>
   <path d="M 0 0 L 100 50" stroke="black"/></svg></figure>
 <figure><svg xmlns="http://www.w3.org/2000/svg" width="0" height="0">
   <title>t</title><desc>d</desc><path d="M 0 0 L 1 1"/></svg></figure>
+<figure><p>chart failed</p></figure>
 <script>console.error("the chart script failed");</script>
 </body></html>
 """
@@ -149,5 +150,6 @@ def test_the_audit_sees_what_a_reader_would_find_broken(chromium: WebDriver,
                      "image 'missing.svg' did not load",
                      "an SVG chart lacks a <title> or <desc>",
                      "a chart (svg) is not rendered: its box is 0x0",
+                     "1 <figure>(s) hold no chart",
                      "<link> loads 'http://127.0.0.1:9/style.css' from outside the report"):
         assert expected in problems, f"{expected!r} not in:\n{problems}"

@@ -49,7 +49,7 @@ def complete(line: str, cwd: Path) -> list[str]:
 def project(tmp_path: Path) -> Path:
     """A working folder as a user's: experiments/ with specs, results/ with two machines."""
     (tmp_path / "experiments").mkdir()
-    for name in ("first-touch.yaml", "file-read.yaml", "notes.txt"):
+    for name in ("first-touch.yaml", "file-read.yaml", "fixtures.txt"):
         (tmp_path / "experiments" / name).write_text(SMALL_SPEC)
     for run in ("vm/first-touch/20260101T000000Z", "vm-epyc/first-touch/20260102T000000Z"):
         (tmp_path / "results" / run).mkdir(parents=True)
@@ -77,11 +77,12 @@ def test_options_of_a_subcommand_complete(project: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "validate", "plan"])
 def test_spec_arguments_complete_to_yaml_files_and_folders(project: Path, command: str) -> None:
-    assert complete(f"alloclab {command} exp", project) == ["experiments/"]
-    assert complete(f"alloclab {command} experiments/", project) == [
-        "experiments/file-read.yaml", "experiments/first-touch.yaml"]  # not notes.txt
     assert complete(f"alloclab {command} experiments/fi", project) == [
-        "experiments/file-read.yaml", "experiments/first-touch.yaml"]
+        "experiments/file-read.yaml", "experiments/first-touch.yaml"]  # not fixtures.txt
+
+
+def test_a_folder_completes_without_a_space_to_descend_into(project: Path) -> None:
+    assert complete("alloclab plan exp", project) == ["experiments/"]
 
 
 def test_machine_completes_to_the_labels_in_results(project: Path) -> None:
