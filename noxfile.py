@@ -71,3 +71,11 @@ def eta(session: nox.Session) -> None:
     (arguments after -- go to `alloclab run`; bound 25% from a tenth of the run on)."""
     session.install("-e", ".")
     session.run("python", "bench/eta_accuracy.py", "--", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def screenshot(session: nox.Session) -> None:
+    """Re-take docs/index.png, README's picture of reports/index.html, in headless Chromium."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "tests.browser", "reports/index.html", "docs/index.png",
+                *session.posargs)

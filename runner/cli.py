@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The command line: parse arguments, call the pipeline, map errors to exit statuses. No logic."""
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ import shlex
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 import runner
 import runner.fleet
 from runner import (
+    completion,
     export,
     guard,
     hosts,
@@ -245,6 +247,11 @@ def cmd_schema(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+def _completes(action: argparse.Action, completer: Callable[..., list[str]]) -> None:
+    """Give an argument its shell completion: argcomplete reads the `completer` attribute."""
+    action.completer = completer  # type: ignore[attr-defined]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alloclab", epilog=EPILOG,
@@ -260,16 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks for errors")
         if with_specs:
-            sub.add_argument("specs", nargs="*", metavar="SPEC",
-                             help="experiment YAML files or folders of them (default: experiments)")
+            _completes(sub.add_argument("specs", nargs="*", metavar="SPEC",
+                                        help="experiment YAML files or folders of them "
+                                             "(default: experiments)"),
+                       completion.complete_specs)
         return sub
 
     def add_report_paths(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--results", default="results", help="results folder (default: results)")
-        sub.add_argument("--reports", default="reports", help="output folder (default: reports)")
-        sub.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: the templates shipped in "
-                              "the alloclab package, runner/templates)")
+        _completes(sub.add_argument("--results", default="results",
+                                    help="results folder (default: results)"),
+                   completion.complete_folders)
+        _completes(sub.add_argument("--reports", default="reports",
+                                    help="output folder (default: reports)"),
+                   completion.complete_folders)
+        _completes(sub.add_argument("--templates", type=Path, default=None,
+                                    help="jinja2 templates folder (default: the templates "
+                                         "shipped in the alloclab package, runner/templates)"),
+                   completion.complete_folders)
 
     def add_force(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--force", action="store_true",
@@ -280,11 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", "measure the experiments on this machine, store every sample, then render "
                      "the reports; an interrupted run of the same spec is resumed")
     add_report_paths(run)
-    run.add_argument("--machine", default=None,
+    _completes(run.add_argument("--machine", default=None,
                      help="label of this machine in results/ (default: $ALLOCLAB_MACHINE or the "
                           f"host name: {default_machine_label()}); under the default host name, "
                           "a machine with another CPU, kernel, libc, THP mode or memory size "
-                          "than the runs already there gets a label of its own, e.g. vm-epyc")
+                          "than the runs already there gets a label of its own, e.g. vm-epyc"),
+               completion.complete_machines)
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "
@@ -314,9 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", action="append", metavar="[LABEL=][USER@]HOST[:PORT]",
                      help="run on this machine over SSH instead (repeatable; results go to "
                           "results/LABEL, LABEL defaulting to HOST); only the probe runs there")
-    run.add_argument("--hosts", metavar="FILE",
-                     help="run on the hosts a fleet file lists (labels, ssh options, work "
-                          "directories, parallel; see README 'Other machines over SSH')")
+    _completes(run.add_argument("--hosts", metavar="FILE",
+                                help="run on the hosts a fleet file lists (labels, ssh options, "
+                                     "work directories, parallel; see README 'Other machines "
+                                     "over SSH')"),
+               completion.complete_specs)
     run.set_defaults(func=cmd_run)
 
     report = add("report", "render reports/ from stored results only (no measuring); the same "
@@ -343,14 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
         "fingerprint fields that differ and flags those that confound a comparison (kernel, "
         "libc, THP mode, CPU, allocator tunables, compiler...). A Markdown summary is printed "
         "on stdout.")
-    compare.add_argument("runs", nargs="+", metavar="RUN",
-                         help="a run folder results/<machine>/<experiment>/<run-id>, or "
-                              "results/<machine>/<experiment> for the run its report shows")
-    compare.add_argument("--baseline", metavar="RUN",
-                         help="the run the others are compared with (default: the first RUN)")
-    compare.add_argument("--metric", action="append", metavar="M",
-                         help="a metric to compare, repeatable (default: the metrics the "
-                              "baseline's charts show; names in `alloclab schema`)")
+    _completes(compare.add_argument("runs", nargs="+", metavar="RUN",
+                                    help="a run folder results/<machine>/<experiment>/<run-id>, "
+                                         "or results/<machine>/<experiment> for the run its "
+                                         "report shows"),
+               completion.complete_runs)
+    _completes(compare.add_argument("--baseline", metavar="RUN",
+                                    help="the run the others are compared with (default: the "
+                                         "first RUN)"),
+               completion.complete_runs)
+    _completes(compare.add_argument("--metric", action="append", metavar="M",
+                                    help="a metric to compare, repeatable (default: the metrics "
+                                         "the baseline's charts show; names in `alloclab "
+                                         "schema`)"),
+               completion.complete_metrics)
     compare.add_argument("--equivalence", type=_percent, default=0.05, metavar="PCT",
                          help="half-width of the band within which runs count as the same "
                               "(default: 5%%)")
@@ -358,13 +381,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit 1 when a time or page-fault metric of some scenario is "
                               "significantly higher than the baseline by more than PCT, e.g. "
                               "10%% (for CI gates)")
-    compare.add_argument("--out", metavar="DIR", help="write the HTML report DIR/compare.html")
+    _completes(compare.add_argument("--out", metavar="DIR",
+                                    help="write the HTML report DIR/compare.html"),
+               completion.complete_folders)
     compare.add_argument("--markdown", metavar="FILE",
                          help="also write the Markdown summary (for a pull-request comment) "
                               "to FILE")
-    compare.add_argument("--templates", type=Path, default=None,
-                         help="jinja2 templates folder (default: the templates shipped in "
-                              "the alloclab package, runner/templates)")
+    _completes(compare.add_argument("--templates", type=Path, default=None,
+                                    help="jinja2 templates folder (default: the templates "
+                                         "shipped in the alloclab package, runner/templates)"),
+               completion.complete_folders)
     compare.set_defaults(func=cmd_compare)
 
     exporter = add("export", "pack runs into one .tar.gz to carry to another machine, or "
@@ -372,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "are folders, or results/<machine>/<experiment> for the run its "
                              "report shows)",
                    with_specs=False)
-    exporter.add_argument("runs", nargs="+", metavar="RUN", help="run or experiment folders")
+    _completes(exporter.add_argument("runs", nargs="+", metavar="RUN",
+                                     help="run or experiment folders"),
+               completion.complete_runs)
     exporter.add_argument("-o", "--output", required=True, metavar="FILE",
                           help="the file to write, e.g. vm-results.tar.gz or samples.csv")
     exporter.add_argument("--format", choices=(export.ARCHIVE_FORMAT, *export.DATA_FORMATS),
@@ -387,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "results/; a different run already stored under the same name is "
                             "never overwritten", with_specs=False)
     imports.add_argument("archive", metavar="FILE", help="the .tar.gz to import")
-    imports.add_argument("--results", default="results",
-                         help="results folder (default: results)")
+    _completes(imports.add_argument("--results", default="results",
+                                    help="results folder (default: results)"),
+               completion.complete_folders)
     imports.set_defaults(func=cmd_import)
 
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
@@ -412,6 +441,12 @@ def resume_command(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:
+        # A shell completing `alloclab ...` (README: Shell completion): argcomplete prints the
+        # candidates to the shell and exits. Imported only then, so start-up pays nothing.
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(arguments)
     with interrupt.handle_stop_signals(), warnings.catch_warnings():
         # SIGTERM and SIGHUP stop a run as Ctrl-C does; warnings (a stored run skipped as

@@ -372,7 +372,8 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
     assert "Traceback" in capsys.readouterr().err
 
 
-HEAVY_MODULES = ("pandas", "numpy", "matplotlib", "scipy", "jinja2")
+# argcomplete too: it is imported only when a shell completes (tests/test_completion.py).
+HEAVY_MODULES = ("pandas", "numpy", "matplotlib", "scipy", "jinja2", "argcomplete")
 IMPORTS_AFTER = """
 import sys
 from runner.cli import main

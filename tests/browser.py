@@ -1,0 +1,236 @@
+"""Headless Chromium over the rendered reports: what a reader's browser makes of each page.
+
+The system's Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver`, which
+`.ci/run` installs) driven by Selenium, with the flags that keep a headless Chromium off the
+network: the reports must need none. One browser serves every page (`start_browser`);
+`audit_page` loads a page from disk and lists what a reader would find wrong — console errors,
+charts that did not render or lack their title and description, local links and resources that
+point nowhere, anything fetched from the network. `python -m tests.browser PAGE PNG` takes the
+README's screenshot with the same browser (`nox -s screenshot`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+
+CHROMIUM = "chromium"
+CHROMEDRIVER = "chromedriver"
+# Without the networking flags Chromium looks up Google's hosts and opens connections at every
+# start, which a closed network refuses (and which would hide a report that fetches something).
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-extensions", "--hide-scrollbars")
+SCREENSHOT_SIZE = (1280, 1600)
+
+# Everything the checks need from a loaded page, in one round trip.
+AUDIT_SCRIPT = """
+const XLINK = 'http://www.w3.org/1999/xlink';
+const box = (el) => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
+const text = (el, tag) => {
+  const child = Array.from(el.children).find((c) => c.localName === tag);
+  return child ? child.textContent.trim() : '';
+};
+const charts = [];
+for (const svg of document.querySelectorAll('svg')) {
+  if (svg.parentElement.closest('svg')) continue;  // a nested <svg> is part of its chart
+  charts.push({kind: 'svg', title: text(svg, 'title'), desc: text(svg, 'desc'), box: box(svg),
+               marks: svg.querySelectorAll('path, use, line, rect, circle, polyline').length});
+}
+for (const img of document.images) {
+  charts.push({kind: 'img', src: img.getAttribute('src') || '', box: box(img),
+               complete: img.complete, naturalWidth: img.naturalWidth});
+}
+for (const obj of document.querySelectorAll('object')) {
+  charts.push({kind: 'object', src: obj.getAttribute('data') || '', box: box(obj)});
+}
+const emptyFigures = Array.from(document.querySelectorAll('figure'))
+  .filter((f) => !f.querySelector('svg, img, object')).length;
+const links = [];
+for (const el of document.querySelectorAll('[href], [src], object[data]')) {
+  for (const attr of ['href', 'src', 'data']) {
+    const raw = el.getAttribute(attr);
+    if (raw !== null && !(attr === 'data' && el.localName !== 'object')) {
+      links.push({tag: el.localName, raw: raw, loads: !(el.localName === 'a' && attr === 'href')});
+    }
+  }
+}
+for (const el of document.querySelectorAll('*')) {
+  const raw = el.getAttributeNS(XLINK, 'href');
+  if (raw !== null) links.push({tag: el.localName, raw: raw, loads: el.localName !== 'a'});
+}
+const ids = new Set(Array.from(document.querySelectorAll('[id]'), (el) => el.id));
+const verdictTables = Array.from(document.querySelectorAll('table.verdicts'),
+                                 (t) => t.querySelectorAll('tr').length - 1);
+const unique = new Map(links.map((l) => [JSON.stringify(l), l]));  // a chart's glyphs repeat
+return {
+  url: document.URL, title: document.title, charts: charts, emptyFigures: emptyFigures,
+  links: Array.from(unique.values(),
+                    (l) => ({...l, url: new URL(l.raw, document.baseURI).href})),
+  missingFragments: links.filter((l) => l.raw.startsWith('#') && !ids.has(l.raw.slice(1)))
+                         .map((l) => l.raw),
+  verdictRows: verdictTables, verdictCells: document.querySelectorAll('td.verdict').length,
+  fetched: performance.getEntriesByType('resource').map((e) => e.name),
+};
+"""
+
+
+@dataclass(frozen=True)
+class PageAudit:
+    """What loading one page showed: its problems (empty when a reader sees it whole)."""
+
+    page: Path
+    title: str
+    charts: int
+    verdict_rows: tuple[int, ...]  # data rows of each table.verdicts, in page order
+    verdict_cells: int  # td.verdict anywhere (compare pages' verdict column)
+    local_pages: frozenset[Path]  # the .html files it links to
+    problems: tuple[str, ...]
+
+
+def missing_browser() -> str | None:
+    """Why the browser cannot run here, or None."""
+    absent = [name for name in (CHROMIUM, CHROMEDRIVER) if shutil.which(name) is None]
+    if not absent:
+        return None
+    return (f"{' and '.join(absent)} not found on PATH: install Debian's chromium and "
+            "chromium-driver (`apt-get install chromium chromium-driver`, as .ci/run does)")
+
+
+@contextmanager
+def start_browser(window: tuple[int, int] = SCREENSHOT_SIZE) -> Iterator[WebDriver]:
+    """One headless Chromium with a fresh profile, its console log kept; quit on exit."""
+    with tempfile.TemporaryDirectory(prefix="alloclab-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(shutil.which(CHROMIUM))
+        for flag in (*FLAGS, f"--user-data-dir={profile}",
+                     f"--window-size={window[0]},{window[1]}"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # The driver is the system's: Selenium must not look for (or download) another.
+        driver = webdriver.Chrome(options=options,
+                                  service=Service(str(shutil.which(CHROMEDRIVER))))
+        try:
+            driver.set_page_load_timeout(60)
+            yield driver
+        finally:
+            driver.quit()
+
+
+def _chart_problems(chart: dict[str, Any]) -> list[str]:
+    kind, (width, height) = chart["kind"], chart["box"]
+    if width <= 0 or height <= 0:
+        return [f"a chart ({kind}) is not rendered: its box is {width}x{height}"]
+    if kind == "svg":
+        found = []
+        if not chart["title"] or not chart["desc"]:
+            found.append(f"an SVG chart lacks a <title> or <desc> (title {chart['title']!r})")
+        if chart["marks"] == 0:
+            found.append(f"SVG chart {chart['title']!r} draws nothing")
+        return found
+    if kind == "img" and not (chart["complete"] and chart["naturalWidth"] > 0):
+        return [f"image {chart['src']!r} did not load (naturalWidth {chart['naturalWidth']})"]
+    return []
+
+
+def _local_path(url: str) -> Path | None:
+    parts = urlsplit(url)
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
+
+
+def _link_problems(links: list[dict[str, Any]], page: Path) -> tuple[list[str], set[Path]]:
+    """Local targets that do not exist (or lack the #id linked to), and resources from afar."""
+    problems, pages = [], set()
+    for link in links:
+        url, raw = link["url"], link["raw"]
+        target = _local_path(url)
+        if target is None:
+            if link["loads"] and not url.startswith(("data:", "about:")):
+                problems.append(f"<{link['tag']}> loads {raw!r} from outside the report")
+            continue
+        if target == page:
+            continue  # the page's own #ids: missingFragments
+        if not target.is_file():
+            problems.append(f"<{link['tag']}> links to {raw!r}: {target} does not exist")
+            continue
+        if target.suffix == ".html":
+            pages.add(target)
+        fragment = urlsplit(url).fragment
+        if fragment and not re.search(rf'\bid="{re.escape(fragment)}"', target.read_text()):
+            problems.append(f"<{link['tag']}> links to {raw!r}: no id {fragment!r} there")
+    return problems, pages
+
+
+def audit_page(driver: WebDriver, page: Path) -> PageAudit:
+    """Load `page` from disk (file://) and check what a reader would see of it."""
+    page = page.resolve()
+    driver.get_log("browser")  # drop what an earlier page left
+    driver.get(page.as_uri())
+    found: dict[str, Any] = driver.execute_script(AUDIT_SCRIPT)
+    problems = []
+    if _local_path(found["url"]) != page:
+        problems.append(f"the browser shows {found['url']}, not the page")
+    problems += [f"console {entry['level']}: {entry['message']}"
+                 for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    for chart in found["charts"]:
+        problems += _chart_problems(chart)
+    if found["emptyFigures"]:
+        problems.append(f"{found['emptyFigures']} <figure>(s) hold no chart")
+    link_problems, pages = _link_problems(found["links"], page)
+    problems += link_problems
+    problems += [f"link {raw!r}: no such id on the page" for raw in
+                 sorted(set(found["missingFragments"]))]
+    problems += [f"fetched {url} from outside the report" for url in found["fetched"]
+                 if _local_path(url) is None]
+    return PageAudit(page=page, title=found["title"], charts=len(found["charts"]),
+                     verdict_rows=tuple(found["verdictRows"]),
+                     verdict_cells=found["verdictCells"], local_pages=frozenset(pages),
+                     problems=tuple(problems))
+
+
+def take_screenshot(page: Path, png: Path, size: tuple[int, int] = SCREENSHOT_SIZE) -> Path:
+    """The top `size` pixels of `page` as a reader's 1280-pixel-wide window shows it."""
+    with start_browser(size) as driver:
+        # The window size includes no frame in headless mode, but pin the viewport exactly.
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False})
+        driver.get(page.resolve().as_uri())
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(driver.get_screenshot_as_png())
+    return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.browser",
+        description="Screenshot a report page in headless Chromium (README's picture).")
+    parser.add_argument("page", type=Path, nargs="?", default=Path("reports/index.html"))
+    parser.add_argument("png", type=Path, nargs="?", default=Path("docs/index.png"))
+    parser.add_argument("--size", default="{}x{}".format(*SCREENSHOT_SIZE),
+                        help="WIDTHxHEIGHT in CSS pixels (default: %(default)s)")
+    args = parser.parse_args(argv)
+    missing = missing_browser()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 3
+    width, height = (int(n) for n in args.size.split("x"))
+    print(f"wrote {take_screenshot(args.page, args.png, (width, height))} "
+          f"({width}x{height} of {args.page})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
