@@ -471,10 +471,12 @@ static int grow(size_t bytes, size_t steps, int by_realloc)
     return 0;
 }
 
-static int warm_memory(size_t bytes)
+static int warm_memory(size_t bytes, int huge)
 {
     size_t page = page_size();
     unsigned char *base = fresh_mapping(bytes);
+    if (huge && madvise(base, bytes, MADV_HUGEPAGE) != 0)
+        die("madvise(MADV_HUGEPAGE)");
     for (size_t i = 0; i < bytes; i += page)
         base[i] = 1;
     KEEP(base);
@@ -513,7 +515,9 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "map-file") == 0)
         return map_file(argv[2], parse_bytes(argv[3]));
     if (argc == 3 && strcmp(argv[1], "warm") == 0)
-        return warm_memory(parse_bytes(argv[2]));
+        return warm_memory(parse_bytes(argv[2]), 0);
+    if (argc == 3 && strcmp(argv[1], "warm-huge") == 0)
+        return warm_memory(parse_bytes(argv[2]), 1);
     if (argc == 3 && strcmp(argv[1], "populate") == 0)
         return populate(parse_bytes(argv[2]));
     if (argc == 3 && strcmp(argv[1], "malloc-touch") == 0)

@@ -10,7 +10,7 @@ Each family is one piece of work done two ways, each sample in a fresh process:
             bw_mem / bw_file_rd, will-it-scale), never a copy of the probe's loops, compiled
             with the probe's compiler and flags
 
-Families (bandwidth ones over one 256 MiB block):
+Families (bandwidth ones over one 256 MiB block), each with its probe scenario:
   first-touch  one store per page of a fresh anonymous mapping (probe: mmap-anon, write-page,
                first_touch)
   memset       memset over faulted memory (probe: mmap-anon, write-all, second_pass)
@@ -24,19 +24,60 @@ Families (bandwidth ones over one 256 MiB block):
   malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
                whose allocate slot times the pairs); malloc-4k the same with 4 KiB
   mmap-4k      100,000 back-to-back mmap(4 KiB) + store + munmap (workload churn)
+  map-populate mmap of 256 MiB with MAP_POPULATE, the kernel faulting every page in inside
+               the call (probe: mmap-anon, populate map-populate, allocate), ns/page
+  malloc-64m   one store per page of a fresh malloc(64 MiB), which glibc maps (probe: malloc,
+               write-page, first_touch), ns/page
+  thp          one store per 4 KiB page of 256 MiB aligned to 2 MiB and advised
+               MADV_HUGEPAGE: a huge page fault per 2 MiB (probe: mmap-anon, thp huge,
+               first_touch), ns/page
+  map-file-cold
+               one load per page through a read-only private mapping of a 256 MiB ext4 file
+               dropped from the page cache (posix_fadvise DONTNEED) right before (probe:
+               mmap-file, protection read, read-page, cache cold, first_touch), ns/page; FAIL
+               when either side found more than 1% of the file still cached
+  malloc-1m-reuse
+               40,000 back-to-back malloc(1 MiB) + one store per page + free: after the first
+               two pairs the same resident heap chunk every time (probe: workload churn,
+               malloc, write-page, allocate), ns per page touched
+  grow-mremap  a 1 MiB mapping doubled ten times to 1 GiB by mremap, one store per page of
+               each step's new part right after the step (probe: workload resize, mmap-anon,
+               grow_method mremap, grow_steps 10, touch_grown, second_pass), ns per page added
+  grow-realloc the same with malloc and realloc (probe: malloc, grow_method realloc)
 
-One warm-up round runs first and is not counted (this VM's free page reporting makes memory
-unused for a while slower to fault in). Then each round runs every family's two sides back to
-back, alloclab first in even rounds and plain first in odd ones, so drift of the shared
-machine lands on both sides of a pair. Per family it prints median and minimum of each side,
-the median of the per-round ratios alloclab/plain and PASS when that is within BOUND of 1
-(two-sided: a probe faster than careful C is as wrong as a slower one), and FAIL when not, or
-when the two sides took different numbers of page faults (they would not be doing the same
-kernel work). With it goes the bootstrap 95% interval of that median (runner.stats); when the
-interval straddles the bound the verdict is within the machine's noise, and it says so. Raw
-samples and the summary go to bench/out/fidelity.json. Exit status 1 when any family fails,
-including a family this alloclab cannot express. Run from a checkout:
-`python bench/fidelity.py [--rounds N] [--family NAME]`, or `nox -s bench -- --rounds N`.
+The baseline of every family is bench/baseline.c's own code in a reference tool's idiom
+(its header names which), never the probe's: the THP region comes from posix_memalign, where
+the probe maps 2 MiB more and trims; the cold file is dropped as fio's invalidate=1 drops it,
+where the probe also fdatasyncs; the growth chain is a plain realloc/mremap loop. So the bench
+can disagree with the probe, and says so by FAIL.
+
+Method. One warm-up round runs first and is not counted (this VM's free page reporting makes
+memory unused for a while slower to fault in). Then each round runs every family's two sides
+back to back, alloclab first in even rounds and plain first in odd ones, so drift of the
+shared machine lands on both sides of a pair. Before each sample of a family that first-touches
+much anonymous memory (first-touch, map-populate, malloc-64m, thp, the growth chains), a
+process of its own writes and frees as much (in huge pages for thp), so that either side gets
+memory the host backs rather than memory it took back (WARM_HOST). The file families read one
+data file per family that the bench writes once, shared by both sides and all rounds
+(DATA_FILE), as alloclab shares one between the processes of a scenario; each side still
+sets its cache state itself.
+
+Per family it prints median and minimum of each side, the median of the per-round ratios
+alloclab/plain and PASS when that is within BOUND of 1 (two-sided: a probe faster than
+careful C is as wrong as a slower one), and FAIL when not, or when the two sides took
+different numbers of page faults (they would not be doing the same kernel work). A family
+whose probe scenario deliberately differs from the plain work carries the reason
+(Family.known_difference): off the bound it prints KNOWN with that reason and does not fail
+(unequal faults still fail it). With the ratio goes the bootstrap 95% interval of its median
+(runner.stats); when the interval straddles the bound the verdict is within the machine's
+noise, and it says so. Raw samples and the summary go to bench/out/fidelity.json, the printed
+table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the published
+figures). Exit status 1 when any family fails, including a family this alloclab cannot
+express. The default 30 rounds take about 7 minutes on an idle 2-vCPU VM of this kind (each
+round about 13 s: the two 1 GiB growth chains a third of it; the table ends with seconds per
+round for each family). Run from a checkout:
+`python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
+`nox -s bench -- --rounds N --families thp,map-file-cold`.
 """
 
 from __future__ import annotations
@@ -49,6 +90,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,7 +208,7 @@ WARM_HOST = True
 FAMILIES = (
     Family("first-touch", {"backing": "mmap-anon", "access": "write-page"}, "first_touch",
            "ns/page", ("first-touch", str(SIZE_BYTES)),
-           "one store per page of a fresh private anonymous mapping"),
+           "one store per page of a fresh private anonymous mapping", warm_bytes=SIZE_BYTES),
     Family("memset", {"backing": "mmap-anon", "access": "write-all"}, "second_pass", "GB/s",
            ("memset", str(SIZE_BYTES)), "memset over a mapping whose pages are all faulted in"),
     Family("read-all", {"backing": "mmap-anon", "access": "read-all",
@@ -251,6 +293,7 @@ class Series:
     scenario: Scenario | None
     problem: str = ""  # why the family cannot be measured with this alloclab
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of all its rounds, warm-up included (both sides, warming)
 
 
 def build_scenario(family: Family) -> Scenario:
@@ -293,7 +336,7 @@ class Runner:
     def run(self, side: str, family: Family, scenario: Scenario) -> Sample:
         self.count += 1
         if family.warm_bytes and WARM_HOST:
-            self._warm_host(family.warm_bytes)
+            self._warm_host(family.warm_bytes, family.params.get("thp") == "huge")
         if side == "alloclab":
             return self._alloclab(family, scenario)
         return self._plain(family)
@@ -331,9 +374,11 @@ class Runner:
             return run_process(argv, extra_env=env, **options)
         return start
 
-    def _warm_host(self, size_bytes: int) -> None:
-        """Write and free `size_bytes` of anonymous memory in a process of its own."""
-        subprocess.run([str(self.baseline), "warm", str(size_bytes)], env=PROBE_ENV,
+    def _warm_host(self, size_bytes: int, huge: bool) -> None:
+        """Write and free `size_bytes` of anonymous memory in a process of its own (in huge
+        pages for a THP family: freed whole, they are what its huge page faults get next)."""
+        subprocess.run([str(self.baseline), "warm-huge" if huge else "warm", str(size_bytes)],
+                       env=PROBE_ENV,
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT_S,
                        check=True)
 
@@ -360,7 +405,9 @@ def measure(series: list[Series], runner: Runner, rounds: int, warmup_rounds: in
         for entry in series:
             if entry.scenario is None:
                 continue
+            started = time.perf_counter()
             pair = {side: runner.run(side, entry.family, entry.scenario) for side in order}
+            entry.seconds += time.perf_counter() - started
             if counted:
                 entry.rounds.append({"round": index - warmup_rounds, "first": order[0],
                                      **{side: asdict(pair[side]) for side in SIDES}})
@@ -427,10 +474,11 @@ def _cached_before(entry: Series) -> dict[str, float]:
 
 
 def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
-                 rounds: int) -> list[str]:
+                 rounds: int, warmup_rounds: int) -> list[str]:
     """The summary as the lines the bench prints (and writes beside the JSON)."""
     w = max(12, *(len(entry.family.name) for entry in series))
-    lines = [f"alloclab fidelity: {rounds} counted rounds after a warm-up, a fresh process per "
+    lines = [f"alloclab fidelity: {rounds} counted rounds after {warmup_rounds} warm-up, a fresh "
+             "process per "
              f"sample, order alternating by round; {SIZE_BYTES >> 20} MiB blocks unless the "
              "family says otherwise, latency families (ns/op) in back-to-back pairs",
              f"{'family':<{w}} {'side':<9} {'median':>10} {'min':>10}  {'median':>15}  "
@@ -465,6 +513,12 @@ def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
                                for side, share in summary["cached_before_max"].items())
             lines.append(f"{'':<{w}} {'':<9} largest share of the file cached before the "
                          f"timed pass: {shares}")
+    measured = [entry for entry in series if entry.scenario is not None]
+    total = sum(entry.seconds for entry in measured)
+    per_round = max(rounds + warmup_rounds, 1)
+    lines.append(f"measuring took {total / 60:.1f} min; seconds per round (both sides, warming "
+                 "included): " + ", ".join(f"{entry.family.name} {entry.seconds / per_round:.1f}"
+                                          for entry in measured))
     return lines
 
 
@@ -526,7 +580,7 @@ def write_json(path: Path, probe: ProbeBinary, args: argparse.Namespace,
                 "work_pages": entry.family.work_pages, "unit": entry.family.unit,
                 "warm_bytes": entry.family.warm_bytes if WARM_HOST else 0,
                 "known_difference": entry.family.known_difference,
-                "summary": summary, "samples": entry.rounds,
+                "seconds": entry.seconds, "summary": summary, "samples": entry.rounds,
             } for entry, summary in zip(series, summaries, strict=True)},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -592,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
               if s["verdict"] == "FAIL"]
     known = [entry.family.name for entry, s in zip(series, summaries, strict=True)
              if s["verdict"] == "KNOWN"]
-    lines = format_table(series, summaries, args.rounds)
+    lines = format_table(series, summaries, args.rounds, args.warmup_rounds)
     if known:
         lines.append(f"KNOWN (off the bound for the documented reason, not failed): "
                      f"{', '.join(known)}")
