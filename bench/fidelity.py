@@ -62,20 +62,24 @@ data file per family that the bench writes once, shared by both sides and all ro
 (DATA_FILE), as alloclab shares one between the processes of a scenario; each side still
 sets its cache state itself.
 
-Per family it prints median and minimum of each side, the median of the per-round ratios
-alloclab/plain and PASS when that is within BOUND of 1 (two-sided: a probe faster than
-careful C is as wrong as a slower one), and FAIL when not, or when the two sides took
-different numbers of page faults (they would not be doing the same kernel work). A family
-whose probe scenario deliberately differs from the plain work carries the reason
+Per family it prints median and minimum of each side and the paired ratio alloclab/plain:
+the geometric mean of the median ratio among rounds alloclab ran first and that among rounds
+plain ran first. The second process of a pair often runs faster or slower than the first (by
+10-20% on a busy machine); balanced so, that effect cancels instead of making a two-humped
+spread whose median wanders between the humps. The effect is printed too, and the plain
+median of all pairs. PASS when the ratio is within BOUND of 1 (two-sided: a probe faster than
+careful C is as wrong as a slower one), FAIL when not, or when the two sides took different
+numbers of page faults (they would not be doing the same kernel work). A family whose probe
+scenario deliberately differs from the plain work carries the reason
 (Family.known_difference): off the bound it prints KNOWN with that reason and does not fail
-(unequal faults still fail it). With the ratio goes the bootstrap 95% interval of its median
-(runner.stats); when the interval straddles the bound the verdict is within the machine's
-noise, and it says so. Raw samples and the summary go to bench/out/fidelity.json, the printed
-table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the published
-figures). Exit status 1 when any family fails, including a family this alloclab cannot
-express. The default 30 rounds take about 7 minutes on an idle 2-vCPU VM of this kind (each
-round about 13 s: the two 1 GiB growth chains a third of it; the table ends with seconds per
-round for each family). Run from a checkout:
+(unequal faults still fail it). With the ratio goes its bootstrap 95% interval (each order's
+rounds resampled apart); when the interval straddles the bound the verdict is within the
+machine's noise, and it says so. Raw samples and the summary go to bench/out/fidelity.json,
+the printed table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the
+published figures). Exit status 1 when any family fails, including a family this alloclab
+cannot express. The default 30 rounds take about 7 minutes on an idle 2-vCPU VM of this kind
+(each round about 13 s, the two 1 GiB growth chains a third of it; the table ends with each
+family's seconds per round). Run from a checkout:
 `python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
 `nox -s bench -- --rounds N --families thp,map-file-cold`.
 """
@@ -110,7 +114,7 @@ from runner.matrix import expand  # noqa: E402
 from runner.model import ProcessRecord, Repetitions, Scenario  # noqa: E402
 from runner.probe import ProbeBinary, build_probe, compile_c, find_compiler, probe_argv  # noqa: E402
 from runner.spec import parse_spec  # noqa: E402
-from runner.stats import bootstrap_median_ci  # noqa: E402
+from runner.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_median_ci  # noqa: E402
 
 SIZE_BYTES = 256 << 20
 READ_CHUNK_BYTES = 1 << 20
@@ -174,7 +178,9 @@ class Family:
 # or drops it). One file for both sides means they read the same blocks through the same
 # page-cache pages: with a fresh file per process (as before), the pages each side got, and
 # the first read of freshly written blocks from this VM's disk (twice as slow as later cold
-# reads), varied per process and made half the spread of the paired ratios.
+# reads), and each process writing and syncing 256 MiB varied per process: on a busy machine,
+# 18 rounds of each way, the spread (sd of log paired ratios) of read-file fell from 0.39 to
+# 0.17 and of map-file from 0.46 to 0.23.
 DATA_FILE = "{data_file}"
 
 # Latency families: back-to-back pairs in one timed window (the probe's workload churn times
@@ -197,8 +203,8 @@ GROW_ADDED_PAGES = (GROW_START_BYTES << GROW_STEPS) // PAGE_BYTES - GROW_START_B
 GROW_PARAMS = {"workload": "resize", "grow_factor": 2, "grow_steps": GROW_STEPS,
                "touch_grown": True, "access": "write-page"}
 # This VM reports free memory to its host after about two seconds; a page the host took back
-# costs a host fault too on its next first touch, 10x and more (MACHINE-NOTES in the README's
-# words: large first touches are bimodal). The kernel hands out memory freed last first, so a
+# costs a host fault too on its next first touch, up to 10x more (large first touches are
+# bimodal). The kernel hands out memory freed last first, so a
 # process of its own that writes and frees this much memory right before a sample leaves it
 # backed for the sample, on either side alike. Without it, of a pair of 1 GiB growths the side
 # that ran first got reported memory and the second the memory the first just freed.
@@ -240,10 +246,12 @@ FAMILIES = (
     # header names: MAP_POPULATE in the mmap call, posix_memalign + madvise for THP (the probe
     # maps 2 MiB more and trims), a file dropped by posix_fadvise as fio's invalidate does, a
     # malloc'd buffer touched as will-it-scale touches one, mremap/realloc doubling chains.
-    Family("map-populate", {"backing": "mmap-anon", "populate": "map-populate"}, "allocate",
+    Family("map-populate", {"backing": "mmap-anon", "populate": "map-populate",
+                            "access": "none"}, "allocate",
            "ns/page", ("populate", str(SIZE_BYTES)),
            "mmap of a private anonymous mapping with MAP_POPULATE: every page faulted in "
-           "inside the call (the probe's allocate phase)", warm_bytes=SIZE_BYTES),
+           "inside the call (the probe's allocate phase; access none leaves first touch "
+           "empty, so the fault_in window is the same call)", warm_bytes=SIZE_BYTES),
     Family("malloc-64m", {"backing": "malloc"}, "first_touch", "ns/page",
            ("malloc-touch", str(MALLOC_LARGE_BYTES)),
            "one store per page of a fresh malloc(64 MiB), which glibc maps",
@@ -361,10 +369,10 @@ class Runner:
                        "observations": iteration["observations"]})
 
     def _start(self, family: Family) -> schedule.RunProcess | None:
-        """How run_jobs starts the probe: as always (None), or for a file family with the
-        family's data file named the way run_jobs names a scenario's shared file (its hook for
-        starting processes elsewhere, used here to keep one file across all rounds, where
-        run_jobs would make and remove one per call)."""
+        """How run_jobs starts the probe: as it always does (None), or for a file family with
+        the family's data file in the probe's environment, as run_jobs names a scenario's
+        shared file. (run_jobs would make and remove a file per call, i.e. per sample; its
+        hook for starting processes elsewhere lets the file last all rounds.)"""
         data_file = self.data_files.get(family.name)
         if data_file is None:
             return None
@@ -415,6 +423,35 @@ def measure(series: list[Series], runner: Runner, rounds: int, warmup_rounds: in
         print(f"  {label} done", file=sys.stderr, flush=True)
 
 
+def order_balanced_ratio(ratios: Sequence[float], first: Sequence[str]
+                         ) -> tuple[float, tuple[float, float], float]:
+    """The paired ratio alloclab/plain with the order of the pair cancelled, its bootstrap
+    95% interval, and the order effect.
+
+    A pair's second process often runs faster or slower than its first (memory just freed,
+    caches, the neighbours' rhythm), by as much as 10-20% on a busy machine. Rounds alternate
+    the order, so among rounds with alloclab first the ratios are r·e, among the others r/e:
+    the median of them all falls anywhere between, as the two groups' spread allows. The
+    geometric mean of the two groups' medians is r (as a crossover design estimates a
+    treatment effect apart from the period effect), and e is the square root of their
+    quotient. A real difference between the sides shows in both groups alike, so this hides
+    none. With only one order measured (one round) it is the plain median of the ratios and
+    the effect 1. The effect e > 1: the first process of a pair ran e times slower.
+    """
+    values = np.array(ratios, dtype=np.float64)
+    groups = [values[[who == side for who in first]] for side in SIDES]
+    if min(len(group) for group in groups) == 0:
+        low, high = bootstrap_median_ci(values)
+        return float(np.median(values)), (low, high), 1.0
+    medians = [float(np.median(group)) for group in groups]
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    resampled = [np.median(group[rng.integers(0, len(group), (BOOTSTRAP_RESAMPLES, len(group)))],
+                           axis=1) for group in groups]
+    low, high = np.percentile(np.sqrt(resampled[0] * resampled[1]), [2.5, 97.5])
+    return (float(np.sqrt(medians[0] * medians[1])), (float(low), float(high)),
+            float(np.sqrt(medians[0] / medians[1])))
+
+
 def summarize(entry: Series) -> dict[str, Any]:
     """Median and minimum per side, the paired ratios, the fault check and the verdict."""
     if entry.scenario is None:
@@ -423,15 +460,18 @@ def summarize(entry: Series) -> dict[str, Any]:
     faults = {side: statistics.median(r[side]["minor_faults"] for r in entry.rounds)
               for side in SIDES}
     ratios = [a / p for a, p in zip(ns["alloclab"], ns["plain"], strict=True)]
-    paired = statistics.median(ratios)
-    low, high = bootstrap_median_ci(np.array(ratios, dtype=np.float64))
+    paired, (low, high), order_effect = order_balanced_ratio(
+        ratios, [r["first"] for r in entry.rounds])
     summary: dict[str, Any] = {
         **{f"{side}_median_ns": statistics.median(ns[side]) for side in SIDES},
         **{f"{side}_min_ns": min(ns[side]) for side in SIDES},
         **{f"{side}_median_minor_faults": faults[side] for side in SIDES},
-        "median_paired_ratio": paired,
+        "paired_ratio": paired,  # order-balanced: the verdict's
+        "paired_ratio_ci95": [low, high],
+        # how much slower the first process of a pair ran than the second (both sides alike)
+        "order_effect": order_effect,
+        "median_paired_ratio": statistics.median(ratios),  # of all rounds, order mixed
         "min_ratio": min(ns["alloclab"]) / min(ns["plain"]),
-        "median_paired_ratio_ci95": [low, high],
         # The interval lies wholly inside the bound or wholly outside it: the verdict stands.
         "resolved": (low >= 1 - BOUND and high <= 1 + BOUND) or high < 1 - BOUND
         or low > 1 + BOUND,
@@ -451,11 +491,11 @@ def summarize(entry: Series) -> dict[str, Any]:
             + "): posix_fadvise did not drop it")}
     elif abs(paired - 1) > BOUND and entry.family.known_difference:
         summary |= {"verdict": "KNOWN", "reason": (
-            f"median paired ratio {paired:.3f} is outside 1 ± {BOUND:.0%}, as documented: "
+            f"paired ratio {paired:.3f} is outside 1 ± {BOUND:.0%}, as documented: "
             f"{entry.family.known_difference}")}
     elif abs(paired - 1) > BOUND:
         summary |= {"verdict": "FAIL", "reason": (
-            f"median paired ratio {paired:.3f} is outside 1 ± {BOUND:.0%}")}
+            f"paired ratio {paired:.3f} is outside 1 ± {BOUND:.0%}")}
     else:
         summary |= {"verdict": "PASS", "reason": ""}
     if cached:
@@ -476,11 +516,11 @@ def _cached_before(entry: Series) -> dict[str, float]:
 def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
                  rounds: int, warmup_rounds: int) -> list[str]:
     """The summary as the lines the bench prints (and writes beside the JSON)."""
-    w = max(12, *(len(entry.family.name) for entry in series))
-    lines = [f"alloclab fidelity: {rounds} counted rounds after {warmup_rounds} warm-up, a fresh "
-             "process per "
-             f"sample, order alternating by round; {SIZE_BYTES >> 20} MiB blocks unless the "
-             "family says otherwise, latency families (ns/op) in back-to-back pairs",
+    w = max([12, *(len(entry.family.name) for entry in series)])
+    lines = [f"alloclab fidelity: {rounds} counted rounds after {warmup_rounds} warm-up, "
+             "a fresh process per sample, order alternating by round; "
+             f"{SIZE_BYTES >> 20} MiB blocks unless the family says otherwise, latency "
+             "families (ns/op) in back-to-back pairs",
              f"{'family':<{w}} {'side':<9} {'median':>10} {'min':>10}  {'median':>15}  "
              f"{'min':>15}  {'faults':>7}"]
     for entry, summary in zip(series, summaries, strict=True):
@@ -496,11 +536,12 @@ def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
                          f"{summary[f'{side}_median_minor_faults']:>7g}")
         verdict: Verdict = summary["verdict"]
         detail = f": {summary['reason']}" if verdict != "PASS" else ""
-        low, high = summary["median_paired_ratio_ci95"]
-        lines.append(f"{name:<{w}} {'ratio':<9} median paired alloclab/plain "
-                     f"{summary['median_paired_ratio']:.3f} [95% CI {low:.3f}-{high:.3f}] "
-                     f"(of minima {summary['min_ratio']:.3f}) -> {verdict} "
-                     f"(bound ±{BOUND:.0%}){detail}")
+        low, high = summary["paired_ratio_ci95"]
+        lines.append(f"{name:<{w}} {'ratio':<9} paired alloclab/plain "
+                     f"{summary['paired_ratio']:.3f} [95% CI {low:.3f}-{high:.3f}] "
+                     f"(all pairs' median {summary['median_paired_ratio']:.3f}, first of a pair "
+                     f"x{summary['order_effect']:.3f}, of minima {summary['min_ratio']:.3f}) "
+                     f"-> {verdict} (bound ±{BOUND:.0%}){detail}")
         if not summary["resolved"]:
             lines.append(f"{'':<{w}} {'':<9} noisy: the interval straddles the bound, so this "
                          "verdict could flip on a rerun (a quieter machine or more --rounds "

@@ -60,6 +60,26 @@ def test_a_ratio_within_the_bound_passes_and_one_past_it_fails_either_way() -> N
         assert "outside 1 ± 3%" in summary["reason"]
 
 
+def test_the_order_within_a_pair_cancels_and_a_real_difference_does_not() -> None:
+    """Rounds alternate who runs first; the first of a pair runs 15% slower. Equal sides
+    then give ratios 1.15 and 1/1.15 with some spread, whose plain median may land anywhere
+    between: the balanced ratio is 1 and the effect 1.15. A probe 5% slower stays 1.05."""
+    spread = [0.99, 1.0, 1.01, 1.0, 0.995, 1.005]
+    first = ["alloclab" if k % 2 == 0 else "plain" for k in range(12)]
+    for true_ratio in (1.0, 1.05):
+        ratios = [true_ratio * (1.15 if who == "alloclab" else 1 / 1.15) * spread[k // 2]
+                  for k, who in enumerate(first)]
+        ratio, (low, high), effect = fidelity.order_balanced_ratio(ratios, first)
+        assert ratio == pytest.approx(true_ratio, rel=0.01)
+        assert low <= ratio <= high and high - low < 0.05
+        assert effect == pytest.approx(1.15, rel=0.01)
+    pairs = [(int(1050 * (1.15 if k % 2 == 0 else 1 / 1.15)), 1000) for k in range(12)]
+    summary = fidelity.summarize(series(BY_NAME["first-touch"], rounds(pairs)))
+    assert summary["verdict"] == "FAIL" and summary["paired_ratio"] == pytest.approx(1.05, 0.01)
+    one = fidelity.order_balanced_ratio([1.02], ["plain"])
+    assert one[0] == pytest.approx(1.02) and one[2] == 1.0
+
+
 def test_a_documented_difference_excuses_the_ratio_but_not_different_work() -> None:
     family = dataclasses.replace(BY_NAME["first-touch"], known_difference="the probe does X")
     off = fidelity.summarize(series(family, rounds([(1100, 1000)] * 5)))
