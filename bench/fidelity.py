@@ -687,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
               if s["verdict"] == "FAIL"]
     known = [entry.family.name for entry, s in zip(series, summaries, strict=True)
              if s["verdict"] == "KNOWN"]
-    lines = format_table(series, summaries, args.rounds, args.warmup_rounds)
+    lines = [f"# {_cpu_model() or 'unknown CPU'}, {os.cpu_count()} CPUs, Linux "
+             f"{platform.release()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             *format_table(series, summaries, args.rounds, args.warmup_rounds)]
     if known:
         lines.append(f"KNOWN (off the bound for the documented reason, not failed): "
                      f"{', '.join(known)}")
