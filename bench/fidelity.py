@@ -77,10 +77,10 @@ rounds resampled apart); when the interval straddles the bound the verdict is wi
 machine's noise, and it says so. Raw samples and the summary go to bench/out/fidelity.json,
 the printed table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the
 published figures). Exit status 1 when any family fails, including a family this alloclab
-cannot express. The default 30 rounds take about 7 minutes on an idle 2-vCPU VM of this kind
-(each round about 13 s, the two 1 GiB growth chains a third of it; the table ends with each
-family's seconds per round). Run from a checkout:
-`python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
+cannot express. The default 30 rounds and the warm-up take about 6 minutes on a 2-vCPU VM of
+this kind with little else running (each round 10.5 s, half of it the two 1 GiB growth chains;
+the table ends with each family's seconds per round), 10 with the other CPU busy. Run from a
+checkout: `python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
 `nox -s bench -- --rounds N --families thp,map-file-cold`.
 """
 
@@ -121,7 +121,7 @@ READ_CHUNK_BYTES = 1 << 20
 FILE_DIR = "/tmp"  # ext4 here: a file read goes through the page cache of a real filesystem
 BOUND = 0.03  # the median paired ratio alloclab/plain must lie within 1 ± BOUND
 TIMEOUT_S = 120.0
-DEFAULT_ROUNDS = 30  # about two minutes here, with other work sharing the machine
+DEFAULT_ROUNDS = 30  # about 6 minutes here (10.5 s a round), more with other work running
 OUT = ROOT / "bench" / "out" / "fidelity.json"
 SIDES = ("alloclab", "plain")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
