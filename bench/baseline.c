@@ -17,14 +17,48 @@
  *   baseline mmap-munmap SIZE OPS   OPS back-to-back pairs: a private anonymous mapping of
  *                                   SIZE, a store into its first page, munmap (lmbench
  *                                   lat_mmap, will-it-scale mmap1)
- *   baseline map-file DIR SIZE      a SIZE-byte warm file in DIR mapped read-only; time
- *                                   summing every 64-bit word through the mapping (its page
- *                                   faults included; the mmap call itself is not timed)
- *   baseline read-file DIR SIZE CHUNK
- *                                   a SIZE-byte file in DIR, written, flushed and read once
- *                                   so it is in the page cache; time read() of CHUNK bytes
+ *   baseline map-file FILE SIZE     the SIZE-byte FILE, read once so it is in the page cache,
+ *                                   mapped read-only; time summing every 64-bit word through
+ *                                   the mapping (its page faults included; the mmap call
+ *                                   itself is not timed)
+ *   baseline read-file FILE SIZE CHUNK
+ *                                   the SIZE-byte FILE, read once so it is in the page
+ *                                   cache; time read() of CHUNK bytes
  *                                   at a time into one reused page-aligned buffer until end
  *                                   of file (lmbench bw_file_rd, io_only)
+ *   baseline populate SIZE          time one mmap of SIZE bytes of private anonymous memory
+ *                                   with MAP_POPULATE: the kernel faults every page in inside
+ *                                   the call (fio's and databases' pre-faulted buffers)
+ *   baseline malloc-touch SIZE      malloc(SIZE) (glibc maps it: above its mmap threshold);
+ *                                   time one store per page from the returned pointer on
+ *                                   (will-it-scale page_fault1 over a malloc'd buffer)
+ *   baseline thp-touch SIZE         posix_memalign to 2 MiB, madvise(MADV_HUGEPAGE) of the
+ *                                   SIZE bytes; time one store per 4 KiB page (each 2 MiB
+ *                                   takes one fault, a huge page zeroed whole)
+ *   baseline map-file-cold FILE SIZE
+ *                                   the SIZE-byte FILE (clean: written and flushed before),
+ *                                   dropped from the page cache by posix_fadvise(DONTNEED)
+ *                                   (fio's invalidate=1) and mapped read-only; time loading
+ *                                   one byte per page through the mapping (fio's mmap engine
+ *                                   reading, page by page)
+ *   baseline malloc-touch-free SIZE OPS
+ *                                   OPS back-to-back rounds: malloc(SIZE), one store per page,
+ *                                   free (will-it-scale malloc1 with the buffer used)
+ *   baseline grow-mremap SIZE STEPS a SIZE-byte private anonymous mapping, written page by
+ *                                   page; time STEPS doublings by mremap(MREMAP_MAYMOVE), each
+ *                                   followed by one store per page of the part it added (a
+ *                                   growing buffer filled as it grows)
+ *   baseline grow-realloc SIZE STEPS
+ *                                   the same with malloc and realloc
+ *   baseline warm SIZE              untimed, prints nothing: write one byte per page of a
+ *                                   fresh SIZE-byte mapping and exit, so that in a virtual
+ *                                   machine reporting free memory to its host the memory
+ *                                   handed out next is backed (bench/fidelity.py runs it
+ *                                   before each sample of a large first-touch family)
+ *
+ * FILE is the data file bench/fidelity.py writes and flushes once per family and hands to
+ * both sides (the probe's through ALLOCLAB_DATA_FILE), so the two read the same blocks of
+ * the same file: what each side does with it is its own.
  *
  * The read-all mapping is faulted in by writing, so every page is a page of memory of its
  * own, as the probe's read-all scenario leaves it (populate madv-populate-write): the sum
@@ -32,7 +66,9 @@
  *
  * Prints one JSON line: {"ns": timed nanoseconds, "minor_faults": during the timed loop,
  * "checksum": what the loop computed (printed so the loop's result stays live),
- * "buffer_page_offset": the destination's offset into its page (read-file; 0 elsewhere)}.
+ * "buffer_page_offset": the destination's offset into its page (read-file; 0 elsewhere),
+ * "resident_ppm_before": the share of the file in the page cache right before the timed loop,
+ * by mincore, in parts per million (map-file-cold; -1 elsewhere)}.
  * Compiled by bench/fidelity.py with the probe's compiler and flags. Exit status 2 for a bad
  * command line, 3 when a system call fails.
  */
@@ -46,6 +82,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,8 +114,9 @@ static void begin(struct timed *t)
     clock_gettime(CLOCK_MONOTONIC, &t->start);
 }
 
-/* Stops the clock, then prints the result line. */
-static void end(const struct timed *t, uint64_t checksum, size_t page_offset)
+/* Stops the clock, then prints the result line (resident_ppm -1: not a cold file). */
+static void end_with(const struct timed *t, uint64_t checksum, size_t page_offset,
+                     long resident_ppm)
 {
     struct timespec stop;
     clock_gettime(CLOCK_MONOTONIC, &stop);
@@ -86,8 +124,13 @@ static void end(const struct timed *t, uint64_t checksum, size_t page_offset)
     long long ns = (long long)(stop.tv_sec - t->start.tv_sec) * 1000000000LL +
                    (long long)(stop.tv_nsec - t->start.tv_nsec);
     printf("{\"ns\": %lld, \"minor_faults\": %ld, \"checksum\": %llu, "
-           "\"buffer_page_offset\": %zu}\n",
-           ns, faults, (unsigned long long)checksum, page_offset);
+           "\"buffer_page_offset\": %zu, \"resident_ppm_before\": %ld}\n",
+           ns, faults, (unsigned long long)checksum, page_offset, resident_ppm);
+}
+
+static void end(const struct timed *t, uint64_t checksum, size_t page_offset)
+{
+    end_with(t, checksum, page_offset, -1);
 }
 
 static unsigned char *fresh_mapping(size_t bytes)
@@ -183,34 +226,29 @@ static int read_all(size_t bytes)
     return 0;
 }
 
-/* The file: created in `dir`, unlinked at once, filled, flushed to disk (so no writeback
- * runs during the timed reads) and read once so every page is in the page cache. */
-static int warm_file(const char *dir, size_t bytes, unsigned char *buffer, size_t chunk)
+/* The data file bench/fidelity.py made for the family (written and flushed once, shared by
+ * both sides and every round, as alloclab's processes of one scenario share one): opened
+ * read-only, its length checked. */
+static int open_file(const char *path, size_t bytes)
 {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/alloclab-bench-XXXXXX", dir) >= sizeof path) {
-        fputs("baseline: directory name too long\n", stderr);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("open");
+    struct stat info;
+    if (fstat(fd, &info) != 0)
+        die("fstat");
+    if (!S_ISREG(info.st_mode) || (size_t)info.st_size != bytes) {
+        fprintf(stderr, "baseline: %s: %lld bytes, not %zu\n", path, (long long)info.st_size,
+                bytes);
         exit(2);
     }
-    int fd = mkstemp(path);
-    if (fd < 0)
-        die("mkstemp");
-    if (unlink(path) != 0)
-        die("unlink");
-    for (size_t i = 0; i < chunk; i++)
-        buffer[i] = (unsigned char)(i * 7 + 3);
-    for (size_t done = 0; done < bytes;) {
-        size_t want = bytes - done < chunk ? bytes - done : chunk;
-        ssize_t n = write(fd, buffer, want);
-        if (n < 0 && errno != EINTR)
-            die("write");
-        if (n > 0)
-            done += (size_t)n;
-    }
-    if (fsync(fd) != 0)
-        die("fsync");
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        die("lseek");
+    return fd;
+}
+
+/* The file, read once so every page is in the page cache. */
+static int warm_file(const char *path, size_t bytes, unsigned char *buffer, size_t chunk)
+{
+    int fd = open_file(path, bytes);
     ssize_t n;
     while ((n = read(fd, buffer, chunk)) != 0)
         if (n < 0 && errno != EINTR)
@@ -220,11 +258,11 @@ static int warm_file(const char *dir, size_t bytes, unsigned char *buffer, size_
     return fd;
 }
 
-static int read_file(const char *dir, size_t bytes, size_t chunk)
+static int read_file(const char *path, size_t bytes, size_t chunk)
 {
     size_t page = page_size();
     unsigned char *buffer = fresh_mapping(chunk); /* page-aligned; faulted in by warm_file */
-    int fd = warm_file(dir, bytes, buffer, chunk);
+    int fd = warm_file(path, bytes, buffer, chunk);
 
     size_t total = 0;
     ssize_t n;
@@ -281,11 +319,11 @@ static int mmap_munmap(size_t bytes, size_t ops)
     return 0;
 }
 
-static int map_file(const char *dir, size_t bytes)
+static int map_file(const char *path, size_t bytes)
 {
     size_t chunk = (size_t)1 << 20;
     unsigned char *buffer = fresh_mapping(chunk);
-    int fd = warm_file(dir, bytes, buffer, chunk);
+    int fd = warm_file(path, bytes, buffer, chunk);
     const uint64_t *words = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
     if (words == MAP_FAILED)
         die("mmap");
@@ -293,6 +331,155 @@ static int map_file(const char *dir, size_t bytes)
     begin(&t);
     uint64_t sum = rd(words, bytes / sizeof(uint64_t));
     end(&t, sum, 0);
+    return 0;
+}
+
+static int populate(size_t bytes)
+{
+    struct timed t;
+    begin(&t);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED)
+        die("mmap");
+    KEEP(m);
+    end(&t, 0, 0);
+    return 0;
+}
+
+static int malloc_touch(size_t bytes)
+{
+    size_t page = page_size();
+    unsigned char *buf = malloc(bytes);
+    if (buf == NULL)
+        die("malloc");
+    struct timed t;
+    begin(&t);
+    for (size_t i = 0; i < bytes; i += page)
+        buf[i] = 1;
+    KEEP(buf);
+    end(&t, 0, 0);
+    return 0;
+}
+
+static int thp_touch(size_t bytes)
+{
+    size_t page = page_size(), huge = (size_t)2 << 20;
+    void *m;
+    int error = posix_memalign(&m, huge, bytes);
+    if (error != 0) {
+        errno = error;
+        die("posix_memalign");
+    }
+    if (madvise(m, bytes, MADV_HUGEPAGE) != 0)
+        die("madvise(MADV_HUGEPAGE)");
+    unsigned char *base = m;
+    struct timed t;
+    begin(&t);
+    for (size_t i = 0; i < bytes; i += page)
+        base[i] = 1;
+    KEEP(base);
+    end(&t, 0, 0);
+    return 0;
+}
+
+/* The share of the file's pages in the page cache, in parts per million (mincore through a
+ * mapping of its own, which faults nothing in). */
+static long cached_ppm(int fd, size_t bytes)
+{
+    size_t page = page_size(), pages = (bytes + page - 1) / page, cached = 0;
+    void *m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *vector = fresh_mapping(pages);
+    if (m == MAP_FAILED)
+        die("mmap");
+    if (mincore(m, bytes, vector) != 0)
+        die("mincore");
+    for (size_t i = 0; i < pages; i++)
+        cached += vector[i] & 1;
+    munmap(m, bytes);
+    munmap(vector, pages);
+    return (long)(cached * 1000000 / pages);
+}
+
+static int map_file_cold(const char *path, size_t bytes)
+{
+    size_t page = page_size();
+    int fd = open_file(path, bytes);
+    int error = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (error != 0) {
+        errno = error;
+        die("posix_fadvise");
+    }
+    const volatile unsigned char *file = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (file == MAP_FAILED)
+        die("mmap");
+    long resident = cached_ppm(fd, bytes);
+    uint64_t sum = 0;
+    struct timed t;
+    begin(&t);
+    for (size_t i = 0; i < bytes; i += page)
+        sum += file[i];
+    end_with(&t, sum, 0, resident);
+    return 0;
+}
+
+static int malloc_touch_free(size_t bytes, size_t ops)
+{
+    size_t page = page_size();
+    struct timed t;
+    begin(&t);
+    for (size_t n = 0; n < ops; n++) {
+        unsigned char *buf = malloc(bytes);
+        if (buf == NULL)
+            die("malloc");
+        for (size_t i = 0; i < bytes; i += page)
+            buf[i] = (unsigned char)n;
+        KEEP(buf);
+        free(buf);
+    }
+    end(&t, 0, 0);
+    return 0;
+}
+
+/* One store per page of [from, to) of buf. */
+static void fill_pages(unsigned char *buf, size_t from, size_t to, size_t page)
+{
+    for (size_t i = from; i < to; i += page)
+        buf[i] = 1;
+    KEEP(buf);
+}
+
+static int grow(size_t bytes, size_t steps, int by_realloc)
+{
+    size_t page = page_size(), have = bytes;
+    unsigned char *buf = by_realloc ? malloc(bytes) : fresh_mapping(bytes);
+    if (buf == NULL)
+        die("malloc");
+    fill_pages(buf, 0, bytes, page);
+    struct timed t;
+    begin(&t);
+    for (size_t step = 0; step < steps; step++) {
+        size_t want = have * 2;
+        void *m = by_realloc ? realloc(buf, want) : mremap(buf, have, want, MREMAP_MAYMOVE);
+        if (m == NULL || m == MAP_FAILED)
+            die(by_realloc ? "realloc" : "mremap");
+        buf = m;
+        fill_pages(buf, have, want, page);
+        have = want;
+    }
+    end(&t, 0, 0);
+    return 0;
+}
+
+static int warm_memory(size_t bytes, int huge)
+{
+    size_t page = page_size();
+    unsigned char *base = fresh_mapping(bytes);
+    if (huge && madvise(base, bytes, MADV_HUGEPAGE) != 0)
+        die("madvise(MADV_HUGEPAGE)");
+    for (size_t i = 0; i < bytes; i += page)
+        base[i] = 1;
+    KEEP(base);
     return 0;
 }
 
@@ -327,7 +514,28 @@ int main(int argc, char **argv)
         return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]));
     if (argc == 4 && strcmp(argv[1], "map-file") == 0)
         return map_file(argv[2], parse_bytes(argv[3]));
-    fputs("usage: baseline first-touch|memset|read-all SIZE | read-file DIR SIZE CHUNK |\n"
-          "       malloc-free|mmap-munmap SIZE OPS | map-file DIR SIZE\n", stderr);
+    if (argc == 3 && strcmp(argv[1], "warm") == 0)
+        return warm_memory(parse_bytes(argv[2]), 0);
+    if (argc == 3 && strcmp(argv[1], "warm-huge") == 0)
+        return warm_memory(parse_bytes(argv[2]), 1);
+    if (argc == 3 && strcmp(argv[1], "populate") == 0)
+        return populate(parse_bytes(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "malloc-touch") == 0)
+        return malloc_touch(parse_bytes(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "thp-touch") == 0)
+        return thp_touch(parse_bytes(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "map-file-cold") == 0)
+        return map_file_cold(argv[2], parse_bytes(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "malloc-touch-free") == 0)
+        return malloc_touch_free(parse_bytes(argv[2]), parse_bytes(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "grow-mremap") == 0)
+        return grow(parse_bytes(argv[2]), parse_bytes(argv[3]), 0);
+    if (argc == 4 && strcmp(argv[1], "grow-realloc") == 0)
+        return grow(parse_bytes(argv[2]), parse_bytes(argv[3]), 1);
+    fputs("usage: baseline first-touch|memset|read-all|populate|malloc-touch|thp-touch|warm "
+          "SIZE |\n"
+          "       read-file FILE SIZE CHUNK | map-file|map-file-cold FILE SIZE |\n"
+          "       malloc-free|mmap-munmap|malloc-touch-free SIZE OPS |\n"
+          "       grow-mremap|grow-realloc SIZE STEPS\n", stderr);
     return 2;
 }

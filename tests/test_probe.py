@@ -790,6 +790,22 @@ def test_the_fault_in_window_counts_every_page_once_wherever_populate_puts_it(
     assert 0.9 * N_PAGES * PAGE <= growth <= 1.1 * N_PAGES * PAGE
 
 
+@pytest.mark.probe
+def test_an_anonymous_block_is_a_mapping_of_its_own_not_part_of_the_probes_memory(
+        probe: ProbeBinary) -> None:
+    """The kernel places a new mapping right below the last one, and the probe's own memory
+    is private anonymous read-write too: a read-write block mapped next to it would join it
+    (mmap extending the probe's mapping, munmap splitting it: other kernel work than for a
+    mapping of its own). A read-only block never joins it; a read-write block must add as
+    many mappings as a read-only one, in every iteration."""
+    counts = {}
+    for protection in ("read-write", "read"):
+        s = scenario(backing="mmap-anon", size_bytes=PAGE, access="none", protection=protection)
+        counts[protection] = {it["observations"]["mappings"] for it in measured(probe, s, 2)}
+    assert counts["read-write"] == counts["read"]
+    assert len(counts["read"]) == 1
+
+
 # --- churn ------------------------------------------------------------------------------------
 
 @pytest.mark.probe
