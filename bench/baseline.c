@@ -26,6 +26,13 @@
  *                                   cache; time read() of CHUNK bytes
  *                                   at a time into one reused page-aligned buffer until end
  *                                   of file (lmbench bw_file_rd, io_only)
+ *   baseline write-file DIR SIZE CHUNK
+ *                                   a SIZE-byte file of its own in DIR (unlinked at once),
+ *                                   written, flushed and read back so it is clean in the page
+ *                                   cache; time, CHUNK bytes at a time, filling one reused
+ *                                   page-aligned buffer with memset and pwrite()-ing it to its
+ *                                   place until the file is rewritten (fio's write, a
+ *                                   program writing its output through a buffer)
  *   baseline populate SIZE          time one mmap of SIZE bytes of private anonymous memory
  *                                   with MAP_POPULATE: the kernel faults every page in inside
  *                                   the call (fio's and databases' pre-faulted buffers)
@@ -285,6 +292,44 @@ static int read_file(const char *path, size_t bytes, size_t chunk)
     return 0;
 }
 
+static int write_file(const char *dir, size_t bytes, size_t chunk)
+{
+    size_t page = page_size();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/baseline-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        die("mkstemp");
+    if (unlink(path) != 0)
+        die("unlink");
+    unsigned char *buffer = fresh_mapping(chunk);
+    for (size_t done = 0; done < bytes; done += chunk) { /* the file's first contents */
+        memset(buffer, (int)(done / chunk) & 0xff, chunk);
+        if (pwrite(fd, buffer, chunk, (off_t)done) != (ssize_t)chunk)
+            die("pwrite");
+    }
+    if (fsync(fd) != 0)
+        die("fsync");
+    for (size_t done = 0; done < bytes; done += chunk) /* and cached, as the probe leaves it */
+        if (pread(fd, buffer, chunk, (off_t)done) != (ssize_t)chunk)
+            die("pread");
+
+    size_t written = 0;
+    struct timed t;
+    begin(&t);
+    for (off_t offset = 0; (size_t)offset < bytes; offset += (off_t)chunk) {
+        memset(buffer, 0x5a, chunk);
+        ssize_t n = pwrite(fd, buffer, chunk, offset);
+        if (n != (ssize_t)chunk)
+            die("pwrite");
+        written += (size_t)n;
+    }
+    KEEP(buffer);
+    end(&t, written, (size_t)((uintptr_t)buffer % page));
+    close(fd);
+    return 0;
+}
+
 static int malloc_free(size_t bytes, size_t ops)
 {
     struct timed t;
@@ -508,6 +553,8 @@ int main(int argc, char **argv)
         return read_all(parse_bytes(argv[2]));
     if (argc == 5 && strcmp(argv[1], "read-file") == 0)
         return read_file(argv[2], parse_bytes(argv[3]), parse_bytes(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "write-file") == 0)
+        return write_file(argv[2], parse_bytes(argv[3]), parse_bytes(argv[4]));
     if (argc == 4 && strcmp(argv[1], "malloc-free") == 0)
         return malloc_free(parse_bytes(argv[2]), parse_bytes(argv[3]));
     if (argc == 4 && strcmp(argv[1], "mmap-munmap") == 0)
@@ -534,7 +581,8 @@ int main(int argc, char **argv)
         return grow(parse_bytes(argv[2]), parse_bytes(argv[3]), 1);
     fputs("usage: baseline first-touch|memset|read-all|populate|malloc-touch|thp-touch|warm "
           "SIZE |\n"
-          "       read-file FILE SIZE CHUNK | map-file|map-file-cold FILE SIZE |\n"
+          "       read-file FILE SIZE CHUNK | write-file DIR SIZE CHUNK |\n"
+          "       map-file|map-file-cold FILE SIZE |\n"
           "       malloc-free|mmap-munmap|malloc-touch-free SIZE OPS |\n"
           "       grow-mremap|grow-realloc SIZE STEPS\n", stderr);
     return 2;

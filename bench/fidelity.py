@@ -19,6 +19,9 @@ Families (bandwidth ones over one 256 MiB block), each with its probe scenario:
                one store per page): memory, not the one shared zero page held in cache
   read-file    read a warm file in 1 MiB chunks into one reused page-aligned buffer (probe:
                read-file, read_buffer 1MiB, access none, cache warm, first_touch)
+  write-file   rewrite a 64 MiB file clean in the page cache in 1 MiB chunks made by memset in one
+               reused buffer, each pwrite to its place (probe: write-file, write_buffer 1MiB,
+               write-all, first_touch)
   map-file     sum every word of a warm file through a read-only private mapping, faults
                included (probe: mmap-file, protection read, read-all, first_touch)
   malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
@@ -118,6 +121,9 @@ from runner.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_median_c
 
 SIZE_BYTES = 256 << 20
 READ_CHUNK_BYTES = 1 << 20
+# write-file: each side makes, flushes and reads in a file of its own per sample (a file that
+# is written cannot be shared), so a smaller one keeps the round short.
+WRITE_FILE_BYTES = 64 << 20
 FILE_DIR = "/tmp"  # ext4 here: a file read goes through the page cache of a real filesystem
 BOUND = 0.03  # the median paired ratio alloclab/plain must lie within 1 ± BOUND
 TIMEOUT_S = 120.0
@@ -226,6 +232,14 @@ FAMILIES = (
            "first_touch", "GB/s",
            ("read-file", DATA_FILE, str(SIZE_BYTES), str(READ_CHUNK_BYTES)),
            "read() of a warm file in 1 MiB chunks into one reused page-aligned buffer"),
+    Family("write-file", {"backing": "write-file", "access": "write-all", "cache": "warm",
+                          "file_dir": FILE_DIR, "write_buffer": READ_CHUNK_BYTES},
+           "first_touch", "GB/s",
+           ("write-file", FILE_DIR, str(WRITE_FILE_BYTES), str(READ_CHUNK_BYTES)),
+           "rewrite a file clean in the page cache in 1 MiB chunks, each made by memset in one "
+           "reused page-aligned buffer and written by pwrite (each side writes a file of its "
+           "own, as alloclab does for a scenario that writes its file)",
+           size_bytes=WRITE_FILE_BYTES),
     Family("map-file", {"backing": "mmap-file", "protection": "read", "access": "read-all",
                         "cache": "warm", "file_dir": FILE_DIR}, "first_touch", "GB/s",
            ("map-file", DATA_FILE, str(SIZE_BYTES)),
