@@ -7,6 +7,7 @@ bytes. pandas stops here: templates get plain strings and numbers, verdicts.json
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -347,7 +348,7 @@ def _render_experiment_page(job: _PageJob) -> _Page:
     contexts, skipped = [], []
     for path, checksum in zip(job.run_dirs, job.checksums, strict=True):
         try:
-            contexts.append(build_run_context(load_run(path), checksum))
+            contexts.append(build_run_context(load_run(path, columns=True), checksum))
         except (StoreError, OSError) as error:
             skipped.append((path, str(error)))
     experiment = {
@@ -450,8 +451,10 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
     return Rendered([reports_dir / page for page in pages], rendered)
 
 
+@functools.lru_cache(maxsize=8)
 def template_environment(templates_dir: Path) -> jinja2.Environment:
-    """The jinja2 setup every page is rendered with (strict, escaped, whitespace-stable)."""
+    """The jinja2 setup every page is rendered with (strict, escaped, whitespace-stable);
+    one per folder, so each template is compiled once a process, not once a page."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
