@@ -77,10 +77,10 @@ def _observations(iterations: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.
     observations = list(map(_GET_OBSERVATIONS, iterations))
     if _types(observations) != {dict}:
         return None
-    names = set(map(tuple, observations))
-    if len(names) != 1:
+    order = list(observations[0])
+    # The names of all, in a row, against the first's repeated (no tuple per iteration).
+    if list(_chain(observations)) != order * len(observations):
         return None
-    (order,) = names
     values = _whole(list(_chain(map(dict.values, observations))), len(observations))
     if values is None:
         return None

@@ -59,6 +59,22 @@ def test_bulk_and_one_by_one_conversion_agree() -> None:
     assert sorted(columns.observations) == ["mappings", "vm_size_growth_bytes"]
 
 
+def test_iterations_of_a_probe_before_observations_convert_in_bulk() -> None:
+    iterations = _iterations()
+    for iteration in iterations:
+        del iteration["observations"]
+    columns = columns_of(iterations)
+    assert columns is not None and columns.observations == {}
+    _assert_same(columns, columns_by_iteration(iterations))
+
+
+def test_observations_in_another_order_are_left_to_the_one_by_one_conversion() -> None:
+    iterations = _iterations()
+    iterations[2]["observations"] = dict(reversed(iterations[2]["observations"].items()))
+    assert columns_of(iterations) is None
+    _assert_same(iteration_columns(iterations), columns_by_iteration(_iterations()))
+
+
 def test_an_observation_some_iterations_lack_is_left_to_the_one_by_one_conversion() -> None:
     iterations = _iterations()
     del iterations[3]["observations"]["mappings"]
