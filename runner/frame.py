@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from runner.iterations import PHASE_VALUES, iteration_columns
 from runner.metrics import METRICS, OBSERVATIONS
 from runner.model import PHASES
 from runner.parameters import PARAMETERS
@@ -34,7 +35,8 @@ COLUMNS = (*ID_COLUMNS, *PARAM_COLUMNS, *RAW_COLUMNS, *METRIC_COLUMNS)
 
 
 class _Columns:
-    """What the stored iterations say, one numpy array per raw value and record."""
+    """What the stored iterations say, one numpy array per raw value and record
+    (runner.iterations)."""
 
     def __init__(self) -> None:
         self.scenario_index: list[npt.NDArray[np.int64]] = []
@@ -44,13 +46,12 @@ class _Columns:
         self.page_size_bytes: list[npt.NDArray[np.int64]] = []
         self.rss_before_bytes: list[npt.NDArray[np.int64]] = []
         self.phase: dict[tuple[str, str], list[npt.NDArray[np.int64]]] = {
-            (phase, what): [] for phase in PHASES
-            for what in ("ns", "minor_faults", "major_faults", "rss_bytes")}
+            (phase, what): [] for phase in PHASES for what in PHASE_VALUES}
         self.observed: dict[str, list[npt.NDArray[np.float64]]] = {
             o.name: [] for o in OBSERVATIONS}
 
     def add(self, scenario_index: int, process_index: int, probe: dict[str, Any]) -> None:
-        iterations = probe["iterations"]
+        iterations = iteration_columns(probe["iterations"])
         count = len(iterations)
         if not count:
             return
@@ -59,23 +60,16 @@ class _Columns:
         self.iteration.append(np.arange(count, dtype=np.int64))
         self.page_size_bytes.append(np.full(count, int(probe["page_size_bytes"]),
                                             dtype=np.int64))
-        self.warmup.append(np.array([bool(it["warmup"]) for it in iterations], dtype=bool))
-        self.rss_before_bytes.append(np.array([int(it["rss_before_bytes"]) for it in iterations],
-                                              dtype=np.int64))
-        # One pass over the iterations: values[i, j] is the j-th (phase, what) of iteration i.
-        keys = list(self.phase)
-        values = np.array([[it["phases"][phase][what] for phase, what in keys]
-                           for it in iterations], dtype=np.int64)
-        for j, key in enumerate(keys):
-            self.phase[key].append(values[:, j])
-        # Absent before probe version 2; each iteration reports the observations of its
-        # workload only, so only the names some iteration of this record has are looked up.
-        observed = [it.get("observations", {}) for it in iterations]
-        names = set().union(*observed)
-        for name, chunks in self.observed.items():
-            # A missing (or null) value becomes NaN in a float64 array.
-            chunks.append(np.array([o.get(name) for o in observed], dtype=np.float64)
-                          if name in names else np.full(count, np.nan))
+        self.warmup.append(iterations.warmup)
+        self.rss_before_bytes.append(iterations.rss_before_bytes)
+        for key, chunks in self.phase.items():
+            chunks.append(iterations.phases[key])
+        for name, observed in self.observed.items():
+            # Absent before probe version 2, and each iteration reports the observations of
+            # its workload only: NaN where not reported.
+            column = iterations.observations.get(name)
+            observed.append(column if column is not None
+                            else np.full(count, np.nan, dtype=np.float64))
 
 
 def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp]) -> pd.Series:

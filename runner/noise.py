@@ -189,7 +189,7 @@ def check_cold_cache(samples: pd.DataFrame, labels: Mapping[str, str]) -> list[N
     """Scenarios asked for a cold page cache whose file stayed resident (tmpfs evicts nothing)."""
     if "cache" not in samples or "resident_fraction_before" not in samples:
         return []
-    cold = samples[samples["cache"] == "cold"]
+    cold = samples.loc[samples["cache"] == "cold", ["scenario_id", "resident_fraction_before"]]
     medians = cold.groupby("scenario_id", sort=False)["resident_fraction_before"].median()
     warm = [(labels[str(sid)], f"{fraction:.0%} resident") for sid, fraction in medians.items()
             if fraction > NOT_COLD_FRACTION]
@@ -220,7 +220,8 @@ def check_host_share(samples: pd.DataFrame, labels: Mapping[str, str],
         return []
     others = [c for c in PARAM_COLUMNS if c in samples and c != field]
     by_point: dict[tuple[Any, ...], dict[bool, tuple[str, float]]] = {}
-    for sid, group in samples.groupby("scenario_id", sort=False):
+    columns = samples[["scenario_id", *others, field, metric]]  # not every column per group
+    for sid, group in columns.groupby("scenario_id", sort=False):
         first = group.iloc[0]
         point = tuple(first[c] for c in others)
         by_point.setdefault(point, {})[bool(first[field])] = (
@@ -264,8 +265,10 @@ def conditions_text(run: StoredRun) -> str:
 def scenario_summaries(samples: pd.DataFrame, metrics: Sequence[str]) -> Summaries:
     """Each scenario x metric summarised once (no bootstrap CI: none is shown), in the order
     scenarios first appear in `samples`; the report's table, charts and checks share it."""
+    # Only the columns used: grouping the whole frame would slice every column per group.
+    columns = samples[["scenario_id", *dict.fromkeys(metrics)]]
     return {(str(sid), metric): summarize(group[metric].to_numpy(), interval=False)
-            for sid, group in samples.groupby("scenario_id", sort=False) for metric in metrics}
+            for sid, group in columns.groupby("scenario_id", sort=False) for metric in metrics}
 
 
 def run_warnings(run: StoredRun, metrics: Sequence[str],

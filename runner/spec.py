@@ -16,6 +16,7 @@ so a file that loads is a file that expands.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 import stat
@@ -200,8 +201,13 @@ def read_spec_text(path: Path) -> str:
     return _read_file(path, str(path))
 
 
+@functools.lru_cache(maxsize=64)
 def parse_spec(text: str, source: str) -> ExperimentSpec:
-    """Validate spec text (e.g. as stored with a run); `source` names it in errors."""
+    """Validate spec text (e.g. as stored with a run); `source` names it in errors.
+
+    Remembered (a spec is immutable; errors are raised again each time): rendering a report
+    reads each stored spec several times (manifest checks, the page), at ~10 ms a parse.
+    """
     return _parse(text, source)[0]
 
 

@@ -229,9 +229,10 @@ def open_regular(path: Path, max_bytes: int) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def parse_records(lines: Iterable[bytes], where: str,
-                  scenario_ids: frozenset[str]) -> Iterator[ProcessRecord]:
-    """Checked records from samples.jsonl lines; a torn last line (a killed run) is dropped."""
+def parse_records(lines: Iterable[bytes], where: str, scenario_ids: frozenset[str],
+                  columns: bool = False) -> Iterator[ProcessRecord]:
+    """Checked records from samples.jsonl lines; a torn last line (a killed run) is dropped.
+    `columns`: as in load_run."""
     pending: tuple[int, str] | None = None  # a bad line is an error only if another follows
     for number, raw in enumerate(lines, start=1):
         if pending is not None:
@@ -245,7 +246,7 @@ def parse_records(lines: Iterable[bytes], where: str,
         except StoreError as error:
             pending = (number, f"not a JSON record ({str(error).split(': ', 1)[-1]})")
             continue
-        yield check_record(data, f"{where}:{number}", scenario_ids)
+        yield check_record(data, f"{where}:{number}", scenario_ids, columns)
 
 
 def _samples_lines(handle: BinaryIO) -> Iterator[bytes]:
@@ -253,13 +254,14 @@ def _samples_lines(handle: BinaryIO) -> Iterator[bytes]:
     return iter(lambda: handle.readline(MAX_RECORD_BYTES + 1), b"")
 
 
-def _read_records(path: Path, scenario_ids: frozenset[str]) -> Iterator[ProcessRecord]:
+def _read_records(path: Path, scenario_ids: frozenset[str],
+                  columns: bool = False) -> Iterator[ProcessRecord]:
     try:
         handle = open_regular(path, MAX_SAMPLES_BYTES)
     except FileNotFoundError:
         return
     with handle:
-        yield from parse_records(_samples_lines(handle), str(path), scenario_ids)
+        yield from parse_records(_samples_lines(handle), str(path), scenario_ids, columns)
 
 
 def parse_json(data: bytes, where: str) -> object:
@@ -270,7 +272,10 @@ def parse_json(data: bytes, where: str) -> object:
     1024 levels itself); what it refuses is parsed again by json, which also reads NaN, lone
     surrogates and integers past 64 bits as before, and says what is wrong.
     """
-    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    # Each value counted is one byte of the text: a shorter text cannot hold too many (and a
+    # sample line, a few hundred KB, need not be scanned three times more).
+    values = (0 if len(data) <= MAX_JSON_VALUES
+              else data.count(b",") + data.count(b"[") + data.count(b"{"))
     if values > MAX_JSON_VALUES:
         raise StoreError(f"{where}: more than {MAX_JSON_VALUES} JSON values")
     try:
@@ -317,12 +322,19 @@ def _scenario_ids(manifest: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(s["id"] for s in manifest["scenarios"])
 
 
-def load_run(run_dir: Path) -> StoredRun:
+def load_run(run_dir: Path, *, columns: bool = False) -> StoredRun:
     """Read one run; raise StoreError naming the file when it is not a run this version reads
-    (read_manifest, then every record checked)."""
+    (read_manifest, then every record checked).
+
+    `columns`: each finished record's probe["iterations"] becomes a
+    runner.iterations.IterationColumns as the record is read, so a run's samples are never
+    all held as parsed JSON (for runner.frame, which reads either; a record whose values pass
+    the checks only as Python numbers keeps its list). Such a run is for reading, not for
+    storing again.
+    """
     manifest = read_manifest(run_dir)
     return StoredRun(run_dir, manifest,
-                     tuple(_read_records(run_dir / SAMPLES, _scenario_ids(manifest))))
+                     tuple(_read_records(run_dir / SAMPLES, _scenario_ids(manifest), columns)))
 
 
 def warn_skipped(run_dir: Path, error: Exception, stacklevel: int = 2) -> None:
@@ -673,8 +685,10 @@ _RECORD_CHECKS: dict[str, Check] = {
 }
 
 
-def check_record(data: object, where: str, scenario_ids: frozenset[str]) -> ProcessRecord:
-    """One samples line as a ProcessRecord, or StoreError naming the field that is off."""
+def check_record(data: object, where: str, scenario_ids: frozenset[str],
+                 columns: bool = False) -> ProcessRecord:
+    """One samples line as a ProcessRecord, or StoreError naming the field that is off;
+    `columns`: as in load_run."""
     if not _is_object(data) or set(data) != set(_RECORD_CHECKS):
         raise StoreError(f"{where}: not a process record (expected the keys "
                          f"{', '.join(_RECORD_CHECKS)})")
@@ -687,12 +701,13 @@ def check_record(data: object, where: str, scenario_ids: frozenset[str]) -> Proc
     if data["status"] == "ok":
         if data["probe"] is None:
             raise StoreError(f"{where}: probe: a finished process without its output")
-        _check_probe_output(data["probe"], f"{where}: probe")
+        _check_probe_output(data["probe"], f"{where}: probe", columns)
     return ProcessRecord(**data)
 
 
-def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
-    """The parts of the probe's output readers use (runner.frame, runner.machine), typed."""
+def _check_probe_output(probe: dict[str, Any], where: str, columns: bool = False) -> None:
+    """The parts of the probe's output readers use (runner.frame, runner.machine), typed;
+    `columns`: the iterations replaced by their columns when they pass in bulk."""
     if not _is_int(probe.get("page_size_bytes"), 1):
         raise StoreError(f"{where}.page_size_bytes: expected a whole number >= 1")
     libc = probe.get("libc")
@@ -702,7 +717,15 @@ def _check_probe_output(probe: Mapping[str, Any], where: str) -> None:
     iterations = probe.get("iterations")
     if not isinstance(iterations, list) or not iterations:
         raise StoreError(f"{where}.iterations: expected a non-empty list")
-    if _iterations_pass(iterations):
+    if columns:
+        # Imported here: numpy is not needed by the commands that do not read samples.
+        from runner.iterations import columns_of
+
+        converted = columns_of(iterations)
+        if converted is not None:
+            probe["iterations"] = converted
+            return
+    elif _iterations_pass(iterations):
         return
     for index, iteration in enumerate(iterations):
         at = f"{where}.iterations[{index}]"

@@ -286,9 +286,17 @@ def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, list[Floats
     values: dict[str, list[Floats]] = {}
     by = (["scenario_id", "process_index"] if "process_index" in samples
           else ["scenario_id"])
-    for key, group in samples.groupby(by, sort=False):
+    # Split one column by group number rather than build a frame per group (thousands of
+    # processes): a stable sort keeps each group's rows in frame order.
+    groups = samples.groupby(by, sort=False)
+    if not groups.ngroups:
+        return values
+    number = groups.ngroup().to_numpy()
+    order = np.argsort(number, kind="stable")
+    column = samples[metric].to_numpy(dtype=float)[order]
+    bounds = np.cumsum(np.bincount(number, minlength=groups.ngroups))[:-1]
+    for key, data in zip(groups.size().index, np.split(column, bounds), strict=True):
         sid = key[0] if isinstance(key, tuple) else key
-        data = group[metric].to_numpy(dtype=float)
         data = data[~np.isnan(data)]
         if len(data):
             values.setdefault(str(sid), []).append(data)

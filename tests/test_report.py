@@ -162,6 +162,17 @@ def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
     assert len(render_site(results, out, templates).rendered) == 2
 
 
+def test_a_page_costs_its_samples_bytes_and_its_charts(tmp_path: Path, small_spec: Path) -> None:
+    run_dir = write_synthetic_run(tmp_path / "results", small_spec)
+    job = report._PageJob("small", (run_dir,), ("x",), ("small",), TEMPLATES)
+    charts_drawn = len(report.experiment_of(report.load_run(run_dir)).charts)
+    assert charts_drawn > 0
+    assert report._cost(job) == ((run_dir / "samples.jsonl").stat().st_size
+                                 + report.CHART_COST_BYTES * charts_drawn)
+    (run_dir / "manifest.json").write_text("{")  # found out, and said, when rendered
+    assert report._cost(job) == 0
+
+
 def test_pages_rendered_in_parallel_are_those_rendered_one_by_one(
         tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = _two_experiments(tmp_path, small_spec)

@@ -272,3 +272,12 @@ def test_a_link_to_a_regular_spec_is_read(tmp_path: Path) -> None:
 def test_limits_leave_the_shipped_experiments_valid() -> None:
     for path in sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml")):
         load_spec(path)
+
+
+def test_a_stored_spec_parsed_again_is_the_same_spec_and_an_invalid_one_fails_each_time(
+        tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "experiments" / "zeroing.yaml").read_text()
+    assert parse_spec(text, "a#spec") is parse_spec(text, "a#spec")  # remembered
+    for _ in range(2):  # errors are not remembered: each read says so
+        with pytest.raises(SpecError, match="b#spec"):
+            parse_spec("name: [", "b#spec")

@@ -175,6 +175,17 @@ def test_each_damaged_run_is_a_store_error_naming_where(mutation: str, good_run:
         assert store.list_runs(good_run.parent.parent.parent) == []
 
 
+@pytest.mark.parametrize("mutation", list(CORPUS), ids=list(CORPUS))
+def test_read_as_columns_each_damaged_run_is_the_same_store_error(mutation: str,
+                                                                  good_run: Path) -> None:
+    CORPUS[mutation](good_run)
+    with pytest.raises(StoreError) as as_records:
+        store.load_run(good_run)
+    with pytest.raises(StoreError) as as_columns:
+        store.load_run(good_run, columns=True)  # as the report reads it
+    assert str(as_columns.value) == str(as_records.value)
+
+
 @pytest.mark.parametrize("folder", ["bad name", "-x"])
 def test_a_machine_folder_that_is_not_a_label_is_refused(folder: str, good_run: Path) -> None:
     machine_dir = good_run.parent.parent

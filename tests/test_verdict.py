@@ -278,3 +278,18 @@ def test_zero_candidates_against_a_positive_reference_still_give_a_ratio() -> No
     first = verdict.comparisons[0]
     assert not first.difference and first.ratio == pytest.approx(0.0, abs=0.002)
     assert first.ci_high < 0.95
+
+
+def test_per_process_values_keep_row_order_whatever_order_processes_come_in() -> None:
+    from runner.verdict import _process_values
+
+    samples = pd.DataFrame({
+        "scenario_id": ["b", "a", "b", "a", "b", "a"],
+        "process_index": [1, 0, 0, 0, 1, 1],
+        "m": [1.0, 2.0, 3.0, np.nan, 5.0, 6.0],
+    })
+    values = _process_values(samples, "m")
+    assert list(values) == ["b", "a"]  # scenarios in order of first appearance
+    assert [v.tolist() for v in values["b"]] == [[1.0, 5.0], [3.0]]
+    assert [v.tolist() for v in values["a"]] == [[2.0], [6.0]]  # NaN dropped
+    assert _process_values(samples.iloc[:0], "m") == {}

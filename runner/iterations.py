@@ -1,0 +1,146 @@
+"""A process's stored iterations as columns: one numpy array per value, checked on the way.
+
+Parsed JSON gives one dict per iteration (a million samples are a million dicts, some 20
+Python objects each: about a gigabyte, and seconds of first-touching memory on these VMs).
+The report reads a run's records one at a time and keeps only these columns (runner.store's
+`load_run(..., columns=True)`); runner.frame builds its frame from them either way.
+
+`columns_of` takes whole columns at once (map and itemgetter, no Python loop per value) and
+accepts exactly what runner.store's per-iteration checks accept, or gives up (None): the
+caller then checks one by one, which names what is off, and converts one by one
+(`columns_by_iteration`), as runner.frame always did.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runner.metrics import OBSERVATIONS
+from runner.model import PHASES
+
+PHASE_VALUES = ("ns", "minor_faults", "major_faults", "rss_bytes")
+
+
+@dataclass(frozen=True)
+class IterationColumns:
+    """One process's iterations, column by column, in iteration order.
+
+    `phases` maps (phase, value) to its column, value one of PHASE_VALUES; `observations`
+    maps each observation of runner.metrics some iteration reported to its column, NaN where
+    an iteration did not.
+    """
+
+    warmup: npt.NDArray[np.bool_]
+    rss_before_bytes: npt.NDArray[np.int64]
+    phases: Mapping[tuple[str, str], npt.NDArray[np.int64]]
+    observations: Mapping[str, npt.NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.warmup)
+
+
+_KNOWN = frozenset(o.name for o in OBSERVATIONS)
+_GET_OBSERVATIONS = operator.methodcaller("get", "observations", {})
+_PHASES_OF = operator.itemgetter(*PHASES)
+_VALUES_OF = operator.itemgetter(*PHASE_VALUES)
+_chain = itertools.chain.from_iterable
+
+
+def _types(values: list[Any]) -> set[type]:
+    return set(map(type, values))
+
+
+def _whole(values: list[Any], rows: int) -> npt.NDArray[np.int64] | None:
+    """Whole numbers >= 0 as `rows` rows of int64 (exactly int: JSON gives no subclass, and
+    bool is not a number here); None otherwise, or past int64 (where the caller's one by one
+    conversion says so)."""
+    if values and _types(values) != {int}:
+        return None
+    try:
+        column = np.array(values, dtype=np.int64)
+    except OverflowError:
+        return None
+    return column.reshape(rows, -1) if not len(column) or column.min() >= 0 else None
+
+
+def _observations(iterations: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.float64]] | None:
+    """The observations runner.metrics knows as float64 columns, when every iteration
+    reported the same names in the same order, each a whole number >= 0 (the usual case: one
+    process, one workload); None otherwise."""
+    observations = list(map(_GET_OBSERVATIONS, iterations))
+    if _types(observations) != {dict}:
+        return None
+    order = list(observations[0])
+    # The names of all, in a row, against the first's repeated (no tuple per iteration).
+    if list(_chain(observations)) != order * len(observations):
+        return None
+    values = _whole(list(_chain(map(dict.values, observations))), len(observations))
+    if values is None:
+        return None
+    return {name: values[:, j].astype(np.float64) for j, name in enumerate(order)
+            if name in _KNOWN}
+
+
+def columns_of(iterations: list[Any]) -> IterationColumns | None:
+    """The iterations as columns when every one passes runner.store's checks (warmup a bool,
+    rss_before_bytes and each phase's values whole numbers >= 0, observations whole numbers
+    >= 0), values fit int64 and all report the same observations; None when any does not, or
+    when there are none. Keys are not type-checked: the iterations come from JSON, whose keys
+    are strings."""
+    if not iterations or _types(iterations) != {dict}:
+        return None
+    try:
+        warmup = list(map(operator.itemgetter("warmup"), iterations))
+        rss_before = _whole(list(map(operator.itemgetter("rss_before_bytes"), iterations)),
+                            len(iterations))
+        phases = list(map(operator.itemgetter("phases"), iterations))
+        if _types(warmup) != {bool} or rss_before is None or _types(phases) != {dict}:
+            return None
+        # Every phase of every iteration in a row: values[i, j] is the j-th (phase, what).
+        per_phase = list(_chain(map(_PHASES_OF, phases)))
+        if _types(per_phase) != {dict}:
+            return None
+        values = _whole(list(_chain(map(_VALUES_OF, per_phase))), len(iterations))
+    except KeyError:
+        return None
+    observed = _observations(iterations)
+    if values is None or observed is None:
+        return None
+    keys = [(phase, what) for phase in PHASES for what in PHASE_VALUES]
+    return IterationColumns(np.array(warmup, dtype=bool), rss_before[:, 0],
+                            {key: values[:, j] for j, key in enumerate(keys)}, observed)
+
+
+def columns_by_iteration(iterations: list[Any]) -> IterationColumns:
+    """The iterations as columns, read one by one as runner.frame always read them: what
+    `columns_of` leaves (values that only pass as Python numbers, iterations built in
+    memory); a value past int64 raises OverflowError, as it did there."""
+    count = len(iterations)
+    warmup = np.array([bool(it["warmup"]) for it in iterations], dtype=bool)
+    rss_before = np.array([int(it["rss_before_bytes"]) for it in iterations], dtype=np.int64)
+    # One pass over the iterations: values[i, j] is the j-th (phase, what) of iteration i.
+    keys = [(phase, what) for phase in PHASES for what in PHASE_VALUES]
+    values = np.array([[it["phases"][phase][what] for phase, what in keys]
+                       for it in iterations], dtype=np.int64).reshape(count, len(keys))
+    # Absent before probe version 2; each iteration reports the observations of its
+    # workload only: a missing (or null) value becomes NaN in a float64 array.
+    observed = [it.get("observations", {}) for it in iterations]
+    names = sorted(_KNOWN & set().union(*observed))
+    return IterationColumns(
+        warmup, rss_before, {key: values[:, j] for j, key in enumerate(keys)},
+        {name: np.array([o.get(name) for o in observed], dtype=np.float64) for name in names})
+
+
+def iteration_columns(iterations: list[Any] | IterationColumns) -> IterationColumns:
+    """Columns of a record's iterations, whichever way the record was read."""
+    if isinstance(iterations, IterationColumns):
+        return iterations
+    columns = columns_of(iterations)
+    return columns if columns is not None else columns_by_iteration(iterations)
