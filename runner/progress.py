@@ -38,6 +38,15 @@ def estimate_process_s(memory_bytes: int, backing: str, iterations: int) -> floa
     return PROCESS_BASE_S + iterations * memory_bytes / rate
 
 
+# How much the estimate counts against the rate measured so far, as seconds of estimated work
+# it stands for (a share of the whole run's): the measured rate weighs as much as the
+# estimate once this much is done. Early in a run the rate is mostly start-up (the probe's
+# build, the first fingerprint, a data file being written): taken alone (0), it doubled the
+# predicted duration of a full suite run at a tenth of the way; at a quarter of the run, the
+# prediction stayed within 13% of the real end all the way (bench/eta_accuracy.py, replayed
+# over the same run), and a first run without history still follows its measured rate.
+ESTIMATE_WEIGHT_SHARE = 0.25
+
 # Between one experiment's last process and the next one's first: its summary (frame, noise
 # checks, verdicts), the next fingerprint and lock. About a second each on that machine.
 EXPERIMENT_BASE_S = 1.0
@@ -110,7 +119,8 @@ class ConsoleListener:
 
     verbosity: -1 (-q) errors only; 0 a line per experiment; 1 (-v) every progress line. The
     ETA is the plan's estimate for what is left, scaled by how the measured time so far
-    compares with the estimate for what is done: it starts as the model and becomes the rate.
+    compares with the estimate for what is done: it starts as the estimate and becomes the
+    rate as the run goes (eta_s).
     """
 
     def __init__(self, verbosity: int = 0, stream: TextIO | None = None,
@@ -194,11 +204,13 @@ class ConsoleListener:
         return time.monotonic() - self.started
 
     def eta_s(self) -> float:
-        """The estimate for what is left, times measured/estimated for what is done."""
+        """The estimate for what is left, times measured/estimated for what is done, where
+        the estimate itself counts as ESTIMATE_WEIGHT_SHARE of the run measured at its rate."""
         left = max(0.0, self.estimate_s - self.estimate_done_s)
-        if self.estimate_done_s <= 0:
+        prior_s = ESTIMATE_WEIGHT_SHARE * self.estimate_s
+        if self.estimate_done_s + prior_s <= 0:
             return left
-        return left * self.elapsed_s() / self.estimate_done_s
+        return left * (self.elapsed_s() + prior_s) / (self.estimate_done_s + prior_s)
 
     def describe(self) -> str:
         return (f"experiments {self.experiments_done}/{self.experiments}  "

@@ -137,10 +137,18 @@ def test_eta_starts_from_the_estimate_and_follows_the_measured_rate(
     listener = ConsoleListener(verbosity=-1, stream=io.StringIO(), live=False)
     listener.plan([("a", 10, 100.0)])
     assert listener.eta_s() == 100.0
+    prior = progress.ESTIMATE_WEIGHT_SHARE * 100.0
     for _ in range(2):
         listener.process(10.0)
     now[0] += 40.0  # twice as slow as estimated for the 20 s done
-    assert listener.eta_s() == pytest.approx(80.0 * 2)
+    early = listener.eta_s()
+    assert early == pytest.approx(80.0 * (40.0 + prior) / (20.0 + prior))
+    for _ in range(6):
+        listener.process(10.0)
+    now[0] += 120.0  # still twice as slow: 80 s of estimate took 160 s
+    assert listener.eta_s() == pytest.approx(20.0 * (160.0 + prior) / (80.0 + prior))
+    # the estimate weighs less as more is measured: the rate approaches the measured 2x
+    assert early / 80.0 < listener.eta_s() / 20.0 < 2.0
 
 
 def test_a_resumed_experiment_shrinks_the_totals() -> None:
