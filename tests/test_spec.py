@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runner import spec as spec_module
 from runner.errors import SpecError
 from runner.model import ChartSpec, Repetitions
 from runner.spec import load_spec, load_specs, parse_spec
@@ -281,3 +282,32 @@ def test_a_stored_spec_parsed_again_is_the_same_spec_and_an_invalid_one_fails_ea
     for _ in range(2):  # errors are not remembered: each read says so
         with pytest.raises(SpecError, match="b#spec"):
             parse_spec("name: [", "b#spec")
+
+
+def _tree(node: object) -> object:
+    """A node tree as plain data: tag, value and where each node starts."""
+    from yaml.nodes import MappingNode, SequenceNode
+
+    mark = node.start_mark  # type: ignore[attr-defined]
+    where = (mark.line, mark.column)
+    if isinstance(node, MappingNode):
+        return (node.tag, where, [(_tree(k), _tree(v)) for k, v in node.value])
+    if isinstance(node, SequenceNode):
+        return (node.tag, where, [_tree(child) for child in node.value])
+    return (node.tag, where, node.value)  # type: ignore[attr-defined]
+
+
+EXPERIMENTS = Path(__file__).parent.parent / "experiments"
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml"))
+                         + sorted((CASES / "valid").glob("*.yaml")), ids=lambda p: p.stem)
+def test_libyaml_and_pure_python_parsing_give_the_same_nodes(path: Path) -> None:
+    """Valid specs are parsed by libyaml for speed: what it gives must be what PyYAML's own
+    parser gives, line numbers included (errors come from PyYAML's parser either way)."""
+    if spec_module._FAST_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml")
+    text = path.read_text()
+    fast = yaml.compose(text, Loader=spec_module._FAST_LOADER)
+    slow = yaml.compose(text, Loader=spec_module._BoundedLoader)
+    assert _tree(fast) == _tree(slow)
