@@ -22,6 +22,7 @@ from runner import (
     hosts,
     interrupt,
     matrix,
+    names,
     pipeline,
     preconditions,
     schema,
@@ -54,6 +55,20 @@ def _templates(args: argparse.Namespace) -> Path:
     from runner.report import default_templates_dir
 
     return default_templates_dir()
+
+
+def _plan_options(args: argparse.Namespace) -> pipeline.RunOptions:
+    """Where `plan` looks for this machine's earlier runs: the label `run` would use."""
+    from runner import identity
+    from runner.machine import read_fingerprint
+
+    explicit = args.machine is not None or "ALLOCLAB_MACHINE" in os.environ
+    label = default_machine_label() if args.machine is None else args.machine
+    if names.is_label(label):
+        label, _ = identity.choose_label(Path(args.results), label, read_fingerprint(),
+                                         explicit=explicit)
+    return pipeline.RunOptions(results_dir=Path(args.results), machine=label,
+                               command="alloclab plan")
 
 
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
@@ -228,15 +243,18 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     facts = preconditions.read_facts()
     plans = pipeline.load_plans(_specs(args))
-    from runner.progress import estimate_plan_s, format_duration
+    from runner.progress import format_duration
 
+    options = _plan_options(args)
+    total_s = 0.0
     for plan in plans:
         print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
-        print(f"estimated duration: about {format_duration(estimate_plan_s(plan))} "
-              "(rough: processes x a per-scenario cost from size, iterations and backing)")
+        estimate = pipeline.duration_estimate(plan, options)
+        total_s += estimate.seconds
+        print(f"estimated duration: about {format_duration(estimate.seconds)} "
+              f"({estimate.describe()})")
     if len(plans) > 1:
-        total_s = sum(estimate_plan_s(plan) for plan in plans)
-        print(f"all {len(plans)} experiments: about {format_duration(total_s)} (rough)")
+        print(f"all {len(plans)} experiments: about {format_duration(total_s)}")
     if not args.force:
         guard.check_fit(plans)
     return ExitStatus.OK
@@ -426,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "needs, the matrix points that cannot be measured and a rough duration; "
                        "exit 3 when a scenario needs more memory or file space than is free")
     add_force(plan)
+    _completes(plan.add_argument("--results", default="results",
+                                 help="results folder whose runs on this machine time the "
+                                      "estimate (default: results)"),
+               completion.complete_folders)
+    _completes(plan.add_argument("--machine", default=None,
+                                 help="label of this machine in results/, as for run"),
+               completion.complete_machines)
     plan.set_defaults(func=cmd_plan)
     add("schema", "print the JSON Schema of spec files (for editors)",
         with_specs=False).set_defaults(func=cmd_schema)

@@ -389,8 +389,37 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
 def scenario_estimates(plan: Plan, options: RunOptions) -> dict[str, float]:
     """Seconds per process of each scenario: as this machine measured it last, else the
     model (runner.progress)."""
-    history = store.newest_finished_runs(options.results_dir, options.machine, plan.spec.name)
+    history = store.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
     return progress.scenario_estimates(plan, _repetitions(plan.spec, options), history)
+
+
+@dataclass(frozen=True)
+class DurationEstimate:
+    """How long a fresh run of one plan should take, and how much of that was measured."""
+
+    seconds: float
+    measured_scenarios: int  # timed by this machine's earlier runs; the others by the model
+    scenarios: int
+
+    def describe(self) -> str:
+        if self.measured_scenarios == self.scenarios:
+            return "as this machine measured every scenario last time"
+        rough = ("rough: processes x a per-scenario cost from size, iterations and backing")
+        if not self.measured_scenarios:
+            return rough
+        return (f"{self.measured_scenarios} of {self.scenarios} scenarios as this machine "
+                f"measured them last time, the others {rough}")
+
+
+def duration_estimate(plan: Plan, options: RunOptions) -> DurationEstimate:
+    """estimate_run_s, saying how many scenarios this machine's history timed."""
+    repetitions = _repetitions(plan.spec, options)
+    iterations = repetitions.warmup + repetitions.iterations
+    history = store.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
+    measured = progress.measured_process_s(history, {s.id for s in plan.scenarios}, iterations)
+    estimates = progress.with_model(plan, iterations, measured)
+    return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates),
+                            len(measured), len(plan.scenarios))
 
 
 def estimate_run_s(plan: Plan, options: RunOptions) -> float:

@@ -22,7 +22,7 @@ from runner.parameters import FILE_BACKINGS
 
 if TYPE_CHECKING:
     from runner.model import Plan, Repetitions
-    from runner.store import StoredRun
+    from runner.store import RunTimes
 
 # Calibrated on the 2-vCPU KVM guest of the README: 200 small processes took 2 s (spawn, setup,
 # JSON report, storing the record), and the full suite (2530 processes) measured for about
@@ -52,7 +52,7 @@ ESTIMATE_WEIGHT_SHARE = 0.25
 EXPERIMENT_BASE_S = 1.0
 
 
-def measured_process_s(history: Iterable[StoredRun], scenario_ids: set[str],
+def measured_process_s(history: Iterable[RunTimes], scenario_ids: set[str],
                        iterations: int) -> dict[str, float]:
     """Median wall seconds of one process of each scenario, from the newest of `history`
     (newest first) that measured it with `iterations` iterations (warm-up included) per
@@ -62,24 +62,24 @@ def measured_process_s(history: Iterable[StoredRun], scenario_ids: set[str],
     for run in history:
         if len(found) == len(scenario_ids):
             break
-        stored = run.manifest["repetitions"]
-        if stored["warmup"] + stored["iterations"] != iterations:
+        if run.repetitions.warmup + run.repetitions.iterations != iterations:
             continue
-        walls: dict[str, list[float]] = {}
-        for record in run.records:
-            if (record.status == "ok" and record.scenario_id in scenario_ids
-                    and record.scenario_id not in found):
-                walls.setdefault(record.scenario_id, []).append(record.wall_s)
-        found.update((sid, statistics.median(w)) for sid, w in walls.items())
+        found.update((sid, statistics.median(walls)) for sid, walls in run.walls_s.items()
+                     if sid in scenario_ids and sid not in found and walls)
     return found
 
 
 def scenario_estimates(plan: Plan, repetitions: Repetitions | None = None,
-                       history: Iterable[StoredRun] = ()) -> dict[str, float]:
+                       history: Iterable[RunTimes] = ()) -> dict[str, float]:
     """Seconds per process of each scenario of `plan`: measured here before, else the model."""
     repetitions = repetitions or plan.spec.repetitions
     iterations = repetitions.warmup + repetitions.iterations
-    measured = measured_process_s(history, {s.id for s in plan.scenarios}, iterations)
+    return with_model(plan, iterations,
+                      measured_process_s(history, {s.id for s in plan.scenarios}, iterations))
+
+
+def with_model(plan: Plan, iterations: int, measured: Mapping[str, float]) -> dict[str, float]:
+    """`measured` seconds per process, and the model's for the scenarios it lacks."""
     return {s.id: measured[s.id] if s.id in measured
             else estimate_process_s(s.memory_bytes, s.backing, iterations)
             for s in plan.scenarios}

@@ -497,14 +497,53 @@ def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[Stor
             if run.finished]
 
 
-def newest_finished_runs(results_dir: Path, machine: str, experiment: str,
-                         ) -> Iterator[StoredRun]:
-    """finished_runs, lazily: a caller that needs only the newest parses only that one."""
-    for manifest in sorted((results_dir / machine / experiment).glob(f"*/{MANIFEST}"),
-                           reverse=True):
-        run = _load_or_warn(manifest.parent)
-        if run is not None and run.finished:
-            yield run
+@dataclass(frozen=True)
+class RunTimes:
+    """What a duration estimate needs of a stored run: its repetitions, and the wall time of
+    each process that ran ok, by scenario id."""
+
+    repetitions: Repetitions
+    walls_s: Mapping[str, tuple[float, ...]]
+
+
+def _walls(run_dir: Path) -> dict[str, tuple[float, ...]]:
+    """Each scenario's wall times of ok processes, from samples.jsonl read lightly: only the
+    three fields are looked at and checked, and a line that is not such a record is left out
+    (an estimate can do without it; reading a run for real checks every field)."""
+    walls: dict[str, list[float]] = {}
+    try:
+        handle = open_regular(run_dir / SAMPLES, MAX_SAMPLES_BYTES)
+    except FileNotFoundError:
+        return {}
+    with handle:
+        for line in _samples_lines(handle):
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(data, dict) or data.get("status") != "ok":
+                continue
+            scenario, wall_s = data.get("scenario_id"), data.get("wall_s")
+            if (isinstance(scenario, str) and isinstance(wall_s, int | float)
+                    and not isinstance(wall_s, bool) and 0 <= wall_s < math.inf):
+                walls.setdefault(scenario, []).append(float(wall_s))
+    return {scenario: tuple(values) for scenario, values in walls.items()}
+
+
+def newest_finished_times(results_dir: Path, machine: str, experiment: str,
+                          ) -> Iterator[RunTimes]:
+    """The finished runs of one experiment on one machine, newest first, read lazily and
+    lightly (_walls): a caller that needs only the newest reads only that one."""
+    for manifest_path in sorted((results_dir / machine / experiment).glob(f"*/{MANIFEST}"),
+                                reverse=True):
+        try:
+            manifest = read_manifest(manifest_path.parent)
+            if manifest["finished_utc"] is None:
+                continue
+            yield RunTimes(Repetitions(**manifest["repetitions"]),
+                           _walls(manifest_path.parent))
+        except (StoreError, OSError) as error:
+            warn_skipped(manifest_path.parent, error)
 
 
 def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],

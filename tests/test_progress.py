@@ -212,13 +212,10 @@ def test_estimates_come_from_the_newest_run_measured_alike_else_the_model(
     plan = matrix.expand(spec.load_spec(spec_path))
     first, *rest = plan.scenarios
 
-    def walls(wall_s: float, only: str | None = None,
-              iterations: int = 2) -> store.StoredRun:
-        records = tuple(replace(r, wall_s=wall_s) for r in run.records
-                        if only is None or r.scenario_id == only)
-        repetitions = {**run.manifest["repetitions"], "iterations": iterations}
-        return replace(run, records=records,
-                       manifest={**run.manifest, "repetitions": repetitions})
+    def walls(wall_s: float, only: str | None = None, iterations: int = 2) -> store.RunTimes:
+        scenarios = {r.scenario_id for r in run.records if only in (None, r.scenario_id)}
+        return store.RunTimes(replace(plan.spec.repetitions, iterations=iterations),
+                              {sid: (wall_s, wall_s * 3, wall_s) for sid in scenarios})
 
     history = [walls(9.0, iterations=7),  # newest, but other iterations per process
                walls(2.0, only=first.id), walls(5.0)]
@@ -238,3 +235,20 @@ def test_an_experiment_done_credits_its_summary_to_the_estimate() -> None:
     listener.process(10.0)
     listener.experiment_done("a", 1)
     assert listener.estimate_done_s == listener.estimate_s
+
+
+def test_plan_times_scenarios_this_machine_measured_before(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.synthetic import SMALL_SPEC, write_synthetic_run
+
+    spec_path = tmp_path / "small.yaml"
+    spec_path.write_text(SMALL_SPEC)
+    results = tmp_path / "results"
+    args = ["plan", str(spec_path), "--results", str(results), "--machine", "test-machine"]
+    assert main(args) == 0
+    assert "about 1 s (rough: " in capsys.readouterr().out  # nothing stored yet: the model
+    write_synthetic_run(results, spec_path)  # every process took 0.01 s
+    assert main(args) == 0
+    # 6 scenarios x 3 processes x 0.01 s, and a second for the summary
+    assert ("estimated duration: about 1 s (as this machine measured every scenario last "
+            "time)") in capsys.readouterr().out

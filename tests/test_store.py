@@ -172,7 +172,7 @@ def test_a_report_reads_the_samples_of_the_runs_it_shows_only(tmp_path: Path) ->
     assert [r.run_id for r in store.latest_runs(tmp_path)] == ["r2"]
 
 
-def test_newest_finished_runs_come_newest_first_without_the_unfinished(
+def test_newest_finished_times_come_newest_first_without_the_unfinished(
         tmp_path: Path) -> None:
     from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
@@ -183,6 +183,14 @@ def test_newest_finished_runs_come_newest_first_without_the_unfinished(
         write_synthetic_run(results, spec_path, run_id=run_id)
     unfinished = store.run_path(results, "test-machine", "small", "20260103T000000Z")
     store.write_manifest(unfinished, {**store.read_manifest(unfinished), "finished_utc": None})
-    runs = store.newest_finished_runs(results, "test-machine", "small")
-    assert next(runs).run_id == "20260102T000000Z"
-    assert [r.run_id for r in runs] == ["20260101T000000Z"]
+    second = store.run_path(results, "test-machine", "small", "20260102T000000Z")
+    with open(second / store.SAMPLES, "ab") as samples:  # lines an estimate leaves out
+        samples.write(b'not json\n{"status": "ok", "scenario_id": "x", "wall_s": -1}\n'
+                      b'{"status": "crashed", "scenario_id": "x", "wall_s": 9}\n')
+    runs = store.newest_finished_times(results, "test-machine", "small")
+    newest = next(runs)
+    assert newest.repetitions == Repetitions(processes=3, warmup=1, iterations=2)
+    assert "x" not in newest.walls_s
+    assert all(walls == (0.01,) * 3 for walls in newest.walls_s.values())
+    assert len(newest.walls_s) == 6  # every scenario of SMALL_SPEC
+    assert len(list(runs)) == 1  # the oldest; the unfinished newest is left out
