@@ -497,6 +497,20 @@ def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[Stor
             if run.finished]
 
 
+def start_key(run_dir: Path) -> tuple[str, str] | None:
+    """(started_utc, run_id) of a stored run, read lightly from its manifest without checking
+    the rest (None when they are not there as text), to order runs before reading any whole."""
+    try:
+        with open_regular(run_dir / MANIFEST, MAX_MANIFEST_BYTES) as handle:
+            data = orjson.loads(handle.read(MAX_MANIFEST_BYTES + 1))
+    except (OSError, StoreError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    started, run_id = data.get("started_utc"), data.get("run_id")
+    return (started, run_id) if isinstance(started, str) and isinstance(run_id, str) else None
+
+
 @dataclass(frozen=True)
 class RunTimes:
     """What a duration estimate needs of a stored run: its repetitions, and the wall time of

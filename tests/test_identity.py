@@ -109,3 +109,24 @@ def test_alloclab_run_moves_only_a_defaulted_label(
     assert labels == ["vm" if explicit else "vm-epyc"]
     if explicit is None:
         assert "this machine's runs go under" in capsys.readouterr().err
+
+
+def test_the_newest_run_is_the_one_started_last_not_the_last_named(tmp_path: Path) -> None:
+    from runner import identity, store
+    from tests.synthetic import SMALL_SPEC
+
+    spec_path = tmp_path / "small.yaml"
+    spec_path.write_text(SMALL_SPEC)
+    results = tmp_path / "results"
+    # "zz" sorts after the timestamp, but started a day earlier
+    for run_id, started in (("zz", "2026-01-01T00:00:00Z"),
+                            ("20260102T000000Z", "2026-01-02T00:00:00Z")):
+        run_dir = write_synthetic_run(results, spec_path, run_id=run_id)
+        store.write_manifest(run_dir, {**store.read_manifest(run_dir), "started_utc": started})
+    newest = identity._newest_manifest(results, "test-machine")
+    assert newest is not None and newest["run_id"] == "20260102T000000Z"
+    # an unreadable newest manifest is passed over for the next
+    (results / "test-machine" / "small" / "20260102T000000Z" / store.MANIFEST).write_text(
+        '{"started_utc": "2027-01-01T00:00:00Z", "run_id": "20260102T000000Z"}')
+    newest = identity._newest_manifest(results, "test-machine")
+    assert newest is not None and newest["run_id"] == "zz"
