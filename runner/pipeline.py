@@ -159,7 +159,7 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
     watch = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
                       len(jobs) - len(done), experiment.timeout_s, say, listener,
-                      scenario_estimates(plan, options) if listener else {})
+                      duration_estimate(plan, options).per_process_s if listener else {})
     if listener:
         listener.experiment(experiment.name, watch.total)
     load_before = machine.read_load()
@@ -382,15 +382,8 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     if listener:
         listener.plan([(plan.spec.name, len(plan.scenarios) * _repetitions(plan.spec,
                                                                            options).processes,
-                        estimate_run_s(plan, options)) for plan in plans])
+                        duration_estimate(plan, options).seconds) for plan in plans])
     return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
-
-
-def scenario_estimates(plan: Plan, options: RunOptions) -> dict[str, float]:
-    """Seconds per process of each scenario: as this machine measured it last, else the
-    model (runner.progress)."""
-    history = store.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
-    return progress.scenario_estimates(plan, _repetitions(plan.spec, options), history)
 
 
 @dataclass(frozen=True)
@@ -398,6 +391,7 @@ class DurationEstimate:
     """How long a fresh run of one plan should take, and how much of that was measured."""
 
     seconds: float
+    per_process_s: Mapping[str, float]  # by scenario id
     measured_scenarios: int  # timed by this machine's earlier runs; the others by the model
     scenarios: int
 
@@ -412,20 +406,15 @@ class DurationEstimate:
 
 
 def duration_estimate(plan: Plan, options: RunOptions) -> DurationEstimate:
-    """estimate_run_s, saying how many scenarios this machine's history timed."""
+    """The duration of a fresh run of `plan` with these options: each scenario's process as
+    this machine measured it last, else the model (runner.progress)."""
     repetitions = _repetitions(plan.spec, options)
     iterations = repetitions.warmup + repetitions.iterations
     history = store.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
     measured = progress.measured_process_s(history, {s.id for s in plan.scenarios}, iterations)
     estimates = progress.with_model(plan, iterations, measured)
-    return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates),
+    return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates), estimates,
                             len(measured), len(plan.scenarios))
-
-
-def estimate_run_s(plan: Plan, options: RunOptions) -> float:
-    """The duration of a fresh run of `plan` with these options (runner.progress)."""
-    repetitions = _repetitions(plan.spec, options)
-    return progress.estimate_plan_s(plan, repetitions, scenario_estimates(plan, options))
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
