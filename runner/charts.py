@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 
-from runner import ticks
+from runner import chart_layout, ticks
 from runner.metrics import BY_NAME, axis_label
 from runner.model import ChartSpec
 from runner.parameters import BY_KEY, Value
@@ -247,22 +247,39 @@ def _legend_height_in(lines: Sequence[_Line], legend_title: str | None) -> float
     return (layout[1] + (legend_title is not None)) * _LEGEND_ROW_IN + 0.15
 
 
-def _place_legend(figure: Figure, axes: Any, lines: Sequence[_Line],
-                  legend_title: str | None) -> None:
-    """Inside the plot where matplotlib finds the least data, or under it (_legend_rows);
-    then lay the figure out around it."""
+def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line],
+             positions: Sequence[Sequence[float]], legend_title: str | None,
+             x_labels: Sequence[str], joined: bool) -> None:
+    """Margins that fit the chart's texts, and its legend inside the plot where it covers the
+    fewest points or in rows under it (_legend_rows): runner.chart_layout, without drawing."""
     layout = _legend_rows(lines) if len(lines) > 1 else None
+    def margins() -> chart_layout.Margins:
+        return chart_layout.compute_margins(
+            axes, x_labels, axes.get_title(), axes.get_xlabel(), axes.get_ylabel(),
+            _legend_height_in(lines, legend_title), _measure)
+
+    computed = margins()
+    # The title is centred over the plot: a longer one is wrapped, then the margins redone.
+    title = chart_layout.wrap_to_width(axes.get_title(), matplotlib.rcParams["axes.titlesize"],
+                                       chart_layout.title_width_in(figure, computed), _measure)
+    if title != axes.get_title():
+        axes.set_title(title, parse_math=False, y=1.0)
+        computed = margins()
+    chart_layout.apply_margins(axes, computed)
     if len(lines) > 1 and layout is None:
-        axes.legend(fontsize=8, title=legend_title, title_fontsize=8, handlelength=3)
+        paths = [[(x, p.median) for x, p in zip(xs, line.points, strict=True)]
+                 for xs, line in zip(positions, lines, strict=True)]
+        if not joined:  # quartile bars are lines too
+            paths += [[(x, p.q1), (x, p.q3)] for xs, line in zip(positions, lines, strict=True)
+                      for x, p in zip(xs, line.points, strict=True)]
+        place = chart_layout.legend_place(axes, paths, joined,
+                                          [_as_text(line.label) for line in lines],
+                                          legend_title, _measure)
+        axes.legend(fontsize=8, title=legend_title, title_fontsize=8, handlelength=3, loc=place)
     elif layout is not None:
         figure.legend(*axes.get_legend_handles_labels(), loc="lower center", ncols=layout[0],
                       fontsize=8, title=legend_title, title_fontsize=8, handlelength=3,
                       frameon=False)
-        height_in = figure.get_figheight()
-        bottom = _legend_height_in(lines, legend_title) / height_in
-        figure.tight_layout(rect=(0, bottom, 1, 1))
-        return
-    figure.tight_layout()
 
 
 class _MeasuredTextToPath(TextToPath):
@@ -283,6 +300,11 @@ class _MeasuredTextToPath(TextToPath):
 
 
 _TEXT_TO_PATH = _MeasuredTextToPath()
+
+
+def _measure(text: str, font: Any) -> tuple[float, float, float]:
+    """A text's (width, height, descent) in points, as the SVG backend measures it."""
+    return _TEXT_TO_PATH.get_text_width_height_descent(text, font, False)
 
 
 @contextlib.contextmanager
@@ -306,58 +328,71 @@ def _shared_text_to_path() -> Iterator[None]:
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
               height_in: float = 4.2) -> str:
     """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
-    x_parameter = BY_KEY[chart.x]
-    numeric_x = x_parameter.kind in NUMERIC_KINDS
-    categories: list[Value] = []
-    for line in lines:
-        categories += [p.x for p in line.points if p.x not in categories]
     with matplotlib.rc_context(_RC), _shared_text_to_path():
-        figure = Figure(figsize=(7.5, height_in + _legend_height_in(lines, legend_title)))
-        FigureCanvasSVG(figure)
-        axes = figure.add_subplot()
-        for index, line in enumerate(lines):
-            look = line.look
-            medians = [p.median for p in line.points]
-            if numeric_x:
-                xs = [float(p.x) for p in line.points]
-                axes.plot(xs, medians, marker=look.marker, markersize=4,
-                          linestyle=look.linestyle, color=look.colour,
-                          label=_as_text(line.label))
-                if line.band:
-                    axes.fill_between(xs, [p.q1 for p in line.points],
-                                      [p.q3 for p in line.points], color=look.colour,
-                                      alpha=0.15, linewidth=0)
-            else:
-                # Categories are not a trend: points side by side with quartile bars, no lines.
-                offset = (index - (len(lines) - 1) / 2) * min(0.6 / max(len(lines), 1), 0.15)
-                xs = [categories.index(p.x) + offset for p in line.points]
-                errors = [[m - p.q1 for m, p in zip(medians, line.points, strict=True)],
-                          [p.q3 - m for m, p in zip(medians, line.points, strict=True)]]
-                axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
-                              capsize=3, color=look.colour, label=_as_text(line.label))
-        if chart.log_x and numeric_x:
-            axes.set_xscale("log", base=2)
-        _set_y_axis(axes, chart, lines)
-        if numeric_x:
-            x_ticks = sorted({float(c) for c in categories})
-            axes.set_xticks(x_ticks, [x_parameter.format(int(t)) for t in x_ticks])
-            axes.xaxis.set_minor_locator(NullLocator())  # size ticks are the measured sizes
-        else:
-            axes.set_xticks(range(len(categories)),
-                            [_as_text(x_parameter.format(c)) for c in categories])
-            axes.set_xlim(-0.5, len(categories) - 0.5)
-        axes.set_xlabel(chart.x)
-        # Wrapped to fit beside the plot: a rotated label longer than the figure is cut off.
-        axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)),
-                                      int(height_in * 72 / (9 * 0.6)) - 6))
-        axes.set_title(chart.title, parse_math=False)  # a spec's text, never TeX
-        axes.grid(True, which="major", alpha=0.3)
-        _place_legend(figure, axes, lines, legend_title)
+        figure = _figure(chart, lines, legend_title, height_in)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
     return _with_title_and_desc(svg, chart.title,
                                 describe_chart(chart, lines, BY_NAME[chart.metric].unit))
+
+
+def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
+            height_in: float) -> Figure:
+    """The chart as a laid-out figure, to be drawn within the same rc context."""
+    x_parameter = BY_KEY[chart.x]
+    numeric_x = x_parameter.kind in NUMERIC_KINDS
+    categories: list[Value] = []
+    for line in lines:
+        categories += [p.x for p in line.points if p.x not in categories]
+    figure = Figure(figsize=(7.5, height_in + _legend_height_in(lines, legend_title)))
+    FigureCanvasSVG(figure)
+    axes = figure.add_subplot()
+    positions = []  # each line's x positions
+    for index, line in enumerate(lines):
+        look = line.look
+        medians = [p.median for p in line.points]
+        if numeric_x:
+            xs = [float(p.x) for p in line.points]
+            positions.append(xs)
+            axes.plot(xs, medians, marker=look.marker, markersize=4,
+                      linestyle=look.linestyle, color=look.colour,
+                      label=_as_text(line.label))
+            if line.band:
+                axes.fill_between(xs, [p.q1 for p in line.points],
+                                  [p.q3 for p in line.points], color=look.colour,
+                                  alpha=0.15, linewidth=0)
+        else:
+            # Categories are not a trend: points side by side with quartile bars, no lines.
+            offset = (index - (len(lines) - 1) / 2) * min(0.6 / max(len(lines), 1), 0.15)
+            xs = [categories.index(p.x) + offset for p in line.points]
+            positions.append(xs)
+            errors = [[m - p.q1 for m, p in zip(medians, line.points, strict=True)],
+                      [p.q3 - m for m, p in zip(medians, line.points, strict=True)]]
+            axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
+                          capsize=3, color=look.colour, label=_as_text(line.label))
+    if chart.log_x and numeric_x:
+        axes.set_xscale("log", base=2)
+    _set_y_axis(axes, chart, lines)
+    if numeric_x:
+        x_ticks = sorted({float(c) for c in categories})
+        x_labels = [x_parameter.format(int(t)) for t in x_ticks]
+        axes.set_xticks(x_ticks, x_labels)
+        axes.xaxis.set_minor_locator(NullLocator())  # size ticks are the measured sizes
+    else:
+        x_labels = [_as_text(x_parameter.format(c)) for c in categories]
+        axes.set_xticks(range(len(categories)), x_labels)
+        axes.set_xlim(-0.5, len(categories) - 0.5)
+    axes.set_xlabel(chart.x)
+    # Wrapped to fit beside the plot: a rotated label longer than the figure is cut off.
+    axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)),
+                                  int(height_in * 72 / (9 * 0.6)) - 6))
+    # A spec's text, never TeX; y given, so matplotlib does not search for room above
+    # tick labels that are never drawn above the plot.
+    axes.set_title(chart.title, parse_math=False, y=1.0)
+    axes.grid(True, which="major", alpha=0.3)
+    _lay_out(figure, axes, lines, positions, legend_title, x_labels, numeric_x)
+    return figure
 
 
 def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:

@@ -185,3 +185,106 @@ def test_legends_with_many_or_long_entries_go_under_the_plot() -> None:
     # The figure grows by the rows it adds (and the title's), the plot keeps its height.
     assert _legend_height_in(lines(*"abcdefg"), "backing") > _legend_height_in(
         lines(*"abcdefg"), None) > 0
+
+
+def _laid_out(chart: ChartSpec, series: dict[str, list[tuple[object, float]]],
+              legend_title: str | None = "backing"):  # type: ignore[no-untyped-def]
+    """The chart's figure as render_svg lays it out, and the SVG renderer that measures it
+    (texts measured as the SVG backend measures them)."""
+    import matplotlib
+
+    from runner.charts import _RC, Point, _figure, _Line, series_look
+    lines = [_Line(label, tuple(Point(x, y, y * 0.9, y * 1.1, 5) for x, y in points),  # type: ignore[arg-type]
+                   series_look(i)) for i, (label, points) in enumerate(series.items())]
+    context = matplotlib.rc_context(_RC)
+    context.__enter__()
+    figure = _figure(chart, lines, legend_title, 4.2)
+    renderer = figure._get_renderer()  # type: ignore[attr-defined]
+    figure.draw(renderer)
+    return figure, renderer, context
+
+
+LAYOUT_CASES = {
+    "log sizes, times": (ChartSpec("First write", "first_touch_ns_per_page", "size",
+                                   ("backing",), log_x=True, log_y=True),
+                         {"malloc": [(4096, 35.0), (1 << 30, 2e3)],
+                          "mmap-anon": [(4096, 2e3), (1 << 30, 2.1e3)]}),
+    "linear, long wrapped y label": (ChartSpec("Resident " * 12, "free_returned_fraction",
+                                               "size", ("backing",), log_x=True),
+                                     {"malloc": [(4096, 0.25), (65536, 1.0)]}),
+    "categories, many series": (ChartSpec("Usable bytes", "usable_bytes_per_op", "backing",
+                                          ("size",)),
+                                {f"{n} KiB": [("malloc", n * 1024.0),
+                                              ("mmap-anon-shared-with-a-long-name", 4e9)]
+                                 for n in (1, 2, 4, 8, 16, 32, 64)}),
+}
+
+
+def figure_lines(series: dict[str, list[tuple[object, float]]]) -> list[object]:
+    from runner.charts import _Line, series_look
+    return [_Line(label, (), series_look(i)) for i, label in enumerate(series)]
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES)
+def test_computed_margins_fit_every_text_as_tight_layout_would(case: str) -> None:
+    """No text leaves the figure or runs into the plot, and the plot is as large as
+    matplotlib's own tight_layout makes it (within 3 points a side)."""
+    from runner.charts import _legend_height_in
+    chart, series = LAYOUT_CASES[case]
+    figure, renderer, context = _laid_out(chart, series)
+    try:
+        axes = figure.axes[0]
+        plot = axes.get_window_extent(renderer)
+        box = figure.bbox
+        slack_px = 1.5 * figure.dpi / 72
+        # Ticks past the view are kept but not drawn: the drawn ones are _update_ticks'.
+        tick_labels = [tick.label1 for axis in (axes.xaxis, axes.yaxis)
+                       for tick in axis._update_ticks() if tick.label1.get_text()]
+        legend = figure.legends[0] if figure.legends else axes.get_legend()
+        texts = [axes.title, axes.xaxis.label, axes.yaxis.label, *tick_labels,
+                 *(legend.get_texts() if legend else [])]
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            assert extent.x0 >= box.x0 - slack_px and extent.x1 <= box.x1 + slack_px, \
+                (case, text.get_text())
+            assert extent.y0 >= box.y0 - slack_px and extent.y1 <= box.y1 + slack_px, \
+                (case, text.get_text())
+        for label in tick_labels:
+            assert not label.get_window_extent(renderer).fully_overlaps(plot), case
+        computed = [plot.x0, plot.x1, plot.y0, plot.y1]
+        legend_in = _legend_height_in(figure_lines(series), "backing")
+        figure.tight_layout(rect=(0, legend_in / figure.get_figheight(), 1, 1))
+        figure.draw(renderer)
+        tight = axes.get_window_extent(renderer)
+        for ours, theirs in zip(computed, [tight.x0, tight.x1, tight.y0, tight.y1], strict=True):
+            assert abs(ours - theirs) <= 3 * figure.dpi / 72, (case, computed, tight.bounds)
+    finally:
+        context.__exit__(None, None, None)
+
+
+def test_legend_goes_where_it_covers_no_point() -> None:
+    """matplotlib's "best", reckoned from the data: the first free place of its order."""
+    from runner.chart_layout import legend_place
+    from runner.charts import _measure
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
+                      log_y=True)
+    # Lines along the top: the upper places are taken, the lower right is free first.
+    high = [(1 << k, 1000.0) for k in range(12, 31, 2)]
+    figure, _, context = _laid_out(chart, {"a": high, "b": [(x, y * 0.9) for x, y in high],
+                                        "c": [(4096, 10.0), (8192, 900.0)]})
+    try:
+        axes = figure.axes[0]
+        lines = [[(x, y) for x, y in line.get_xydata()] for line in axes.get_lines()]
+        assert axes.get_legend()._loc == 4  # matplotlib's code for "lower right"
+        assert legend_place(axes, lines, True, ["a", "b", "c"], "backing",
+                            _measure) == "lower right"
+        # Nothing plotted: the first of the order.
+        assert legend_place(axes, [], True, ["a"], None, _measure) == "upper right"
+        # Points alone (no lines between them) in the four corners leave the middle free.
+        to_data = (axes.transScale + axes.transLimits).inverted()
+        corners = [tuple(to_data.transform((fx, fy))) for fx in (0.01, 0.99)
+                   for fy in (0.01, 0.99)]
+        assert legend_place(axes, [corners], False, ["a"], None, _measure) == "center right"
+        assert legend_place(axes, [corners], True, ["a"], None, _measure) != "center right"
+    finally:
+        context.__exit__(None, None, None)
