@@ -5,10 +5,13 @@ Python objects each: about a gigabyte, and seconds of first-touching memory on t
 The report reads a run's records one at a time and keeps only these columns (runner.store's
 `load_run(..., columns=True)`); runner.frame builds its frame from them either way.
 
-`columns_of` takes whole columns at once (map and itemgetter, no Python loop per value) and
-accepts exactly what runner.store's per-iteration checks accept, or gives up (None): the
-caller then checks one by one, which names what is off, and converts one by one
-(`columns_by_iteration`), as runner.frame always did.
+`decode_record` reads a whole samples line at once: its iterations decoded straight into
+typed, untracked structs by msgspec against the schema runner.store's checks describe (half
+the time of parsing them into dicts and checking those, and nothing for the garbage collector
+to walk), the rest of the record as plain values. `columns_of` takes the columns of iterations
+already parsed as dicts. Each accepts exactly what runner.store's per-iteration checks accept,
+or gives up (None): the caller then parses and checks as before, which names what is off, and
+converts one by one (`columns_by_iteration`), as runner.frame always did.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import itertools
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -74,7 +78,11 @@ def _observations(iterations: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.
     """The observations runner.metrics knows as float64 columns, when every iteration
     reported the same names in the same order, each a whole number >= 0 (the usual case: one
     process, one workload); None otherwise."""
-    observations = list(map(_GET_OBSERVATIONS, iterations))
+    return _observation_columns(list(map(_GET_OBSERVATIONS, iterations)))
+
+
+def _observation_columns(observations: list[Any]) -> dict[str, npt.NDArray[np.float64]] | None:
+    """_observations, of each iteration's observations."""
     if _types(observations) != {dict}:
         return None
     order = list(observations[0])
@@ -132,10 +140,15 @@ def columns_by_iteration(iterations: list[Any]) -> IterationColumns:
     # Absent before probe version 2; each iteration reports the observations of its
     # workload only: a missing (or null) value becomes NaN in a float64 array.
     observed = [it.get("observations", {}) for it in iterations]
+    return IterationColumns(warmup, rss_before,
+                            {key: values[:, j] for j, key in enumerate(keys)},
+                            _observations_by_name(observed))
+
+
+def _observations_by_name(observed: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.float64]]:
     names = sorted(_KNOWN & set().union(*observed))
-    return IterationColumns(
-        warmup, rss_before, {key: values[:, j] for j, key in enumerate(keys)},
-        {name: np.array([o.get(name) for o in observed], dtype=np.float64) for name in names})
+    return {name: np.array([o.get(name) for o in observed], dtype=np.float64)
+            for name in names}
 
 
 def iteration_columns(iterations: list[Any] | IterationColumns) -> IterationColumns:
@@ -144,3 +157,66 @@ def iteration_columns(iterations: list[Any] | IterationColumns) -> IterationColu
         return iterations
     columns = columns_of(iterations)
     return columns if columns is not None else columns_by_iteration(iterations)
+
+
+# The schema of an iteration as runner.store checks it: whole numbers >= 0 (msgspec takes no
+# bool or float for an int, and no null), a bool warm-up flag, every phase with every value;
+# other keys (the checksum) are not read. Untracked by the garbage collector: they hold no
+# containers it would need to walk.
+_Whole = Annotated[int, msgspec.Meta(ge=0)]
+_Phase = msgspec.defstruct("_Phase", [(what, _Whole) for what in PHASE_VALUES], gc=False)
+_Phases = msgspec.defstruct("_Phases", [(phase, _Phase) for phase in PHASES], gc=False)
+_Iteration = msgspec.defstruct("_Iteration", [
+    ("warmup", bool), ("rss_before_bytes", _Whole), ("phases", _Phases),
+    ("observations", dict[str, _Whole], msgspec.field(default_factory=dict))], gc=False)
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ITERATIONS = msgspec.json.Decoder(list[_Iteration])  # type: ignore[valid-type]
+_PLAIN = msgspec.json.Decoder()
+
+
+def decode_record(line: bytes) -> dict[str, Any] | None:
+    """A samples line as its record, probe["iterations"] already IterationColumns; None when
+    the line is anything but an object whose probe is an object with iterations that pass
+    runner.store's checks and fit int64 (the caller then parses it as before)."""
+    try:
+        fields = _FIELDS.decode(line)
+        if "probe" not in fields:
+            return None
+        probe = _FIELDS.decode(fields["probe"])  # null (a failed process): not an object
+        if "iterations" not in probe:
+            return None
+        columns = _columns_of_structs(_ITERATIONS.decode(probe["iterations"]))
+        if columns is None:
+            return None
+        return {key: ({name: columns if name == "iterations" else _PLAIN.decode(value)
+                       for name, value in probe.items()} if key == "probe"
+                      else _PLAIN.decode(raw)) for key, raw in fields.items()}
+    except (msgspec.DecodeError, OverflowError):  # ValidationError is a DecodeError
+        return None
+
+
+_GET_WARMUP = operator.attrgetter("warmup")
+_GET_RSS_BEFORE = operator.attrgetter("rss_before_bytes")
+_GET_PHASES = operator.attrgetter("phases")
+_GET_OBSERVATION_DICT = operator.attrgetter("observations")
+
+
+def _columns_of_structs(iterations: list[Any]) -> IterationColumns | None:
+    """Checked iterations (decode_record's structs) as columns; None when there are none.
+    OverflowError for a value past int64."""
+    count = len(iterations)
+    if not count:
+        return None
+    phases = list(map(_GET_PHASES, iterations))
+    columns = {}
+    for phase in PHASES:
+        values = list(map(operator.attrgetter(phase), phases))
+        for what in PHASE_VALUES:
+            columns[phase, what] = np.fromiter(map(operator.attrgetter(what), values),
+                                               dtype=np.int64, count=count)
+    observed = list(map(_GET_OBSERVATION_DICT, iterations))
+    observations = _observation_columns(observed)
+    return IterationColumns(
+        np.fromiter(map(_GET_WARMUP, iterations), dtype=bool, count=count),
+        np.fromiter(map(_GET_RSS_BEFORE, iterations), dtype=np.int64, count=count),
+        columns, observations if observations is not None else _observations_by_name(observed))

@@ -232,8 +232,12 @@ def open_regular(path: Path, max_bytes: int) -> BinaryIO:
 def parse_records(lines: Iterable[bytes], where: str, scenario_ids: frozenset[str],
                   columns: bool = False) -> Iterator[ProcessRecord]:
     """Checked records from samples.jsonl lines; a torn last line (a killed run) is dropped.
-    `columns`: as in load_run."""
+    `columns`: as in load_run; a line runner.iterations.decode_record takes is read by it
+    (the usual finished process), any other as below."""
     pending: tuple[int, str] | None = None  # a bad line is an error only if another follows
+    if columns:
+        # Imported here: numpy is not needed by the commands that do not read samples.
+        from runner.iterations import decode_record
     for number, raw in enumerate(lines, start=1):
         if pending is not None:
             raise StoreError(f"{where}:{pending[0]}: {pending[1]}")
@@ -241,6 +245,9 @@ def parse_records(lines: Iterable[bytes], where: str, scenario_ids: frozenset[st
             continue
         if len(raw) > MAX_RECORD_BYTES:
             raise StoreError(f"{where}:{number}: a record of more than {MAX_RECORD_BYTES} bytes")
+        if columns and not _too_many_values(raw) and (decoded := decode_record(raw)) is not None:
+            yield check_record(decoded, f"{where}:{number}", scenario_ids, columns)
+            continue
         try:
             data = parse_json(raw, f"{where}:{number}")
         except StoreError as error:
@@ -264,6 +271,13 @@ def _read_records(path: Path, scenario_ids: frozenset[str],
         yield from parse_records(_samples_lines(handle), str(path), scenario_ids, columns)
 
 
+def _too_many_values(data: bytes) -> bool:
+    # Each value counted is one byte of the text: a shorter text cannot hold too many (and a
+    # sample line, a few hundred KB, need not be scanned three times more).
+    return len(data) > MAX_JSON_VALUES and (
+        data.count(b",") + data.count(b"[") + data.count(b"{")) > MAX_JSON_VALUES
+
+
 def parse_json(data: bytes, where: str) -> object:
     """Untrusted JSON bytes parsed, or StoreError: not UTF-8, not JSON, too many values (see
     MAX_JSON_VALUES), nested too deeply.
@@ -272,11 +286,7 @@ def parse_json(data: bytes, where: str) -> object:
     1024 levels itself); what it refuses is parsed again by json, which also reads NaN, lone
     surrogates and integers past 64 bits as before, and says what is wrong.
     """
-    # Each value counted is one byte of the text: a shorter text cannot hold too many (and a
-    # sample line, a few hundred KB, need not be scanned three times more).
-    values = (0 if len(data) <= MAX_JSON_VALUES
-              else data.count(b",") + data.count(b"[") + data.count(b"{"))
-    if values > MAX_JSON_VALUES:
+    if _too_many_values(data):
         raise StoreError(f"{where}: more than {MAX_JSON_VALUES} JSON values")
     try:
         return orjson.loads(data)
@@ -768,12 +778,15 @@ def _check_probe_output(probe: dict[str, Any], where: str, columns: bool = False
                                  and _is_optional_text(libc.get("version"))):
         raise StoreError(f"{where}.libc: expected an object with a name")
     iterations = probe.get("iterations")
+    if columns:
+        # Imported here: numpy is not needed by the commands that do not read samples.
+        from runner.iterations import IterationColumns, columns_of
+
+        if isinstance(iterations, IterationColumns):
+            return  # checked as runner.iterations.decode_record decoded them
     if not isinstance(iterations, list) or not iterations:
         raise StoreError(f"{where}.iterations: expected a non-empty list")
     if columns:
-        # Imported here: numpy is not needed by the commands that do not read samples.
-        from runner.iterations import columns_of
-
         converted = columns_of(iterations)
         if converted is not None:
             probe["iterations"] = converted
