@@ -60,6 +60,13 @@ def bytes_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+Stamp = list[list[int]]  # (size, mtime in ns) of a run's manifest and samples
+
+
+def stamp_of(run_dir: Path) -> Stamp:
+    return [_stamp(run_dir / MANIFEST), _stamp(run_dir / SAMPLES)]
+
+
 def _stamp(path: Path) -> list[int]:
     try:
         info = path.stat()
@@ -78,14 +85,24 @@ class RenderCache:
 
     def checksum(self, run_dir: Path) -> str:
         """data_checksum of a run, recomputed only when its files' sizes or times changed."""
-        stamp = [_stamp(run_dir / MANIFEST), _stamp(run_dir / SAMPLES)]
-        self.used.add(str(run_dir))
+        stamp = stamp_of(run_dir)
         known = self.checksums.get(str(run_dir))
         if known is not None and known["stamp"] == stamp:
+            self.used.add(str(run_dir))
             return str(known["sha256"])
         checksum = data_checksum(run_dir)
-        self.checksums[str(run_dir)] = {"stamp": stamp, "sha256": checksum}
+        self.learn(run_dir, stamp, checksum)
         return checksum
+
+    def learn(self, run_dir: Path, stamp: Stamp, checksum: str) -> None:
+        """Remember a run's checksum, computed elsewhere from its files as `stamp` found them
+        (taken first: files changed since have another stamp, so are hashed again)."""
+        self.used.add(str(run_dir))
+        self.checksums[str(run_dir)] = {"stamp": stamp, "sha256": checksum}
+
+    def has_page(self, page: str) -> bool:
+        """Whether the last render left `page` (else it is rendered whatever its inputs)."""
+        return page in self.pages
 
     def kept(self, reports_dir: Path, page: str, inputs: str) -> dict[str, Any] | None:
         """The cached index entry of `page` when its inputs and written bytes are unchanged."""

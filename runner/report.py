@@ -330,7 +330,7 @@ class _PageJob:
 
     name: str
     run_dirs: tuple[Path, ...]
-    checksums: tuple[str, ...]
+    checksums: tuple[str, ...] | None  # None: computed by the page's worker, in parallel
     navigation: tuple[str, ...]  # every experiment, for the navigation bar
     templates_dir: Path
 
@@ -343,6 +343,7 @@ class _Page:
     html: str
     entry: dict[str, Any]
     skipped: tuple[tuple[Path, str], ...]
+    checksums: tuple[str, ...]  # of job.run_dirs
 
 
 def _render_experiment_page(job: _PageJob) -> _Page:
@@ -353,8 +354,9 @@ def _render_experiment_page(job: _PageJob) -> _Page:
     """
     runs = [StoredRun(path, read_manifest(path), ()) for path in job.run_dirs]
     first = experiment_of(runs[-1])
+    checksums = job.checksums or tuple(data_checksum(path) for path in job.run_dirs)
     contexts, skipped = [], []
-    for path, checksum in zip(job.run_dirs, job.checksums, strict=True):
+    for path, checksum in zip(job.run_dirs, checksums, strict=True):
         try:
             contexts.append(build_run_context(load_run(path, columns=True), checksum))
         except (StoreError, OSError) as error:
@@ -366,7 +368,7 @@ def _render_experiment_page(job: _PageJob) -> _Page:
     navigation = [{"name": name, "page": f"{name}.html"} for name in job.navigation]
     html = render_page(job.templates_dir, "experiment.html", experiment=experiment,
                        experiments=navigation)
-    return _Page(html, index_entry(experiment), tuple(skipped))
+    return _Page(html, index_entry(experiment), tuple(skipped), checksums)
 
 
 # A chart costs about as much to draw as this many bytes of samples to read and summarise
@@ -441,30 +443,43 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
     cache = render_cache.load_cache(reports_dir)
     code = render_cache.code_hash(templates_dir)
     entries: dict[str, dict[str, Any]] = {}
-    jobs, inputs = [], {}
+    jobs: list[_PageJob] = []
+    stamps: dict[Path, render_cache.Stamp] = {}
+
+    def inputs(name: str, checksums: Sequence[str]) -> str:
+        return render_cache.page_hash(code, list(navigation), [
+            (str(path.relative_to(results_dir)), checksum)
+            for path, checksum in zip(by_experiment[name], checksums, strict=True)])
+
     for name in navigation:
         paths = by_experiment[name]
-        checksums = [cache.checksum(path) for path in paths]
         page = f"{name}.html"
-        inputs[page] = render_cache.page_hash(code, list(navigation), [
-            (str(path.relative_to(results_dir)), checksum)
-            for path, checksum in zip(paths, checksums, strict=True)])
-        kept = cache.kept(reports_dir, page, inputs[page])
+        if not cache.has_page(page):
+            # Rendered whatever the checksums say: its worker computes them (a cold render
+            # hashes every sample once, on both CPUs instead of before them).
+            stamps.update((path, render_cache.stamp_of(path)) for path in paths)
+            jobs.append(_PageJob(name, tuple(paths), None, navigation, templates_dir))
+            continue
+        checksums = tuple(cache.checksum(path) for path in paths)
+        kept = cache.kept(reports_dir, page, inputs(name, checksums))
         if kept is not None:
             entries[page] = kept
         else:
-            jobs.append(_PageJob(name, tuple(paths), tuple(checksums), navigation,
-                                 templates_dir))
+            jobs.append(_PageJob(name, tuple(paths), checksums, navigation, templates_dir))
     reports_dir.mkdir(parents=True, exist_ok=True)
     rendered = []
     for job, result in zip(jobs, _render_all(jobs), strict=True):
         page = f"{job.name}.html"
+        for path, checksum in zip(job.run_dirs, result.checksums, strict=True):
+            if job.checksums is None:
+                cache.learn(path, stamps[path], checksum)
         entries[page] = result.entry
         _write_if_changed(reports_dir / page, result.html)
         for path, why in result.skipped:
             warn_skipped(path, StoreError(why))
         if not result.skipped:  # else rendered again next time, saying so again
-            cache.remember(page, inputs[page], result.html, result.entry)
+            cache.remember(page, inputs(job.name, result.checksums), result.html,
+                           result.entry)
         rendered.append(reports_dir / page)
     context = {"experiments": [entries[f"{name}.html"] for name in navigation]}
     _write_if_changed(reports_dir / "index.html", render_page(
