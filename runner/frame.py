@@ -72,16 +72,27 @@ class _Columns:
                             else np.full(count, np.nan, dtype=np.float64))
 
 
-def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp]) -> pd.Series:
-    """One scenario parameter per row, with the dtype pandas gives the same values per row."""
+def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp],
+                      categorical: bool) -> pd.Series:
+    """One scenario parameter per row, with the dtype pandas gives the same values per row;
+    text as a categorical when asked."""
+    if categorical and values and all(type(value) is str for value in values):
+        code = {value: index for index, value in enumerate(dict.fromkeys(values))}
+        codes = np.asarray([code[value] for value in values], dtype=np.int64)
+        return pd.Series(pd.Categorical.from_codes(codes[rows], pd.Index(list(code))))
     return pd.Series(values).take(rows).reset_index(drop=True)
 
 
-def build_frame(run: StoredRun) -> pd.DataFrame:
+def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
     """Every sample of every successful process of a run, warm-up iterations flagged.
 
     Built column by column (numpy arrays, not a dict per sample): the values are those of the
     per-sample definitions in the comments below, computed on whole columns.
+
+    `categorical`: the text columns of a scenario (its id, label and text parameters) as
+    pandas categoricals, the same values held as codes: grouping and filtering by them then
+    compares small integers, not a million strings each time (the report groups by them some
+    hundred times per run). Exports keep plain text.
     """
     scenarios = run.manifest["scenarios"]
     position = {s["id"]: i for i, s in enumerate(scenarios)}
@@ -107,13 +118,14 @@ def build_frame(run: StoredRun) -> pd.DataFrame:
     columns: dict[str, Any] = {
         "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
         "scenario_index": scenario_index,
-        "scenario_id": _parameter_column([s["id"] for s in shown], rows),
-        "label": _parameter_column([s["label"] for s in shown], rows),
+        "scenario_id": _parameter_column([s["id"] for s in shown], rows, categorical),
+        "label": _parameter_column([s["label"] for s in shown], rows, categorical),
         "process_index": process_index[order], "iteration": iteration[order],
         "warmup": np.concatenate(raw.warmup)[order],
     }
     for field in PARAM_COLUMNS:
-        columns[field] = _parameter_column([s["params"][field] for s in shown], rows)
+        columns[field] = _parameter_column([s["params"][field] for s in shown], rows,
+                                           categorical)
     size = np.asarray([int(s["params"]["size_bytes"]) for s in shown], dtype=np.int64)[rows]
     declared_ops = np.asarray([int(s["params"]["ops"]) for s in shown], dtype=np.int64)[rows]
     observed = {name: np.concatenate(chunks)[order] for name, chunks in raw.observed.items()}

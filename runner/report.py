@@ -270,7 +270,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     """Everything a template shows about one run, as plain values (`checksum`: its
     data_checksum when the caller has it)."""
     experiment = experiment_of(run)
-    samples = measured(build_frame(run))
+    samples = measured(build_frame(run, categorical=True))
     label_keys = tuple(run.manifest["label_keys"])
     metrics = noise.watched_metrics(experiment)
     anchor = f"run-{run.machine}"

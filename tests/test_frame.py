@@ -231,3 +231,17 @@ def test_the_column_wise_frame_has_the_values_of_the_per_sample_definitions(
     assert list(frame.columns) == list(expected.columns) == list(COLUMNS)
     # Same values, NaN where NaN (dtypes may differ where a column is all NaN).
     pd.testing.assert_frame_equal(frame, expected, check_dtype=False, check_exact=True)
+
+
+def test_a_categorical_frame_holds_the_same_values_with_text_as_codes(
+        tmp_path: Path, small_spec: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, small_spec, crash=("malloc 4KiB", 1)))
+    plain, coded = build_frame(run), build_frame(run, categorical=True)
+    assert list(coded.columns) == list(plain.columns)
+    text = [c for c in coded.columns if isinstance(coded[c].dtype, pd.CategoricalDtype)]
+    assert {"scenario_id", "label", "backing"} <= set(text)
+    assert all(pd.api.types.is_numeric_dtype(coded[c]) for c in ("size_bytes", "ops"))
+    # Categories in plan order, as the scenarios come.
+    assert list(coded["backing"].cat.categories) == list(dict.fromkeys(plain["backing"]))
+    pd.testing.assert_frame_equal(coded.astype({c: plain[c].dtype for c in text}), plain,
+                                  check_exact=True)
