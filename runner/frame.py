@@ -64,12 +64,13 @@ class _Columns:
         self.rss_before_bytes.append(iterations.rss_before_bytes)
         for key, chunks in self.phase.items():
             chunks.append(iterations.phases[key])
+        # Absent before probe version 2, and each iteration reports the observations of its
+        # workload only: NaN where not reported (one array of them serves every such name,
+        # as the columns are only ever read and concatenated).
+        missing = np.full(count, np.nan, dtype=np.float64)
         for name, observed in self.observed.items():
-            # Absent before probe version 2, and each iteration reports the observations of
-            # its workload only: NaN where not reported.
             column = iterations.observations.get(name)
-            observed.append(column if column is not None
-                            else np.full(count, np.nan, dtype=np.float64))
+            observed.append(column if column is not None else missing)
 
 
 def _parameter_column(values: list[Any], rows: npt.NDArray[np.intp],
