@@ -214,9 +214,25 @@ def _columns_of_structs(iterations: list[Any]) -> IterationColumns | None:
         for what in PHASE_VALUES:
             columns[phase, what] = np.fromiter(map(operator.attrgetter(what), values),
                                                dtype=np.int64, count=count)
-    observed = list(map(_GET_OBSERVATION_DICT, iterations))
-    observations = _observation_columns(observed)
     return IterationColumns(
         np.fromiter(map(_GET_WARMUP, iterations), dtype=bool, count=count),
         np.fromiter(map(_GET_RSS_BEFORE, iterations), dtype=np.int64, count=count),
-        columns, observations if observations is not None else _observations_by_name(observed))
+        columns, _checked_observations(list(map(_GET_OBSERVATION_DICT, iterations))))
+
+
+def _checked_observations(observed: list[dict[str, int]]) -> dict[str, npt.NDArray[np.float64]]:
+    """Observations decode_record checked (whole numbers >= 0) as float64 columns: by name
+    straight away when every iteration reported the same names (the usual case), else NaN
+    where an iteration did not report one (_observations_by_name)."""
+    count, first = len(observed), observed[0]
+    if set(map(len, observed)) == {len(first)}:
+        try:
+            for name in first.keys() - _KNOWN:  # the same names everywhere, not only known
+                if not all(map(operator.contains, observed, itertools.repeat(name))):
+                    raise KeyError(name)
+            return {name: np.fromiter(map(operator.itemgetter(name), observed),
+                                      dtype=np.float64, count=count)
+                    for name in first if name in _KNOWN}
+        except KeyError:
+            pass
+    return _observations_by_name(observed)

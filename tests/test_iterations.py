@@ -147,10 +147,22 @@ def test_a_decoded_line_holds_the_record_and_the_columns_of_its_iterations() -> 
     assert record == expected and list(record) == list(expected)
 
 
-def test_a_decoded_line_converts_observations_that_vary_as_the_one_by_one_conversion() -> None:
-    iterations = _iterations()
+def _reordered(iterations: list[dict[str, Any]]) -> None:
     iterations[2]["observations"] = dict(reversed(iterations[2]["observations"].items()))
     del iterations[3]["observations"]["mappings"]
+
+
+def _swapped(iterations: list[dict[str, Any]]) -> None:
+    """As many names as the others, but another set: a known one for an unknown one."""
+    del iterations[4]["observations"]["not_a_known_observation"]
+    iterations[4]["observations"]["brk_moves"] = 1
+
+
+@pytest.mark.parametrize("vary", [_reordered, _swapped])
+def test_a_decoded_line_converts_observations_that_vary_as_the_one_by_one_conversion(
+        vary: Any) -> None:
+    iterations = _iterations()
+    vary(iterations)
     record = decode_record(_line(iterations))
     assert record is not None
     _assert_same(record["probe"]["iterations"], columns_by_iteration(iterations))
