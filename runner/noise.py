@@ -216,8 +216,8 @@ def check_host_share(samples: pd.DataFrame, labels: Mapping[str, str],
     cold memory pays for the host backing the guest's pages as well as the guest's own faults.
     """
     metric = "first_touch_ns_per_page"
-    if field not in samples or metric not in samples or samples.empty:
-        return []
+    if field not in samples or metric not in samples or samples[field].nunique() < 2:
+        return []  # nothing to pair (most runs: all scenarios hold it at its default)
     others = [c for c in PARAM_COLUMNS if c in samples and c != field]
     by_point: dict[tuple[Any, ...], dict[bool, tuple[str, float]]] = {}
     columns = samples[["scenario_id", *others, field, metric]]  # not every column per group
