@@ -5,7 +5,8 @@ its legend `loc="best"` tries every place against every line at draw time: toget
 of each chart's time, and a report draws dozens. The texts around the plot are known before
 drawing (the title, the axis labels, the tick labels the locators will give), so the margins
 are computed from their measured sizes, the same sizes the SVG backend measures them by; and
-the legend goes to the corner with the fewest plotted points under it, found from the data.
+the legend goes to the place (of matplotlib's nine) with the fewest plotted points under it,
+found from the data.
 
 Margins are those tight_layout would leave, give or take a point: PAD_IN around the figure,
 and matplotlib's own spacing between a tick, its label and the axis label.

@@ -253,6 +253,7 @@ def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line],
     """Margins that fit the chart's texts, and its legend inside the plot where it covers the
     fewest points or in rows under it (_legend_rows): runner.chart_layout, without drawing."""
     layout = _legend_rows(lines) if len(lines) > 1 else None
+
     def margins() -> chart_layout.Margins:
         return chart_layout.compute_margins(
             axes, x_labels, axes.get_title(), axes.get_xlabel(), axes.get_ylabel(),

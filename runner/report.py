@@ -470,8 +470,8 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
     rendered = []
     for job, result in zip(jobs, _render_all(jobs), strict=True):
         page = f"{job.name}.html"
-        for path, checksum in zip(job.run_dirs, result.checksums, strict=True):
-            if job.checksums is None:
+        if job.checksums is None:
+            for path, checksum in zip(job.run_dirs, result.checksums, strict=True):
                 cache.learn(path, stamps[path], checksum)
         entries[page] = result.entry
         _write_if_changed(reports_dir / page, result.html)
