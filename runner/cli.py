@@ -28,7 +28,7 @@ from runner import (
     schema,
     spec,
 )
-from runner.errors import AlloclabError, ExitStatus, UsageError
+from runner.errors import AlloclabError, ExitStatus, SpecError, UsageError
 from runner.machine import default_machine_label
 from runner.store import SkippedRunWarning
 
@@ -231,12 +231,29 @@ def _processes(text: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
-    plans = pipeline.load_plans(_specs(args))
-    for plan in plans:
+    """Every spec named is checked, each on its own: the valid ones said ok, every invalid one
+    named with its error (on stderr), exit status 2 when any is invalid."""
+    errors = 0
+    checked = spec.check_specs(_specs(args))
+    for loaded in checked:
+        try:
+            if isinstance(loaded, SpecError):
+                raise loaded
+            plan = pipeline.plan_of(loaded)
+        except SpecError as error:
+            if args.debug:
+                traceback.print_exception(error)
+            print(str(error), file=sys.stderr)
+            errors += 1
+            continue
         print(f"{plan.spec.source}: ok: {plan.spec.name}: {len(plan.scenarios)} scenarios, "
               f"{len(plan.dropped)} combinations not measurable")
         for dropped in plan.dropped:
             print(f"  not measured: {matrix.describe_dropped(plan, dropped)}")
+    if errors:
+        if len(checked) > 1:
+            print(f"{errors} of {len(checked)} spec files are invalid", file=sys.stderr)
+        return ExitStatus.USAGE
     return ExitStatus.OK
 
 

@@ -319,10 +319,14 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
     """Load, validate and expand every spec before anything runs, so errors come first."""
-    plans = [matrix.expand(experiment) for experiment in spec.load_specs(spec_paths)]
-    for plan in plans:
-        _check_file_dirs(plan)
-    return plans
+    return [plan_of(experiment) for experiment in spec.load_specs(spec_paths)]
+
+
+def plan_of(experiment: ExperimentSpec) -> Plan:
+    """A valid spec expanded into its scenarios; SpecError when it cannot run here."""
+    plan = matrix.expand(experiment)
+    _check_file_dirs(plan)
+    return plan
 
 
 def _check_file_dirs(plan: Plan) -> None:

@@ -170,18 +170,34 @@ def load_spec(path: Path) -> ExperimentSpec:
 
 
 def load_specs(paths: Sequence[Path]) -> tuple[ExperimentSpec, ...]:
-    """Load files and directories (each directory: its *.yaml, by name); names must be unique."""
-    specs: list[ExperimentSpec] = []
+    """Load files and directories (each directory: its *.yaml, by name); names must be unique.
+    SpecError for the first file that is not a valid experiment."""
+    specs = []
+    for loaded in check_specs(paths):
+        if isinstance(loaded, SpecError):
+            raise loaded
+        specs.append(loaded)
+    return tuple(specs)
+
+
+def check_specs(paths: Sequence[Path]) -> list[ExperimentSpec | SpecError]:
+    """load_specs, each file on its own: its spec, or the SpecError that says what is wrong
+    with it, so that one bad file does not hide the others (`alloclab validate`)."""
+    checked: list[ExperimentSpec | SpecError] = []
     first_source: dict[str, str] = {}
     for path in _expand_paths(paths):
-        spec, lines = _load(path)
-        if spec.name in first_source:
-            raise SpecError(spec.source, lines.get("name"), "name",
-                            f"experiment name {spec.name!r} is also used by "
-                            f"{first_source[spec.name]}")
+        try:
+            spec, lines = _load(path)
+            if spec.name in first_source:
+                raise SpecError(spec.source, lines.get("name"), "name",
+                                f"experiment name {spec.name!r} is also used by "
+                                f"{first_source[spec.name]}")
+        except SpecError as error:
+            checked.append(error)
+            continue
         first_source[spec.name] = spec.source
-        specs.append(spec)
-    return tuple(specs)
+        checked.append(spec)
+    return checked
 
 
 def _expand_paths(paths: Sequence[Path]) -> list[Path]:

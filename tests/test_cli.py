@@ -399,3 +399,23 @@ def test_commands_that_render_nothing_import_no_data_or_plotting_library(
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "", f"imported: {done.stderr.splitlines()[-1]}"
     assert "alloclab" in done.stdout or "tiny" in done.stdout or "$schema" in done.stdout
+
+
+def test_validate_checks_every_file_and_names_each_bad_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One bad spec does not hide the others: each is named with its error, the good ones
+    are said ok, and the exit status says that some were bad."""
+    good = ROOT / "experiments" / "zeroing.yaml"
+    (tmp_path / "a.yaml").write_text(good.read_text())
+    (tmp_path / "b.yaml").write_text(
+        good.read_text().replace("repetitions:", "repetitons:"))
+    (tmp_path / "c.yaml").write_text(
+        good.read_text().replace("name: zeroing", "name: zeroing-two").replace(
+            "size: [", "size: [12 parsecs, "))
+    assert main(["validate", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a.yaml'}: ok: zeroing" in captured.out
+    errors = captured.err.splitlines()
+    assert errors[0].startswith(f"{tmp_path / 'b.yaml'}:") and "repetitions" in errors[0]
+    assert errors[1].startswith(f"{tmp_path / 'c.yaml'}:") and "12 parsecs" in errors[1]
+    assert errors[2:] == ["2 of 3 spec files are invalid"]
