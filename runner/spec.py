@@ -405,14 +405,28 @@ def _compose(text: str, source: str) -> Node:
     return root
 
 
+# What the usual mistakes behind yaml's problem texts are, said as what to do.
+_YAML_HINTS = (
+    ("'\\t'", "indent with spaces: YAML does not allow tabs"),
+    ("expected <block end>", "this line does not line up: every key of a mapping, and every "
+     "'- ' item of a list, starts in the same column as the ones before it"),
+    ("mapping values are not allowed here", "a ': ' inside a value, or a key indented under "
+     "a value: quote the value, or line the key up with the keys beside it"),
+    ("expected ',' or '}'", "a { ... } left open: close it on the line it starts"),
+    ("expected ',' or ']'", "a [ ... ] left open: close it on the line it starts"),
+    ("could not find expected ':'", "a key without ':' after it, or a quote left open"),
+    ("found unexpected end of stream", "a quote or bracket left open"),
+)
+
+
 def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
-    """yaml's problem text; with its context when the problem only continues it ("but ...")."""
+    """yaml's problem text (with its context when the problem only continues it, "but ..."),
+    and what to do about it where the mistake behind it is a usual one (_YAML_HINTS)."""
     problem = error.problem or error.context or "unreadable"
     if error.context and problem.startswith("but "):
         problem = f"{error.context}, {problem}"
-    if "'\\t'" in problem:
-        problem += " (indent with spaces: YAML does not allow tabs)"
-    return problem
+    hint = next((hint for text, hint in _YAML_HINTS if text in problem), None)
+    return f"{problem} ({hint})" if hint else problem
 
 
 def _one_line(text: str) -> str:
@@ -545,7 +559,9 @@ def _check_keys(walker: _Walker, parent: _Item, entries: dict[str, _Item],
     _check_names(walker, parent, entries, [key.name for key in table], "key")
     for key in table:
         if key.required and key.name not in entries:
-            raise walker.error(parent, f"missing required key {key.name!r}")
+            # The line is the mapping's first: the key belongs among the keys from there on.
+            raise walker.error(parent, f"missing required key {key.name!r} (add it to the "
+                                       "keys that start on this line)")
 
 
 # ---------------------------------------------------------------------------------------------
