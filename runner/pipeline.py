@@ -147,9 +147,20 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
                 target: Target | None, listener: RunListener | None = None) -> RunSummary:
     """run_plan's work, with the experiment folder's run lock held."""
     experiment = plan.spec
-    run_dir, manifest, done = (
-        _resume(plan, binary, options, repetitions, fingerprint, say)
-        or _start(plan, binary, options, repetitions, fingerprint, say, target))
+    opened = _resume(plan, binary, options, repetitions, fingerprint, say)
+    if opened is None and (same := _unchanged_run(plan, options, repetitions, fingerprint,
+                                                   binary.source_hash)) is not None:
+        # A copy of it would be the same data under another run's conditions, time and
+        # commit, and the report would show that copy as what measured it.
+        say(f"{experiment.name}: nothing to measure: run {same.run_id} measured every "
+            "scenario of this spec in this boot of this machine (same probe, repetitions and "
+            "conditions); --fresh measures them again")
+        if listener:
+            listener.experiment(experiment.name, 0)
+            listener.experiment_done(experiment.name, 0)
+        return _summary(plan, same.path, 0, 0, len(same.manifest["scenarios"]))
+    run_dir, manifest, done = opened or _start(plan, binary, options, repetitions,
+                                               fingerprint, say, target)
     probe_env = target.probe_env if target else machine.allocator_env(os.environ)
     if probe_env:
         say(f"{experiment.name}: probes run with "
@@ -174,17 +185,24 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     lost = target is not None and target.connection_failures() > lost_before
     store.write_manifest(run_dir, {**manifest, "finished_utc": None if lost else _utc_now(),
                                    "load": load})
+    if listener:
+        listener.experiment_done(experiment.name, watch.run)
+    return _summary(plan, run_dir, watch.run, watch.failed,
+                    len(manifest.get("reused_from", {})))
+
+
+def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
+             reused: int) -> RunSummary:
+    """What the console says of a finished run: its noise findings and verdicts."""
     from runner import noise, report, verdict
     from runner.frame import build_frame, measured
 
     stored = store.load_run(run_dir)
     samples = measured(build_frame(stored))
-    warnings = noise.run_warnings(stored, noise.watched_metrics(experiment), samples)
-    verdicts = report.run_verdicts(stored, experiment, samples)
-    if listener:
-        listener.experiment_done(experiment.name, watch.run)
-    return RunSummary(experiment.name, run_dir, watch.run, watch.failed,
-                      tuple(w.message for w in warnings), len(manifest.get("reused_from", {})),
+    warnings = noise.run_warnings(stored, noise.watched_metrics(plan.spec), samples)
+    verdicts = report.run_verdicts(stored, plan.spec, samples)
+    return RunSummary(plan.spec.name, run_dir, processes_run, processes_failed,
+                      tuple(w.message for w in warnings), reused,
                       tuple(verdict.summary_line(v) for v in verdicts))
 
 
@@ -300,6 +318,20 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
     only what it changed. Results from another boot (another copy of the machine, or a fresh
     one with the same host name) are never reused: there, `alloclab run` measures.
     """
+    earlier = _reuse_source(plan, options, repetitions, fingerprint, probe_hash)
+    if earlier is None:
+        return {}, []
+    complete = store.complete_scenarios(earlier, [s.id for s in plan.scenarios],
+                                        repetitions.processes)
+    origins = earlier.manifest.get("reused_from", {})
+    return ({sid: origins.get(sid, earlier.run_id) for sid in complete},
+            [record for records in complete.values() for record in records])
+
+
+def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
+                  fingerprint: dict[str, object], probe_hash: str) -> store.StoredRun | None:
+    """The newest finished run of the experiment a new run may copy from (_reusable_records's
+    conditions), or None."""
     for earlier in store.finished_runs(options.results_dir, options.machine, plan.spec.name):
         manifest = earlier.manifest
         if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
@@ -309,12 +341,26 @@ def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
                 or machine.confounding_differences(manifest.get("fingerprint", {}),
                                                    fingerprint)):
             continue
-        complete = store.complete_scenarios(earlier, [s.id for s in plan.scenarios],
-                                            repetitions.processes)
-        origins = manifest.get("reused_from", {})
-        return ({sid: origins.get(sid, earlier.run_id) for sid in complete},
-                [record for records in complete.values() for record in records])
-    return {}, []
+        return earlier
+    return None
+
+
+def _unchanged_run(plan: Plan, options: RunOptions, repetitions: Repetitions,
+                   fingerprint: dict[str, object], probe_hash: str) -> store.StoredRun | None:
+    """The run a new one would copy entirely: same spec text word for word (so the same
+    charts and checks), the same scenarios, each measured completely; None when anything is
+    left to measure or to judge anew, or when reuse is off (--fresh)."""
+    if not options.reuse:
+        return None
+    earlier = _reuse_source(plan, options, repetitions, fingerprint, probe_hash)
+    if earlier is None or earlier.manifest.get("spec_text") != spec.read_spec_text(
+            Path(plan.spec.source)):
+        return None
+    ids = [s.id for s in plan.scenarios]
+    if [s["id"] for s in earlier.manifest["scenarios"]] != ids:
+        return None
+    complete = store.complete_scenarios(earlier, ids, repetitions.processes)
+    return earlier if len(complete) == len(ids) else None
 
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:

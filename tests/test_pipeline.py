@@ -109,12 +109,37 @@ def test_a_spec_change_reruns_only_the_scenarios_it_changed(
     assert sorted(copied, key=lambda r: (r.scenario_id, r.process_index)) == sorted(
         first.records, key=lambda r: (r.scenario_id, r.process_index))
 
-    fake.calls.clear()  # a third run names the run that measured them, not the one that copied
+    # An edit to a check leaves the data to copy, and a new run judges it by the new check;
+    # it names the run that measured each scenario, not the one that copied it.
+    fake.calls.clear()
+    spec.write_text(SPEC.replace("[4KiB, 64KiB]", "[4KiB, 64KiB, 1MiB]").replace(
+        "title: touch", "title: first touch"))
     third = load_run(_run(spec, tmp_path).run_dir)
-    assert fake.calls == []
+    assert fake.calls == [] and third.path not in (first.path, second.path)
     assert third.manifest["reused_from"] == {
         sid: second.manifest["reused_from"].get(sid, second.run_id)
         for sid in third.manifest["reused_from"]}
+    assert len(third.manifest["reused_from"]) == 6
+
+
+def test_an_unchanged_spec_already_measured_makes_no_copy_of_its_run(
+        spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
+    """Same spec, probe, repetitions, conditions, boot: nothing to measure or judge anew, and
+    a copy would show the same data under another run's time, load and commit."""
+    first = _run(spec, tmp_path)
+    fake.calls.clear()
+    said: list[str] = []
+    [plan] = pipeline.load_plans([spec])
+    again = pipeline.run_plan(plan, BINARY, pipeline.RunOptions(
+        results_dir=tmp_path / "results", machine="m", command="alloclab run", seed=1),
+        said.append)
+    assert fake.calls == [] and again.run_dir == first.run_dir and again.processes_run == 0
+    assert again.verdicts == first.verdicts
+    assert len(list(first.run_dir.parent.iterdir())) == 1
+    assert any("nothing to measure" in line and first.run_dir.name in line for line in said)
+    # --fresh measures it all again, in a run of its own.
+    fresh = _run(spec, tmp_path, resume=False, reuse=False)
+    assert len(fake.calls) == 12 and fresh.run_dir != first.run_dir
 
 
 def test_fresh_measures_everything_again(spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
@@ -212,7 +237,8 @@ def test_a_new_run_renders_its_experiments_page_and_the_index_only(
     render_page = report._render_experiment_page
     monkeypatch.setattr(report, "_render_experiment_page",
                         lambda job: rendered.append(job.name) or render_page(job))
-    second = _run(spec, tmp_path)  # what `alloclab run reuse.yaml` stores before rendering
+    # What `alloclab run --fresh reuse.yaml` stores before rendering.
+    second = _run(spec, tmp_path, resume=False, reuse=False)
     pipeline.render(results, reports, TEMPLATES)
     assert rendered == ["reuse"]
     assert (reports / "small.html").read_bytes() == kept
