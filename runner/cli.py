@@ -91,9 +91,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     finally:
         listener.close()
     for s in summaries:
-        failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
-        (listener.problem if s.processes_failed else listener.say)(
-            f"{s.experiment}: {s.processes_run} processes run{failed} -> {s.run_dir}")
+        (listener.problem if s.processes_failed else listener.say)(s.describe())
     for line in _warning_lines(summaries, Path(args.reports), verbose=verbosity > 0,
                                reported=not args.no_report):
         listener.say(line)
@@ -133,9 +131,7 @@ def cmd_run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
     outcomes = runner.fleet.run_fleet(_specs(args), options, fleet, _say)
     for outcome in outcomes:
         for s in outcome.summaries:
-            failed = f", {s.processes_failed} did not finish" if s.processes_failed else ""
-            _say(f"[{outcome.host.label}] {s.experiment}: {s.processes_run} processes run"
-                 f"{failed} -> {s.run_dir}")
+            _say(f"[{outcome.host.label}] {s.describe()}")
     status = cmd_report(args) if not args.no_report else ExitStatus.OK
     if any(o.error or any(s.processes_failed for s in o.summaries) for o in outcomes):
         _say("some hosts or probe processes failed: see above; run the same command again to "

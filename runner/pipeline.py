@@ -107,6 +107,19 @@ class RunSummary:
     warnings: tuple[str, ...] = ()  # runner.noise findings about the finished run
     reused: int = 0  # scenarios copied from an earlier run instead of measured
     verdicts: tuple[str, ...] = ()  # "status (counts): claim", one per check
+    processes_skipped: int = 0  # of processes_run: not started, this machine cannot measure
+
+    def describe(self) -> str:
+        """"zeroing: 72 processes run, 6 skipped, 1 did not finish -> results/...", and
+        what the run already held when nothing was run."""
+        done = f"{self.processes_run - self.processes_skipped} processes run"
+        if self.processes_skipped:
+            done += f", {self.processes_skipped} skipped (not measurable here)"
+        if self.processes_failed:
+            done += f", {self.processes_failed} did not finish"
+        if not self.processes_run and self.reused:
+            done = f"nothing run, all {self.reused} scenarios already measured"
+        return f"{self.experiment}: {done} -> {self.run_dir}"
 
 
 def _utc_now() -> str:
@@ -187,8 +200,9 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
                                    "load": load})
     if listener:
         listener.experiment_done(experiment.name, watch.run)
-    return _summary(plan, run_dir, watch.run, watch.failed,
-                    len(manifest.get("reused_from", {})))
+    return replace(_summary(plan, run_dir, watch.run, watch.failed,
+                            len(manifest.get("reused_from", {}))),
+                   processes_skipped=watch.skipped)
 
 
 def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
@@ -286,13 +300,14 @@ class _Progress:
         self.experiment, self.labels, self.total = experiment, labels, total
         self.timeout_s, self.say, self.listener = timeout_s, say, listener
         self.estimates_s = estimates_s or {}
-        self.run = self.failed = 0
+        self.run = self.failed = self.skipped = 0
         self.skips_said: set[str] = set()
 
     def on_record(self, job: schedule.Job, record: ProcessRecord) -> None:
         self.run += 1
         where = f"{self.experiment}: {self.labels[job.scenario.id]}"
         if record.status == "skipped":
+            self.skipped += 1
             if job.scenario.id not in self.skips_said:  # once per scenario, not per process
                 self.skips_said.add(job.scenario.id)
                 self.say(f"{where}: skipped: {record.skip_reason}")

@@ -243,3 +243,14 @@ def test_a_new_run_renders_its_experiments_page_and_the_index_only(
     assert rendered == ["reuse"]
     assert (reports / "small.html").read_bytes() == kept
     assert second.run_dir.name in (reports / "index.html").read_text()
+
+
+def test_a_run_summary_says_what_was_measured_skipped_and_already_there() -> None:
+    def said(**counts: int) -> str:
+        return pipeline.RunSummary("x", Path("r"), **counts).describe()
+    assert said(processes_run=12, processes_failed=0) == "x: 12 processes run -> r"
+    # Skipped processes were never started: not counted as run.
+    assert said(processes_run=12, processes_failed=1, processes_skipped=6) == (
+        "x: 6 processes run, 6 skipped (not measurable here), 1 did not finish -> r")
+    assert said(processes_run=0, processes_failed=0, reused=4) == (
+        "x: nothing run, all 4 scenarios already measured -> r")
