@@ -261,8 +261,9 @@ def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     options = _plan_options(args)
     total_s = 0.0
     for plan in plans:
-        print(matrix.format_plan(plan, preconditions.find_unmet(plan.scenarios, facts)))
-        estimate = pipeline.duration_estimate(plan, options)
+        unmet = preconditions.find_unmet(plan.scenarios, facts)
+        print(matrix.format_plan(plan, unmet))
+        estimate = pipeline.duration_estimate(plan, options, skipped=unmet)
         total_s += estimate.seconds
         print(f"estimated duration: about {format_duration(estimate.seconds)} "
               f"({estimate.describe()})")

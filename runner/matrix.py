@@ -132,7 +132,7 @@ def format_plan(plan: Plan, unmet: Mapping[str, str] | None = None) -> str:
     if skipped and unmet:
         lines.append(f"skipped on this machine ({_count(len(skipped), 'scenario')}):")
         lines += [f"  {s.label(keys)}: {unmet[s.id]}" for s in skipped]
-    lines.append(_total(plan))
+    lines.append(_total(plan, len(skipped)))
     return "\n".join(lines)
 
 
@@ -147,12 +147,13 @@ def describe_dropped(plan: Plan, dropped: DroppedCombination) -> str:
     return f"{Scenario.from_params(dict(dropped.params)).label(plan.label_keys)}: {dropped.reason}"
 
 
-def _total(plan: Plan) -> str:
+def _total(plan: Plan, skipped: int = 0) -> str:
     scenarios = len(plan.scenarios)
     processes = plan.spec.repetitions.processes
     peak = max(s.memory_bytes for s in plan.scenarios)
+    here = f", {skipped * processes} of them skipped here" if skipped else ""
     return (f"total: {_count(scenarios, 'scenario')}, {_count(processes, 'process')} each = "
-            f"{_count(scenarios * processes, 'probe run')}; "
+            f"{_count(scenarios * processes, 'probe run')}{here}; "
             f"peak memory {format_size(peak)} per process")
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import difflib
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -445,9 +445,11 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     binary = probe.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     if listener:
+        facts = preconditions.read_facts()
         listener.plan([(plan.spec.name, len(plan.scenarios) * _repetitions(plan.spec,
                                                                            options).processes,
-                        duration_estimate(plan, options).seconds) for plan in plans])
+                        duration_estimate(plan, options, preconditions.find_unmet(
+                            plan.scenarios, facts)).seconds) for plan in plans])
     return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
 
 
@@ -470,16 +472,20 @@ class DurationEstimate:
                 f"measured them last time, the others {rough}")
 
 
-def duration_estimate(plan: Plan, options: RunOptions) -> DurationEstimate:
+def duration_estimate(plan: Plan, options: RunOptions,
+                      skipped: Collection[str] = ()) -> DurationEstimate:
     """The duration of a fresh run of `plan` with these options: each scenario's process as
-    this machine measured it last, else the model (runner.progress)."""
+    this machine measured it last, else the model (runner.progress); the `skipped` scenarios
+    (ids this machine cannot measure: their processes are never started) take no time."""
     repetitions = _repetitions(plan.spec, options)
     iterations = repetitions.warmup + repetitions.iterations
     history = store.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
-    measured = progress.measured_process_s(history, {s.id for s in plan.scenarios}, iterations)
-    estimates = progress.with_model(plan, iterations, measured)
+    run_here = {s.id for s in plan.scenarios} - set(skipped)
+    measured = progress.measured_process_s(history, run_here, iterations)
+    estimates = {sid: (seconds if sid in run_here else 0.0) for sid, seconds in
+                 progress.with_model(plan, iterations, measured).items()}
     return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates), estimates,
-                            len(measured), len(plan.scenarios))
+                            len(measured), len(run_here))
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:

@@ -253,4 +253,6 @@ def test_plan_lists_the_scenarios_this_machine_will_skip(tmp_path: Path) -> None
     text = format_plan(plan, {hugetlb.id: "needs 8 free 2 MiB huge pages, 0 are free"})
     assert "skipped on this machine (1 scenario):" in text
     assert "  mmap-hugetlb: needs 8 free 2 MiB huge pages, 0 are free" in text
+    processes = plan.spec.repetitions.processes
+    assert f"= {2 * processes} probe runs, {processes} of them skipped here;" in text
     assert "skipped" not in format_plan(plan, {})

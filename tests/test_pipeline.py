@@ -254,3 +254,15 @@ def test_a_run_summary_says_what_was_measured_skipped_and_already_there() -> Non
         "x: 6 processes run, 6 skipped (not measurable here), 1 did not finish -> r")
     assert said(processes_run=0, processes_failed=0, reused=4) == (
         "x: nothing run, all 4 scenarios already measured -> r")
+
+
+def test_scenarios_this_machine_skips_take_no_time_in_the_estimate(
+        spec: Path, tmp_path: Path) -> None:
+    [plan] = pipeline.load_plans([spec])
+    options = pipeline.RunOptions(results_dir=tmp_path / "results", machine="m", command="")
+    every = pipeline.duration_estimate(plan, options)
+    first = plan.scenarios[0]
+    fewer = pipeline.duration_estimate(plan, options, skipped={first.id})
+    assert fewer.per_process_s[first.id] == 0.0 and fewer.scenarios == every.scenarios - 1
+    assert fewer.seconds == pytest.approx(
+        every.seconds - plan.spec.repetitions.processes * every.per_process_s[first.id])
