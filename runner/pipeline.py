@@ -161,19 +161,21 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
     """run_plan's work, with the experiment folder's run lock held."""
     experiment = plan.spec
     opened = _resume(plan, binary, options, repetitions, fingerprint, say)
-    if opened is None and (same := _unchanged_run(plan, options, repetitions, fingerprint,
-                                                   binary.source_hash)) is not None:
-        # A copy of it would be the same data under another run's conditions, time and
-        # commit, and the report would show that copy as what measured it.
-        say(f"{experiment.name}: nothing to measure: run {same.run_id} measured every "
-            "scenario of this spec in this boot of this machine (same probe, repetitions and "
-            "conditions); --fresh measures them again")
-        if listener:
-            listener.experiment(experiment.name, 0)
-            listener.experiment_done(experiment.name, 0)
-        return _summary(plan, same.path, 0, 0, len(same.manifest["scenarios"]))
-    run_dir, manifest, done = opened or _start(plan, binary, options, repetitions,
-                                               fingerprint, say, target)
+    if opened is None:
+        source = (_reuse_source(plan, options, repetitions, fingerprint, binary.source_hash)
+                  if options.reuse else None)
+        if source is not None and _holds_all_of(source, plan, repetitions):
+            # A copy of it would be the same data under another run's conditions, time and
+            # commit, and the report would show that copy as what measured it.
+            say(f"{experiment.name}: nothing to measure: run {source.run_id} measured every "
+                "scenario of this spec in this boot of this machine (same probe, repetitions "
+                "and conditions); --fresh measures them again")
+            if listener:
+                listener.experiment(experiment.name, 0)
+                listener.experiment_done(experiment.name, 0)
+            return _summary(plan, source.path, 0, 0, len(source.manifest["scenarios"]))
+        opened = _start(plan, binary, options, repetitions, fingerprint, say, target, source)
+    run_dir, manifest, done = opened
     probe_env = target.probe_env if target else machine.allocator_env(os.environ)
     if probe_env:
         say(f"{experiment.name}: probes run with "
@@ -264,8 +266,9 @@ def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
 
 def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
            repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
-           target: Target | None = None) -> Opened:
-    """A new run folder with its manifest and the records it can reuse from an earlier run."""
+           target: Target | None = None, source: store.StoredRun | None = None) -> Opened:
+    """A new run folder with its manifest and the records it copies from `source`, the
+    earlier run it may reuse (_reuse_source), if any."""
     experiment = plan.spec
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
     run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
@@ -278,8 +281,8 @@ def _start(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
         repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
     # A run with fewer repetitions than its spec asks for is shown only when no full one is.
     manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
-    reused, records = ({}, []) if not options.reuse else _reusable_records(
-        plan, options, repetitions, fingerprint, binary.source_hash)
+    reused, records = ({}, []) if source is None else _reusable_records(plan, source,
+                                                                         repetitions)
     manifest["reused_from"] = reused
     store.write_manifest(run_dir, manifest)
     store.append_records(run_dir, records)
@@ -322,31 +325,26 @@ class _Progress:
             self.listener.process(self.estimates_s.get(job.scenario.id, 0.0))
 
 
-def _reusable_records(plan: Plan, options: RunOptions, repetitions: Repetitions,
-                      fingerprint: dict[str, object], probe_hash: str
+def _reusable_records(plan: Plan, source: store.StoredRun, repetitions: Repetitions
                       ) -> tuple[dict[str, str], list[ProcessRecord]]:
-    """Records a new run can copy instead of measuring: {scenario id: origin run id}, records.
-
-    They come from the newest finished run of the same experiment on this machine, in this
-    boot, with the same probe, the same repetitions and no confounding fingerprint difference,
-    for the scenarios it measured completely that are still in the plan: a spec change reruns
-    only what it changed. Results from another boot (another copy of the machine, or a fresh
-    one with the same host name) are never reused: there, `alloclab run` measures.
-    """
-    earlier = _reuse_source(plan, options, repetitions, fingerprint, probe_hash)
-    if earlier is None:
-        return {}, []
-    complete = store.complete_scenarios(earlier, [s.id for s in plan.scenarios],
+    """Records a new run copies from `source` instead of measuring: {scenario id: origin run
+    id} (the run that measured it, not one that copied it), records; those of the scenarios
+    `source` measured completely that are still in the plan: a spec change reruns only what
+    it changed."""
+    complete = store.complete_scenarios(source, [s.id for s in plan.scenarios],
                                         repetitions.processes)
-    origins = earlier.manifest.get("reused_from", {})
-    return ({sid: origins.get(sid, earlier.run_id) for sid in complete},
+    origins = source.manifest.get("reused_from", {})
+    return ({sid: origins.get(sid, source.run_id) for sid in complete},
             [record for records in complete.values() for record in records])
 
 
 def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
                   fingerprint: dict[str, object], probe_hash: str) -> store.StoredRun | None:
-    """The newest finished run of the experiment a new run may copy from (_reusable_records's
-    conditions), or None."""
+    """The run a new one may copy from: the newest finished run of the same experiment on
+    this machine, in this boot, with the same probe, the same repetitions and no confounding
+    fingerprint difference; None when there is none. Results from another boot (another copy
+    of the machine, or a fresh one with the same host name) are never reused: there,
+    `alloclab run` measures."""
     for earlier in store.finished_runs(options.results_dir, options.machine, plan.spec.name):
         manifest = earlier.manifest
         if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
@@ -360,22 +358,16 @@ def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
     return None
 
 
-def _unchanged_run(plan: Plan, options: RunOptions, repetitions: Repetitions,
-                   fingerprint: dict[str, object], probe_hash: str) -> store.StoredRun | None:
-    """The run a new one would copy entirely: same spec text word for word (so the same
-    charts and checks), the same scenarios, each measured completely; None when anything is
-    left to measure or to judge anew, or when reuse is off (--fresh)."""
-    if not options.reuse:
-        return None
-    earlier = _reuse_source(plan, options, repetitions, fingerprint, probe_hash)
-    if earlier is None or earlier.manifest.get("spec_text") != spec.read_spec_text(
-            Path(plan.spec.source)):
-        return None
+def _holds_all_of(source: store.StoredRun, plan: Plan, repetitions: Repetitions) -> bool:
+    """Whether a new run would copy `source` entirely: the same spec text word for word (so
+    the same charts and checks) and the same scenarios, each measured completely; then
+    nothing is left to measure or to judge anew."""
+    if source.manifest.get("spec_text") != spec.read_spec_text(Path(plan.spec.source)):
+        return False
     ids = [s.id for s in plan.scenarios]
-    if [s["id"] for s in earlier.manifest["scenarios"]] != ids:
-        return None
-    complete = store.complete_scenarios(earlier, ids, repetitions.processes)
-    return earlier if len(complete) == len(ids) else None
+    if [s["id"] for s in source.manifest["scenarios"]] != ids:
+        return False
+    return len(store.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
 
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
