@@ -140,7 +140,8 @@ def run_plan(plan: Plan, binary: probe.ProbeBinary, options: RunOptions, say: Sa
     """Run one experiment to completion, continuing an interrupted run of the same spec.
 
     A new run first copies the scenarios an earlier run measured under the same conditions
-    (_reusable_records); load and steal are snapshotted around the processes, and the noise
+    (_reusable_records), and is not made at all when that run holds every scenario of the
+    same spec (_holds_all_of); load and steal are snapshotted around the processes, and the noise
     checks' findings come back in the summary. With a `target` the processes run there; a
     run whose connection failed some of them stays unfinished, so running again resumes it.
     """
