@@ -44,11 +44,22 @@ const text = (el, tag) => {
   const child = Array.from(el.children).find((c) => c.localName === tag);
   return child ? child.textContent.trim() : '';
 };
+// Texts drawn past the chart's edge (by more than 2 px: anti-aliasing), which a reader sees
+// cut off: the labels are laid out from matplotlib's measure of the font, drawn in the browser's.
+const cut = (svg) => {
+  const edge = svg.getBoundingClientRect();
+  return Array.from(svg.querySelectorAll('text')).filter((t) => {
+    const b = t.getBoundingClientRect();
+    return b.width > 0 && (b.left < edge.left - 2 || b.right > edge.right + 2 ||
+                           b.top < edge.top - 2 || b.bottom > edge.bottom + 2);
+  }).map((t) => t.textContent.trim());
+};
 const charts = [];
 for (const svg of document.querySelectorAll('svg')) {
   if (svg.parentElement.closest('svg')) continue;  // a nested <svg> is part of its chart
   charts.push({kind: 'svg', title: text(svg, 'title'), desc: text(svg, 'desc'), box: box(svg),
-               marks: svg.querySelectorAll('path, use, line, rect, circle, polyline').length});
+               marks: svg.querySelectorAll('path, use, line, rect, circle, polyline').length,
+               cut: cut(svg)});
 }
 for (const img of document.images) {
   charts.push({kind: 'img', src: img.getAttribute('src') || '', box: box(img),
@@ -140,6 +151,9 @@ def _chart_problems(chart: dict[str, Any]) -> list[str]:
             found.append(f"an SVG chart lacks a <title> or <desc> (title {chart['title']!r})")
         if chart["marks"] == 0:
             found.append(f"SVG chart {chart['title']!r} draws nothing")
+        if chart["cut"]:
+            found.append(f"SVG chart {chart['title']!r} has text past its edge: "
+                         + ", ".join(repr(t) for t in chart["cut"][:5]))
         return found
     if kind == "img" and not (chart["complete"] and chart["naturalWidth"] > 0):
         return [f"image {chart['src']!r} did not load (naturalWidth {chart['naturalWidth']})"]

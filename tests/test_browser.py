@@ -129,6 +129,9 @@ BROKEN_PAGE = """<!DOCTYPE html>
 <img src="missing.svg" alt="a chart file that is not there">
 <figure><svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">
   <path d="M 0 0 L 100 50" stroke="black"/></svg></figure>
+<figure><svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">
+  <title>cut</title><desc>d</desc><path d="M 0 0 L 1 1"/>
+  <text x="60" y="20" style="font: 12px sans-serif">a label too long</text></svg></figure>
 <figure><svg xmlns="http://www.w3.org/2000/svg" width="0" height="0">
   <title>t</title><desc>d</desc><path d="M 0 0 L 1 1"/></svg></figure>
 <figure><p>chart failed</p></figure>
@@ -150,6 +153,7 @@ def test_the_audit_sees_what_a_reader_would_find_broken(chromium: WebDriver,
                      "image 'missing.svg' did not load",
                      "an SVG chart lacks a <title> or <desc>",
                      "a chart (svg) is not rendered: its box is 0x0",
+                     "SVG chart 'cut' has text past its edge: 'a label too long'",
                      "1 <figure>(s) hold no chart",
                      "<link> loads 'http://127.0.0.1:9/style.css' from outside the report"):
         assert expected in problems, f"{expected!r} not in:\n{problems}"
