@@ -30,7 +30,7 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
-WORKLOADS = ("cycle", "fork", "resize", "limits", "churn")
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse")
 # Releases that end a block of workload churn right after its access pattern.
 CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 # Backings workload limits can map until refused: one untouched mapping per block.
@@ -237,7 +237,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               "or mmap-file: map untouched blocks one after another until mmap refuses one, "
               "then unmap them; ops is not used), or churn (ops times: allocate one block, "
               "apply the access pattern, release it, back to back in one timed window, the "
-              "allocate phase: the latency of an allocate-use-release pair)", WORKLOADS),
+              "allocate phase: the latency of an allocate-use-release pair), or reuse "
+              "(mmap-anon: allocate, touch, release by madvise, which keeps the mappings, "
+              "then the access pattern again on the released blocks, timed as second_pass)",
+              WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
               "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
@@ -621,6 +624,24 @@ def _file_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def _reuse_conflict(params: Mapping[str, Value]) -> str | None:
+    """What workload reuse cannot do: use memory again that was unmapped or freed (only
+    madvise keeps the mappings), or release shared or file memory by MADV_FREE (the kernel
+    takes it for private anonymous memory only)."""
+    if params["release"] not in ("madv-dontneed", "madv-free"):
+        return (f"workload reuse writes the blocks again after the release, and release "
+                f"{params['release']} takes the mappings away (use release: madv-dontneed or "
+                "madv-free)")
+    if params["backing"] != "mmap-anon" or params["sharing"] != "private":
+        return (f"workload reuse releases by madvise the memory MADV_FREE works on, private "
+                f"anonymous memory, and this is {params['sharing']} {params['backing']} (use "
+                "backing: mmap-anon with sharing: private)")
+    if int(params["threads"]) != 1 or params["protection"] != "read-write":
+        return ("workload reuse writes the blocks from one thread, read-write (use threads: 1 "
+                "and protection: read-write)")
+    return None
+
+
 def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     workload, backing = params["workload"], params["backing"]
     if workload != "resize":
@@ -640,6 +661,8 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
                 "malloc)")
     if workload == "churn":
         return _churn_conflict(params)
+    if workload == "reuse":
+        return _reuse_conflict(params)
     if params["access"] not in WRITING_ACCESSES:
         return (f"workload {workload} writes a pattern to check it afterwards, and access "
                 f"{params['access']} writes nothing (use access: write-page or write-all)")

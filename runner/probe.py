@@ -44,7 +44,8 @@ from runner.parameters import PARAMETERS
 # scenarios report the <phase>_syscalls observations.
 # 6: --write_buffer_bytes (write-file writes through a reused buffer, chunk by chunk, unless
 # 0, whole).
-PROBE_VERSION = 6
+# 7: --workload=reuse (madvise releases, then the blocks written again in the second_pass slot).
+PROBE_VERSION = 7
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -157,6 +157,16 @@ def test_renamed_values_keep_their_ids_and_read_back_from_old_results() -> None:
     ({"workload": "churn", "history": "recycled"}, "use workload: cycle"),
     ({"workload": "churn", "order": "random"}, "applies to workload cycle only"),
     ({"workload": "churn", "backing": "write-file"}, "which workload churn does not have"),
+    ({"workload": "reuse", "backing": "mmap-anon", "release": "munmap"},
+     "takes the mappings away"),
+    ({"workload": "reuse", "backing": "memfd", "release": "madv-dontneed"},
+     "use backing: mmap-anon with sharing: private"),
+    ({"workload": "reuse", "backing": "mmap-anon", "sharing": "shared",
+      "release": "madv-dontneed"}, "use backing: mmap-anon with sharing: private"),
+    ({"workload": "reuse", "backing": "mmap-anon", "release": "madv-free", "threads": 2,
+      "ops": 2}, "use threads: 1"),
+    ({"workload": "reuse", "backing": "mmap-anon", "release": "madv-free", "order": "random"},
+     "applies to workload cycle only"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:
@@ -219,6 +229,8 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"workload": "churn", "backing": "mmap-file", "access": "read-page", "cache": "cold"},
     {"workload": "churn", "backing": "read-file", "read_buffer": 0},
     {"workload": "churn", "backing": "shm", "sharing": "shared", "host_warm": True},
+    {"workload": "reuse", "backing": "mmap-anon", "release": "madv-free"},
+    {"workload": "reuse", "backing": "mmap-anon", "release": "madv-dontneed", "host_warm": True},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None

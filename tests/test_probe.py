@@ -1239,6 +1239,10 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
                access="read-page"),
     _good_args(workload="churn", threads="2", ops="2"),
     _good_args(workload="churn", backing="write-file"),
+    # reuse writes again what madvise released: no other release, no other memory
+    _good_args(workload="reuse", backing="mmap-anon", release="munmap"),
+    _good_args(workload="reuse", backing="memfd", release="madv-free"),
+    _good_args(workload="reuse", backing="mmap-anon", sharing="shared", release="madv-free"),
     ["backing=malloc"],
 ])
 def test_bad_arguments_exit_2(probe: ProbeBinary, args: list[str]) -> None:
@@ -1619,3 +1623,25 @@ def test_exec_mappings_can_be_read_but_not_written(probe: ProbeBinary, tmp_path:
     assert record.status == "ok", record.stderr_tail
     assert record.probe is not None
     assert record.probe["iterations"][0]["observations"]["protection_enforced"] == 1
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize(("release", "faults_per_page"), [("madv-free", 0), ("madv-dontneed", 1)])
+def test_reuse_writes_again_what_madvise_kept_or_faults_it_in_afresh(
+        probe: ProbeBinary, release: str, faults_per_page: int) -> None:
+    """Workload reuse: after MADV_FREE the pages are still there (no memory pressure), so the
+    write after the release takes no fault and the resident set never dropped; after
+    MADV_DONTNEED the free phase gave them back and every page faults in again."""
+    s = scenario(backing="mmap-anon", size_bytes=N_PAGES * PAGE, release=release,
+                 workload="reuse")
+    for it in measured(probe, s, 2):
+        phases = it["phases"]
+        assert phases["first_touch"]["minor_faults"] >= N_PAGES
+        again = phases["second_pass"]["minor_faults"]
+        assert N_PAGES * faults_per_page <= again <= N_PAGES * faults_per_page + 8
+        dropped = phases["first_touch"]["rss_bytes"] - phases["free"]["rss_bytes"]
+        assert (dropped >= 0.9 * N_PAGES * PAGE) == (release == "madv-dontneed")
+        assert phases["second_pass"]["rss_bytes"] - it["rss_before_bytes"] >= \
+            0.9 * N_PAGES * PAGE
+

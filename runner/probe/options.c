@@ -28,7 +28,7 @@ static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
     "malloc-trim-but-last", "none"};
 static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits",
-                                                             "churn"};
+                                                             "churn", "reuse"};
 static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
 static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
 static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
@@ -120,6 +120,15 @@ static void check_new_combination(const struct scenario *s)
          (s->backing == BACKING_POSIX_MEMALIGN && s->protection != PROTECTION_READ_WRITE)))
         usage_error("--workload=churn needs --release=free, malloc-trim or munmap, and "
                     "--protection=read-write for --backing=posix-memalign");
+    /* reuse writes the blocks again after madvise released them: only madvise keeps the
+     * mappings, and MADV_FREE works on private anonymous memory alone. */
+    if (s->workload == WORKLOAD_REUSE &&
+        ((s->release != RELEASE_MADV_DONTNEED && s->release != RELEASE_MADV_FREE) ||
+         s->backing != BACKING_MMAP_ANON || s->sharing != SHARING_PRIVATE || s->threads != 1 ||
+         s->protection != PROTECTION_READ_WRITE))
+        usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
+                    "--backing=mmap-anon --sharing=private --threads=1 "
+                    "--protection=read-write");
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||
          (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN) ||

@@ -48,6 +48,12 @@
  *           first_touch  empty: 0 ns, 0 faults, rss_bytes as after allocate
  *           second_pass  empty, likewise
  *           free         empty, likewise
+ *   reuse   allocate     as cycle (mmap-anon, private)
+ *           first_touch  as cycle
+ *           free         the release: madvise(MADV_DONTNEED or MADV_FREE), mappings kept
+ *           second_pass  the access pattern again, on the released blocks: timed after the
+ *                        free phase (the phases print in their usual order); then, untimed,
+ *                        the blocks are unmapped
  *
  * --heap_pad=keep (heap backings, cycle or churn) turns glibc's trimming off and sets its top
  * pad to the batch (mallopt, before the first allocation), and before the first iteration,
@@ -109,7 +115,8 @@
  *   datafile.c  the data file of file backings and its page-cache residency
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
- *   cycle.c, churn.c, fork.c, resize.c, limits.c   one workload each: its four phase slots
+ *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c   one workload each: its four
+ *               phase slots
  *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine.py FACTS)
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
  *   tether.c    dying with the runner, and at the probe's own time limit (environment)
@@ -167,6 +174,9 @@ static void run_iteration(const struct context *c, const struct scenario *s,
         break;
     case WORKLOAD_CHURN:
         run_churn(c, s, value, out);
+        break;
+    case WORKLOAD_REUSE:
+        run_reuse(c, s, value, out);
         break;
     case WORKLOAD_COUNT:
         break;

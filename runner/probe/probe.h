@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 6
+#define PROBE_VERSION 7
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -97,7 +97,7 @@ enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED
                RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_NONE, RELEASE_COUNT };
 
 enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_LIMITS,
-                WORKLOAD_CHURN, WORKLOAD_COUNT };
+                WORKLOAD_CHURN, WORKLOAD_REUSE, WORKLOAD_COUNT };
 
 enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
 
@@ -378,6 +378,8 @@ void finish_release(const struct blocks *b, const struct scenario *s);
 
 /* churn.c */
 void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
+               struct iteration_result *out);
+void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
 
 /* cycle.c */
