@@ -116,7 +116,7 @@ class ChartSpec:
     log_y: bool = False
 
 
-Expectation = Literal["lower", "higher", "same"]
+Expectation = Literal["lower", "higher", "same", "no-higher", "no-lower"]
 # What stands for a process in a statistical comparison: the median or the minimum of its
 # iterations (minima: where the machine is bimodal, the fast mode without the slow one).
 Statistic = Literal["median", "minimum"]

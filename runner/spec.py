@@ -119,7 +119,8 @@ CHECK_KEYS: tuple[Key, ...] = (
     Key("claim", "text", "the claim, in words, as the verdict table shows it", required=True),
     Key("metric", "metric", "what is compared", required=True),
     Key("expect", "expectation", "what the claim says of the candidate's metric against the "
-        "reference's: lower, higher or same", required=True),
+        "reference's: lower, higher or same, or no-higher or no-lower (one-sided: not above "
+        "the tolerance band, not below it)", required=True),
     Key("candidate", "selector", "parameter key -> value picking the candidate scenarios",
         required=True),
     Key("reference", "selector", "parameter key -> value picking the reference scenarios; "
@@ -1012,7 +1013,7 @@ def _read_selector(walker: _Walker, item: _Item,
 
 
 def _read_expectation(walker: _Walker, item: _Item) -> Expectation:
-    value = walker.scalar(item, "lower, higher or same")
+    value = walker.scalar(item, "lower, higher, same, no-higher or no-lower")
     if value not in EXPECTATIONS:
         raise walker.error(item, _unknown(str(value), EXPECTATIONS, "expectation"))
     return value  # type: ignore[return-value]

@@ -16,6 +16,10 @@ Against the band [1 - tolerance, 1 + tolerance]:
   expect higher  the mirror image, around 1 + tolerance
   expect same    holds when the interval lies inside the band; contradicts when it lies
                  wholly outside; otherwise undecided
+  expect no-higher  ("costs no more than": one-sided) holds when the whole interval lies at or
+                 below 1 + tolerance; contradicts when the whole interval lies above it;
+                 otherwise undecided
+  expect no-lower   the mirror image, around 1 - tolerance
 
 Samples too small for a 95% interval at all (3 processes against 3) leave the pair undecided,
 and the verdict says how many processes would do. Where the reference's statistic is zero a
@@ -30,6 +34,9 @@ unit when a reference sample is zero or negative):
                  reference's smallest; contradicts when its smallest lies at or above the band
                  of the reference's largest; otherwise undecided (the ranges overlap)
   expect higher  the mirror image
+  expect no-higher  holds when the candidate's largest sample lies at or below the band of
+                 the reference's smallest; contradicts when its smallest lies above the band of
+                 the reference's largest; otherwise undecided (no-lower: the mirror image)
   expect same    holds when every candidate sample lies in the band of every reference sample;
                  contradicts when one lies outside the band of them all (a fact that fails
                  once fails); otherwise undecided (the reference itself spreads wider)
@@ -150,6 +157,14 @@ def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
         if ci_low > high_band:
             return "holds"
         return "contradicts" if ci_high <= high_band else "undecided"
+    if expect == "no-higher":
+        if ci_high <= high_band:
+            return "holds"
+        return "contradicts" if ci_low > high_band else "undecided"
+    if expect == "no-lower":
+        if ci_low >= low_band:
+            return "holds"
+        return "contradicts" if ci_high < low_band else "undecided"
     if low_band <= ci_low and ci_high <= high_band:
         return "holds"
     return "contradicts" if ci_high < low_band or ci_low > high_band else "undecided"
@@ -175,6 +190,14 @@ def judge_exact(expect: str, candidate: Floats, reference: Floats, tolerance: fl
         if c_min > high(r_max):
             return "holds"
         return "contradicts" if c_max <= high(r_min) else "undecided"
+    if expect == "no-higher":
+        if c_max <= high(r_min):
+            return "holds"
+        return "contradicts" if c_min > high(r_max) else "undecided"
+    if expect == "no-lower":
+        if c_min >= low(r_max):
+            return "holds"
+        return "contradicts" if c_max < low(r_min) else "undecided"
     if c_min >= low(r_max) and c_max <= high(r_min):
         return "holds"
     return "contradicts" if c_max > high(r_max) or c_min < low(r_min) else "undecided"

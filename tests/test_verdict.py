@@ -55,6 +55,13 @@ def _comparison(outcome: str, where: str = "w") -> Comparison:
     ("same", 0.97, 1.03, "holds"),
     ("same", 1.10, 1.30, "contradicts"),
     ("same", 0.90, 1.01, "undecided"),
+    # "costs no more than": one-sided, so an interval reaching far below the band still holds
+    ("no-higher", 0.80, 1.05, "holds"),
+    ("no-higher", 1.06, 1.20, "contradicts"),
+    ("no-higher", 0.95, 1.08, "undecided"),
+    ("no-lower", 0.95, 1.30, "holds"),
+    ("no-lower", 0.80, 0.94, "contradicts"),
+    ("no-lower", 0.90, 1.02, "undecided"),
 ])
 def test_judge_against_the_tolerance_band(expect: str, low: float, high: float,
                                           outcome: str) -> None:
@@ -231,6 +238,12 @@ def test_against_a_zero_reference_the_difference_decides_in_the_metrics_unit() -
     ("same", [1, 1], [1, 1.5], "undecided"),  # the reference spreads wider than the band
     ("same", [0, 0], [0], "holds"),  # zero: the band is ±tolerance in the unit
     ("same", [0, 1], [0], "contradicts"),
+    ("no-higher", [1, 2], [2, 2], "holds"),  # at or below: lower counts too
+    ("no-higher", [3, 3], [2, 2], "contradicts"),
+    ("no-higher", [2, 3], [2, 2], "undecided"),
+    ("no-lower", [2, 3], [2, 2], "holds"),
+    ("no-lower", [1, 1], [2, 2], "contradicts"),
+    ("no-lower", [1, 2], [2, 2], "undecided"),
 ])
 def test_exact_judgement_counts_every_sample(expect: str, candidate: list[float],
                                              reference: list[float], outcome: str) -> None:
