@@ -455,8 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", "check spec files and say how many scenarios each expands to").set_defaults(
         func=cmd_validate)
     plan = add("plan", "print the expanded scenarios with their stable ids and the memory each "
-                       "needs, the matrix points that cannot be measured and a rough duration; "
-                       "exit 3 when a scenario needs more memory or file space than is free")
+                       "needs, the matrix points that cannot be measured and a duration (as "
+                       "this machine measured them before, else rough); exit 3 when a "
+                       "scenario needs more memory or file space than is free")
     add_force(plan)
     _completes(plan.add_argument("--results", default="results",
                                  help="results folder whose runs on this machine time the "

@@ -78,11 +78,7 @@ def _observations(iterations: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.
     """The observations runner.metrics knows as float64 columns, when every iteration
     reported the same names in the same order, each a whole number >= 0 (the usual case: one
     process, one workload); None otherwise."""
-    return _observation_columns(list(map(_GET_OBSERVATIONS, iterations)))
-
-
-def _observation_columns(observations: list[Any]) -> dict[str, npt.NDArray[np.float64]] | None:
-    """_observations, of each iteration's observations."""
+    observations = list(map(_GET_OBSERVATIONS, iterations))
     if _types(observations) != {dict}:
         return None
     order = list(observations[0])
