@@ -17,6 +17,8 @@ from runner.parameters import (
 )
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
+# The confidence of every verdict's interval, shared among the looks at a pair.
+CONFIDENCE = 0.95
 # Spec keys that change what a report shows but not what is measured.
 PRESENTATION_KEYS = frozenset({"title", "question", "charts", "checks"})
 # "skipped": the machine lacks what the scenario needs (huge pages, an mlock limit...); the
@@ -96,11 +98,65 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Repetitions:
-    """How often a scenario is measured: fresh processes, and iterations inside each."""
+    """How often a scenario is measured: fresh processes, and iterations inside each.
+
+    `processes` run for every scenario (the base rounds). A check pair still undecided after
+    them gets more rounds of its two scenarios, `processes` at a time, up to `max_processes`
+    (None: ADAPTIVE_FACTOR times `processes`; equal to `processes`: no extra rounds), while the
+    run's extra rounds have taken at most `extra_time` times what its base rounds took
+    (runner.adaptive).
+    """
 
     processes: int = 5
     warmup: int = 0
     iterations: int = 1
+    max_processes: int | None = None
+    extra_time: float = 1.0
+
+    @property
+    def most_processes(self) -> int:
+        """The most processes a scenario of an undecided pair gets, extra rounds included."""
+        if self.max_processes is None:
+            return ADAPTIVE_FACTOR * self.processes
+        return max(self.processes, self.max_processes)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.most_processes > self.processes and self.extra_time > 0
+
+
+# Without max_processes, an undecided pair may take four times the base processes: three more
+# looks, enough to decide a pair whose per-round noise is about a third of the smallest
+# difference the band tells apart (runner.sequential's simulations in tests/test_sequential.py).
+ADAPTIVE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Looks:
+    """When a pair is judged: after `base` rounds, then every `batch` more, up to `most`."""
+
+    base: int
+    batch: int
+    most: int
+
+    @property
+    def rounds(self) -> tuple[int, ...]:
+        """The round counts of the looks: base, base + batch, ..., most (the last may come
+        after a shorter batch)."""
+        if self.most <= self.base or self.batch < 1:
+            return (self.base,)
+        counts = list(range(self.base, self.most, self.batch))
+        return (*counts, self.most)
+
+    @property
+    def confidence(self) -> float:
+        """Each look's confidence: the 5% error shared evenly among the planned looks."""
+        return 1 - (1 - CONFIDENCE) / len(self.rounds)
+
+
+def one_look(base: int) -> Looks:
+    """No extra rounds: a single look after the base rounds, at the plain 95%."""
+    return Looks(base, base, base)
 
 
 @dataclass(frozen=True)
@@ -164,6 +220,9 @@ class CheckSpec:
     where: tuple[tuple[str, Condition], ...] = ()
     statistic: Statistic = "median"
     method: Method | None = None
+    # The most processes per scenario this check's undecided pairs may take (None: the
+    # experiment's repetitions say); above the experiment's, the run measures more for them.
+    max_processes: int | None = None
 
 
 @dataclass(frozen=True)

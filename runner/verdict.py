@@ -4,12 +4,16 @@ A check names candidate and reference scenarios (or a fixed reference value), op
 limited by a `where`. Each candidate pairs with the reference that agrees with it on every other
 labelled parameter (size, say; runner.scope), and each pair is judged one of two ways.
 
-Statistical (timings; the default for metrics not in runner.metrics.DETERMINISTIC): each fresh
-process counts once, by the median (or, with `statistic: minimum`, the minimum) of its
-iterations. The ratio candidate / reference is the Hodges–Lehmann shift of the logarithms,
-exponentiated, with its distribution-free 95% interval from the rank-sum statistic
-(runner.stats.ratio_interval); against a fixed value, the median and its sign-test interval.
-Against the band [1 - tolerance, 1 + tolerance]:
+Statistical (timings; the default for metrics not in runner.metrics.DETERMINISTIC), paired: each
+fresh process counts once, by the median (or, with `statistic: minimum`, the minimum) of its
+iterations, and the candidate's process of round k is paired with the reference's process of
+the same round, run next to it (runner.schedule). The ratio candidate / reference is the
+Hodges–Lehmann estimate of the paired log ratios, exponentiated, with the interval that inverts
+the signed-rank test; against a fixed value, the median of the candidate's processes and its
+sign-test interval. A pair is looked at after the run's base rounds and after each batch of
+extra rounds the run measured for it, at confidence 1 - 5%/K for K planned looks, and the first
+look that decides it stops it (runner.sequential). Against the band
+[1 - tolerance, 1 + tolerance]:
 
   expect lower   holds when the whole interval lies below 1 - tolerance; contradicts when
                  the whole interval lies at or above it; otherwise undecided
@@ -21,10 +25,10 @@ Against the band [1 - tolerance, 1 + tolerance]:
                  otherwise undecided
   expect no-lower   the mirror image, around 1 - tolerance
 
-Samples too small for a 95% interval at all (3 processes against 3) leave the pair undecided,
-and the verdict says how many processes would do. Where the reference's statistic is zero a
-ratio means nothing: the difference is judged instead (Hodges–Lehmann shift of raw values),
-the tolerance then a band of ±tolerance in the metric's own unit around zero.
+Samples too small for an interval at all leave the pair undecided, and the verdict says how
+many processes would do. Where the reference's statistic is zero a ratio means nothing: the
+difference is judged instead (Hodges–Lehmann estimate of the paired differences), the
+tolerance then a band of ±tolerance in the metric's own unit around zero.
 
 Exact (deterministic facts: faults counted, flags, addresses, sizes): every sample of every
 process counts, with no interval. Bands as above around each reference sample (in the metric's
@@ -62,19 +66,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from runner.metrics import DETERMINISTIC
-from runner.model import CheckSpec, Method
+from runner.model import CheckSpec, Looks, Method, one_look
 from runner.parameters import BY_KEY, Value
 from runner.scope import pair_up
-from runner.stats import (
-    CONFIDENCE,
-    Shift,
-    median_interval,
-    processes_needed,
-    ratio_interval,
-    shift_interval,
-)
+from runner.sequential import Decision, Outcome, decide, judge
+from runner.stats import processes_needed
 
-Outcome = Literal["holds", "contradicts", "undecided"]
+__all__ = ["judge"]  # re-exported: one rule for a look's interval, runner.sequential's
 # The verdict is one of four answers (or no data). Where some pairs stayed undecided and the
 # decided ones agree, the answer is still holds or does not hold, and its text says "where
 # decided" with the counts: which pairs the noise left open is a matter of degree, not a
@@ -108,6 +106,17 @@ class Comparison:
     coverage: float = math.nan  # of the interval (statistical), NaN for exact comparisons
     point: tuple[tuple[str, Value], ...] = ()  # the parameters that tell pairs apart
     note: str = ""  # why a pair is undecided when it is not the noise
+    # How a statistical pair was judged (runner.sequential): paired rounds or one sample
+    # against a value, how many rounds (processes) the deciding look used, which look of how
+    # many planned, why judging stopped, and each look's confidence. Exact: "exact".
+    design: str = "exact"
+    candidate_id: str = ""  # the scenarios' ids
+    reference_id: str = ""  # "" against a fixed value
+    pairs: int = 0
+    look: int = 0
+    looks: int = 0
+    stop: str = "exact"
+    confidence: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -142,32 +151,6 @@ def summary_line(verdict: Verdict) -> str:
     counts = (f"{verdict.count('holds')} hold, {verdict.count('contradicts')} contradict, "
               f"{verdict.count('undecided')} undecided")
     return f"{verdict.status} ({counts}): {verdict.check.claim}"
-
-
-def judge(expect: str, ci_low: float, ci_high: float, tolerance: float,
-          center: float = 1.0) -> Outcome:
-    """Decide one pair from the confidence interval of candidate/reference (center 1) or of
-    candidate - reference (center 0, the tolerance then in the metric's own unit)."""
-    low_band, high_band = center - tolerance, center + tolerance
-    if expect == "lower":
-        if ci_high < low_band:
-            return "holds"
-        return "contradicts" if ci_low >= low_band else "undecided"
-    if expect == "higher":
-        if ci_low > high_band:
-            return "holds"
-        return "contradicts" if ci_high <= high_band else "undecided"
-    if expect == "no-higher":
-        if ci_high <= high_band:
-            return "holds"
-        return "contradicts" if ci_low > high_band else "undecided"
-    if expect == "no-lower":
-        if ci_low >= low_band:
-            return "holds"
-        return "contradicts" if ci_high < low_band else "undecided"
-    if low_band <= ci_low and ci_high <= high_band:
-        return "holds"
-    return "contradicts" if ci_high < low_band or ci_low > high_band else "undecided"
 
 
 def judge_exact(expect: str, candidate: Floats, reference: Floats, tolerance: float) -> Outcome:
@@ -304,62 +287,34 @@ def method_of(check: CheckSpec) -> Method:
     return "exact" if check.metric in DETERMINISTIC else "statistical"
 
 
-def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, list[Floats]]:
-    """Per scenario: each process's samples of `metric` (NaN dropped), in process order."""
-    values: dict[str, list[Floats]] = {}
-    by = (["scenario_id", "process_index"] if "process_index" in samples
-          else ["scenario_id"])
+def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, dict[int, Floats]]:
+    """Per scenario, per process index (its round): the process's samples of `metric` (NaN
+    dropped), scenarios in order of first appearance."""
+    values: dict[str, dict[int, Floats]] = {}
+    if "process_index" not in samples:  # every sample its own process, as they come
+        samples = samples.assign(process_index=samples.groupby("scenario_id").cumcount())
     # Split one column by group number rather than build a frame per group (thousands of
     # processes): a stable sort keeps each group's rows in frame order.
-    groups = samples.groupby(by, sort=False)
+    groups = samples.groupby(["scenario_id", "process_index"], sort=False)
     if not groups.ngroups:
         return values
     number = groups.ngroup().to_numpy()
     order = np.argsort(number, kind="stable")
     column = samples[metric].to_numpy(dtype=float)[order]
     bounds = np.cumsum(np.bincount(number, minlength=groups.ngroups))[:-1]
-    for key, data in zip(groups.size().index, np.split(column, bounds), strict=True):
-        sid = key[0] if isinstance(key, tuple) else key
+    for (sid, process), data in zip(groups.size().index, np.split(column, bounds), strict=True):
         data = data[~np.isnan(data)]
         if len(data):
-            values.setdefault(str(sid), []).append(data)
+            values.setdefault(str(sid), {})[int(process)] = data
     return values
 
 
-def _statistical(check: CheckSpec, candidate: list[Floats],
-                 reference: list[Floats] | None) -> tuple[Shift, bool, str]:
-    """The interval of one pair (ratio, or difference when the reference is zero), and why
-    there is none when there is not."""
-    summarize = np.min if check.statistic == "minimum" else np.median
-    a = np.array([float(summarize(p)) for p in candidate])
-    if reference is None:  # a fixed value
-        value = float(check.value or 0.0)
-        median = median_interval(a)
-        if value == 0:
-            shift, difference = median, True
-        else:
-            bounds = sorted((median.low / value, median.high / value))
-            shift, difference = Shift(median.estimate / value, bounds[0], bounds[1],
-                                      median.coverage), False
-        needed = processes_needed(one_sample=True)
-        why = (f"{len(a)} processes cannot give a {CONFIDENCE:.0%} interval of the median: "
-               f"run at least {needed}")
-        return shift, difference, "" if shift.decided else why
-    b = np.array([float(summarize(p)) for p in reference])
-    why = (f"{len(a)} against {len(b)} processes cannot give a {CONFIDENCE:.0%} interval: "
-           f"run at least {processes_needed()} per scenario")
-    center = float(np.median(b))
-    if center == 0:
-        shift = shift_interval(a, b)
-        return shift, True, "" if shift.decided else why
-    if np.all(a > 0) and np.all(b > 0):
-        shift = ratio_interval(a, b)
-    else:  # zero or negative values: the shift of raw values, relative to the reference
-        raw = shift_interval(a, b)
-        scale = abs(center)
-        shift = Shift(1 + raw.estimate / scale, 1 + raw.low / scale, 1 + raw.high / scale,
-                      raw.coverage)
-    return shift, False, "" if shift.decided else why
+def check_looks(check: CheckSpec, run_looks: Looks) -> Looks:
+    """The looks a check's pairs get: the run's, up to the check's own most processes (when
+    the run takes extra rounds at all)."""
+    if check.max_processes is None or run_looks.most <= run_looks.base:
+        return run_looks
+    return Looks(run_looks.base, run_looks.batch, max(run_looks.base, check.max_processes))
 
 
 def _exact(check: CheckSpec, candidate: Floats,
@@ -379,11 +334,12 @@ def _exact(check: CheckSpec, candidate: Floats,
 
 
 def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mapping[str, Any]],
-             label_keys: Sequence[str]) -> Verdict:
+             label_keys: Sequence[str], looks: Looks | None = None) -> Verdict:
     """Judge one check against the measured samples of one run.
 
     `scenarios` are the manifest's entries (id, label, params by Scenario field), in plan order;
-    `samples` has scenario_id, process_index and the metric's column.
+    `samples` has scenario_id, process_index and the metric's column. `looks`: when the run
+    looked at its pairs (runner.sequential); None: once, after every round measured.
     """
     params = [{p.key: s["params"][p.field] for p in BY_KEY.values()} for s in scenarios]
     pairing = pair_up(check, params, label_keys)
@@ -393,8 +349,11 @@ def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mappin
     # Name each pair by the parameters that tell pairs apart, not by those the same for all.
     varying = [k for k in pairing.shared if len({params[i][k] for i, _ in measured}) > 1]
     method = method_of(check)
-    comparisons = [_compare(check, method, scenarios, params, values, i, j, varying)
-                   for i, j in measured]
+    if looks is None:
+        rounds = max((max(v) + 1 for v in values.values() if v), default=1)
+        looks = one_look(rounds)
+    comparisons = [_compare(check, method, scenarios, params, values, i, j, varying,
+                            check_looks(check, looks)) for i, j in measured]
     crossovers = find_crossovers(comparisons)
     status, text = conclude(comparisons, crossovers)
     return Verdict(check, status, text, tuple(comparisons), method, crossovers,
@@ -406,20 +365,48 @@ def _too_few_note(comparisons: Sequence[Comparison]) -> str:
     short = [c for c in comparisons if c.note]
     if not short:
         return ""
-    sizes = sorted({(c.candidate_n, c.reference_n) for c in short}, reverse=True)
-    shown = ", ".join(f"{a} against {b}" if b else f"{a} alone" for a, b in sizes)
-    needed = processes_needed(one_sample=any(not c.reference_n for c in short))
+    sizes = sorted({(c.pairs, c.design) for c in short}, reverse=True)
+    shown = ", ".join(f"{n} paired rounds" if design == "paired" else f"{n} processes alone"
+                      for n, design in sizes)
+    widest = min(short, key=lambda c: c.confidence)
+    needed = processes_needed(widest.confidence, one_sample=widest.design == "one-sample")
     return (f"{len(short)} of {len(comparisons)} pairs had too few processes for a "
-            f"{CONFIDENCE:.0%} interval ({shown}): run at least {needed} per scenario")
+            f"{percent(widest.confidence)} interval ({shown}): run at least {needed} per "
+            "scenario")
+
+
+def percent(confidence: float) -> str:
+    """95%, 98.75%: a confidence as people write it."""
+    return f"{confidence * 100:.4g}%"
+
+
+def _statistic(check: CheckSpec, processes: Mapping[int, Floats]) -> dict[int, float]:
+    """Each process's value: the median (or minimum) of its iterations, by round."""
+    summarize = np.min if check.statistic == "minimum" else np.median
+    return {r: float(summarize(v)) for r, v in processes.items()}
+
+
+def _why_undecided(decision: Decision) -> str:
+    """Why a pair has no interval at all (too few rounds), else ""."""
+    if not math.isnan(decision.shift.low):
+        return ""
+    confidence = decision.looks.confidence
+    one_sample = decision.design == "one-sample"
+    needed = processes_needed(confidence, one_sample=one_sample)
+    what = (f"{decision.pairs} processes" if one_sample
+            else f"{decision.pairs} paired rounds")
+    return (f"{what} cannot give a {percent(confidence)} interval: run at least {needed} per "
+            "scenario")
 
 
 def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, Any]],
-             params: Sequence[Mapping[str, Value]], values: Mapping[str, list[Floats]],
-             i: int, j: int | None, varying: Sequence[str]) -> Comparison:
+             params: Sequence[Mapping[str, Value]], values: Mapping[str, Mapping[int, Floats]],
+             i: int, j: int | None, varying: Sequence[str], looks: Looks) -> Comparison:
     candidate = values[scenarios[i]["id"]]
     reference = None if j is None else values[scenarios[j]["id"]]
-    a = np.concatenate(candidate)
-    b = np.array([float(check.value or 0.0)]) if reference is None else np.concatenate(reference)
+    a = np.concatenate(list(candidate.values()))
+    b = (np.array([float(check.value or 0.0)]) if reference is None
+         else np.concatenate(list(reference.values())))
     point = tuple((k, params[i][k]) for k in varying)
     where = " ".join(f"{k}={BY_KEY[k].format(v)}" for k, v in point) or "all"
     label = f"{check.value:g}" if j is None else scenarios[j]["label"]
@@ -428,15 +415,20 @@ def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, 
         "candidate_median": float(np.median(a)), "reference_median": float(np.median(b)),
         "candidate_minimum": float(a.min()), "reference_minimum": float(b.min()),
         "candidate_n": len(candidate), "reference_n": 0 if reference is None else len(reference),
-        "method": method, "point": point,
+        "method": method, "point": point, "candidate_id": scenarios[i]["id"],
+        "reference_id": "" if j is None else scenarios[j]["id"],
     }
     if method == "exact":
         estimate, low, high, difference, outcome = _exact(check, a, b)
         return Comparison(ratio=estimate, ci_low=low, ci_high=high, outcome=outcome,
-                          difference=difference, **common)
-    shift, difference, why = _statistical(check, candidate, reference)
-    outcome = (judge(check.expect, shift.low, shift.high, check.tolerance,
-                     0.0 if difference else 1.0) if shift.decided else "undecided")
+                          difference=difference, pairs=len(a), **common)
+    decision = decide(_statistic(check, candidate),
+                      None if reference is None else _statistic(check, reference),
+                      float(check.value or 0.0), check.expect, check.tolerance, looks)
+    shift = decision.shift
     return Comparison(ratio=shift.estimate, ci_low=shift.low, ci_high=shift.high,
-                      outcome=outcome, difference=difference, coverage=shift.coverage,
-                      note=why, **common)
+                      outcome=decision.outcome, difference=decision.difference,
+                      coverage=shift.coverage, note=_why_undecided(decision),
+                      design=decision.design, pairs=decision.pairs, look=decision.look,
+                      looks=len(looks.rounds), stop=decision.stop,
+                      confidence=looks.confidence, **common)

@@ -108,73 +108,65 @@ def test_benjamini_hochberg_of_known_lists() -> None:
     assert math.isnan(adjusted[1])
 
 
-# The rank-sum interval and the sign-test interval against answers known independently.
+# The signed-rank interval and the sign-test interval against answers known independently.
 
-def _enumerated_counts(n: int, m: int) -> list[int]:
-    """Mann–Whitney U over every way of choosing which of n+m ranks are the first sample's."""
+def _enumerated_signed_rank_counts(n: int) -> list[int]:
+    """T+ over every one of the 2^n sign patterns of the ranks 1..n."""
     import itertools
-    counts = [0] * (n * m + 1)
-    for ranks in itertools.combinations(range(n + m), n):
-        chosen = set(ranks)
-        u = sum(1 for r in ranks for s in range(n + m) if s not in chosen and s < r)
-        counts[u] += 1
+    counts = [0] * (n * (n + 1) // 2 + 1)
+    for signs in itertools.product((0, 1), repeat=n):
+        counts[sum(rank for rank, positive in zip(range(1, n + 1), signs, strict=True)
+                   if positive)] += 1
     return counts
 
 
-@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 3), (3, 3), (4, 5), (5, 5), (3, 7)])
-def test_rank_sum_counts_match_enumeration(n: int, m: int) -> None:
-    from runner.stats import rank_sum_counts
-    assert rank_sum_counts(n, m).tolist() == _enumerated_counts(n, m)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 11])
+def test_signed_rank_counts_match_enumeration(n: int) -> None:
+    from runner.stats import signed_rank_counts
+    assert signed_rank_counts(n).tolist() == _enumerated_signed_rank_counts(n)
 
 
-# Two-sided 5% critical values of U from published tables (U <= critical rejects): the
-# interval's order index is critical + 1; "-" in the tables (no test possible) is k = 0.
-@pytest.mark.parametrize(("n", "m", "critical"), [
-    (3, 3, None), (3, 4, None), (4, 4, 0), (3, 5, 0), (4, 5, 1), (5, 5, 2), (6, 6, 5),
-    (7, 7, 8), (8, 8, 13), (10, 10, 23), (20, 20, 127)])
-def test_rank_sum_order_matches_critical_value_tables(n: int, m: int,
-                                                      critical: int | None) -> None:
-    from runner.stats import rank_sum_order
-    k, coverage = rank_sum_order(n, m)
+# Two-sided 5% critical values of the Wilcoxon signed-rank T from published tables (T <=
+# critical rejects): the interval's order index among the Walsh averages is critical + 1; "-"
+# in the tables (no test possible) is k = 0.
+@pytest.mark.parametrize(("n", "critical"), [
+    (5, None), (6, 0), (7, 2), (8, 3), (9, 5), (10, 8), (12, 13), (15, 25), (20, 52),
+    (25, 89), (30, 137)])
+def test_signed_rank_order_matches_critical_value_tables(n: int,
+                                                        critical: int | None) -> None:
+    from runner.stats import signed_rank_order
+    k, coverage = signed_rank_order(n)
     assert k == (0 if critical is None else critical + 1)
     assert (math.isnan(coverage) if critical is None else coverage >= 0.95)
 
 
 def test_normal_approximation_agrees_with_the_exact_order_near_the_switch() -> None:
     from runner import stats
-    exact = stats.rank_sum_order(40, 40)
-    limit, stats.EXACT_PAIRS = stats.EXACT_PAIRS, 0
+    exact = stats.signed_rank_order(60)
+    limit, stats.EXACT_SIGNED_RANKS = stats.EXACT_SIGNED_RANKS, 0
     try:
-        approximate = stats.rank_sum_order(40, 40)
+        approximate = stats.signed_rank_order(60)
     finally:
-        stats.EXACT_PAIRS = limit
+        stats.EXACT_SIGNED_RANKS = limit
     assert abs(exact[0] - approximate[0]) <= 1
     assert approximate[1] == pytest.approx(0.95, abs=0.005)
 
 
-def test_shift_interval_by_hand() -> None:
-    from runner.stats import shift_interval
-    # differences x - y for x = 5..8, y = 1..4 run from 1 to 7, median 4; 4 vs 4 gives k = 1
-    shift = shift_interval([5, 6, 7, 8], [1, 2, 3, 4])
-    assert (shift.estimate, shift.low, shift.high) == (4.0, 1.0, 7.0)
-    assert shift.coverage == pytest.approx(1 - 2 / 70)
-    # 5 vs 5: k = 3, the third smallest and third largest of the 25 differences
-    shift = shift_interval([10, 11, 12, 13, 14], [0, 1, 2, 3, 4])
-    assert (shift.estimate, shift.low, shift.high) == (10.0, 7.0, 13.0)
+def test_paired_interval_by_hand() -> None:
+    from runner.stats import paired_interval
+    # six differences 1..6: 21 Walsh averages from 1 to 6, median 3.5; six pairs give k = 1
+    shift = paired_interval([3, 1, 6, 2, 5, 4])
+    assert (shift.estimate, shift.low, shift.high) == (3.5, 1.0, 6.0)
+    assert shift.coverage == pytest.approx(1 - 2 / 64)
 
 
-def test_ratio_interval_is_the_shift_of_logarithms() -> None:
-    from runner.stats import ratio_interval
-    ratio = ratio_interval([2, 4, 8, 16], [1, 2, 4, 8])
-    assert ratio.estimate == pytest.approx(2.0)
-    assert (ratio.low, ratio.high) == (pytest.approx(2 / 8), pytest.approx(16))
-
-
-def test_three_against_three_gives_no_interval() -> None:
-    from runner.stats import processes_needed, shift_interval
-    shift = shift_interval([1, 2, 3], [10, 11, 12])
-    assert not shift.decided and shift.estimate == -9.0
-    assert processes_needed() == 4 and processes_needed(one_sample=True) == 6
+def test_five_pairs_give_no_interval_and_processes_needed_says_six() -> None:
+    from runner.stats import paired_interval, processes_needed
+    shift = paired_interval([1, 2, 3, 4, 5])
+    assert not shift.decided and shift.estimate == 3.0
+    assert processes_needed() == 6 and processes_needed(one_sample=True) == 6
+    # four looks at 98.75% each need eight pairs at the first look
+    assert processes_needed(1 - 0.05 / 4) == 8
 
 
 def test_sign_test_interval_of_the_median() -> None:
@@ -185,15 +177,18 @@ def test_sign_test_interval_of_the_median() -> None:
     assert (interval.estimate, interval.low, interval.high) == (5.5, 2.0, 9.0)
 
 
-def test_rank_sum_ratio_interval_covers_the_true_ratio() -> None:
-    """Coverage by simulation: lognormal processes, 5 against 5, true ratio 2."""
-    from runner.stats import ratio_interval
+def test_paired_interval_covers_the_true_ratio() -> None:
+    """Coverage by simulation: rounds share a lognormal machine state, each process adds its
+    own lognormal noise, true ratio 2, ten rounds."""
+    from runner.stats import paired_interval
     rng = np.random.default_rng(7)
-    trials = 400
-    covered = sum(
-        ratio.low <= 2.0 <= ratio.high
-        for ratio in (ratio_interval(2 * rng.lognormal(0, 0.3, 5), rng.lognormal(0, 0.3, 5))
-                      for _ in range(trials)))
+    trials, covered = 800, 0
+    for _ in range(trials):
+        machine = rng.lognormal(0, 0.5, 10)
+        candidate = 2 * machine * rng.lognormal(0, 0.1, 10)
+        reference = machine * rng.lognormal(0, 0.1, 10)
+        shift = paired_interval(np.log(candidate) - np.log(reference))
+        covered += shift.low <= math.log(2.0) <= shift.high
     assert covered / trials >= 0.94
 
 

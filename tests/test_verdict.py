@@ -9,9 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runner.model import CheckSpec, Span
+from runner.model import CheckSpec, Looks, Span
 from runner.parameters import PARAMETERS
-from runner.verdict import Comparison, conclude, evaluate, judge, judge_exact, method_of
+from runner.verdict import (
+    Comparison,
+    check_looks,
+    conclude,
+    evaluate,
+    judge,
+    judge_exact,
+    method_of,
+)
 
 LABEL_KEYS = ("backing", "size")
 SIZES = (4096, 1 << 17, 1 << 18, 1 << 20, 1 << 30)
@@ -24,10 +32,10 @@ SCENARIOS = [
 CHECK = CheckSpec(claim="mmap is cheaper than malloc", metric="total_ns_per_op",
                   expect="lower", candidate=(("backing", "mmap-anon"),),
                   reference=(("backing", "malloc"),))
-NOISE = (0.99, 1.0, 1.01, 0.995, 1.005)  # five processes, ±1%
+NOISE = (0.99, 1.0, 1.01, 0.995, 1.005, 0.998, 1.003, 0.993)  # eight processes, ±1%
 
 
-def _samples(scale: dict[int, float], processes: int = 5, iterations: int = 1,
+def _samples(scale: dict[int, float], processes: int = 8, iterations: int = 1,
              metric: str = "total_ns_per_op") -> pd.DataFrame:
     """malloc at 1000 ns, mmap-anon at 1000 * scale[size] ns, each process ±1%."""
     rows = [{"scenario_id": s["id"], "process_index": p, "iteration": it,
@@ -74,9 +82,15 @@ def test_verdict_holds_everywhere() -> None:
     assert [c.where for c in verdict.comparisons] == [
         "size=4KiB", "size=128KiB", "size=256KiB", "size=1MiB", "size=1GiB"]
     assert all(c.ratio == pytest.approx(0.5, rel=0.02) for c in verdict.comparisons)
-    assert all(c.ci_low < c.ratio < c.ci_high for c in verdict.comparisons)
-    assert all(c.candidate_n == c.reference_n == 5 for c in verdict.comparisons)
-    assert verdict.comparisons[0].coverage == pytest.approx(1 - 8 / 252)
+    # both sides of a round share its noise: paired, the ratio is exact
+    assert all(c.ci_low == pytest.approx(c.ratio) == pytest.approx(c.ci_high)
+               for c in verdict.comparisons)
+    assert all(c.candidate_n == c.reference_n == 8 for c in verdict.comparisons)
+    first = verdict.comparisons[0]
+    # eight paired rounds, one look: the signed-rank interval's exact coverage
+    assert (first.design, first.pairs, first.look, first.looks, first.stop) == (
+        "paired", 8, 1, 1, "decided")
+    assert first.coverage == pytest.approx(1 - 2 * 5 / 256)
     assert verdict.crossovers == ()
 
 
@@ -102,7 +116,8 @@ def test_a_crossover_downwards_and_undecided_pairs_in_between() -> None:
     samples = _samples(scale)
     # size 1MiB: the candidate's processes straddle the band: undecided
     at_1mib = samples["scenario_id"] == "mmap-anon-1048576"
-    samples.loc[at_1mib, "total_ns_per_op"] = [800.0, 900.0, 1000.0, 1100.0, 1200.0]
+    samples.loc[at_1mib, "total_ns_per_op"] = [800.0, 900.0, 1000.0, 1100.0, 1200.0, 850.0,
+                                               1150.0, 1000.0]
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
     assert [c.outcome for c in verdict.comparisons] == [
         "holds", "holds", "holds", "undecided", "contradicts"]
@@ -116,7 +131,7 @@ def test_a_crossover_downwards_and_undecided_pairs_in_between() -> None:
 def test_holds_where_decided() -> None:
     samples = _samples(_all(0.5))
     samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
-        800.0, 900.0, 1000.0, 1100.0, 1200.0]
+        800.0, 900.0, 1000.0, 1100.0, 1200.0, 850.0, 1150.0, 1000.0]
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
     assert verdict.status == "holds"
     assert verdict.text == "holds where decided (4 hold, 1 undecided)"
@@ -125,7 +140,7 @@ def test_holds_where_decided() -> None:
 def test_does_not_hold_where_decided() -> None:
     samples = _samples(_all(1.5))
     samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
-        800.0, 900.0, 1000.0, 1100.0, 1200.0]
+        800.0, 900.0, 1000.0, 1100.0, 1200.0, 850.0, 1150.0, 1000.0]
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
     assert verdict.status == "does not hold"
     assert verdict.text == "does not hold where decided (4 contradict, 1 undecided)"
@@ -143,17 +158,77 @@ def test_differences_within_the_noise_are_inconclusive() -> None:
     assert verdict.noise_floor is not None and verdict.noise_floor > 0.1
 
 
-def test_three_processes_against_three_cannot_decide_and_say_how_many_would() -> None:
-    verdict = evaluate(CHECK, _samples(_all(0.5), processes=3), SCENARIOS, LABEL_KEYS)
+def test_five_paired_rounds_cannot_decide_and_say_how_many_would() -> None:
+    verdict = evaluate(CHECK, _samples(_all(0.5), processes=5), SCENARIOS, LABEL_KEYS)
     assert verdict.status == "inconclusive"
     assert "too few processes" in verdict.text
     assert verdict.note == ("5 of 5 pairs had too few processes for a 95% interval "
-                            "(3 against 3): run at least 4 per scenario")
-    assert verdict.comparisons[0].note == ("3 against 3 processes cannot give a 95% interval: "
-                                           "run at least 4 per scenario")
+                            "(5 paired rounds): run at least 6 per scenario")
+    assert verdict.comparisons[0].note == ("5 paired rounds cannot give a 95% interval: "
+                                           "run at least 6 per scenario")
     assert all(math.isnan(c.ci_low) for c in verdict.comparisons)
-    assert evaluate(CHECK, _samples(_all(0.5), processes=4), SCENARIOS,
+    assert evaluate(CHECK, _samples(_all(0.5), processes=6), SCENARIOS,
                     LABEL_KEYS).status == "holds"
+
+
+def test_pairs_are_rounds_so_the_machines_spells_cancel() -> None:
+    """Round k's processes run side by side: a machine 3x slower in some rounds slows both.
+    Paired by round the ratio is steady; the same values unpaired would spread by 3x."""
+    samples = _samples(_all(0.8), processes=10)
+    spell = samples["process_index"].isin([1, 4, 7])
+    samples.loc[spell, "total_ns_per_op"] *= 3
+    verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
+    assert verdict.status == "holds"
+    assert all(c.ci_high < 0.82 for c in verdict.comparisons)
+    # A round one side lacks (a crashed process) is left out of the pairs.
+    lost = ~((samples["scenario_id"] == "mmap-anon-4096") & (samples["process_index"] == 2))
+    first = evaluate(CHECK, samples[lost], SCENARIOS, LABEL_KEYS).comparisons[0]
+    assert (first.pairs, first.candidate_n, first.reference_n) == (9, 9, 10)
+
+
+def _rounds(ratios: list[float]) -> pd.DataFrame:
+    """malloc 4KiB at 1000 ns and mmap-anon 4KiB at 1000 * ratios[k] ns in round k."""
+    rows = [{"scenario_id": sid, "process_index": k, "iteration": 0,
+             "total_ns_per_op": 1000.0 * (r if sid.startswith("mmap") else 1.0)}
+            for k, r in enumerate(ratios) for sid in ("malloc-4096", "mmap-anon-4096")]
+    return pd.DataFrame(rows)
+
+
+def test_a_pair_undecided_at_its_first_look_is_decided_at_a_later_one() -> None:
+    """Looks after 10, 20, 30 and 40 rounds, each at 1 - 5%/4: the first look's ten rounds
+    straddle the band, twenty decide it, and the verdict says at which look it stopped."""
+    looks = Looks(base=10, batch=10, most=40)
+    assert looks.rounds == (10, 20, 30, 40) and looks.confidence == pytest.approx(0.9875)
+    wide = [0.5, 1.2, 0.6, 1.1, 0.55, 1.15, 0.5, 1.2, 0.6, 0.7]
+    steady = [0.6, 0.62, 0.58, 0.6, 0.61, 0.59, 0.6, 0.6, 0.62, 0.58]
+    check = replace(CHECK, where=(("size", 4096),))
+    after_ten = evaluate(check, _rounds(wide), SCENARIOS, LABEL_KEYS, looks).comparisons[0]
+    assert (after_ten.outcome, after_ten.look, after_ten.stop) == ("undecided", 1, "measured")
+    after_twenty = evaluate(check, _rounds(wide + steady), SCENARIOS, LABEL_KEYS,
+                            looks).comparisons[0]
+    assert (after_twenty.outcome, after_twenty.look, after_twenty.pairs) == ("holds", 2, 20)
+    assert after_twenty.stop == "decided"
+    # Rounds measured after the look that decided change nothing: judging stopped there.
+    later = evaluate(check, _rounds(wide + steady + [2.0] * 20), SCENARIOS, LABEL_KEYS,
+                     looks).comparisons[0]
+    assert (later.outcome, later.look, later.ratio) == ("holds", 2, after_twenty.ratio)
+
+
+def test_a_pair_undecided_at_its_last_look_stops_there() -> None:
+    looks = Looks(base=10, batch=10, most=20)
+    edge = [0.9, 1.0] * 15  # a ratio right at the band's edge: never decided
+    check = replace(CHECK, where=(("size", 4096),))
+    result = evaluate(check, _rounds(edge), SCENARIOS, LABEL_KEYS, looks).comparisons[0]
+    assert (result.outcome, result.look, result.looks, result.pairs, result.stop) == (
+        "undecided", 2, 2, 20, "most")
+
+
+def test_a_check_may_take_more_rounds_than_the_run_but_not_when_it_takes_none() -> None:
+    run = Looks(base=10, batch=10, most=40)
+    more = replace(CHECK, max_processes=80)
+    assert check_looks(more, run) == Looks(10, 10, 80)
+    assert check_looks(CHECK, run) == run
+    assert check_looks(more, Looks(10, 10, 10)) == Looks(10, 10, 10)  # extra rounds off
 
 
 def test_same_within_tolerance_holds() -> None:
@@ -211,8 +286,8 @@ def test_a_fixed_value_stands_in_for_reference_scenarios() -> None:
     # the sign test needs six processes for a 95% interval of the median
     five = evaluate(above, _samples(_all(1), processes=5), SCENARIOS, LABEL_KEYS)
     assert five.status == "inconclusive"
-    assert five.note == ("5 of 5 pairs had too few processes for a 95% interval (5 alone): run "
-                         "at least 6 per scenario")
+    assert five.note == ("5 of 5 pairs had too few processes for a 95% interval (5 processes "
+                         "alone): run at least 6 per scenario")
 
 
 def test_against_a_zero_reference_the_difference_decides_in_the_metrics_unit() -> None:
@@ -285,7 +360,7 @@ def test_statistic_minimum_compares_each_process_by_its_fastest_iteration() -> N
 def test_zero_candidates_against_a_positive_reference_still_give_a_ratio() -> None:
     samples = _samples(_all(1))
     samples.loc[samples["scenario_id"].str.startswith("mmap"), "total_ns_per_op"] = [
-        0.0, 0.0, 1.0, 0.0, 2.0] * len(SIZES)
+        0.0, 0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0] * len(SIZES)
     verdict = evaluate(CHECK, samples, SCENARIOS, LABEL_KEYS)
     assert verdict.status == "holds"
     first = verdict.comparisons[0]
@@ -303,6 +378,6 @@ def test_per_process_values_keep_row_order_whatever_order_processes_come_in() ->
     })
     values = _process_values(samples, "m")
     assert list(values) == ["b", "a"]  # scenarios in order of first appearance
-    assert [v.tolist() for v in values["b"]] == [[1.0, 5.0], [3.0]]
-    assert [v.tolist() for v in values["a"]] == [[2.0], [6.0]]  # NaN dropped
+    assert {k: v.tolist() for k, v in values["b"].items()} == {1: [1.0, 5.0], 0: [3.0]}
+    assert {k: v.tolist() for k, v in values["a"].items()} == {0: [2.0], 1: [6.0]}  # NaN
     assert _process_values(samples.iloc[:0], "m") == {}
