@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 # render: each stage imports them when it starts, so `alloclab validate`, `plan`, `schema` and
 # `--version` start in a fraction of a second (tests/test_cli.py checks).
 from runner import (
+    adaptive,
     archive,
     guard,
     identity,
@@ -54,6 +55,7 @@ class RunListener(Protocol):
 
     def plan(self, experiments: Sequence[tuple[str, int, float]]) -> None: ...
     def experiment(self, name: str, processes: int) -> None: ...
+    def more(self, processes: int, estimate_s: float) -> None: ...
     def process(self, estimate_s: float) -> None: ...
     def experiment_done(self, name: str, processes: int) -> None: ...
     def detail(self, message: str) -> None: ...
@@ -183,7 +185,9 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
             + " ".join(f"{k}={v}" for k, v in probe_env.items()))
     for dropped in manifest["dropped"]:
         say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
-    jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]))
+    neighbours = adaptive.neighbours(plan.scenarios, experiment.checks, plan.label_keys)
+    jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]),
+                               neighbours)
     watch = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
                       len(jobs) - len(done), experiment.timeout_s, say, listener,
                       duration_estimate(plan, options).per_process_s if listener else {})
@@ -191,21 +195,91 @@ def _run_locked(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
         listener.experiment(experiment.name, watch.total)
     load_before = machine.read_load()
     lost_before = target.connection_failures() if target else 0
-    schedule.run_jobs(jobs, binary, repetitions, experiment.timeout_s, run_dir, done,
-                      watch.on_record, extra_env=probe_env,
-                      facts=target.facts if target else None,
-                      run_process=target.run_process if target else None)
+
+    def run(batch: list[schedule.Job], already: set[tuple[str, int]]) -> None:
+        schedule.run_jobs(batch, binary, repetitions, experiment.timeout_s, run_dir, already,
+                          watch.on_record, extra_env=probe_env,
+                          facts=target.facts if target else None,
+                          run_process=target.run_process if target else None)
+
+    run(jobs, done)
+    extra = _extra_rounds(plan, repetitions, run_dir, int(manifest["seed"]), neighbours, run,
+                          say, watch)
     # This machine's load says nothing about another's: a remote run records none.
     load = [*manifest.get("load", []), *([] if target else [
         {"before": load_before, "after": machine.read_load()}])]
     lost = target is not None and target.connection_failures() > lost_before
     store.write_manifest(run_dir, {**manifest, "finished_utc": None if lost else _utc_now(),
-                                   "load": load})
+                                   "load": load, "adaptive": extra})
     if listener:
         listener.experiment_done(experiment.name, watch.run)
     return replace(_summary(plan, run_dir, watch.run, watch.failed,
                             len(manifest.get("reused_from", {}))),
                    processes_skipped=watch.skipped)
+
+
+def _extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: int,
+                  neighbours: Sequence[Sequence[str]],
+                  run: Callable[[list[schedule.Job], set[tuple[str, int]]], None],
+                  say: Say, watch: _Progress) -> dict[str, Any]:
+    """After the base rounds: batch after batch of rounds for the statistical check pairs
+    still undecided (runner.adaptive), until none needs more or the run's extra time is
+    spent; how it ended, for the manifest.
+
+    Each batch is planned from the rounds before it alone (`boundary`), so a run resumed in the
+    middle of a batch plans that batch again, finishes it, and goes on as the uninterrupted run
+    would have."""
+    if not repetitions.adaptive:
+        return adaptive.describe("off", 0.0, 0.0)
+    by_id = {s.id: s for s in plan.scenarios}
+    most = max([repetitions.most_processes,
+                *(c.max_processes or 0 for c in plan.spec.checks)])
+    ending: adaptive.Ending = "done"
+    boundary = repetitions.processes
+    while boundary < most:
+        stored = store.load_run(run_dir)
+        pending = _undecided(plan, stored, repetitions, boundary)
+        if not pending:
+            break
+        done = {(r.scenario_id, r.process_index) for r in stored.records}
+        batch = adaptive.batch_jobs(pending, neighbours, seed, done)
+        if batch and not adaptive.within_time(repetitions, stored.records, batch):
+            ending = "time"
+            say(f"{plan.spec.name}: {len(pending)} check pairs still undecided; the run's time "
+                f"for extra rounds ({repetitions.extra_time:.0%} of its base rounds) is spent")
+            break
+        if batch:
+            say(f"{plan.spec.name}: {len(pending)} check pairs undecided: "
+                f"{len(batch)} more processes")
+            watch.extend(batch)
+            run([schedule.Job(by_id[sid], number) for sid, number in batch], set())
+        boundary = min(most, boundary + repetitions.processes)
+    records = store.load_run(run_dir).records
+    base_s, extra_s = adaptive.time_spent_s(records, repetitions.processes)
+    return adaptive.describe(ending, extra_s, repetitions.extra_time * base_s)
+
+
+def _undecided(plan: Plan, stored: store.StoredRun, repetitions: Repetitions,
+               boundary: int) -> list[adaptive.Pending]:
+    """The rounds from `boundary` that each statistical pair still undecided on the rounds
+    before it needs for its next look, judged as the report judges them."""
+    from runner import verdict
+    from runner.frame import build_frame, measured
+
+    looks = adaptive.looks_of(repetitions)
+    samples = measured(build_frame(stored))
+    samples = samples[samples["process_index"] < boundary]
+    undecided = []
+    for check in plan.spec.checks:
+        if verdict.method_of(check) != "statistical":
+            continue
+        result = verdict.evaluate(check, samples, stored.manifest["scenarios"],
+                                  stored.manifest["label_keys"], looks)
+        for c in result.comparisons:
+            if c.outcome == "undecided" and c.stop == "measured":
+                ids = (c.candidate_id, c.reference_id) if c.reference_id else (c.candidate_id,)
+                undecided.append((ids, verdict.check_looks(check, looks), c.look))
+    return adaptive.pending_rounds(undecided, boundary)
 
 
 def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
@@ -227,7 +301,8 @@ def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions
     """The spec's repetitions, unless --quick or --processes asks for fewer."""
     repetitions = experiment.repetitions
     if options.quick:
-        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1)
+        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1,
+                              max_processes=QUICK_PROCESSES)
     if options.processes is not None:
         repetitions = replace(repetitions, processes=options.processes)
     return repetitions
@@ -306,6 +381,13 @@ class _Progress:
         self.estimates_s = estimates_s or {}
         self.run = self.failed = self.skipped = 0
         self.skips_said: set[str] = set()
+
+    def extend(self, batch: Sequence[tuple[str, int]]) -> None:
+        """Extra rounds join the run: more processes to count (and for the bar, to time)."""
+        self.total += len(batch)
+        if self.listener:
+            self.listener.more(len(batch), sum(self.estimates_s.get(sid, 0.0)
+                                               for sid, _ in batch))
 
     def on_record(self, job: schedule.Job, record: ProcessRecord) -> None:
         self.run += 1

@@ -166,6 +166,12 @@ class ConsoleListener:
             self.estimate_s += estimate_s * (processes / planned - 1)
         self._refresh()
 
+    def more(self, processes: int, estimate_s: float) -> None:
+        """Extra rounds for undecided check pairs: more processes, more time, than planned."""
+        self.processes += processes
+        self.estimate_s += estimate_s
+        self._refresh()
+
     def process(self, estimate_s: float) -> None:
         self.processes_done += 1
         self.estimate_done_s += estimate_s

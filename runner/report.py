@@ -23,11 +23,11 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, highlight, machine, noise, render_cache, spec, verdict
+from runner import adaptive, charts, highlight, machine, noise, render_cache, spec, verdict
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
-from runner.model import CheckSpec, ExperimentSpec
+from runner.model import CheckSpec, ExperimentSpec, Looks
 from runner.scope import describe_where
 from runner.stats import Summary, summarize
 from runner.store import (
@@ -146,10 +146,44 @@ def _ratio_text(metric: str, c: verdict.Comparison) -> str:
     return f"{c.ratio:.3g}×{interval}"
 
 
-def _method_text(check: CheckSpec, method: str) -> str:
-    if method == "exact":
+def _method_text(check: CheckSpec, result: verdict.Verdict) -> str:
+    """How the check's pairs were judged, for the verdict table."""
+    if result.method == "exact":
         return "exact: every sample"
-    return f"per-process {check.statistic}s, rank-sum 95% interval"
+    looks = max((c.looks for c in result.comparisons), default=1)
+    confidence = min((c.confidence for c in result.comparisons), default=math.nan)
+    design = ("the median of the candidate's processes against the value (sign test)"
+              if check.value is not None else
+              "paired rounds: candidate and reference side by side, signed-rank interval of "
+              "their log ratios")
+    seen = (f"up to {looks} looks at {verdict.percent(confidence)} each (95% in all)"
+            if looks > 1 else f"one look at {verdict.percent(confidence)}"
+            if math.isfinite(confidence) else "")
+    return f"per-process {check.statistic}s, {design}" + (f"; {seen}" if seen else "")
+
+
+# Why a pair's judging stopped where the run measured no more rounds for it, by how the run's
+# extra rounds ended (manifest "adaptive"; absent: runs before extra rounds, or unfinished).
+_NO_MORE_ROUNDS = {
+    "time": ("time", "the run's time for extra rounds was spent"),
+    "off": ("off", "extra rounds were off in this run"),
+    "done": ("failed", "the rounds it needed did not give paired processes"),
+}
+
+
+def _stop(c: verdict.Comparison, ending: str | None) -> tuple[str, str]:
+    """(reason, words) of how a pair's judging ended."""
+    count = (f"{c.pairs} paired rounds" if c.design == "paired"
+             else f"{c.pairs} processes" if c.design == "one-sample" else f"{c.pairs} samples")
+    if c.stop == "exact":
+        return "exact", f"exact: {count}"
+    look = f"look {c.look} of {c.looks}" if c.looks > 1 else "one look"
+    if c.stop == "decided":
+        return "decided", f"decided at {look}, {count}"
+    if c.stop == "most":
+        return "most", f"undecided after {count}, the most this check takes"
+    reason, why = _NO_MORE_ROUNDS.get(ending or "", ("measured", "the run measured no more"))
+    return reason, f"undecided after {count} ({look}): {why}"
 
 
 def _noise_floor_text(result: verdict.Verdict) -> str:
@@ -162,13 +196,21 @@ def _noise_floor_text(result: verdict.Verdict) -> str:
 
 def run_verdicts(run: StoredRun, experiment: ExperimentSpec,
                  samples: pd.DataFrame) -> list[verdict.Verdict]:
-    """Every check of the experiment judged on the run's measured samples."""
+    """Every check of the experiment judged on the run's measured samples, with the looks the
+    run took at its pairs."""
+    looks: Looks | None = adaptive.stored_looks(run.manifest)
     return [verdict.evaluate(check, samples, run.manifest["scenarios"],
-                             run.manifest["label_keys"]) for check in experiment.checks]
+                             run.manifest["label_keys"], looks) for check in experiment.checks]
+
+
+def _ending(run: StoredRun) -> str | None:
+    """How the run's extra rounds ended (runner.adaptive.Ending), None when it does not say."""
+    extra = run.manifest.get("adaptive")
+    return extra.get("ending") if isinstance(extra, dict) else None
 
 
 def _verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict],
-                  anchor: str) -> list[dict[str, Any]]:
+                  anchor: str, ending: str | None) -> list[dict[str, Any]]:
     """The verdict table: each claim, what the data says, the figures, and its chart."""
     chart_of: dict[str, str] = {}
     for index, chart in enumerate(experiment.charts):
@@ -184,7 +226,7 @@ def _verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict]
             "noise_floor": _noise_floor_text(result),
             "metric": check.metric,
             "tolerance": f"±{check.tolerance:.0%}",
-            "method": _method_text(check, result.method),
+            "method": _method_text(check, result),
             "where": describe_where(check.where),
             "chart": chart_of.get(check.metric),
             "comparisons": [{
@@ -196,6 +238,7 @@ def _verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict]
                 "n": f"{c.candidate_n}/{c.reference_n}" if c.reference_n else f"{c.candidate_n}",
                 "pair": f"{c.candidate_label} against {c.reference_label}",
                 "ratio": _ratio_text(check.metric, c),
+                "judged": _stop(c, ending)[1],
             } for c in result.comparisons],
         })
     return rows
@@ -211,11 +254,13 @@ def _number(value: float) -> float | None:
 def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
     """One check's verdict as plain data, for verdicts.json."""
     check = result.check
+    ending = _ending(run)
     return {
         "experiment": run.experiment, "machine": run.machine, "run_id": run.run_id,
         "claim": check.claim, "metric": check.metric, "expect": check.expect,
         "tolerance": check.tolerance, "where": describe_where(check.where),
         "method": result.method, "statistic": check.statistic,
+        "max_processes": check.max_processes,
         "status": result.status, "text": result.text, "note": result.note,
         "counts": {outcome: result.count(outcome)
                    for outcome in ("holds", "contradicts", "undecided")},
@@ -237,6 +282,9 @@ def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
             "candidate_minimum": _number(c.candidate_minimum),
             "reference_minimum": _number(c.reference_minimum),
             "candidate_n": c.candidate_n, "reference_n": c.reference_n,
+            "design": c.design, "rounds": c.pairs, "look": c.look, "looks": c.looks,
+            "confidence": _number(c.confidence),
+            "stop": dict(zip(("reason", "text"), _stop(c, ending), strict=True)),
         } for c in result.comparisons],
     }
 
@@ -245,7 +293,7 @@ def render_verdicts_json(context: dict[str, Any]) -> str:
     """Every verdict of the site, by experiment, machine and check order; deterministic bytes."""
     records = [record for experiment in context["experiments"] for run in experiment["runs"]
                for record in run["verdict_records"]]
-    return json.dumps({"format": 1, "verdicts": records}, indent=1, sort_keys=True,
+    return json.dumps({"format": 2, "verdicts": records}, indent=1, sort_keys=True,
                       ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -282,7 +330,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     looks = charts.assign_looks(s.label for data in plotted for s in data.series)
     return {
         "anchor": anchor,
-        "verdicts": _verdict_rows(experiment, results, anchor),
+        "verdicts": _verdict_rows(experiment, results, anchor, _ending(run)),
         "verdict_records": [verdict_record(run, result) for result in results],
         "machine": run.machine,
         "reduced": run.reduced,

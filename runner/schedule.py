@@ -3,7 +3,10 @@
 Processes go in rounds: round k runs process k of every scenario, in an order shuffled with a
 recorded seed. Slow drift of the machine (thermal, balloon, neighbours) then spreads over all
 scenarios instead of landing on whichever came last, and the same seed gives the same order,
-which is what lets an interrupted run resume exactly where it stopped.
+which is what lets an interrupted run resume exactly where it stopped. The scenarios a check
+compares run side by side in every round (runner.adaptive.neighbours), in a shuffled order, so
+the candidate's process of a round and the reference's meet the machine in the same state:
+a paired verdict (runner.sequential) compares them round by round.
 
 A scenario this machine cannot measure (runner.preconditions) is not started: each of its jobs
 is stored as a "skipped" record carrying the reason, like a probe that exits EXIT_SKIPPED.
@@ -12,11 +15,11 @@ is stored as a "skipped" record carrying the reason, like a probe that exits EXI
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import datafiles, execute, interrupt, preconditions, probe, store
+from runner import adaptive, datafiles, execute, interrupt, preconditions, probe, store
 from runner.model import ProcessRecord, Repetitions, Scenario
 
 # execute.run_process, or a remote executor's method with the same contract (runner.remote).
@@ -29,15 +32,20 @@ class Job:
     process_index: int
 
 
-def order_jobs(scenarios: Iterable[Scenario], processes: int, seed: int) -> list[Job]:
-    """Every (scenario, process) pair, round by round, each round shuffled by `seed`."""
-    rng = random.Random(seed)
-    scenario_list = list(scenarios)
+def order_jobs(scenarios: Iterable[Scenario], processes: int, seed: int,
+               neighbours: Sequence[Sequence[str]] = ()) -> list[Job]:
+    """Every (scenario, process) pair, round by round, each round's order drawn from `seed`
+    and the round: the groups of `neighbours` (scenario ids) side by side, any scenario in no
+    group on its own."""
+    by_id = {s.id: s for s in scenarios}
+    grouped = {sid for group in neighbours for sid in group}
+    groups = [*([sid for sid in group if sid in by_id] for group in neighbours),
+              *([sid] for sid in by_id if sid not in grouped)]
     jobs: list[Job] = []
     for process_index in range(processes):
-        round_order = scenario_list[:]
-        rng.shuffle(round_order)
-        jobs.extend(Job(s, process_index) for s in round_order)
+        order = adaptive.round_order([g for g in groups if g],
+                                     random.Random(f"{seed}:{process_index}"))
+        jobs.extend(Job(by_id[sid], process_index) for sid in order)
     return jobs
 
 

@@ -20,6 +20,7 @@ from runner.spec import (
     CHART_KEYS,
     CHECK_KEYS,
     EXPECTATIONS,
+    MAX_SHARE,
     METHODS,
     METRIC_NAMES,
     NAME_PATTERN,
@@ -106,6 +107,9 @@ def _key_schema(key: Key) -> Schema:
             return {"enum": list(EXPECTATIONS)}
         case "fraction":
             return {"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}]}
+        case "share":
+            return {"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_SHARE},
                               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}]}
         case "number":
             return {"type": "number"}

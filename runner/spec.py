@@ -36,6 +36,7 @@ from runner.errors import SpecError
 from runner.matrix import expand
 from runner.metrics import BY_NAME as METRICS_BY_NAME
 from runner.model import (
+    ADAPTIVE_FACTOR,
     ChartSpec,
     CheckSpec,
     Condition,
@@ -55,7 +56,7 @@ from runner.units import DURATION_HINT, parse_duration_s
 KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
-    "fraction", "selector", "number", "where", "statistic", "method",
+    "fraction", "selector", "number", "where", "statistic", "method", "share",
 ]
 
 
@@ -103,6 +104,13 @@ REPETITION_KEYS: tuple[Key, ...] = (
         f"(default {_DEFAULT_REPETITIONS.warmup})", minimum=0),
     Key("iterations", "whole", "recorded iterations per process "
         f"(default {_DEFAULT_REPETITIONS.iterations})", minimum=1),
+    Key("max_processes", "whole", "the most processes per scenario a check pair still "
+        "undecided after `processes` may take: more rounds of its two scenarios, `processes` "
+        f"at a time (default {ADAPTIVE_FACTOR} x processes; equal to processes: none)",
+        minimum=1),
+    Key("extra_time", "share", "the most time a run spends on those extra rounds, as a share "
+        "of what its base rounds took (default "
+        f"{_DEFAULT_REPETITIONS.extra_time:.0%}; 0% turns extra rounds off)"),
 )
 
 CHART_KEYS: tuple[Key, ...] = (
@@ -139,6 +147,9 @@ CHECK_KEYS: tuple[Key, ...] = (
     Key("method", "method", "exact (every sample must agree: deterministic facts such as "
         "faults or flags) or statistical (a 95% interval over processes: timings); default "
         "exact for deterministic metrics, statistical otherwise"),
+    Key("max_processes", "whole", "the most processes per scenario this check's undecided "
+        "pairs may take (default: repetitions' max_processes); at least repetitions' "
+        "processes", minimum=1),
 )
 EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
@@ -158,6 +169,7 @@ MAX_TITLE_CHARS = 200  # a title or claim
 MAX_SCENARIOS = 10_000
 MAX_PROBE_RUNS = 100_000  # scenarios x processes
 MAX_REPETITION = 10_000  # processes, warmup or iterations
+MAX_SHARE = 10.0  # extra_time: at most ten times the base rounds' time
 MAX_TIMEOUT_S = 24 * 3600.0
 PARAMETER_KEYS: tuple[str, ...] = tuple(p.key for p in PARAMETERS)
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS_BY_NAME)
@@ -765,9 +777,32 @@ def _read_repetitions(walker: _Walker, item: _Item | None) -> Repetitions:
         return Repetitions()
     entries = walker.mapping(item, "a mapping with processes, warmup and/or iterations")
     _check_keys(walker, item, entries, REPETITION_KEYS)
-    counts = {key.name: int(_read_simple(walker, entries[key.name], key))
-              for key in REPETITION_KEYS if key.name in entries}
-    return Repetitions(**counts)
+    counts: dict[str, Any] = {
+        key.name: int(_read_simple(walker, entries[key.name], key))
+        for key in REPETITION_KEYS if key.name in entries and key.kind == "whole"}
+    if "extra_time" in entries:
+        counts["extra_time"] = _read_share(walker, entries["extra_time"])
+    repetitions = Repetitions(**counts)
+    most = repetitions.max_processes
+    if most is not None and most < repetitions.processes:
+        raise walker.error(entries["max_processes"], f"{most} is below processes "
+                           f"({repetitions.processes}): give at least {repetitions.processes} "
+                           "(equal: no extra rounds)")
+    return repetitions
+
+
+def _read_share(walker: _Walker, item: _Item) -> float:
+    """A share like 100% or 50% (or a number, 1.0), from 0% to MAX_SHARE."""
+    value = walker.scalar(item, "a percentage like 100%")
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        share = -1.0
+    if isinstance(value, bool) or not 0 <= share <= MAX_SHARE:
+        raise walker.error(item, f"{_shown(value)} is not a share (use a percentage from 0% "
+                           f"to {MAX_SHARE:.0%}, e.g. 100%, or a number like 1.0)")
+    return share
 
 
 def _read_timeout(walker: _Walker, item: _Item | None) -> float:
@@ -895,6 +930,9 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
                                              "statistic") or CheckSpec.statistic),
         method=cast(Method | None, _read_word(walker, entries.get("method"), METHODS,
                                               "method")),
+        max_processes=(None if "max_processes" not in entries
+                       else int(_read_simple(walker, entries["max_processes"],
+                                             table["max_processes"]))),
     )
 
 
@@ -968,6 +1006,10 @@ def _check_scopes(plan: Plan, lines: dict[str, int]) -> None:
             raise fail(f"charts[{index}].where", nothing([key for key, _ in chart.where]))
     for index, check in enumerate(spec.checks):
         path = f"checks[{index}]"
+        processes = spec.repetitions.processes
+        if check.max_processes is not None and check.max_processes < processes:
+            raise fail(f"{path}.max_processes", f"{check.max_processes} is below the "
+                       f"experiment's processes ({processes}): give at least {processes}")
         if check.where and not any(selects(params, check.where) for params in scenarios):
             raise fail(f"{path}.where", nothing([key for key, _ in check.where]))
         within = f" within where ({describe_where(check.where)})" if check.where else ""

@@ -572,14 +572,16 @@ def newest_finished_times(results_dir: Path, machine: str, experiment: str,
 
 def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
                        processes: int) -> dict[str, list[ProcessRecord]]:
-    """The records of each scenario that `run` measured completely: every process 0..N-1 ok.
+    """The base records of each scenario that `run` measured completely: every process
+    0..N-1 ok (the extra rounds it took for undecided pairs, N and up, are not base records).
 
-    A scenario with any process missing, failed, crashed or timed out is left out, so reusing
-    records never carries a failure over from a run made under other limits.
+    A scenario with any base process missing, failed, crashed or timed out is left out, so
+    reusing records never carries a failure over from a run made under other limits.
     """
     by_scenario: dict[str, dict[int, ProcessRecord]] = {}
     for record in run.records:
-        by_scenario.setdefault(record.scenario_id, {})[record.process_index] = record
+        if record.process_index < processes:
+            by_scenario.setdefault(record.scenario_id, {})[record.process_index] = record
     complete = {}
     for scenario_id in scenario_ids:
         records = by_scenario.get(scenario_id, {})
@@ -647,10 +649,18 @@ def _is_text_map(value: object) -> bool:
     return _is_object(value) and all(isinstance(v, str) for v in value.values())
 
 
+# Repetitions as runs before extra rounds stored them; later runs store every field.
+_FIRST_REPETITIONS = frozenset({"processes", "warmup", "iterations"})
+
+
 def _is_repetitions(value: object) -> bool:
-    return (_is_object(value) and set(value) == {f.name for f in fields(Repetitions)}
-            and _is_int(value["processes"], 1) and _is_int(value["warmup"])
-            and _is_int(value["iterations"], 1))
+    if not _is_object(value) or set(value) not in (_FIRST_REPETITIONS,
+                                                  {f.name for f in fields(Repetitions)}):
+        return False
+    most, extra = value.get("max_processes"), value.get("extra_time", 0)
+    return (_is_int(value["processes"], 1) and _is_int(value["warmup"])
+            and _is_int(value["iterations"], 1) and (most is None or _is_int(most, 1))
+            and _is_number(extra) and extra >= 0)
 
 
 def _is_dropped(value: object) -> bool:

@@ -230,7 +230,9 @@ def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> Non
     spec.write_text(TINY_SPEC.replace("processes: 2", "processes: 5"))
     assert main([*_run_args(tmp_path, spec), "--quick"]) == 0
     [run] = list_runs(tmp_path / "results")
-    assert run.manifest["repetitions"] == {"processes": 2, "warmup": 0, "iterations": 1}
+    assert run.manifest["repetitions"] == {"processes": 2, "warmup": 0, "iterations": 1,
+                                           "max_processes": 2, "extra_time": 1.0}
+    assert run.manifest["adaptive"]["ending"] == "off"  # no extra rounds in a first look
     assert run.reduced and len(run.records) == 4 * 2
     assert "fewer repetitions than the spec asks for" in (
         tmp_path / "reports" / "tiny.html").read_text()

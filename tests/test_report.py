@@ -79,7 +79,7 @@ def test_noise_warnings_show_in_the_report(tmp_path: Path, small_spec: Path) -> 
 
 def test_verdicts_json_holds_every_check_with_its_pairs(reports: Path) -> None:
     data = json.loads((reports / "verdicts.json").read_text())
-    assert data["format"] == 1
+    assert data["format"] == 2
     timing, faults = data["verdicts"]
     assert (timing["experiment"], timing["machine"], timing["run_id"]) == (
         "small", "test-machine", "20260101T000000Z")
@@ -95,12 +95,18 @@ def test_verdicts_json_holds_every_check_with_its_pairs(reports: Path) -> None:
         "where": "size=64KiB", "candidate": "", "reference": "", "outcome": "holds",
         "measure": "ratio", "estimate": 1.0, "interval": [1.0, 1.0], "coverage": None,
         "candidate_median": 1.0, "reference_median": 1.0, "candidate_minimum": 1.0,
-        "reference_minimum": 1.0, "candidate_n": 3, "reference_n": 0}
+        "reference_minimum": 1.0, "candidate_n": 3, "reference_n": 0, "design": "exact",
+        "rounds": 6, "look": 0, "looks": 0, "confidence": None,
+        "stop": {"reason": "exact", "text": "exact: 6 samples"}}
+    # Three paired rounds give no interval at any look; the run measured no more.
+    assert [(p["design"], p["rounds"], p["stop"]["reason"]) for p in timing["pairs"]] == [
+        ("paired", 3, "measured"), ("paired", 3, "measured"), ("paired", 2, "measured")]
 
 
 def test_index_summarises_verdicts_with_a_noise_floor_on_the_page(
         tmp_path: Path, small_spec: Path) -> None:
-    small_spec.write_text(small_spec.read_text().replace("processes: 3", "processes: 5"))
+    # eight rounds: the fewest that give an interval at the first of four looks (98.75%)
+    small_spec.write_text(small_spec.read_text().replace("processes: 3", "processes: 8"))
     write_synthetic_run(tmp_path / "results", small_spec)
     render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
     index = (tmp_path / "reports" / "index.html").read_text()
@@ -109,7 +115,7 @@ def test_index_summarises_verdicts_with_a_noise_floor_on_the_page(
             in index)
     page = (tmp_path / "reports" / "small.html").read_text()
     assert re.search(r"differences below ±\d+% cannot be told apart here", page)
-    assert "min 245 ns vs 245 ns, n 5/5" in page
+    assert "min 245 ns vs 245 ns, n 8/8; decided at look 1 of 4, 8 paired rounds" in page
 
 
 def _two_experiments(tmp_path: Path, small_spec: Path) -> Path:

@@ -1,7 +1,7 @@
 """Results on disk: append-as-you-go, crash tolerance, format versioning, run selection."""
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def _manifest(experiment: str, run_id: str, finished: bool = True) -> dict[str, 
     return {"experiment": experiment, "run_id": run_id, "machine_label": "m",
             "spec_text": f"name: {experiment}\ntitle: T\nquestion: Q?\nmatrix:\n  size: 4KiB\n",
             "spec_hash": "s", "measurement_hash": "s", "probe": {"source_hash": "p"},
-            "repetitions": {"processes": 5, "warmup": 0, "iterations": 1},
+            "repetitions": asdict(Repetitions(processes=5)),
             "scenarios": [{"id": "abc", "label": "4KiB", "params": params}],
             "label_keys": ["size"], "seed": 1, "timeout_s": 60.0,
             "started_utc": "2026-01-01T00:00:00Z",
