@@ -7,8 +7,13 @@ that decide a verdict about the given scenarios (their parameters: backing, file
 sync, workload, populate): for files the filesystem and, where the data goes to or comes
 from the disk, the disk; for mappings of files the page-cache pages one fault maps; THP for
 anonymous and shared memory; the C library and the allocator variables for heap memory; the
-limits a workload runs into. `describe_conditions` says them in one sentence. Pure: facts and
-parameters in, values out.
+limits a workload runs into. `describe_conditions` says them in one sentence.
+
+The allocator variables are the conditions a user varies on purpose (GLIBC_TUNABLES=...
+alloclab run --machine vm-hugetlb): such a label is a *configuration* of a machine, not
+another machine. `machine_configurations` tells, from one fingerprint per label, which labels
+are one machine in other configurations, and names each configuration by its variables.
+Pure: facts and parameters in, values out.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.identity import identity_differences
 from runner.machine import NO_BLOCK_DEVICE, format_fact
 from runner.parameters import FILE_BACKINGS, HEAP_BACKINGS
 
@@ -244,3 +250,67 @@ def describe_conditions(conditions: Sequence[MachineCondition]) -> str:
     if unknown:
         phrases.append(f"not recorded: {', '.join(unknown)}")
     return "; ".join(phrases)
+
+
+# What two fingerprints must both record for "no identity fact tells them apart" to mean one
+# machine rather than two that recorded too little to tell.
+_IDENTIFYING = ("cpu_model", "kernel")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What a machine label names: a machine (by the label of its runs without allocator
+    variables) in a configuration ("" for the machine as it is)."""
+
+    machine: str
+    name: str
+
+    def describe(self) -> str:
+        """"vm", "vm, configuration GLIBC_TUNABLES=glibc.malloc.hugetlb=1"."""
+        return f"{self.machine}, configuration {self.name}" if self.name else self.machine
+
+
+def configuration_name(fingerprint: Mapping[str, Any]) -> str:
+    """The allocator variables a run recorded, as its configuration's name
+    ("GLIBC_TUNABLES=glibc.malloc.hugetlb=1", several joined by spaces); "" for none."""
+    variables = fingerprint.get("allocator_env")
+    if not isinstance(variables, Mapping):
+        return ""
+    return " ".join(f"{name}={value}" for name, value in sorted(variables.items()))
+
+
+def same_machine(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Whether two fingerprints are of one machine: the same boot, or the same hardware and
+    system (no fact of runner.identity.IDENTITY_FACTS tells them apart, and both record the
+    CPU and the kernel)."""
+    boot = first.get("boot_id")
+    if boot is not None and boot == second.get("boot_id"):
+        return True
+    recorded = all(first.get(key) is not None and second.get(key) is not None
+                   for key in _IDENTIFYING)
+    return recorded and not identity_differences(first, second)
+
+
+def is_configuration_of(candidate: Mapping[str, Any], machine: Mapping[str, Any]) -> bool:
+    """Whether `candidate` is `machine`'s machine set up with other allocator variables."""
+    return (same_machine(candidate, machine)
+            and configuration_name(candidate) != configuration_name(machine))
+
+
+def machine_configurations(
+        fingerprints: Mapping[str, Mapping[str, Any]]) -> dict[str, Configuration]:
+    """Each machine label (with the fingerprint of a run under it) as a configuration.
+
+    A label whose run set allocator variables is a configuration of the first label (in name
+    order) of the same machine whose run set none; every other label names a machine of its
+    own, in the configuration its variables make ("" for none).
+    """
+    plain = [label for label in sorted(fingerprints)
+             if not configuration_name(fingerprints[label])]
+    found = {}
+    for label in sorted(fingerprints):
+        name = configuration_name(fingerprints[label])
+        machine = next((other for other in plain if is_configuration_of(
+            fingerprints[label], fingerprints[other])), label)
+        found[label] = Configuration(machine, name)
+    return found

@@ -1,4 +1,5 @@
-"""The machine conditions that decide a verdict, picked from synthetic fingerprints."""
+"""The machine conditions that decide a verdict, and labels as configurations of a machine,
+from synthetic fingerprints."""
 
 from __future__ import annotations
 
@@ -21,9 +22,14 @@ from runner.conditions import (
     THP_SHMEM,
     VIRTUAL_DISK,
     WHY,
+    Configuration,
+    configuration_name,
     decisive_conditions,
     describe_conditions,
+    is_configuration_of,
     is_virtual_disk,
+    machine_configurations,
+    same_machine,
 )
 
 # This machine's kind: /tmp ext4 on a virtio disk reading 8 MiB ahead, /dev/shm tmpfs.
@@ -135,3 +141,53 @@ def test_what_an_older_run_did_not_record_is_said_to_be_unknown() -> None:
 def test_virtual_disks_are_told_by_driver_or_model(disk: str | None,
                                                    virtual: bool | None) -> None:
     assert is_virtual_disk(disk) is virtual
+
+
+# Two labels of this machine as results/ holds them: one run with a tunable, one without.
+BOOT = "9e7de8b0-2610-460f-a8b5-89c079064561"
+PLAIN = {"boot_id": BOOT, "cpu_model": "Intel(R) Xeon(R) Processor", "kernel": "6.18.44",
+         "libc": "glibc 2.36", "thp_enabled": "madvise", "memory_bytes": 24 << 30,
+         "allocator_env": {}}
+HUGETLB = {**PLAIN, "allocator_env": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}}
+
+
+def test_a_configuration_is_named_by_its_allocator_variables() -> None:
+    assert configuration_name(PLAIN) == ""
+    assert configuration_name({}) == ""  # an older run: no variables recorded
+    assert configuration_name(HUGETLB) == "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+    both = {"allocator_env": {"MALLOC_ARENA_MAX": "1", "LD_PRELOAD": "libjemalloc.so.2"}}
+    assert configuration_name(both) == "LD_PRELOAD=libjemalloc.so.2 MALLOC_ARENA_MAX=1"
+
+
+def test_one_machine_is_one_boot_or_the_same_hardware_and_system() -> None:
+    rebooted = {**HUGETLB, "boot_id": "another", "memory_bytes": (24 << 30) - (8 << 20)}
+    assert is_configuration_of(HUGETLB, PLAIN) and is_configuration_of(rebooted, PLAIN)
+    assert not is_configuration_of(PLAIN, PLAIN)  # the same configuration
+    epyc = {**HUGETLB, "boot_id": "another", "cpu_model": "AMD EPYC 7B13 64-Core Processor"}
+    assert not same_machine(epyc, PLAIN) and not is_configuration_of(epyc, PLAIN)
+    newer_kernel = {**rebooted, "kernel": "6.19.1"}
+    assert not same_machine(newer_kernel, PLAIN)
+    # Too little recorded to tell two machines apart is not one machine.
+    assert not same_machine({"allocator_env": {}}, {"allocator_env": {}})
+    # Within one boot nothing else can differ: it is one machine whatever was recorded.
+    assert same_machine({"boot_id": BOOT}, {"boot_id": BOOT, "kernel": "6.18.44"})
+
+
+def test_a_tunable_label_is_a_configuration_of_the_plain_label_of_its_machine() -> None:
+    epyc = {**PLAIN, "boot_id": "other", "cpu_model": "AMD EPYC 7B13 64-Core Processor"}
+    epyc_jemalloc = {**epyc, "allocator_env": {"LD_PRELOAD": "libjemalloc.so.2"}}
+    lonely = {**epyc, "boot_id": "third", "cpu_model": "Ampere Altra",
+              "allocator_env": {"MALLOC_ARENA_MAX": "1"}}
+    found = machine_configurations({
+        "vm": PLAIN, "vm-glibc-malloc-hugetlb": HUGETLB, "vm-epyc": epyc,
+        "vm-epyc-jemalloc": epyc_jemalloc, "arm": lonely})
+    assert found == {
+        "arm": Configuration("arm", "MALLOC_ARENA_MAX=1"),  # no plain label of its machine
+        "vm": Configuration("vm", ""),
+        "vm-epyc": Configuration("vm-epyc", ""),
+        "vm-epyc-jemalloc": Configuration("vm-epyc", "LD_PRELOAD=libjemalloc.so.2"),
+        "vm-glibc-malloc-hugetlb": Configuration("vm", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"),
+    }
+    assert found["vm"].describe() == "vm"
+    assert found["vm-glibc-malloc-hugetlb"].describe() == (
+        "vm, configuration GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
