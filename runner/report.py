@@ -15,7 +15,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, highlight, machine, noise, render_cache, spec, verdict
+from runner import charts, conditions, highlight, machine, noise, render_cache, spec, verdict
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
@@ -114,9 +114,8 @@ def _file_systems(run: StoredRun) -> str:
     return ", ".join(sorted(seen))
 
 
-def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
-    """Every fact the run recorded (runner.machine.FACTS order), as (key, text)."""
-    facts = machine.run_facts(run.manifest, run.first_probe_output())
+def _fingerprint_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every fact the run recorded (runner.machine.run_facts, FACTS order), as (key, text)."""
     return [(key, machine.format_fact(key, value)) for key, value in facts.items()]
 
 
@@ -208,9 +207,26 @@ def _number(value: float) -> float | None:
     return float(f"{value:.6g}")
 
 
-def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
-    """One check's verdict as plain data, for verdicts.json."""
+def _conditions_record(run: StoredRun, result: verdict.Verdict,
+                       facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The machine conditions that decide a verdict (runner.conditions), of the scenarios its
+    pairs compare: as one sentence and fact by fact, each with why it matters."""
+    params = {s["label"]: s["params"] for s in run.manifest["scenarios"]}
+    labels = dict.fromkeys(label for c in result.comparisons
+                           for label in (c.candidate_label, c.reference_label))
+    found = conditions.decisive_conditions(facts, [params[label] for label in labels
+                                                   if label in params])
+    return {"text": conditions.describe_conditions(found),
+            "facts": [asdict(condition) for condition in found]}
+
+
+def verdict_record(run: StoredRun, result: verdict.Verdict,
+                   facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One check's verdict as plain data, for verdicts.json (`facts`: the run's
+    machine.run_facts, when the caller has them)."""
     check = result.check
+    if facts is None:
+        facts = machine.run_facts(run.manifest, run.first_probe_output())
     return {
         "experiment": run.experiment, "machine": run.machine, "run_id": run.run_id,
         "claim": check.claim, "metric": check.metric, "expect": check.expect,
@@ -238,6 +254,7 @@ def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
             "reference_minimum": _number(c.reference_minimum),
             "candidate_n": c.candidate_n, "reference_n": c.reference_n,
         } for c in result.comparisons],
+        "conditions": _conditions_record(run, result, facts),
     }
 
 
@@ -280,10 +297,11 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
                                         results, metrics)
     plotted = [charts.chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
     looks = charts.assign_looks(s.label for data in plotted for s in data.series)
+    facts = machine.run_facts(run.manifest, run.first_probe_output())
     return {
         "anchor": anchor,
         "verdicts": _verdict_rows(experiment, results, anchor),
-        "verdict_records": [verdict_record(run, result) for result in results],
+        "verdict_records": [verdict_record(run, result, facts) for result in results],
         "machine": run.machine,
         "reduced": run.reduced,
         "run_id": run.run_id,
@@ -297,7 +315,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "skipped": _skipped(run),
         "file_systems": _file_systems(run),
         "dropped": run.manifest.get("dropped", []),
-        "fingerprint": _fingerprint_rows(run),
+        "fingerprint": _fingerprint_rows(facts),
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
         "provenance": _provenance(run, samples, metrics, summaries, checksum),

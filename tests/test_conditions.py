@@ -3,6 +3,8 @@ from synthetic fingerprints."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,10 @@ from runner.conditions import (
     machine_configurations,
     same_machine,
 )
+from runner.report import render_reports
+from tests.synthetic import FINGERPRINT, write_synthetic_run
+
+TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
 
 # This machine's kind: /tmp ext4 on a virtio disk reading 8 MiB ahead, /dev/shm tmpfs.
 VM: dict[str, Any] = {
@@ -191,3 +197,48 @@ def test_a_tunable_label_is_a_configuration_of_the_plain_label_of_its_machine() 
     assert found["vm"].describe() == "vm"
     assert found["vm-glibc-malloc-hugetlb"].describe() == (
         "vm, configuration GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
+
+
+COLD_SPEC = """\
+name: cold
+title: Cold reads
+question: Does a mapping read a cold file faster than read()?
+matrix:
+  backing: [mmap-file, read-file]
+  size: [64KiB, 1MiB]
+fixed:
+  access: read-all
+  cache: cold
+  file_dir: /tmp
+repetitions:
+  processes: 3
+  iterations: 1
+charts:
+  - title: First touch
+    metric: first_touch_ns_per_page
+    x: size
+    series: backing
+checks:
+  - claim: A mapping reads a cold file faster than read()
+    metric: first_touch_ns_per_page
+    expect: lower
+    candidate: {backing: mmap-file}
+    reference: {backing: read-file}
+"""
+
+
+def test_verdicts_json_says_the_conditions_of_each_verdict(tmp_path: Path) -> None:
+    spec_path = tmp_path / "cold.yaml"
+    spec_path.write_text(COLD_SPEC)
+    write_synthetic_run(tmp_path / "results", spec_path,
+                        fingerprint={**FINGERPRINT, **VM, "libc": "glibc 2.99"})
+    render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
+    [record] = json.loads((tmp_path / "reports" / "verdicts.json").read_text())["verdicts"]
+    # The C library is the one the probe reported (glibc 2.36), not Python's.
+    assert record["conditions"]["text"] == (
+        "on ext4 on a rotational virtual disk (virtio_blk, vda), read_ahead_kb 8192, page "
+        "cache mapped 30 pages per fault; THP enabled madvise, defrag madvise; glibc 2.36 "
+        "with no allocator variables")
+    facts = record["conditions"]["facts"]
+    assert {"name": READ_AHEAD, "value": 8192, "file_dir": "/tmp",
+            "why": WHY[READ_AHEAD]} in facts
