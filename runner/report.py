@@ -23,7 +23,17 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import charts, conditions, highlight, machine, noise, render_cache, spec, verdict
+from runner import (
+    charts,
+    conditions,
+    highlight,
+    identity,
+    machine,
+    noise,
+    render_cache,
+    spec,
+    verdict,
+)
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
@@ -266,15 +276,32 @@ def render_verdicts_json(context: dict[str, Any]) -> str:
                       ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def machine_names(context: dict[str, Any]) -> dict[str, str]:
+    """Each machine label as index.html names it: "vm", or "vm, configuration
+    GLIBC_TUNABLES=..." for a label whose runs set allocator variables on a machine another
+    label holds without them (runner.conditions.machine_configurations; a label is judged by
+    its newest shown run)."""
+    newest: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for experiment in context["experiments"]:
+        for run in experiment["runs"]:
+            if run["machine"] not in newest or run["run_id"] > newest[run["machine"]][0]:
+                newest[run["machine"]] = (run["run_id"], run["identity"])
+    found = conditions.machine_configurations({label: identity for label, (_, identity)
+                                               in newest.items()})
+    return {label: configuration.describe() for label, configuration in found.items()}
+
+
 def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
-    """Counts per status and each claim's verdict, for the top of index.html."""
+    """Counts per status, each claim's verdict and the machines' names, for index.html."""
+    machines = machine_names(context)
     claims = [{"claim": v["claim"], "status": v["status"], "text": v["text"],
-               "experiment": e["title"], "page": e["page"], "machine": run["machine"]}
+               "experiment": e["title"], "page": e["page"], "machine": machines[run["machine"]]}
               for e in context["experiments"] for run in e["runs"]
               for v in run["verdicts"]]
     counts = [(status, sum(1 for c in claims if c["status"] == status.replace(" ", "-")))
               for status in verdict.STATUSES]
-    return {"claims": claims, "counts": [(s, n) for s, n in counts if n]}
+    return {"claims": claims, "counts": [(s, n) for s, n in counts if n],
+            "machines": machines}
 
 
 def experiment_of(run: StoredRun) -> ExperimentSpec:
@@ -316,10 +343,15 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "file_systems": _file_systems(run),
         "dropped": run.manifest.get("dropped", []),
         "fingerprint": _fingerprint_rows(facts),
+        "identity": {key: facts.get(key) for key in IDENTITY_KEYS},
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
         "provenance": _provenance(run, samples, metrics, summaries, checksum),
     }
+
+
+# What tells which machine and configuration a run is of (runner.conditions).
+IDENTITY_KEYS = ("boot_id", *identity.IDENTITY_FACTS, "allocator_env")
 
 
 def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -329,6 +361,7 @@ def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
         "question": experiment["question"], "page": experiment["page"],
         "runs": [{
             "machine": run["machine"], "run_id": run["run_id"], "finished": run["finished"],
+            "identity": run["identity"],
             "rows": [row["id"] for row in run["rows"]],
             "failures": [failure["label"] for failure in run["failures"]],
             "verdicts": [{key: v[key] for key in ("claim", "status", "text")}

@@ -242,3 +242,17 @@ def test_verdicts_json_says_the_conditions_of_each_verdict(tmp_path: Path) -> No
     facts = record["conditions"]["facts"]
     assert {"name": READ_AHEAD, "value": 8192, "file_dir": "/tmp",
             "why": WHY[READ_AHEAD]} in facts
+
+
+def test_the_index_names_a_tunable_label_as_a_configuration_of_its_machine(
+        tmp_path: Path, small_spec: Path) -> None:
+    results = tmp_path / "results"
+    write_synthetic_run(results, small_spec, machine="vm", fingerprint={**FINGERPRINT, **PLAIN})
+    write_synthetic_run(results, small_spec, machine="vm-glibc-malloc-hugetlb",
+                        fingerprint={**FINGERPRINT, **HUGETLB})
+    render_reports(results, tmp_path / "reports", TEMPLATES)
+    index = (tmp_path / "reports" / "index.html").read_text()
+    configured = "vm, configuration GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+    assert index.count(f"<td>{configured}</td>") == 2  # its two verdicts
+    assert index.count("<td>vm</td>") == 2
+    assert f"{configured} (20260101T000000Z)" in index
