@@ -3,20 +3,26 @@
 FACTS is the one registry (pyperf style): each key is declared once, with what it means, where
 it comes from and whether a difference in it *confounds* a comparison — changes allocation cost
 by itself (kernel, libc, THP mode, CPU model, allocator tunables, page size, overcommit,
-compiler…). `read_fingerprint` reads the machine's facts when a run starts; `run_facts` adds
+compiler, and for file backings the disk under each file directory and how many page-cache
+pages one fault maps there…). `read_fingerprint` reads the machine's facts when a run starts
+(writing and mapping one small file in each file directory: the page-cache fact is observed,
+not read); `run_facts` adds
 those a run records elsewhere in its manifest (the probe's compiler and hash, alloclab's
 version) or learns from the probe (the libc it ran with). `read_load` snapshots the load and
-steal time around a run, for the noise checks. Reading is the only side effect here.
+steal time around a run, for the noise checks. Reading (and that one removed file per
+directory) is the only side effect here.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import mmap
 import os
 import platform
 import resource
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +42,7 @@ class Fact:
     description: str
     confounds: bool  # a difference in it can change the numbers by itself
     source: Source = "machine"  # machine: read_fingerprint; run: the manifest; probe: a record
+    per_file_dir: bool = False  # {file_dir: value}: two runs differ only in the dirs both used
 
 
 FACTS: tuple[Fact, ...] = (
@@ -63,7 +70,22 @@ FACTS: tuple[Fact, ...] = (
     Fact("numa_nodes", "NUMA nodes online", True),
     Fact("memory_bytes", "physical memory (MemTotal)", False),
     Fact("swap_bytes", "swap space (SwapTotal)", False),
-    Fact("file_fs", "filesystem type of each file directory the experiment uses", True),
+    Fact("file_fs", "filesystem type of each file directory the experiment uses", True,
+         per_file_dir=True),
+    Fact("file_device", "block device each file directory's filesystem is on ('none': on no "
+         "block device, as tmpfs and overlay are)", False, per_file_dir=True),
+    Fact("file_disk", "driver and model of the disk under each file directory (virtio_blk: a "
+         "virtual machine's disk; null: no disk behind it)", True, per_file_dir=True),
+    Fact("file_rotational", "whether that disk says it spins (queue/rotational; virtual disks "
+         "often say yes)", True, per_file_dir=True),
+    Fact("file_scheduler", "I/O scheduler of that device (queue/scheduler)", True,
+         per_file_dir=True),
+    Fact("file_read_ahead_kb", "read-ahead of that device in KiB (queue/read_ahead_kb): how "
+         "much one cold read or file-mapping fault reads around it", True, per_file_dir=True),
+    Fact("file_pages_per_fault", "page-cache pages one fault maps there: a 2 MiB file written "
+         "in 1 MiB writes (as the probe writes its data files) and read through a private "
+         "read-only mapping; 16 is fault-around alone, more means large folios", True,
+         per_file_dir=True),
     Fact("allocator_env", "GLIBC_TUNABLES, MALLOC_* and LD_PRELOAD passed to the probe", True),
     Fact("python", "Python running alloclab", False),
     Fact("libraries", "versions of the Python libraries alloclab uses", False),
@@ -175,24 +197,162 @@ def _unescape_mount(field: str) -> str:
     return field
 
 
-def filesystem_type(directory: str, mountinfo: str) -> str | None:
-    """The type of the filesystem holding `directory`: the longest mount point prefix wins.
+@dataclass(frozen=True)
+class Mount:
+    """The mount a directory is on, from one line of /proc/self/mountinfo."""
+
+    point: str
+    fs_type: str
+    device_number: str  # "254:0": /sys/dev/block/<this> when a block device holds it
+    source: str  # "/dev/vda", "tmpfs", "overlay"
+
+
+def find_mount(directory: str, mountinfo: str) -> Mount | None:
+    """The mount holding `directory`: the longest mount point prefix wins.
 
     `mountinfo` is the text of /proc/self/mountinfo; a later line on the same mount point is
     mounted over an earlier one, so it wins a tie.
     """
     path = os.path.realpath(directory)
-    best: tuple[int, str] | None = None
+    best: Mount | None = None
     for line in mountinfo.splitlines():
         fields = line.split()
-        if " - " not in line or len(fields) < 5:
+        after = line.split(" - ", 1)[1].split() if " - " in line else []
+        if len(fields) < 5 or len(after) < 2:
             continue
         mount_point = _unescape_mount(fields[4])
-        fs_type = line.split(" - ", 1)[1].split()[0]
         inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
-        if inside and (best is None or len(mount_point) >= best[0]):
-            best = (len(mount_point), fs_type)
-    return best[1] if best else None
+        if inside and (best is None or len(mount_point) >= len(best.point)):
+            best = Mount(mount_point, after[0], fields[2], _unescape_mount(after[1]))
+    return best
+
+
+def filesystem_type(directory: str, mountinfo: str) -> str | None:
+    """The type of the filesystem holding `directory` (find_mount)."""
+    mount = find_mount(directory, mountinfo)
+    return mount.fs_type if mount else None
+
+
+NO_BLOCK_DEVICE = "none"
+_SLAVE_DEPTH = 4  # device-mapper or md over device-mapper...: how far down to look for a disk
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    """The block device a filesystem is on, and the facts of its queue that decide file I/O."""
+
+    name: str  # vda, sda1, dm-0
+    disk: str | None  # driver and model of the disk: "virtio_blk", "sd QEMU HARDDISK"
+    rotational: bool | None
+    scheduler: str | None
+    read_ahead_kb: int | None
+
+
+def _whole_disk(device: Path) -> Path:
+    """A partition's queue and driver belong to the disk it is part of."""
+    return device.parent if (device / "partition").exists() else device
+
+
+def _disk_text(whole: Path, depth: int = 0) -> str | None:
+    """"virtio_blk", "nvme Amazon Elastic Block Store": the driver of the device behind a
+    disk (NVMe's sits one level further, behind its controller) and its model. A
+    device-mapper or md device has no device of its own: the first disk it is made of."""
+    device = whole / "device"
+    if device.exists():
+        driver = next((link.resolve().name for link in (device / "driver",
+                                                        device / "device" / "driver")
+                       if link.exists()), None)
+        model = " ".join((_read(device / "model") or "").split())
+        return " ".join(part for part in (driver, model) if part) or None
+    slaves = sorted((whole / "slaves").glob("*"))
+    if slaves and depth < _SLAVE_DEPTH:
+        return _disk_text(_whole_disk(slaves[0].resolve()), depth + 1)
+    return None
+
+
+def read_block_device(mount: Mount, sys_root: Path = Path("/sys")) -> BlockDevice | None:
+    """The block device holding a mount's filesystem (by its device number, else by its source,
+    as for btrfs, whose device numbers are not the disk's); None when it is on none (tmpfs,
+    overlay, a network filesystem)."""
+    path = sys_root / "dev" / "block" / mount.device_number
+    if not path.exists() and mount.source.startswith("/dev/"):
+        path = sys_root / "class" / "block" / Path(os.path.realpath(mount.source)).name
+    if not path.exists():
+        return None
+    device = path.resolve()
+    whole = _whole_disk(device)
+    rotational = _int_or_none(_read(whole / "queue" / "rotational"))
+    return BlockDevice(
+        name=device.name, disk=_disk_text(whole),
+        rotational=None if rotational is None else bool(rotational),
+        scheduler=_bracketed(_read(whole / "queue" / "scheduler")),
+        read_ahead_kb=_int_or_none(_read(whole / "queue" / "read_ahead_kb")))
+
+
+# The file mapped to count pages per fault, written in writes as large as the probe's data
+# files' (FILL_CHUNK_BYTES in runner/probe/probe.h): the page cache's folios follow the writes.
+PAGES_PER_FAULT_FILE_BYTES = 2 << 20
+PAGES_PER_FAULT_WRITE_BYTES = 1 << 20
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def mapped_pages_per_fault(directory: str) -> int | None:
+    """Page-cache pages one minor fault maps in `directory`, rounded to a whole number.
+
+    A file of PAGES_PER_FAULT_FILE_BYTES is written there (and unlinked at once), then read
+    page by page through a private read-only mapping while its pages are cached: each fault
+    maps the fault-around window (16 pages), or a whole large folio where the filesystem
+    caches files in large folios (ext4 on recent kernels). None where no file can be written
+    there. runner/probe/fingerprint.c does the same, so remote hosts record the same fact.
+    """
+    page = mmap.PAGESIZE
+    try:
+        fd, path = tempfile.mkstemp(prefix="alloclab-", dir=directory)
+    except OSError:
+        return None
+    try:
+        os.unlink(path)
+        block = b"\x01" * PAGES_PER_FAULT_WRITE_BYTES
+        for _ in range(PAGES_PER_FAULT_FILE_BYTES // PAGES_PER_FAULT_WRITE_BYTES):
+            _write_fully(fd, block)
+        offsets = range(0, PAGES_PER_FAULT_FILE_BYTES, page)
+        with mmap.mmap(fd, PAGES_PER_FAULT_FILE_BYTES, flags=mmap.MAP_PRIVATE,
+                       prot=mmap.PROT_READ) as mapping:
+            before = _minor_faults()
+            for offset in offsets:
+                mapping[offset]
+            faults = _minor_faults() - before
+    except OSError:
+        return None  # a full or read-only filesystem
+    finally:
+        os.close(fd)
+    pages = PAGES_PER_FAULT_FILE_BYTES // page
+    return (pages + faults // 2) // faults if faults > 0 else None
+
+
+def _file_dir_facts(file_dirs: Iterable[str], mountinfo: str) -> dict[str, dict[str, Any]]:
+    """The per-file-directory facts of FACTS (file_fs, file_device...), each {dir: value}."""
+    facts: dict[str, dict[str, Any]] = {fact.key: {} for fact in FACTS if fact.per_file_dir}
+    for directory in sorted(set(file_dirs)):
+        mount = find_mount(directory, mountinfo)
+        device = read_block_device(mount) if mount else None
+        facts["file_fs"][directory] = mount.fs_type if mount else None
+        facts["file_device"][directory] = device.name if device else NO_BLOCK_DEVICE
+        facts["file_disk"][directory] = device.disk if device else None
+        facts["file_rotational"][directory] = device.rotational if device else None
+        facts["file_scheduler"][directory] = device.scheduler if device else None
+        facts["file_read_ahead_kb"][directory] = device.read_ahead_kb if device else None
+        facts["file_pages_per_fault"][directory] = mapped_pages_per_fault(directory)
+    return facts
 
 
 def allocator_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -271,7 +431,7 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
         "numa_nodes": _numa_nodes(),
         "memory_bytes": _meminfo_bytes("MemTotal"),
         "swap_bytes": _meminfo_bytes("SwapTotal"),
-        "file_fs": {d: filesystem_type(d, mountinfo) for d in sorted(set(file_dirs))},
+        **_file_dir_facts(file_dirs, mountinfo),
         "allocator_env": allocator_env(os.environ if environ is None else environ),
         "python": platform.python_version(),
         "libraries": _library_versions(),
@@ -320,10 +480,12 @@ def format_fact(key: str, value: object) -> str:
 def fact_differs(key: str, first: object, second: object) -> bool:
     """Whether two runs' values of a fact differ in a way that matters.
 
-    `file_fs` compares only the directories both runs used: another experiment's extra
-    directory is not a change of filesystem.
+    Facts per file directory (file_fs...) compare only the directories both runs used:
+    another experiment's extra directory is not a change of filesystem.
     """
-    if key == "file_fs" and isinstance(first, Mapping) and isinstance(second, Mapping):
+    fact = BY_KEY.get(key)
+    if (fact is not None and fact.per_file_dir and isinstance(first, Mapping)
+            and isinstance(second, Mapping)):
         return any(first[d] != second[d] for d in first.keys() & second.keys())
     return first != second
 

@@ -15,7 +15,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,18 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from runner import adaptive, charts, highlight, machine, noise, render_cache, spec, verdict
+from runner import (
+    adaptive,
+    charts,
+    conditions,
+    highlight,
+    identity,
+    machine,
+    noise,
+    render_cache,
+    spec,
+    verdict,
+)
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
@@ -114,9 +125,8 @@ def _file_systems(run: StoredRun) -> str:
     return ", ".join(sorted(seen))
 
 
-def _fingerprint_rows(run: StoredRun) -> list[tuple[str, str]]:
-    """Every fact the run recorded (runner.machine.FACTS order), as (key, text)."""
-    facts = machine.run_facts(run.manifest, run.first_probe_output())
+def _fingerprint_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every fact the run recorded (runner.machine.run_facts, FACTS order), as (key, text)."""
     return [(key, machine.format_fact(key, value)) for key, value in facts.items()]
 
 
@@ -251,10 +261,27 @@ def _number(value: float) -> float | None:
     return float(f"{value:.6g}")
 
 
-def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
-    """One check's verdict as plain data, for verdicts.json."""
+def _conditions_record(run: StoredRun, result: verdict.Verdict,
+                       facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The machine conditions that decide a verdict (runner.conditions), of the scenarios its
+    pairs compare: as one sentence and fact by fact, each with why it matters."""
+    params = {s["label"]: s["params"] for s in run.manifest["scenarios"]}
+    labels = dict.fromkeys(label for c in result.comparisons
+                           for label in (c.candidate_label, c.reference_label))
+    found = conditions.decisive_conditions(facts, [params[label] for label in labels
+                                                   if label in params])
+    return {"text": conditions.describe_conditions(found),
+            "facts": [asdict(condition) for condition in found]}
+
+
+def verdict_record(run: StoredRun, result: verdict.Verdict,
+                   facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One check's verdict as plain data, for verdicts.json (`facts`: the run's
+    machine.run_facts, when the caller has them)."""
     check = result.check
     ending = _ending(run)
+    if facts is None:
+        facts = machine.run_facts(run.manifest, run.first_probe_output())
     return {
         "experiment": run.experiment, "machine": run.machine, "run_id": run.run_id,
         "claim": check.claim, "metric": check.metric, "expect": check.expect,
@@ -286,6 +313,7 @@ def verdict_record(run: StoredRun, result: verdict.Verdict) -> dict[str, Any]:
             "confidence": _number(c.confidence),
             "stop": dict(zip(("reason", "text"), _stop(c, ending), strict=True)),
         } for c in result.comparisons],
+        "conditions": _conditions_record(run, result, facts),
     }
 
 
@@ -297,15 +325,32 @@ def render_verdicts_json(context: dict[str, Any]) -> str:
                       ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def machine_names(context: dict[str, Any]) -> dict[str, str]:
+    """Each machine label as index.html names it: "vm", or "vm, configuration
+    GLIBC_TUNABLES=..." for a label whose runs set allocator variables on a machine another
+    label holds without them (runner.conditions.machine_configurations; a label is judged by
+    its newest shown run)."""
+    newest: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for experiment in context["experiments"]:
+        for run in experiment["runs"]:
+            if run["machine"] not in newest or run["run_id"] > newest[run["machine"]][0]:
+                newest[run["machine"]] = (run["run_id"], run["identity"])
+    found = conditions.machine_configurations({label: identity for label, (_, identity)
+                                               in newest.items()})
+    return {label: configuration.describe() for label, configuration in found.items()}
+
+
 def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
-    """Counts per status and each claim's verdict, for the top of index.html."""
+    """Counts per status, each claim's verdict and the machines' names, for index.html."""
+    machines = machine_names(context)
     claims = [{"claim": v["claim"], "status": v["status"], "text": v["text"],
-               "experiment": e["title"], "page": e["page"], "machine": run["machine"]}
+               "experiment": e["title"], "page": e["page"], "machine": machines[run["machine"]]}
               for e in context["experiments"] for run in e["runs"]
               for v in run["verdicts"]]
     counts = [(status, sum(1 for c in claims if c["status"] == status.replace(" ", "-")))
               for status in verdict.STATUSES]
-    return {"claims": claims, "counts": [(s, n) for s, n in counts if n]}
+    return {"claims": claims, "counts": [(s, n) for s, n in counts if n],
+            "machines": machines}
 
 
 def experiment_of(run: StoredRun) -> ExperimentSpec:
@@ -328,10 +373,11 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
                                         results, metrics)
     plotted = [charts.chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
     looks = charts.assign_looks(s.label for data in plotted for s in data.series)
+    facts = machine.run_facts(run.manifest, run.first_probe_output())
     return {
         "anchor": anchor,
         "verdicts": _verdict_rows(experiment, results, anchor, _ending(run)),
-        "verdict_records": [verdict_record(run, result) for result in results],
+        "verdict_records": [verdict_record(run, result, facts) for result in results],
         "machine": run.machine,
         "reduced": run.reduced,
         "run_id": run.run_id,
@@ -345,11 +391,16 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "skipped": _skipped(run),
         "file_systems": _file_systems(run),
         "dropped": run.manifest.get("dropped", []),
-        "fingerprint": _fingerprint_rows(run),
+        "fingerprint": _fingerprint_rows(facts),
+        "identity": {key: facts.get(key) for key in IDENTITY_KEYS},
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
         "provenance": _provenance(run, samples, metrics, summaries, checksum),
     }
+
+
+# What tells which machine and configuration a run is of (runner.conditions).
+IDENTITY_KEYS = ("boot_id", *identity.IDENTITY_FACTS, "allocator_env")
 
 
 def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +410,7 @@ def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
         "question": experiment["question"], "page": experiment["page"],
         "runs": [{
             "machine": run["machine"], "run_id": run["run_id"], "finished": run["finished"],
+            "identity": run["identity"],
             "rows": [row["id"] for row in run["rows"]],
             "failures": [failure["label"] for failure in run["failures"]],
             "verdicts": [{key: v[key] for key in ("claim", "status", "text")}

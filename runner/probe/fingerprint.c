@@ -1,7 +1,9 @@
 /*
  * --fingerprint [DIR...]: the machine facts of runner/machine.py's FACTS that the machine
- * itself holds (CPU, kernel, libc, THP, overcommit, memory, limits, the filesystems of DIRs,
- * the allocator variables in the probe's environment, the boot id), printed as one JSON
+ * itself holds (CPU, kernel, libc, THP, overcommit, memory, limits, the filesystem of each DIR
+ * and the disk under it, how many page-cache pages one fault maps there — observed by writing
+ * and mapping a small file, removed at once —, the allocator variables in the probe's
+ * environment, the boot id), printed as one JSON
  * object on stdout, read the way runner/machine.py reads them locally. On another machine
  * reached over SSH this is the only way alloclab reads it: no Python is needed there.
  *
@@ -301,33 +303,40 @@ static void unescape_mount(char *field)
     *out = '\0';
 }
 
-/* The type of the filesystem holding `directory`: the longest mount point prefix wins, a
- * later line on the same mount point (mounted over the earlier) wins a tie. */
-static void print_filesystem(const char *directory, const char *mountinfo)
+/* The mount a directory is on (runner/machine.py's Mount). */
+struct mount_entry {
+    int found;
+    size_t point_length;
+    char type[64];
+    char device_number[32]; /* "254:0" */
+    char source[PATH_MAX];  /* "/dev/vda", "tmpfs" */
+};
+
+/* The mount holding `directory`: the longest mount point prefix wins, a later line on the
+ * same mount point (mounted over the earlier) wins a tie. */
+static void find_mount(const char *directory, const char *mountinfo, struct mount_entry *best)
 {
     char path[PATH_MAX];
     if (realpath(directory, path) == NULL)
         snprintf(path, sizeof path, "%s", directory);
-    size_t best_length = 0;
-    int found = 0;
-    char best_type[64] = "";
+    memset(best, 0, sizeof *best);
     const char *line = mountinfo;
     while (line && *line) {
         const char *end = strchr(line, '\n');
         size_t length = end ? (size_t)(end - line) : strlen(line);
-        char copy[4096];
+        static char copy[2 * PATH_MAX];
         if (length < sizeof copy) {
             memcpy(copy, line, length);
             copy[length] = '\0';
             char *separator = strstr(copy, " - ");
+            char type[64], source[PATH_MAX];
+            int after = separator ? sscanf(separator + 3, "%63s %4095s", type, source) : 0;
             char *fields[5] = {0};
             char *save = NULL;
             char *word = strtok_r(copy, " ", &save);
             for (int i = 0; i < 5 && word; i++, word = strtok_r(NULL, " ", &save))
                 fields[i] = word;
-            if (separator && fields[4] && fields[4] < separator) {
-                char type[64];
-                sscanf(separator + 3, "%63s", type);
+            if (after == 2 && fields[4] && fields[4] < separator) {
                 unescape_mount(fields[4]);
                 size_t mount_length = strlen(fields[4]);
                 size_t trimmed = mount_length;
@@ -335,16 +344,196 @@ static void print_filesystem(const char *directory, const char *mountinfo)
                     trimmed--;
                 int inside = strcmp(path, fields[4]) == 0 ||
                              (strncmp(path, fields[4], trimmed) == 0 && path[trimmed] == '/');
-                if (inside && (!found || mount_length >= best_length)) {
-                    found = 1;
-                    best_length = mount_length;
-                    snprintf(best_type, sizeof best_type, "%s", type);
+                if (inside && (!best->found || mount_length >= best->point_length)) {
+                    best->found = 1;
+                    best->point_length = mount_length;
+                    snprintf(best->type, sizeof best->type, "%s", type);
+                    snprintf(best->device_number, sizeof best->device_number, "%s",
+                             fields[2]);
+                    unescape_mount(source);
+                    snprintf(best->source, sizeof best->source, "%s", source);
                 }
             }
         }
         line = end ? end + 1 : NULL;
     }
-    print_string(found ? best_type : NULL);
+}
+
+/* The block device a filesystem is on and its queue (runner/machine.py's BlockDevice);
+ * unknown numbers are -1, unknown text empty. */
+struct block_device {
+    char name[256];
+    char disk[512];
+    int rotational;
+    char scheduler[64];
+    long long read_ahead_kb;
+};
+
+static int exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* A partition's queue and driver belong to the disk it is part of: cut `device` to it. */
+static void whole_disk(char *device)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/partition", device);
+    char *slash = strrchr(device, '/');
+    if (exists(path) && slash && slash != device)
+        *slash = '\0';
+}
+
+static long long read_number(const char *directory, const char *name)
+{
+    char path[PATH_MAX + 64], buffer[64];
+    snprintf(path, sizeof path, "%s/%s", directory, name);
+    char *text = read_text(path, buffer, sizeof buffer);
+    char *end = NULL;
+    long long value = text ? strtoll(text, &end, 10) : -1;
+    return text && end && *end == '\0' ? value : -1;
+}
+
+/* "virtio_blk", "nvme Amazon Elastic Block Store": the driver of the device behind a disk
+ * (NVMe's sits behind its controller) and its model; a device-mapper or md device has no
+ * device of its own: the first disk it is made of, up to four levels down. */
+static void disk_text(const char *whole, int depth, char *out, size_t out_size)
+{
+    char path[PATH_MAX + 64], target[PATH_MAX], model[256];
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/device", whole);
+    if (exists(path)) {
+        const char *driver = NULL;
+        snprintf(path, sizeof path, "%s/device/driver", whole);
+        if (realpath(path, target) != NULL)
+            driver = base_name(target);
+        snprintf(path, sizeof path, "%s/device/device/driver", whole);
+        if (driver == NULL && realpath(path, target) != NULL)
+            driver = base_name(target);
+        snprintf(path, sizeof path, "%s/device/model", whole);
+        char *text = read_text(path, model, sizeof model);
+        /* The model's words joined by single spaces (sysfs pads SCSI models). */
+        size_t used = (size_t)snprintf(out, out_size, "%s", driver ? driver : "");
+        for (char *save = NULL, *word = text ? strtok_r(text, " \t", &save) : NULL; word;
+             word = strtok_r(NULL, " \t", &save))
+            if (used < out_size)
+                used += (size_t)snprintf(out + used, out_size - used, "%s%s",
+                                         used ? " " : "", word);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/slaves/*", whole);
+    glob_t found;
+    if (depth >= 4 || glob(path, 0, NULL, &found) != 0)
+        return;
+    if (found.gl_pathc > 0 && realpath(found.gl_pathv[0], target) != NULL) {
+        whole_disk(target);
+        disk_text(target, depth + 1, out, out_size);
+    }
+    globfree(&found);
+}
+
+/* The block device holding a mount (by its device number, else by its source, as for
+ * btrfs); 0 when it is on none (tmpfs, overlay, a network filesystem). */
+static int find_block_device(const struct mount_entry *mount, struct block_device *out)
+{
+    char path[PATH_MAX + 64], device[PATH_MAX], source[PATH_MAX], buffer[256];
+    snprintf(path, sizeof path, "/sys/dev/block/%s", mount->device_number);
+    if (!exists(path) && strncmp(mount->source, "/dev/", 5) == 0) {
+        if (realpath(mount->source, source) == NULL)
+            snprintf(source, sizeof source, "%s", mount->source);
+        snprintf(path, sizeof path, "/sys/class/block/%s", base_name(source));
+    }
+    if (!exists(path) || realpath(path, device) == NULL)
+        return 0;
+    snprintf(out->name, sizeof out->name, "%.255s", base_name(device));
+    whole_disk(device);
+    disk_text(device, 0, out->disk, sizeof out->disk);
+    long long rotational = read_number(device, "queue/rotational");
+    out->rotational = rotational < 0 ? -1 : rotational != 0;
+    out->read_ahead_kb = read_number(device, "queue/read_ahead_kb");
+    snprintf(path, sizeof path, "%s/queue/scheduler", device);
+    char *text = read_text(path, buffer, sizeof buffer);
+    char *open_bracket = text ? strchr(text, '[') : NULL;
+    char *close_bracket = open_bracket ? strchr(open_bracket, ']') : NULL;
+    if (close_bracket) {
+        *close_bracket = '\0';
+        text = open_bracket + 1;
+    }
+    snprintf(out->scheduler, sizeof out->scheduler, "%s", text ? text : "");
+    return 1;
+}
+
+static long minor_faults_now(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        system_error("getrusage");
+    return usage.ru_minflt;
+}
+
+/* The file mapped to count pages per fault (runner/machine.py's PAGES_PER_FAULT_FILE_BYTES),
+ * written in FILL_CHUNK_BYTES writes as the probe's data files are. */
+#define PAGES_PER_FAULT_FILE_BYTES ((size_t)2 << 20)
+
+/* Writes all of `chunk`; 0 when the filesystem refuses (full, read-only). */
+static int write_all(int fd, const unsigned char *chunk, size_t length)
+{
+    while (length > 0) {
+        ssize_t written = write(fd, chunk, length);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0)
+            return 0;
+        chunk += written;
+        length -= (size_t)written;
+    }
+    return 1;
+}
+
+/* Page-cache pages one minor fault maps in `directory`, rounded to a whole number (-1: no
+ * file can be written there): a file written there, unlinked at once and read page by page
+ * through a private read-only mapping while cached (runner/machine.py's
+ * mapped_pages_per_fault, which this must match). */
+static long long mapped_pages_per_fault(const char *directory)
+{
+    char path[PATH_MAX];
+    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", directory);
+    if (length < 0 || (size_t)length >= sizeof path)
+        return -1;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    unsigned char *chunk = map_scratch(FILL_CHUNK_BYTES);
+    memset(chunk, 1, FILL_CHUNK_BYTES);
+    int written = 1;
+    for (size_t done = 0; written && done < PAGES_PER_FAULT_FILE_BYTES; done += FILL_CHUNK_BYTES)
+        written = write_all(fd, chunk, FILL_CHUNK_BYTES);
+    if (munmap(chunk, FILL_CHUNK_BYTES) != 0)
+        system_error("munmap");
+    const volatile unsigned char *mapping =
+        written ? mmap(NULL, PAGES_PER_FAULT_FILE_BYTES, PROT_READ, MAP_PRIVATE, fd, 0)
+                : MAP_FAILED;
+    close(fd);
+    if (mapping == MAP_FAILED)
+        return -1;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned sum = 0;
+    long before = minor_faults_now();
+    for (size_t offset = 0; offset < PAGES_PER_FAULT_FILE_BYTES; offset += page)
+        sum += mapping[offset];
+    long faults = minor_faults_now() - before;
+    ESCAPE(&sum);
+    if (munmap((void *)mapping, PAGES_PER_FAULT_FILE_BYTES) != 0)
+        system_error("munmap");
+    long long pages = (long long)(PAGES_PER_FAULT_FILE_BYTES / page);
+    return faults > 0 ? (pages + faults / 2) / faults : -1;
 }
 
 static int is_allocator_variable(const char *entry)
@@ -377,19 +566,97 @@ static void print_allocator_env(int *first)
     putchar('}');
 }
 
-static void print_file_fs(int count, char **directories, int *first)
+static void print_number_or_null(long long value)
+{
+    if (value < 0)
+        fputs("null", stdout);
+    else
+        printf("%lld", value);
+}
+
+/* What is known of one file directory, for the facts of runner/machine.py read per
+ * directory. */
+struct file_dir_facts {
+    struct mount_entry mount;
+    int on_device;
+    struct block_device device;
+    long long pages_per_fault;
+};
+
+enum file_dir_fact {
+    FILE_FS,
+    FILE_DEVICE,
+    FILE_DISK,
+    FILE_ROTATIONAL,
+    FILE_SCHEDULER,
+    FILE_READ_AHEAD_KB,
+    FILE_PAGES_PER_FAULT,
+    FILE_DIR_FACTS
+};
+
+static const char *const FILE_DIR_FACT_NAMES[FILE_DIR_FACTS] = {
+    "file_fs", "file_device", "file_disk", "file_rotational",
+    "file_scheduler", "file_read_ahead_kb", "file_pages_per_fault"};
+
+static void print_file_dir_value(enum file_dir_fact fact, const struct file_dir_facts *f)
+{
+    const struct block_device *device = f->on_device ? &f->device : NULL;
+    switch (fact) {
+    case FILE_FS:
+        print_string(f->mount.found ? f->mount.type : NULL);
+        break;
+    case FILE_DEVICE:
+        print_string(device ? device->name : "none");
+        break;
+    case FILE_DISK:
+        print_string(device && device->disk[0] ? device->disk : NULL);
+        break;
+    case FILE_ROTATIONAL:
+        fputs(!device || device->rotational < 0 ? "null"
+              : device->rotational              ? "true"
+                                                : "false",
+              stdout);
+        break;
+    case FILE_SCHEDULER:
+        print_string(device && device->scheduler[0] ? device->scheduler : NULL);
+        break;
+    case FILE_READ_AHEAD_KB:
+        print_number_or_null(device ? device->read_ahead_kb : -1);
+        break;
+    case FILE_PAGES_PER_FAULT:
+        print_number_or_null(f->pages_per_fault);
+        break;
+    case FILE_DIR_FACTS:
+        break;
+    }
+}
+
+/* The facts read per file directory, each {dir: value} with the directories sorted (the
+ * runner passes them sorted and without repeats). */
+static void print_file_dir_facts(int count, char **directories, int *first)
 {
     static char mountinfo[1 << 20];
+    static struct file_dir_facts facts[256];
+    if (count > 256)
+        usage_error("--fingerprint: at most 256 directories, got %d", count);
     char *text = read_text("/proc/self/mountinfo", mountinfo, sizeof mountinfo);
-    print_key("file_fs", first);
-    putchar('{');
     for (int i = 0; i < count; i++) {
-        fputs(i ? ", " : "", stdout);
-        print_string(directories[i]);
-        fputs(": ", stdout);
-        print_filesystem(directories[i], text ? text : "");
+        find_mount(directories[i], text ? text : "", &facts[i].mount);
+        facts[i].on_device = facts[i].mount.found &&
+                             find_block_device(&facts[i].mount, &facts[i].device);
+        facts[i].pages_per_fault = mapped_pages_per_fault(directories[i]);
     }
-    putchar('}');
+    for (int fact = 0; fact < FILE_DIR_FACTS; fact++) {
+        print_key(FILE_DIR_FACT_NAMES[fact], first);
+        putchar('{');
+        for (int i = 0; i < count; i++) {
+            fputs(i ? ", " : "", stdout);
+            print_string(directories[i]);
+            fputs(": ", stdout);
+            print_file_dir_value((enum file_dir_fact)fact, &facts[i]);
+        }
+        putchar('}');
+    }
 }
 
 /* Free 2 MiB hugetlb pages a new mapping can get (free minus reserved); null without. */
@@ -469,7 +736,7 @@ int print_fingerprint(int count, char **directories)
     print_count_glob("numa_nodes", "/sys/devices/system/node/node[0-9]*", &first);
     print_meminfo_bytes("memory_bytes", mem_text, "MemTotal", &first);
     print_meminfo_bytes("swap_bytes", mem_text, "SwapTotal", &first);
-    print_file_fs(count, directories, &first);
+    print_file_dir_facts(count, directories, &first);
     print_allocator_env(&first);
     printf("}, \"facts\": {\"euid\": %ld, \"free_huge_pages\": ", (long)geteuid());
     print_free_huge_pages();

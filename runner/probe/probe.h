@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 7
+#define PROBE_VERSION 8
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
