@@ -220,16 +220,18 @@ def _ending(run: StoredRun) -> str | None:
 
 
 def _verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict],
-                  anchor: str, ending: str | None) -> list[dict[str, Any]]:
+                  anchor: str, ending: str | None,
+                  records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The verdict table: each claim, what the data says, the figures, and its chart."""
     chart_of: dict[str, str] = {}
     for index, chart in enumerate(experiment.charts):
         chart_of.setdefault(chart.metric, f"#{anchor}-chart-{index}")
     rows = []
-    for result in results:
+    for result, record in zip(results, records, strict=True):
         check = result.check
         rows.append({
             "claim": check.claim,
+            "conditions": record["conditions"]["text"],
             "status": result.status.replace(" ", "-"),
             "text": result.text,
             "note": result.note,
@@ -265,11 +267,10 @@ def _conditions_record(run: StoredRun, result: verdict.Verdict,
                        facts: Mapping[str, Any]) -> dict[str, Any]:
     """The machine conditions that decide a verdict (runner.conditions), of the scenarios its
     pairs compare: as one sentence and fact by fact, each with why it matters."""
-    params = {s["label"]: s["params"] for s in run.manifest["scenarios"]}
-    labels = dict.fromkeys(label for c in result.comparisons
-                           for label in (c.candidate_label, c.reference_label))
-    found = conditions.decisive_conditions(facts, [params[label] for label in labels
-                                                   if label in params])
+    params = {s["id"]: s["params"] for s in run.manifest["scenarios"]}
+    ids = dict.fromkeys(sid for c in result.comparisons
+                        for sid in (c.candidate_id, c.reference_id) if sid)
+    found = conditions.decisive_conditions(facts, [params[sid] for sid in ids])
     return {"text": conditions.describe_conditions(found),
             "facts": [asdict(condition) for condition in found]}
 
@@ -374,10 +375,11 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     plotted = [charts.chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
     looks = charts.assign_looks(s.label for data in plotted for s in data.series)
     facts = machine.run_facts(run.manifest, run.first_probe_output())
+    records = [verdict_record(run, result, facts) for result in results]
     return {
         "anchor": anchor,
-        "verdicts": _verdict_rows(experiment, results, anchor, _ending(run)),
-        "verdict_records": [verdict_record(run, result, facts) for result in results],
+        "verdicts": _verdict_rows(experiment, results, anchor, _ending(run), records),
+        "verdict_records": records,
         "machine": run.machine,
         "reduced": run.reduced,
         "run_id": run.run_id,
