@@ -58,6 +58,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/remote_overhead.py")
 
 
+@nox.session(python=PYTHON)
+def aa(session: nox.Session) -> None:
+    """A/A: one scenario as candidate and reference, 210 pairs judged by the verdict rule with
+    its extra rounds; exit 1 when more than 5% are told apart."""
+    session.install("-e", ".")
+    session.run("python", "bench/aa.py", *session.posargs)
+
+
 @nox.session(python=PYTHON, name="report-scale")
 def report_scale(session: nox.Session) -> None:
     """Time `alloclab report` over 1M synthetic stored samples: wall time and peak RSS."""
