@@ -165,3 +165,43 @@ def within_time(repetitions: Repetitions, records: Sequence[ProcessRecord],
 def describe(ending: Ending, extra_s: float, allowed_s: float) -> dict[str, Any]:
     """The manifest's record of how the extra rounds went."""
     return {"ending": ending, "extra_s": round(extra_s, 3), "allowed_s": round(allowed_s, 3)}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What extra rounds may add to a run at most, for `alloclab plan`."""
+
+    pairs: int  # statistical check pairs that may get extra rounds
+    most_processes: int  # the most processes a scenario of such a pair may take
+    processes: int  # extra processes if every pair stayed undecided to its last look
+    seconds: float  # the run's time for extra rounds: extra_time x its base rounds' estimate
+
+    def describe(self) -> str:
+        if not self.pairs:
+            return "no statistical check pair: no extra rounds"
+        if not self.processes:
+            return f"{self.pairs} statistical check pairs; extra rounds off"
+        return (f"{self.pairs} statistical check pairs; an undecided one gets more rounds, "
+                f"up to {self.most_processes} processes per scenario: at most "
+                f"{self.processes} more processes, within {self.seconds:.0f} s")
+
+
+def bound(checks: Sequence[CheckSpec], statistical: Sequence[bool],
+          scenarios: Sequence[Scenario], label_keys: Sequence[str],
+          repetitions: Repetitions, base_s: float) -> Bound:
+    """The most extra rounds can add to a run of these scenarios (`statistical`: per check,
+    whether it is judged statistically; `base_s`: the base rounds' estimated time)."""
+    judged = [check for check, flag in zip(checks, statistical, strict=True) if flag]
+    pairs = check_pairs(judged, scenarios, label_keys)
+    run_most = looks_of(repetitions).most
+    most: dict[str, int] = {}
+    for index, candidate, reference in pairs:
+        check = judged[index]
+        limit = (run_most if check.max_processes is None or not repetitions.adaptive
+                 else max(repetitions.processes, check.max_processes))
+        for sid in (candidate, reference):
+            if sid is not None:
+                most[sid] = max(most.get(sid, 0), limit)
+    extra = sum(limit - repetitions.processes for limit in most.values())
+    return Bound(len(pairs), max(most.values(), default=repetitions.processes), extra,
+                 repetitions.extra_time * base_s if extra else 0.0)

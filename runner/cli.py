@@ -264,9 +264,11 @@ def cmd_plan(args: argparse.Namespace) -> ExitStatus:
         unmet = preconditions.find_unmet(plan.scenarios, facts)
         print(matrix.format_plan(plan, unmet))
         estimate = pipeline.duration_estimate(plan, options, skipped=unmet)
+        extra = pipeline.extra_rounds_bound(plan, options, estimate.seconds)
         total_s += estimate.seconds
         print(f"estimated duration: about {format_duration(estimate.seconds)} "
               f"({estimate.describe()})")
+        print(f"extra rounds: {extra.describe()}")
     if len(plans) > 1:
         print(f"all {len(plans)} experiments: about {format_duration(total_s)}")
     if not args.force:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.model import PHASES
+from runner.model import PHASES, CheckSpec, Method
 
 if TYPE_CHECKING:  # only for annotations: validate, plan and schema run without numpy
     import numpy as np
@@ -277,3 +277,10 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
     "rlimit_as_enforced",
 })
+
+
+def method_of(check: CheckSpec) -> Method:
+    """The check's own method, else exact for deterministic metrics, statistical otherwise."""
+    if check.method is not None:
+        return check.method
+    return "exact" if check.metric in DETERMINISTIC else "statistical"

@@ -38,7 +38,7 @@ from runner import (
 from runner.errors import SpecError, UsageError
 from runner.export import DataFormat
 from runner.machine import read_fingerprint
-from runner.metrics import BY_NAME
+from runner.metrics import BY_NAME, method_of
 from runner.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.parameters import FILE_BACKINGS
 from runner.units import format_size
@@ -271,7 +271,7 @@ def _undecided(plan: Plan, stored: store.StoredRun, repetitions: Repetitions,
     samples = samples[samples["process_index"] < boundary]
     undecided = []
     for check in plan.spec.checks:
-        if verdict.method_of(check) != "statistical":
+        if method_of(check) != "statistical":
             continue
         result = verdict.evaluate(check, samples, stored.manifest["scenarios"],
                                   stored.manifest["label_keys"], looks)
@@ -561,6 +561,14 @@ def duration_estimate(plan: Plan, options: RunOptions,
                  progress.with_model(plan, iterations, measured).items()}
     return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates), estimates,
                             len(measured), len(run_here))
+
+
+def extra_rounds_bound(plan: Plan, options: RunOptions, base_s: float) -> adaptive.Bound:
+    """The most extra rounds for undecided check pairs may add to a run of `plan` whose base
+    rounds take `base_s`."""
+    statistical = [method_of(check) == "statistical" for check in plan.spec.checks]
+    return adaptive.bound(plan.spec.checks, statistical, plan.scenarios, plan.label_keys,
+                          _repetitions(plan.spec, options), base_s)
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:

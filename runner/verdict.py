@@ -65,14 +65,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from runner.metrics import DETERMINISTIC
+from runner.metrics import method_of
 from runner.model import CheckSpec, Looks, Method, one_look
 from runner.parameters import BY_KEY, Value
 from runner.scope import pair_up
 from runner.sequential import Decision, Outcome, decide, judge
 from runner.stats import processes_needed
 
-__all__ = ["judge"]  # re-exported: one rule for a look's interval, runner.sequential's
+# Re-exported: one rule for a look's interval (runner.sequential), one for the method.
+__all__ = ["judge", "method_of"]
 # The verdict is one of four answers (or no data). Where some pairs stayed undecided and the
 # decided ones agree, the answer is still holds or does not hold, and its text says "where
 # decided" with the counts: which pairs the noise left open is a matter of degree, not a
@@ -278,13 +279,6 @@ def noise_floor(comparisons: Sequence[Comparison]) -> float | None:
     widths = [math.sqrt(c.ci_high / c.ci_low) - 1 for c in comparisons
               if not c.difference and c.ci_low > 0 and math.isfinite(c.ci_high)]
     return max(widths) if widths else None
-
-
-def method_of(check: CheckSpec) -> Method:
-    """The check's own method, else exact for deterministic metrics, statistical otherwise."""
-    if check.method is not None:
-        return check.method
-    return "exact" if check.metric in DETERMINISTIC else "statistical"
 
 
 def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, dict[int, Floats]]:
