@@ -31,6 +31,24 @@ void write_fully(int fd, const unsigned char *buffer, size_t length)
     }
 }
 
+/* Reads exactly `length` bytes from a pipe; 0 when the other end closed first. `what` names
+ * the pipe in the error message. */
+int read_exactly(int fd, unsigned char *buffer, size_t length, const char *what)
+{
+    while (length > 0) {
+        ssize_t got = read(fd, buffer, length);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            system_error(what);
+        if (got == 0)
+            return 0;
+        buffer += got;
+        length -= (size_t)got;
+    }
+    return 1;
+}
+
 /* Reads exactly `length` bytes at `offset`; pread may return less than asked for. */
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset)
 {

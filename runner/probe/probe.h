@@ -388,6 +388,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
 
 /* datafile.c */
 void write_fully(int fd, const unsigned char *buffer, size_t length);
+int read_exactly(int fd, unsigned char *buffer, size_t length, const char *what);
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset);
 void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset);
 extern const char DATA_FILE_VARIABLE[];
@@ -448,6 +449,7 @@ struct scenario parse_arguments(int argc, char **argv);
 void skip(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 void system_error(const char *call) __attribute__((noreturn));
 void exec_refused(void) __attribute__((noreturn));
+void child_failed(const char *who, int status) __attribute__((noreturn));
 /* fingerprint.c: --fingerprint [DIR...], the machine's facts as JSON; returns the exit status. */
 int print_fingerprint(int count, char **directories);
 void print_result(size_t page, const char *file_fs, const struct iteration_result *results,
