@@ -167,10 +167,11 @@ static int open_shared_file(const char *path, const char *directory, uint64_t fi
 }
 
 /* Whether the scenario writes into its data file: such a file cannot be shared, as the next
- * process would find it changed, and its dirty pages written back during later phases. */
+ * process would find it changed, and its dirty pages written back during later phases. ipc
+ * writes its control page, the file's first, whatever its sharing. */
 static int writes_data_file(const struct scenario *s)
 {
-    return s->backing == BACKING_WRITE_FILE ||
+    return s->backing == BACKING_WRITE_FILE || s->workload == WORKLOAD_IPC ||
            (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
             (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL));
 }

@@ -44,12 +44,15 @@ void recycle_blocks(const struct blocks *b, const struct scenario *s)
 }
 
 /* The memory the scenario's blocks take at their peak, as runner/parameters.py counts it: for
- * fork the child's copy too, for resize the grown blocks beside the old. */
+ * fork the child's copy too, for resize the grown blocks beside the old, for ipc the message
+ * on both sides. */
 size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
 {
     size_t blocks = b->ops * b->stride_bytes;
     if (s->workload == WORKLOAD_FORK)
         return 2 * blocks;
+    if (s->workload == WORKLOAD_IPC) /* one message, the peer's copy too (pipe, private) */
+        return 2 * b->stride_bytes;
     if (s->workload == WORKLOAD_CHURN && !is_file_backing(s->backing))
         return b->stride_bytes; /* one block alive at a time */
     if (s->workload == WORKLOAD_RESIZE) { /* the last step: its old and its grown blocks */
