@@ -117,10 +117,11 @@ def test_shared_memory_faults_once_per_page_on_the_first_message_only(probe: Pro
 @pytest.mark.probe
 def test_a_shared_file_mapping_faults_no_more_than_once_per_page(probe: ProbeBinary) -> None:
     """ext4 maps a large cached folio at once, so the first message may fault far less than
-    once per page; never more, and the second pass finds everything mapped."""
+    once per page (not at all where the control page's folio holds the message too); never
+    more, and the second pass finds everything mapped."""
     for it in measured(probe, ipc("mmap-file"), 2):
         phases = it["phases"]
-        assert 1 <= phases["first_touch"]["minor_faults"] <= MESSAGE_PAGES + 4
+        assert phases["first_touch"]["minor_faults"] <= MESSAGE_PAGES + 4
         assert phases["second_pass"]["minor_faults"] <= 2
         assert it["observations"]["resident_ppm_before"] == 1_000_000
 
