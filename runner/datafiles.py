@@ -10,7 +10,8 @@ runner removes the file after the scenario's last process, and any left at the e
 
 Not shared, so each process makes its own file as before: scenarios that write into the file
 (the next process would find it changed, and the previous one's dirty pages written back under
-its phases), workload limits (it maps a file of its own), and scenarios whose files would not
+its phases; workload ipc writes its control page), workload limits (it maps a file of its own),
+and scenarios whose files would not
 fit in their folder's free space all at once (files of all shared scenarios live side by side,
 as processes run round by round).
 
@@ -35,8 +36,9 @@ SUFFIX = ".data"
 
 
 def can_share(scenario: Scenario) -> bool:
-    """Whether the scenario's processes can use one data file (see the module docstring)."""
-    if scenario.backing not in FILE_BACKINGS or scenario.workload == "limits":
+    """Whether the scenario's processes can use one data file (see the module docstring);
+    workload ipc writes its file's control page, whatever the sharing."""
+    if scenario.backing not in FILE_BACKINGS or scenario.workload in ("limits", "ipc"):
         return False
     writes = scenario.backing == "write-file" or (
         scenario.backing == "mmap-file" and scenario.sharing == "shared"

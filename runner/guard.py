@@ -18,7 +18,7 @@ from pathlib import Path
 
 from runner.errors import GuardError
 from runner.model import Plan, Scenario
-from runner.parameters import FILE_BACKINGS, block_bytes
+from runner.parameters import FILE_BACKINGS, IPC_CONTROL_BYTES, block_bytes
 from runner.units import format_bytes
 
 MARGIN = 0.8  # the share of available memory or free space a scenario may use
@@ -35,10 +35,13 @@ class Room:
 
 def file_bytes(scenario: Scenario) -> int:
     """The data file a scenario's probe creates in file_dir: one block per op, or one block
-    for workload limits (mapped again and again); 0 without a file backing."""
+    for workload limits (mapped again and again) and for ipc (its one message, after a
+    control page); 0 without a file backing."""
     if scenario.backing not in FILE_BACKINGS:
         return 0
     block = block_bytes(scenario.backing, scenario.size_bytes)
+    if scenario.workload == "ipc":
+        return IPC_CONTROL_BYTES + block
     return block if scenario.workload == "limits" else block * scenario.ops
 
 

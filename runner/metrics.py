@@ -175,6 +175,19 @@ OBSERVATIONS: tuple[Observation, ...] = (
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
                   "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True)
       for phase in PHASES),
+    Observation("peer_sees_writes", "0 or 1",
+                "1 when the peer read exactly the bytes the probe wrote into every message (the "
+                "sum of each matched): shared mappings and pipes; 0 for private mappings, whose "
+                "writes stay the writer's (workload ipc)"),
+    Observation("peer_allocate_ns", "ns",
+                "time the peer took to open and map the channel it was told of, after the "
+                "probe's allocate (workload ipc)"),
+    Observation("peer_first_touch_minor_faults", "faults",
+                "minor page faults the peer took receiving the first touch's messages (workload "
+                "ipc)", per_op=True),
+    Observation("peer_second_pass_minor_faults", "faults",
+                "minor page faults the peer took receiving the second pass's messages (workload "
+                "ipc)", per_op=True),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
@@ -276,6 +289,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "read_buffer_page_offset_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
     "rlimit_as_enforced",
+    "peer_sees_writes", "peer_first_touch_minor_faults_per_op",
+    "peer_second_pass_minor_faults_per_op",
 })
 
 

@@ -18,7 +18,7 @@ Value = str | int | bool
 Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
-            "memfd", "shm", "mmap-hugetlb", "write-file")
+            "memfd", "shm", "mmap-hugetlb", "write-file", "pipe")
 # Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
 # protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
 # free().
@@ -30,7 +30,12 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 WRITING_ACCESSES = ("write-page", "write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
-WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse")
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
+# What workload ipc passes its messages through: memory an unrelated process maps by a name
+# (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.
+IPC_BACKINGS = ("shm", "memfd", "mmap-file", "pipe")
+# The control page before workload ipc's message in its shared object (a page: 4 KiB here).
+IPC_CONTROL_BYTES = 4096
 # Releases that end a block of workload churn right after its access pattern.
 CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 # Backings workload limits can map until refused: one untouched mapping per block.
@@ -193,7 +198,8 @@ class Parameter:
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("backing", "backing", "choice", "malloc",
               "where the memory comes from: the C heap, an anonymous or file mapping, or a "
-              "heap buffer filled by read() from a file", BACKINGS),
+              "heap buffer filled by read() from a file; for workload ipc, pipe: messages "
+              "through a pipe instead of shared memory", BACKINGS),
     Parameter("size", "size_bytes", "size", 4096, "bytes per allocated block"),
     Parameter("sharing", "sharing", "choice", "private",
               "MAP_PRIVATE or MAP_SHARED (mmap backings only)", ("private", "shared")),
@@ -214,7 +220,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               ("none", "write-page", "write-all", "read-page", "read-all")),
     Parameter("ops", "ops", "count", 0,
               "blocks allocated per timed phase, so short operations rise above the clock; "
-              "'auto' picks enough blocks to cover at least 16 MiB (at most 65536 blocks)"),
+              "'auto' picks enough blocks to cover at least 16 MiB (at most 65536 blocks); "
+              "for workload ipc the messages of size bytes each touching phase sends (auto: "
+              "enough to move 16 MiB)"),
     Parameter("file_dir", "file_dir", "path", "/tmp",
               "directory of the file behind file backings (its filesystem changes the results)"),
     Parameter("thp", "thp", "choice", "default",
@@ -239,7 +247,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               "apply the access pattern, release it, back to back in one timed window, the "
               "allocate phase: the latency of an allocate-use-release pair), or reuse "
               "(mmap-anon: allocate, touch, release by madvise, which keeps the mappings, "
-              "then the access pattern again on the released blocks, timed as second_pass)",
+              "then the access pattern again on the released blocks, timed as second_pass), or "
+              "ipc (shm, memfd, mmap-file or pipe: ops messages of size bytes per touching "
+              "phase from the probe to a second process that opens the channel by name, every "
+              "byte written, read and acknowledged)",
               WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
@@ -642,8 +653,39 @@ def _reuse_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def _ipc_conflict(params: Mapping[str, Value]) -> str | None:
+    """What workload ipc cannot do: pass messages through memory another process cannot open
+    by name, write less than the whole message, or map the channel other than read-write and
+    plainly (the first message faults it in: that is first touch)."""
+    backing = params["backing"]
+    if backing not in IPC_BACKINGS:
+        return (f"workload ipc passes messages to a second process that opens the channel by "
+                f"name, and backing {backing} has none it could open (use backing shm, memfd, "
+                "mmap-file or pipe)")
+    if params["access"] != "write-all":
+        return (f"workload ipc writes every byte of each message and its peer reads every byte, "
+                f"so access {params['access']} cannot apply (use access: write-all)")
+    if params["release"] not in ("auto", "munmap"):
+        return (f"workload ipc ends its channel by unmapping and closing it, so release "
+                f"{params['release']} cannot apply (use release: auto or munmap)")
+    for key in ("protection", "populate", "advice"):
+        if params[key] != DEFAULTS[key]:
+            return (f"workload ipc maps its channel read-write and plainly on both sides, so "
+                    f"{key}: {BY_KEY[key].format(params[key])} cannot apply (leave {key} out)")
+    if backing == "pipe" and params["sharing"] != DEFAULTS["sharing"]:
+        return ("a pipe is not a mapping, so sharing: shared cannot apply (use backing shm, "
+                "memfd or mmap-file for shared memory, or leave sharing out)")
+    if params["cache"] != "warm":
+        return ("workload ipc writes its data file's pages before anything reads them, so cache "
+                f"{params['cache']} has nothing to measure (use cache: warm)")
+    return None
+
+
 def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     workload, backing = params["workload"], params["backing"]
+    if backing == "pipe" and workload != "ipc":
+        return (f"backing pipe carries the messages of workload ipc between two processes, and "
+                f"this is workload {workload} (use workload: ipc, or a backing with memory)")
     if workload != "resize":
         for key in ("grow_method", "grow_factor", "grow_steps", "touch_grown"):
             if params[key] != DEFAULTS[key]:
@@ -663,6 +705,8 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
         return _churn_conflict(params)
     if workload == "reuse":
         return _reuse_conflict(params)
+    if workload == "ipc":
+        return _ipc_conflict(params)
     if params["access"] not in WRITING_ACCESSES:
         return (f"workload {workload} writes a pattern to check it afterwards, and access "
                 f"{params['access']} writes nothing (use access: write-page or write-all)")
@@ -721,12 +765,15 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
     fork a second copy (the child's), for resize the old and the grown blocks of the last
     growth step together, for
-    churn one block (but the data file of a file backing, which holds every block)."""
+    churn one block (but the data file of a file backing, which holds every block), for ipc
+    one message on each side (its peer's process included)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
         return 0
     if workload == "fork":
         return 2 * blocks
+    if workload == "ipc":  # one message buffer, and the peer's copy (a pipe's, or private)
+        return 2 * block_bytes(backing, size_bytes)
     if workload == "churn" and backing not in FILE_BACKINGS:
         return block_bytes(backing, size_bytes)  # one block alive at a time
     if workload == "resize":

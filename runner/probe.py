@@ -46,7 +46,10 @@ from runner.parameters import PARAMETERS
 # 0, whole).
 # 7: --workload=reuse (madvise releases, then the blocks written again in the second_pass slot).
 # 8: --fingerprint reads the disk under each file directory (device, driver and model,
-# rotational, scheduler, read_ahead_kb) and how many page-cache pages one fault maps there.
+# rotational, scheduler, read_ahead_kb) and how many page-cache pages one fault maps there;
+# --workload=ipc and --backing=pipe (messages to a peer process through shared memory it
+# opens by name, or a pipe); observations peer_sees_writes, peer_allocate_ns and
+# peer_<phase>_minor_faults.
 PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -348,6 +348,7 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
     case BACKING_SHM:
         allocate_shm(b, s);
         break;
+    case BACKING_PIPE:  /* workload ipc alone, whose channel is its own (ipc.c) */
     case BACKING_COUNT:
         break;
     }

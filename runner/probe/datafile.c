@@ -31,6 +31,24 @@ void write_fully(int fd, const unsigned char *buffer, size_t length)
     }
 }
 
+/* Reads exactly `length` bytes from a pipe; 0 when the other end closed first. `what` names
+ * the pipe in the error message. */
+int read_exactly(int fd, unsigned char *buffer, size_t length, const char *what)
+{
+    while (length > 0) {
+        ssize_t got = read(fd, buffer, length);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            system_error(what);
+        if (got == 0)
+            return 0;
+        buffer += got;
+        length -= (size_t)got;
+    }
+    return 1;
+}
+
 /* Reads exactly `length` bytes at `offset`; pread may return less than asked for. */
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset)
 {
@@ -149,10 +167,11 @@ static int open_shared_file(const char *path, const char *directory, uint64_t fi
 }
 
 /* Whether the scenario writes into its data file: such a file cannot be shared, as the next
- * process would find it changed, and its dirty pages written back during later phases. */
+ * process would find it changed, and its dirty pages written back during later phases. ipc
+ * writes its control page, the file's first, whatever its sharing. */
 static int writes_data_file(const struct scenario *s)
 {
-    return s->backing == BACKING_WRITE_FILE ||
+    return s->backing == BACKING_WRITE_FILE || s->workload == WORKLOAD_IPC ||
            (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
             (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL));
 }

@@ -44,41 +44,15 @@ static void run_child(const struct blocks *b, const struct scenario *s,
     _exit(0);
 }
 
-/* The child ended without its report, or not cleanly. Its own "skipped" or error line is
- * already on stderr; a skip stays a skip. */
-static void child_failed(int status) __attribute__((noreturn));
-
-static void child_failed(int status)
-{
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIPPED)
-        exit(EXIT_SKIPPED);
-    if (WIFSIGNALED(status))
-        fprintf(stderr, "probe: the forked child was killed by signal %d\n", WTERMSIG(status));
-    else
-        fprintf(stderr, "probe: the forked child exited with status %d\n", WEXITSTATUS(status));
-    exit(EXIT_SYSTEM);
-}
-
 static void read_report(int fd, pid_t child, struct child_report *report)
 {
-    unsigned char *p = (unsigned char *)report;
-    size_t left = sizeof *report;
-    while (left > 0) {
-        ssize_t got = read(fd, p, left);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            system_error("read (the forked child's report)");
-        }
-        if (got == 0) {
-            int status;
-            if (waitpid(child, &status, 0) != child)
-                system_error("waitpid");
-            child_failed(status);
-        }
-        p += got;
-        left -= (size_t)got;
-    }
+    if (read_exactly(fd, (unsigned char *)report, sizeof *report,
+                     "read (the forked child's report)"))
+        return;
+    int status;
+    if (waitpid(child, &status, 0) != child)
+        system_error("waitpid");
+    child_failed("the forked child", status);
 }
 
 /* Whether a child forked now sees the blocks holding `value`: a child that only reads them
@@ -95,7 +69,7 @@ static uint64_t check_in_child(const struct blocks *b, const struct scenario *s,
     if (waitpid(child, &status, 0) != child)
         system_error("waitpid");
     if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
-        child_failed(status);
+        child_failed("the forked child", status);
     return WEXITSTATUS(status) == 0;
 }
 
@@ -156,7 +130,7 @@ void run_fork(const struct context *c, const struct scenario *s, unsigned char v
     if (waited != child)
         system_error("waitpid");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        child_failed(status);
+        child_failed("the forked child", status);
     finish_release(b, s);
     out->checksum = 0;
 }

@@ -44,12 +44,15 @@ void recycle_blocks(const struct blocks *b, const struct scenario *s)
 }
 
 /* The memory the scenario's blocks take at their peak, as runner/parameters.py counts it: for
- * fork the child's copy too, for resize the grown blocks beside the old. */
+ * fork the child's copy too, for resize the grown blocks beside the old, for ipc the message
+ * on both sides. */
 size_t scenario_bytes(const struct blocks *b, const struct scenario *s)
 {
     size_t blocks = b->ops * b->stride_bytes;
     if (s->workload == WORKLOAD_FORK)
         return 2 * blocks;
+    if (s->workload == WORKLOAD_IPC) /* one message, the peer's copy too (pipe, private) */
+        return 2 * b->stride_bytes;
     if (s->workload == WORKLOAD_CHURN && !is_file_backing(s->backing))
         return b->stride_bytes; /* one block alive at a time */
     if (s->workload == WORKLOAD_RESIZE) { /* the last step: its old and its grown blocks */
@@ -123,23 +126,6 @@ void run_heap_trace(const struct scenario *s, size_t page)
     _exit(0);
 }
 
-/* Reads exactly `length` bytes from a pipe; 0 when the writer ended first. */
-static int read_pipe(int fd, unsigned char *buffer, size_t length)
-{
-    while (length > 0) {
-        ssize_t got = read(fd, buffer, length);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            system_error("read (the heap trace)");
-        if (got == 0)
-            return 0;
-        buffer += got;
-        length -= (size_t)got;
-    }
-    return 1;
-}
-
 /* Heap backings, workload cycle, one thread, after the timed iterations: what each single
  * allocation call does to the program break, and how much usable memory it grants. The
  * timed iterations must not read sbrk(0) or malloc_usable_size between calls, and this heap
@@ -168,7 +154,8 @@ struct heap_trace trace_heap(int argc, char **argv)
     }
     close(channel[1]);
     struct heap_trace trace;
-    int complete = read_pipe(channel[0], (unsigned char *)&trace, sizeof trace);
+    int complete = read_exactly(channel[0], (unsigned char *)&trace, sizeof trace,
+                                "read (the heap trace)");
     close(channel[0]);
     int status;
     if (waitpid(child, &status, 0) != child)

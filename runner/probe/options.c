@@ -6,7 +6,7 @@
 
 static const char *const BACKING_NAMES[BACKING_COUNT] = {
     "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
-    "mmap-hugetlb", "write-file"};
+    "mmap-hugetlb", "write-file", "pipe"};
 static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
     "none", "write-page", "write-all", "read-page", "read-all"};
 static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
@@ -28,7 +28,7 @@ static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
     "malloc-trim-but-last", "none"};
 static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits",
-                                                             "churn", "reuse"};
+                                                             "churn", "reuse", "ipc"};
 static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
 static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
 static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
@@ -103,6 +103,26 @@ int is_heap_backing(enum backing backing)
            backing == BACKING_WRITE_FILE;
 }
 
+/* ipc: a channel a second, unrelated process opens by name (a shared-memory object or the
+ * data file, mapped read-write and plainly on both sides) or a pipe, every byte of each
+ * message written, then read by the peer; a pipe carries nothing but ipc's messages. */
+static void check_ipc_combination(const struct scenario *s)
+{
+    if (s->backing == BACKING_PIPE && s->workload != WORKLOAD_IPC)
+        usage_error("--backing=pipe needs --workload=ipc");
+    if (s->workload != WORKLOAD_IPC)
+        return;
+    int named = s->backing == BACKING_SHM || s->backing == BACKING_MEMFD ||
+                s->backing == BACKING_MMAP_FILE;
+    if ((!named && s->backing != BACKING_PIPE) || s->access != ACCESS_WRITE_ALL ||
+        s->protection != PROTECTION_READ_WRITE || s->populate != POPULATE_NONE ||
+        s->advice != ADVICE_NONE || s->release != RELEASE_MUNMAP || s->cache != CACHE_WARM ||
+        (s->backing == BACKING_PIPE && s->sharing != SHARING_PRIVATE))
+        usage_error("--workload=ipc needs --backing=shm, memfd, mmap-file or pipe (pipe with "
+                    "--sharing=private), --access=write-all, --protection=read-write, "
+                    "--populate=none, --advice=none, --release=munmap and --cache=warm");
+}
+
 /* What history recycled, workload limits and host_warm could not do: write a pattern into
  * memory that forbids it or into the data file, recycle with threads (each has its own arena),
  * or map-until-refused anything but untouched mmap-anon or mmap-file blocks. */
@@ -129,6 +149,7 @@ static void check_new_combination(const struct scenario *s)
         usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
                     "--backing=mmap-anon --sharing=private --threads=1 "
                     "--protection=read-write");
+    check_ipc_combination(s);
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||
          (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN) ||

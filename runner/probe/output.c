@@ -45,6 +45,19 @@ void exec_refused(void)
          "policy forbids executable mappings", strerror(errno));
 }
 
+/* A child process of the probe (the fork workload's, ipc's peer) ended without its report, or
+ * not cleanly. Its own "skipped" or error line is already on stderr; a skip stays a skip. */
+void child_failed(const char *who, int status)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIPPED)
+        exit(EXIT_SKIPPED);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "probe: %s was killed by signal %d\n", who, WTERMSIG(status));
+    else
+        fprintf(stderr, "probe: %s exited with status %d\n", who, WEXITSTATUS(status));
+    exit(EXIT_SYSTEM);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Output                                                                                     */
 

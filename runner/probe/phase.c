@@ -16,7 +16,8 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "data_survived", "nonzero_blocks", "brk_moves", "brk_step_median_bytes", "usable_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_ppm",
     "rlimit_as_enforced", "read_buffer_page_offset_bytes", "allocate_syscalls",
-    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls"};
+    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls", "peer_sees_writes",
+    "peer_allocate_ns", "peer_first_touch_minor_faults", "peer_second_pass_minor_faults"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {

@@ -54,6 +54,16 @@
  *           second_pass  the access pattern again, on the released blocks: timed after the
  *                        free phase (the phases print in their usual order); then, untimed,
  *                        the blocks are unmapped
+ *   ipc     allocate     the writer's (the probe's) channel for one message of size bytes:
+ *                        shm and memfd created, sized and mapped after a control page,
+ *                        mmap-file the data file mapped so, pipe two pipes and a buffer;
+ *                        then, untimed, the peer opens and maps it (timing itself)
+ *           first_touch  ops messages one after another: every byte written (a value of its
+ *                        own), posted (a futex word in the control page, or the pipe, chunk
+ *                        by chunk), read and summed by the peer, acknowledged; timed from the
+ *                        first write to the last acknowledgement
+ *           second_pass  the same again, the pages faulted in on both sides
+ *           free         the writer unmaps and closes its side, after the peer closed its own
  *
  * --heap_pad=keep (heap backings, cycle or churn) turns glibc's trimming off and sets its top
  * pad to the batch (mallopt, before the first allocation), and before the first iteration,
@@ -77,7 +87,8 @@
  * program break moved and how many blocks lie in the heap (heap backings), mappings and
  * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
  * share of the data file in the page cache before the iteration (file backings), who sees
- * whose writes across fork and the PSS of both, whether resizing moved the blocks and kept
+ * whose writes across fork and the PSS of both, whether the ipc peer saw the writer's bytes
+ * and what opening the channel and receiving cost it, whether resizing moved the blocks and kept
  * their data, the page offset read() copies to (read-file), the system calls each phase
  * of a file backing issued (COUNT_SYSCALL), and for limits what refused the next mapping, the
  * map count against vm.max_map_count and whether RLIMIT_AS is enforced (checked after the free
@@ -93,6 +104,10 @@
  * command line and reads the output; the output format is defined there and here, and
  * PROBE_VERSION ties the two; the observation names, units and meanings are declared in
  * runner/metrics.py.
+ *
+ * Workload ipc's peer is such a fresh image too (--ipc_peer), started before the first
+ * iteration and living through all of them: the writer's messages reach a process that shares
+ * no mapping with it by inheritance, and opens each channel by its name (ipc.c).
  *
  * Exit status: 0 with the JSON on stdout; 2 for a bad command line; 3 when a system call
  * fails (stderr names the call and the reason); 4 when the machine refuses something the
@@ -115,8 +130,8 @@
  *   datafile.c  the data file of file backings and its page-cache residency
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
- *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c   one workload each: its four
- *               phase slots
+ *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c, ipc.c   one workload each: its
+ *               four phase slots (ipc.c also the peer's side)
  *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine.py FACTS)
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
  *   tether.c    dying with the runner, and at the probe's own time limit (environment)
@@ -178,6 +193,9 @@ static void run_iteration(const struct context *c, const struct scenario *s,
     case WORKLOAD_REUSE:
         run_reuse(c, s, value, out);
         break;
+    case WORKLOAD_IPC:
+        run_ipc(c, s, value, out);
+        break;
     case WORKLOAD_COUNT:
         break;
     }
@@ -230,10 +248,13 @@ static struct context prepare_context(const struct scenario *s, size_t page,
     }
     if (is_file_backing(s->backing)) {
         *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
-        c.file_bytes = s->ops * stride;
+        /* ipc: one channel, its control page and the message */
+        c.file_bytes = s->workload == WORKLOAD_IPC ? page + stride : s->ops * stride;
         b->fd = open_data_file(s, (uint64_t)c.file_bytes);
         c.residency = map_scratch(c.file_bytes / page);
     }
+    if (s->workload == WORKLOAD_IPC)
+        return c; /* no blocks: one message buffer, the channel's (ipc.c) */
     b->at = map_scratch(s->ops * sizeof *b->at);
     if (io_buffer_bytes(s) != 0) {
         /* map_scratch writes it: its page faults happen here, never in a timed phase */
@@ -269,12 +290,18 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], FINGERPRINT_ARGUMENT) == 0)
         return print_fingerprint(argc - 2, argv + 2);
     int tracing = argc > 1 && strcmp(argv[argc - 1], TRACE_HEAP_ARGUMENT) == 0;
-    tie_to_runner(tracing);
-    struct scenario s = parse_arguments(tracing ? argc - 1 : argc, argv);
+    int peering = argc > 1 && strcmp(argv[argc - 1], IPC_PEER_ARGUMENT) == 0;
+    if (peering)
+        tie_to_probe();
+    else
+        tie_to_runner(tracing);
+    struct scenario s = parse_arguments(tracing || peering ? argc - 1 : argc, argv);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     keep_heap(&s, s.size_bytes > SIZE_MAX / s.ops ? SIZE_MAX : s.ops * s.size_bytes);
     if (tracing)
         run_heap_trace(&s, page);
+    if (peering)
+        run_ipc_peer(&s, page);
     char fs_buffer[32];
     const char *file_fs;
     struct context c = prepare_context(&s, page, heap_start, fs_buffer, sizeof fs_buffer,
@@ -292,11 +319,15 @@ int main(int argc, char **argv)
     if (s.host_warm)
         warm_host(scenario_bytes(&c.blocks, &s), page);
     grow_heap_once(&c.blocks, &s);
+    if (s.workload == WORKLOAD_IPC) /* before the fence: its arguments are scratch memory */
+        c.peer = start_ipc_peer(argc, argv);
     fence_scratch(page);
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
     }
+    if (c.peer.pid > 0)
+        stop_ipc_peer(&c.peer);
     /* read-file and write-file through a reused buffer allocate nothing: nothing to trace. */
     int buffered = io_buffer_bytes(&s) != 0;
     if (is_heap_backing(s.backing) && s.workload == WORKLOAD_CYCLE && s.threads == 1 &&

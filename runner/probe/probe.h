@@ -69,7 +69,7 @@ extern atomic_uint_fast64_t syscall_count; /* phase.c */
 
 enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_POSIX_MEMALIGN, BACKING_MMAP_ANON,
                BACKING_MMAP_FILE, BACKING_READ_FILE, BACKING_MEMFD, BACKING_SHM,
-               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_COUNT };
+               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_PIPE, BACKING_COUNT };
 
 enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
               ACCESS_READ_ALL, ACCESS_COUNT };
@@ -97,7 +97,7 @@ enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED
                RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_NONE, RELEASE_COUNT };
 
 enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_LIMITS,
-                WORKLOAD_CHURN, WORKLOAD_REUSE, WORKLOAD_COUNT };
+                WORKLOAD_CHURN, WORKLOAD_REUSE, WORKLOAD_IPC, WORKLOAD_COUNT };
 
 enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
 
@@ -122,8 +122,10 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_WARMUP, OPT_ITERATIONS,
               OPT_COUNT };
 
-/* The last argument of the heap trace's fresh image (history.c). */
+/* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
+ * (ipc.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
+extern const char IPC_PEER_ARGUMENT[];
 /* As first argument: print the machine's fingerprint instead (fingerprint.c). */
 #define FINGERPRINT_ARGUMENT "--fingerprint"
 
@@ -225,7 +227,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
                    OBS_READ_BUFFER_PAGE_OFFSET_BYTES, OBS_ALLOCATE_SYSCALLS,
                    OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS, OBS_FREE_SYSCALLS,
-                   OBS_COUNT };
+                   OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS, OBS_PEER_FIRST_TOUCH_MINOR_FAULTS,
+                   OBS_PEER_SECOND_PASS_MINOR_FAULTS, OBS_COUNT };
 
 struct iteration_result {
     int warmup;
@@ -254,6 +257,13 @@ struct heap_trace {
 
 struct crew; /* threads.c */
 
+/* Workload ipc's peer (ipc.c): a fresh image of the probe, its orders and its replies. */
+struct ipc_peer {
+    pid_t pid;
+    int order_fd; /* the peer's stdin */
+    int reply_fd; /* the peer's stdout */
+};
+
 /* What every iteration works with, set up once before the first (prepare_context). */
 struct context {
     struct blocks blocks;
@@ -264,6 +274,7 @@ struct context {
     unsigned char *residency; /* mincore's vector: one byte per page of the data file */
     size_t limits_capacity;   /* limits: room for this many blocks in blocks.at */
     uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
+    struct ipc_peer peer;     /* ipc: the other process; pid 0 otherwise */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -388,6 +399,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
 
 /* datafile.c */
 void write_fully(int fd, const unsigned char *buffer, size_t length);
+int read_exactly(int fd, unsigned char *buffer, size_t length, const char *what);
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset);
 void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset);
 extern const char DATA_FILE_VARIABLE[];
@@ -412,6 +424,13 @@ struct heap_trace trace_heap(int argc, char **argv);
 void observe_heap_trace(const struct heap_trace *trace, struct iteration_result *results,
                         size_t count);
 
+/* ipc.c */
+struct ipc_peer start_ipc_peer(int argc, char **argv);
+void stop_ipc_peer(const struct ipc_peer *peer);
+void run_ipc(const struct context *c, const struct scenario *s, unsigned char value,
+             struct iteration_result *out);
+void run_ipc_peer(const struct scenario *s, size_t page) __attribute__((noreturn));
+
 /* limits.c */
 void run_limits(const struct context *c, const struct scenario *s, struct iteration_result *out);
 void prepare_limits(struct context *c, const struct scenario *s, char *fs_buffer, size_t fs_size,
@@ -435,6 +454,7 @@ uint64_t time_mprotect(const struct blocks *b, const struct scenario *s);
 extern const char RUNNER_PID_VARIABLE[];
 extern const char TIME_LIMIT_VARIABLE[];
 void tie_to_runner(int traced);
+void tie_to_probe(void);
 
 /* options.c */
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -448,6 +468,7 @@ struct scenario parse_arguments(int argc, char **argv);
 void skip(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 void system_error(const char *call) __attribute__((noreturn));
 void exec_refused(void) __attribute__((noreturn));
+void child_failed(const char *who, int status) __attribute__((noreturn));
 /* fingerprint.c: --fingerprint [DIR...], the machine's facts as JSON; returns the exit status. */
 int print_fingerprint(int count, char **directories);
 void print_result(size_t page, const char *file_fs, const struct iteration_result *results,

@@ -45,3 +45,17 @@ void tie_to_runner(int traced)
     if (limit_s != 0 && !traced)
         alarm((unsigned)limit_s);
 }
+
+/* Workload ipc's peer, a fresh image the probe started (ipc.c): SIGKILL when the probe dies,
+ * whether or not a runner started the probe, so no peer ever outlives its probe. Had the
+ * probe died before this took effect, nothing holds the other end of the peer's order pipe:
+ * its first read sees the end and the peer exits. Its own time limit is the probe's
+ * (ALLOCLAB_TIME_LIMIT_S, inherited), counted from its own start. */
+void tie_to_probe(void)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        system_error("prctl(PR_SET_PDEATHSIG)");
+    unsigned long limit_s = read_variable(TIME_LIMIT_VARIABLE, (unsigned long)UINT_MAX);
+    if (limit_s != 0)
+        alarm((unsigned)limit_s);
+}
