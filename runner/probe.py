@@ -45,7 +45,11 @@ from runner.parameters import PARAMETERS
 # 6: --write_buffer_bytes (write-file writes through a reused buffer, chunk by chunk, unless
 # 0, whole).
 # 7: --workload=reuse (madvise releases, then the blocks written again in the second_pass slot).
-PROBE_VERSION = 7
+# 8: --touch_share_ppm, --file_origin, --file_layout, --check_content and --file_open; cycle's
+# file backings report touched_pages, cached_pages_added, resident_ppm_after and
+# <phase>_io_read_bytes/<phase>_io_write_bytes (/proc/self/io read around each phase), and
+# check_content the content and SIGBUS observations.
+PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4
