@@ -200,7 +200,6 @@ void shuffle_pages(uint64_t *order, size_t count)
     }
 }
 
-
 /* touch_share: of `count` units (pages or chunks, `per_block` to a block) in the fixed random
  * order, keep the first share_ppm millionths of each block's (rounded up, at least one): a
  * random choice of distinct units drawn with the same seed, still in random order, or sorted
@@ -209,6 +208,8 @@ void shuffle_pages(uint64_t *order, size_t count)
 size_t choose_units(uint64_t *order, size_t count, size_t per_block, size_t share_ppm,
                     int ascending)
 {
+    if (share_ppm == PPM && !ascending)
+        return count; /* no bookkeeping mapped and unmapped either: the order as before */
     size_t keep = (size_t)(((uint64_t)per_block * share_ppm + PPM - 1) / PPM);
     keep = keep == 0 ? 1 : keep;
     size_t blocks = count / per_block, kept = 0;
