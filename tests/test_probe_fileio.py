@@ -185,7 +185,7 @@ def test_a_cold_whole_read_fetches_the_file_from_storage_and_a_warm_one_nothing(
 
 @pytest.mark.probe
 def test_io_and_cache_are_reported_for_file_backings_of_workload_cycle_only(
-        probe: ProbeBinary, tmp_path: Path) -> None:
+        probe: ProbeBinary) -> None:
     (anon,) = measured(probe, scenario(backing="mmap-anon", size_bytes=MIB))
     assert not {"cached_pages_added", "allocate_io_read_bytes", "touched_pages"} & set(
         observed(anon))
