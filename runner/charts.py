@@ -122,7 +122,7 @@ def _point_summary(at_x: pd.DataFrame, metric: str,
     return summarize(at_x[metric].to_numpy(), interval=False)  # a chart shows no CI
 
 
-NUMERIC_KINDS = ("size", "count", "whole")  # parameters drawn on a numeric x axis
+NUMERIC_KINDS = ("size", "count", "whole", "share")  # parameters drawn on a numeric x axis
 
 
 # Okabe & Ito's colour-blind-safe palette (2008), in their order but for yellow, which is too

@@ -10,8 +10,9 @@ runner removes the file after the scenario's last process, and any left at the e
 
 Not shared, so each process makes its own file as before: scenarios that write into the file
 (the next process would find it changed, and the previous one's dirty pages written back under
-its phases; workload ipc writes its control page), workload limits (it maps a file of its own),
-and scenarios whose files would not
+its phases; workload ipc writes its control page), workload limits (it maps a file of its
+own), file_origin new (its file is made inside allocate), file layouts other than whole (short,
+with holes, or truncated under the mappings), and scenarios whose files would not
 fit in their folder's free space all at once (files of all shared scenarios live side by side,
 as processes run round by round).
 
@@ -40,6 +41,8 @@ def can_share(scenario: Scenario) -> bool:
     workload ipc writes its file's control page, whatever the sharing."""
     if scenario.backing not in FILE_BACKINGS or scenario.workload in ("limits", "ipc"):
         return False
+    if scenario.file_origin == "new" or scenario.file_layout != "whole":
+        return False  # no file before timing; a file laid out (and truncated) its own way
     writes = scenario.backing == "write-file" or (
         scenario.backing == "mmap-file" and scenario.sharing == "shared"
         and scenario.access in WRITING_ACCESSES)

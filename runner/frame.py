@@ -192,8 +192,20 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         retained = columns["free_rss_after_bytes"] - rss_first
         columns["retained_per_requested_byte"] = retained / requested
         # NaN where a phase's count was not reported, as in each phase's own column.
+        single_pass = ("allocate", "first_touch", "free")
         columns["single_pass_syscalls_per_op"] = sum(
-            columns[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
+            columns[f"{phase}_syscalls_per_op"] for phase in single_pass)
+        # A mapping enters the kernel by page faults where read() makes calls: the two summed.
+        for window, phases in (("single_pass", single_pass), ("total", PHASES)):
+            columns[f"{window}_kernel_entries_per_op"] = sum(
+                columns[f"{phase}_syscalls_per_op"] + columns[f"{phase}_minor_faults_per_op"]
+                + columns[f"{phase}_major_faults_per_op"] for phase in phases)
+        for way in ("read", "write"):
+            columns[f"single_pass_io_{way}_bytes_per_op"] = sum(
+                columns[f"{phase}_io_{way}_bytes_per_op"] for phase in single_pass)
+        touched = columns["touched_pages_per_op"]
+        columns["cached_per_touched_page"] = np.where(
+            touched > 0, columns["cached_pages_added_per_op"] / touched, float("nan"))
     return pd.DataFrame({name: columns[name] for name in COLUMNS},
                         index=pd.RangeIndex(len(order)))
 

@@ -188,6 +188,45 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("peer_second_pass_minor_faults", "faults",
                 "minor page faults the peer took receiving the second pass's messages (workload "
                 "ipc)", per_op=True),
+    Observation("touched_pages", "pages",
+                "pages one pass visits: those the access pattern visits in the blocks (a share "
+                "of each block's with touch_share below 100%; none for access none on a "
+                "mapping), or for read-file and write-file those pread or pwrite transfers "
+                "(workload cycle: file backings, and any backing with touch_share below 100%)",
+                per_op=True),
+    Observation("cached_pages_added", "pages",
+                "pages of the data file that became resident in the page cache from the start "
+                "of the iteration to the end of first touch (mincore before allocate and after "
+                "first touch, both untimed): what reading brought in, read-ahead included (file "
+                "backings, workload cycle)", per_op=True),
+    Observation("resident_ppm_after", "fraction",
+                "share of the data file's pages in the page cache after first touch, by mincore "
+                "(file backings, workload cycle)", per_million=True),
+    *(Observation(f"{phase}_io_{way}_bytes", "bytes",
+                  f"bytes the process caused to be {done} storage in the {PHASE_TITLES[phase]} "
+                  f"phase (/proc/self/io {way}_bytes, read around the phase, untimed; "
+                  f"{when}file backings, workload cycle)", per_op=True)
+      for way, done, when in (("read", "fetched from", ""),
+                              ("write", "sent to", "counted when pages are dirtied, not when "
+                               "written back; "))
+      for phase in PHASES),
+    Observation("content_matches", "0 or 1",
+                "1 when every byte of the blocks that the file holds (before its end, outside "
+                "holes) reads as the file's known pattern, after the second pass (check_content, "
+                "mmap-file)"),
+    Observation("tail_zero", "0 or 1",
+                "1 when every byte past the end of the file in its last, partial page reads 0 "
+                "(check_content, file_layout short)"),
+    Observation("sigbus_beyond_eof", "0 or 1",
+                "1 when reading the first page wholly past the end of the file raised SIGBUS "
+                "(check_content, file_layout short)"),
+    Observation("holes_zero", "0 or 1",
+                "1 when every byte of every hole reads 0 and every data page reads as the file's "
+                "pattern (check_content, file_layout holes)"),
+    Observation("sigbus_after_truncate", "0 or 1",
+                "1 when, after another process truncated the file under the mapping, reading "
+                "the first page past the new end raised SIGBUS (check_content, file_layout "
+                "truncated)"),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
@@ -200,6 +239,23 @@ METRICS: tuple[Metric, ...] = (
     Metric("single_pass_syscalls_per_op", "calls",
            "system calls the probe issued in allocate + first touch + free, per block: what "
            "reading the file once takes in calls (file backings, workload cycle)"),
+    Metric("single_pass_kernel_entries_per_op", "entries",
+           "system calls the probe issued plus minor and major page faults in allocate + first "
+           "touch + free, per block: how often one use of the memory entered the kernel (file "
+           "backings, workload cycle)"),
+    Metric("total_kernel_entries_per_op", "entries",
+           "system calls the probe issued plus minor and major page faults in all four phases, "
+           "per block (file backings, workload cycle)"),
+    Metric("single_pass_io_read_bytes_per_op", "bytes",
+           "bytes fetched from storage in allocate + first touch + free, per block (file "
+           "backings, workload cycle)"),
+    Metric("single_pass_io_write_bytes_per_op", "bytes",
+           "bytes owed to storage (pages dirtied) in allocate + first touch + free, per block "
+           "(file backings, workload cycle)"),
+    Metric("cached_per_touched_page", "pages per page",
+           "pages brought into the page cache (cached_pages_added) per page one pass visits "
+           "(touched_pages): about 1 for pread or MADV_RANDOM, more where read-ahead reads "
+           "around a fault (file backings, workload cycle; empty where no page is visited)"),
     Metric("fault_in_ns_per_op", "ns",
            "allocate + first touch as one window, per block: getting memory and faulting it "
            "in, wherever the faults land (populate moves them into allocate)"),
@@ -253,6 +309,8 @@ DIRECTIONS: Mapping[str, Direction] = {
     "ns": Direction("slower", "faster"),
     "faults": Direction("more", "fewer", "faults"),
     "calls": Direction("more", "fewer", "calls"),
+    "entries": Direction("more", "fewer", "kernel entries"),
+    "pages": Direction("more", "fewer", "pages"),
     "blocks": Direction("more", "fewer", "blocks"),
     "mappings": Direction("more", "fewer", "mappings"),
     "bytes": Direction("more", "less", "memory"),
@@ -291,6 +349,9 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "rlimit_as_enforced",
     "peer_sees_writes", "peer_first_touch_minor_faults_per_op",
     "peer_second_pass_minor_faults_per_op",
+    # Counted or checked by the probe: pages visited, kernel entries, what a mapping shows.
+    "touched_pages_per_op", "single_pass_kernel_entries_per_op", "total_kernel_entries_per_op",
+    "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero", "sigbus_after_truncate",
 })
 
 

@@ -59,6 +59,11 @@ class Scenario:
     grow_steps: int = 1
     touch_grown: bool = False
     heap_pad: str = "default"
+    touch_share_ppm: int = 1_000_000
+    file_origin: str = "existing"
+    file_layout: str = "whole"
+    check_content: bool = False
+    file_open: str = "once"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -12,10 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from runner.units import SIZE_HINT, format_size, parse_size
+from runner.units import (
+    PPM,
+    SIZE_HINT,
+    check_share_ppm,
+    format_share,
+    format_size,
+    parse_share_ppm,
+    parse_size,
+)
 
 Value = str | int | bool
-Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text"]
+Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text", "share"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
             "memfd", "shm", "mmap-hugetlb", "write-file", "pipe")
@@ -61,6 +69,19 @@ RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim
 HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
 MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
 HISTORIES = ("fresh", "recycled")
+# Where the data file comes from: written and synced before timing, or created inside
+# allocate (sparse), per iteration.
+FILE_ORIGINS = ("existing", "new")
+# What the data file of mmap-file holds under the blocks' mappings (see file_layout's help).
+FILE_LAYOUTS = ("whole", "short", "holes", "truncated")
+# Layouts whose mappings reach past the end of the file: touching those pages raises SIGBUS.
+PAST_EOF_LAYOUTS = ("short", "truncated")
+# The smallest block of a layout other than whole: a page of data and one past it (or a hole),
+# in 4 KiB pages (the probe checks against its real page size).
+LAYOUT_MIN_BYTES = 2 * 4096
+FILE_OPENS = ("once", "per-block")
+# Accesses that leave the blocks (and a shared mapping's file) as they found them.
+READING_ACCESSES = ("none", "read-page", "read-all")
 HEAP_PADS = ("default", "keep")
 # hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
 HUGE_PAGE_BYTES = 2 << 20
@@ -108,6 +129,8 @@ class Parameter:
         whole is stored as 0); raise ValueError as parse does."""
         if any(stored == meaning and type(stored) is int for _, meaning in self.words):
             return stored  # type: ignore[return-value]
+        if self.kind == "share":  # stored as parts per million
+            return check_share_ppm(stored)
         return self.parse(stored)
 
     def parse(self, raw: object) -> Value:
@@ -153,6 +176,8 @@ class Parameter:
                 raise ValueError(f"{raw!r} is not a whole number of at least {self.minimum}"
                                  f"{most}")
             return raw
+        if self.kind == "share":
+            return parse_share_ppm(raw)
         if self.kind == "text":
             if not isinstance(raw, str) or (raw and not re.fullmatch(self.pattern, raw)):
                 raise ValueError(f"{raw!r} is not {self.hint}")
@@ -186,12 +211,14 @@ class Parameter:
             return "true" if value else "false"
         if self.kind == "count" and value == 0:
             return "auto"
+        if self.kind == "share":
+            return format_share(int(value))
         return str(value)
 
     def label_text(self, value: Value) -> str:
         """The value in a scenario label or chart legend: `threads=2`, but `4KiB`, `malloc`."""
         text = self.format(value)
-        keyed = self.kind in ("bool", "count", "whole", "text") or self.keyed_label
+        keyed = self.kind in ("bool", "count", "whole", "text", "share") or self.keyed_label
         return f"{self.key}={text}" if keyed else text
 
 
@@ -340,6 +367,41 @@ PARAMETERS: tuple[Parameter, ...] = (
               "untimed, the batch allocated once and freed, so the timed phases cost the "
               "allocator alone (this also fixes the mmap threshold at 128 KiB)", HEAP_PADS,
               keyed_label=True),
+    Parameter("touch_share", "touch_share_ppm", "share", PPM,
+              "the share of each block's pages the access pattern visits (workload cycle, one "
+              "thread), e.g. 1%: that many distinct pages of each block (rounded up, at least "
+              "one), drawn with the probe's fixed seed; with order random visited once each in "
+              "random order, with order sequential in ascending order. read-file and "
+              "write-file with a buffer read or write that share of each block's chunks. "
+              "Per-page metrics still divide by every page of a block (touched_pages_per_op "
+              "says how many were visited)"),
+    Parameter("file_origin", "file_origin", "choice", "existing",
+              "the data file of mmap-file and write-file (workload cycle): existing, written "
+              "and synced before timing, or new: created inside allocate (open O_CREAT|O_TRUNC, "
+              "and for mmap-file ftruncate to its full length: sparse, no data) before the "
+              "blocks are mapped; write-file's pwrites then extend it. After the free phase, "
+              "untimed, the file is closed and unlinked: each iteration starts with none",
+              FILE_ORIGINS, keyed_label=True),
+    Parameter("file_layout", "file_layout", "choice", "whole",
+              "what the data file of mmap-file holds under the mappings (workload cycle, with "
+              "check_content; blocks of at least two pages): whole; short, the file ends half "
+              "a page into the second-to-last page of the last block, so that page's tail lies "
+              "past the end and the last page wholly beyond it; holes, every other page of "
+              "each block (the second, fourth...) a hole never written; truncated, right after "
+              "allocate, untimed, a forked child truncates the file to half of the last "
+              "block's range (rounded down to a page)", FILE_LAYOUTS, keyed_label=True),
+    Parameter("check_content", "check_content", "bool", False,
+              "mmap-file, workload cycle: after the second pass, untimed, compare every mapped "
+              "byte the file holds with the file's known pattern (content_matches), and for "
+              "file_layout short, holes and truncated what lies past the end or in the holes "
+              "(tail_zero, sigbus_beyond_eof, holes_zero, sigbus_after_truncate); reading "
+              "faults every page in before the free phase"),
+    Parameter("file_open", "file_open", "choice", "once",
+              "the data file's descriptor (workload cycle): once, one for the whole run, or "
+              "per-block: mmap-file's allocate opens the file by name for each block, maps the "
+              "block's range and closes it; read-file opens it, preads the block and closes it "
+              "for each block (timed): the idiom of reading a small file once",
+              FILE_OPENS, keyed_label=True),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -422,6 +484,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
                     "gets whole pages, or an mmap backing)")
     reason = (_limits_conflict(params) or _io_buffer_conflict(params)
               or _thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
+              or _file_io_conflict(params)
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params))
@@ -635,6 +698,115 @@ def _file_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+# Parameters of workload cycle with one thread alone: they choose the pages one pass visits, or
+# make, lay out, check or open the data file around the blocks of that one thread.
+CYCLE_FILE_KEYS = ("touch_share", "file_origin", "file_layout", "check_content", "file_open")
+
+
+def _file_io_conflict(params: Mapping[str, Value]) -> str | None:
+    """touch_share, file_origin, file_layout, check_content and file_open: what each needs
+    (their workload and thread count: _workload_conflict and _threads_conflict)."""
+    return (_touch_share_conflict(params) or _file_origin_conflict(params)
+            or _file_layout_conflict(params) or _check_content_conflict(params)
+            or _file_open_conflict(params))
+
+
+def _touch_share_conflict(params: Mapping[str, Value]) -> str | None:
+    share = params["touch_share"]
+    if share == PPM or params["access"] != "none" or _buffered(params) is not None:
+        return None
+    return (f"touch_share {BY_KEY['touch_share'].format(share)} is the share of pages the access "
+            "pattern visits, and access none visits none (use access: write-page, write-all, "
+            "read-page or read-all, or touch_share: 100%)")
+
+
+def _file_origin_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["file_origin"] == "existing":
+        return None
+    backing = params["backing"]
+    if backing == "read-file":
+        return ("file_origin new creates the data file inside allocate, empty, and read-file "
+                "would have nothing to read (use backing mmap-file or write-file, or "
+                "file_origin: existing)")
+    if backing not in FILE_BACKINGS:
+        return (f"file_origin new creates the data file of a file backing, and backing {backing} "
+                "has none (use backing mmap-file or write-file)")
+    if params["cache"] == "cold":
+        return ("cache cold evicts the data file before each iteration, and file_origin new "
+                "creates it inside allocate: there is nothing to evict (use cache: warm)")
+    return None
+
+
+def _file_layout_conflict(params: Mapping[str, Value]) -> str | None:
+    layout = params["file_layout"]
+    if layout == "whole":
+        return None
+    if params["backing"] != "mmap-file":
+        return (f"file_layout {layout} is what a file mapping shows of its file, and backing "
+                f"{params['backing']} maps none (use backing mmap-file)")
+    if params["file_origin"] != "existing":
+        return (f"file_layout {layout} lays out a file written before timing, and file_origin "
+                f"{params['file_origin']} creates it in allocate (use file_origin: existing)")
+    if int(params["size"]) < LAYOUT_MIN_BYTES:
+        return (f"file_layout {layout} needs blocks of at least two pages, and size is "
+                f"{BY_KEY['size'].format(params['size'])} (use size: 8KiB or more)")
+    if not params["check_content"]:
+        return (f"file_layout {layout} changes only what check_content reads (use "
+                "check_content: true, or file_layout: whole)")
+    if layout not in PAST_EOF_LAYOUTS:
+        return None
+    if params["access"] != "none":
+        return (f"file_layout {layout} leaves pages of the last block past the end of the file, "
+                f"where access {params['access']} would raise SIGBUS inside a timed phase (use "
+                "access: none; check_content reads the blocks after the second pass)")
+    if params["populate"] != "none" or params["advice"] == "madv-populate-read":
+        how = (f"populate {params['populate']}" if params["populate"] != "none"
+               else "advice madv-populate-read")
+        return (f"{how} faults in every page of the blocks, and file_layout {layout} leaves some "
+                "past the end of the file (use populate: none, and advice other than "
+                "madv-populate-read)")
+    return None
+
+
+def _check_content_conflict(params: Mapping[str, Value]) -> str | None:
+    if not params["check_content"]:
+        return None
+    if params["backing"] != "mmap-file":
+        return (f"check_content compares a file mapping with its file, and backing "
+                f"{params['backing']} is not one (use backing mmap-file)")
+    if params["file_origin"] != "existing":
+        return ("check_content compares the blocks with the pattern written before timing, and "
+                "file_origin new creates an empty file (use file_origin: existing)")
+    if params["access"] not in READING_ACCESSES:
+        return (f"check_content compares the blocks with the file's known pattern, which access "
+                f"{params['access']} overwrites (use access: none, read-page or read-all)")
+    if params["protection"] == "none":
+        return ("check_content reads every block, which protection none forbids (use "
+                "protection: read or read-write)")
+    return None
+
+
+def _file_open_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["file_open"] == "once":
+        return None
+    backing = params["backing"]
+    if backing not in ("mmap-file", "read-file"):
+        return (f"file_open per-block opens the file for each block mmap-file maps or read-file "
+                f"reads, and backing {backing} does neither (use backing mmap-file or read-file)")
+    if params["file_origin"] != "existing":
+        return ("file_open per-block opens the data file by its name, and file_origin new "
+                "creates it inside allocate (use file_origin: existing)")
+    if backing == "read-file" and (params["order"] != "sequential"
+                                   or params["touch_share"] != PPM):
+        return ("read-file with file_open per-block reads one block after another, each "
+                "between its open and close, and order random or a touch_share below 100% "
+                "interleaves or skips them (use order: sequential and touch_share: 100%)")
+    if params["sync"] == "fsync":
+        return ("fsync needs a descriptor of the file, and file_open per-block closes each one "
+                "right after mapping its block (use sync: msync)")
+    return None
+
+
 def _reuse_conflict(params: Mapping[str, Value]) -> str | None:
     """What workload reuse cannot do: use memory again that was unmapped or freed (only
     madvise keeps the mappings), or release shared or file memory by MADV_FREE (the kernel
@@ -693,7 +865,7 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
                         f"{workload} (use workload: resize, or leave {key} out)")
     if workload in ("cycle", "limits"):  # limits: _limits_conflict
         return None
-    for key in ("order", "sync", "check_zero"):
+    for key in ("order", "sync", "check_zero", *CYCLE_FILE_KEYS):
         if params[key] != DEFAULTS[key]:
             return (f"{key}: {BY_KEY[key].format(params[key])} applies to workload cycle only "
                     f"(use workload: cycle, or leave {key} out)")
@@ -753,7 +925,7 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     if threads > int(params["ops"]):
         return (f"{threads} threads share {params['ops']} blocks, and each thread needs at least "
                 "one (raise ops or lower threads)")
-    for key in ("order", "sync"):
+    for key in ("order", "sync", *CYCLE_FILE_KEYS):
         if params[key] != DEFAULTS[key]:
             return (f"{key}: {BY_KEY[key].format(params[key])} is measured with one thread "
                     "(use threads: 1)")

@@ -50,6 +50,10 @@ from runner.parameters import PARAMETERS
 # --workload=ipc and --backing=pipe (messages to a peer process through shared memory it
 # opens by name, or a pipe); observations peer_sees_writes, peer_allocate_ns and
 # peer_<phase>_minor_faults.
+# --touch_share_ppm, --file_origin, --file_layout, --check_content and --file_open; cycle's
+# file backings report touched_pages, cached_pages_added, resident_ppm_after and
+# <phase>_io_read_bytes/<phase>_io_write_bytes (/proc/self/io read around each phase), and
+# check_content the content and SIGBUS observations.
 PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -32,7 +32,7 @@ from runner.spec import (
     TOP_KEYS,
     Key,
 )
-from runner.units import DURATION_HINT, SIZE_HINT
+from runner.units import DURATION_HINT, SHARE_HINT, SIZE_HINT
 
 Schema = dict[str, Any]
 SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
@@ -176,6 +176,9 @@ def _parameter_schema(parameter: Parameter) -> Schema:
             return {"type": "integer", **bounds, "description": description}
         case "path":
             return {"type": "string", "pattern": "^/", "description": description}
+        case "share":
+            return {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$",
+                    "description": f"{description}; {SHARE_HINT}"}
         case "text":
             return {"type": "string", "pattern": f"^(?:{parameter.pattern})?$",
                     "description": f"{description}; {parameter.hint}"}

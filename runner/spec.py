@@ -154,7 +154,7 @@ CHECK_KEYS: tuple[Key, ...] = (
 EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
 METHODS: tuple[str, ...] = get_args(Method)
-ORDERED_KINDS = ("size", "whole")  # parameter kinds a `where` range applies to
+ORDERED_KINDS = ("size", "whole", "share")  # parameter kinds a `where` range applies to
 RANGE_KEYS = ("from", "to")
 
 NAME_PATTERN = names.EXPERIMENT_PATTERN

@@ -31,7 +31,7 @@ _SCALES: dict[str, tuple[Scale, ...]] = {
     "bytes": (("TiB", float(1 << 40)), ("GiB", float(1 << 30)), ("MiB", float(1 << 20)),
               ("KiB", 1024.0), ("B", 1.0)),
 }
-COUNT_UNITS = ("faults", "blocks", "calls", "mappings")
+COUNT_UNITS = ("faults", "blocks", "calls", "mappings", "entries", "pages")
 _COUNT_SCALES: tuple[Scale, ...] = (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0))
 _PLAIN: tuple[Scale, ...] = (("", 1.0),)
 MAX_DECIMALS = 6

@@ -47,6 +47,41 @@ def format_size(size_bytes: int) -> str:
     return f"{size_bytes}B"
 
 
+# A share of something, as a percentage, held as whole parts per million (so that ids and
+# stored values are exact integers): "1%" is 10000, "0.5%" 5000, "100%" 1000000.
+PPM = 1_000_000
+_SHARE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+SHARE_HINT = "use a percentage above 0% and at most 100%, e.g. 1%, 5% or 100%"
+
+
+def parse_share_ppm(text: object) -> int:
+    """Parts per million in a percentage ("1%", "0.5%", "100%"); raise ValueError saying what
+    is allowed. A bare number is refused: 1 could mean 1% or all of it."""
+    match = _SHARE_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a share ({SHARE_HINT})")
+    whole, _, fraction = match.group(1).partition(".")
+    scaled, scale = int(whole + fraction) * (PPM // 100), 10 ** len(fraction)
+    if scaled % scale:
+        raise ValueError(f"{text!r} is finer than a millionth ({SHARE_HINT})")
+    return check_share_ppm(scaled // scale, text)
+
+
+def check_share_ppm(ppm: object, shown: object = None) -> int:
+    """A share as stored (parts per million), checked: 1 to 1000000."""
+    if isinstance(ppm, bool) or not isinstance(ppm, int) or not 0 < ppm <= PPM:
+        raise ValueError(f"{shown if shown is not None else ppm!r} is not a share "
+                         f"({SHARE_HINT})")
+    return ppm
+
+
+def format_share(ppm: int) -> str:
+    """The percentage a share in parts per million stands for: 10000 -> "1%", 5000 -> "0.5%"."""
+    whole, rest = divmod(ppm, PPM // 100)
+    fraction = f"{rest:04d}".rstrip("0")
+    return f"{whole}.{fraction}%" if fraction else f"{whole}%"
+
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, None: 1.0}
 DURATION_HINT = "use e.g. 30s, 2min, 500ms or a plain number of seconds"

@@ -81,7 +81,8 @@ __all__ = ["judge", "method_of"]
 Status = Literal["holds", "does not hold", "holds only", "inconclusive", "no data"]
 STATUSES: tuple[Status, ...] = ("holds", "holds only", "does not hold", "inconclusive",
                                 "no data")
-ORDERED_KINDS = ("size", "whole")  # parameters whose values have an order a crossover follows
+# parameters whose values have an order a crossover follows
+ORDERED_KINDS = ("size", "whole", "share")
 Floats = npt.NDArray[np.float64]
 
 

@@ -83,8 +83,19 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     after_free = int(iteration["phases"]["free"]["rss_bytes"])
     retained = after_free - int(iteration["rss_before_bytes"])
     row["retained_per_requested_byte"] = retained / requested
+    single_pass = ("allocate", "first_touch", "free")
     row["single_pass_syscalls_per_op"] = sum(
-        row[f"{phase}_syscalls_per_op"] for phase in ("allocate", "first_touch", "free"))
+        row[f"{phase}_syscalls_per_op"] for phase in single_pass)
+    for window, phases in (("single_pass", single_pass), ("total", PHASES)):
+        row[f"{window}_kernel_entries_per_op"] = sum(
+            row[f"{phase}_syscalls_per_op"] + row[f"{phase}_minor_faults_per_op"]
+            + row[f"{phase}_major_faults_per_op"] for phase in phases)
+    for way in ("read", "write"):
+        row[f"single_pass_io_{way}_bytes_per_op"] = sum(
+            row[f"{phase}_io_{way}_bytes_per_op"] for phase in single_pass)
+    touched = row["touched_pages_per_op"]
+    row["cached_per_touched_page"] = (row["cached_pages_added_per_op"] / touched
+                                      if touched > 0 else float("nan"))
     return row
 
 

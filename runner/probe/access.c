@@ -17,20 +17,21 @@ __attribute__((noinline)) uint64_t apply_access(const struct blocks *b,
 }
 
 /* read-file with a read buffer: the bytes of `block` from `offset` on, at most a buffer's
- * worth, read into the buffer by pread and given the access pattern right away. */
-static uint64_t read_chunk(const struct blocks *b, const struct scenario *s, size_t block,
-                           size_t offset, unsigned char value)
+ * worth, read from `fd` into the buffer by pread and given the access pattern right away. */
+static uint64_t read_chunk(const struct blocks *b, const struct scenario *s, int fd,
+                           size_t block, size_t offset, unsigned char value)
 {
     size_t left = b->size_bytes - offset;
     size_t length = left < b->buffer_bytes ? left : b->buffer_bytes;
-    read_fully(b->fd, b->buffer, length,
-               (off_t)((b->first + block) * b->stride_bytes + offset));
+    read_fully(fd, b->buffer, length, (off_t)((b->first + block) * b->stride_bytes + offset));
     return access_range(b->buffer, length, offset, b->page_bytes, s->access, value);
 }
 
 /* read-file with a read buffer, first touch and second pass alike: every block read from the
  * file chunk by chunk into the one reused buffer, the access pattern applied to each chunk as
- * it arrives; with order random the chunks of every block in the fixed random order. */
+ * it arrives; with order random the chunks of every block in the fixed random order (with
+ * touch_share, the chunks chosen). file_open per-block opens the file for each block and
+ * closes it after the block's last chunk. */
 static __attribute__((noinline)) uint64_t read_chunks(const struct blocks *b,
                                                       const struct scenario *s,
                                                       unsigned char value)
@@ -40,13 +41,16 @@ static __attribute__((noinline)) uint64_t read_chunks(const struct blocks *b,
         for (size_t k = 0; k < b->chunk_count; k++) {
             size_t block = (size_t)(b->chunk_order[k] / b->chunks_per_block);
             size_t chunk = (size_t)(b->chunk_order[k] % b->chunks_per_block);
-            sum += read_chunk(b, s, block, chunk * b->buffer_bytes, value);
+            sum += read_chunk(b, s, b->fd, block, chunk * b->buffer_bytes, value);
         }
         return sum;
     }
-    for (size_t i = 0; i < b->ops; i++)
+    for (size_t i = 0; i < b->ops; i++) {
+        int fd = open_block_file(b, s, O_RDONLY);
         for (size_t offset = 0; offset < b->size_bytes; offset += b->buffer_bytes)
-            sum += read_chunk(b, s, i, offset, value);
+            sum += read_chunk(b, s, fd, i, offset, value);
+        close_block_file(s, fd);
+    }
     return sum;
 }
 
@@ -83,7 +87,8 @@ static __attribute__((noinline)) void write_chunks(const struct blocks *b,
 }
 
 /* order random: the access pattern page by page, every page of every block once, in the
- * fixed random order (locate_pages found them before the phase). */
+ * fixed random order (locate_pages found them before the phase); with touch_share the pages
+ * chosen, in that order or ascending. */
 static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
                                                       const struct scenario *s,
                                                       unsigned char value)
@@ -195,3 +200,38 @@ void shuffle_pages(uint64_t *order, size_t count)
     }
 }
 
+/* touch_share: of `count` units (pages or chunks, `per_block` to a block) in the fixed random
+ * order, keep the first share_ppm millionths of each block's (rounded up, at least one): a
+ * random choice of distinct units drawn with the same seed, still in random order, or sorted
+ * ascending when `ascending` (order sequential). Every block keeps as many. Returns the number
+ * kept, now at the front of `order`. With share_ppm PPM and random order, nothing changes. */
+size_t choose_units(uint64_t *order, size_t count, size_t per_block, size_t share_ppm,
+                    int ascending)
+{
+    if (share_ppm == PPM && !ascending)
+        return count; /* no bookkeeping mapped and unmapped either: the order as before */
+    size_t keep = (size_t)(((uint64_t)per_block * share_ppm + PPM - 1) / PPM);
+    keep = keep == 0 ? 1 : keep;
+    size_t blocks = count / per_block, kept = 0;
+    size_t *taken = map_scratch(blocks * sizeof *taken);
+    for (size_t k = 0; k < count; k++) {
+        size_t block = (size_t)(order[k] / per_block);
+        if (taken[block] < keep) {
+            taken[block]++;
+            order[kept++] = order[k];
+        }
+    }
+    if (munmap(taken, blocks * sizeof *taken) != 0)
+        system_error("munmap");
+    if (!ascending)
+        return kept;
+    unsigned char *chosen = map_scratch(count);
+    for (size_t k = 0; k < kept; k++)
+        chosen[order[k]] = 1;
+    for (size_t unit = 0, k = 0; unit < count; unit++)
+        if (chosen[unit])
+            order[k++] = unit;
+    if (munmap(chosen, count) != 0)
+        system_error("munmap");
+    return kept;
+}

@@ -166,15 +166,48 @@ static void populate_block(const struct scenario *s, unsigned char *p, size_t le
     }
 }
 
-/* mmap-anon, mmap-file and mmap-hugetlb differ only in the flags and the file. */
+/* The data file opened by its name, inside a timed phase: a counted call. */
+static int open_counted(const char *path, int flags)
+{
+    COUNT_SYSCALL();
+    int fd = open(path, flags | O_CLOEXEC, 0600);
+    if (fd < 0)
+        system_error("open (the data file)");
+    return fd;
+}
+
+/* The descriptor one block is read or mapped through: for file_open per-block the data file
+ * opened by its name for this block alone (timed), else the one the run keeps. */
+int open_block_file(const struct blocks *b, const struct scenario *s, int flags)
+{
+    return s->file_open == FILE_OPEN_PER_BLOCK ? open_counted(b->path, flags) : b->fd;
+}
+
+/* file_open per-block: the block's descriptor closed once the block is read or mapped (a
+ * mapping keeps its file open by itself). */
+void close_block_file(const struct scenario *s, int fd)
+{
+    if (s->file_open != FILE_OPEN_PER_BLOCK)
+        return;
+    COUNT_SYSCALL();
+    if (close(fd) != 0)
+        system_error("close");
+}
+
+/* mmap-anon, mmap-file and mmap-hugetlb differ only in the flags and the file. A per-block
+ * descriptor of mmap-file is opened read-write only where the mapping can write the file. */
 static void allocate_mmap(const struct blocks *b, const struct scenario *s)
 {
-    int flags = map_flags(s);
+    int flags = map_flags(s), file = s->backing == BACKING_MMAP_FILE;
+    int mode = s->sharing == SHARING_SHARED && s->protection == PROTECTION_READ_WRITE
+                   ? O_RDWR : O_RDONLY;
     for (size_t i = 0; i < b->ops; i++) {
-        off_t offset =
-            s->backing == BACKING_MMAP_FILE ? (off_t)((b->first + i) * b->stride_bytes) : 0;
-        unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, b->fd, offset)
+        off_t offset = file ? (off_t)((b->first + i) * b->stride_bytes) : 0;
+        int fd = file ? open_block_file(b, s, mode) : -1;
+        unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, fd, offset)
                                                  : map_thp_block(b, s, flags);
+        if (file)
+            close_block_file(s, fd);
         advise_block(s, p, b->map_bytes);
         populate_block(s, p, b->map_bytes);
         b->at[i] = p;
@@ -233,13 +266,15 @@ static void allocate_shm(const struct blocks *b, const struct scenario *s)
 }
 
 /* A heap buffer filled by read(): the copy-from-page-cache alternative to a file mapping. */
-static void allocate_read_file(const struct blocks *b)
+static void allocate_read_file(const struct blocks *b, const struct scenario *s)
 {
     for (size_t i = 0; i < b->ops; i++) {
         b->at[i] = malloc(b->size_bytes);
         if (b->at[i] == NULL)
             system_error("malloc");
-        read_fully(b->fd, b->at[i], b->size_bytes, (off_t)((b->first + i) * b->stride_bytes));
+        int fd = open_block_file(b, s, O_RDONLY);
+        read_fully(fd, b->at[i], b->size_bytes, (off_t)((b->first + i) * b->stride_bytes));
+        close_block_file(s, fd);
     }
 }
 
@@ -340,7 +375,7 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
         if (b->order != NULL)
             allocate_read_file_pages(b);
         else
-            allocate_read_file(b);
+            allocate_read_file(b, s);
         break;
     case BACKING_MEMFD:
         allocate_memfd(b, s);
@@ -352,6 +387,30 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
     case BACKING_COUNT:
         break;
     }
+}
+
+/* file_origin new, the allocate phase: the data file created under its name (empty; for
+ * mmap-file then sized to every block's range, sparse: no data), then the blocks allocated
+ * as from an existing file. */
+__attribute__((noinline)) void allocate_in_new_file(struct blocks *b, const struct scenario *s,
+                                                    const char *path, size_t file_bytes)
+{
+    b->fd = open_counted(path, O_RDWR | O_CREAT | O_TRUNC);
+    if (s->backing == BACKING_MMAP_FILE &&
+        (COUNT_SYSCALL(), ftruncate(b->fd, (off_t)file_bytes) != 0))
+        system_error("ftruncate");
+    allocate_blocks(b, s);
+}
+
+/* file_origin new, after the free phase, untimed: the file closed and unlinked, so the next
+ * iteration starts without one. */
+void remove_new_file(struct blocks *b, const char *path)
+{
+    if (close(b->fd) != 0)
+        system_error("close");
+    if (unlink(path) != 0)
+        system_error("unlink");
+    b->fd = -1;
 }
 
 /* The free phase: whatever `release` says. For the madvise releases the mappings stay; the

@@ -36,15 +36,47 @@ static void observe_zero(const struct blocks *b, struct iteration_result *out)
     observe(out, OBS_NONZERO_BLOCKS, dirty_blocks(b));
 }
 
+/* File backings, after first touch: what the iteration's allocate and first touch brought
+ * into the page cache (mincore now against mincore before the iteration, run_iteration's;
+ * a file created in allocate had no page before). */
+static void observe_cache(const struct context *c, const struct blocks *b, int new_file,
+                          struct iteration_result *out)
+{
+    size_t pages = (c->file_bytes + b->page_bytes - 1) / b->page_bytes;
+    uint64_t after_ppm = file_resident_ppm(b->fd, c->file_bytes, b->page_bytes,
+                                           c->residency_after);
+    if (new_file)
+        memset(c->residency, 0, pages);
+    observe(out, OBS_CACHED_PAGES_ADDED, pages_added(c->residency, c->residency_after, pages));
+    observe(out, OBS_RESIDENT_PPM_AFTER, after_ppm);
+}
+
+/* The counts of every phase that file backings report: system calls, storage I/O. */
+static void observe_phase_counts(int file, struct iteration_result *out)
+{
+    for (int p = 0; p < PHASE_COUNT; p++) {
+        const struct phase_result *phase = &out->phases[p];
+        observe(out, (enum observation)(OBS_ALLOCATE_SYSCALLS + p), phase->syscalls);
+        if (!file)
+            continue;
+        observe(out, (enum observation)(OBS_ALLOCATE_IO_READ_BYTES + p), phase->io_read_bytes);
+        observe(out, (enum observation)(OBS_ALLOCATE_IO_WRITE_BYTES + p),
+                phase->io_write_bytes);
+    }
+}
+
 /* cycle: the four phases, each timed around exactly its work, and the observations the
  * scenario calls for, taken between the phases but never between allocate and first touch
- * (except check_zero's reading, and order random's locating of the pages). `value` makes
- * the written bytes differ between iterations, so no store is a constant the compiler could
- * drop. */
+ * (except check_zero's reading, file_layout truncated's truncation, and order random's
+ * locating of the pages). `value` makes the written bytes differ between iterations, so no
+ * store is a constant the compiler could drop. file_origin new works on a copy of the blocks
+ * that holds the descriptor allocate creates. */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out)
 {
-    const struct blocks *b = &c->blocks;
+    struct blocks fresh = c->blocks;
+    int new_file = s->file_origin == FILE_ORIGIN_NEW, file = is_file_backing(s->backing);
+    const struct blocks *b = new_file ? &fresh : &c->blocks;
     size_t page = b->page_bytes;
     struct phase_start start;
     if (s->history == HISTORY_RECYCLED)
@@ -59,11 +91,15 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     start_phase(&start);
     if (c->crew != NULL)
         crew_work(c->crew, PHASE_ALLOCATE, value);
+    else if (new_file)
+        allocate_in_new_file(&fresh, s, c->new_path, c->file_bytes);
     else
         allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
     if (s->check_zero)
         observe_zero(b, out);
+    if (s->file_layout == FILE_LAYOUT_TRUNCATED)
+        truncate_under_mappings(b);
     if (b->pages != NULL)
         locate_pages(b);
 
@@ -75,6 +111,10 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
     if (hugetlb)
         observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
+    if (file)
+        observe_cache(c, b, new_file, out);
+    if (file || s->touch_share_ppm != PPM)
+        observe(out, OBS_TOUCHED_PAGES, c->touched_pages);
 
     unsigned char again = (unsigned char)(value + 1);
     start_phase(&start);
@@ -83,6 +123,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
     /* before the protection checks, whose mprotect calls may split or merge mappings */
     observe_allocation(c, s, vm_before, brk_before, out);
+    if (s->check_content)
+        observe_content(b, s, c->file_bytes, out);
     if (s->protection != PROTECTION_READ_WRITE) {
         observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
         observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
@@ -96,13 +138,13 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         release_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
     finish_release(b, s);
+    if (new_file)
+        remove_new_file(&fresh, c->new_path);
+    if (s->file_layout == FILE_LAYOUT_TRUNCATED)
+        restore_data_file(b, c->file_bytes);
 
     out->checksum = checksum;
-    if (is_file_backing(s->backing) || thp) {
-        observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
-        observe(out, OBS_FIRST_TOUCH_SYSCALLS, out->phases[PHASE_FIRST_TOUCH].syscalls);
-        observe(out, OBS_SECOND_PASS_SYSCALLS, out->phases[PHASE_SECOND_PASS].syscalls);
-        observe(out, OBS_FREE_SYSCALLS, out->phases[PHASE_FREE].syscalls);
-    }
+    if (file || thp)
+        observe_phase_counts(file, out);
 }
 

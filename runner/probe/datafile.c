@@ -10,11 +10,11 @@
  * side: runner/datafiles.py). */
 const char DATA_FILE_VARIABLE[] = "ALLOCLAB_DATA_FILE";
 
-/* Byte k of the file. Never zero (so reading it differs from reading fresh anonymous memory),
- * and with a prime period, so a block read from the wrong offset changes the checksum. */
-static unsigned char pattern_byte(uint64_t offset)
+/* The file's known pattern (pattern_byte) for `length` bytes from `offset` on. */
+void fill_pattern(unsigned char *chunk, uint64_t offset, size_t length)
 {
-    return (unsigned char)(offset % 251 + 1);
+    for (size_t j = 0; j < length; j++)
+        chunk[j] = pattern_byte(offset + j);
 }
 
 void write_fully(int fd, const unsigned char *buffer, size_t length)
@@ -93,8 +93,7 @@ static void fill_data_file(int fd, uint64_t file_bytes, unsigned char *chunk)
     for (uint64_t done = 0; done < file_bytes;) {
         size_t n = file_bytes - done < FILL_CHUNK_BYTES ? (size_t)(file_bytes - done)
                                                         : FILL_CHUNK_BYTES;
-        for (size_t j = 0; j < n; j++)
-            chunk[j] = pattern_byte(done + j);
+        fill_pattern(chunk, done, n);
         write_fully(fd, chunk, n);
         done += n;
     }
@@ -114,20 +113,39 @@ static void read_in_data_file(int fd, uint64_t file_bytes, unsigned char *chunk)
     }
 }
 
-/* A data file of this process alone: unlinked at once (a crash leaves nothing behind) and
- * filled with the known pattern. */
-static int create_private_file(const char *directory, uint64_t file_bytes, unsigned char *chunk)
+/* The name of a private data file that file_open per-block opens again and again: removed
+ * when the probe exits (exit runs atexit handlers; a probe killed by a signal leaves it). */
+static char kept_path[4096];
+
+static void remove_kept_file(void)
 {
-    char path[4096];
-    int length = snprintf(path, sizeof path, "%s/alloclab-XXXXXX", directory);
-    if (length < 0 || (size_t)length >= sizeof path)
+    unlink(kept_path);
+}
+
+/* A data file of this process alone, filled with the known pattern (with holes for
+ * file_layout holes): unlinked at once, so a crash leaves nothing behind, unless file_open
+ * per-block needs its name (returned in *path, else NULL). */
+static int create_private_file(const struct scenario *s, uint64_t file_bytes, size_t stride,
+                               size_t page, unsigned char *chunk, const char **path)
+{
+    int length = snprintf(kept_path, sizeof kept_path, "%s/alloclab-XXXXXX", s->file_dir);
+    if (length < 0 || (size_t)length >= sizeof kept_path)
         usage_error("--file_dir is too long");
-    int fd = mkstemp(path);
+    int fd = mkstemp(kept_path);
     if (fd < 0)
         system_error("mkstemp");
-    if (unlink(path) != 0)
+    *path = NULL;
+    if (s->file_open == FILE_OPEN_PER_BLOCK) {
+        if (atexit(remove_kept_file) != 0)
+            system_error("atexit");
+        *path = kept_path;
+    } else if (unlink(kept_path) != 0) {
         system_error("unlink");
-    fill_data_file(fd, file_bytes, chunk);
+    }
+    if (s->file_layout == FILE_LAYOUT_HOLES)
+        fill_holes_file(fd, file_bytes, stride, page);
+    else
+        fill_data_file(fd, file_bytes, chunk);
     return fd;
 }
 
@@ -166,35 +184,52 @@ static int open_shared_file(const char *path, const char *directory, uint64_t fi
     return fd;
 }
 
-/* Whether the scenario writes into its data file: such a file cannot be shared, as the next
- * process would find it changed, and its dirty pages written back during later phases. ipc
- * writes its control page, the file's first, whatever its sharing. */
-static int writes_data_file(const struct scenario *s)
+/* Whether the scenario's data file cannot be shared (runner/datafiles.py can_share): one it
+ * writes into, as the next process would find it changed, and its dirty pages written back
+ * during later phases (ipc writes its control page, the file's first, whatever its sharing);
+ * one laid out otherwise than whole, or truncated under the mappings. */
+static int owns_data_file(const struct scenario *s)
 {
     return s->backing == BACKING_WRITE_FILE || s->workload == WORKLOAD_IPC ||
            (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
-            (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL));
+            (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL)) ||
+           s->file_layout != FILE_LAYOUT_WHOLE;
 }
 
 /* The data file of file backings, filled with the known pattern and read once so that every
  * page is in the page cache before the first timed phase: the runner's shared file when
  * DATA_FILE_VARIABLE is set (see open_shared_file), else one private to this process. Either
  * way this process sets the file's cache state itself (read in here; evicted before each
- * iteration for cache cold). */
-int open_data_file(const struct scenario *s, uint64_t file_bytes)
+ * iteration for cache cold). *path gets the file's name where it keeps one (the shared file's,
+ * or a private one's for file_open per-block), else NULL. */
+int open_data_file(const struct scenario *s, uint64_t file_bytes, size_t stride, size_t page,
+                   const char **path)
 {
     const char *shared = getenv(DATA_FILE_VARIABLE);
-    if (shared != NULL && writes_data_file(s))
-        usage_error("%s: a scenario that writes to its data file cannot share one",
-                    DATA_FILE_VARIABLE);
+    if (shared != NULL && owns_data_file(s))
+        usage_error("%s: a scenario that writes to its data file, or lays it out otherwise "
+                    "than whole, cannot share one", DATA_FILE_VARIABLE);
     unsigned char *chunk = map_scratch(FILL_CHUNK_BYTES);
     int fd = shared != NULL ? open_shared_file(shared, s->file_dir, file_bytes, chunk) : -1;
+    *path = shared;
     if (fd < 0)
-        fd = create_private_file(s->file_dir, file_bytes, chunk);
+        fd = create_private_file(s, file_bytes, stride, page, chunk, path);
     read_in_data_file(fd, file_bytes, chunk);
     if (munmap(chunk, FILL_CHUNK_BYTES) != 0)
         system_error("munmap");
     return fd;
+}
+
+/* file_origin new: the name allocate creates the data file under, in `directory`, this
+ * process's own (made before timing; each iteration unlinks it after its free phase, so only
+ * a probe killed in between leaves it). */
+char *name_new_file(const char *directory)
+{
+    char *path = map_scratch(PATH_MAX);
+    int length = snprintf(path, PATH_MAX, "%s/alloclab-new-%ld", directory, (long)getpid());
+    if (length < 0 || length >= PATH_MAX)
+        usage_error("--file_dir is too long");
+    return path;
 }
 
 /* The filesystem of `directory`, by name when it is one that matters on Linux machines. */
@@ -236,8 +271,19 @@ void evict_file(int fd)
     }
 }
 
+/* Pages resident in `after` but not in `before` (mincore vectors: bit 0 is residency). */
+uint64_t pages_added(const unsigned char *before, const unsigned char *after, size_t pages)
+{
+    uint64_t added = 0;
+    for (size_t i = 0; i < pages; i++)
+        added += (after[i] & 1) & ~before[i];
+    return added;
+}
+
 /* The share of the data file's pages in the page cache, in parts per million: mincore on a
- * mapping of the whole file made for the purpose, which faults nothing in. */
+ * mapping of the whole file made for the purpose, which faults nothing in (pages past the
+ * file's end, as a file created in allocate may have before it is written, count as not
+ * cached). */
 uint64_t file_resident_ppm(int fd, size_t file_bytes, size_t page, unsigned char *vector)
 {
     void *p = mmap(NULL, file_bytes, PROT_READ, MAP_SHARED, fd, 0);

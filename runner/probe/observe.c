@@ -1,6 +1,7 @@
 /*
  * Observations, taken between the phases: alignment, huge pages, mappings, the program break,
- * non-zero bytes, and whether a protection is enforced and what mprotect costs.
+ * non-zero bytes, whether a protection is enforced and what mprotect costs, and whether a
+ * read raises a signal.
  */
 #include "probe.h"
 
@@ -143,6 +144,22 @@ static __attribute__((noinline)) int read_faults(const volatile unsigned char *p
         return 1;
     (void)*p;
     return 0;
+}
+
+/* 1 when reading the byte at p raises `signal_number` (SIGBUS past the end of a mapped file),
+ * caught as check_protection catches SIGSEGV. */
+int read_raises(const unsigned char *p, int signal_number)
+{
+    struct sigaction action, previous;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_fault;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(signal_number, &action, &previous) != 0)
+        system_error("sigaction");
+    int raised = read_faults(p);
+    if (sigaction(signal_number, &previous, NULL) != 0)
+        system_error("sigaction");
+    return raised;
 }
 
 /* Attempts every access the protection forbids on every block (a write; for none also a

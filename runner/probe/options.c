@@ -35,11 +35,16 @@ static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
 static const char *const GROW_NAMES[GROW_COUNT] = {"realloc", "mremap", "copy"};
 static const char *const HISTORY_NAMES[HISTORY_COUNT] = {"fresh", "recycled"};
 static const char *const HEAP_PAD_NAMES[HEAP_PAD_COUNT] = {"default", "keep"};
+static const char *const FILE_ORIGIN_NAMES[FILE_ORIGIN_COUNT] = {"existing", "new"};
+static const char *const FILE_LAYOUT_NAMES[FILE_LAYOUT_COUNT] = {"whole", "short", "holes",
+                                                                  "truncated"};
+static const char *const FILE_OPEN_NAMES[FILE_OPEN_COUNT] = {"once", "per-block"};
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
-    "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "warmup", "iterations"};
+    "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
+    "file_origin", "file_layout", "check_content", "file_open", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -52,7 +57,8 @@ void usage_error(const char *format, ...)
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
           " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --write_buffer_bytes=N"
           " --grow_steps=N"
-          " --touch_grown=0|1 --heap_pad=P --warmup=N"
+          " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
+          " --file_layout=L --check_content=0|1 --file_open=O --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -123,6 +129,53 @@ static void check_ipc_combination(const struct scenario *s)
                     "--populate=none, --advice=none, --release=munmap and --cache=warm");
 }
 
+/* touch_share, file_origin, file_layout, check_content and file_open: cycle with one thread,
+ * and what each needs so that no timed phase faults past the end of the file, opens a file
+ * that is not there or reads one that holds nothing (runner/parameters.py _file_io_conflict
+ * says the same, with what to use instead). */
+static void check_file_combination(const struct scenario *s)
+{
+    int cycle_alone = s->workload == WORKLOAD_CYCLE && s->threads == 1;
+    if (!cycle_alone && (s->touch_share_ppm != PPM || s->file_origin != FILE_ORIGIN_EXISTING ||
+                         s->file_layout != FILE_LAYOUT_WHOLE || s->check_content ||
+                         s->file_open != FILE_OPEN_ONCE))
+        usage_error("--touch_share_ppm, --file_origin, --file_layout, --check_content and "
+                    "--file_open need --workload=cycle --threads=1");
+    if (s->touch_share_ppm != PPM && s->access == ACCESS_NONE && io_buffer_bytes(s) == 0)
+        usage_error("--touch_share_ppm below %d needs an access that visits pages", PPM);
+    if (s->file_origin == FILE_ORIGIN_NEW &&
+        ((s->backing != BACKING_MMAP_FILE && s->backing != BACKING_WRITE_FILE) ||
+         s->cache != CACHE_WARM || s->file_open != FILE_OPEN_ONCE))
+        usage_error("--file_origin=new needs --backing=mmap-file or write-file, --cache=warm "
+                    "and --file_open=once");
+    int reading = s->access == ACCESS_NONE || s->access == ACCESS_READ_PAGE ||
+                  s->access == ACCESS_READ_ALL;
+    if (s->check_content && (s->backing != BACKING_MMAP_FILE || !reading ||
+                             s->file_origin != FILE_ORIGIN_EXISTING ||
+                             s->protection == PROTECTION_NONE))
+        usage_error("--check_content=1 needs --backing=mmap-file, --access=none, read-page or "
+                    "read-all, --file_origin=existing and a readable --protection");
+    if (s->file_layout != FILE_LAYOUT_WHOLE &&
+        (s->backing != BACKING_MMAP_FILE || s->file_origin != FILE_ORIGIN_EXISTING ||
+         !s->check_content || s->size_bytes < 2 * (size_t)sysconf(_SC_PAGESIZE)))
+        usage_error("--file_layout=%s needs --backing=mmap-file, --file_origin=existing, "
+                    "--check_content=1 and blocks of at least two pages",
+                    FILE_LAYOUT_NAMES[s->file_layout]);
+    if ((s->file_layout == FILE_LAYOUT_SHORT || s->file_layout == FILE_LAYOUT_TRUNCATED) &&
+        (s->access != ACCESS_NONE || s->populate != POPULATE_NONE ||
+         s->advice == ADVICE_POPULATE_READ))
+        usage_error("--file_layout=%s leaves pages past the end of the file: it needs "
+                    "--access=none, --populate=none and no --advice=madv-populate-read",
+                    FILE_LAYOUT_NAMES[s->file_layout]);
+    if (s->file_open == FILE_OPEN_PER_BLOCK &&
+        ((s->backing != BACKING_MMAP_FILE && s->backing != BACKING_READ_FILE) ||
+         s->sync == SYNC_FSYNC ||
+         (s->backing == BACKING_READ_FILE &&
+          (s->order != ORDER_SEQUENTIAL || s->touch_share_ppm != PPM))))
+        usage_error("--file_open=per-block needs --backing=mmap-file (without --sync=fsync) or "
+                    "read-file (with --order=sequential and --touch_share_ppm=%d)", PPM);
+}
+
 /* What history recycled, workload limits and host_warm could not do: write a pattern into
  * memory that forbids it or into the data file, recycle with threads (each has its own arena),
  * or map-until-refused anything but untouched mmap-anon or mmap-file blocks. */
@@ -157,6 +210,7 @@ static void check_new_combination(const struct scenario *s)
          io_buffer_bytes(s) != 0))
         usage_error("--heap_pad=keep needs a heap backing with blocks, --workload=cycle or "
                     "churn, --threads=1 and a release that does not call malloc_trim");
+    check_file_combination(s);
     if (s->workload != WORKLOAD_LIMITS)
         return;
     if ((s->backing != BACKING_MMAP_ANON && s->backing != BACKING_MMAP_FILE) ||
@@ -311,6 +365,18 @@ struct scenario parse_arguments(int argc, char **argv)
         usage_error("--touch_grown is 0 or 1");
     s.heap_pad = (enum heap_pad)parse_choice(OPT_HEAP_PAD, values[OPT_HEAP_PAD], HEAP_PAD_NAMES,
                                              HEAP_PAD_COUNT);
+    s.touch_share_ppm = parse_count(OPT_TOUCH_SHARE_PPM, values[OPT_TOUCH_SHARE_PPM], 1);
+    if (s.touch_share_ppm > PPM)
+        usage_error("--touch_share_ppm must be at most %d (all of them)", PPM);
+    s.file_origin = (enum file_origin)parse_choice(OPT_FILE_ORIGIN, values[OPT_FILE_ORIGIN],
+                                                   FILE_ORIGIN_NAMES, FILE_ORIGIN_COUNT);
+    s.file_layout = (enum file_layout)parse_choice(OPT_FILE_LAYOUT, values[OPT_FILE_LAYOUT],
+                                                   FILE_LAYOUT_NAMES, FILE_LAYOUT_COUNT);
+    s.check_content = (int)parse_count(OPT_CHECK_CONTENT, values[OPT_CHECK_CONTENT], 0);
+    if (s.check_content > 1)
+        usage_error("--check_content is 0 or 1");
+    s.file_open = (enum file_open)parse_choice(OPT_FILE_OPEN, values[OPT_FILE_OPEN],
+                                               FILE_OPEN_NAMES, FILE_OPEN_COUNT);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

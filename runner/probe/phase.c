@@ -16,8 +16,13 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "data_survived", "nonzero_blocks", "brk_moves", "brk_step_median_bytes", "usable_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_ppm",
     "rlimit_as_enforced", "read_buffer_page_offset_bytes", "allocate_syscalls",
-    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls", "peer_sees_writes",
-    "peer_allocate_ns", "peer_first_touch_minor_faults", "peer_second_pass_minor_faults"};
+    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls", "touched_pages",
+    "cached_pages_added", "resident_ppm_after", "allocate_io_read_bytes",
+    "first_touch_io_read_bytes", "second_pass_io_read_bytes", "free_io_read_bytes",
+    "allocate_io_write_bytes", "first_touch_io_write_bytes", "second_pass_io_write_bytes",
+    "free_io_write_bytes", "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero",
+    "sigbus_after_truncate", "peer_sees_writes", "peer_allocate_ns",
+    "peer_first_touch_minor_faults", "peer_second_pass_minor_faults"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
@@ -73,6 +78,45 @@ uint64_t virtual_bytes(size_t page)
     return (uint64_t)strtoull(text, NULL, 10) * page;
 }
 
+/* /proc/self/io, read around each phase once account_io() asked for it (file backings,
+ * workload cycle): kept open and read with pread like statm, outside the timed window. Its
+ * read_bytes and write_bytes are the storage I/O the process caused: reads submitted by this
+ * process (read-ahead included), and pages it dirtied (counted then, not at writeback). */
+static int io_fd = -1;
+
+void account_io(void)
+{
+    if ((io_fd = open("/proc/self/io", O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            skip("/proc/self/io is missing (a kernel without CONFIG_TASK_IO_ACCOUNTING)");
+        system_error("open /proc/self/io");
+    }
+}
+
+/* A "key: N" line of /proc/self/io. */
+static uint64_t io_field(const char *text, const char *key)
+{
+    const char *line = strstr(text, key);
+    if (line == NULL) {
+        errno = EINVAL;
+        system_error("parse /proc/self/io");
+    }
+    return (uint64_t)strtoull(line + strlen(key), NULL, 10);
+}
+
+static void read_io(uint64_t *read_bytes, uint64_t *write_bytes)
+{
+    char text[512];
+    ssize_t got = pread(io_fd, text, sizeof text - 1, 0);
+    if (got < 0)
+        system_error("read /proc/self/io");
+    text[got] = '\0';
+    /* with the newline before each key, so "write_bytes:" is not found in
+     * "cancelled_write_bytes:" (neither is the first line) */
+    *read_bytes = io_field(text, "\nread_bytes:");
+    *write_bytes = io_field(text, "\nwrite_bytes:");
+}
+
 uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end)
 {
     return (uint64_t)((int64_t)(end->tv_sec - start->tv_sec) * 1000000000LL +
@@ -81,6 +125,8 @@ uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end)
 
 void start_phase(struct phase_start *start)
 {
+    if (io_fd >= 0)
+        read_io(&start->io_read_bytes, &start->io_write_bytes);
     if (getrusage(RUSAGE_SELF, &start->usage) != 0) /* before the clock starts */
         system_error("getrusage");
     start->syscalls = atomic_load_explicit(&syscall_count, memory_order_relaxed);
@@ -99,5 +145,12 @@ void stop_phase(const struct phase_start *start, size_t page, struct phase_resul
     out->minor_faults = (uint64_t)(usage.ru_minflt - start->usage.ru_minflt);
     out->major_faults = (uint64_t)(usage.ru_majflt - start->usage.ru_majflt);
     out->rss_bytes = resident_bytes(page);
+    out->io_read_bytes = out->io_write_bytes = 0;
+    if (io_fd >= 0) {
+        uint64_t read_bytes, write_bytes;
+        read_io(&read_bytes, &write_bytes);
+        out->io_read_bytes = growth(start->io_read_bytes, read_bytes);
+        out->io_write_bytes = growth(start->io_write_bytes, write_bytes);
+    }
 }
 

@@ -9,7 +9,12 @@
  *
  *   cycle   allocate     allocate the blocks (malloc / mmap, then --advice and --populate;
  *                        read-file with --read_buffer_bytes=0: malloc + pread of each block;
- *                        read-file with a read buffer: nothing, the buffer exists already)
+ *                        read-file with a read buffer: nothing, the buffer exists already);
+ *                        --file_origin=new first creates the data file (open O_CREAT|O_TRUNC,
+ *                        for mmap-file ftruncate to its length); --file_open=per-block opens
+ *                        the file by name for each block and closes it once the block is
+ *                        mapped or read (for read-file with a buffer that is in the touching
+ *                        phases, around each block's chunks)
  *           first_touch  the access pattern over every block (read-file with a read buffer:
  *                        pread of each chunk of each block into the one buffer, then the
  *                        access pattern on that chunk; write-file with a write buffer: the
@@ -81,6 +86,17 @@
  * With --threads=N (cycle only) N threads share the blocks, and each phase is timed from the
  * barrier that starts them to the barrier the last of them reaches.
  *
+ * --touch_share_ppm below a million (cycle, one thread) makes the touching phases visit that
+ * share of each block's pages (or of read-file's and write-file's chunks): the first of each
+ * block's pages in the fixed random order, in that order (--order=random) or ascending. For
+ * cycle's file backings the probe reads /proc/self/io around every phase (storage I/O) and
+ * takes mincore of the data file before the iteration and after first touch (pages brought
+ * into the page cache). --file_origin=new removes the file after the free phase, untimed.
+ * --file_layout (mmap-file, with --check_content) lays the file out short, with holes, or has
+ * a vfork'd child truncate it after allocate (untimed, restored after the free phase); the
+ * timed phases then never touch a page past the end of the file, and --check_content reads
+ * every block after the second pass, catching SIGBUS where a page lies past the end.
+ *
  * Outside the phases an iteration records observations where the scenario makes them
  * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
  * forbidden access faulted and what mprotect costs (protection read, exec or none), how far the
@@ -90,9 +106,10 @@
  * whose writes across fork and the PSS of both, whether the ipc peer saw the writer's bytes
  * and what opening the channel and receiving cost it, whether resizing moved the blocks and kept
  * their data, the page offset read() copies to (read-file), the system calls each phase
- * of a file backing issued (COUNT_SYSCALL), and for limits what refused the next mapping, the
- * map count against vm.max_map_count and whether RLIMIT_AS is enforced (checked after the free
- * phase).
+ * of a file backing issued (COUNT_SYSCALL), its storage I/O and the pages it brought into the
+ * page cache, whether a mapping shows its file's content (check_content), and for limits
+ * what refused the next mapping, the map count against vm.max_map_count and whether
+ * RLIMIT_AS is enforced (checked after the free phase).
  *
  * The heap trace (heap backings, cycle, one thread): the timed phases never read sbrk(0) or
  * malloc_usable_size between calls, so after the timed iterations the probe runs itself
@@ -128,6 +145,7 @@
  *   phase.c     timing a phase (clock, faults, resident set) and recording observations
  *   observe.c   the observations taken between phases (alignment, maps, brk, protection...)
  *   datafile.c  the data file of file backings and its page-cache residency
+ *   content.c   file layouts (short, holes, truncated) and what a mapping shows of them
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
  *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c, ipc.c   one workload each: its
@@ -163,11 +181,11 @@ static void fence_scratch(size_t page)
 }
 
 /* One iteration: for file backings first the file's residency (evicted before, for cache
- * cold), then the workload. */
+ * cold), then the workload. (file_origin new has no file yet.) */
 static void run_iteration(const struct context *c, const struct scenario *s,
                           unsigned char value, struct iteration_result *out)
 {
-    if (c->file_bytes > 0) {
+    if (c->file_bytes > 0 && c->blocks.fd >= 0) {
         if (s->cache == CACHE_COLD)
             evict_file(c->blocks.fd);
         observe(out, OBS_RESIDENT_PPM_BEFORE, file_resident_ppm(c->blocks.fd, c->file_bytes,
@@ -199,6 +217,40 @@ static void run_iteration(const struct context *c, const struct scenario *s,
     case WORKLOAD_COUNT:
         break;
     }
+}
+
+/* order random, or touch_share below 100%: the pages (or chunks), `per_block` to a block, one
+ * pass visits, in the order it visits them (choose_units); returns the list, `count` its
+ * length. */
+static uint64_t *order_units(const struct scenario *s, size_t per_block, size_t *count)
+{
+    size_t all = s->ops * per_block;
+    uint64_t *order = map_scratch(all * sizeof *order);
+    shuffle_pages(order, all);
+    *count = choose_units(order, all, per_block, s->touch_share_ppm,
+                          s->order == ORDER_SEQUENTIAL);
+    return order;
+}
+
+/* The pages of the data file one pass reads or writes (touched_pages): those of the chunks a
+ * reused buffer transfers, those the access pattern visits in mapped memory (none for access
+ * none), or those read-file and write-file transfer to or from their heap blocks. */
+static size_t count_touched_pages(const struct blocks *b, const struct scenario *s)
+{
+    size_t page = b->page_bytes, block_pages = (s->size_bytes + page - 1) / page;
+    if (b->buffer != NULL && b->chunk_order != NULL) {
+        size_t pages = 0;
+        for (size_t k = 0; k < b->chunk_count; k++) {
+            size_t offset = (size_t)(b->chunk_order[k] % b->chunks_per_block) * b->buffer_bytes;
+            size_t length = s->size_bytes - offset < b->buffer_bytes ? s->size_bytes - offset
+                                                                     : b->buffer_bytes;
+            pages += (length + page - 1) / page;
+        }
+        return pages;
+    }
+    if (s->access == ACCESS_NONE && b->buffer == NULL && s->backing != BACKING_READ_FILE)
+        return 0;
+    return b->order != NULL ? b->page_count : s->ops * block_pages;
 }
 
 /* Everything the iterations share, made before the first of them: the block list, the data
@@ -249,9 +301,16 @@ static struct context prepare_context(const struct scenario *s, size_t page,
     if (is_file_backing(s->backing)) {
         *file_fs = filesystem_name(s->file_dir, fs_buffer, fs_size);
         /* ipc: one channel, its control page and the message */
-        c.file_bytes = s->workload == WORKLOAD_IPC ? page + stride : s->ops * stride;
-        b->fd = open_data_file(s, (uint64_t)c.file_bytes);
-        c.residency = map_scratch(c.file_bytes / page);
+        c.file_bytes = s->workload == WORKLOAD_IPC ? page + stride
+                                                   : layout_file_bytes(s, s->ops, stride, page);
+        if (s->file_origin == FILE_ORIGIN_NEW)
+            c.new_path = name_new_file(s->file_dir);
+        else
+            b->fd = open_data_file(s, (uint64_t)c.file_bytes, stride, page, &b->path);
+        size_t pages = (c.file_bytes + page - 1) / page;
+        c.residency = map_scratch(pages);
+        if (s->workload == WORKLOAD_CYCLE)
+            c.residency_after = map_scratch(pages);
     }
     if (s->workload == WORKLOAD_IPC)
         return c; /* no blocks: one message buffer, the channel's (ipc.c) */
@@ -260,21 +319,16 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         /* map_scratch writes it: its page faults happen here, never in a timed phase */
         b->buffer_bytes = io_buffer_bytes(s);
         b->buffer = map_scratch(b->buffer_bytes);
-        if (s->order == ORDER_RANDOM) {
+        if (s->order == ORDER_RANDOM || s->touch_share_ppm != PPM) {
             b->chunks_per_block = (s->size_bytes + b->buffer_bytes - 1) / b->buffer_bytes;
-            b->chunk_count = s->ops * b->chunks_per_block;
-            uint64_t *order = map_scratch(b->chunk_count * sizeof *order);
-            shuffle_pages(order, b->chunk_count);
-            b->chunk_order = order;
+            b->chunk_order = order_units(s, b->chunks_per_block, &b->chunk_count);
         }
-    } else if (s->order == ORDER_RANDOM) {
+    } else if (s->order == ORDER_RANDOM || s->touch_share_ppm != PPM) {
         b->pages_per_block = stride / page;
-        b->page_count = s->ops * b->pages_per_block;
-        uint64_t *order = map_scratch(b->page_count * sizeof *order);
-        shuffle_pages(order, b->page_count);
-        b->order = order;
+        b->order = order_units(s, b->pages_per_block, &b->page_count);
         b->pages = map_scratch(b->page_count * sizeof *b->pages);
     }
+    c.touched_pages = count_touched_pages(b, s);
     if (s->workload == WORKLOAD_RESIZE)
         c.previous = map_scratch(s->ops * sizeof *c.previous);
     if (s->threads > 1)
@@ -313,6 +367,8 @@ int main(int argc, char **argv)
      * clock, getrusage and /proc (vDSO page, dentry lookups) in faults. */
     struct phase_start start;
     struct phase_result ignored;
+    if (is_file_backing(s.backing) && s.workload == WORKLOAD_CYCLE)
+        account_io(); /* before the throwaway measurement, which reads it a first time */
     start_phase(&start);
     stop_phase(&start, page, &ignored);
 

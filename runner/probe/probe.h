@@ -112,6 +112,19 @@ enum history { HISTORY_FRESH, HISTORY_RECYCLED, HISTORY_COUNT };
 /* heap_pad keep: the C heap neither grows nor shrinks inside the timed phases (history.c). */
 enum heap_pad { HEAP_PAD_DEFAULT, HEAP_PAD_KEEP, HEAP_PAD_COUNT };
 
+/* new: the data file is created inside allocate, per iteration (cycle.c). */
+enum file_origin { FILE_ORIGIN_EXISTING, FILE_ORIGIN_NEW, FILE_ORIGIN_COUNT };
+
+/* What the data file holds under the mappings of mmap-file (content.c). */
+enum file_layout { FILE_LAYOUT_WHOLE, FILE_LAYOUT_SHORT, FILE_LAYOUT_HOLES, FILE_LAYOUT_TRUNCATED,
+                   FILE_LAYOUT_COUNT };
+
+/* per-block: each block opens the data file by name and closes it again, timed. */
+enum file_open { FILE_OPEN_ONCE, FILE_OPEN_PER_BLOCK, FILE_OPEN_COUNT };
+
+/* touch_share: parts per million of each block's pages (or chunks) one pass visits. */
+#define PPM 1000000
+
 /* Argument names are the Scenario field names of runner/parameters.py (those that are probe
  * options), plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
@@ -119,8 +132,9 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
               OPT_WRITE_BUFFER_BYTES,
-              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_WARMUP, OPT_ITERATIONS,
-              OPT_COUNT };
+              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
+              OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_WARMUP,
+              OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -156,6 +170,11 @@ struct scenario {
     enum advice advice;    /* mapping backings only */
     size_t read_buffer_bytes; /* read-file: the reused buffer; 0 for `whole` */
     size_t write_buffer_bytes; /* write-file: the reused buffer; 0 for `whole` */
+    size_t touch_share_ppm;    /* cycle, one thread: PPM visits every page */
+    enum file_origin file_origin; /* cycle, mmap-file or write-file */
+    enum file_layout file_layout; /* cycle, mmap-file with check_content */
+    int check_content;            /* cycle, mmap-file */
+    enum file_open file_open;     /* cycle, mmap-file or read-file */
     size_t warmup;
     size_t iterations;
 };
@@ -183,9 +202,11 @@ struct blocks {
     size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
     size_t page_bytes;
     int fd; /* the data file, or -1 */
+    const char *path; /* file_open per-block: the data file's name, opened for each block */
     /* order random: a fixed permutation of every page of every block (global page index
      * block * pages_per_block + page), and those pages located in the current blocks;
-     * NULL for sequential order. */
+     * NULL for sequential order. With touch_share below 100% only the pages chosen (in
+     * ascending order for sequential order, which then has a list too). */
     const uint64_t *order;
     struct page_ref *pages;
     size_t page_count;
@@ -193,7 +214,8 @@ struct blocks {
     /* read-file with a read buffer: the one destination every pread fills, page-aligned and
      * written before the first phase (each thread has its own); NULL for read_buffer whole.
      * With order random, chunk_order is a fixed permutation of every chunk of every block
-     * (global chunk index block * chunks_per_block + chunk), else NULL. */
+     * (global chunk index block * chunks_per_block + chunk), else NULL; with touch_share the
+     * chunks chosen, as for pages. */
     unsigned char *buffer;
     size_t buffer_bytes;
     const uint64_t *chunk_order;
@@ -212,6 +234,8 @@ struct phase_result {
     uint64_t major_faults;
     uint64_t rss_bytes;
     uint64_t syscalls; /* counted ones (COUNT_SYSCALL), reported as observations */
+    uint64_t io_read_bytes;  /* /proc/self/io over the phase, where account_io() asked */
+    uint64_t io_write_bytes;
 };
 
 /* Observations: numbers about an iteration beside its phases, each reported only where the
@@ -225,10 +249,22 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_NONZERO_BLOCKS, OBS_BRK_MOVES, OBS_BRK_STEP_MEDIAN_BYTES,
                    OBS_USABLE_BYTES, OBS_MAPPINGS_UNTIL_REFUSED, OBS_MAP_ERRNO,
                    OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
-                   OBS_READ_BUFFER_PAGE_OFFSET_BYTES, OBS_ALLOCATE_SYSCALLS,
-                   OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS, OBS_FREE_SYSCALLS,
-                   OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS, OBS_PEER_FIRST_TOUCH_MINOR_FAULTS,
-                   OBS_PEER_SECOND_PASS_MINOR_FAULTS, OBS_COUNT };
+                   OBS_READ_BUFFER_PAGE_OFFSET_BYTES,
+                   /* one per phase, in phase order */
+                   OBS_ALLOCATE_SYSCALLS, OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS,
+                   OBS_FREE_SYSCALLS,
+                   OBS_TOUCHED_PAGES, OBS_CACHED_PAGES_ADDED, OBS_RESIDENT_PPM_AFTER,
+                   /* one per phase, in phase order */
+                   OBS_ALLOCATE_IO_READ_BYTES, OBS_FIRST_TOUCH_IO_READ_BYTES,
+                   OBS_SECOND_PASS_IO_READ_BYTES, OBS_FREE_IO_READ_BYTES,
+                   OBS_ALLOCATE_IO_WRITE_BYTES, OBS_FIRST_TOUCH_IO_WRITE_BYTES,
+                   OBS_SECOND_PASS_IO_WRITE_BYTES, OBS_FREE_IO_WRITE_BYTES,
+                   OBS_CONTENT_MATCHES, OBS_TAIL_ZERO, OBS_SIGBUS_BEYOND_EOF, OBS_HOLES_ZERO,
+                   OBS_SIGBUS_AFTER_TRUNCATE, OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS,
+                   OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
+                   OBS_COUNT };
+/* observed_mask has one bit per observation. */
+_Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
 
 struct iteration_result {
     int warmup;
@@ -243,6 +279,8 @@ struct phase_start {
     struct rusage usage;
     struct timespec time;
     uint64_t syscalls;
+    uint64_t io_read_bytes;
+    uint64_t io_write_bytes;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -272,6 +310,9 @@ struct context {
     unsigned char **previous; /* resize: the blocks' addresses before growing */
     size_t file_bytes;        /* the data file's length; 0 without one */
     unsigned char *residency; /* mincore's vector: one byte per page of the data file */
+    unsigned char *residency_after; /* the same after first touch (cycle) */
+    size_t touched_pages;     /* pages one pass visits (touched_pages) */
+    char *new_path;           /* file_origin new: the name the file is created under */
     size_t limits_capacity;   /* limits: room for this many blocks in blocks.at */
     uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
     struct ipc_peer peer;     /* ipc: the other process; pid 0 otherwise */
@@ -279,6 +320,14 @@ struct context {
 
 /* ------------------------------------------------------------------------------------------ */
 /* The access patterns, inline: every loop that touches memory uses them (access.c, churn.c) */
+
+/* Byte k of the data file. Never zero (so reading it differs from reading fresh anonymous
+ * memory, or a hole), and with a prime period, so a block read from the wrong offset changes
+ * the checksum. */
+static inline unsigned char pattern_byte(uint64_t offset)
+{
+    return (unsigned char)(offset % 251 + 1);
+}
 
 /* One native-endian 8-byte word at any alignment: memcpy is a plain load at -O2. */
 static inline uint64_t load_word(const unsigned char *p)
@@ -372,6 +421,8 @@ __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b, const st
 uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, size_t page,
                      unsigned char value);
 void shuffle_pages(uint64_t *order, size_t count);
+size_t choose_units(uint64_t *order, size_t count, size_t per_block, size_t share_ppm,
+                    int ascending);
 
 /* backings.c */
 void allocate_malloc(const struct blocks *b);
@@ -384,6 +435,11 @@ void locate_pages(const struct blocks *b);
 void free_heap(const struct blocks *b);
 void unmap_blocks(const struct blocks *b);
 __attribute__((noinline)) void allocate_blocks(const struct blocks *b, const struct scenario *s);
+__attribute__((noinline)) void allocate_in_new_file(struct blocks *b, const struct scenario *s,
+                                                    const char *path, size_t file_bytes);
+void remove_new_file(struct blocks *b, const char *path);
+int open_block_file(const struct blocks *b, const struct scenario *s, int flags);
+void close_block_file(const struct scenario *s, int fd);
 __attribute__((noinline)) void release_blocks(const struct blocks *b, const struct scenario *s);
 void finish_release(const struct blocks *b, const struct scenario *s);
 
@@ -392,6 +448,14 @@ void run_churn(const struct context *c, const struct scenario *s, unsigned char 
                struct iteration_result *out);
 void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
+
+/* content.c */
+size_t layout_file_bytes(const struct scenario *s, size_t ops, size_t stride, size_t page);
+void fill_holes_file(int fd, uint64_t file_bytes, size_t stride, size_t page);
+void truncate_under_mappings(const struct blocks *b);
+void restore_data_file(const struct blocks *b, size_t file_bytes);
+void observe_content(const struct blocks *b, const struct scenario *s, size_t file_bytes,
+                     struct iteration_result *out);
 
 /* cycle.c */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
@@ -403,10 +467,14 @@ int read_exactly(int fd, unsigned char *buffer, size_t length, const char *what)
 void read_fully(int fd, unsigned char *buffer, size_t length, off_t offset);
 void pwrite_fully(int fd, const unsigned char *buffer, size_t length, off_t offset);
 extern const char DATA_FILE_VARIABLE[];
-int open_data_file(const struct scenario *s, uint64_t file_bytes);
+int open_data_file(const struct scenario *s, uint64_t file_bytes, size_t stride, size_t page,
+                   const char **path);
+void fill_pattern(unsigned char *chunk, uint64_t offset, size_t length);
+char *name_new_file(const char *directory);
 const char *filesystem_name(const char *directory, char *buffer, size_t buffer_size);
 void evict_file(int fd);
 uint64_t file_resident_ppm(int fd, size_t file_bytes, size_t page, unsigned char *vector);
+uint64_t pages_added(const unsigned char *before, const unsigned char *after, size_t pages);
 
 /* fork.c */
 void run_fork(const struct context *c, const struct scenario *s, unsigned char value,
@@ -449,6 +517,7 @@ uint64_t nonzero_bytes(const struct blocks *b);
 uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
 uint64_t time_mprotect(const struct blocks *b, const struct scenario *s);
+int read_raises(const unsigned char *p, int signal_number);
 
 /* tether.c */
 extern const char RUNNER_PID_VARIABLE[];
@@ -480,6 +549,7 @@ uint64_t resident_bytes(size_t page);
 uint64_t virtual_bytes(size_t page);
 uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end);
 void forget_statm(void);
+void account_io(void);
 void start_phase(struct phase_start *start);
 void stop_phase(const struct phase_start *start, size_t page, struct phase_result *out);
 
