@@ -183,6 +183,9 @@ Expectation = Literal["lower", "higher", "same", "no-higher", "no-lower"]
 Statistic = Literal["median", "minimum"]
 # exact: every sample of a deterministic fact must agree; statistical: a confidence interval.
 Method = Literal["exact", "statistical"]
+# all: the claim is about every pair (holds where all hold); some: an existence claim ("malloc
+# does not zero memory": one block holding old bytes shows it), which one pair proves.
+Quantifier = Literal["all", "some"]
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,7 @@ class CheckSpec:
     # The most processes per scenario this check's undecided pairs may take (None: the
     # experiment's repetitions say); above the experiment's, the run measures more for them.
     max_processes: int | None = None
+    quantifier: Quantifier = "all"
 
 
 @dataclass(frozen=True)

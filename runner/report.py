@@ -288,7 +288,7 @@ def verdict_record(run: StoredRun, result: verdict.Verdict,
         "claim": check.claim, "metric": check.metric, "expect": check.expect,
         "tolerance": check.tolerance, "where": describe_where(check.where),
         "method": result.method, "statistic": check.statistic,
-        "max_processes": check.max_processes,
+        "max_processes": check.max_processes, "quantifier": check.quantifier,
         "status": result.status, "text": result.text, "note": result.note,
         "counts": {outcome: result.count(outcome)
                    for outcome in ("holds", "contradicts", "undecided")},

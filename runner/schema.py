@@ -26,6 +26,7 @@ from runner.spec import (
     NAME_PATTERN,
     ORDERED_KINDS,
     PARAMETER_KEYS,
+    QUANTIFIERS,
     RANGE_KEYS,
     REPETITION_KEYS,
     STATISTICS,
@@ -121,6 +122,8 @@ def _key_schema(key: Key) -> Schema:
             return {"enum": list(STATISTICS)}
         case "method":
             return {"enum": list(METHODS)}
+        case "quantifier":
+            return {"enum": list(QUANTIFIERS)}
         case _:
             assert_never(key.kind)
 

@@ -44,6 +44,7 @@ from runner.model import (
     ExperimentSpec,
     Method,
     Plan,
+    Quantifier,
     Repetitions,
     Span,
     Statistic,
@@ -56,7 +57,7 @@ from runner.units import DURATION_HINT, parse_duration_s
 KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
-    "fraction", "selector", "number", "where", "statistic", "method", "share",
+    "fraction", "selector", "number", "where", "statistic", "method", "share", "quantifier",
 ]
 
 
@@ -150,9 +151,13 @@ CHECK_KEYS: tuple[Key, ...] = (
     Key("max_processes", "whole", "the most processes per scenario this check's undecided "
         "pairs may take (default: repetitions' max_processes); at least repetitions' "
         "processes", minimum=1),
+    Key("quantifier", "quantifier", "all (default: the claim is about every pair, and holds "
+        "where they all hold) or some (an existence claim, such as 'malloc does not zero "
+        "memory': it holds where any pair shows it, and the verdict names where it does not)"),
 )
 EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
+QUANTIFIERS: tuple[str, ...] = get_args(Quantifier)
 METHODS: tuple[str, ...] = get_args(Method)
 ORDERED_KINDS = ("size", "whole", "share")  # parameter kinds a `where` range applies to
 RANGE_KEYS = ("from", "to")
@@ -933,6 +938,8 @@ def _read_check(walker: _Walker, item: _Item, axes: tuple[str, ...]) -> CheckSpe
         max_processes=(None if "max_processes" not in entries
                        else int(_read_simple(walker, entries["max_processes"],
                                              table["max_processes"]))),
+        quantifier=cast(Quantifier, _read_word(walker, entries.get("quantifier"), QUANTIFIERS,
+                                               "quantifier") or CheckSpec.quantifier),
     )
 
 

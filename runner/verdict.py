@@ -66,7 +66,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from runner.metrics import method_of
-from runner.model import CheckSpec, Looks, Method, one_look
+from runner.model import CheckSpec, Looks, Method, Quantifier, one_look
 from runner.parameters import BY_KEY, Value
 from runner.scope import pair_up
 from runner.sequential import Decision, Outcome, decide, judge
@@ -194,13 +194,16 @@ def _counts(comparisons: Sequence[Comparison]) -> tuple[int, int, int]:
             outcomes.count("undecided"))
 
 
-def conclude(comparisons: Sequence[Comparison],
-             crossovers: Sequence[Crossover] = ()) -> tuple[Status, str]:
-    """The verdict over every pair, in words, with its counts."""
+def conclude(comparisons: Sequence[Comparison], crossovers: Sequence[Crossover] = (),
+             quantifier: Quantifier = "all") -> tuple[Status, str]:
+    """The verdict over every pair, in words, with its counts (`quantifier` some: an
+    existence claim, which one pair showing it proves)."""
     if not comparisons:
         return "no data", "no data: no candidate/reference pair was measured"
     holds, contradicts, undecided = _counts(comparisons)
     total = len(comparisons)
+    if quantifier == "some":
+        return _conclude_some(comparisons, holds, contradicts, undecided)
     if holds == total:
         return "holds", f"holds ({total} of {total})"
     if contradicts == total:
@@ -222,6 +225,25 @@ def conclude(comparisons: Sequence[Comparison],
     if crossovers:
         text += "; " + "; ".join(c.text for c in crossovers)
     return "holds only", text
+
+
+def _conclude_some(comparisons: Sequence[Comparison], holds: int, contradicts: int,
+                   undecided: int) -> tuple[Status, str]:
+    """An existence claim: it holds where any pair shows it, whatever the others do (they
+    are named: where it is not shown is part of the answer); it does not hold only when every
+    pair contradicts it; otherwise no pair could tell."""
+    total = len(comparisons)
+    if holds:
+        text = f"holds: shown at {_where_list(comparisons, 'holds')} ({holds} of {total}"
+        if contradicts:
+            text += f"; not at {_where_list(comparisons, 'contradicts')}"
+        if undecided:
+            text += f"; undecided at {_where_list(comparisons, 'undecided')}"
+        return "holds", text + ")"
+    if contradicts == total:
+        return "does not hold", f"does not hold ({total} of {total} contradict)"
+    return "inconclusive", (f"inconclusive: not shown at any of {total} ({contradicts} "
+                            f"contradict, {undecided} undecided)")
 
 
 def _where_list(comparisons: Sequence[Comparison], outcome: Outcome) -> str:
@@ -350,7 +372,7 @@ def evaluate(check: CheckSpec, samples: pd.DataFrame, scenarios: Sequence[Mappin
     comparisons = [_compare(check, method, scenarios, params, values, i, j, varying,
                             check_looks(check, looks)) for i, j in measured]
     crossovers = find_crossovers(comparisons)
-    status, text = conclude(comparisons, crossovers)
+    status, text = conclude(comparisons, crossovers, check.quantifier)
     return Verdict(check, status, text, tuple(comparisons), method, crossovers,
                    noise_floor(comparisons), _too_few_note(comparisons))
 

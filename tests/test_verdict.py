@@ -381,3 +381,21 @@ def test_per_process_values_keep_row_order_whatever_order_processes_come_in() ->
     assert {k: v.tolist() for k, v in values["b"].items()} == {1: [1.0, 5.0], 0: [3.0]}
     assert {k: v.tolist() for k, v in values["a"].items()} == {0: [2.0], 1: [6.0]}  # NaN
     assert _process_values(samples.iloc[:0], "m") == {}
+
+
+def test_an_existence_claim_holds_where_one_pair_shows_it() -> None:
+    """"malloc does not zero memory": one recycled block holding old bytes proves it; fresh
+    blocks reading zero do not refute it, and the verdict names where it was not shown."""
+    scale = {4096: 2.0, 1 << 17: 0.5, 1 << 18: 0.5, 1 << 20: 0.5, 1 << 30: 0.5}
+    some = replace(CHECK, quantifier="some")
+    verdict = evaluate(some, _samples(scale), SCENARIOS, LABEL_KEYS)
+    assert (verdict.status, verdict.text) == (
+        "holds", "holds: shown at size=128KiB, 256KiB, 1MiB, 1GiB (4 of 5; not at size=4KiB)")
+    never = evaluate(some, _samples(_all(2.0)), SCENARIOS, LABEL_KEYS)
+    assert (never.status, never.text) == ("does not hold", "does not hold (5 of 5 contradict)")
+    samples = _samples(_all(2.0))
+    samples.loc[samples["scenario_id"] == "mmap-anon-4096", "total_ns_per_op"] = [
+        800.0, 900.0, 1000.0, 1100.0, 1200.0, 850.0, 1150.0, 1000.0]
+    open_question = evaluate(some, samples, SCENARIOS, LABEL_KEYS)
+    assert (open_question.status, open_question.text) == (
+        "inconclusive", "inconclusive: not shown at any of 5 (4 contradict, 1 undecided)")
