@@ -57,6 +57,8 @@ class Scenario:
     grow_steps: int = 1
     touch_grown: bool = False
     heap_pad: str = "default"
+    noreserve: bool = False
+    keep_every: int = 0
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -124,8 +124,9 @@ def _populate(scenario: Scenario, facts: MachineFacts) -> str | None:
 
 
 def _map_count(scenario: Scenario, facts: MachineFacts) -> str | None:
-    # Blocks of one file each never merge into one mapping as anonymous blocks do.
-    if scenario.backing not in ("memfd", "shm") or facts.max_map_count is None:
+    # Blocks of one file each never merge into one mapping as anonymous blocks do; nor do
+    # mappings of /dev/zero, private ones included (they keep the device as their file).
+    if scenario.backing not in ("memfd", "shm", "dev-zero") or facts.max_map_count is None:
         return None
     if scenario.ops + OWN_MAPPINGS <= facts.max_map_count:
         return None

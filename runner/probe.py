@@ -45,7 +45,10 @@ from runner.parameters import PARAMETERS
 # 6: --write_buffer_bytes (write-file writes through a reused buffer, chunk by chunk, unless
 # 0, whole).
 # 7: --workload=reuse (madvise releases, then the blocks written again in the second_pass slot).
-PROBE_VERSION = 7
+# 8: access zero-then-write-all; backing dev-zero; --noreserve; --keep_every; the *-but-last
+# releases with threads; observations blocks_mmapped, blocks_in_thread_arena,
+# vm_pte_growth_bytes, exec_ran and exec_trapped.
+PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

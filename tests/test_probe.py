@@ -1168,7 +1168,7 @@ def _good_args(**overrides: str) -> list[str]:
             "grow_factor": "2", "check_zero": "0", "threads": "1", "history": "fresh",
             "host_warm": "0", "advice": "none", "read_buffer_bytes": "1048576",
             "write_buffer_bytes": "1048576", "grow_steps": "1", "touch_grown": "0",
-            "heap_pad": "default", "warmup": "0",
+            "heap_pad": "default", "noreserve": "0", "keep_every": "0", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
@@ -1274,7 +1274,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
-        "none", "1048576", "1048576", "recycled", "1", "1", "0", "default"],
+        "none", "1048576", "1048576", "recycled", "1", "1", "0", "default", "0", "0"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 

@@ -154,7 +154,7 @@ static int writes_data_file(const struct scenario *s)
 {
     return s->backing == BACKING_WRITE_FILE ||
            (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
-            (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL));
+            is_writing_access(s->access));
 }
 
 /* The data file of file backings, filled with the known pattern and read once so that every

@@ -6,9 +6,9 @@
 
 static const char *const BACKING_NAMES[BACKING_COUNT] = {
     "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
-    "mmap-hugetlb", "write-file"};
+    "mmap-hugetlb", "write-file", "dev-zero"};
 static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
-    "none", "write-page", "write-all", "read-page", "read-all"};
+    "none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all"};
 static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
 static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none",
                                                                "exec"};
@@ -39,7 +39,8 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
-    "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "warmup", "iterations"};
+    "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "noreserve", "keep_every",
+    "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -52,7 +53,7 @@ void usage_error(const char *format, ...)
           " --order=O --sync=S --grow_method=G --grow_factor=N --check_zero=0|1 --threads=N"
           " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --write_buffer_bytes=N"
           " --grow_steps=N"
-          " --touch_grown=0|1 --heap_pad=P --warmup=N"
+          " --touch_grown=0|1 --heap_pad=P --noreserve=0|1 --keep_every=N --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -96,6 +97,12 @@ size_t io_buffer_bytes(const struct scenario *s)
                                               : 0;
 }
 
+/* Mapping backings whose private mappings are anonymous memory (MADV_FREE works on them). */
+int is_anonymous_backing(enum backing backing)
+{
+    return backing == BACKING_MMAP_ANON || backing == BACKING_DEV_ZERO;
+}
+
 int is_heap_backing(enum backing backing)
 {
     return backing == BACKING_MALLOC || backing == BACKING_CALLOC ||
@@ -124,10 +131,10 @@ static void check_new_combination(const struct scenario *s)
      * mappings, and MADV_FREE works on private anonymous memory alone. */
     if (s->workload == WORKLOAD_REUSE &&
         ((s->release != RELEASE_MADV_DONTNEED && s->release != RELEASE_MADV_FREE) ||
-         s->backing != BACKING_MMAP_ANON || s->sharing != SHARING_PRIVATE || s->threads != 1 ||
-         s->protection != PROTECTION_READ_WRITE))
+         !is_anonymous_backing(s->backing) || s->sharing != SHARING_PRIVATE ||
+         s->threads != 1 || s->protection != PROTECTION_READ_WRITE))
         usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
-                    "--backing=mmap-anon --sharing=private --threads=1 "
+                    "--backing=mmap-anon or dev-zero, --sharing=private --threads=1 "
                     "--protection=read-write");
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||
@@ -162,9 +169,15 @@ void check_combination(struct scenario *s)
     if (s->release != RELEASE_NONE && heap != heap_release)
         usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
                     BACKING_NAMES[s->backing]);
-    if (keeps_last && (s->workload != WORKLOAD_CYCLE || s->threads != 1))
-        usage_error("--release=%s needs --workload=cycle and --threads=1",
-                    RELEASE_NAMES[s->release]);
+    if (keeps_last && s->workload != WORKLOAD_CYCLE)
+        usage_error("--release=%s needs --workload=cycle", RELEASE_NAMES[s->release]);
+    if (s->noreserve && heap)
+        usage_error("--noreserve=1 applies to mapping backings only");
+    if (s->keep_every != 0 &&
+        (!heap || io_buffer_bytes(s) != 0 || s->workload != WORKLOAD_CYCLE ||
+         (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
+        usage_error("--keep_every above 0 needs a heap backing with blocks, --workload=cycle "
+                    "and --release=free or malloc-trim");
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
     if (s->workload == WORKLOAD_RESIZE) {
@@ -290,6 +303,10 @@ struct scenario parse_arguments(int argc, char **argv)
         usage_error("--touch_grown is 0 or 1");
     s.heap_pad = (enum heap_pad)parse_choice(OPT_HEAP_PAD, values[OPT_HEAP_PAD], HEAP_PAD_NAMES,
                                              HEAP_PAD_COUNT);
+    s.noreserve = (int)parse_count(OPT_NORESERVE, values[OPT_NORESERVE], 0);
+    if (s.noreserve > 1)
+        usage_error("--noreserve is 0 or 1");
+    s.keep_every = parse_count(OPT_KEEP_EVERY, values[OPT_KEEP_EVERY], 0);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

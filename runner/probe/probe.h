@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 7
+#define PROBE_VERSION 8
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -69,10 +69,12 @@ extern atomic_uint_fast64_t syscall_count; /* phase.c */
 
 enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_POSIX_MEMALIGN, BACKING_MMAP_ANON,
                BACKING_MMAP_FILE, BACKING_READ_FILE, BACKING_MEMFD, BACKING_SHM,
-               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_COUNT };
+               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_DEV_ZERO, BACKING_COUNT };
 
+/* zero-then-write-all: memset(0) of the block, then write-all: malloc followed by memset,
+ * then used (what calloc saves, if anything). */
 enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
-              ACCESS_READ_ALL, ACCESS_COUNT };
+              ACCESS_READ_ALL, ACCESS_ZERO_THEN_WRITE_ALL, ACCESS_COUNT };
 
 enum sharing { SHARING_PRIVATE, SHARING_SHARED, SHARING_COUNT };
 
@@ -119,8 +121,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_ORDER, OPT_SYNC, OPT_GROW_METHOD, OPT_GROW_FACTOR, OPT_CHECK_ZERO,
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
               OPT_WRITE_BUFFER_BYTES,
-              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_WARMUP, OPT_ITERATIONS,
-              OPT_COUNT };
+              OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_NORESERVE, OPT_KEEP_EVERY,
+              OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c). */
 extern const char TRACE_HEAP_ARGUMENT[];
@@ -154,6 +156,8 @@ struct scenario {
     enum advice advice;    /* mapping backings only */
     size_t read_buffer_bytes; /* read-file: the reused buffer; 0 for `whole` */
     size_t write_buffer_bytes; /* write-file: the reused buffer; 0 for `whole` */
+    int noreserve;         /* mapping backings: MAP_NORESERVE */
+    size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
     size_t warmup;
     size_t iterations;
 };
@@ -180,7 +184,7 @@ struct blocks {
                             (whole huge pages) and thp (whole pages) */
     size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
     size_t page_bytes;
-    int fd; /* the data file, or -1 */
+    int fd; /* the data file, /dev/zero for dev-zero, or -1 */
     /* order random: a fixed permutation of every page of every block (global page index
      * block * pages_per_block + page), and those pages located in the current blocks;
      * NULL for sequential order. */
@@ -225,7 +229,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
                    OBS_READ_BUFFER_PAGE_OFFSET_BYTES, OBS_ALLOCATE_SYSCALLS,
                    OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS, OBS_FREE_SYSCALLS,
-                   OBS_COUNT };
+                   OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
+                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_COUNT };
 
 struct iteration_result {
     int warmup;
@@ -310,8 +315,9 @@ static inline uint64_t sum_words(const unsigned char *p, size_t length)
 /* The access pattern over `length` bytes at p that lie `offset` bytes into their block: the
  * bytes a pass over the whole block touches there. write-page and read-page touch one byte
  * per page, at block offsets 0, page, 2*page... (byte 0 of a block smaller than a page);
- * write-all writes every byte (memset); read-all sums the words (offset is a multiple of 8,
- * so the words are the block's). Returns what was read. */
+ * write-all writes every byte (memset); zero-then-write-all zeroes every byte, then writes
+ * every byte; read-all sums the words (offset is a multiple of 8, so the words are the
+ * block's). Returns what was read. */
 static inline __attribute__((always_inline)) uint64_t access_range(
     unsigned char *p, size_t length, size_t offset, size_t page, enum access access,
     unsigned char value)
@@ -327,6 +333,14 @@ static inline __attribute__((always_inline)) uint64_t access_range(
         ESCAPE(p);
         break;
     case ACCESS_WRITE_ALL:
+        memset(p, value, length);
+        ESCAPE(p);
+        break;
+    case ACCESS_ZERO_THEN_WRITE_ALL:
+        /* ESCAPE between the two: the compiler must assume the zeroes are read, so it can
+         * neither drop the first memset as overwritten nor merge the two. */
+        memset(p, 0, length);
+        ESCAPE(p);
         memset(p, value, length);
         ESCAPE(p);
         break;
@@ -354,6 +368,7 @@ extern const char *const PHASE_NAMES[PHASE_COUNT];
 extern const char *const OBSERVATION_NAMES[OBS_COUNT];
 
 /* access.c */
+int is_writing_access(enum access access);
 __attribute__((noinline)) uint64_t apply_access(const struct blocks *b, const struct scenario *s,
                                                 size_t page, unsigned char value);
 __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b, const struct scenario *s,
@@ -367,6 +382,7 @@ void allocate_malloc(const struct blocks *b);
 void allocate_calloc(const struct blocks *b);
 void allocate_posix_memalign(const struct blocks *b, const struct scenario *s);
 int map_flags(const struct scenario *s);
+int open_dev_zero(void);
 unsigned char *map_block(const struct blocks *b, const struct scenario *s, int flags, int fd,
                          off_t offset);
 void locate_pages(const struct blocks *b);
@@ -426,6 +442,13 @@ uint64_t pss_bytes(void);
 uint64_t count_mappings(void);
 uintptr_t current_brk(void);
 uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start);
+int glibc_malloc_in_use(void);
+void count_chunk_kinds(const struct blocks *b, uint64_t *mmapped, uint64_t *thread_arena);
+uint64_t page_table_bytes(void);
+int exec_code_available(void);
+int reads_imply_exec(void);
+uint64_t check_exec_runs(const struct blocks *b, const struct scenario *s);
+uint64_t check_exec_traps(const struct blocks *b);
 uint64_t nonzero_bytes(const struct blocks *b);
 uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
@@ -440,6 +463,7 @@ void tie_to_runner(int traced);
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 int is_file_backing(enum backing backing);
 int is_heap_backing(enum backing backing);
+int is_anonymous_backing(enum backing backing);
 size_t io_buffer_bytes(const struct scenario *s);
 void check_combination(struct scenario *s);
 struct scenario parse_arguments(int argc, char **argv);
