@@ -187,8 +187,8 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "aarch64)"),
     Observation("exec_trapped", "0 or 1",
                 "1 when calling into every block faulted: no code runs in memory without "
-                "PROT_EXEC (protection read-write and read; mapping backings and "
-                "posix-memalign, x86-64 and aarch64)"),
+                "PROT_EXEC (protection read-write and read with an access other than none; "
+                "mapping backings and posix-memalign, x86-64 and aarch64)"),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "

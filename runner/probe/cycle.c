@@ -47,8 +47,9 @@ static void observe_allocation(const struct context *c, const struct scenario *s
 
 /* Whether code runs in the blocks (mapping backings and posix-memalign, on x86-64 and
  * aarch64): for protection exec a function copied into each; for read-write and read, a
- * call into each must fault. After the protection checks, before the blocks are made
- * read-write again for free. */
+ * call into each must fault, asked only where the access pattern mapped the blocks' pages
+ * (see check_exec_traps), so that the call maps none the free phase would then unmap.
+ * After the protection checks, before the blocks are made read-write again for free. */
 static void observe_exec(const struct scenario *s, const struct blocks *b,
                          struct iteration_result *out)
 {
@@ -57,7 +58,8 @@ static void observe_exec(const struct scenario *s, const struct blocks *b,
         return;
     if (s->protection == PROTECTION_EXEC)
         observe(out, OBS_EXEC_RAN, check_exec_runs(b, s));
-    else if (s->protection != PROTECTION_NONE && !reads_imply_exec())
+    else if (s->protection != PROTECTION_NONE && s->access != ACCESS_NONE &&
+             !reads_imply_exec())
         observe(out, OBS_EXEC_TRAPPED, check_exec_traps(b));
 }
 

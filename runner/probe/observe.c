@@ -326,10 +326,11 @@ uint64_t check_exec_runs(const struct blocks *b, const struct scenario *s)
     return ran;
 }
 
-/* protection read-write and read: 1 when calling into every block faulted. Nothing is written
- * there: the kernel refuses to fetch instructions from a mapping without PROT_EXEC before
- * anything runs (the NX bit for a page already mapped; the mapping's flags for one that is
- * not, which the refused fetch does not fault in). */
+/* protection read-write and read: 1 when calling into every block faulted, the NX bit of the
+ * block's first page refusing the fetch before anything runs. Nothing is written there. The
+ * caller asks only where the access pattern has mapped that page: on x86-64 an instruction
+ * fetch from a readable page not yet mapped faults it in first (a page of the file or of
+ * shared memory, resident from then on) and only the retried fetch meets the NX bit. */
 uint64_t check_exec_traps(const struct blocks *b)
 {
     struct sigaction previous;
