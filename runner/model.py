@@ -13,6 +13,7 @@ from runner.parameters import (
     Value,
     applies,
     id_defaults,
+    reserves_untouched,
     scenario_memory_bytes,
 )
 
@@ -92,6 +93,8 @@ class Scenario:
 
     @property
     def memory_bytes(self) -> int:
+        if reserves_untouched(self.params()):
+            return 0
         return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
                                      self.grow_factor, self.grow_steps)
 

@@ -757,6 +757,16 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def reserves_untouched(params: Mapping[str, Value]) -> bool:
+    """Whether a scenario maps blocks with MAP_NORESERVE that nothing ever writes or reads
+    (workload cycle: no access, populate, advice, check_zero, recycling, host warming or exec
+    check): such blocks take no memory however large they are, which is what they are for."""
+    quiet = {"access": "none", "populate": "none", "advice": "none", "check_zero": False,
+             "history": "fresh", "host_warm": False, "workload": "cycle"}
+    return (bool(params["noreserve"]) and params["protection"] != "exec"
+            and all(params[key] == value for key, value in quiet.items()))
+
+
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
                           grow_factor: int = 2, grow_steps: int = 1) -> int:
     """Memory one probe process needs at its peak: every block of the inner loop at once; for

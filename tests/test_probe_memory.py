@@ -610,3 +610,13 @@ def test_exec_architectures_are_the_ones_the_probe_has_code_for() -> None:
     source = Path(__file__).resolve().parent.parent / "runner" / "probe" / "observe.c"
     text = source.read_text()
     assert all(f"defined(__{arch}__)" in text for arch in EXEC_ARCHITECTURES)
+
+
+def test_untouched_noreserve_blocks_need_no_memory_however_large() -> None:
+    """The memory guard lets a never-touched MAP_NORESERVE mapping twice memory's size run;
+    touched, or reserved, it counts whole."""
+    huge = scenario(backing="mmap-anon", size_bytes=1 << 45, access="none", noreserve=True)
+    assert huge.memory_bytes == 0
+    assert dataclasses.replace(huge, noreserve=False).memory_bytes == 1 << 45
+    assert dataclasses.replace(huge, access="read-page").memory_bytes == 1 << 45
+    assert dataclasses.replace(huge, protection="exec").memory_bytes == 1 << 45
