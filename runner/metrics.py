@@ -230,7 +230,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
-           "when their memory is reused or returned"),
+           "when their memory is reused or returned, 1/N when keep_every N keeps one block "
+           "in N and the freed ones leave no page behind"),
     Metric("page_table_per_requested_byte", "bytes per byte",
            "page tables grown (VmPTE) per byte requested: 8 bytes per 4 KiB page touched is "
            "1/512"),
