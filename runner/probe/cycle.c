@@ -43,10 +43,10 @@ static void observe_allocation(const struct context *c, const struct scenario *s
  * which has just written them in the same order: this leaves the caches as allocate left
  * them. Read before the free phase instead, the headers free works on would be warm where
  * the touching phases had pushed them out (a 4 KiB free took a fifth of its time). */
-static void observe_chunks(const struct scenario *s, const struct blocks *b,
-                           struct iteration_result *out)
+static void observe_chunks(const struct context *c, struct iteration_result *out)
 {
-    if (!is_heap_backing(s->backing) || b->buffer != NULL || !glibc_malloc_in_use())
+    const struct blocks *b = &c->blocks;
+    if (!c->chunk_flags || b->buffer != NULL)
         return;
     uint64_t mmapped, thread_arena;
     count_chunk_kinds(b, &mmapped, &thread_arena);
@@ -107,7 +107,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     else
         allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
-    observe_chunks(s, b, out);
+    observe_chunks(c, out);
     if (s->check_zero)
         observe_zero(b, out);
     if (b->pages != NULL)

@@ -326,6 +326,27 @@ uint64_t check_exec_runs(const struct blocks *b, const struct scenario *s)
     return ran;
 }
 
+/* Before the first iteration, untimed: a refused write and a refused call, caught as the
+ * checks catch them, so that what catching needs is mapped before any iteration counts its
+ * resident set. An iteration's first fault would otherwise map pages of libc's code
+ * (sigaction, siglongjmp: up to 16 at a time, by fault-around) and of the stack for the
+ * signal frame, which its free phase would count as memory the blocks kept. */
+void rehearse_fault_checks(size_t page)
+{
+    unsigned char *p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        system_error("mmap (rehearsing the fault checks)");
+    struct sigaction previous;
+    catch_faults(&previous);
+    (void)write_faults(p);
+    int result;
+    if (exec_code_available() && !reads_imply_exec())
+        (void)call_faults(p, &result);
+    stop_catching_faults(&previous);
+    if (munmap(p, page) != 0)
+        system_error("munmap (rehearsing the fault checks)");
+}
+
 /* protection read-write and read: 1 when calling into every block faulted, the NX bit of the
  * block's first page refusing the fetch before anything runs. Nothing is written there. The
  * caller asks only where the access pattern has mapped that page: on x86-64 an instruction

@@ -266,6 +266,7 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         c.previous = map_scratch(s->ops * sizeof *c.previous);
     if (s->threads > 1)
         c.crew = start_crew(b, s);
+    c.chunk_flags = is_heap_backing(s->backing) && glibc_malloc_in_use();
     return c;
 }
 
@@ -300,6 +301,7 @@ int main(int argc, char **argv)
     if (s.host_warm)
         warm_host(scenario_bytes(&c.blocks, &s), page);
     grow_heap_once(&c.blocks, &s);
+    rehearse_fault_checks(page);
     fence_scratch(page);
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;

@@ -269,6 +269,9 @@ struct context {
     unsigned char *residency; /* mincore's vector: one byte per page of the data file */
     size_t limits_capacity;   /* limits: room for this many blocks in blocks.at */
     uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
+    /* heap backings: glibc's chunk headers can be read (glibc_malloc_in_use), asked before
+     * the first iteration, as dladdr faults in pages of libc's symbol table */
+    int chunk_flags;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -449,6 +452,7 @@ int exec_code_available(void);
 int reads_imply_exec(void);
 uint64_t check_exec_runs(const struct blocks *b, const struct scenario *s);
 uint64_t check_exec_traps(const struct blocks *b);
+void rehearse_fault_checks(size_t page);
 uint64_t nonzero_bytes(const struct blocks *b);
 uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
