@@ -170,6 +170,25 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "how far into its page read() copies to: the reused buffer's start (0: "
                 "page-aligned), or for read_buffer whole the first block's (backing read-file, "
                 "workload cycle)"),
+    Observation("blocks_mmapped", "blocks",
+                "blocks whose chunk glibc mapped on its own (the IS_MMAPPED bit of the chunk's "
+                "size field): malloc of a block past the mmap threshold is one mmap (heap "
+                "backings, workload cycle, glibc's malloc)", per_op=True),
+    Observation("blocks_in_thread_arena", "blocks",
+                "blocks whose chunk lies in a thread arena, a heap glibc carved out of a "
+                "mapping of its own (the NON_MAIN_ARENA bit; heap backings, workload cycle, "
+                "glibc's malloc)", per_op=True),
+    Observation("vm_pte_growth_bytes", "bytes",
+                "page tables (VmPTE) grown from before allocate to after the touching phases "
+                "(workload cycle)", per_op=True),
+    Observation("exec_ran", "0 or 1",
+                "1 when a tiny function copied into every block ran there and returned what it "
+                "should (protection exec; mapping backings and posix-memalign, x86-64 and "
+                "aarch64)"),
+    Observation("exec_trapped", "0 or 1",
+                "1 when calling into every block faulted: no code runs in memory without "
+                "PROT_EXEC (protection read-write and read with an access other than none; "
+                "mapping backings and posix-memalign, x86-64 and aarch64)"),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
@@ -280,7 +299,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
-           "when their memory is reused or returned"),
+           "when their memory is reused or returned, 1/N when keep_every N keeps one block "
+           "in N and the freed ones leave no page behind"),
+    Metric("page_table_per_requested_byte", "bytes per byte",
+           "page tables grown (VmPTE) per byte requested: 8 bytes per 4 KiB page touched is "
+           "1/512"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
            "system (1: all of it, 0: none; empty when nothing became resident)"),
@@ -352,6 +375,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     # Counted or checked by the probe: pages visited, kernel entries, what a mapping shows.
     "touched_pages_per_op", "single_pass_kernel_entries_per_op", "total_kernel_entries_per_op",
     "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero", "sigbus_after_truncate",
+    # glibc's chunk flags and whether code ran: facts of the allocator and the kernel.
+    "blocks_mmapped_per_op", "blocks_in_thread_arena_per_op", "exec_ran", "exec_trapped",
 })
 
 

@@ -13,6 +13,7 @@ from runner.parameters import (
     Value,
     applies,
     id_defaults,
+    reserves_untouched,
     scenario_memory_bytes,
 )
 
@@ -64,6 +65,8 @@ class Scenario:
     file_layout: str = "whole"
     check_content: bool = False
     file_open: str = "once"
+    noreserve: bool = False
+    keep_every: int = 0
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:
@@ -97,6 +100,8 @@ class Scenario:
 
     @property
     def memory_bytes(self) -> int:
+        if reserves_untouched(self.params()):
+            return 0
         return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
                                      self.grow_factor, self.grow_steps)
 

@@ -26,16 +26,20 @@ Value = str | int | bool
 Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text", "share"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
-            "memfd", "shm", "mmap-hugetlb", "write-file", "pipe")
+            "memfd", "shm", "mmap-hugetlb", "write-file", "pipe", "dev-zero")
 # Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
 # protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
 # free().
 HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
 # Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
-MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb")
+MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb", "dev-zero")
+# Mapping backings whose private mappings are anonymous memory (MADV_FREE works on them): a
+# private mapping of /dev/zero is anonymous memory, a shared one a shared-memory object.
+ANONYMOUS_BACKINGS = ("mmap-anon", "dev-zero")
 # Backings that need a file: the probe creates it (outside the timed phases) in `file_dir`.
 FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
-WRITING_ACCESSES = ("write-page", "write-all")
+ACCESSES = ("none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all")
+WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in the README.
 WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
@@ -224,9 +228,10 @@ class Parameter:
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("backing", "backing", "choice", "malloc",
-              "where the memory comes from: the C heap, an anonymous or file mapping, or a "
-              "heap buffer filled by read() from a file; for workload ipc, pipe: messages "
-              "through a pipe instead of shared memory", BACKINGS),
+              "where the memory comes from: the C heap, an anonymous or file mapping (or a "
+              "mapping of /dev/zero: dev-zero), or a heap buffer filled by read() from a file; "
+              "for workload ipc, pipe: messages through a pipe instead of shared memory",
+              BACKINGS),
     Parameter("size", "size_bytes", "size", 4096, "bytes per allocated block"),
     Parameter("sharing", "sharing", "choice", "private",
               "MAP_PRIVATE or MAP_SHARED (mmap backings only)", ("private", "shared")),
@@ -243,8 +248,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               POPULATES, aliases=((True, "map-populate"), (False, "none")), keyed_label=True),
     Parameter("access", "access", "choice", "write-page",
               "what the first-touch and second-pass phases do to each block: nothing, one byte "
-              "per page, every byte (memset), or read them",
-              ("none", "write-page", "write-all", "read-page", "read-all")),
+              "per page, every byte (memset), read them, or zero-then-write-all: memset to 0, "
+              "then every byte written (malloc followed by memset, then used: compare with "
+              "calloc and write-all)", ACCESSES),
     Parameter("ops", "ops", "count", 0,
               "blocks allocated per timed phase, so short operations rise above the clock; "
               "'auto' picks enough blocks to cover at least 16 MiB (at most 65536 blocks); "
@@ -262,7 +268,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
               "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed; "
               "free-but-last and malloc-trim-but-last keep the block allocated last (the top "
-              "of the heap) through the phase and free it after, untimed; none gives nothing "
+              "of the heap; with threads, each thread's last) through the phase and free it "
+              "after, untimed; none gives nothing "
               "back: every iteration leaks its blocks until the process exits",
               RELEASES, keyed_label=True),
     Parameter("workload", "workload", "choice", "cycle",
@@ -273,11 +280,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "then unmap them; ops is not used), or churn (ops times: allocate one block, "
               "apply the access pattern, release it, back to back in one timed window, the "
               "allocate phase: the latency of an allocate-use-release pair), or reuse "
-              "(mmap-anon: allocate, touch, release by madvise, which keeps the mappings, "
-              "then the access pattern again on the released blocks, timed as second_pass), or "
-              "ipc (shm, memfd, mmap-file or pipe: ops messages of size bytes per touching "
-              "phase from the probe to a second process that opens the channel by name, every "
-              "byte written, read and acknowledged)",
+              "(mmap-anon or dev-zero, private: allocate, touch, release by madvise, which "
+              "keeps the mappings, then the access pattern again on the released blocks, "
+              "timed as second_pass), or ipc (shm, memfd, mmap-file or pipe: ops messages of "
+              "size bytes per touching phase from the probe to a second process that opens "
+              "the channel by name, every byte written, read and acknowledged)",
               WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
@@ -402,6 +409,17 @@ PARAMETERS: tuple[Parameter, ...] = (
               "block's range and closes it; read-file opens it, preads the block and closes it "
               "for each block (timed): the idiom of reading a small file once",
               FILE_OPENS, keyed_label=True),
+    Parameter("noreserve", "noreserve", "bool", False,
+              "mapping backings: add MAP_NORESERVE to every mmap, so the kernel does not "
+              "count the mapping against the memory it promises (overcommit heuristic, mode "
+              "0: a writable private mapping larger than memory and swap is then granted; "
+              "mode 2 ignores the flag)"),
+    Parameter("keep_every", "keep_every", "whole", 0,
+              "heap backings, workload cycle: the free phase frees every block but every "
+              "keep_every-th, which stays allocated until the process exits (long-lived "
+              "objects among short-lived ones); the next iteration's blocks can fill the "
+              "holes, and retained_per_requested_byte shows the fragmentation (ideally "
+              "1/keep_every). 0: every block is freed", minimum=0, keyed_label=True),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -472,7 +490,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
     """
     backing = params["backing"]
     if backing in HEAP_BACKINGS:
-        for key in ("sharing", "populate", "advice"):
+        for key in ("sharing", "populate", "advice", "noreserve"):
             if params[key] != DEFAULTS[key]:
                 return (f"backing {backing} takes memory from the C heap, so "
                         f"{key}: {BY_KEY[key].format(params[key])} cannot apply "
@@ -487,7 +505,8 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _file_io_conflict(params)
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
-              or _advice_conflict(params) or _heap_pad_conflict(params))
+              or _advice_conflict(params) or _heap_pad_conflict(params)
+              or _keep_every_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -516,7 +535,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
 
 # What workload limits takes as it is given: the blocks, their file, the probe's environment.
 _LIMITS_FREE_KEYS = ("backing", "size", "sharing", "file_dir", "ops", "workload", "access",
-                     "release", "tunables")
+                     "release", "tunables", "noreserve")
 
 
 def _limits_conflict(params: Mapping[str, Value]) -> str | None:
@@ -536,7 +555,8 @@ def _limits_conflict(params: Mapping[str, Value]) -> str | None:
         if key not in _LIMITS_FREE_KEYS and value != DEFAULTS[key]:
             return (f"workload limits maps untouched blocks that alternate between read-write "
                     f"and read-only, so {key}: {BY_KEY[key].format(value)} cannot apply (leave "
-                    f"{key} out; it takes backing, size, sharing, file_dir and tunables)")
+                    f"{key} out; it takes backing, size, sharing, file_dir, noreserve and "
+                    "tunables)")
     return None
 
 
@@ -573,6 +593,26 @@ def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
     if str(params["release"]).startswith("malloc-trim"):
         return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
                 "(use release: free)")
+    return None
+
+
+def _keep_every_conflict(params: Mapping[str, Value]) -> str | None:
+    """keep_every: heap blocks, some freed and some kept, by a free phase that frees."""
+    every = int(params["keep_every"])
+    if every == 0:
+        return None
+    key = _buffered(params)
+    if params["backing"] not in HEAP_BACKINGS or key:
+        return (f"keep_every {every} keeps some heap blocks allocated among freed ones, and "
+                f"backing {params['backing']} allocates no heap blocks (use a heap backing; "
+                f"{params['backing'] if key else 'read-file'} with {key or 'read_buffer'}: "
+                "whole)")
+    if params["workload"] != "cycle":
+        return (f"keep_every {every} changes the free phase of workload cycle, and this is "
+                f"workload {params['workload']} (use workload: cycle, or leave keep_every out)")
+    if params["release"] not in ("auto", "free", "malloc-trim"):
+        return (f"keep_every {every} frees all blocks but one in {every}, and release "
+                f"{params['release']} frees otherwise (use release: free or malloc-trim)")
     return None
 
 
@@ -658,13 +698,13 @@ def _release_conflict(params: Mapping[str, Value]) -> str | None:
     if backing in MAPPING_BACKINGS and release in HEAP_RELEASES:
         return (f"release {release} gives memory back to the C heap, and backing {backing} is a "
                 "mapping (use release: munmap, madv-dontneed, madv-free or auto)")
-    if release == "madv-free" and (backing != "mmap-anon" or params["sharing"] != "private"):
-        return ("MADV_FREE works only on private anonymous memory (use backing mmap-anon with "
-                "sharing: private, or release: madv-dontneed)")
-    if str(release).endswith("-but-last") and (params["workload"] != "cycle"
-                                          or int(params["threads"]) != 1):
-        return (f"release {release} keeps the block allocated last, which needs workload cycle "
-                "with one thread (use release: free or malloc-trim)")
+    if release == "madv-free" and (backing not in ANONYMOUS_BACKINGS
+                                   or params["sharing"] != "private"):
+        return ("MADV_FREE works only on private anonymous memory (use backing mmap-anon or "
+                "dev-zero with sharing: private, or release: madv-dontneed)")
+    if str(release).endswith("-but-last") and params["workload"] != "cycle":
+        return (f"release {release} keeps the block allocated last (by each thread), which "
+                "needs workload cycle (use release: free or malloc-trim)")
     if release in ("madv-dontneed", "madv-free") and params["populate"] == "mlock":
         return (f"locked pages cannot be released by madvise, so release {release} fails "
                 "after populate mlock (use release: munmap)")
@@ -815,10 +855,10 @@ def _reuse_conflict(params: Mapping[str, Value]) -> str | None:
         return (f"workload reuse writes the blocks again after the release, and release "
                 f"{params['release']} takes the mappings away (use release: madv-dontneed or "
                 "madv-free)")
-    if params["backing"] != "mmap-anon" or params["sharing"] != "private":
+    if params["backing"] not in ANONYMOUS_BACKINGS or params["sharing"] != "private":
         return (f"workload reuse releases by madvise the memory MADV_FREE works on, private "
                 f"anonymous memory, and this is {params['sharing']} {params['backing']} (use "
-                "backing: mmap-anon with sharing: private)")
+                "backing: mmap-anon or dev-zero with sharing: private)")
     if int(params["threads"]) != 1 or params["protection"] != "read-write":
         return ("workload reuse writes the blocks from one thread, read-write (use threads: 1 "
                 "and protection: read-write)")
@@ -930,6 +970,16 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
             return (f"{key}: {BY_KEY[key].format(params[key])} is measured with one thread "
                     "(use threads: 1)")
     return None
+
+
+def reserves_untouched(params: Mapping[str, Value]) -> bool:
+    """Whether a scenario maps blocks with MAP_NORESERVE that nothing ever writes or reads
+    (workload cycle: no access, populate, advice, check_zero, recycling, host warming or exec
+    check): such blocks take no memory however large they are, which is what they are for."""
+    quiet = {"access": "none", "populate": "none", "advice": "none", "check_zero": False,
+             "history": "fresh", "host_warm": False, "workload": "cycle"}
+    return (bool(params["noreserve"]) and params["protection"] != "exec"
+            and all(params[key] == value for key, value in quiet.items()))
 
 
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",

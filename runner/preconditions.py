@@ -124,9 +124,10 @@ def _populate(scenario: Scenario, facts: MachineFacts) -> str | None:
 
 
 def _map_count(scenario: Scenario, facts: MachineFacts) -> str | None:
-    # Blocks of one file each never merge into one mapping as anonymous blocks do; workload
-    # ipc maps one channel, whatever its ops (messages).
-    if (scenario.backing not in ("memfd", "shm") or scenario.workload == "ipc"
+    # Blocks of one file each never merge into one mapping as anonymous blocks do; nor do
+    # mappings of /dev/zero, private ones included (they keep the device as their file);
+    # workload ipc maps one channel, whatever its ops (messages).
+    if (scenario.backing not in ("memfd", "shm", "dev-zero") or scenario.workload == "ipc"
             or facts.max_map_count is None):
         return None
     if scenario.ops + OWN_MAPPINGS <= facts.max_map_count:

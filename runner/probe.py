@@ -54,6 +54,9 @@ from runner.parameters import PARAMETERS
 # file backings report touched_pages, cached_pages_added, resident_ppm_after and
 # <phase>_io_read_bytes/<phase>_io_write_bytes (/proc/self/io read around each phase), and
 # check_content the content and SIGBUS observations.
+# access zero-then-write-all; backing dev-zero; --noreserve; --keep_every; the *-but-last
+# releases with threads; observations blocks_mmapped, blocks_in_thread_arena,
+# vm_pte_growth_bytes, exec_ran and exec_trapped.
 PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

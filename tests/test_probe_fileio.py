@@ -462,7 +462,9 @@ def test_scenario_field_defaults_are_the_new_parameters_defaults() -> None:
     fields = {f.name: f.default for f in dataclasses.fields(Scenario)}
     for key in ("touch_share", "file_origin", "file_layout", "check_content", "file_open"):
         assert fields[BY_KEY[key].field] == DEFAULTS[key]
-    assert [p.key for p in PARAMETERS][-5:] == [
+    keys = [p.key for p in PARAMETERS]
+    start = keys.index("touch_share")
+    assert keys[start:start + 5] == [
         "touch_share", "file_origin", "file_layout", "check_content", "file_open"]
 
 

@@ -107,6 +107,14 @@ static __attribute__((noinline)) uint64_t visit_pages(const struct blocks *b,
             ESCAPE(b->pages[k].at);
         }
         break;
+    case ACCESS_ZERO_THEN_WRITE_ALL: /* page by page, each zeroed, then written */
+        for (size_t k = 0; k < b->page_count; k++) {
+            memset(b->pages[k].at, 0, b->pages[k].length);
+            ESCAPE(b->pages[k].at);
+            memset(b->pages[k].at, value, b->pages[k].length);
+            ESCAPE(b->pages[k].at);
+        }
+        break;
     case ACCESS_READ_PAGE:
         for (size_t k = 0; k < b->page_count; k++)
             sum += b->pages[k].at[0];
@@ -168,12 +176,21 @@ __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
     return sum;
 }
 
+/* Whether the access pattern writes (runner/parameters.py WRITING_ACCESSES). */
+int is_writing_access(enum access access)
+{
+    return access == ACCESS_WRITE_PAGE || access == ACCESS_WRITE_ALL ||
+           access == ACCESS_ZERO_THEN_WRITE_ALL;
+}
+
 /* 1 when every byte the access pattern writes holds `value` (one per page for write-page,
- * all of them for write-all): whether a write of this or another process is visible here. */
+ * all of them for write-all and zero-then-write-all): whether a write of this or another
+ * process is visible here. */
 uint64_t blocks_hold(const struct blocks *b, const struct scenario *s, size_t page,
                      unsigned char value)
 {
-    size_t step = s->access == ACCESS_WRITE_ALL ? 1 : page;
+    int every_byte = s->access == ACCESS_WRITE_ALL || s->access == ACCESS_ZERO_THEN_WRITE_ALL;
+    size_t step = every_byte ? 1 : page;
     for (size_t i = 0; i < b->ops; i++)
         for (size_t offset = 0; offset < b->size_bytes; offset += step)
             if (b->at[i][offset] != value)

@@ -55,6 +55,8 @@ int map_flags(const struct scenario *s)
     int flags = s->sharing == SHARING_SHARED ? MAP_SHARED : MAP_PRIVATE;
     if (s->populate == POPULATE_MAP_POPULATE)
         flags |= MAP_POPULATE;
+    if (s->noreserve)
+        flags |= MAP_NORESERVE;
     if (s->backing == BACKING_MMAP_ANON || s->backing == BACKING_MMAP_HUGETLB)
         flags |= MAP_ANONYMOUS;
     if (s->backing == BACKING_MMAP_HUGETLB)
@@ -194,8 +196,21 @@ void close_block_file(const struct scenario *s, int fd)
         system_error("close");
 }
 
-/* mmap-anon, mmap-file and mmap-hugetlb differ only in the flags and the file. A per-block
- * descriptor of mmap-file is opened read-write only where the mapping can write the file. */
+
+/* dev-zero: the device every block maps, opened once before the first iteration (a program
+ * opens it once too); the allocate phase times the mmap alone. MAP_PRIVATE of /dev/zero is
+ * anonymous memory, MAP_SHARED a shared-memory object of its own per mapping. */
+int open_dev_zero(void)
+{
+    int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        system_error("open /dev/zero");
+    return fd;
+}
+
+/* mmap-anon, mmap-file, mmap-hugetlb and dev-zero differ only in the flags and the file. A
+ * per-block descriptor of mmap-file is opened read-write only where the mapping can write the
+ * file. */
 static void allocate_mmap(const struct blocks *b, const struct scenario *s)
 {
     int flags = map_flags(s), file = s->backing == BACKING_MMAP_FILE;
@@ -203,7 +218,7 @@ static void allocate_mmap(const struct blocks *b, const struct scenario *s)
                    ? O_RDWR : O_RDONLY;
     for (size_t i = 0; i < b->ops; i++) {
         off_t offset = file ? (off_t)((b->first + i) * b->stride_bytes) : 0;
-        int fd = file ? open_block_file(b, s, mode) : -1;
+        int fd = file ? open_block_file(b, s, mode) : b->fd; /* dev-zero: the device */
         unsigned char *p = s->thp == THP_DEFAULT ? map_block(b, s, flags, fd, offset)
                                                  : map_thp_block(b, s, flags);
         if (file)
@@ -315,11 +330,23 @@ void free_heap(const struct blocks *b)
         free(b->at[i]);
 }
 
-/* Every block but the one allocated last, which stays and pins the top of the heap. */
+/* Every block but the one allocated last, which stays and pins the top of the heap. With
+ * threads, b is one thread's slice: each thread keeps its own last block. */
 static void free_heap_but_last(const struct blocks *b)
 {
     for (size_t i = 0; i + 1 < b->ops; i++)
         free(b->at[i]);
+}
+
+/* keep_every: every block but every `every`-th (blocks every-1, 2*every-1... counted over all
+ * blocks, so threads keep the same ones), which stay allocated until the process exits:
+ * long-lived objects among short-lived ones. A loop of its own, so that keep_every 0 frees
+ * through free_heap exactly as before. */
+static void free_heap_keeping(const struct blocks *b, size_t every)
+{
+    for (size_t i = 0; i < b->ops; i++)
+        if ((b->first + i) % every != every - 1)
+            free(b->at[i]);
 }
 
 void unmap_blocks(const struct blocks *b)
@@ -367,6 +394,7 @@ __attribute__((noinline)) void allocate_blocks(const struct blocks *b,
     case BACKING_MMAP_ANON:
     case BACKING_MMAP_FILE:
     case BACKING_MMAP_HUGETLB:
+    case BACKING_DEV_ZERO:
         allocate_mmap(b, s);
         break;
     case BACKING_READ_FILE:
@@ -422,10 +450,16 @@ __attribute__((noinline)) void release_blocks(const struct blocks *b,
         return; /* read-file and write-file keep their one buffer: nothing to free */
     switch (s->release) {
     case RELEASE_FREE:
-        free_heap(b);
+        if (s->keep_every != 0)
+            free_heap_keeping(b, s->keep_every);
+        else
+            free_heap(b);
         break;
     case RELEASE_MALLOC_TRIM:
-        free_heap(b);
+        if (s->keep_every != 0)
+            free_heap_keeping(b, s->keep_every);
+        else
+            free_heap(b);
         malloc_trim(0);
         break;
     case RELEASE_FREE_BUT_LAST:
@@ -453,8 +487,8 @@ __attribute__((noinline)) void release_blocks(const struct blocks *b,
 }
 
 /* After the free phase, untimed: what the release left for later (the mappings madvise
- * kept, the block a *_BUT_LAST release kept), so rss_bytes of the phase shows what the
- * release itself gave back. */
+ * kept, the block each thread's *_BUT_LAST release kept: the last of its slice, as
+ * start_crew cuts them), so rss_bytes of the phase shows what the release itself gave back. */
 void finish_release(const struct blocks *b, const struct scenario *s)
 {
     switch (s->release) {
@@ -464,8 +498,11 @@ void finish_release(const struct blocks *b, const struct scenario *s)
         break;
     case RELEASE_FREE_BUT_LAST:
     case RELEASE_MALLOC_TRIM_BUT_LAST:
-        if (b->ops > 0)
-            free(b->at[b->ops - 1]);
+        for (size_t t = 0; t < s->threads; t++) {
+            size_t end = b->ops * (t + 1) / s->threads;
+            if (end > 0)
+                free(b->at[end - 1]);
+        }
         break;
     default:
         break;

@@ -3,18 +3,28 @@
  */
 #include "probe.h"
 
+/* What the process had before allocate, for the observations of growth. */
+struct before_allocate {
+    uint64_t vm_bytes;
+    uint64_t page_table_bytes;
+    uintptr_t brk;
+};
+
 /* Observations about the blocks allocate made, taken after the second pass (the touching
- * phases add no mapping, address space or heap, nor move a block), so that nothing but the
- * two phases' own bookkeeping runs between allocate and first touch: reading /proc/self/maps
- * there would cool the caches first touch finds. check_zero, which must read the blocks
+ * phases add no mapping, address space or heap, nor move a block; nor page tables, which
+ * first touch made), so that nothing but the two phases' own bookkeeping runs between
+ * allocate and first touch, or first touch and the second pass: reading /proc/self/maps
+ * there would cool the caches the next phase finds. check_zero, which must read the blocks
  * before anything writes them, stays right after allocate (observe_zero). */
 static void observe_allocation(const struct context *c, const struct scenario *s,
-                               uint64_t vm_before, uintptr_t brk_before,
+                               const struct before_allocate *before,
                                struct iteration_result *out)
 {
     const struct blocks *b = &c->blocks;
     observe(out, OBS_MAPPINGS, count_mappings());
-    observe(out, OBS_VM_SIZE_GROWTH_BYTES, growth(vm_before, virtual_bytes(b->page_bytes)));
+    observe(out, OBS_VM_SIZE_GROWTH_BYTES,
+            growth(before->vm_bytes, virtual_bytes(b->page_bytes)));
+    observe(out, OBS_VM_PTE_GROWTH_BYTES, growth(before->page_table_bytes, page_table_bytes()));
     if (s->backing == BACKING_READ_FILE) {
         const unsigned char *destination = b->buffer != NULL ? b->buffer : b->at[0];
         observe(out, OBS_READ_BUFFER_PAGE_OFFSET_BYTES,
@@ -24,9 +34,42 @@ static void observe_allocation(const struct context *c, const struct scenario *s
         return; /* read-file or write-file with a reused buffer: no blocks, nothing allocated */
     observe(out, OBS_ALIGNMENT_BYTES, block_alignment(b));
     if (is_heap_backing(s->backing)) {
-        observe(out, OBS_BRK_GROWTH_BYTES, growth(brk_before, current_brk()));
+        observe(out, OBS_BRK_GROWTH_BYTES, growth(before->brk, current_brk()));
         observe(out, OBS_BLOCKS_IN_HEAP, blocks_in_heap(b, c->heap_start));
     }
+}
+
+/* How glibc got each heap block's chunk, read from the chunk headers right after allocate,
+ * which has just written them in the same order: this leaves the caches as allocate left
+ * them. Read before the free phase instead, the headers free works on would be warm where
+ * the touching phases had pushed them out (a 4 KiB free took a fifth of its time). */
+static void observe_chunks(const struct context *c, struct iteration_result *out)
+{
+    const struct blocks *b = &c->blocks;
+    if (!c->chunk_flags || b->buffer != NULL)
+        return;
+    uint64_t mmapped, thread_arena;
+    count_chunk_kinds(b, &mmapped, &thread_arena);
+    observe(out, OBS_BLOCKS_MMAPPED, mmapped);
+    observe(out, OBS_BLOCKS_IN_THREAD_ARENA, thread_arena);
+}
+
+/* Whether code runs in the blocks (mapping backings and posix-memalign, on x86-64 and
+ * aarch64): for protection exec a function copied into each; for read-write and read, a
+ * call into each must fault, asked only where the access pattern mapped the blocks' pages
+ * (see check_exec_traps), so that the call maps none the free phase would then unmap.
+ * After the protection checks, before the blocks are made read-write again for free. */
+static void observe_exec(const struct scenario *s, const struct blocks *b,
+                         struct iteration_result *out)
+{
+    int heap_only = is_heap_backing(s->backing) && s->backing != BACKING_POSIX_MEMALIGN;
+    if (heap_only || !exec_code_available())
+        return;
+    if (s->protection == PROTECTION_EXEC)
+        observe(out, OBS_EXEC_RAN, check_exec_runs(b, s));
+    else if (s->protection != PROTECTION_NONE && s->access != ACCESS_NONE &&
+             !reads_imply_exec())
+        observe(out, OBS_EXEC_TRAPPED, check_exec_traps(b));
 }
 
 /* check_zero: the non-zero bytes of the blocks right after allocate, before any write. */
@@ -67,10 +110,10 @@ static void observe_phase_counts(int file, struct iteration_result *out)
 
 /* cycle: the four phases, each timed around exactly its work, and the observations the
  * scenario calls for, taken between the phases but never between allocate and first touch
- * (except check_zero's reading, file_layout truncated's truncation, and order random's
- * locating of the pages). `value` makes the written bytes differ between iterations, so no
- * store is a constant the compiler could drop. file_origin new works on a copy of the blocks
- * that holds the descriptor allocate creates. */
+ * (except the chunk headers allocate just wrote, check_zero's reading, file_layout truncated's
+ * truncation, and order random's locating of the pages). `value` makes the written bytes
+ * differ between iterations, so no store is a constant the compiler could drop. file_origin
+ * new works on a copy of the blocks that holds the descriptor allocate creates. */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out)
 {
@@ -84,8 +127,9 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
     uint64_t thp_before = thp ? anon_huge_bytes() : 0;
     uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
-    uint64_t vm_before = virtual_bytes(page);
-    uintptr_t brk_before = current_brk();
+    struct before_allocate before = {.vm_bytes = virtual_bytes(page),
+                                     .page_table_bytes = page_table_bytes(),
+                                     .brk = current_brk()};
     out->rss_before_bytes = resident_bytes(page);
 
     start_phase(&start);
@@ -96,6 +140,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     else
         allocate_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    observe_chunks(c, out);
     if (s->check_zero)
         observe_zero(b, out);
     if (s->file_layout == FILE_LAYOUT_TRUNCATED)
@@ -122,14 +167,15 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
                                 : touch_blocks(b, s, page, again);
     stop_phase(&start, page, &out->phases[PHASE_SECOND_PASS]);
     /* before the protection checks, whose mprotect calls may split or merge mappings */
-    observe_allocation(c, s, vm_before, brk_before, out);
+    observe_allocation(c, s, &before, out);
     if (s->check_content)
         observe_content(b, s, c->file_bytes, out);
     if (s->protection != PROTECTION_READ_WRITE) {
         observe(out, OBS_PROTECTION_ENFORCED, check_protection(b, s));
         observe(out, OBS_MPROTECT_NS, time_mprotect(b, s));
-        release_protection(b, s);
     }
+    observe_exec(s, b, out);
+    release_protection(b, s);
 
     start_phase(&start);
     if (c->crew != NULL)

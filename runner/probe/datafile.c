@@ -192,7 +192,7 @@ static int owns_data_file(const struct scenario *s)
 {
     return s->backing == BACKING_WRITE_FILE || s->workload == WORKLOAD_IPC ||
            (s->backing == BACKING_MMAP_FILE && s->sharing == SHARING_SHARED &&
-            (s->access == ACCESS_WRITE_PAGE || s->access == ACCESS_WRITE_ALL)) ||
+            is_writing_access(s->access)) ||
            s->file_layout != FILE_LAYOUT_WHOLE;
 }
 

@@ -6,9 +6,9 @@
 
 static const char *const BACKING_NAMES[BACKING_COUNT] = {
     "malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file", "memfd", "shm",
-    "mmap-hugetlb", "write-file", "pipe"};
+    "mmap-hugetlb", "write-file", "pipe", "dev-zero"};
 static const char *const ACCESS_NAMES[ACCESS_COUNT] = {
-    "none", "write-page", "write-all", "read-page", "read-all"};
+    "none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all"};
 static const char *const SHARING_NAMES[SHARING_COUNT] = {"private", "shared"};
 static const char *const PROTECTION_NAMES[PROTECTION_COUNT] = {"read-write", "read", "none",
                                                                "exec"};
@@ -44,7 +44,8 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
-    "file_origin", "file_layout", "check_content", "file_open", "warmup", "iterations"};
+    "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
+    "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -58,7 +59,8 @@ void usage_error(const char *format, ...)
           " --history=H --host_warm=0|1 --advice=A --read_buffer_bytes=N --write_buffer_bytes=N"
           " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
-          " --file_layout=L --check_content=0|1 --file_open=O --warmup=N"
+          " --file_layout=L --check_content=0|1 --file_open=O --noreserve=0|1 --keep_every=N"
+          " --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -100,6 +102,12 @@ size_t io_buffer_bytes(const struct scenario *s)
     return s->backing == BACKING_READ_FILE    ? s->read_buffer_bytes
            : s->backing == BACKING_WRITE_FILE ? s->write_buffer_bytes
                                               : 0;
+}
+
+/* Mapping backings whose private mappings are anonymous memory (MADV_FREE works on them). */
+int is_anonymous_backing(enum backing backing)
+{
+    return backing == BACKING_MMAP_ANON || backing == BACKING_DEV_ZERO;
 }
 
 int is_heap_backing(enum backing backing)
@@ -197,10 +205,10 @@ static void check_new_combination(const struct scenario *s)
      * mappings, and MADV_FREE works on private anonymous memory alone. */
     if (s->workload == WORKLOAD_REUSE &&
         ((s->release != RELEASE_MADV_DONTNEED && s->release != RELEASE_MADV_FREE) ||
-         s->backing != BACKING_MMAP_ANON || s->sharing != SHARING_PRIVATE || s->threads != 1 ||
-         s->protection != PROTECTION_READ_WRITE))
+         !is_anonymous_backing(s->backing) || s->sharing != SHARING_PRIVATE ||
+         s->threads != 1 || s->protection != PROTECTION_READ_WRITE))
         usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
-                    "--backing=mmap-anon --sharing=private --threads=1 "
+                    "--backing=mmap-anon or dev-zero, --sharing=private --threads=1 "
                     "--protection=read-write");
     check_ipc_combination(s);
     if (s->heap_pad == HEAP_PAD_KEEP &&
@@ -237,9 +245,15 @@ void check_combination(struct scenario *s)
     if (s->release != RELEASE_NONE && heap != heap_release)
         usage_error("--release=%s does not apply to --backing=%s", RELEASE_NAMES[s->release],
                     BACKING_NAMES[s->backing]);
-    if (keeps_last && (s->workload != WORKLOAD_CYCLE || s->threads != 1))
-        usage_error("--release=%s needs --workload=cycle and --threads=1",
-                    RELEASE_NAMES[s->release]);
+    if (keeps_last && s->workload != WORKLOAD_CYCLE)
+        usage_error("--release=%s needs --workload=cycle", RELEASE_NAMES[s->release]);
+    if (s->noreserve && heap)
+        usage_error("--noreserve=1 applies to mapping backings only");
+    if (s->keep_every != 0 &&
+        (!heap || io_buffer_bytes(s) != 0 || s->workload != WORKLOAD_CYCLE ||
+         (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
+        usage_error("--keep_every above 0 needs a heap backing with blocks, --workload=cycle "
+                    "and --release=free or malloc-trim");
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
     if (s->workload == WORKLOAD_RESIZE) {
@@ -377,6 +391,10 @@ struct scenario parse_arguments(int argc, char **argv)
         usage_error("--check_content is 0 or 1");
     s.file_open = (enum file_open)parse_choice(OPT_FILE_OPEN, values[OPT_FILE_OPEN],
                                                FILE_OPEN_NAMES, FILE_OPEN_COUNT);
+    s.noreserve = (int)parse_count(OPT_NORESERVE, values[OPT_NORESERVE], 0);
+    if (s.noreserve > 1)
+        usage_error("--noreserve is 0 or 1");
+    s.keep_every = parse_count(OPT_KEEP_EVERY, values[OPT_KEEP_EVERY], 0);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

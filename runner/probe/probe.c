@@ -53,7 +53,7 @@
  *           first_touch  empty: 0 ns, 0 faults, rss_bytes as after allocate
  *           second_pass  empty, likewise
  *           free         empty, likewise
- *   reuse   allocate     as cycle (mmap-anon, private)
+ *   reuse   allocate     as cycle (mmap-anon or dev-zero, private)
  *           first_touch  as cycle
  *           free         the release: madvise(MADV_DONTNEED or MADV_FREE), mappings kept
  *           second_pass  the access pattern again, on the released blocks: timed after the
@@ -75,7 +75,11 @@
  * untimed, allocates the batch once and frees it: the heap holds it from then on, so no
  * timed phase moves the program break or faults a fresh heap page.
  * --release=none makes the free phase do nothing: the blocks stay allocated until the
- * process exits, so every iteration leaks its own. --history=recycled (cycle) allocates the
+ * process exits, so every iteration leaks its own; --keep_every=N (heap backings, cycle) makes
+ * it free every block but every N-th, which stay allocated likewise (long-lived objects among
+ * short-lived ones). The *-but-last releases keep each thread's last block through the phase
+ * and free them after, untimed. --noreserve=1 adds MAP_NORESERVE to every mmap of a mapping
+ * backing. --history=recycled (cycle) allocates the
  * blocks the same way before each iteration, untimed, writes every byte non-zero and frees
  * them (or unmaps them), so the timed allocate gets memory the process has used.
  * --host_warm=1, once before the first iteration, untimed, writes every page of an anonymous
@@ -99,9 +103,11 @@
  *
  * Outside the phases an iteration records observations where the scenario makes them
  * meaningful: the blocks' alignment, how much became huge pages (thp, hugetlb), whether a
- * forbidden access faulted and what mprotect costs (protection read, exec or none), how far the
- * program break moved and how many blocks lie in the heap (heap backings), mappings and
- * address space after allocate, non-zero bytes found right after allocate (--check_zero), the
+ * forbidden access faulted and what mprotect costs (protection read, exec or none), whether
+ * code copied into the blocks runs (exec) or a call into them faults (read-write, read), how
+ * far the program break moved, how many blocks lie in the heap and how glibc got their chunks
+ * (mapped on their own, in a thread arena: heap backings), mappings, address space and page
+ * tables after allocate, non-zero bytes found right after allocate (--check_zero), the
  * share of the data file in the page cache before the iteration (file backings), who sees
  * whose writes across fork and the PSS of both, whether the ipc peer saw the writer's bytes
  * and what opening the channel and receiving cost it, whether resizing moved the blocks and kept
@@ -311,6 +317,8 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         c.residency = map_scratch(pages);
         if (s->workload == WORKLOAD_CYCLE)
             c.residency_after = map_scratch(pages);
+    } else if (s->backing == BACKING_DEV_ZERO) {
+        b->fd = open_dev_zero();
     }
     if (s->workload == WORKLOAD_IPC)
         return c; /* no blocks: one message buffer, the channel's (ipc.c) */
@@ -333,6 +341,7 @@ static struct context prepare_context(const struct scenario *s, size_t page,
         c.previous = map_scratch(s->ops * sizeof *c.previous);
     if (s->threads > 1)
         c.crew = start_crew(b, s);
+    c.chunk_flags = is_heap_backing(s->backing) && glibc_malloc_in_use();
     return c;
 }
 
@@ -375,6 +384,7 @@ int main(int argc, char **argv)
     if (s.host_warm)
         warm_host(scenario_bytes(&c.blocks, &s), page);
     grow_heap_once(&c.blocks, &s);
+    rehearse_fault_checks(page);
     if (s.workload == WORKLOAD_IPC) /* before the fence: its arguments are scratch memory */
         c.peer = start_ipc_peer(argc, argv);
     fence_scratch(page);

@@ -69,10 +69,13 @@ extern atomic_uint_fast64_t syscall_count; /* phase.c */
 
 enum backing { BACKING_MALLOC, BACKING_CALLOC, BACKING_POSIX_MEMALIGN, BACKING_MMAP_ANON,
                BACKING_MMAP_FILE, BACKING_READ_FILE, BACKING_MEMFD, BACKING_SHM,
-               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_PIPE, BACKING_COUNT };
+               BACKING_MMAP_HUGETLB, BACKING_WRITE_FILE, BACKING_PIPE, BACKING_DEV_ZERO,
+               BACKING_COUNT };
 
+/* zero-then-write-all: memset(0) of the block, then write-all: malloc followed by memset,
+ * then used (what calloc saves, if anything). */
 enum access { ACCESS_NONE, ACCESS_WRITE_PAGE, ACCESS_WRITE_ALL, ACCESS_READ_PAGE,
-              ACCESS_READ_ALL, ACCESS_COUNT };
+              ACCESS_READ_ALL, ACCESS_ZERO_THEN_WRITE_ALL, ACCESS_COUNT };
 
 enum sharing { SHARING_PRIVATE, SHARING_SHARED, SHARING_COUNT };
 
@@ -133,8 +136,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_THREADS, OPT_HISTORY, OPT_HOST_WARM, OPT_ADVICE, OPT_READ_BUFFER_BYTES,
               OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
-              OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_WARMUP,
-              OPT_ITERATIONS, OPT_COUNT };
+              OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
+              OPT_KEEP_EVERY, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -175,6 +178,8 @@ struct scenario {
     enum file_layout file_layout; /* cycle, mmap-file with check_content */
     int check_content;            /* cycle, mmap-file */
     enum file_open file_open;     /* cycle, mmap-file or read-file */
+    int noreserve;         /* mapping backings: MAP_NORESERVE */
+    size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
     size_t warmup;
     size_t iterations;
 };
@@ -201,7 +206,7 @@ struct blocks {
                             (whole huge pages) and thp (whole pages) */
     size_t stride_bytes; /* block i's offset in the data file is i * stride_bytes */
     size_t page_bytes;
-    int fd; /* the data file, or -1 */
+    int fd; /* the data file, /dev/zero for dev-zero, or -1 */
     const char *path; /* file_open per-block: the data file's name, opened for each block */
     /* order random: a fixed permutation of every page of every block (global page index
      * block * pages_per_block + page), and those pages located in the current blocks;
@@ -262,7 +267,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_CONTENT_MATCHES, OBS_TAIL_ZERO, OBS_SIGBUS_BEYOND_EOF, OBS_HOLES_ZERO,
                    OBS_SIGBUS_AFTER_TRUNCATE, OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS,
                    OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
-                   OBS_COUNT };
+                   OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
+                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
 
@@ -316,6 +322,9 @@ struct context {
     size_t limits_capacity;   /* limits: room for this many blocks in blocks.at */
     uint64_t max_map_count;   /* limits: vm.max_map_count, 0 when unknown */
     struct ipc_peer peer;     /* ipc: the other process; pid 0 otherwise */
+    /* heap backings: glibc's chunk headers can be read (glibc_malloc_in_use), asked before
+     * the first iteration, as dladdr faults in pages of libc's symbol table */
+    int chunk_flags;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -370,8 +379,9 @@ static inline uint64_t sum_words(const unsigned char *p, size_t length)
 /* The access pattern over `length` bytes at p that lie `offset` bytes into their block: the
  * bytes a pass over the whole block touches there. write-page and read-page touch one byte
  * per page, at block offsets 0, page, 2*page... (byte 0 of a block smaller than a page);
- * write-all writes every byte (memset); read-all sums the words (offset is a multiple of 8,
- * so the words are the block's). Returns what was read. */
+ * write-all writes every byte (memset); zero-then-write-all zeroes every byte, then writes
+ * every byte; read-all sums the words (offset is a multiple of 8, so the words are the
+ * block's). Returns what was read. */
 static inline __attribute__((always_inline)) uint64_t access_range(
     unsigned char *p, size_t length, size_t offset, size_t page, enum access access,
     unsigned char value)
@@ -387,6 +397,14 @@ static inline __attribute__((always_inline)) uint64_t access_range(
         ESCAPE(p);
         break;
     case ACCESS_WRITE_ALL:
+        memset(p, value, length);
+        ESCAPE(p);
+        break;
+    case ACCESS_ZERO_THEN_WRITE_ALL:
+        /* ESCAPE between the two: the compiler must assume the zeroes are read, so it can
+         * neither drop the first memset as overwritten nor merge the two. */
+        memset(p, 0, length);
+        ESCAPE(p);
         memset(p, value, length);
         ESCAPE(p);
         break;
@@ -414,6 +432,7 @@ extern const char *const PHASE_NAMES[PHASE_COUNT];
 extern const char *const OBSERVATION_NAMES[OBS_COUNT];
 
 /* access.c */
+int is_writing_access(enum access access);
 __attribute__((noinline)) uint64_t apply_access(const struct blocks *b, const struct scenario *s,
                                                 size_t page, unsigned char value);
 __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b, const struct scenario *s,
@@ -429,6 +448,7 @@ void allocate_malloc(const struct blocks *b);
 void allocate_calloc(const struct blocks *b);
 void allocate_posix_memalign(const struct blocks *b, const struct scenario *s);
 int map_flags(const struct scenario *s);
+int open_dev_zero(void);
 unsigned char *map_block(const struct blocks *b, const struct scenario *s, int flags, int fd,
                          off_t offset);
 void locate_pages(const struct blocks *b);
@@ -513,6 +533,14 @@ uint64_t pss_bytes(void);
 uint64_t count_mappings(void);
 uintptr_t current_brk(void);
 uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start);
+int glibc_malloc_in_use(void);
+void count_chunk_kinds(const struct blocks *b, uint64_t *mmapped, uint64_t *thread_arena);
+uint64_t page_table_bytes(void);
+int exec_code_available(void);
+int reads_imply_exec(void);
+uint64_t check_exec_runs(const struct blocks *b, const struct scenario *s);
+uint64_t check_exec_traps(const struct blocks *b);
+void rehearse_fault_checks(size_t page);
 uint64_t nonzero_bytes(const struct blocks *b);
 uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
@@ -529,6 +557,7 @@ void tie_to_probe(void);
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 int is_file_backing(enum backing backing);
 int is_heap_backing(enum backing backing);
+int is_anonymous_backing(enum backing backing);
 size_t io_buffer_bytes(const struct scenario *s);
 void check_combination(struct scenario *s);
 struct scenario parse_arguments(int argc, char **argv);
