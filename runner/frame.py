@@ -163,6 +163,11 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
             }
             rss_before = rss_after
         columns["total_ns_per_op"] = total_ns / ops
+        # Workload reuse times its second pass after the free phase: releasing memory and
+        # writing it again is what MADV_FREE and MADV_DONTNEED are chosen between.
+        reuse = np.asarray([s["params"]["workload"] == "reuse" for s in shown])[rows]
+        columns["reuse_ns_per_op"] = np.where(
+            reuse, (phase_ns["free"] + phase_ns["second_pass"]) / ops, np.nan)
         columns["single_pass_ns_per_op"] = (total_ns - phase_ns["second_pass"]) / ops
         # Allocate and first touch as one window: the cost of faulting memory in wherever it
         # lands (populate moves it from first touch into allocate; malloc's headers fault in

@@ -252,6 +252,9 @@ OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIO
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
     Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("reuse_ns_per_op", "ns",
+           "free + second pass, per block, for workload reuse: releasing the memory by "
+           "madvise and writing it again (empty for other workloads)"),
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
            "mmap-file, reading the file once)"),

@@ -67,6 +67,7 @@ class Scenario:
     file_open: str = "once"
     noreserve: bool = False
     keep_every: int = 0
+    pause_ms: int = 0
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -56,6 +56,8 @@ GROW_METHODS = ("realloc", "mremap", "copy")
 SYNCS = ("none", "msync", "fsync")
 # Most growth steps of workload resize (the probe's limit too).
 MAX_GROW_STEPS = 30
+# Most milliseconds of pause_ms (the probe's limit too).
+MAX_PAUSE_MS = 60_000
 # Most worker threads a scenario may ask for (the probe's limit too).
 MAX_THREADS = 256
 # GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
@@ -414,6 +416,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "count the mapping against the memory it promises (overcommit heuristic, mode "
               "0: a writable private mapping larger than memory and swap is then granted; "
               "mode 2 ignores the flag)"),
+    Parameter("pause_ms", "pause_ms", "whole", 0,
+              "workload cycle: an untimed sleep of this many milliseconds between allocate and "
+              "first touch — the other work a program does between preparing memory and using "
+              "it, during which what allocate started goes on (MADV_WILLNEED's read-ahead of a "
+              "file); 0: none", minimum=0, maximum=MAX_PAUSE_MS, keyed_label=True),
     Parameter("keep_every", "keep_every", "whole", 0,
               "heap backings, workload cycle: the free phase frees every block but every "
               "keep_every-th, which stays allocated until the process exits (long-lived "
@@ -506,7 +513,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params)
-              or _keep_every_conflict(params))
+              or _keep_every_conflict(params) or _pause_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -593,6 +600,13 @@ def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
     if str(params["release"]).startswith("malloc-trim"):
         return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
                 "(use release: free)")
+    return None
+
+
+def _pause_conflict(params: Mapping[str, Value]) -> str | None:
+    if int(params["pause_ms"]) and params["workload"] != "cycle":
+        return (f"pause_ms sleeps between allocate and first touch of workload cycle, and this "
+                f"is workload {params['workload']} (use workload: cycle, or leave pause_ms out)")
     return None
 
 

@@ -56,7 +56,8 @@ from runner.parameters import PARAMETERS
 # check_content the content and SIGBUS observations.
 # access zero-then-write-all; backing dev-zero; --noreserve; --keep_every; the *-but-last
 # releases with threads; observations blocks_mmapped, blocks_in_thread_arena,
-# vm_pte_growth_bytes, exec_ran and exec_trapped.
+# vm_pte_growth_bytes, exec_ran and exec_trapped; --pause_ms (cycle: an untimed sleep between
+# allocate and first touch).
 PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

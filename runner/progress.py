@@ -32,10 +32,12 @@ ANON_BYTES_PER_S = 2.0e9
 FILE_BYTES_PER_S = 0.65e9
 
 
-def estimate_process_s(memory_bytes: int, backing: str, iterations: int) -> float:
-    """Rough seconds one probe process takes: a fixed cost plus touching its memory."""
+def estimate_process_s(memory_bytes: int, backing: str, iterations: int,
+                       pause_ms: int = 0) -> float:
+    """Rough seconds one probe process takes: a fixed cost plus touching its memory (and the
+    scenario's pause, once an iteration)."""
     rate = FILE_BYTES_PER_S if backing in FILE_BACKINGS else ANON_BYTES_PER_S
-    return PROCESS_BASE_S + iterations * memory_bytes / rate
+    return PROCESS_BASE_S + iterations * (memory_bytes / rate + pause_ms / 1000)
 
 
 # How much the estimate counts against the rate measured so far, as seconds of estimated work
@@ -81,7 +83,7 @@ def scenario_estimates(plan: Plan, repetitions: Repetitions | None = None,
 def with_model(plan: Plan, iterations: int, measured: Mapping[str, float]) -> dict[str, float]:
     """`measured` seconds per process, and the model's for the scenarios it lacks."""
     return {s.id: measured[s.id] if s.id in measured
-            else estimate_process_s(s.memory_bytes, s.backing, iterations)
+            else estimate_process_s(s.memory_bytes, s.backing, iterations, s.pause_ms)
             for s in plan.scenarios}
 
 

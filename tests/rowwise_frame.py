@@ -60,6 +60,8 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         }
         rss_before = rss_after
     row["total_ns_per_op"] = total_ns / ops
+    row["reuse_ns_per_op"] = ((row["free_ns"] + row["second_pass_ns"]) / ops
+                              if params["workload"] == "reuse" else float("nan"))
     row["single_pass_ns_per_op"] = (total_ns - row["second_pass_ns"]) / ops
     fault_in_ns = row["allocate_ns"] + row["first_touch_ns"]
     fault_in_faults = row["allocate_minor_faults"] + row["first_touch_minor_faults"]

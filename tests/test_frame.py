@@ -245,3 +245,17 @@ def test_a_categorical_frame_holds_the_same_values_with_text_as_codes(
     assert list(coded["backing"].cat.categories) == list(dict.fromkeys(plain["backing"]))
     pd.testing.assert_frame_equal(coded.astype({c: plain[c].dtype for c in text}), plain,
                                   check_exact=True)
+
+
+def test_reuse_time_is_the_release_and_the_write_after_it(tmp_path: Path) -> None:
+    """Workload reuse times its second pass after the free phase: reuse_ns_per_op adds the
+    two; other workloads have none."""
+    spec = tmp_path / "reuse.yaml"
+    spec.write_text("name: reuse\ntitle: T\nquestion: Q?\nmatrix:\n  workload: [cycle, reuse]\n"
+                    "fixed:\n  backing: mmap-anon\n  release: madv-free\n  ops: 4\n"
+                    "  size: 64KiB\nrepetitions:\n  processes: 2\n")
+    frame = measured(build_frame(load_run(write_synthetic_run(tmp_path / "results", spec))))
+    reuse = frame[frame["workload"] == "reuse"]
+    assert (reuse["reuse_ns_per_op"]
+            == (reuse["free_ns"] + reuse["second_pass_ns"]) / reuse["ops"]).all()
+    assert frame[frame["workload"] == "cycle"]["reuse_ns_per_op"].isna().all()

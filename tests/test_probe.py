@@ -1170,7 +1170,7 @@ def _good_args(**overrides: str) -> list[str]:
             "write_buffer_bytes": "1048576", "grow_steps": "1", "touch_grown": "0",
             "heap_pad": "default", "touch_share_ppm": "1000000", "file_origin": "existing",
             "file_layout": "whole", "check_content": "0", "file_open": "once", "noreserve": "0",
-            "keep_every": "0", "warmup": "0",
+            "keep_every": "0", "pause_ms": "0", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
@@ -1277,7 +1277,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
         "none", "1048576", "1048576", "recycled", "1", "1", "0", "default", "1000000",
-        "existing", "whole", "0", "once", "0", "0"],
+        "existing", "whole", "0", "once", "0", "0", "0"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 

@@ -542,3 +542,40 @@ def test_the_new_observations_and_metrics_are_declared_once() -> None:
         assert name in BY_NAME
     assert {"single_pass_kernel_entries_per_op", "total_kernel_entries_per_op",
             "content_matches", "sigbus_after_truncate", "touched_pages_per_op"} <= DETERMINISTIC
+
+
+# --- pause_ms: the other work between preparing memory and using it ---------------------------
+
+@pytest.mark.probe
+def test_willneed_reads_a_cold_file_in_before_first_touch(probe: ProbeBinary,
+                                                          disk_dir: Path) -> None:
+    """MADV_WILLNEED starts reading a cold file in inside allocate (as far as the device's
+    read-ahead window allows: 8 MiB of 16 here), so the first touch after a pause (the
+    program's other work) reads that much less from storage; without the advice, the first
+    touch reads it all."""
+    def io(advice: str) -> tuple[int, int]:
+        s = scenario(backing="mmap-file", size_bytes=16 * MIB, access="read-page",
+                     cache="cold", protection="read", advice=advice, pause_ms=50,
+                     file_dir=str(disk_dir))
+        [it] = measured(probe, s)
+        assert observed(it)["resident_ppm_before"] == 0  # really cold
+        return (observed(it)["allocate_io_read_bytes"],
+                observed(it)["first_touch_io_read_bytes"])
+
+    advised, plain = io("willneed"), io("none")
+    assert plain == (0, 16 * MIB)
+    assert advised[0] >= MIB and advised[1] <= 16 * MIB - advised[0]
+
+
+def test_pause_is_for_workload_cycle_alone() -> None:
+    params = {**DEFAULTS, "workload": "churn", "pause_ms": 10, "ops": 4}
+    assert "pause_ms sleeps between allocate and first touch of workload cycle" in str(
+        find_conflict(params))
+    assert find_conflict({**DEFAULTS, "pause_ms": 10, "ops": 4}) is None
+
+
+@pytest.mark.probe
+def test_the_probe_refuses_a_pause_outside_cycle_or_past_a_minute(probe: ProbeBinary) -> None:
+    assert _run_raw(probe, _good_args(workload="churn", pause_ms="5")).returncode == 2
+    assert _run_raw(probe, _good_args(pause_ms="60001")).returncode == 2
+    assert _run_raw(probe, _good_args(pause_ms="5")).returncode == 0

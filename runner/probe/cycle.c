@@ -108,10 +108,21 @@ static void observe_phase_counts(int file, struct iteration_result *out)
     }
 }
 
+/* pause_ms: the other work a program does between preparing memory and using it, as an
+ * untimed sleep; what allocate started (MADV_WILLNEED's read-ahead, say) goes on meanwhile. */
+static void pause_for(size_t milliseconds)
+{
+    struct timespec left = {.tv_sec = (time_t)(milliseconds / 1000),
+                            .tv_nsec = (long)(milliseconds % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0)
+        if (errno != EINTR)
+            system_error("nanosleep");
+}
+
 /* cycle: the four phases, each timed around exactly its work, and the observations the
  * scenario calls for, taken between the phases but never between allocate and first touch
  * (except the chunk headers allocate just wrote, check_zero's reading, file_layout truncated's
- * truncation, and order random's locating of the pages). `value` makes the written bytes
+ * truncation, order random's locating of the pages, and pause_ms's sleep). `value` makes the written bytes
  * differ between iterations, so no store is a constant the compiler could drop. file_origin
  * new works on a copy of the blocks that holds the descriptor allocate creates. */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
@@ -147,6 +158,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         truncate_under_mappings(b);
     if (b->pages != NULL)
         locate_pages(b);
+    pause_for(s->pause_ms);
 
     start_phase(&start);
     uint64_t checksum = c->crew != NULL ? crew_work(c->crew, PHASE_FIRST_TOUCH, value)

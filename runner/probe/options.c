@@ -45,7 +45,7 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
     "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
-    "warmup", "iterations"};
+    "pause_ms", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -60,7 +60,7 @@ void usage_error(const char *format, ...)
           " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
           " --file_layout=L --check_content=0|1 --file_open=O --noreserve=0|1 --keep_every=N"
-          " --warmup=N"
+          " --pause_ms=N --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -254,6 +254,8 @@ void check_combination(struct scenario *s)
          (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
         usage_error("--keep_every above 0 needs a heap backing with blocks, --workload=cycle "
                     "and --release=free or malloc-trim");
+    if (s->pause_ms != 0 && s->workload != WORKLOAD_CYCLE)
+        usage_error("--pause_ms above 0 needs --workload=cycle");
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
     if (s->workload == WORKLOAD_RESIZE) {
@@ -395,6 +397,9 @@ struct scenario parse_arguments(int argc, char **argv)
     if (s.noreserve > 1)
         usage_error("--noreserve is 0 or 1");
     s.keep_every = parse_count(OPT_KEEP_EVERY, values[OPT_KEEP_EVERY], 0);
+    s.pause_ms = parse_count(OPT_PAUSE_MS, values[OPT_PAUSE_MS], 0);
+    if (s.pause_ms > MAX_PAUSE_MS)
+        usage_error("--pause_ms must be at most %d", MAX_PAUSE_MS);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

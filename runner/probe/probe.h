@@ -47,6 +47,8 @@
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
 #define MAX_GROW_STEPS 30
+/* pause_ms: at most a minute (runner/parameters.py MAX_PAUSE_MS). */
+#define MAX_PAUSE_MS 60000
 /* read_buffer and write_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says
  * the same). */
 #define READ_BUFFER_UNIT_BYTES ((size_t)4096)
@@ -137,7 +139,7 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
-              OPT_KEEP_EVERY, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -180,6 +182,7 @@ struct scenario {
     enum file_open file_open;     /* cycle, mmap-file or read-file */
     int noreserve;         /* mapping backings: MAP_NORESERVE */
     size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
+    size_t pause_ms;       /* cycle: untimed sleep between allocate and first touch */
     size_t warmup;
     size_t iterations;
 };
