@@ -170,6 +170,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "how far into its page read() copies to: the reused buffer's start (0: "
                 "page-aligned), or for read_buffer whole the first block's (backing read-file, "
                 "workload cycle)"),
+    Observation("joined_neighbour", "0 or 1",
+                "1 when a block, allocated and released as the loop does it (after the loop), "
+                "joined a neighbouring mapping instead of becoming a mapping of its own, so "
+                "that each mmap extended that mapping and each munmap split it (mmap-anon, "
+                "workload churn)"),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
@@ -275,5 +280,5 @@ DETERMINISTIC: frozenset[str] = frozenset({
     *(f"{phase}_syscalls_per_op" for phase in PHASES), "single_pass_syscalls_per_op",
     "read_buffer_page_offset_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",
-    "rlimit_as_enforced",
+    "rlimit_as_enforced", "joined_neighbour",
 })

@@ -45,7 +45,10 @@ from runner.parameters import PARAMETERS
 # 6: --write_buffer_bytes (write-file writes through a reused buffer, chunk by chunk, unless
 # 0, whole).
 # 7: --workload=reuse (madvise releases, then the blocks written again in the second_pass slot).
-PROBE_VERSION = 7
+# 8: any mapping a private anonymous block would join is made unjoinable (MADV_DONTDUMP), so the
+# first block (every block of churn) is a mapping of its own at any size and protection; the
+# fence page is PROT_READ for protection none; churn of mmap-anon reports joined_neighbour.
+PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -72,6 +72,21 @@ static __attribute__((noinline)) uint64_t churn_blocks(const struct blocks *b,
     return sum;
 }
 
+/* mmap-anon: 1 when one block, allocated and released as the loop does it (untimed, after
+ * the loop, so the address space is as every pair found it), joined a neighbouring mapping
+ * instead of becoming a mapping of its own: then each pair's mmap extended that mapping and
+ * its munmap split it again (fence_blocks in probe.c keeps this from happening). */
+static uint64_t block_joins_neighbour(const struct blocks *b, const struct scenario *s)
+{
+    struct blocks one = *b;
+    one.ops = 1;
+    uint64_t before = count_mappings();
+    allocate_blocks(&one, s);
+    uint64_t with = count_mappings();
+    release_blocks(&one, s);
+    return with != before + 1;
+}
+
 /* churn: the loop in the allocate slot; the other three slots hold nothing (0 ns, 0 faults,
  * the resident set after the loop), so every phase-sum metric is the loop. */
 void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
@@ -91,4 +106,6 @@ void run_churn(const struct context *c, const struct scenario *s, unsigned char 
             .rss_bytes = out->phases[PHASE_ALLOCATE].rss_bytes};
     if (is_file_backing(s->backing))
         observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
+    if (s->backing == BACKING_MMAP_ANON)
+        observe(out, OBS_JOINED_NEIGHBOUR, block_joins_neighbour(b, s));
 }

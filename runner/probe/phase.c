@@ -16,7 +16,7 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "data_survived", "nonzero_blocks", "brk_moves", "brk_step_median_bytes", "usable_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_ppm",
     "rlimit_as_enforced", "read_buffer_page_offset_bytes", "allocate_syscalls",
-    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls"};
+    "first_touch_syscalls", "second_pass_syscalls", "free_syscalls", "joined_neighbour"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {

@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 7
+#define PROBE_VERSION 8
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -225,7 +225,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
                    OBS_READ_BUFFER_PAGE_OFFSET_BYTES, OBS_ALLOCATE_SYSCALLS,
                    OBS_FIRST_TOUCH_SYSCALLS, OBS_SECOND_PASS_SYSCALLS, OBS_FREE_SYSCALLS,
-                   OBS_COUNT };
+                   OBS_JOINED_NEIGHBOUR, OBS_COUNT };
 
 struct iteration_result {
     int warmup;
@@ -423,6 +423,15 @@ uint64_t anon_huge_bytes(void);
 uint64_t hugetlb_bytes(void);
 uint64_t growth(uint64_t before, uint64_t after);
 uint64_t pss_bytes(void);
+/* A line of /proc/self/maps: the range, "rw-p" and the like, and whether it is anonymous
+ * memory without a name (no file, no [heap] or [anon:...]). */
+struct mapping_line {
+    uintptr_t start, end;
+    char perms[5];
+    int anonymous;
+};
+void visit_mappings(void (*visit)(const struct mapping_line *line, void *context),
+                    void *context);
 uint64_t count_mappings(void);
 uintptr_t current_brk(void);
 uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start);
