@@ -64,7 +64,7 @@ uint64_t pss_bytes(void)
     return proc_kib_field("/proc/self/smaps_rollup", "\nPss:");
 }
 
-/* One line of /proc/self/maps ("start-end perms offset dev inode [path]"), parsed in place. */
+/* One line of /proc/self/maps: "start-end perms offset dev inode [path]". */
 static struct mapping_line parse_mapping_line(const char *line)
 {
     struct mapping_line m = {0};
