@@ -16,7 +16,11 @@
  *                                   it, free it (will-it-scale malloc1, with the store)
  *   baseline mmap-munmap SIZE OPS   OPS back-to-back pairs: a private anonymous mapping of
  *                                   SIZE, a store into its first page, munmap (lmbench
- *                                   lat_mmap, will-it-scale mmap1)
+ *                                   lat_mmap, will-it-scale mmap1); each mapping one of its
+ *                                   own (see guard_mappings)
+ *   baseline mmap-munmap-untouched SIZE OPS
+ *                                   the same pairs without the store: the two system calls
+ *                                   alone, no page fault
  *   baseline map-file FILE SIZE     the SIZE-byte FILE, read once so it is in the page cache,
  *                                   mapped read-only; time summing every 64-bit word through
  *                                   the mapping (its page faults included; the mmap call
@@ -75,7 +79,9 @@
  * "checksum": what the loop computed (printed so the loop's result stays live),
  * "buffer_page_offset": the destination's offset into its page (read-file; 0 elsewhere),
  * "resident_ppm_before": the share of the file in the page cache right before the timed loop,
- * by mincore, in parts per million (map-file-cold; -1 elsewhere)}.
+ * by mincore, in parts per million (map-file-cold; -1 elsewhere), "joined_neighbour": 1 when a
+ * mapping made right before the loop joined a neighbouring one, 0 when it was one of its own
+ * (mmap-munmap and mmap-munmap-untouched; -1 elsewhere)}.
  * Compiled by bench/fidelity.py with the probe's compiler and flags. Exit status 2 for a bad
  * command line, 3 when a system call fails.
  */
@@ -100,6 +106,9 @@ struct timed {
     struct timespec start;
     long faults_at_start;
 };
+
+/* What the mmap loops found before timing (guard_mappings); -1: not an mmap loop. */
+static int joined_neighbour = -1;
 
 static void die(const char *call)
 {
@@ -131,8 +140,10 @@ static void end_with(const struct timed *t, uint64_t checksum, size_t page_offse
     long long ns = (long long)(stop.tv_sec - t->start.tv_sec) * 1000000000LL +
                    (long long)(stop.tv_nsec - t->start.tv_nsec);
     printf("{\"ns\": %lld, \"minor_faults\": %ld, \"checksum\": %llu, "
-           "\"buffer_page_offset\": %zu, \"resident_ppm_before\": %ld}\n",
-           ns, faults, (unsigned long long)checksum, page_offset, resident_ppm);
+           "\"buffer_page_offset\": %zu, \"resident_ppm_before\": %ld, "
+           "\"joined_neighbour\": %d}\n",
+           ns, faults, (unsigned long long)checksum, page_offset, resident_ppm,
+           joined_neighbour);
 }
 
 static void end(const struct timed *t, uint64_t checksum, size_t page_offset)
@@ -346,8 +357,49 @@ static int malloc_free(size_t bytes, size_t ops)
     return 0;
 }
 
-static int mmap_munmap(size_t bytes, size_t ops)
+/* Lines of /proc/self/maps: one per mapping. */
+static long count_maps(void)
 {
+    char text[8192];
+    long lines = 0;
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0)
+        die("open /proc/self/maps");
+    ssize_t n;
+    while ((n = read(fd, text, sizeof text)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            lines += text[i] == '\n';
+    close(fd);
+    return lines;
+}
+
+/* A fresh mapping goes to the top of the highest gap it fits in, and it joins the mapping
+ * right above it when that one is anonymous with the same protection. In a fresh process a
+ * small one lands in the hole that ld.so's unmapped cache file left, right below ld.so's own
+ * anonymous page, and joins it: mmap then extends ld.so's mapping and munmap splits it again,
+ * other kernel work than making and removing a mapping (an untouched 4 KiB pair costs a
+ * quarter more). lmbench's lat_mmap (a file mapping) and will-it-scale's mmap1 (128 MiB,
+ * placed 2 MiB-aligned) time mappings of their own. So a PROT_NONE guard page is mapped
+ * first, as glibc puts one at the end of each thread's stack: the loop's mappings go right
+ * below it, and nothing joins a PROT_NONE page. Then one mapping like the loop's, made and
+ * removed untimed, must add a line to /proc/self/maps; whether it did is printed, and the
+ * bench fails a family whose two sides disagree. */
+static void guard_mappings(size_t bytes)
+{
+    if (mmap(NULL, page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+        die("mmap");
+    long before = count_maps();
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        die("mmap");
+    joined_neighbour = count_maps() != before + 1;
+    if (munmap(p, bytes) != 0)
+        die("munmap");
+}
+
+static int mmap_munmap(size_t bytes, size_t ops, int store)
+{
+    guard_mappings(bytes);
     struct timed t;
     begin(&t);
     for (size_t i = 0; i < ops; i++) {
@@ -355,7 +407,8 @@ static int mmap_munmap(size_t bytes, size_t ops)
                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             die("mmap");
-        p[0] = (unsigned char)i;
+        if (store)
+            p[0] = (unsigned char)i;
         KEEP(p);
         if (munmap(p, bytes) != 0)
             die("munmap");
@@ -558,7 +611,9 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "malloc-free") == 0)
         return malloc_free(parse_bytes(argv[2]), parse_bytes(argv[3]));
     if (argc == 4 && strcmp(argv[1], "mmap-munmap") == 0)
-        return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]));
+        return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]), 1);
+    if (argc == 4 && strcmp(argv[1], "mmap-munmap-untouched") == 0)
+        return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]), 0);
     if (argc == 4 && strcmp(argv[1], "map-file") == 0)
         return map_file(argv[2], parse_bytes(argv[3]));
     if (argc == 3 && strcmp(argv[1], "warm") == 0)
@@ -583,7 +638,7 @@ int main(int argc, char **argv)
           "SIZE |\n"
           "       read-file FILE SIZE CHUNK | write-file DIR SIZE CHUNK |\n"
           "       map-file|map-file-cold FILE SIZE |\n"
-          "       malloc-free|mmap-munmap|malloc-touch-free SIZE OPS |\n"
+          "       malloc-free|mmap-munmap|mmap-munmap-untouched|malloc-touch-free SIZE OPS |\n"
           "       grow-mremap|grow-realloc SIZE STEPS\n", stderr);
     return 2;
 }

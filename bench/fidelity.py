@@ -27,6 +27,14 @@ Families (bandwidth ones over one 256 MiB block), each with its probe scenario:
   malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
                whose allocate slot times the pairs); malloc-4k the same with 4 KiB
   mmap-4k      100,000 back-to-back mmap(4 KiB) + store + munmap (workload churn)
+  mmap-4k-untouched
+               the same pairs without the store (access none): mmap and munmap alone, no
+               fault. In both mmap families each side's mapping is one of its own, as lmbench
+               lat_mmap's and will-it-scale mmap1's are: the probe makes any mapping a block
+               would join unjoinable, the baseline maps a PROT_NONE guard page first (a fresh
+               process's first small mapping would join ld.so's anonymous page: mmap extending
+               it and munmap splitting it, a quarter dearer per untouched pair); both report
+               whether a mapping like the loop's joined a neighbour
   map-populate mmap of 256 MiB with MAP_POPULATE, the kernel faulting every page in inside
                the call (probe: mmap-anon, populate map-populate, allocate), ns/page
   malloc-64m   one store per page of a fresh malloc(64 MiB), which glibc maps (probe: malloc,
@@ -72,7 +80,10 @@ plain ran first. The second process of a pair often runs faster or slower than t
 spread whose median wanders between the humps. The effect is printed too, and the plain
 median of all pairs. PASS when the ratio is within BOUND of 1 (two-sided: a probe faster than
 careful C is as wrong as a slower one), FAIL when not, or when the two sides took different
-numbers of page faults (they would not be doing the same kernel work). A family whose probe
+numbers of page faults (they would not be doing the same kernel work), or, for the mmap
+families, when one side's mapping joined a neighbouring mapping and the other's did not
+(other kernel work again: mmap extending a mapping and munmap splitting it, against making
+and removing one). A family whose probe
 scenario deliberately differs from the plain work carries the reason
 (Family.known_difference): off the bound it prints KNOWN with that reason and does not fail
 (unequal faults still fail it). With the ratio goes its bootstrap 95% interval (each order's
@@ -81,7 +92,7 @@ machine's noise, and it says so. Raw samples and the summary go to bench/out/fid
 the printed table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the
 published figures). Exit status 1 when any family fails, including a family this alloclab
 cannot express. The default 30 rounds and the warm-up take about 6 minutes on a 2-vCPU VM of
-this kind with little else running (each round 10.5 s, half of it the two 1 GiB growth chains;
+this kind with little else running (each round 11 s, half of it the two 1 GiB growth chains;
 the table ends with each family's seconds per round), 10 with the other CPU busy. Run from a
 checkout: `python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
 `nox -s bench -- --rounds N --families thp,map-file-cold`.
@@ -127,7 +138,7 @@ WRITE_FILE_BYTES = 64 << 20
 FILE_DIR = "/tmp"  # ext4 here: a file read goes through the page cache of a real filesystem
 BOUND = 0.03  # the median paired ratio alloclab/plain must lie within 1 ± BOUND
 TIMEOUT_S = 120.0
-DEFAULT_ROUNDS = 30  # about 6 minutes here (10.5 s a round), more with other work running
+DEFAULT_ROUNDS = 30  # about 6 minutes here (11 s a round), more with other work running
 OUT = ROOT / "bench" / "out" / "fidelity.json"
 SIDES = ("alloclab", "plain")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -256,6 +267,10 @@ FAMILIES = (
            "allocate", "ns/op", ("mmap-munmap", "4096", str(CHURN_MMAP_OPS)),
            "mmap of 4 KiB, a store (one page fault), munmap, back to back", size_bytes=4096,
            ops=CHURN_MMAP_OPS),
+    Family("mmap-4k-untouched", {"workload": "churn", "backing": "mmap-anon", "access": "none"},
+           "allocate", "ns/op", ("mmap-munmap-untouched", "4096", str(CHURN_MMAP_OPS)),
+           "mmap of 4 KiB and munmap, back to back, the page never touched (no fault), "
+           "each mapping one of its own", size_bytes=4096, ops=CHURN_MMAP_OPS),
     # The baselines of the families below are bench/baseline.c's own loops in the idioms its
     # header names: MAP_POPULATE in the mmap call, posix_memalign + madvise for THP (the probe
     # maps 2 MiB more and trims), a file dropped by posix_fadvise as fio's invalidate does, a
@@ -416,7 +431,8 @@ class Runner:
         data = json.loads(result.stdout)
         return Sample(int(data["ns"]), int(data["minor_faults"]),
                       {"buffer_page_offset": int(data["buffer_page_offset"]),
-                       "resident_ppm_before": int(data["resident_ppm_before"])})
+                       "resident_ppm_before": int(data["resident_ppm_before"]),
+                       "joined_neighbour": int(data["joined_neighbour"])})
 
 
 def measure(series: list[Series], runner: Runner, rounds: int, warmup_rounds: int) -> None:
@@ -494,10 +510,17 @@ def summarize(entry: Series) -> dict[str, Any]:
     }
     slack = max(FAULT_SLACK_MIN, FAULT_SLACK_FRACTION * entry.family.work_pages)
     cached = _cached_before(entry)
+    joined = _joined_rounds(entry)
     if abs(faults["alloclab"] - faults["plain"]) > slack:
         summary |= {"verdict": "FAIL", "reason": (
             f"the sides took different page faults in the timed window (median "
             f"{faults['alloclab']:g} vs {faults['plain']:g}): they do different work")}
+    elif joined and joined["alloclab"] != joined["plain"]:
+        summary |= {"verdict": "FAIL", "reason": (
+            "the sides' mappings joined a neighbouring mapping in different numbers of "
+            f"rounds (alloclab {joined['alloclab']}, plain {joined['plain']} of "
+            f"{len(entry.rounds)}): mmap extending a mapping and munmap splitting it is "
+            "other kernel work than making and removing one")}
     elif cached and max(cached.values()) > COLD_MAX_CACHED:
         summary |= {"verdict": "FAIL", "reason": (
             "the file was not cold before the timed pass (largest share cached: "
@@ -514,7 +537,20 @@ def summarize(entry: Series) -> dict[str, Any]:
         summary |= {"verdict": "PASS", "reason": ""}
     if cached:
         summary["cached_before_max"] = cached
+    if joined:
+        summary["joined_neighbour_rounds"] = joined
     return summary
+
+
+def _joined_rounds(entry: Series) -> dict[str, int]:
+    """mmap families: on each side, the rounds whose mapping joined a neighbouring mapping
+    (the probe's joined_neighbour, the baseline's check before its loop); empty for the
+    families that report none."""
+    probe = [r["alloclab"]["extra"]["observations"].get("joined_neighbour") for r in entry.rounds]
+    plain = [r["plain"]["extra"].get("joined_neighbour", -1) for r in entry.rounds]
+    if not entry.rounds or None in probe or min(plain) < 0:
+        return {}
+    return {"alloclab": sum(probe), "plain": sum(plain)}
 
 
 def _cached_before(entry: Series) -> dict[str, float]:
@@ -563,6 +599,11 @@ def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
         offsets = _buffer_page_offsets(entry)
         if offsets:
             lines.append(f"{'':<{w}} {'':<9} read buffer offset into its page: {offsets}")
+        if "joined_neighbour_rounds" in summary:
+            joined = summary["joined_neighbour_rounds"]
+            lines.append(f"{'':<{w}} {'':<9} rounds whose mapping joined a neighbouring mapping: "
+                         f"alloclab {joined['alloclab']}, plain {joined['plain']} of "
+                         f"{len(entry.rounds)}")
         if "cached_before_max" in summary:
             shares = ", ".join(f"{side} {share:.2%}"
                                for side, share in summary["cached_before_max"].items())

@@ -189,6 +189,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "1 when calling into every block faulted: no code runs in memory without "
                 "PROT_EXEC (protection read-write and read with an access other than none; "
                 "mapping backings and posix-memalign, x86-64 and aarch64)"),
+    Observation("joined_neighbour", "0 or 1",
+                "1 when a block, allocated and released as the loop does it (after the loop), "
+                "joined a neighbouring mapping instead of becoming a mapping of its own, so "
+                "that each mmap extended that mapping and each munmap split it (mmap-anon, "
+                "workload churn)"),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
@@ -380,6 +385,7 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero", "sigbus_after_truncate",
     # glibc's chunk flags and whether code ran: facts of the allocator and the kernel.
     "blocks_mmapped_per_op", "blocks_in_thread_arena_per_op", "exec_ran", "exec_trapped",
+    "joined_neighbour",
 })
 
 

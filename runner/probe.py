@@ -58,6 +58,10 @@ from runner.parameters import PARAMETERS
 # releases with threads; observations blocks_mmapped, blocks_in_thread_arena,
 # vm_pte_growth_bytes, exec_ran and exec_trapped; --pause_ms (cycle: an untimed sleep between
 # allocate and first touch).
+# any mapping a private anonymous block would join is made unjoinable (MADV_DONTDUMP), so the
+# first block (every block of churn) is a mapping of its own at any size and protection; the
+# fence page is PROT_READ for protection none; churn of mmap-anon reports joined_neighbour and
+# writes plain mmap-anon pairs out (no allocate_blocks/release_blocks per pair).
 PROBE_VERSION = 8
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -71,17 +71,35 @@ uint64_t pss_bytes(void)
     return proc_kib_field("/proc/self/smaps_rollup", "\nPss:");
 }
 
-/* Lines of /proc/self/maps: the process's mappings. Adjacent anonymous mappings with the same
- * flags merge into one; blocks that are files of their own never do. */
-uint64_t count_mappings(void)
+/* One line of /proc/self/maps: "start-end perms offset dev inode [path]". */
+static struct mapping_line parse_mapping_line(const char *line)
+{
+    struct mapping_line m = {0};
+    char *rest;
+    m.start = (uintptr_t)strtoull(line, &rest, 16);
+    m.end = (uintptr_t)strtoull(rest + 1, &rest, 16);
+    memcpy(m.perms, rest + 1, 4);
+    (void)strtoull(rest + 5, &rest, 16);  /* offset */
+    rest = strchr(rest + 1, ' ');         /* past the device */
+    unsigned long long inode = rest != NULL ? strtoull(rest, &rest, 10) : 1;
+    while (rest != NULL && *rest == ' ')
+        rest++;
+    m.anonymous = inode == 0 && rest != NULL && *rest == '\0';
+    return m;
+}
+
+/* Every line of /proc/self/maps, in address order, to visit(). Read in chunks into a stack
+ * buffer (no stdio, which would malloc); a line cut by the chunk's end is carried over. */
+void visit_mappings(void (*visit)(const struct mapping_line *line, void *context),
+                    void *context)
 {
     char text[16384];
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         system_error("open /proc/self/maps");
-    uint64_t lines = 0;
+    size_t kept = 0;
     for (;;) {
-        ssize_t got = read(fd, text, sizeof text);
+        ssize_t got = read(fd, text + kept, sizeof text - 1 - kept);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -89,10 +107,33 @@ uint64_t count_mappings(void)
         }
         if (got == 0)
             break;
-        for (ssize_t i = 0; i < got; i++)
-            lines += text[i] == '\n';
+        size_t filled = kept + (size_t)got, line = 0;
+        for (size_t i = kept; i < filled; i++) {
+            if (text[i] != '\n')
+                continue;
+            text[i] = '\0';
+            struct mapping_line m = parse_mapping_line(text + line);
+            visit(&m, context);
+            line = i + 1;
+        }
+        kept = filled - line; /* a path is at most PATH_MAX: a line always fits */
+        memmove(text, text + line, kept);
     }
     close(fd);
+}
+
+static void count_line(const struct mapping_line *line, void *context)
+{
+    (void)line;
+    ++*(uint64_t *)context;
+}
+
+/* Lines of /proc/self/maps: the process's mappings. Adjacent anonymous mappings with the same
+ * flags merge into one; blocks that are files of their own never do. */
+uint64_t count_mappings(void)
+{
+    uint64_t lines = 0;
+    visit_mappings(count_line, &lines);
     return lines;
 }
 

@@ -23,7 +23,8 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "free_io_write_bytes", "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero",
     "sigbus_after_truncate", "peer_sees_writes", "peer_allocate_ns",
     "peer_first_touch_minor_faults", "peer_second_pass_minor_faults", "blocks_mmapped",
-    "blocks_in_thread_arena", "vm_pte_growth_bytes", "exec_ran", "exec_trapped"};
+    "blocks_in_thread_arena", "vm_pte_growth_bytes", "exec_ran", "exec_trapped",
+    "joined_neighbour"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {

@@ -139,9 +139,11 @@
  * The probe itself never calls malloc before printing its result: its own buffers come from
  * mmap, so glibc's heap (and its dynamic mmap threshold) is exactly that of a fresh program
  * when the first measured allocation happens. (With --threads above 1, creating the threads
- * lets glibc calloc their thread-local storage first.) Its own memory is kept apart from the
- * scenario's mappings by a PROT_NONE page mapped before the first iteration (fence_scratch),
- * so no block joins the probe's mapping and every block is a mapping of its own.
+ * lets glibc calloc their thread-local storage first.) Before the first iteration fence_blocks
+ * maps a PROT_NONE page after the probe's own memory and makes any other mapping a block would
+ * join (the probe's memory, ld.so's and libc's anonymous pages) unjoinable, so that the first
+ * block of a private anonymous batch, and every block of churn, is a mapping of its own
+ * (churn of mmap-anon reports it: joined_neighbour).
  *
  * The files, one concern each (probe.h declares what they share):
  *   probe.c     this comment, setting up, the iteration loop, main
@@ -173,17 +175,95 @@ void *map_scratch(size_t bytes)
     return p;
 }
 
-/* A page nothing can be done with, mapped after all of the probe's own memory and before the
- * first iteration. The kernel places a new mapping right below the last one, so without it
- * the scenario's first anonymous block (every block, for churn) would be mapped adjacent to
- * the probe's bookkeeping, with the same protection and flags, and join it: mmap would extend
- * that mapping and munmap split it, where the block is a mapping of its own in a program that
- * has not just mapped memory of its own like that (and in the bench's plain C loops); a 4 KiB
- * mmap + store + munmap pair cost 3% more joined. A PROT_NONE neighbour joins nothing. */
-static void fence_scratch(size_t page)
+/* A page no block joins: a mapping joins a neighbour only with the same protection, so
+ * PROT_NONE, or PROT_READ for blocks that are PROT_NONE themselves. */
+static void map_fence(const struct scenario *s, void *at, size_t page)
 {
-    if (mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
-        system_error("mmap (the fence below the probe's own memory)");
+    int protection = s->protection == PROTECTION_NONE ? PROT_READ : PROT_NONE;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (at != NULL ? MAP_FIXED_NOREPLACE : 0);
+    if (mmap(at, page, protection, flags, -1, 0) == MAP_FAILED)
+        system_error("mmap (a fence page between the blocks and other mappings)");
+}
+
+/* The mappings a trial block at [start, end) joined: unnamed anonymous ones with the block's
+ * permissions that touch it (one above; one below too when it filled a gap exactly). */
+struct neighbours {
+    uintptr_t start, end;
+    char perms[5];
+    size_t count;
+    struct mapping_line found[2];
+};
+
+static void note_neighbour(const struct mapping_line *line, void *context)
+{
+    struct neighbours *n = context;
+    if (line->anonymous && strcmp(line->perms, n->perms) == 0 &&
+        (line->start == n->end || line->end == n->start) && n->count < 2)
+        n->found[n->count++] = *line;
+}
+
+/* Makes the mappings the trial at [at, at + length) joined unjoinable without adding a
+ * mapping: MADV_DONTDUMP (left out of core dumps) gives them a flag no block has, and a
+ * mapping joins only a neighbour with equal flags. 1 when it marked any. */
+static int mark_neighbours(const struct scenario *s, unsigned char *at, size_t length)
+{
+    int bits = PROTECTION_BITS[s->protection];
+    struct neighbours n = {.start = (uintptr_t)at, .end = (uintptr_t)(at + length),
+                           .perms = {bits & PROT_READ ? 'r' : '-', bits & PROT_WRITE ? 'w' : '-',
+                                     bits & PROT_EXEC ? 'x' : '-', 'p', '\0'}};
+    visit_mappings(note_neighbour, &n);
+    int marked = 0;
+    for (size_t i = 0; i < n.count; i++)
+        marked |= madvise((void *)n.found[i].start, n.found[i].end - n.found[i].start,
+                          MADV_DONTDUMP) == 0;
+    return marked;
+}
+
+/* Most rounds fence_blocks tries before it gives up (each removes one neighbour a block
+ * would join; a process has a few dozen mappings). */
+#define MAX_FENCE_ROUNDS 64
+
+/* Keeps the blocks apart from every other mapping, before the first iteration. The kernel
+ * places a new mapping at the top of the highest gap it fits in, and a private anonymous
+ * mapping right next to one with the same protection and flags joins it: mmap extends that
+ * mapping and munmap splits it again (vma_merge, __split_vma, anon_vma_clone), kernel work a
+ * mapping of its own does not cost: an untouched 4 KiB mmap + munmap pair beside a written
+ * read-write neighbour cost 25% more here. lmbench's lat_mmap (a file mapping) and
+ * will-it-scale's mmap1 (128 MiB, placed 2 MiB-aligned) time mappings of their own.
+ * First a fence page after the probe's own memory, as every probe version did (the kernel puts
+ * the next small mapping right below it). Then, for private anonymous blocks, a trial block
+ * mapped as map_block maps one (never populated) and unmapped at once: while it joins a
+ * neighbour (the mappings do not grow by one), that neighbour is marked unjoinable
+ * (mark_neighbours), or where that fails a fence page is mapped at the top of the place the
+ * trial took. Marking adds no mapping: where a block lies among the kernel's tree of mappings
+ * changes what its pair costs too (a 64 KiB pair at the edge of a tree node, where a fence
+ * page had moved it, cost 70% more), so the layout stays that of the process as it was. The
+ * first measured block goes where the last trial went. Blocks of a batch still join one
+ * another, as a program's consecutive mmaps do. Not for thp (a block carved out of a larger
+ * mapping, with gaps on both sides) nor limits (neighbours alternate protection). */
+static void fence_blocks(const struct blocks *b, const struct scenario *s)
+{
+    size_t page = b->page_bytes;
+    map_fence(s, NULL, page);
+    if (s->backing != BACKING_MMAP_ANON || s->sharing != SHARING_PRIVATE ||
+        s->thp != THP_DEFAULT || s->workload == WORKLOAD_LIMITS)
+        return;
+    for (int round = 0; round < MAX_FENCE_ROUNDS; round++) {
+        uint64_t before = count_mappings();
+        unsigned char *trial = mmap(NULL, b->map_bytes, PROTECTION_BITS[s->protection],
+                                    map_flags(s) & ~MAP_POPULATE, -1, 0);
+        if (trial == MAP_FAILED)
+            return; /* allocate will meet the same refusal and report it */
+        int joined = count_mappings() != before + 1;
+        if (munmap(trial, b->map_bytes) != 0)
+            system_error("munmap");
+        if (!joined)
+            return;
+        if (!mark_neighbours(s, trial, b->map_bytes))
+            map_fence(s, trial + b->map_bytes - page, page);
+    }
+    skip("could not place a block of %zu bytes apart from the process's other mappings in %d "
+         "rounds", b->map_bytes, MAX_FENCE_ROUNDS);
 }
 
 /* One iteration: for file backings first the file's residency (evicted before, for cache
@@ -387,7 +467,7 @@ int main(int argc, char **argv)
     rehearse_fault_checks(page);
     if (s.workload == WORKLOAD_IPC) /* before the fence: its arguments are scratch memory */
         c.peer = start_ipc_peer(argc, argv);
-    fence_scratch(page);
+    fence_blocks(&c.blocks, &s);
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);

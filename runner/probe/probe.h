@@ -271,7 +271,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_SIGBUS_AFTER_TRUNCATE, OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS,
                    OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
-                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_COUNT };
+                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
 
@@ -533,6 +533,15 @@ uint64_t anon_huge_bytes(void);
 uint64_t hugetlb_bytes(void);
 uint64_t growth(uint64_t before, uint64_t after);
 uint64_t pss_bytes(void);
+/* A line of /proc/self/maps: the range, "rw-p" and the like, and whether it is anonymous
+ * memory without a name (no file, no [heap] or [anon:...]). */
+struct mapping_line {
+    uintptr_t start, end;
+    char perms[5];
+    int anonymous;
+};
+void visit_mappings(void (*visit)(const struct mapping_line *line, void *context),
+                    void *context);
 uint64_t count_mappings(void);
 uintptr_t current_brk(void);
 uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start);
