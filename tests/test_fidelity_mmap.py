@@ -30,13 +30,14 @@ MMAP_FAMILIES = ("mmap-4k", "mmap-4k-untouched")
 # --- the probe ---------------------------------------------------------------------------------
 
 @pytest.mark.probe
-@pytest.mark.parametrize("size", [PAGE, 16 * PAGE, MIB, 3 * MIB])
+@pytest.mark.parametrize("size", [64, PAGE, 16 * PAGE, MIB, 3 * MIB])
 @pytest.mark.parametrize("protection", ["read-write", "none"])
 def test_every_churn_block_is_a_mapping_of_its_own(probe: ProbeBinary, size: int,
                                                    protection: str) -> None:
     """Blocks too large for the gap below the probe's fence page go below the lowest mapping,
     which is anonymous read-write memory (the probe's own, ld.so's); PROT_NONE blocks would
-    join a PROT_NONE fence. Both are kept apart: the block the loop maps adds a mapping."""
+    join a PROT_NONE fence. Both are kept apart: the block the loop maps adds a mapping. A block
+    smaller than a page takes a whole page, and is kept apart as one."""
     s = scenario(backing="mmap-anon", workload="churn", size_bytes=size, ops=64, access="none",
                  protection=protection)
     for iteration in measured(probe, s, 2):
@@ -44,7 +45,7 @@ def test_every_churn_block_is_a_mapping_of_its_own(probe: ProbeBinary, size: int
 
 
 @pytest.mark.probe
-@pytest.mark.parametrize("size", [PAGE, 16 * PAGE, MIB])
+@pytest.mark.parametrize("size", [64, PAGE, 16 * PAGE, MIB])
 def test_a_private_block_adds_a_mapping_as_a_shared_one_does(probe: ProbeBinary,
                                                            size: int) -> None:
     """Shared anonymous memory is a hidden file per mapping and never joins anything: the

@@ -248,19 +248,21 @@ static void fence_blocks(const struct blocks *b, const struct scenario *s)
     if (s->backing != BACKING_MMAP_ANON || s->sharing != SHARING_PRIVATE ||
         s->thp != THP_DEFAULT || s->workload == WORKLOAD_LIMITS)
         return;
+    /* The mapping a block takes: whole pages, also for a block smaller than one. */
+    size_t length = (b->map_bytes + page - 1) / page * page;
     for (int round = 0; round < MAX_FENCE_ROUNDS; round++) {
         uint64_t before = count_mappings();
-        unsigned char *trial = mmap(NULL, b->map_bytes, PROTECTION_BITS[s->protection],
+        unsigned char *trial = mmap(NULL, length, PROTECTION_BITS[s->protection],
                                     map_flags(s) & ~MAP_POPULATE, -1, 0);
         if (trial == MAP_FAILED)
             return; /* allocate will meet the same refusal and report it */
         int joined = count_mappings() != before + 1;
-        if (munmap(trial, b->map_bytes) != 0)
+        if (munmap(trial, length) != 0)
             system_error("munmap");
         if (!joined)
             return;
-        if (!mark_neighbours(s, trial, b->map_bytes))
-            map_fence(s, trial + b->map_bytes - page, page);
+        if (!mark_neighbours(s, trial, length))
+            map_fence(s, trial + length - page, page);
     }
     skip("could not place a block of %zu bytes apart from the process's other mappings in %d "
          "rounds", b->map_bytes, MAX_FENCE_ROUNDS);
