@@ -64,7 +64,7 @@ def test_help_explains_every_subcommand() -> None:
 def test_plan_lists_ids_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(ROOT / "experiments" / "first-touch.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "36 scenarios" in out and "1GiB" in out
+    assert "54 scenarios" in out and "1GiB" in out
 
 
 def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) -> None:

@@ -159,6 +159,28 @@ def test_zeroing_and_writing_fault_every_page_once_like_calloc_and_writing(
     assert child["observations"]["child_sees_parent"] == 1  # every byte, after the zeroing
 
 
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_a_large_calloc_faults_one_header_page_per_block_and_clears_nothing(
+        probe: ProbeBinary) -> None:
+    """"For large blocks calloc costs no more than a fresh mmap": glibc maps a 1 MiB block on
+    its own and knows the kernel zeroed it, so calloc clears nothing — its allocate takes one
+    page fault per block (the chunk header it writes into the mapping's first page; the
+    process's first malloc sets its arena up with one more), exactly as malloc's does, and
+    first touch then faults every other page."""
+    ops, pages = 16, MIB // PAGE
+
+    def first_iteration(backing: str) -> dict[str, Any]:
+        s = scenario(backing=backing, size_bytes=MIB, ops=ops, access="write-page")
+        (it,) = measured(probe, s)
+        return it["phases"]  # type: ignore[no-any-return]
+
+    calloc, malloc = first_iteration("calloc"), first_iteration("malloc")
+    assert ops <= calloc["allocate"]["minor_faults"] <= ops + 2
+    assert calloc["allocate"]["minor_faults"] == malloc["allocate"]["minor_faults"]
+    assert calloc["first_touch"]["minor_faults"] >= ops * (pages - 1) * 0.95
+
+
 # --- which heap a block lies in -----------------------------------------------------------------
 
 @pytest.mark.probe
@@ -620,3 +642,19 @@ def test_untouched_noreserve_blocks_need_no_memory_however_large() -> None:
     assert dataclasses.replace(huge, noreserve=False).memory_bytes == 1 << 45
     assert dataclasses.replace(huge, access="read-page").memory_bytes == 1 << 45
     assert dataclasses.replace(huge, protection="exec").memory_bytes == 1 << 45
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_host_warm_for_huge_pages_leaves_the_block_to_fault_a_huge_page_each_2mib(
+        probe: ProbeBinary) -> None:
+    """host_warm for thp huge warms the host with huge pages of its own (what the block's huge
+    page faults take next) and unmaps them: the block is untouched, and its first touch still
+    faults once per 2 MiB, every byte in huge pages."""
+    size = 64 * MIB
+    s = scenario(backing="mmap-anon", thp="huge", host_warm=True, size_bytes=size,
+                 access="write-page")
+    for it in measured(probe, s, 2):
+        faults = it["phases"]["first_touch"]["minor_faults"]
+        assert size // (2 * MIB) <= faults <= size // (2 * MIB) + 2
+        assert it["observations"]["anon_huge_bytes"] == size

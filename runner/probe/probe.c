@@ -464,7 +464,7 @@ int main(int argc, char **argv)
     stop_phase(&start, page, &ignored);
 
     if (s.host_warm)
-        warm_host(scenario_bytes(&c.blocks, &s), page);
+        warm_host(scenario_bytes(&c.blocks, &s), page, s.thp == THP_HUGE);
     grow_heap_once(&c.blocks, &s);
     rehearse_fault_checks(page);
     if (s.workload == WORKLOAD_IPC) /* before the fence: its arguments are scratch memory */

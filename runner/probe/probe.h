@@ -509,7 +509,7 @@ void recycle_blocks(const struct blocks *b, const struct scenario *s);
 size_t scenario_bytes(const struct blocks *b, const struct scenario *s);
 void keep_heap(const struct scenario *s, size_t batch_bytes);
 void grow_heap_once(const struct blocks *b, const struct scenario *s);
-void warm_host(size_t bytes, size_t page);
+void warm_host(size_t bytes, size_t page, int huge);
 void run_heap_trace(const struct scenario *s, size_t page) __attribute__((noreturn));
 struct heap_trace trace_heap(int argc, char **argv);
 void observe_heap_trace(const struct heap_trace *trace, struct iteration_result *results,
