@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runner.metrics import method_of
 from runner.model import CheckSpec, Looks, ProcessRecord, Repetitions, Scenario, one_look
-from runner.parameters import BY_KEY
 from runner.scope import pair_up
 
 # How a run's extra rounds ended (manifest "adaptive"): every pair decided or at its most
@@ -46,11 +46,18 @@ def stored_looks(manifest: Mapping[str, Any]) -> Looks | None:
     return looks_of(Repetitions(**stored))
 
 
+def check_looks(check: CheckSpec, run_looks: Looks) -> Looks:
+    """The looks a check's pairs get: the run's, up to the check's own most processes (when
+    the run takes extra rounds at all)."""
+    if check.max_processes is None or run_looks.most <= run_looks.base:
+        return run_looks
+    return Looks(run_looks.base, run_looks.batch, max(run_looks.base, check.max_processes))
+
+
 def check_pairs(checks: Sequence[CheckSpec], scenarios: Sequence[Scenario],
                 label_keys: Sequence[str]) -> list[tuple[int, str, str | None]]:
     """(check index, candidate id, reference id or None) of every pair of every check."""
-    params = [{key: value for key, value in s.params().items() if key in BY_KEY}
-              for s in scenarios]
+    params = [s.params() for s in scenarios]
     found = []
     for index, check in enumerate(checks):
         for i, j in pair_up(check, params, label_keys).pairs:
@@ -186,19 +193,16 @@ class Bound:
                 f"{self.processes} more processes, within {self.seconds:.0f} s")
 
 
-def bound(checks: Sequence[CheckSpec], statistical: Sequence[bool],
-          scenarios: Sequence[Scenario], label_keys: Sequence[str],
-          repetitions: Repetitions, base_s: float) -> Bound:
-    """The most extra rounds can add to a run of these scenarios (`statistical`: per check,
-    whether it is judged statistically; `base_s`: the base rounds' estimated time)."""
-    judged = [check for check, flag in zip(checks, statistical, strict=True) if flag]
+def bound(checks: Sequence[CheckSpec], scenarios: Sequence[Scenario],
+          label_keys: Sequence[str], repetitions: Repetitions, base_s: float) -> Bound:
+    """The most extra rounds can add to a run of these scenarios (`base_s`: the base rounds'
+    estimated time): the statistical checks' pairs, each up to its check's most processes."""
+    judged = [check for check in checks if method_of(check) == "statistical"]
     pairs = check_pairs(judged, scenarios, label_keys)
-    run_most = looks_of(repetitions).most
+    run_looks = looks_of(repetitions)
     most: dict[str, int] = {}
     for index, candidate, reference in pairs:
-        check = judged[index]
-        limit = (run_most if check.max_processes is None or not repetitions.adaptive
-                 else max(repetitions.processes, check.max_processes))
+        limit = check_looks(judged[index], run_looks).most
         for sid in (candidate, reference):
             if sid is not None:
                 most[sid] = max(most.get(sid, 0), limit)

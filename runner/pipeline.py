@@ -232,8 +232,8 @@ def _extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: int
     if not repetitions.adaptive:
         return adaptive.describe("off", 0.0, 0.0)
     by_id = {s.id: s for s in plan.scenarios}
-    most = max([repetitions.most_processes,
-                *(c.max_processes or 0 for c in plan.spec.checks)])
+    looks = adaptive.looks_of(repetitions)
+    most = max([looks.most, *(adaptive.check_looks(c, looks).most for c in plan.spec.checks)])
     ending: adaptive.Ending = "done"
     boundary = repetitions.processes
     while boundary < most:
@@ -278,7 +278,7 @@ def _undecided(plan: Plan, stored: store.StoredRun, repetitions: Repetitions,
         for c in result.comparisons:
             if c.outcome == "undecided" and c.stop == "measured":
                 ids = (c.candidate_id, c.reference_id) if c.reference_id else (c.candidate_id,)
-                undecided.append((ids, verdict.check_looks(check, looks), c.look))
+                undecided.append((ids, adaptive.check_looks(check, looks), c.look))
     return adaptive.pending_rounds(undecided, boundary)
 
 
@@ -566,8 +566,7 @@ def duration_estimate(plan: Plan, options: RunOptions,
 def extra_rounds_bound(plan: Plan, options: RunOptions, base_s: float) -> adaptive.Bound:
     """The most extra rounds for undecided check pairs may add to a run of `plan` whose base
     rounds take `base_s`."""
-    statistical = [method_of(check) == "statistical" for check in plan.spec.checks]
-    return adaptive.bound(plan.spec.checks, statistical, plan.scenarios, plan.label_keys,
+    return adaptive.bound(plan.spec.checks, plan.scenarios, plan.label_keys,
                           _repetitions(plan.spec, options), base_s)
 
 

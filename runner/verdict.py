@@ -65,6 +65,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from runner.adaptive import check_looks
 from runner.metrics import method_of
 from runner.model import CheckSpec, Looks, Method, Quantifier, one_look
 from runner.parameters import BY_KEY, Value
@@ -72,8 +73,9 @@ from runner.scope import pair_up
 from runner.sequential import Decision, Outcome, decide, judge
 from runner.stats import processes_needed
 
-# Re-exported: one rule for a look's interval (runner.sequential), one for the method.
-__all__ = ["judge", "method_of"]
+# Re-exported: one rule for a look's interval (runner.sequential), one for the method, one for
+# the looks of a check (runner.adaptive).
+__all__ = ["check_looks", "judge", "method_of"]
 # The verdict is one of four answers (or no data). Where some pairs stayed undecided and the
 # decided ones agree, the answer is still holds or does not hold, and its text says "where
 # decided" with the counts: which pairs the noise left open is a matter of degree, not a
@@ -324,14 +326,6 @@ def _process_values(samples: pd.DataFrame, metric: str) -> dict[str, dict[int, F
         if len(data):
             values.setdefault(str(sid), {})[int(process)] = data
     return values
-
-
-def check_looks(check: CheckSpec, run_looks: Looks) -> Looks:
-    """The looks a check's pairs get: the run's, up to the check's own most processes (when
-    the run takes extra rounds at all)."""
-    if check.max_processes is None or run_looks.most <= run_looks.base:
-        return run_looks
-    return Looks(run_looks.base, run_looks.batch, max(run_looks.base, check.max_processes))
 
 
 def _exact(check: CheckSpec, candidate: Floats,

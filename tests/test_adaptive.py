@@ -252,14 +252,14 @@ def test_plan_bounds_what_extra_rounds_may_add(capsys: pytest.CaptureFixture[str
 
     spec = _write(SPEC)
     [plan] = pipeline.load_plans([spec])
-    extra = adaptive.bound(plan.spec.checks, [True], plan.scenarios, plan.label_keys,
+    extra = adaptive.bound(plan.spec.checks, plan.scenarios, plan.label_keys,
                            plan.spec.repetitions, base_s=12.0)
     # two pairs (4 KiB, 64 KiB), four scenarios, each up to 30 processes: 20 more each
     assert (extra.pairs, extra.most_processes, extra.processes, extra.seconds) == (
         2, 30, 80, 12.0)
-    assert adaptive.bound(plan.spec.checks, [False], plan.scenarios, plan.label_keys,
-                          plan.spec.repetitions, 12.0).describe() == (
-        "no statistical check pair: no extra rounds")
+    exact = [replace(check, method="exact") for check in plan.spec.checks]
+    assert adaptive.bound(exact, plan.scenarios, plan.label_keys, plan.spec.repetitions,
+                          12.0).describe() == "no statistical check pair: no extra rounds"
     assert main(["plan", str(spec)]) == 0
     assert ("extra rounds: 2 statistical check pairs; an undecided one gets more rounds, up to "
             "30 processes per scenario: at most 80 more processes, within") in (
