@@ -326,32 +326,42 @@ def render_verdicts_json(context: dict[str, Any]) -> str:
                       ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def machine_names(context: dict[str, Any]) -> dict[str, str]:
-    """Each machine label as index.html names it: "vm", or "vm, configuration
-    GLIBC_TUNABLES=..." for a label whose runs set allocator variables on a machine another
-    label holds without them (runner.conditions.machine_configurations; a label is judged by
-    its newest shown run)."""
+def machine_configurations(context: dict[str, Any]) -> dict[str, conditions.Configuration]:
+    """Each machine label as the machine and configuration it names: a label whose runs set
+    allocator variables on a machine another label holds without them is a configuration of
+    that machine (runner.conditions.machine_configurations; a label is judged by its newest
+    shown run)."""
     newest: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for experiment in context["experiments"]:
         for run in experiment["runs"]:
             if run["machine"] not in newest or run["run_id"] > newest[run["machine"]][0]:
                 newest[run["machine"]] = (run["run_id"], run["identity"])
-    found = conditions.machine_configurations({label: identity for label, (_, identity)
-                                               in newest.items()})
-    return {label: configuration.describe() for label, configuration in found.items()}
+    return conditions.machine_configurations({label: identity for label, (_, identity)
+                                              in newest.items()})
 
 
 def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
-    """Counts per status, each claim's verdict and the machines' names, for index.html."""
-    machines = machine_names(context)
+    """Counts per status, each claim's verdict and the machines' names, for index.html. The
+    counts are of the machines as they are: a configuration's verdicts (a run with allocator
+    variables) are listed, and counted apart, so that a claim is not counted twice for one
+    machine."""
+    found = machine_configurations(context)
     claims = [{"claim": v["claim"], "status": v["status"], "text": v["text"],
-               "experiment": e["title"], "page": e["page"], "machine": machines[run["machine"]]}
+               "experiment": e["title"], "page": e["page"],
+               "machine": found[run["machine"]].describe(),
+               "configuration": found[run["machine"]].name}
               for e in context["experiments"] for run in e["runs"]
               for v in run["verdicts"]]
-    counts = [(status, sum(1 for c in claims if c["status"] == status.replace(" ", "-")))
+    plain = [c for c in claims if not c["configuration"]]
+    counts = [(status, sum(1 for c in plain if c["status"] == status.replace(" ", "-")))
               for status in verdict.STATUSES]
+    configured: dict[str, int] = {}
+    for c in claims:
+        if c["configuration"]:
+            configured[c["machine"]] = configured.get(c["machine"], 0) + 1
     return {"claims": claims, "counts": [(s, n) for s, n in counts if n],
-            "machines": machines}
+            "configured": sorted(configured.items()),
+            "machines": {label: c.describe() for label, c in found.items()}}
 
 
 def experiment_of(run: StoredRun) -> ExperimentSpec:

@@ -4,6 +4,7 @@ from synthetic fingerprints."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,6 @@ def test_the_index_names_a_tunable_label_as_a_configuration_of_its_machine(
     assert index.count(f"<td>{configured}</td>") == 2  # its two verdicts
     assert index.count("<td>vm</td>") == 2
     assert f"{configured} (20260101T000000Z)" in index
+    # The counts are the machine's own two verdicts; the configuration's are counted apart.
+    assert sum(int(n) for n in re.findall(r'<span class="verdict [a-z-]+">(\d+) ', index)) == 2
+    assert f"besides, in the table: 2 verdicts of {configured}" in index
