@@ -227,17 +227,30 @@ def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
 
 LEGEND_INSIDE_MAX = 4  # series; more, or long labels, go in rows under the plot
 LEGEND_LABEL_INSIDE_MAX = 40  # characters
+# A label of a one-column legend under the plot is wrapped at this many characters: at 8 pt
+# about 95 fit beside the handle across the 7.5 in figure (a comparison's label names its run
+# after the scenario, 120 characters and more).
+LEGEND_LABEL_LINE_MAX = 90
 _LEGEND_ROW_IN = 0.17  # height of a legend row at 8 pt, inches
 
 
 def _legend_rows(lines: Sequence[_Line]) -> tuple[int, int] | None:
     """(columns, rows) of a legend under the plot, or None for one inside it: a legend with
-    many or long entries would cover the lines it names."""
+    many or long entries would cover the lines it names. One column's rows count the lines
+    its wrapped labels take (_legend_label)."""
     longest = max((len(line.label) for line in lines), default=0)
     if len(lines) <= LEGEND_INSIDE_MAX and longest <= LEGEND_LABEL_INSIDE_MAX:
         return None
-    columns = 2 if longest <= 45 else 1
-    return columns, math.ceil(len(lines) / columns)
+    if longest <= 45:
+        return 2, math.ceil(len(lines) / 2)
+    return 1, sum(_legend_label(line.label).count("\n") + 1 for line in lines)
+
+
+def _legend_label(label: str) -> str:
+    """A series' legend text: as it is, or wrapped when too long for one line of the figure."""
+    if len(label) <= LEGEND_LABEL_LINE_MAX:
+        return label
+    return textwrap.fill(label, LEGEND_LABEL_LINE_MAX, break_on_hyphens=False)
 
 
 def _legend_height_in(lines: Sequence[_Line], legend_title: str | None) -> float:
@@ -358,7 +371,7 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
             positions.append(xs)
             axes.plot(xs, medians, marker=look.marker, markersize=4,
                       linestyle=look.linestyle, color=look.colour,
-                      label=_as_text(line.label))
+                      label=_as_text(_legend_label(line.label)))
             if line.band:
                 axes.fill_between(xs, [p.q1 for p in line.points],
                                   [p.q3 for p in line.points], color=look.colour,
@@ -371,7 +384,8 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
             errors = [[m - p.q1 for m, p in zip(medians, line.points, strict=True)],
                       [p.q3 - m for m, p in zip(medians, line.points, strict=True)]]
             axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
-                          capsize=3, color=look.colour, label=_as_text(line.label))
+                          capsize=3, color=look.colour,
+                          label=_as_text(_legend_label(line.label)))
     if chart.log_x and numeric_x:
         axes.set_xscale("log", base=2)
     _set_y_axis(axes, chart, lines)

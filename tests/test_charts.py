@@ -288,3 +288,24 @@ def test_legend_goes_where_it_covers_no_point() -> None:
         assert legend_place(axes, [corners], True, ["a"], None, _measure) != "center right"
     finally:
         context.__exit__(None, None, None)
+
+
+def test_a_legend_label_too_long_for_the_figure_is_wrapped_and_its_lines_counted() -> None:
+    """A comparison's series name their run after the scenario (120 characters and more):
+    under the plot, in one column, such a label is wrapped to fit the figure's width, and the
+    legend's rows count its lines, so the figure grows to hold them."""
+    from runner.charts import LEGEND_LABEL_LINE_MAX, _legend_label, _legend_rows
+
+    long = ("mmap-anon populate=map-populate thp=default touch_share=100% cycle — "
+            "vm-glibc-malloc-hugetlb/first-touch/20261207T050436Z")
+    wrapped = _legend_label(long)
+    assert wrapped.replace("\n", " ") == long
+    assert all(len(part) <= LEGEND_LABEL_LINE_MAX for part in wrapped.split("\n"))
+    assert _legend_label("malloc 4KiB") == "malloc 4KiB"
+
+    class Line:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+    assert _legend_rows([Line(long), Line("short"), Line(long)]) == (  # type: ignore[list-item]
+        1, 2 * (wrapped.count("\n") + 1) + 1)
