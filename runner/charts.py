@@ -386,6 +386,8 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
             axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
                           capsize=3, color=look.colour,
                           label=_as_text(_legend_label(line.label)))
+    if not categories:
+        return _empty_figure(figure, axes, chart)
     if chart.log_x and numeric_x:
         axes.set_xscale("log", base=2)
     _set_y_axis(axes, chart, lines)
@@ -407,6 +409,21 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
     axes.set_title(chart.title, parse_math=False, y=1.0)
     axes.grid(True, which="major", alpha=0.3)
     _lay_out(figure, axes, lines, positions, legend_title, x_labels, numeric_x)
+    return figure
+
+
+def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
+    """A chart none of whose scenarios has a sample (a quick run leaves them out, or each of
+    their processes failed; the page lists which and why): its frame says so, where an
+    empty axis would look like a drawing error."""
+    axes.text(0.5, 0.5, "no sample of this chart's scenarios in this run",
+              ha="center", va="center", transform=axes.transAxes, fontsize=9)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_xlabel(chart.x)
+    axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)), 40))
+    axes.set_title(chart.title, parse_math=False, y=1.0)
+    _lay_out(figure, axes, [], [], None, [], True)
     return figure
 
 

@@ -309,3 +309,19 @@ def test_a_legend_label_too_long_for_the_figure_is_wrapped_and_its_lines_counted
 
     assert _legend_rows([Line(long), Line("short"), Line(long)]) == (  # type: ignore[list-item]
         1, 2 * (wrapped.count("\n") + 1) + 1)
+
+
+@pytest.mark.parametrize("x", ["backing", "size"])
+def test_a_chart_without_samples_says_so_without_a_warning(samples, x) -> None:  # type: ignore[no-untyped-def]
+    """A quick run leaves every scenario of some charts out: the chart's frame says there is
+    no sample, rather than an empty axis (and matplotlib's warning on the terminal)."""
+    import warnings
+
+    chart = ChartSpec("Nothing", "first_touch_ns_per_page", x,
+                      where=(("backing", "hugetlb"),))
+    data = chart_data(samples, chart, LABEL_KEYS)
+    assert all(not s.points for s in data.series)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svg = render_svg(data)
+    assert "no sample of this chart" in svg
