@@ -798,16 +798,24 @@ def _read_repetitions(walker: _Walker, item: _Item | None) -> Repetitions:
 
 def _read_share(walker: _Walker, item: _Item) -> float:
     """A share like 100% or 50% (or a number, 1.0), from 0% to MAX_SHARE."""
-    value = walker.scalar(item, "a percentage like 100%")
+    value, share = _percentage(walker, item, "a percentage like 100%")
+    if share is None or not 0 <= share <= MAX_SHARE:
+        raise walker.error(item, f"{_shown(value)} is not a share (use a percentage from "
+                           f"0% to {MAX_SHARE:.0%}, e.g. 100%, or a number like 1.0)")
+    return share
+
+
+def _percentage(walker: _Walker, item: _Item, expected: str) -> tuple[object, float | None]:
+    """A scalar as written, and read as a fraction (5% as 0.05, a plain number as it is), or
+    None when it is neither."""
+    value = walker.scalar(item, expected)
+    if isinstance(value, bool):
+        return value, None
     text = str(value).strip()
     try:
-        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        return value, float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        share = -1.0
-    if isinstance(value, bool) or not 0 <= share <= MAX_SHARE:
-        raise walker.error(item, f"{_shown(value)} is not a share (use a percentage from 0% "
-                           f"to {MAX_SHARE:.0%}, e.g. 100%, or a number like 1.0)")
-    return share
+        return value, None
 
 
 def _read_timeout(walker: _Walker, item: _Item | None) -> float:
@@ -1071,14 +1079,9 @@ def _read_expectation(walker: _Walker, item: _Item) -> Expectation:
 def _read_fraction(walker: _Walker, item: _Item | None) -> float:
     if item is None:
         return CheckSpec.tolerance
-    value = walker.scalar(item, "a percentage like 5%")
-    text = str(value).strip()
-    try:
-        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        fraction = -1.0
-    if isinstance(value, bool) or not 0 <= fraction < 1:
-        raise walker.error(item, f"{_shown(value)} is not a tolerance (use a percentage from "
-                           "0% to 99%, e.g. 5%, or a fraction like 0.05)")
+    value, fraction = _percentage(walker, item, "a percentage like 5%")
+    if fraction is None or not 0 <= fraction < 1:
+        raise walker.error(item, f"{_shown(value)} is not a tolerance (use a percentage "
+                           "from 0% to 99%, e.g. 5%, or a fraction like 0.05)")
     return fraction
 
