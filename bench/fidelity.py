@@ -244,8 +244,8 @@ WARM_HOST = True
 # in random order: 1.22-1.26x slower). Left to the scheduler, back-to-back processes alternate
 # CPUs in a pattern the round's sequence fixes: alloclab's read-all ran on one CPU in 29 of 30
 # rounds, plain's on the other in 30 of 30 (read-all 1.107, memset 1.027), and nearly every
-# warm-up on the other CPU than its sample (map-populate 0.858, grow-realloc 0.887). Pinned:
-# 1.002, 0.989, 0.997, 0.991.
+# warm-up on the other CPU than its sample (map-populate 0.858, grow-realloc 0.887). Pinned,
+# in three full runs: 1.002-1.010, 0.989-1.001, 0.992-0.999, 0.991-0.992.
 PIN_ROUNDS = True
 
 
