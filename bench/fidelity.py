@@ -68,10 +68,13 @@ back to back, alloclab first in even rounds and plain first in odd ones, so drif
 shared machine lands on both sides of a pair. Before each sample of a family that first-touches
 much anonymous memory (first-touch, map-populate, malloc-64m, thp, the growth chains), a
 process of its own writes and frees as much (in huge pages for thp), so that either side gets
-memory the host backs rather than memory it took back (WARM_HOST). The file families read one
-data file per family that the bench writes once, shared by both sides and all rounds
-(DATA_FILE), as alloclab shares one between the processes of a scenario; each side still
-sets its cache state itself.
+memory the host backs rather than memory it took back (WARM_HOST). Every process of a round,
+warm-ups included, runs on one CPU, the CPUs taking turns every two rounds (PIN_ROUNDS): the
+kernel keeps freed pages in a list per CPU, so the memory a process gets depends on the CPU it
+runs on, and left to the scheduler the two sides of a family settled on different CPUs round
+after round. The file families read one data file per family that the bench writes once,
+shared by both sides and all rounds (DATA_FILE), as alloclab shares one between the processes
+of a scenario; each side still sets its cache state itself.
 
 Per family it prints median and minimum of each side and the paired ratio alloclab/plain:
 the geometric mean of the median ratio among rounds alloclab ran first and that among rounds
@@ -92,8 +95,9 @@ machine's noise, and it says so. Raw samples and the summary go to bench/out/fid
 the printed table beside it as fidelity.txt (`--out reports/bench/fidelity.json` for the
 published figures). Exit status 1 when any family fails, including a family this alloclab
 cannot express. The default 30 rounds and the warm-up take about 6 minutes on a 2-vCPU VM of
-this kind with little else running (each round 11 s, half of it the two 1 GiB growth chains;
-the table ends with each family's seconds per round), 10 with the other CPU busy. Run from a
+this kind with an Intel Xeon and little else running (each round 11 s, half of it the two
+1 GiB growth chains; the table ends with each family's seconds per round), 10 with the other
+CPU busy; about 4 on one with an AMD EPYC (7 s a round). Run from a
 checkout: `python bench/fidelity.py [--rounds N] [--families a,b] [--family NAME]`, or
 `nox -s bench -- --rounds N --families thp,map-file-cold`.
 """
@@ -138,7 +142,7 @@ WRITE_FILE_BYTES = 64 << 20
 FILE_DIR = "/tmp"  # ext4 here: a file read goes through the page cache of a real filesystem
 BOUND = 0.03  # the median paired ratio alloclab/plain must lie within 1 ± BOUND
 TIMEOUT_S = 120.0
-DEFAULT_ROUNDS = 30  # about 6 minutes here (11 s a round), more with other work running
+DEFAULT_ROUNDS = 30  # 4-6 minutes here (7-11 s a round), more with other work running
 OUT = ROOT / "bench" / "out" / "fidelity.json"
 SIDES = ("alloclab", "plain")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -221,11 +225,28 @@ GROW_PARAMS = {"workload": "resize", "grow_factor": 2, "grow_steps": GROW_STEPS,
                "touch_grown": True, "access": "write-page"}
 # This VM reports free memory to its host after about two seconds; a page the host took back
 # costs a host fault too on its next first touch, up to 10x more (large first touches are
-# bimodal). The kernel hands out memory freed last first, so a
-# process of its own that writes and frees this much memory right before a sample leaves it
-# backed for the sample, on either side alike. Without it, of a pair of 1 GiB growths the side
-# that ran first got reported memory and the second the memory the first just freed.
+# bimodal). The kernel hands out memory freed last first (on the CPU that freed it: see
+# PIN_ROUNDS), so a process of its own that writes and frees this much memory right before a
+# sample, on the sample's CPU, leaves it backed for the sample, on either side alike. Without
+# it, of a pair of 1 GiB growths the side that ran first got reported memory and the second the
+# memory the first just freed.
 WARM_HOST = True
+# Every process of a round (both sides of every family and the warm-up processes) runs on one
+# CPU, the CPUs taking turns every two rounds, so each takes as many rounds of either order
+# (round_cpu). A page a process frees goes to a list of the CPU it ran on (the per-CPU page
+# lists, up to 416 MiB each on these 24 GiB VMs: high_max in /proc/zoneinfo), and a page fault
+# takes from the list of the CPU it runs on, last freed first. So the memory a process gets
+# depends on its CPU: the warm-up above backs a sample's memory only on the sample's CPU, and
+# the two lists can hold pages of different physical scatter, which on the AMD EPYC machines
+# of this kind read at different speeds (summing 256 MiB, a fresh process: 23-25 ms on pages
+# drawn on one CPU, each 2 MiB of them spread over ~277 physical 2 MiB regions, 18-20 ms on
+# the other's, ~119; one buffer read on either CPU: the same speed; the same pages handed out
+# in random order: 1.22-1.26x slower). Left to the scheduler, back-to-back processes alternate
+# CPUs in a pattern the round's sequence fixes: alloclab's read-all ran on one CPU in 29 of 30
+# rounds, plain's on the other in 30 of 30 (read-all 1.107, memset 1.027), and nearly every
+# warm-up on the other CPU than its sample (map-populate 0.858, grow-realloc 0.887). Pinned,
+# in three full runs: 1.002-1.010, 0.989-1.001, 0.992-0.999, 0.991-0.992.
+PIN_ROUNDS = True
 
 
 FAMILIES = (
@@ -435,22 +456,39 @@ class Runner:
                        "joined_neighbour": int(data["joined_neighbour"])})
 
 
+def round_cpu(index: int, cpus: Sequence[int]) -> int:
+    """The CPU of round `index` (PIN_ROUNDS): each of `cpus` in turn for two rounds, the
+    rounds of one order and of the other (the order alternates by round)."""
+    return cpus[(index // 2) % len(cpus)]
+
+
 def measure(series: list[Series], runner: Runner, rounds: int, warmup_rounds: int) -> None:
-    """All rounds, interleaved: every family's pair in each round, the order alternating."""
-    for index in range(warmup_rounds + rounds):
-        counted = index >= warmup_rounds
-        order = SIDES if index % 2 == 0 else SIDES[::-1]
-        for entry in series:
-            if entry.scenario is None:
-                continue
-            started = time.perf_counter()
-            pair = {side: runner.run(side, entry.family, entry.scenario) for side in order}
-            entry.seconds += time.perf_counter() - started
-            if counted:
-                entry.rounds.append({"round": index - warmup_rounds, "first": order[0],
-                                     **{side: asdict(pair[side]) for side in SIDES}})
-        label = "warm-up round" if not counted else f"round {index - warmup_rounds + 1}/{rounds}"
-        print(f"  {label} done", file=sys.stderr, flush=True)
+    """All rounds, interleaved: every family's pair in each round, the order alternating,
+    every process of a round on the round's CPU (PIN_ROUNDS; the processes inherit this
+    process's CPU affinity, which is given back at the end)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        for index in range(warmup_rounds + rounds):
+            counted = index >= warmup_rounds
+            order = SIDES if index % 2 == 0 else SIDES[::-1]
+            cpu = round_cpu(index, cpus) if PIN_ROUNDS else None
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+            for entry in series:
+                if entry.scenario is None:
+                    continue
+                started = time.perf_counter()
+                pair = {side: runner.run(side, entry.family, entry.scenario) for side in order}
+                entry.seconds += time.perf_counter() - started
+                if counted:
+                    entry.rounds.append({"round": index - warmup_rounds, "first": order[0],
+                                         "cpu": cpu,
+                                         **{side: asdict(pair[side]) for side in SIDES}})
+            label = ("warm-up round" if not counted
+                     else f"round {index - warmup_rounds + 1}/{rounds}")
+            print(f"  {label} done", file=sys.stderr, flush=True)
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def order_balanced_ratio(ratios: Sequence[float], first: Sequence[str]
@@ -506,6 +544,8 @@ def summarize(entry: Series) -> dict[str, Any]:
         "resolved": (low >= 1 - BOUND and high <= 1 + BOUND) or high < 1 - BOUND
         or low > 1 + BOUND,
         "paired_ratios": ratios,
+        # per CPU the rounds ran on (PIN_ROUNDS): the sides of a pair drew from one CPU's pages
+        "median_paired_ratio_by_cpu": _ratios_by_cpu(entry.rounds, ratios),
         "bound": BOUND,
     }
     slack = max(FAULT_SLACK_MIN, FAULT_SLACK_FRACTION * entry.family.work_pages)
@@ -542,6 +582,17 @@ def summarize(entry: Series) -> dict[str, Any]:
     return summary
 
 
+def _ratios_by_cpu(rounds: Sequence[Mapping[str, Any]], ratios: Sequence[float]
+                   ) -> dict[str, float]:
+    """The median paired ratio of the rounds run on each CPU; empty when rounds were not
+    pinned to one."""
+    by_cpu: dict[str, list[float]] = {}
+    for entry, ratio in zip(rounds, ratios, strict=True):
+        if entry.get("cpu") is not None:
+            by_cpu.setdefault(str(entry["cpu"]), []).append(ratio)
+    return {cpu: statistics.median(values) for cpu, values in sorted(by_cpu.items())}
+
+
 def _joined_rounds(entry: Series) -> dict[str, int]:
     """mmap families: on each side, the rounds whose mapping joined a neighbouring mapping
     (the probe's joined_neighbour, the baseline's check before its loop); empty for the
@@ -568,7 +619,9 @@ def format_table(series: Sequence[Series], summaries: Sequence[dict[str, Any]],
     """The summary as the lines the bench prints (and writes beside the JSON)."""
     w = max([12, *(len(entry.family.name) for entry in series)])
     lines = [f"alloclab fidelity: {rounds} counted rounds after {warmup_rounds} warm-up, "
-             "a fresh process per sample, order alternating by round; "
+             "a fresh process per sample, order alternating by round, "
+             + ("each round's processes on one CPU, the CPUs in turn every two rounds; "
+                if PIN_ROUNDS else "CPUs left to the scheduler; ") +
              f"{SIZE_BYTES >> 20} MiB blocks unless the family says otherwise, latency "
              "families (ns/op) in back-to-back pairs",
              f"{'family':<{w}} {'side':<9} {'median':>10} {'min':>10}  {'median':>15}  "
@@ -663,6 +716,7 @@ def write_json(path: Path, probe: ProbeBinary, args: argparse.Namespace,
     body = {
         "size_bytes": SIZE_BYTES, "rounds": args.rounds, "warmup_rounds": args.warmup_rounds,
         "bound": BOUND, "page_size_bytes": PAGE_BYTES, "cpu": _cpu_model(),
+        "pinned_rounds": PIN_ROUNDS,
         "kernel": platform.release(), "compiler": probe.compiler, "flags": list(probe.flags),
         "probe_hash": probe.source_hash, "baseline_source": "bench/baseline.c",
         "families": {
