@@ -227,12 +227,6 @@ def find_mount(directory: str, mountinfo: str) -> Mount | None:
     return best
 
 
-def filesystem_type(directory: str, mountinfo: str) -> str | None:
-    """The type of the filesystem holding `directory` (find_mount)."""
-    mount = find_mount(directory, mountinfo)
-    return mount.fs_type if mount else None
-
-
 NO_BLOCK_DEVICE = "none"
 _SLAVE_DEPTH = 4  # device-mapper or md over device-mapper...: how far down to look for a disk
 

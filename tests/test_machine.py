@@ -14,7 +14,6 @@ from runner.machine import (
     Mount,
     allocator_env,
     confounding_differences,
-    filesystem_type,
     find_mount,
     format_fact,
     mapped_pages_per_fault,
@@ -84,11 +83,15 @@ def test_git_commit_of_the_spec_and_its_dirty_flag(tmp_path: Path) -> None:
 
 
 def test_filesystem_is_the_longest_mount_prefix_and_the_last_mount_on_top() -> None:
-    assert filesystem_type("/dev/shm", MOUNTINFO) == "tmpfs"
-    assert filesystem_type("/dev/shm/deeper", MOUNTINFO) == "tmpfs"
-    assert filesystem_type("/devices", MOUNTINFO) == "ext4"  # not under /dev
-    assert filesystem_type("/mnt/with space/x", MOUNTINFO) == "xfs"
-    assert filesystem_type("/tmp", MOUNTINFO) == "tmpfs"  # mounted over the ext4 /tmp
+    def fs_type(directory: str) -> str | None:
+        mount = find_mount(directory, MOUNTINFO)
+        return mount.fs_type if mount else None
+
+    assert fs_type("/dev/shm") == "tmpfs"
+    assert fs_type("/dev/shm/deeper") == "tmpfs"
+    assert fs_type("/devices") == "ext4"  # not under /dev
+    assert fs_type("/mnt/with space/x") == "xfs"
+    assert fs_type("/tmp") == "tmpfs"  # mounted over the ext4 /tmp
 
 
 def test_the_mount_gives_its_device_number_and_source() -> None:
