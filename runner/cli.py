@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "not conclusions (a report shows a full run of the same experiment in "
                           "preference)")
     run.add_argument("--processes", type=_processes, metavar="N",
-                     help="override every spec's repetitions.processes (e.g. 1 for a smoke "
-                          "run; like --quick, such a run is shown only when no full run is)")
+                     help="override every spec's repetitions.processes, with no extra rounds "
+                          "(e.g. 1 for a smoke run; like --quick, such a run is shown only when "
+                          "no full run is)")
     run.add_argument("--seed", type=int, help="seed for the process order (default: random, "
                                               "recorded in the manifest)")
     run.add_argument("--fresh", action="store_true",

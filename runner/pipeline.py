@@ -298,13 +298,16 @@ def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: in
 
 
 def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions:
-    """The spec's repetitions, unless --quick or --processes asks for fewer."""
+    """The spec's repetitions, unless --quick or --processes asks for fewer. Either takes no
+    extra rounds: the processes asked for are the run's (a smoke run of one process a
+    scenario would otherwise look at its pairs after every round, up to the spec's most)."""
     repetitions = experiment.repetitions
     if options.quick:
         repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1,
                               max_processes=QUICK_PROCESSES)
     if options.processes is not None:
-        repetitions = replace(repetitions, processes=options.processes)
+        repetitions = replace(repetitions, processes=options.processes,
+                              max_processes=options.processes)
     return repetitions
 
 

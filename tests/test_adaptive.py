@@ -219,6 +219,18 @@ def test_the_quick_profile_takes_no_extra_rounds(tmp_path: Path,
     assert load_run(summary.run_dir).manifest["adaptive"]["ending"] == "off"
 
 
+def test_a_run_with_processes_overridden_takes_no_extra_rounds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--processes 4 asks for four processes a scenario: the pairs still undecided after them
+    stay so (a smoke run would otherwise take rounds one at a time, up to the spec's 30)."""
+    spec = tmp_path / "pairs.yaml"
+    spec.write_text(SPEC)
+    fake = RoundProbe(spec, _wide_then_steady)
+    summary = _run(spec, tmp_path, fake, monkeypatch, processes=4)
+    assert max(index for _, index in fake.calls) == 3
+    assert load_run(summary.run_dir).manifest["adaptive"]["ending"] == "off"
+
+
 def test_a_resumed_run_plans_the_same_extra_rounds(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Interrupted in the middle of its extra rounds, a run resumed measures exactly the
