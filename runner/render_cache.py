@@ -28,10 +28,11 @@ CACHE_FILE = ".render-cache.json"
 CACHE_FORMAT = 1
 
 
-def _sha256_files(paths: list[Path]) -> str:
+def _sha256_files(root: Path, paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0"
+                      + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -40,14 +41,15 @@ RENDERING_LIBRARIES = ("matplotlib", "numpy", "pandas", "jinja2")
 
 
 def code_hash(templates_dir: Path) -> str:
-    """The alloclab version, its Python code, the templates and the versions of the libraries
-    that draw and format: what renders every page."""
+    """The alloclab version, its Python code (every module of every subpackage, by its path in
+    the package), the templates and the versions of the libraries that draw and format: what
+    renders every page."""
     package = Path(runner.__file__).parent
     return hashlib.sha256(json.dumps([
         runner.__version__,
         [metadata.version(name) for name in RENDERING_LIBRARIES],
-        _sha256_files(sorted(package.glob("*.py"))),
-        _sha256_files(sorted(p for p in templates_dir.iterdir() if p.is_file())),
+        _sha256_files(package, sorted(package.rglob("*.py"))),
+        _sha256_files(templates_dir, sorted(p for p in templates_dir.iterdir() if p.is_file())),
     ]).encode()).hexdigest()
 
 
