@@ -16,6 +16,7 @@ from typing import TextIO
 import runner
 import runner.fleet
 from runner import (
+    commands,
     completion,
     export,
     guard,
@@ -143,13 +144,13 @@ def cmd_run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
 def cmd_report(args: argparse.Namespace) -> ExitStatus:
     if getattr(args, "check", False):
         return cmd_report_check(args)
-    written = pipeline.render(Path(args.results), Path(args.reports), _templates(args))
+    written = commands.render(Path(args.results), Path(args.reports), _templates(args))
     _say(f"wrote {len(written)} pages: {written[0]}")
     return ExitStatus.OK
 
 
 def cmd_report_check(args: argparse.Namespace) -> ExitStatus:
-    problems = pipeline.check_render(Path(args.results), Path(args.reports), _templates(args))
+    problems = commands.check_render(Path(args.results), Path(args.reports), _templates(args))
     for problem in problems:
         print(problem)
     if problems:
@@ -161,14 +162,14 @@ def cmd_report_check(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_compare(args: argparse.Namespace) -> ExitStatus:
-    options = pipeline.CompareOptions(
+    options = commands.CompareOptions(
         runs=tuple(Path(p) for p in args.runs),
         baseline=Path(args.baseline) if args.baseline else None,
         metrics=tuple(args.metric or ()), equivalence=args.equivalence,
         fail_above=args.fail_above, out_dir=Path(args.out) if args.out else None,
         markdown=Path(args.markdown) if args.markdown else None,
         templates_dir=_templates(args), command=shlex.join(["alloclab", *sys.argv[1:]]))
-    result = pipeline.compare_stored(options)
+    result = commands.compare_stored(options)
     print(result.markdown, end="")
     if result.html is not None:
         _say(f"wrote {result.html}")
@@ -186,11 +187,11 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
 
 def cmd_export(args: argparse.Namespace) -> ExitStatus:
     if args.format != export.ARCHIVE_FORMAT:
-        rows = pipeline.export_data([Path(p) for p in args.runs], Path(args.output),
+        rows = commands.export_data([Path(p) for p in args.runs], Path(args.output),
                                     args.format)
         _say(f"wrote {args.output}: {rows} samples, one row each ({args.format})")
         return ExitStatus.OK
-    folders = pipeline.export_stored([Path(p) for p in args.runs], Path(args.output))
+    folders = commands.export_stored([Path(p) for p in args.runs], Path(args.output))
     for folder in folders:
         _say(f"exported {folder}")
     _say(f"wrote {args.output}")
@@ -198,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_import(args: argparse.Namespace) -> ExitStatus:
-    for imported in pipeline.import_stored(Path(args.archive), Path(args.results)):
+    for imported in commands.import_stored(Path(args.archive), Path(args.results)):
         _say(f"{imported.action}: {imported.path}")
     return ExitStatus.OK
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import charts, noise, report
+from runner import charts, noise, report, store
 from runner.compare import (
     ALPHA,
     VERDICTS,
@@ -135,7 +135,7 @@ def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str,
 
 def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[str]:
     """The baseline spec's charts of the compared metrics, every run drawn on each."""
-    experiment = report.experiment_of(runs[0])
+    experiment = store.experiment_of(runs[0])
     label_keys = tuple(runs[0].manifest["label_keys"])
     samples = [measured(build_frame(run)) for run in runs]
     names = [RunRef.of(run).name for run in runs]

@@ -81,7 +81,7 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
                note: str = "", probe: dict[str, object] | None = None) -> ProcessRecord:
         return ProcessRecord(scenario_id=scenario_id, process_index=process_index,
                              status=status, exit_code=exit_code, signal=signal_name, wall_s=wall_s,
-                             stderr_tail=_tail(stderr_text, note), probe=probe)
+                             stderr_tail=keep_stderr_tail(stderr_text, note), probe=probe)
 
     if timed_out:
         return record("timeout", note=f"alloclab: killed after the {timeout_s:g} s timeout")
@@ -89,7 +89,7 @@ def run_process(argv: Sequence[str], *, scenario_id: str, process_index: int, ti
         return record("timeout", note=f"alloclab: the probe's own limit of {timeout_s:g} s "
                                       f"+ {OWN_LIMIT_GRACE_S} s ended it (SIGALRM)")
     if returncode < 0:
-        return record("crashed", signal_name=_signal_name(-returncode))
+        return record("crashed", signal_name=name_of_signal(-returncode))
     if returncode == EXIT_SKIPPED:
         return record("skipped", exit_code=returncode)
     if returncode > 0:
@@ -175,14 +175,16 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _signal_name(number: int) -> str:
+def name_of_signal(number: int) -> str:
+    """A signal's name ("SIGSEGV"), as a record stores it; the local and the remote executor
+    write records by one contract."""
     try:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
 
 
-def _tail(stderr_text: str, note: str) -> str:
+def keep_stderr_tail(stderr_text: str, note: str) -> str:
     """The last STDERR_TAIL_CHARS characters of stderr, keeping alloclab's own note whole."""
     if note:
         note = ("\n" if stderr_text and not stderr_text.endswith("\n") else "") + note

@@ -292,6 +292,10 @@ class Plan:
     label_keys: tuple[str, ...]
 
 
+# Recorded in stderr_tail of a process whose connection to a remote machine failed.
+CONNECTION_NOTE = "alloclab: ssh connection failed"
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     """What one probe process left: its status and, when it finished, the probe's JSON."""
@@ -313,6 +317,12 @@ class ProcessRecord:
             return None
         lines = self.stderr_tail.strip().splitlines()
         return lines[-1].split("skipped: ", 1)[-1] if lines else ""
+
+    @property
+    def lost_connection(self) -> bool:
+        """Whether the record stands for a process the connection to its machine failed, not
+        the probe: a resumed run measures it again."""
+        return self.status == "failed" and CONNECTION_NOTE in self.stderr_tail
 
     def describe(self, timeout_s: float) -> str:
         """What went wrong, in one line: "crashed (SIGSEGV): <last stderr line>",

@@ -1,13 +1,11 @@
-"""The order of the stages: specs -> plans -> probe processes -> stored runs -> reports.
-
-Besides: stored runs -> a comparison (compare_stored), runs <-> an archive (export_stored,
-import_stored), and whether committed reports still match their results (check_render).
+"""Measuring, in the order of its stages: specs -> plans -> probe processes -> a stored run,
+with its noise findings and verdicts for the console. A run resumes an interrupted one of the
+same spec and reuses the processes of an unchanged one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import os
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -20,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 # `--version` start in a fraction of a second (tests/test_cli.py checks).
 from runner import (
     adaptive,
-    archive,
     guard,
     identity,
     lock,
@@ -30,21 +27,19 @@ from runner import (
     preconditions,
     probe,
     progress,
-    remote,
     schedule,
     spec,
     store,
 )
 from runner.errors import SpecError, UsageError
-from runner.export import DataFormat
 from runner.machine import read_fingerprint
-from runner.metrics import BY_NAME, method_of
+from runner.metrics import method_of
 from runner.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.parameters import FILE_BACKINGS
 from runner.units import format_size
 
 if TYPE_CHECKING:
-    from runner import compare
+    pass
 
 Say = Callable[[str], None]
 
@@ -285,13 +280,13 @@ def _undecided(plan: Plan, stored: store.StoredRun, repetitions: Repetitions,
 def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
              reused: int) -> RunSummary:
     """What the console says of a finished run: its noise findings and verdicts."""
-    from runner import noise, report, verdict
+    from runner import noise, verdict
     from runner.frame import build_frame, measured
 
     stored = store.load_run(run_dir)
     samples = measured(build_frame(stored))
     warnings = noise.run_warnings(stored, noise.watched_metrics(plan.spec), samples)
-    verdicts = report.run_verdicts(stored, plan.spec, samples)
+    verdicts = verdict.run_verdicts(stored, plan.spec, samples)
     return RunSummary(plan.spec.name, run_dir, processes_run, processes_failed,
                       tuple(w.message for w in warnings), reused,
                       tuple(verdict.summary_line(v) for v in verdicts))
@@ -335,7 +330,7 @@ def _resume(plan: Plan, binary: probe.ProbeBinary, options: RunOptions,
                 "spec_text": spec.read_spec_text(Path(experiment.source))}
     store.write_manifest(resumed.path, manifest)
     # Processes a lost connection failed are measured again, their records replaced.
-    kept = [r for r in resumed.records if not remote.is_connection_failure(r)]
+    kept = [r for r in resumed.records if not r.lost_connection]
     if len(kept) < len(resumed.records):
         store.rewrite_records(resumed.path, kept)
     done = {(r.scenario_id, r.process_index) for r in kept}
@@ -571,90 +566,3 @@ def extra_rounds_bound(plan: Plan, options: RunOptions, base_s: float) -> adapti
     rounds take `base_s`."""
     return adaptive.bound(plan.spec.checks, plan.scenarios, plan.label_keys,
                           _repetitions(plan.spec, options), base_s)
-
-
-def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
-    from runner import report
-
-    return report.render_reports(results_dir, reports_dir, templates_dir)
-
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """What `alloclab compare` was asked: which runs, which metrics, which thresholds, outputs."""
-
-    runs: tuple[Path, ...]
-    baseline: Path | None = None  # None: the first of `runs`
-    metrics: tuple[str, ...] = ()  # empty: the metrics the baseline's charts show
-    equivalence: float = 0.05  # compare.DEFAULT_EQUIVALENCE, spelt out not to import pandas
-    fail_above: float | None = None
-    out_dir: Path | None = None
-    markdown: Path | None = None
-    templates_dir: Path = Path("templates")
-    command: str = "alloclab compare"
-
-
-@dataclass(frozen=True)
-class CompareResult:
-    comparison: compare.Comparison
-    markdown: str
-    html: Path | None
-
-
-def _check_metrics(names: Sequence[str]) -> None:
-    for name in names:
-        if name not in BY_NAME:
-            close = difflib.get_close_matches(name, list(BY_NAME), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else " (see `alloclab schema`)"
-            raise UsageError(f"--metric: unknown metric '{name}'{hint}")
-
-
-def compare_stored(options: CompareOptions) -> CompareResult:
-    """Load the runs, compare each with the baseline, write the HTML and Markdown asked for."""
-    from runner import compare, compare_report, noise, report
-
-    _check_metrics(options.metrics)
-    named = [store.resolve_run(path) for path in options.runs]
-    baseline = store.resolve_run(options.baseline) if options.baseline else named[0]
-    candidates = [run for run in named if run.path != baseline.path]
-    if not candidates:
-        raise UsageError("compare: name at least one run besides the baseline")
-    metrics = list(options.metrics) or noise.watched_metrics(report.experiment_of(baseline))
-    comparison = compare.compare_runs(baseline, candidates, metrics=metrics,
-                                      equivalence=options.equivalence,
-                                      fail_above=options.fail_above)
-    markdown = compare_report.render_markdown(comparison)
-    if options.markdown is not None:
-        options.markdown.parent.mkdir(parents=True, exist_ok=True)
-        options.markdown.write_text(markdown)
-    html = None
-    if options.out_dir is not None:
-        html = compare_report.render_compare_html(comparison, [baseline, *candidates],
-                                                  options.command, options.out_dir,
-                                                  options.templates_dir)
-    return CompareResult(comparison, markdown, html)
-
-
-def export_stored(run_paths: Sequence[Path], archive_path: Path) -> list[str]:
-    """Pack the named runs (folders, or experiment folders for their latest run) into a .tar.gz."""
-    return archive.export_runs([store.resolve_run(path) for path in run_paths], archive_path)
-
-
-def export_data(run_paths: Sequence[Path], output: Path, data_format: DataFormat) -> int:
-    """Write the tidy frame of the named runs (as export_stored names them) to `output`;
-    the number of rows (samples) written."""
-    from runner import export
-
-    frame = export.build_export_frame([store.resolve_run(path) for path in run_paths])
-    export.write_frame(frame, output, data_format)
-    return len(frame)
-
-
-def import_stored(archive_path: Path, results_dir: Path) -> list[archive.ImportedRun]:
-    return archive.import_archive(archive_path, results_dir)
-
-
-def check_render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:
-    from runner import report
-
-    return report.check_reports(results_dir, reports_dir, templates_dir)

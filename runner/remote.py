@@ -41,12 +41,10 @@ from typing import Literal
 from runner import execute, probe
 from runner.errors import AlloclabError, ExitStatus
 from runner.hosts import Host
-from runner.model import ProcessRecord, Status
+from runner.model import CONNECTION_NOTE, ProcessRecord, Status
 
 # ssh exits 255 for its own errors; anything else is the remote command's status.
 SSH_ERROR = 255
-# Recorded in stderr_tail of a process the connection failed: a resumed run measures it again.
-CONNECTION_NOTE = "alloclab: ssh connection failed"
 # Consecutive connection failures after which a host is given up for this run: each of its
 # remaining processes is recorded as failed at once instead of waiting for a timeout again.
 GIVE_UP_AFTER = 3
@@ -73,11 +71,6 @@ class RemoteProbe:
     binary: probe.ProbeBinary  # path: on the target; source_hash: what the manifest records
     shipped: Shipped  # "binary": this machine's build copied; "source": compiled there
     machine: str  # the target's `uname -m`
-
-
-def is_connection_failure(record: ProcessRecord) -> bool:
-    """Whether a record stands for a process the connection failed, not the probe."""
-    return record.status == "failed" and CONNECTION_NOTE in record.stderr_tail
 
 
 def quote_command(argv: Sequence[str]) -> str:
@@ -410,13 +403,14 @@ def record_from_status(status_code: int, stdout: bytes, stderr_text: str, wall_s
                note: str = "", probe_output: dict[str, object] | None = None) -> ProcessRecord:
         return ProcessRecord(scenario_id=scenario_id, process_index=process_index,
                              status=status, exit_code=exit_code, signal=signal_name,
-                             wall_s=wall_s, stderr_tail=execute._tail(stderr_text, note),
+                             wall_s=wall_s,
+                             stderr_tail=execute.keep_stderr_tail(stderr_text, note),
                              probe=probe_output)
 
     if status_code == _TIMEOUT_STATUS or (status_code == _KILL_STATUS and wall_s >= timeout_s):
         return record("timeout", note=f"alloclab: killed after the {timeout_s:g} s timeout")
     if status_code > 128:
-        return record("crashed", signal_name=execute._signal_name(status_code - 128))
+        return record("crashed", signal_name=execute.name_of_signal(status_code - 128))
     if status_code == probe.EXIT_SKIPPED:
         return record("skipped", exit_code=status_code)
     if status_code in (126, 127):

@@ -24,7 +24,6 @@ import jinja2
 import pandas as pd
 
 from runner import (
-    adaptive,
     charts,
     conditions,
     highlight,
@@ -32,13 +31,13 @@ from runner import (
     machine,
     noise,
     render_cache,
-    spec,
+    store,
     verdict,
 )
 from runner.errors import StoreError, UsageError
 from runner.frame import build_frame, measured
 from runner.metrics import BY_NAME
-from runner.model import CheckSpec, ExperimentSpec, Looks
+from runner.model import CheckSpec, ExperimentSpec
 from runner.scope import describe_where
 from runner.stats import Summary, summarize
 from runner.store import (
@@ -204,15 +203,6 @@ def _noise_floor_text(result: verdict.Verdict) -> str:
             else f"samples spread by up to ±{result.noise_floor:.0%}")
 
 
-def run_verdicts(run: StoredRun, experiment: ExperimentSpec,
-                 samples: pd.DataFrame) -> list[verdict.Verdict]:
-    """Every check of the experiment judged on the run's measured samples, with the looks the
-    run took at its pairs."""
-    looks: Looks | None = adaptive.stored_looks(run.manifest)
-    return [verdict.evaluate(check, samples, run.manifest["scenarios"],
-                             run.manifest["label_keys"], looks) for check in experiment.checks]
-
-
 def _ending(run: StoredRun) -> str | None:
     """How the run's extra rounds ended (runner.adaptive.Ending), None when it does not say."""
     extra = run.manifest.get("adaptive")
@@ -364,21 +354,15 @@ def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
             "machines": {label: c.describe() for label, c in found.items()}}
 
 
-def experiment_of(run: StoredRun) -> ExperimentSpec:
-    """The experiment exactly as it was run, re-read from the spec text stored with the run."""
-    source = f"{run.path}/manifest.json#spec"
-    return spec.parse_spec(run.manifest["spec_text"], source)
-
-
 def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, Any]:
     """Everything a template shows about one run, as plain values (`checksum`: its
     data_checksum when the caller has it)."""
-    experiment = experiment_of(run)
+    experiment = store.experiment_of(run)
     samples = measured(build_frame(run, categorical=True))
     label_keys = tuple(run.manifest["label_keys"])
     metrics = noise.watched_metrics(experiment)
     anchor = f"run-{run.machine}"
-    results = run_verdicts(run, experiment, samples)
+    results = verdict.run_verdicts(run, experiment, samples)
     summaries = noise.scenario_summaries(samples, metrics)
     highlighted = highlight.noisy_cells(summaries, run.manifest["scenarios"], experiment.charts,
                                         results, metrics)
@@ -465,7 +449,7 @@ def _render_experiment_page(job: _PageJob) -> _Page:
     further) is left off the page rather than failing the whole report.
     """
     runs = [StoredRun(path, read_manifest(path), ()) for path in job.run_dirs]
-    first = experiment_of(runs[-1])
+    first = store.experiment_of(runs[-1])
     checksums = job.checksums or tuple(data_checksum(path) for path in job.run_dirs)
     contexts, skipped = [], []
     for path, checksum in zip(job.run_dirs, checksums, strict=True):
@@ -494,7 +478,7 @@ def _cost(job: _PageJob) -> int:
     total = 0
     for path in job.run_dirs:
         try:
-            charts_drawn = len(experiment_of(StoredRun(path, read_manifest(path), ())).charts)
+            charts_drawn = len(store.experiment_of(StoredRun(path, read_manifest(path), ())).charts)
             total += (path / SAMPLES).stat().st_size + CHART_COST_BYTES * charts_drawn
         except (StoreError, OSError):
             continue  # found out, and said, when the page is rendered

@@ -28,7 +28,15 @@ import orjson
 import runner
 from runner import names, spec
 from runner.errors import SpecError, StoreError
-from runner.model import PHASES, Plan, ProcessRecord, Repetitions, Scenario, Status
+from runner.model import (
+    PHASES,
+    ExperimentSpec,
+    Plan,
+    ProcessRecord,
+    Repetitions,
+    Scenario,
+    Status,
+)
 from runner.parameters import PARAMETERS, upgrade_params
 
 FORMAT_VERSION = 1
@@ -88,6 +96,12 @@ class StoredRun:
     def first_probe_output(self) -> dict[str, Any] | None:
         """The probe's output of the first process that finished (it names the libc), if any."""
         return next((r.probe for r in self.records if r.status == "ok" and r.probe), None)
+
+
+def experiment_of(run: StoredRun) -> ExperimentSpec:
+    """The experiment exactly as it was run, re-read from the spec text stored with the run."""
+    source = f"{run.path}/manifest.json#spec"
+    return spec.parse_spec(run.manifest["spec_text"], source)
 
 
 def run_path(results_dir: Path, machine: str, experiment: str, run_id: str) -> Path:

@@ -59,19 +59,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from runner.adaptive import check_looks
+from runner.adaptive import check_looks, stored_looks
 from runner.metrics import method_of
 from runner.model import CheckSpec, Looks, Method, Quantifier, one_look
 from runner.parameters import BY_KEY, Value
 from runner.scope import pair_up
 from runner.sequential import Decision, Outcome, decide, judge
 from runner.stats import processes_needed
+
+if TYPE_CHECKING:
+    from runner.model import ExperimentSpec
+    from runner.store import StoredRun
 
 # Re-exported: one rule for a look's interval (runner.sequential), one for the method, one for
 # the looks of a check (runner.adaptive).
@@ -443,3 +447,12 @@ def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, 
                       design=decision.design, pairs=decision.pairs, look=decision.look,
                       looks=len(looks.rounds), stop=decision.stop,
                       confidence=looks.confidence, **common)
+
+
+def run_verdicts(run: StoredRun, experiment: ExperimentSpec,
+                 samples: pd.DataFrame) -> list[Verdict]:
+    """Every check of the experiment judged on the run's measured samples, with the looks the
+    run took at its pairs."""
+    looks: Looks | None = stored_looks(run.manifest)
+    return [evaluate(check, samples, run.manifest["scenarios"],
+                             run.manifest["label_keys"], looks) for check in experiment.checks]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import adaptive, execute, pipeline, probe, report
+from runner import adaptive, execute, pipeline, probe, report, verdict
 from runner.frame import build_frame, measured
 from runner.model import Looks, ProcessRecord, Repetitions, Scenario
 from runner.store import load_run
@@ -183,8 +183,8 @@ def test_a_run_adds_rounds_for_its_undecided_pairs_alone_until_they_are_decided(
                            for k in range(10, 20))
     run = load_run(summary.run_dir)
     assert run.manifest["adaptive"]["ending"] == "done"
-    [verdict] = report.run_verdicts(run, plan.spec, measured(build_frame(run)))
-    [pair] = verdict.comparisons
+    [result] = verdict.run_verdicts(run, plan.spec, measured(build_frame(run)))
+    [pair] = result.comparisons
     assert (pair.outcome, pair.look, pair.looks, pair.pairs, pair.stop) == (
         "holds", 2, 3, 20, "decided")
     assert pair.confidence == pytest.approx(1 - 0.05 / 3)
@@ -201,7 +201,7 @@ def test_a_run_stops_adding_rounds_when_its_extra_time_is_spent(
     assert all(index < 10 for _, index in fake.calls)
     run = load_run(summary.run_dir)
     assert run.manifest["adaptive"]["ending"] == "time"
-    html_record = report.verdict_record(run, report.run_verdicts(
+    html_record = report.verdict_record(run, verdict.run_verdicts(
         run, pipeline.load_plans([spec])[0].spec, measured(build_frame(run)))[0])
     [pair] = html_record["pairs"]
     assert pair["stop"] == {"reason": "time", "text": (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner import execute, pipeline, probe, report, store
+from runner import commands, execute, pipeline, probe, report, store
 from runner.model import ProcessRecord
 from runner.store import load_run
 from tests.synthetic import SMALL_SPEC, fake_probe_output, write_synthetic_run
@@ -231,7 +231,7 @@ def test_a_new_run_renders_its_experiments_page_and_the_index_only(
     other.write_text(SMALL_SPEC)
     write_synthetic_run(results, other)
     _run(spec, tmp_path)
-    pipeline.render(results, reports, TEMPLATES)
+    commands.render(results, reports, TEMPLATES)
     kept = (reports / "small.html").read_bytes()
     rendered: list[str] = []
     render_page = report._render_experiment_page
@@ -239,7 +239,7 @@ def test_a_new_run_renders_its_experiments_page_and_the_index_only(
                         lambda job: rendered.append(job.name) or render_page(job))
     # What `alloclab run --fresh reuse.yaml` stores before rendering.
     second = _run(spec, tmp_path, resume=False, reuse=False)
-    pipeline.render(results, reports, TEMPLATES)
+    commands.render(results, reports, TEMPLATES)
     assert rendered == ["reuse"]
     assert (reports / "small.html").read_bytes() == kept
     assert second.run_dir.name in (reports / "index.html").read_text()

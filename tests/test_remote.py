@@ -142,7 +142,7 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
     statuses = [r.status for r in partial.records]
     assert statuses[:2] == ["ok", "ok"] and statuses[2:] == ["failed", "failed"]
     lost = partial.records[2]
-    assert remote.is_connection_failure(lost) and "Connection refused" in lost.stderr_tail
+    assert lost.lost_connection and "Connection refused" in lost.stderr_tail
     assert "could not remove" in capsys.readouterr().err  # the host was gone at the end
 
     monkeypatch.setattr(remote.RemoteExecutor, "run_process", real)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import render_cache, report
+from runner import render_cache, report, store
 from runner.report import check_reports, render_reports, render_site
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
@@ -171,7 +171,7 @@ def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
 def test_a_page_costs_its_samples_bytes_and_its_charts(tmp_path: Path, small_spec: Path) -> None:
     run_dir = write_synthetic_run(tmp_path / "results", small_spec)
     job = report._PageJob("small", (run_dir,), ("x",), ("small",), TEMPLATES)
-    charts_drawn = len(report.experiment_of(report.load_run(run_dir)).charts)
+    charts_drawn = len(store.experiment_of(report.load_run(run_dir)).charts)
     assert charts_drawn > 0
     assert report._cost(job) == ((run_dir / "samples.jsonl").stat().st_size
                                  + report.CHART_COST_BYTES * charts_drawn)
