@@ -4,10 +4,10 @@ Each A/A pair is one scenario measured as both candidate and reference: round af
 fresh probe processes of the same scenario back to back, in an order drawn at random (as a
 run's schedule places a check's two scenarios side by side in a shuffled order), each process
 counted by the median of its iterations, exactly as `alloclab run` measures and the report
-judges a check pair. The pair is judged by the verdict rule itself (runner.sequential.decide):
-`same` within a 5% band, looked at after 10 rounds and after each 10 more up to 40, at
-1 - 5%/4 per look, stopping at the first look that decides (extra rounds as a run takes them
-for an undecided pair).
+judges a check pair. The pair is judged by the verdict rule itself
+(runner.analysis.sequential.decide): `same` within a 5% band, looked at after 10 rounds and after
+each 10 more up to 40, at 1 - 5%/4 per look, stopping at the first look that decides (extra rounds
+as a run takes them for an undecided pair).
 
 A pair is "different" when the interval of the look that stopped it excludes a ratio of 1:
 the two sides told apart, though they are one scenario. The rule promises that at most 5% of
@@ -18,10 +18,10 @@ undecided, and the rounds they took, per scenario kind.
 The kinds are small and quick on purpose, from each family of the suite: heap pairs, mapping
 pairs, first touch, file reads through read() and through a mapping, a heap batch, and a
 large first touch. Every process is a real probe process started the way `alloclab run`
-starts it (runner.schedule.run_jobs), its metric computed by runner.frame. Raw values per
-round go to bench/out/aa.json. `python bench/aa.py [--pairs N] [--kinds a,b]`, or
-`nox -s aa -- --pairs N`. The default 30 pairs of each of 7 kinds (210 pairs) take about
-5 minutes on a 2-vCPU VM of this kind.
+starts it (runner.measure.schedule.run_jobs), its metric computed by runner.analysis.frame. Raw
+values per round go to bench/out/aa.json. `python bench/aa.py [--pairs N] [--kinds a,b]`, or `nox -s
+aa -- --pairs N`. The default 30 pairs of each of 7 kinds (210 pairs) take about 5 minutes on a
+2-vCPU VM of this kind.
 """
 
 from __future__ import annotations
@@ -46,16 +46,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, not necessarily installed
     sys.path.insert(0, str(ROOT))
 
-from runner import datafiles, machine, preconditions, schedule  # noqa: E402
-from runner.execute import run_process  # noqa: E402
-from runner.frame import build_frame, measured  # noqa: E402
-from runner.matrix import expand  # noqa: E402
-from runner.model import Looks, ProcessRecord, Repetitions, Scenario  # noqa: E402
-from runner.parameters import FILE_BACKINGS  # noqa: E402
-from runner.probe import ProbeBinary, build_probe  # noqa: E402
-from runner.sequential import Decision, decide  # noqa: E402
-from runner.spec import parse_spec  # noqa: E402
-from runner.store import StoredRun  # noqa: E402
+from runner.analysis.frame import build_frame, measured  # noqa: E402
+from runner.analysis.sequential import Decision, decide  # noqa: E402
+from runner.core.model import Looks, ProcessRecord, Repetitions, Scenario  # noqa: E402
+from runner.core.parameters import FILE_BACKINGS  # noqa: E402
+from runner.machine import preconditions, system  # noqa: E402
+from runner.measure import datafiles, schedule  # noqa: E402
+from runner.probe.execute import run_process  # noqa: E402
+from runner.probe.native import ProbeBinary, build_probe  # noqa: E402
+from runner.spec.load import parse_spec  # noqa: E402
+from runner.spec.matrix import expand  # noqa: E402
+from runner.store.folders import StoredRun  # noqa: E402
 
 LOOKS = Looks(base=10, batch=10, most=40)  # a run's default: ADAPTIVE_FACTOR 4 x 10 processes
 TOLERANCE = 0.05  # the default band of a timing check
@@ -111,7 +112,7 @@ class Runner:
     def __init__(self, probe: ProbeBinary, work_dir: Path) -> None:
         self.probe, self.work_dir = probe, work_dir
         self.facts = preconditions.read_facts()
-        self.env = machine.allocator_env(os.environ)
+        self.env = system.allocator_env(os.environ)
         self.count = 0
 
     def value(self, kind: Kind, scenario: Scenario, data_file: Path | None) -> float:

@@ -41,7 +41,7 @@ class Frame:
 
 
 def parse_duration(text: str) -> float:
-    """'3 min 20 s' -> 200.0 (runner.progress.format_duration read back)."""
+    """'3 min 20 s' -> 200.0 (runner.measure.progress.format_duration read back)."""
     return float(sum(int(n) * SECONDS[unit] for n, unit in DURATION_PART.findall(text)))
 
 

@@ -3,9 +3,9 @@
 Each family is one piece of work done two ways, each sample in a fresh process:
 
   alloclab  the real path of `alloclab run`: the scenario is written as a spec
-            (runner.spec.parse_spec), expanded (runner.matrix.expand) and run by
-            runner.schedule.run_jobs (probe_argv, probe_env, run_process, parse_probe_output);
-            the sample is one phase's ns of its one iteration
+            (runner.spec.load.parse_spec), expanded (runner.spec.matrix.expand) and run by
+            runner.measure.schedule.run_jobs (probe_argv, probe_env, run_process,
+            parse_probe_output); the sample is one phase's ns of its one iteration
   plain     bench/baseline.c: the same work written again in the reference idiom (lmbench
             bw_mem / bw_file_rd, will-it-scale), never a copy of the probe's loops, compiled
             with the probe's compiler and flags
@@ -125,14 +125,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, not necessarily installed
     sys.path.insert(0, str(ROOT))
 
-from runner import datafiles, machine, preconditions, schedule  # noqa: E402
-from runner.errors import SpecError  # noqa: E402
-from runner.execute import PROBE_ENV, run_process  # noqa: E402
-from runner.matrix import expand  # noqa: E402
-from runner.model import ProcessRecord, Repetitions, Scenario  # noqa: E402
-from runner.probe import ProbeBinary, build_probe, compile_c, find_compiler, probe_argv  # noqa: E402
-from runner.spec import parse_spec  # noqa: E402
-from runner.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_median_ci  # noqa: E402
+from runner.analysis.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_median_ci  # noqa: E402
+from runner.core.errors import SpecError  # noqa: E402
+from runner.core.model import ProcessRecord, Repetitions, Scenario  # noqa: E402
+from runner.machine import preconditions, system  # noqa: E402
+from runner.measure import datafiles, schedule  # noqa: E402
+from runner.probe.execute import PROBE_ENV, run_process  # noqa: E402
+from runner.probe.native import ProbeBinary, build_probe, compile_c, find_compiler, probe_argv  # noqa: E402
+from runner.spec.load import parse_spec  # noqa: E402
+from runner.spec.matrix import expand  # noqa: E402
 
 SIZE_BYTES = 256 << 20
 READ_CHUNK_BYTES = 1 << 20
@@ -194,14 +195,14 @@ class Family:
 
 # File families read one data file the bench writes and flushes once per family, in FILE_DIR,
 # and hands to both sides in every round: the probe through the variable with which alloclab
-# gives the processes of one scenario one shared file (runner.datafiles), the baseline as the
-# argument this stands for. Each side still sets the file's cache state itself (reads it in,
-# or drops it). One file for both sides means they read the same blocks through the same
-# page-cache pages: with a fresh file per process (as before), the pages each side got, and
-# the first read of freshly written blocks from this VM's disk (twice as slow as later cold
-# reads), and each process writing and syncing 256 MiB varied per process: on a busy machine,
-# 18 rounds of each way, the spread (sd of log paired ratios) of read-file fell from 0.39 to
-# 0.17 and of map-file from 0.46 to 0.23.
+# gives the processes of one scenario one shared file (runner.measure.datafiles), the baseline as
+# the argument this stands for. Each side still sets the file's cache state itself (reads it in, or
+# drops it). One file for both sides means they read the same blocks through the same page-cache
+# pages: with a fresh file per process (as before), the pages each side got, and the first read of
+# freshly written blocks from this VM's disk (twice as slow as later cold reads), and each process
+# writing and syncing 256 MiB varied per process: on a busy machine, 18 rounds of each way, the
+# spread (sd of log paired ratios) of read-file fell from 0.39 to 0.17 and of map-file from 0.46 to
+# 0.23.
 DATA_FILE = "{data_file}"
 
 # Latency families: back-to-back pairs in one timed window (the probe's workload churn times
@@ -388,7 +389,7 @@ class Runner:
         self.work_dir = work_dir
         self.data_files = data_files  # family name -> its data file (file families)
         self.facts = preconditions.read_facts()
-        self.env = machine.allocator_env(os.environ)
+        self.env = system.allocator_env(os.environ)
         self.count = 0
 
     def run(self, side: str, family: Family, scenario: Scenario) -> Sample:

@@ -1,8 +1,8 @@
 """alloclab's own cost per probe process, over a bare spawn of the same probe command line.
 
 N runs of one tiny scenario (the defaults, 4 KiB, one op, one iteration) through the runner's
-path for one process (runner.execute.run_process, then the record serialised and appended
-as runner.schedule does) against `subprocess.run` of the same argv and environment,
+path for one process (runner.probe.execute.run_process, then the record serialised and appended
+as runner.measure.schedule does) against `subprocess.run` of the same argv and environment,
 interleaved A B A B so drift of the machine lands on both. Prints both medians and their
 difference; exits 1 when the difference is above the bound (1 ms by default).
 
@@ -22,10 +22,11 @@ from pathlib import Path
 
 # The runner as it is from the second experiment of a run on, with pandas, numpy and matplotlib
 # loaded (the first experiment's summary imported them): a fork would cost more with them.
-import runner.report  # noqa: F401
-from runner import execute, probe, store
-from runner.model import Scenario
-from runner.parameters import PARAMETERS
+import runner.report.site  # noqa: F401
+from runner.core.model import Scenario
+from runner.core.parameters import PARAMETERS
+from runner.probe import execute, native
+from runner.store import folders
 
 ROUND_SIZE = 10  # scenarios per round: the smaller experiments of experiments/ have about that
 
@@ -35,10 +36,11 @@ def tiny_scenario() -> Scenario:
     return replace(Scenario(**values), size_bytes=4096, ops=1)  # type: ignore[arg-type]
 
 
-def time_runner(argv: list[str], env: dict[str, str], writer: store.RecordWriter,
+def time_runner(argv: list[str], env: dict[str, str], writer: folders.RecordWriter,
                 index: int) -> float:
     """One process the way `alloclab run` runs it: spawn, wait, parse, record, append, and a
-    sync every ROUND_SIZE processes (runner.schedule syncs once a round of all scenarios)."""
+    sync every ROUND_SIZE processes (runner.measure.schedule syncs once a round of all
+    scenarios)."""
     started = time.perf_counter()
     record = execute.run_process(argv, scenario_id="bench", process_index=index, timeout_s=60,
                                  extra_env=env)
@@ -65,14 +67,14 @@ def main() -> int:
     parser.add_argument("--bound-ms", type=float, default=1.0,
                         help="largest accepted difference of medians (default: 1 ms)")
     args = parser.parse_args()
-    binary = probe.build_probe()
+    binary = native.build_probe()
     scenario = tiny_scenario()
-    argv = probe.probe_argv(binary, scenario, warmup=0, iterations=1)
-    env = probe.probe_env(scenario)
+    argv = native.probe_argv(binary, scenario, warmup=0, iterations=1)
+    env = native.probe_env(scenario)
     runner_s: list[float] = []
     bare_s: list[float] = []
     with tempfile.TemporaryDirectory(prefix="alloclab-bench-") as folder, \
-            store.RecordWriter(Path(folder)) as writer:
+            folders.RecordWriter(Path(folder)) as writer:
         for _ in range(20):  # page cache, the binary, Python's own first-call costs
             time_bare(argv, env)
             time_runner(argv, env, writer, 1)

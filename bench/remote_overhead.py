@@ -2,8 +2,8 @@
 
 Starts a private OpenSSH server on 127.0.0.1 (tests/sshd_server.py: its own keys and config,
 nothing of the system's touched), installs the probe there as `alloclab run --host` does, and
-runs one small scenario alternately here (runner.execute) and through the shared connection
-(runner.remote), N processes each. The overhead is the median wall time per process over SSH
+runs one small scenario alternately here (runner.probe.execute) and through the shared connection
+(runner.remote.ssh), N processes each. The overhead is the median wall time per process over SSH
 minus the median here: the probe's own time (startup, measuring, exit) is in both. Target:
 under 20 ms per process.
 
@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner import execute, probe, remote
-from runner.hosts import Host
-from runner.model import Scenario
+from runner.core.model import Scenario
+from runner.probe import execute, native
+from runner.remote import ssh
+from runner.remote.hosts import Host
 from tests.sshd_server import SshdUnavailable, start_sshd
 
 TARGET_MS = 20.0
@@ -35,7 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=40)
     args = parser.parse_args()
-    binary = probe.build_probe()
+    binary = native.build_probe()
     with tempfile.TemporaryDirectory(prefix="alloclab-bench-") as folder:
         try:
             sshd = start_sshd(Path(folder) / "sshd")
@@ -49,21 +50,21 @@ def main() -> int:
             sshd.stop()
 
 
-def _measure(binary: probe.ProbeBinary, destination: str, port: int,
+def _measure(binary: native.ProbeBinary, destination: str, port: int,
              options: dict[str, str], processes: int) -> int:
     host = Host("bench", destination, port, tuple(options.items()))
-    with remote.control_dir() as control:
-        connection = remote.Connection(host, control)
+    with ssh.control_dir() as control:
+        connection = ssh.Connection(host, control)
         connection.open()
-        workspace = remote.open_workspace(connection)
+        workspace = ssh.open_workspace(connection)
         try:
-            with probe.importlib.resources.as_file(
-                    probe.importlib.resources.files("runner") / "probe") as sources:
-                installed = remote.install_probe(connection, workspace, binary,
-                                                 probe.probe_sources(sources))
-            executor = remote.RemoteExecutor(connection, workspace, installed)
-            local_argv = probe.probe_argv(binary, SCENARIO, 0, 1)
-            remote_argv = probe.probe_argv(installed.binary, SCENARIO, 0, 1)
+            with native.importlib.resources.as_file(
+                    native.importlib.resources.files("runner.probe")) as sources:
+                installed = ssh.install_probe(connection, workspace, binary,
+                                                 native.probe_sources(sources))
+            executor = ssh.RemoteExecutor(connection, workspace, installed)
+            local_argv = native.probe_argv(binary, SCENARIO, 0, 1)
+            remote_argv = native.probe_argv(installed.binary, SCENARIO, 0, 1)
             local_s, remote_s = [], []
             for index in range(processes):
                 here = execute.run_process(local_argv, scenario_id=SCENARIO.id,
@@ -78,7 +79,7 @@ def _measure(binary: probe.ProbeBinary, destination: str, port: int,
                 remote_s.append(there.wall_s)
             executor.close()
         finally:
-            remote.remove_workspace(connection, workspace)
+            ssh.remove_workspace(connection, workspace)
             connection.close()
     local_ms = statistics.median(local_s) * 1e3
     remote_ms = statistics.median(remote_s) * 1e3

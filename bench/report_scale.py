@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner import store  # noqa: E402  (the checkout's runner, not an installed one)
+from runner.store import folders  # noqa: E402  (the checkout's runner, not an installed one)
 
 # What a cold render of a million samples may take on the 2-CPU machines alloclab is built on.
 COLD_WALL_S = 10.0
@@ -48,7 +48,7 @@ def _jittered(iteration: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 def write_store(source: Path, target: Path, samples: int, seed: int = 1) -> int:
     """Copy the shown runs of `source` into `target`, scaled to about `samples`; return how many."""
     rng = random.Random(seed)
-    runs = store.latest_runs(source)
+    runs = folders.latest_runs(source)
     stored = sum(len(r.probe["iterations"]) for run in runs for r in run.records
                  if r.status == "ok" and r.probe)
     factor = max(1, math.ceil(samples / max(stored, 1)))
@@ -56,8 +56,8 @@ def write_store(source: Path, target: Path, samples: int, seed: int = 1) -> int:
     for run in runs:
         run_dir = target / run.path.relative_to(source)
         run_dir.mkdir(parents=True)
-        shutil.copyfile(run.path / store.MANIFEST, run_dir / store.MANIFEST)
-        with open(run_dir / store.SAMPLES, "w") as out:
+        shutil.copyfile(run.path / folders.MANIFEST, run_dir / folders.MANIFEST)
+        with open(run_dir / folders.SAMPLES, "w") as out:
             for record in run.records:
                 data = record.to_json()
                 if record.status == "ok" and record.probe:
@@ -76,7 +76,7 @@ def time_report(results: Path, reports: Path, *extra: str) -> tuple[float, float
     on a shared machine: wall time grows with whatever else runs.
     """
     command = [sys.executable, "-m", "runner", "report", "--results", str(results),
-               "--reports", str(reports), "--templates", str(ROOT / "runner" / "templates"), *extra]
+               "--reports", str(reports), "--templates", str(ROOT / "templates"), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -118,7 +118,7 @@ def main() -> int:
                 shutil.rmtree(reports, ignore_errors=True)
             if step == "one":
                 # A changed manifest changes the run's checksum, as a new run would.
-                manifest = sorted(results.glob(f"*/*/*/{store.MANIFEST}"))[0]
+                manifest = sorted(results.glob(f"*/*/*/{folders.MANIFEST}"))[0]
                 data = json.loads(manifest.read_text())
                 data["command"] = f"{data.get('command')} "
                 manifest.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n")

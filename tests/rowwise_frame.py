@@ -1,5 +1,5 @@
-"""The frame built one dict per sample, as runner.frame did before it was built column-wise:
-the reference its column-wise values are checked against (tests/test_frame.py)."""
+"""The frame built one dict per sample, as runner.analysis.frame did before it was built
+column-wise: the reference its column-wise values are checked against (tests/test_frame.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from runner.frame import COLUMNS, PARAM_COLUMNS
-from runner.metrics import OBSERVATIONS, Observation
-from runner.model import PHASES
-from runner.store import StoredRun
+from runner.analysis.frame import COLUMNS, PARAM_COLUMNS
+from runner.core.metrics import OBSERVATIONS, Observation
+from runner.core.model import PHASES
+from runner.store.folders import StoredRun
 
 
 def _metric_value(observation: Observation, reported: int, ops: int) -> float:
@@ -103,7 +103,7 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
 
 
 def build_frame_by_rows(run: StoredRun) -> pd.DataFrame:
-    """runner.frame.build_frame's rows and values, one dict per sample."""
+    """runner.analysis.frame.build_frame's rows and values, one dict per sample."""
     scenarios = {s["id"]: (i, s) for i, s in enumerate(run.manifest["scenarios"])}
     rows = [
         _sample_row(run, *scenarios[record.scenario_id], record.process_index, index,

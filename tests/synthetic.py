@@ -7,8 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from runner import matrix, spec, store
-from runner.model import PHASES, ProcessRecord, Scenario
+from runner.core.model import PHASES, ProcessRecord, Scenario
+from runner.spec import load, matrix
+from runner.store import folders
 
 PAGE_BYTES = 4096
 FINGERPRINT = {"cpu_model": "Test CPU", "cpu_count": 2, "kernel": "6.0.0-test",
@@ -54,16 +55,16 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
     drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT.
     """
     rng = random.Random(seed)
-    experiment = spec.load_spec(spec_path)
+    experiment = load.load_spec(spec_path)
     plan = matrix.expand(experiment)
     reps = experiment.repetitions
-    run_dir = store.run_path(results_dir, machine, experiment.name, run_id)
-    manifest = store.build_manifest(
+    run_dir = folders.run_path(results_dir, machine, experiment.name, run_id)
+    manifest = folders.build_manifest(
         plan, spec_text=spec_path.read_text(), probe_info=PROBE_INFO,
         fingerprint=FINGERPRINT if fingerprint is None else fingerprint,
         machine=machine, run_id=run_id, repetitions=reps, seed=1,
         started_utc="2026-01-01T00:00:00Z", command="alloclab run")
-    store.write_manifest(run_dir, manifest)
+    folders.write_manifest(run_dir, manifest)
     for process_index in range(reps.processes):
         for scenario in plan.scenarios:
             if crash == (scenario.label(plan.label_keys), process_index):
@@ -74,8 +75,8 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
                 record = ProcessRecord(scenario.id, process_index, "ok", 0, None, 0.01, "",
                                        fake_probe_output(scenario, process_index,
                                                          reps.iterations, reps.warmup, factor))
-            store.append_record(run_dir, record)
-    store.write_manifest(run_dir, {**manifest, "finished_utc": "2026-01-01T00:01:00Z"})
+            folders.append_record(run_dir, record)
+    folders.write_manifest(run_dir, {**manifest, "finished_utc": "2026-01-01T00:01:00Z"})
     return run_dir
 
 

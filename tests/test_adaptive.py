@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from runner import adaptive, execute, pipeline, probe, report, verdict
-from runner.frame import build_frame, measured
-from runner.model import Looks, ProcessRecord, Repetitions, Scenario
-from runner.store import load_run
+from runner.analysis import adaptive, verdict
+from runner.analysis.frame import build_frame, measured
+from runner.core.model import Looks, ProcessRecord, Repetitions, Scenario
+from runner.measure import pipeline
+from runner.probe import execute, native
+from runner.report import site
+from runner.store.folders import load_run
 from tests.synthetic import fake_probe_output
 
 SPEC = """\
@@ -35,7 +38,7 @@ checks:
     candidate: {backing: mmap-anon}
     reference: {backing: malloc}
 """
-BINARY = probe.ProbeBinary(Path("/bin/true"), "feedfacefeedface", "cc (Test) 1.0", ("-O2",))
+BINARY = native.ProbeBinary(Path("/bin/true"), "feedfacefeedface", "cc (Test) 1.0", ("-O2",))
 
 
 def test_looks_come_after_the_base_rounds_and_each_batch_up_to_the_most() -> None:
@@ -201,7 +204,7 @@ def test_a_run_stops_adding_rounds_when_its_extra_time_is_spent(
     assert all(index < 10 for _, index in fake.calls)
     run = load_run(summary.run_dir)
     assert run.manifest["adaptive"]["ending"] == "time"
-    html_record = report.verdict_record(run, verdict.run_verdicts(
+    html_record = site.verdict_record(run, verdict.run_verdicts(
         run, pipeline.load_plans([spec])[0].spec, measured(build_frame(run)))[0])
     [pair] = html_record["pairs"]
     assert pair["stop"] == {"reason": "time", "text": (
@@ -260,7 +263,7 @@ def test_a_resumed_run_plans_the_same_extra_rounds(tmp_path: Path,
 
 
 def test_plan_bounds_what_extra_rounds_may_add(capsys: pytest.CaptureFixture[str]) -> None:
-    from runner.cli import main
+    from runner.cli.main import main
 
     spec = _write(SPEC)
     [plan] = pipeline.load_plans([spec])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import archive
-from runner.errors import StoreError
-from runner.store import checksum_bytes, data_checksum, load_run
+from runner.core.errors import StoreError
+from runner.store import archive
+from runner.store.folders import checksum_bytes, data_checksum, load_run
 from tests.synthetic import write_synthetic_run
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import archive
-from runner.errors import StoreError
-from runner.store import checksum_bytes, load_run
+from runner.core.errors import StoreError
+from runner.store import archive
+from runner.store.folders import checksum_bytes, load_run
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
@@ -137,7 +137,7 @@ def _hostile(members: dict[str, bytes], where: Path) -> dict[str, tuple[Path, st
 
 IMPORT_ALL = """
 import contextlib, io, json, resource, sys
-from runner.cli import main
+from runner.cli.main import main
 out = {}
 for path, results in zip(sys.argv[1::2], sys.argv[2::2]):
     err = io.StringIO()

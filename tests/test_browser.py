@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from runner.compare import compare_runs
-from runner.compare_report import render_compare_html
-from runner.report import render_reports
-from runner.store import load_run
+from runner.analysis.compare import compare_runs
+from runner.report.compare_page import render_compare_html
+from runner.report.site import render_reports
+from runner.store.folders import load_run
 from tests import browser
 from tests.synthetic import COMPARE_SPEC, SMALL_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
 REPORTS = ROOT / "reports"
-TEMPLATES = ROOT / "runner" / "templates"
+TEMPLATES = ROOT / "templates"
 COMMITTED_PAGES = sorted(REPORTS.rglob("*.html"))
 
 

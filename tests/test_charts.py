@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.charts import chart_data, render_svg
-from runner.frame import build_frame, measured
-from runner.metrics import axis_label
-from runner.model import ChartSpec
-from runner.noise import scenario_summaries
-from runner.store import load_run
+from runner.analysis.frame import build_frame, measured
+from runner.analysis.noise import scenario_summaries
+from runner.core.metrics import axis_label
+from runner.core.model import ChartSpec
+from runner.report.charts import chart_data, render_svg
+from runner.store.folders import load_run
 from tests.synthetic import write_synthetic_run
 
 LABEL_KEYS = ("backing", "size")
@@ -57,8 +57,8 @@ def test_svg_is_deterministic_and_inline_ready(samples) -> None:  # type: ignore
 
 
 def test_whole_number_parameters_are_a_numeric_axis_and_keyed_in_legends() -> None:
-    from runner.charts import NUMERIC_KINDS, _series_label
-    from runner.parameters import BY_KEY
+    from runner.core.parameters import BY_KEY
+    from runner.report.charts import NUMERIC_KINDS, _series_label
     assert BY_KEY["threads"].kind in NUMERIC_KINDS
     assert _series_label(("threads", "backing"), (2, "malloc")) == "threads=2 malloc"
 
@@ -116,7 +116,7 @@ def test_each_svg_says_what_it_shows_in_a_title_and_a_desc(samples) -> None:  # 
 
 
 def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ignore[no-untyped-def]
-    from runner.charts import render_overlay_svg
+    from runner.report.charts import render_overlay_svg
 
     chart = ChartSpec("Touch", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
     data = chart_data(samples, chart, LABEL_KEYS)
@@ -125,7 +125,7 @@ def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ig
 
 
 def test_a_series_looks_the_same_on_every_chart_of_a_page() -> None:
-    from runner.charts import LINESTYLES, MARKERS, PALETTE, assign_looks, series_look
+    from runner.report.charts import LINESTYLES, MARKERS, PALETTE, assign_looks, series_look
     looks = assign_looks(["mmap-anon", "malloc", "mmap-anon", "memfd"])
     assert list(looks) == ["mmap-anon", "malloc", "memfd"]  # first appearance, once each
     assert looks == assign_looks(["mmap-anon", "malloc", "memfd"])
@@ -141,7 +141,7 @@ def test_a_series_looks_the_same_on_every_chart_of_a_page() -> None:
 
 
 def test_charts_draw_each_series_in_the_look_the_page_gave_it(samples) -> None:  # type: ignore[no-untyped-def]
-    from runner.charts import assign_looks
+    from runner.report.charts import assign_looks
     chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
     data = chart_data(samples, chart, LABEL_KEYS)
     own = render_svg(data)
@@ -157,7 +157,7 @@ def test_charts_draw_each_series_in_the_look_the_page_gave_it(samples) -> None: 
 def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignore[no-untyped-def]
     import re
 
-    from runner.charts import TEXT_COLOUR
+    from runner.report.charts import TEXT_COLOUR
     chart = ChartSpec("Touch", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
                       log_y=True)
     svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
@@ -175,7 +175,7 @@ def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignor
 
 
 def test_legends_with_many_or_long_entries_go_under_the_plot() -> None:
-    from runner.charts import _legend_height_in, _legend_rows, _Line, series_look
+    from runner.report.charts import _legend_height_in, _legend_rows, _Line, series_look
     def lines(*labels: str) -> list[_Line]:
         return [_Line(label, (), series_look(i)) for i, label in enumerate(labels)]
     assert _legend_rows(lines("malloc", "mmap-anon")) is None  # inside, where data is least
@@ -193,7 +193,7 @@ def _laid_out(chart: ChartSpec, series: dict[str, list[tuple[object, float]]],
     (texts measured as the SVG backend measures them)."""
     import matplotlib
 
-    from runner.charts import _RC, Point, _figure, _Line, series_look
+    from runner.report.charts import _RC, Point, _figure, _Line, series_look
     lines = [_Line(label, tuple(Point(x, y, y * 0.9, y * 1.1, 5) for x, y in points),  # type: ignore[arg-type]
                    series_look(i)) for i, (label, points) in enumerate(series.items())]
     context = matplotlib.rc_context(_RC)
@@ -221,7 +221,7 @@ LAYOUT_CASES = {
 
 
 def figure_lines(series: dict[str, list[tuple[object, float]]]) -> list[object]:
-    from runner.charts import _Line, series_look
+    from runner.report.charts import _Line, series_look
     return [_Line(label, (), series_look(i)) for i, label in enumerate(series)]
 
 
@@ -229,7 +229,7 @@ def figure_lines(series: dict[str, list[tuple[object, float]]]) -> list[object]:
 def test_computed_margins_fit_every_text_as_tight_layout_would(case: str) -> None:
     """No text leaves the figure or runs into the plot, and the plot is as large as
     matplotlib's own tight_layout makes it (within 3 points a side)."""
-    from runner.charts import _legend_height_in
+    from runner.report.charts import _legend_height_in
     chart, series = LAYOUT_CASES[case]
     figure, renderer, context = _laid_out(chart, series)
     try:
@@ -264,8 +264,8 @@ def test_computed_margins_fit_every_text_as_tight_layout_would(case: str) -> Non
 
 def test_legend_goes_where_it_covers_no_point() -> None:
     """matplotlib's "best", reckoned from the data: the first free place of its order."""
-    from runner.chart_layout import legend_place
-    from runner.charts import _measure
+    from runner.report.chart_layout import legend_place
+    from runner.report.charts import _measure
     chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
                       log_y=True)
     # Lines along the top: the upper places are taken, the lower right is free first.
@@ -294,7 +294,7 @@ def test_a_legend_label_too_long_for_the_figure_is_wrapped_and_its_lines_counted
     """A comparison's series name their run after the scenario (120 characters and more):
     under the plot, in one column, such a label is wrapped to fit the figure's width, and the
     legend's rows count its lines, so the figure grows to hold them."""
-    from runner.charts import LEGEND_LABEL_LINE_MAX, _legend_label, _legend_rows
+    from runner.report.charts import LEGEND_LABEL_LINE_MAX, _legend_label, _legend_rows
 
     long = ("mmap-anon populate=map-populate thp=default touch_share=100% cycle — "
             "vm-glibc-malloc-hugetlb/first-touch/20261207T050436Z")

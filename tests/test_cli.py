@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import execute
-from runner.cli import main
-from runner.store import latest_runs, list_runs
+from runner.cli.main import main
+from runner.probe import execute
+from runner.store.folders import latest_runs, list_runs
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
@@ -70,12 +70,12 @@ def test_plan_lists_ids_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
 def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == json.loads((ROOT / "runner" / "spec.schema.json").read_text())
+    assert printed == json.loads((ROOT / "runner" / "spec" / "spec.schema.json").read_text())
 
 
 def _run_args(tmp_path: Path, spec: Path) -> list[str]:
     return ["run", str(spec), "--results", str(tmp_path / "results"), "--reports",
-            str(tmp_path / "reports"), "--templates", str(ROOT / "runner" / "templates"),
+            str(tmp_path / "reports"), "--templates", str(ROOT / "templates"),
             "--machine", "test", "--seed", "3"]
 
 
@@ -159,7 +159,7 @@ def test_compare_fails_above_the_threshold_only_on_a_regression(
     markdown = tmp_path / "pr.md"
     assert main(["compare", base, slow, "--fail-above", "10%", "--markdown", str(markdown),
                  "--out", str(tmp_path / "cmp"), "--templates",
-                 str(ROOT / "runner" / "templates")]) == 1
+                 str(ROOT / "templates")]) == 1
     out, err = capsys.readouterr()
     assert "❌ **8 regression(s) above +10%:**" in out and out == markdown.read_text()
     assert "failing" in err and (tmp_path / "cmp" / "compare.html").exists()
@@ -198,7 +198,7 @@ def test_report_check_detects_a_modified_or_stale_report(
         tmp_path: Path, small_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_synthetic_run(tmp_path / "results", small_spec)
     paths = ["--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports"),
-             "--templates", str(ROOT / "runner" / "templates")]
+             "--templates", str(ROOT / "templates")]
     assert main(["report", *paths]) == 0
     assert main(["report", "--check", *paths]) == 0
     assert "matches its results byte for byte" in capsys.readouterr().err
@@ -240,7 +240,7 @@ def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> Non
 
 def test_run_ends_with_one_line_per_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from runner import pipeline
+    from runner.measure import pipeline
 
     def fake_run(*_: object) -> list[pipeline.RunSummary]:
         return [pipeline.RunSummary("tiny", tmp_path, 8, 0, verdicts=(
@@ -251,7 +251,7 @@ def test_run_ends_with_one_line_per_verdict(tmp_path: Path, monkeypatch: pytest.
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == "tiny: verdict: holds (2 hold, 0 contradict, 0 undecided): pages fault once"
 def test_resume_hint_drops_fresh() -> None:
-    from runner.cli import resume_command
+    from runner.cli.main import resume_command
     assert resume_command(["run", "--fresh", "x.yaml", "--processes", "2"]) == \
         "alloclab run x.yaml --processes 2"
 
@@ -290,7 +290,7 @@ def test_alloclab_machine_is_checked_like_machine(tmp_path: Path,
 
 
 def test_a_host_name_becomes_a_label() -> None:
-    from runner.names import is_label, label_from_host
+    from runner.core.names import is_label, label_from_host
     assert label_from_host("build-01.example.org") == "build-01.example.org"
     assert label_from_host("..weird/host name") == "weird-host-name"
     assert label_from_host("") == "machine"
@@ -338,7 +338,7 @@ def test_reports_naming_a_file_is_one_line_exit_3(
     a_file = tmp_path / "not-a-folder"
     a_file.write_text("")
     assert main(["report", "--results", str(compare_runs_dir.parent.parent), "--reports",
-                 str(a_file), "--templates", str(ROOT / "runner" / "templates")]) == 3
+                 str(a_file), "--templates", str(ROOT / "templates")]) == 3
     err = capsys.readouterr().err
     assert err == f"alloclab: {a_file}: File exists\n"
 
@@ -355,13 +355,13 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
     import errno
     import os
 
-    from runner import store
+    from runner.store import folders
 
     def full(run_dir: Path, records: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir / "samples.jsonl"))
 
-    monkeypatch.setattr(store, "append_records", full)
-    monkeypatch.setattr(store.RecordWriter, "append",
+    monkeypatch.setattr(folders, "append_records", full)
+    monkeypatch.setattr(folders.RecordWriter, "append",
                         lambda self, record: full(self._path.parent, [record]))
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY_SPEC)
@@ -378,7 +378,7 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
 HEAVY_MODULES = ("pandas", "numpy", "matplotlib", "scipy", "jinja2", "argcomplete")
 IMPORTS_AFTER = """
 import sys
-from runner.cli import main
+from runner.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit:  # --version

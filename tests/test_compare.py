@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runner.compare import compare_runs, decide, process_values
-from runner.store import StoredRun, load_run
+from runner.analysis.compare import compare_runs, decide, process_values
+from runner.store.folders import StoredRun, load_run
 from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
 
 METRIC = "first_touch_ns_per_page"

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from runner.compare import MetricComparison, Verdict, by_effect, compare_runs
-from runner.compare_report import (
+from runner.analysis.compare import MetricComparison, Verdict, by_effect, compare_runs
+from runner.report.compare_page import (
     build_compare_context,
     change_cell,
     change_text,
     render_compare_html,
     render_markdown,
 )
-from runner.store import StoredRun, load_run
+from runner.store.folders import StoredRun, load_run
 from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 METRIC = "first_touch_ns_per_page"
 
 

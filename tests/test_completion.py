@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import completion
+from runner.cli import completion
 from tests.synthetic import SMALL_SPEC
 
 BIN = Path(sys.executable).parent
@@ -111,7 +111,7 @@ COMPLETING = """
 import os, sys
 os.environ.update(_ARGCOMPLETE="1", COMP_LINE="alloclab validate exp", COMP_POINT="21",
                   _ARGCOMPLETE_STDOUT_FILENAME=sys.argv[1])
-from runner.cli import main
+from runner.cli.main import main
 main([])
 """
 
@@ -124,7 +124,7 @@ def test_completing_imports_no_data_or_plotting_library(tmp_path: Path) -> None:
                           timeout=60)
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "argcomplete" in imported and "runner.cli" in imported
+    assert "argcomplete" in imported and "runner.cli.main" in imported
     assert imported.isdisjoint(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
     assert out.read_text().split("\013") == ["experiments/"]
 

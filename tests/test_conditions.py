@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runner.conditions import (
+from runner.analysis.conditions import (
     ALLOCATOR_VARIABLES,
     BLOCK_DEVICE,
     C_LIBRARY,
@@ -34,10 +34,10 @@ from runner.conditions import (
     machine_configurations,
     same_machine,
 )
-from runner.report import render_reports
+from runner.report.site import render_reports
 from tests.synthetic import FINGERPRINT, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 # This machine's kind: /tmp ext4 on a virtio disk reading 8 MiB ahead, /dev/shm tmpfs.
 VM: dict[str, Any] = {

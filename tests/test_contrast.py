@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import charts
+from runner.report import charts
 
 BASE = Path(__file__).parent.parent / "templates" / "base.html"
 AA = 4.5

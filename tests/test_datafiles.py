@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from runner import datafiles, execute, schedule
-from runner.model import PHASES, ProcessRecord, Repetitions, Scenario
-from runner.parameters import PARAMETERS
-from runner.preconditions import MachineFacts
-from runner.probe import ProbeBinary, build_probe, probe_argv
+from runner.core.model import PHASES, ProcessRecord, Repetitions, Scenario
+from runner.core.parameters import PARAMETERS
+from runner.machine.preconditions import MachineFacts
+from runner.measure import datafiles, schedule
+from runner.probe import execute
+from runner.probe.native import ProbeBinary, build_probe, probe_argv
 
 FACTS = MachineFacts(free_huge_pages=0, memlock_limit_bytes=None, euid=0, thp_enabled="madvise",
                      max_map_count=65530, kernel=(6, 18))

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from runner import execute
-from runner.execute import OWN_LIMIT_GRACE_S, PROBE_ENV, STDERR_TAIL_CHARS, run_process
-from runner.model import PHASES, Scenario
-from runner.parameters import PARAMETERS
-from runner.probe import EXIT_SKIPPED, ProbeBinary, build_probe, probe_argv
+from runner.core.model import PHASES, Scenario
+from runner.core.parameters import PARAMETERS
+from runner.probe import execute
+from runner.probe.execute import OWN_LIMIT_GRACE_S, PROBE_ENV, STDERR_TAIL_CHARS, run_process
+from runner.probe.native import EXIT_SKIPPED, ProbeBinary, build_probe, probe_argv
 
 
 def fake_probe(tmp_path: Path, body: str, interpreter: str = "/bin/sh") -> list[str]:
@@ -180,7 +180,7 @@ def _long_probe_argv(probe: ProbeBinary) -> list[str]:
 
 RUNNER = """
 import sys
-from runner.execute import run_process
+from runner.probe.execute import run_process
 run_process(sys.argv[1:], scenario_id="abc", process_index=0, timeout_s=600)
 """
 

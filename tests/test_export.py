@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runner.cli import main
-from runner.errors import UsageError
-from runner.export import build_export_frame, write_frame
-from runner.frame import COLUMNS, build_frame
-from runner.store import load_run
+from runner.analysis.frame import COLUMNS, build_frame
+from runner.analysis.tidy import build_export_frame, write_frame
+from runner.cli.main import main
+from runner.core.errors import UsageError
+from runner.store.folders import load_run
 from tests.synthetic import write_synthetic_run
 
 
@@ -25,7 +25,8 @@ def two_runs(tmp_path: Path, small_spec: Path) -> list[Path]:
 
 
 def _expected(runs: list[Path]) -> pd.DataFrame:
-    """The frames the report is built from (runner.frame.build_frame), one run after another."""
+    """The frames the report is built from (runner.analysis.frame.build_frame), one run after
+    another."""
     return pd.concat([build_frame(load_run(run)) for run in runs], ignore_index=True)
 
 

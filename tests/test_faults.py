@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import probe
+from runner.probe import native
 
 pytestmark = pytest.mark.probe
 
@@ -42,12 +42,12 @@ ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
-def built() -> probe.ProbeBinary:
-    return probe.build_probe()  # once, so no test's timing includes the compiler
+def built() -> native.ProbeBinary:
+    return native.build_probe()  # once, so no test's timing includes the compiler
 
 
 @pytest.fixture
-def spec(tmp_path: Path, built: probe.ProbeBinary) -> Path:
+def spec(tmp_path: Path, built: native.ProbeBinary) -> Path:
     path = tmp_path / "faults.yaml"
     path.write_text(SPEC)
     return path

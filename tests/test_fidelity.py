@@ -12,9 +12,9 @@ import pytest
 
 from bench import fidelity
 from bench.fidelity import FAMILIES, Family, Runner, Series
-from runner import preconditions
-from runner.model import PHASES
-from runner.probe import ProbeBinary, build_probe
+from runner.core.model import PHASES
+from runner.machine import preconditions
+from runner.probe.native import ProbeBinary, build_probe
 
 MIB = 1 << 20
 BY_NAME = {family.name: family for family in FAMILIES}

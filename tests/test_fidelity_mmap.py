@@ -16,7 +16,7 @@ import pytest
 
 from bench import fidelity
 from bench.fidelity import FAMILIES, Runner, Series
-from runner.probe import ProbeBinary
+from runner.probe.native import ProbeBinary
 from tests.test_fidelity import programs, rounds, series
 from tests.test_probe import PAGE, measured, probe, scenario
 

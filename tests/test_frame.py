@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runner.frame import COLUMNS, build_frame, measured
-from runner.metrics import OBSERVATIONS
-from runner.store import StoredRun, load_run
+from runner.analysis.frame import COLUMNS, build_frame, measured
+from runner.core.metrics import OBSERVATIONS
+from runner.store.folders import StoredRun, load_run
 from tests.rowwise_frame import build_frame_by_rows
 from tests.synthetic import write_synthetic_run
 

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from runner import execute, guard, matrix, pipeline, probe, spec
-from runner.cli import main
-from runner.errors import GuardError
-from runner.model import Plan, Scenario
-from runner.parameters import DEFAULTS
+from runner.cli.main import main
+from runner.core.errors import GuardError
+from runner.core.model import Plan, Scenario
+from runner.core.parameters import DEFAULTS
+from runner.machine import guard
+from runner.measure import pipeline
+from runner.probe import execute, native
+from runner.spec import load, matrix
 
 SPEC = """\
 name: big
@@ -44,7 +47,7 @@ def one_gib_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _plan(path: Path) -> Plan:
-    return matrix.expand(spec.load_spec(path))
+    return matrix.expand(load.load_spec(path))
 
 
 def test_scenarios_larger_than_the_margin_are_named_largest_first(big: Path,
@@ -101,9 +104,9 @@ def test_run_refuses_before_building_or_starting_a_probe_and_force_runs(
         big: Path, tmp_path: Path, one_gib_free: None, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     started: list[str] = []
-    binary = probe.ProbeBinary(Path("/bin/false"), "feedfacefeedface", "cc", ())
+    binary = native.ProbeBinary(Path("/bin/false"), "feedfacefeedface", "cc", ())
 
-    def build() -> probe.ProbeBinary:
+    def build() -> native.ProbeBinary:
         started.append("build")
         return binary
 
@@ -113,7 +116,7 @@ def test_run_refuses_before_building_or_starting_a_probe_and_force_runs(
         return execute.ProcessRecord(scenario_id, process_index, "failed", 1, None, 0.0, "",
                                      None)
 
-    monkeypatch.setattr(pipeline.probe, "build_probe", build)
+    monkeypatch.setattr(pipeline.native, "build_probe", build)
     monkeypatch.setattr(execute, "run_process", run_process)
     args = ["run", str(big), "--results", str(tmp_path / "results"), "--machine", "m",
             "--no-report"]

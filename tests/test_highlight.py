@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.highlight import cell_title, noisy_cells
-from runner.model import ChartSpec, CheckSpec
-from runner.stats import Summary, summarize
-from runner.verdict import Comparison, Verdict
+from runner.analysis.stats import Summary, summarize
+from runner.analysis.verdict import Comparison, Verdict
+from runner.core.model import ChartSpec, CheckSpec
+from runner.report.highlight import cell_title, noisy_cells
 
 METRIC = "first_touch_ns_per_page"
 CHART = ChartSpec("t", METRIC, "size", ("backing",), log_x=True)

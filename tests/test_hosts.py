@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import UsageError
-from runner.hosts import load_fleet, parse_host_argument, parse_hosts_text
+from runner.core.errors import UsageError
+from runner.remote.hosts import load_fleet, parse_host_argument, parse_hosts_text
 
 
 def test_host_argument_takes_a_label_a_user_and_a_port() -> None:

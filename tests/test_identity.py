@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import cli, pipeline
-from runner.identity import choose_label, identity_differences, suggest_label
+from runner.cli import main
+from runner.measure import pipeline
+from runner.store.identity import choose_label, identity_differences, suggest_label
 from tests.synthetic import FINGERPRINT, write_synthetic_run
 
 EPYC = {**FINGERPRINT, "cpu_model": "AMD EPYC 7B13 64-Core Processor"}
@@ -89,7 +90,7 @@ def test_alloclab_run_moves_only_a_defaulted_label(
         capsys: pytest.CaptureFixture[str], explicit: str | None) -> None:
     results = tmp_path / "results"
     write_synthetic_run(results, small_spec, machine="vm")
-    monkeypatch.setattr(cli, "default_machine_label", lambda: "vm")
+    monkeypatch.setattr(main, "default_machine_label", lambda: "vm")
     monkeypatch.delenv("ALLOCLAB_MACHINE", raising=False)
     monkeypatch.setattr(pipeline, "read_fingerprint", lambda **_: EPYC)
     labels: list[str] = []
@@ -105,14 +106,14 @@ def test_alloclab_run_moves_only_a_defaulted_label(
     elif explicit == "ALLOCLAB_MACHINE":
         monkeypatch.setenv("ALLOCLAB_MACHINE", "vm")
     with pytest.raises(_PastTheLabelCheck):
-        cli.main(args)
+        main.main(args)
     assert labels == ["vm" if explicit else "vm-epyc"]
     if explicit is None:
         assert "this machine's runs go under" in capsys.readouterr().err
 
 
 def test_the_newest_run_is_the_one_started_last_not_the_last_named(tmp_path: Path) -> None:
-    from runner import identity, store
+    from runner.store import folders, identity
     from tests.synthetic import SMALL_SPEC
 
     spec_path = tmp_path / "small.yaml"
@@ -122,11 +123,11 @@ def test_the_newest_run_is_the_one_started_last_not_the_last_named(tmp_path: Pat
     for run_id, started in (("zz", "2026-01-01T00:00:00Z"),
                             ("20260102T000000Z", "2026-01-02T00:00:00Z")):
         run_dir = write_synthetic_run(results, spec_path, run_id=run_id)
-        store.write_manifest(run_dir, {**store.read_manifest(run_dir), "started_utc": started})
+        folders.write_manifest(run_dir, {**folders.read_manifest(run_dir), "started_utc": started})
     newest = identity._newest_manifest(results, "test-machine")
     assert newest is not None and newest["run_id"] == "20260102T000000Z"
     # an unreadable newest manifest is passed over for the next
-    (results / "test-machine" / "small" / "20260102T000000Z" / store.MANIFEST).write_text(
+    (results / "test-machine" / "small" / "20260102T000000Z" / folders.MANIFEST).write_text(
         '{"started_utc": "2027-01-01T00:00:00Z", "run_id": "20260102T000000Z"}')
     newest = identity._newest_manifest(results, "test-machine")
     assert newest is not None and newest["run_id"] == "zz"

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from runner import interrupt, pipeline, preconditions, probe, schedule
-from runner.cli import main
-from runner.model import Repetitions, Scenario
-from runner.parameters import DEFAULTS
+from runner.cli.main import main
+from runner.core.model import Repetitions, Scenario
+from runner.core.parameters import DEFAULTS
+from runner.machine import preconditions
+from runner.measure import interrupt, pipeline, schedule
+from runner.probe import native
 
 SCENARIO = Scenario.from_params({**DEFAULTS, "ops": 1})
-BINARY = probe.ProbeBinary(Path("/bin/false"), "feedfacefeedface", "cc", ())
+BINARY = native.ProbeBinary(Path("/bin/false"), "feedfacefeedface", "cc", ())
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

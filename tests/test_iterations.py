@@ -1,5 +1,5 @@
 """Stored iterations -> columns: the bulk conversion gives what the one-by-one one gives, and
-gives up on anything runner.store's per-iteration checks would refuse or name."""
+gives up on anything runner.store.folders's per-iteration checks would refuse or name."""
 
 import contextlib
 import copy
@@ -14,17 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.errors import StoreError
-from runner.frame import build_frame
-from runner.iterations import (
+from runner.analysis.frame import build_frame
+from runner.core.errors import StoreError
+from runner.core.model import PHASES
+from runner.store.folders import check_record, load_run
+from runner.store.iterations import (
     IterationColumns,
     columns_by_iteration,
     columns_of,
     decode_record,
     iteration_columns,
 )
-from runner.model import PHASES
-from runner.store import check_record, load_run
 from tests.synthetic import write_synthetic_run
 
 
@@ -61,7 +61,7 @@ def test_bulk_and_one_by_one_conversion_agree() -> None:
     _assert_same(columns, columns_by_iteration(iterations))
     assert columns.warmup.tolist() == [True, True, False, False, False]
     assert columns.phases["first_touch", "ns"].tolist() == [1001, 2001, 3001, 4001, 5001]
-    # Only the observations runner.metrics knows are kept (all are checked).
+    # Only the observations runner.core.metrics knows are kept (all are checked).
     assert sorted(columns.observations) == ["mappings", "vm_size_growth_bytes"]
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from runner import lock
-from runner.errors import ExitStatus, LockError
+from runner.core.errors import ExitStatus, LockError
+from runner.store import lock
 
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from runner import lock
+    from runner.store import lock
     with lock.hold_run_lock(Path(sys.argv[1]), "exp", "alloclab run holder.yaml"):
         print("held", flush=True)
         time.sleep(60)

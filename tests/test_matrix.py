@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import SpecError
-from runner.matrix import expand, format_plan
-from runner.model import ExperimentSpec, Repetitions, Scenario
-from runner.parameters import DEFAULTS, PARAMETERS, Value, find_conflict
-from runner.spec import load_spec
+from runner.core.errors import SpecError
+from runner.core.model import ExperimentSpec, Repetitions, Scenario
+from runner.core.parameters import DEFAULTS, PARAMETERS, Value, find_conflict
+from runner.spec.load import load_spec
+from runner.spec.matrix import expand, format_plan
 
 KiB = 1 << 10
 MiB = 1 << 20

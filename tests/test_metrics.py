@@ -1,6 +1,6 @@
 """The metric registry: every name it refers to is a declared metric."""
 
-from runner.metrics import BY_NAME, DETERMINISTIC
+from runner.core.metrics import BY_NAME, DETERMINISTIC
 
 
 def test_every_deterministic_metric_is_declared() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runner import noise
-from runner.stats import summarize
-from runner.store import load_run
+from runner.analysis import noise
+from runner.analysis.stats import summarize
+from runner.store.folders import load_run
 from tests.synthetic import write_synthetic_run
 
 
@@ -142,7 +142,7 @@ def test_host_share_needs_both_sides_of_a_pair_and_the_column() -> None:
 
 def test_run_warnings_look_for_the_host_share_only_with_the_parameter(
         tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner.parameters import BY_KEY
+    from runner.core.parameters import BY_KEY
     calls: list[str] = []
     monkeypatch.setattr(noise, "check_host_share",
                         lambda samples, labels, field: calls.append(field) or [])

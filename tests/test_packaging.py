@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.report import default_templates_dir, render_reports
+from runner.report.site import default_templates_dir, render_reports
 from tests.synthetic import write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
@@ -60,7 +60,7 @@ def test_a_wheel_installed_in_a_fresh_venv_renders_the_pages_an_editable_install
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     # Run away from the checkout, so nothing can be found there instead of in the install.
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import runner.report as r; print(r.default_templates_dir())"],
+                            "import runner.report.site as r; print(r.default_templates_dir())"],
                            check=True, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     installed = tmp_path / "installed"

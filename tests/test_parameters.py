@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from runner.model import Scenario
-from runner.parameters import (
+from runner.core.model import Scenario
+from runner.core.parameters import (
     BY_KEY,
     DEFAULTS,
     HUGE_PAGE_BYTES,
@@ -359,8 +359,8 @@ def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
 
 
 def test_read_buffer_is_left_out_of_labels_where_it_means_nothing() -> None:
-    from runner.model import Scenario
-    from runner.parameters import DEFAULTS
+    from runner.core.model import Scenario
+    from runner.core.parameters import DEFAULTS
     keys = ("backing", "read_buffer", "size")
     mapped = Scenario.from_params({**DEFAULTS, "backing": "mmap-file", "ops": 1})
     read = Scenario.from_params({**DEFAULTS, "backing": "read-file", "ops": 1})

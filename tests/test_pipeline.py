@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
-from runner import commands, execute, pipeline, probe, report, store
-from runner.model import ProcessRecord
-from runner.store import load_run
+from runner.cli import commands
+from runner.core.model import ProcessRecord
+from runner.measure import pipeline
+from runner.probe import execute, native
+from runner.report import site
+from runner.store import folders
+from runner.store.folders import load_run
 from tests.synthetic import SMALL_SPEC, fake_probe_output, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 SPEC = """\
 name: reuse
@@ -34,7 +38,7 @@ charts:
     x: size
     series: backing
 """
-BINARY = probe.ProbeBinary(Path("/bin/true"), "feedfacefeedface", "cc (Test) 1.0", ("-O2",))
+BINARY = native.ProbeBinary(Path("/bin/true"), "feedfacefeedface", "cc (Test) 1.0", ("-O2",))
 
 
 @dataclass
@@ -182,7 +186,7 @@ def test_nothing_is_reused_from_another_boot(
     first = load_run(_run(spec, tmp_path).run_dir)
     manifest = dict(first.manifest)
     manifest["fingerprint"] = {**manifest["fingerprint"], "boot_id": "another-boot"}
-    store.write_manifest(first.path, manifest)
+    folders.write_manifest(first.path, manifest)
     fake.calls.clear()
     summary = _run(spec, tmp_path)
     assert summary.reused == 0 and len(fake.calls) == 12
@@ -210,8 +214,8 @@ checks:
 
 
 def test_the_quick_profile_leaves_large_scenarios_out_and_says_so() -> None:
-    from runner.matrix import expand
-    from runner.spec import parse_spec
+    from runner.spec.load import parse_spec
+    from runner.spec.matrix import expand
 
     plan = expand(parse_spec("name: q\ntitle: t\nquestion: q\nmatrix:\n  backing: malloc\n"
                              "  size: [4KiB, 64MiB, 1GiB]\nfixed:\n  ops: 1\n", "q.yaml"))
@@ -234,8 +238,8 @@ def test_a_new_run_renders_its_experiments_page_and_the_index_only(
     commands.render(results, reports, TEMPLATES)
     kept = (reports / "small.html").read_bytes()
     rendered: list[str] = []
-    render_page = report._render_experiment_page
-    monkeypatch.setattr(report, "_render_experiment_page",
+    render_page = site._render_experiment_page
+    monkeypatch.setattr(site, "_render_experiment_page",
                         lambda job: rendered.append(job.name) or render_page(job))
     # What `alloclab run --fresh reuse.yaml` stores before rendering.
     second = _run(spec, tmp_path, resume=False, reuse=False)

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from runner.model import Scenario
-from runner.parameters import DEFAULTS, Value
-from runner.preconditions import MachineFacts, check_preconditions, find_unmet, read_facts
+from runner.core.model import Scenario
+from runner.core.parameters import DEFAULTS, Value
+from runner.machine.preconditions import MachineFacts, check_preconditions, find_unmet, read_facts
 
 MiB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")

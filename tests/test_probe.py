@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from runner import preconditions
-from runner.errors import ProbeBuildError
-from runner.execute import run_process
-from runner.model import PHASES, Scenario
-from runner.parameters import PARAMETERS
-from runner.probe import (
+from runner.core.errors import ProbeBuildError
+from runner.core.model import PHASES, Scenario
+from runner.core.parameters import PARAMETERS
+from runner.machine import preconditions
+from runner.probe.execute import run_process
+from runner.probe.native import (
     CFLAGS,
     EXIT_SKIPPED,
     PROBE_VERSION,

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from runner import pipeline
-from runner.frame import build_frame
-from runner.frame import measured as measured_samples
-from runner.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
-from runner.model import PHASES, Scenario, Span
-from runner.parameters import (
+from runner.analysis.frame import build_frame
+from runner.analysis.frame import measured as measured_samples
+from runner.core.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
+from runner.core.model import PHASES, Scenario, Span
+from runner.core.parameters import (
     BY_KEY,
     DEFAULTS,
     PARAMETERS,
@@ -32,10 +31,11 @@ from runner.parameters import (
     resolve_ops,
     upgrade_params,
 )
-from runner.probe import ProbeBinary
-from runner.schema import build_schema
-from runner.store import load_run
-from runner.units import PPM
+from runner.core.units import PPM
+from runner.measure import pipeline
+from runner.probe.native import ProbeBinary
+from runner.spec.schema import build_schema
+from runner.store.folders import load_run
 from tests import test_probe as shared
 from tests.test_probe import PAGE, _good_args, _run_raw, measured, scenario
 

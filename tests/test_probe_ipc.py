@@ -20,11 +20,7 @@ from typing import Any
 
 import pytest
 
-from runner import execute
-from runner.datafiles import can_share
-from runner.execute import PROBE_ENV
-from runner.guard import file_bytes
-from runner.parameters import (
+from runner.core.parameters import (
     AUTO_OPS_TARGET_BYTES,
     IPC_CONTROL_BYTES,
     Value,
@@ -32,8 +28,12 @@ from runner.parameters import (
     resolve_ops,
     scenario_memory_bytes,
 )
-from runner.preconditions import check_preconditions
-from runner.probe import ProbeBinary, probe_argv
+from runner.machine.guard import file_bytes
+from runner.machine.preconditions import check_preconditions
+from runner.measure.datafiles import can_share
+from runner.probe import execute
+from runner.probe.execute import PROBE_ENV
+from runner.probe.native import ProbeBinary, probe_argv
 from tests import test_probe
 from tests.test_execute import RUNNER, _alive, _probe_pid, _wait_gone
 from tests.test_parameters import params

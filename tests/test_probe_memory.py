@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from runner.datafiles import can_share
-from runner.execute import run_process
-from runner.model import ProcessRecord, Scenario
-from runner.parameters import DEFAULTS, Value, find_conflict
-from runner.probe import ProbeBinary, build_probe, find_compiler, probe_argv
+from runner.core.model import ProcessRecord, Scenario
+from runner.core.parameters import DEFAULTS, Value, find_conflict
+from runner.measure.datafiles import can_share
+from runner.probe.execute import run_process
+from runner.probe.native import ProbeBinary, build_probe, find_compiler, probe_argv
 from tests.test_probe import (  # noqa: F401  (no_thp_always: a fixture, used by name)
     MIB,
     N_PAGES,
@@ -52,12 +52,12 @@ def run_record(probe: ProbeBinary, s: Scenario, iterations: int = 1,
 
 
 def retained(it: dict[str, Any], requested_bytes: int) -> float:
-    """retained_per_requested_byte of one iteration (runner.frame's definition)."""
+    """retained_per_requested_byte of one iteration (runner.analysis.frame's definition)."""
     return (it["phases"]["free"]["rss_bytes"] - it["rss_before_bytes"]) / requested_bytes
 
 
 def free_returned(it: dict[str, Any]) -> float:
-    """free_returned_fraction of one iteration (runner.frame's definition)."""
+    """free_returned_fraction of one iteration (runner.analysis.frame's definition)."""
     phases = it["phases"]
     resident = phases["second_pass"]["rss_bytes"] - it["rss_before_bytes"]
     assert resident > 0

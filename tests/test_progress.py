@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import progress
-from runner.cli import main
-from runner.progress import ConsoleListener, estimate_process_s, format_duration
+from runner.cli.main import main
+from runner.measure import progress
+from runner.measure.progress import ConsoleListener, estimate_process_s, format_duration
 from tests.test_cli import TINY_SPEC, _run_args
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything but tab and newline
@@ -54,7 +54,7 @@ def test_quiet_and_verbose_exclude_each_other(capsys: pytest.CaptureFixture[str]
 
 
 def _fake_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner import pipeline
+    from runner.measure import pipeline
 
     def fake_run(*_: object) -> list[pipeline.RunSummary]:
         return [pipeline.RunSummary("tiny", Path("r"), 8, 0, warnings=tuple(
@@ -80,10 +80,11 @@ def test_warnings_are_one_line_per_experiment_unless_verbose(
 
 def test_the_warning_summary_points_to_the_report_page(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner import cli, pipeline
+    from runner.cli import main
+    from runner.measure import pipeline
 
     summary = pipeline.RunSummary("first-touch", tmp_path, 8, 0, warnings=("a",))
-    assert cli._warning_lines([summary], Path("reports"), verbose=False, reported=True) == [
+    assert main._warning_lines([summary], Path("reports"), verbose=False, reported=True) == [
         "first-touch: 1 noise warning (see reports/first-touch.html)"]
 
 
@@ -203,18 +204,19 @@ def test_estimates_come_from_the_newest_run_measured_alike_else_the_model(
         tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from runner import matrix, spec, store
+    from runner.spec import load, matrix
+    from runner.store import folders
     from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
     spec_path = tmp_path / "small.yaml"
     spec_path.write_text(SMALL_SPEC)
-    run = store.load_run(write_synthetic_run(tmp_path / "results", spec_path))
-    plan = matrix.expand(spec.load_spec(spec_path))
+    run = folders.load_run(write_synthetic_run(tmp_path / "results", spec_path))
+    plan = matrix.expand(load.load_spec(spec_path))
     first, *rest = plan.scenarios
 
-    def walls(wall_s: float, only: str | None = None, iterations: int = 2) -> store.RunTimes:
+    def walls(wall_s: float, only: str | None = None, iterations: int = 2) -> folders.RunTimes:
         scenarios = {r.scenario_id for r in run.records if only in (None, r.scenario_id)}
-        return store.RunTimes(replace(plan.spec.repetitions, iterations=iterations),
+        return folders.RunTimes(replace(plan.spec.repetitions, iterations=iterations),
                               {sid: (wall_s, wall_s * 3, wall_s) for sid in scenarios})
 
     history = [walls(9.0, iterations=7),  # newest, but other iterations per process

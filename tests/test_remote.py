@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from runner import execute, fleet, probe, remote
-from runner.cli import main
-from runner.hosts import Host
-from runner.machine import read_fingerprint
-from runner.store import list_runs
+from runner.cli.main import main
+from runner.machine.system import read_fingerprint
+from runner.probe import execute, native
+from runner.remote import fleet, ssh
+from runner.remote.hosts import Host
+from runner.store.folders import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
 
 ROOT = Path(__file__).parent.parent
@@ -72,7 +73,7 @@ def _fleet_file(tmp_path: Path, sshd: Sshd, labels: list[str], work_dir: Path) -
 def _run_args(tmp_path: Path, spec: Path, fleet: Path) -> list[str]:
     return ["run", str(spec), "--hosts", str(fleet), "--results", str(tmp_path / "results"),
             "--reports", str(tmp_path / "reports"),
-            "--templates", str(ROOT / "runner" / "templates"), "--seed", "5"]
+            "--templates", str(ROOT / "templates"), "--seed", "5"]
 
 
 def _setup(tmp_path: Path, sshd: Sshd, labels: list[str]) -> tuple[Path, Path, Path]:
@@ -109,7 +110,7 @@ def test_two_hosts_in_parallel_come_back_whole_and_compare(
             f":{sshd.port}")
         # Copied into the target's per-user cache, under its content hash.
         assert (sshd.directory / "cache" / "alloclab" / f"probe-{probe_info['source_hash']}"
-                ).read_bytes() == probe.build_probe().path.read_bytes()
+                ).read_bytes() == native.build_probe().path.read_bytes()
         file_run = [r for r in run.records if r.probe and r.probe["file_fs"]]
         assert file_run, "the file backing ran in the directory with metacharacters"
     # The spec's directory reached the probe as one literal argument: nothing ran.
@@ -126,7 +127,7 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
         tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     spec, fleet, work_dir = _setup(tmp_path, sshd, ["gamma"])
-    real = remote.RemoteExecutor.run_process
+    real = ssh.RemoteExecutor.run_process
     calls = {"n": 0}
 
     def kill_server_after_two(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -135,7 +136,7 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
             sshd.stop()
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(remote.RemoteExecutor, "run_process", kill_server_after_two)
+    monkeypatch.setattr(ssh.RemoteExecutor, "run_process", kill_server_after_two)
     assert main([*_run_args(tmp_path, spec, fleet), "--no-report"]) == 1
     [partial] = list_runs(tmp_path / "results")
     assert not partial.finished
@@ -145,7 +146,7 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
     assert lost.lost_connection and "Connection refused" in lost.stderr_tail
     assert "could not remove" in capsys.readouterr().err  # the host was gone at the end
 
-    monkeypatch.setattr(remote.RemoteExecutor, "run_process", real)
+    monkeypatch.setattr(ssh.RemoteExecutor, "run_process", real)
     sshd.start()
     assert main([*_run_args(tmp_path, spec, fleet), "--no-report"]) == 0
     [run] = list_runs(tmp_path / "results")
@@ -158,11 +159,11 @@ def test_a_killed_server_fails_processes_with_the_cause_and_a_rerun_completes(
 
 
 def test_the_probe_fingerprint_is_the_local_one(tmp_path: Path) -> None:
-    binary = probe.build_probe()
+    binary = native.build_probe()
     dirs = [str(tmp_path), "/dev/shm", str(tmp_path / "missing dir")]
-    done = subprocess.run(probe.fingerprint_argv(binary, dirs), capture_output=True, text=True,
+    done = subprocess.run(native.fingerprint_argv(binary, dirs), capture_output=True, text=True,
                           env={**execute.PROBE_ENV, "MALLOC_ARENA_MAX": "2"}, check=True)
-    fingerprint, facts = probe.parse_fingerprint_output(done.stdout)
+    fingerprint, facts = native.parse_fingerprint_output(done.stdout)
     local = read_fingerprint(file_dirs=dirs, environ={"MALLOC_ARENA_MAX": "2"})
     assert fingerprint == {key: local[key] for key in fingerprint}
     assert set(local) - set(fingerprint) == set(fleet.RUNNER_FACTS)
@@ -172,22 +173,22 @@ def test_the_probe_fingerprint_is_the_local_one(tmp_path: Path) -> None:
 def test_the_probe_is_compiled_there_when_the_architecture_differs(
         sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> None:
     local_machine = platform.machine()
-    monkeypatch.setattr(remote.platform, "machine", lambda: f"not-{local_machine}")
+    monkeypatch.setattr(ssh.platform, "machine", lambda: f"not-{local_machine}")
     host = Host("s", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    binary = probe.build_probe()
-    with remote.control_dir() as control:
-        connection = remote.Connection(host, control)
+    binary = native.build_probe()
+    with ssh.control_dir() as control:
+        connection = ssh.Connection(host, control)
         connection.open()
-        workspace = remote.open_workspace(connection)
+        workspace = ssh.open_workspace(connection)
         try:
-            installed = remote.install_probe(connection, workspace, binary,
-                                             probe.probe_sources(ROOT / "runner" / "probe"))
+            installed = ssh.install_probe(connection, workspace, binary,
+                                             native.probe_sources(ROOT / "runner" / "probe"))
             built_ns = installed.binary.path.stat().st_mtime_ns
-            again = remote.install_probe(connection, workspace, binary,
-                                         probe.probe_sources(ROOT / "runner" / "probe"))
-            text = remote.read_fingerprint_json(connection, installed, ["/tmp"], {})
+            again = ssh.install_probe(connection, workspace, binary,
+                                         native.probe_sources(ROOT / "runner" / "probe"))
+            text = ssh.read_fingerprint_json(connection, installed, ["/tmp"], {})
         finally:
-            assert remote.remove_workspace(connection, workspace)
+            assert ssh.remove_workspace(connection, workspace)
             connection.close()
     assert installed.shipped == "source" and installed.machine == local_machine
     assert installed.binary.compiler == binary.compiler  # the target's cc: the same one here
@@ -195,14 +196,14 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
     assert path.parent == sshd.directory / "cache" / "alloclab" and path.is_file()
     # Cached by content hash: not compiled twice.
     assert again == installed and path.stat().st_mtime_ns == built_ns
-    assert set(probe.parse_fingerprint_output(text)[0]["file_fs"]) == {"/tmp"}
+    assert set(native.parse_fingerprint_output(text)[0]["file_fs"]) == {"/tmp"}
     assert not Path(workspace.run_dir).exists()
 
 
 def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
     host = Host("q", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with remote.control_dir() as control:
-        connection = remote.Connection(host, control)
+    with ssh.control_dir() as control:
+        connection = ssh.Connection(host, control)
         connection.open()
         try:
             done = connection.run(["printf", "%s|", WEIRD, "", "a\nb"])
@@ -217,15 +218,15 @@ def test_an_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
     known.write_text("")
     options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
     host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
-    with remote.control_dir() as control, pytest.raises(
-            remote.HostError, match="Host key verification failed"):
-        remote.Connection(host, control).open()
+    with ssh.control_dir() as control, pytest.raises(
+            ssh.HostError, match="Host key verification failed"):
+        ssh.Connection(host, control).open()
 
 
 def test_one_connection_serves_every_process(sshd: Sshd) -> None:
     host = Host("c", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with remote.control_dir() as control:
-        connection = remote.Connection(host, control)
+    with ssh.control_dir() as control:
+        connection = ssh.Connection(host, control)
         connection.open()
         try:
             started = time.perf_counter()
@@ -242,21 +243,21 @@ def test_one_connection_serves_every_process(sshd: Sshd) -> None:
 
 def test_remote_status_maps_like_a_local_process() -> None:
     ok = json.dumps({"x": 1}).encode()
-    crashed = remote.record_from_status(139, ok, "", 0.1, 10, scenario_id="s", process_index=0)
+    crashed = ssh.record_from_status(139, ok, "", 0.1, 10, scenario_id="s", process_index=0)
     assert crashed.status == "crashed" and crashed.signal == "SIGSEGV"
-    timeout = remote.record_from_status(137, b"", "", 10.5, 10, scenario_id="s",
+    timeout = ssh.record_from_status(137, b"", "", 10.5, 10, scenario_id="s",
                                         process_index=0)
     assert timeout.status == "timeout"
-    skipped = remote.record_from_status(4, b"", "probe: skipped: no huge pages\n", 0.1, 10,
+    skipped = ssh.record_from_status(4, b"", "probe: skipped: no huge pages\n", 0.1, 10,
                                         scenario_id="s", process_index=0)
     assert skipped.status == "skipped" and skipped.skip_reason == "no huge pages"
-    assert remote.record_from_status(0, ok, "", 0.1, 10, scenario_id="s",
+    assert ssh.record_from_status(0, ok, "", 0.1, 10, scenario_id="s",
                                      process_index=0).status == "failed"  # not probe output
 
 
 def test_an_interrupted_fleet_starts_no_new_process() -> None:
     stop = threading.Event()
     stop.set()
-    executor = remote.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
+    executor = ssh.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
         executor.run_process(["probe"], scenario_id="s", process_index=0, timeout_s=1)

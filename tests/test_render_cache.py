@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import runner
-from runner import render_cache
+from runner.report import render_cache
 
 
 def _package(root: Path) -> Path:

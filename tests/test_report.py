@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runner import render_cache, report, store
-from runner.report import check_reports, render_reports, render_site
+from runner.report import render_cache, site
+from runner.report.site import check_reports, render_reports, render_site
+from runner.store import folders
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "runner" / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -170,20 +171,20 @@ def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
 
 def test_a_page_costs_its_samples_bytes_and_its_charts(tmp_path: Path, small_spec: Path) -> None:
     run_dir = write_synthetic_run(tmp_path / "results", small_spec)
-    job = report._PageJob("small", (run_dir,), ("x",), ("small",), TEMPLATES)
-    charts_drawn = len(store.experiment_of(report.load_run(run_dir)).charts)
+    job = site._PageJob("small", (run_dir,), ("x",), ("small",), TEMPLATES)
+    charts_drawn = len(folders.experiment_of(site.load_run(run_dir)).charts)
     assert charts_drawn > 0
-    assert report._cost(job) == ((run_dir / "samples.jsonl").stat().st_size
-                                 + report.CHART_COST_BYTES * charts_drawn)
+    assert site._cost(job) == ((run_dir / "samples.jsonl").stat().st_size
+                                 + site.CHART_COST_BYTES * charts_drawn)
     (run_dir / "manifest.json").write_text("{")  # found out, and said, when rendered
-    assert report._cost(job) == 0
+    assert site._cost(job) == 0
 
 
 def test_pages_rendered_in_parallel_are_those_rendered_one_by_one(
         tmp_path: Path, small_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = _two_experiments(tmp_path, small_spec)
     render_reports(results, tmp_path / "parallel", TEMPLATES)
-    monkeypatch.setattr(report, "RENDER_PROCESSES", 1)
+    monkeypatch.setattr(site, "RENDER_PROCESSES", 1)
     render_reports(results, tmp_path / "serial", TEMPLATES)
     for page in sorted((tmp_path / "serial").glob("*.*")):
         assert page.read_bytes() == (tmp_path / "parallel" / page.name).read_bytes(), page.name

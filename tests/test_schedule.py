@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from runner import store
-from runner.model import ProcessRecord, Repetitions, Scenario
-from runner.preconditions import MachineFacts
-from runner.probe import ProbeBinary
-from runner.schedule import order_jobs, run_jobs
-from runner.store import SAMPLES
+from runner.core.model import ProcessRecord, Repetitions, Scenario
+from runner.machine.preconditions import MachineFacts
+from runner.measure.schedule import order_jobs, run_jobs
+from runner.probe.native import ProbeBinary
+from runner.store import folders
+from runner.store.folders import SAMPLES
 
 
 def _scenario(size_bytes: int) -> Scenario:
@@ -78,7 +78,7 @@ def test_records_are_synced_to_disk_once_a_round(tmp_path: Path,
                           compiler="cc", flags=())
     synced: list[int] = []
     seen: list[ProcessRecord] = []
-    monkeypatch.setattr(store.os, "fsync", lambda fd: synced.append(len(seen)))
+    monkeypatch.setattr(folders.os, "fsync", lambda fd: synced.append(len(seen)))
     run_jobs(order_jobs(hugetlb, processes=4, seed=1), missing, Repetitions(), 10.0,
              tmp_path, done=set(), on_record=lambda job, r: seen.append(r), facts=facts)
     assert len(seen) == 12

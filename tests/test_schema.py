@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.metrics import METRICS
-from runner.parameters import PARAMETERS
-from runner.schema import SCHEMA_PATH, build_schema, render_schema, write_schema
-from runner.spec import CHART_KEYS, REPETITION_KEYS, TOP_KEYS
+from runner.core.metrics import METRICS
+from runner.core.parameters import PARAMETERS
+from runner.spec.load import CHART_KEYS, REPETITION_KEYS, TOP_KEYS
+from runner.spec.schema import SCHEMA_PATH, build_schema, render_schema, write_schema
 
 TESTS = Path(__file__).parent
 VALID = sorted((TESTS / "spec_cases" / "valid").glob("*.yaml"))
@@ -29,7 +29,7 @@ SCHEMA_REJECTS = ["unknown_top_key", "unknown_matrix_key", "unknown_backing", "m
 
 
 def test_committed_schema_is_current() -> None:
-    """If this fails, run `python -m runner.schema` and commit runner/spec.schema.json."""
+    """If this fails, run `python -m runner.spec.schema` and commit runner/spec/spec.schema.json."""
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema()
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from runner.model import Looks
-from runner.sequential import decide, judge
+from runner.analysis.sequential import decide, judge
+from runner.core.model import Looks
 
 LOOKS = Looks(base=10, batch=10, most=40)  # the default design: ADAPTIVE_FACTOR 4
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner import spec as spec_module
-from runner.errors import SpecError
-from runner.model import ChartSpec, Repetitions
-from runner.spec import load_spec, load_specs, parse_spec
+from runner.core.errors import SpecError
+from runner.core.model import ChartSpec, Repetitions
+from runner.spec import load as spec_module
+from runner.spec.load import load_spec, load_specs, parse_spec
 
 CASES = Path(__file__).parent / "spec_cases"
 INVALID = sorted((CASES / "invalid").glob("*.yaml"))
@@ -206,7 +206,7 @@ def test_parse_spec_validates_text_without_a_file() -> None:
 
 
 def test_check_scope_statistic_and_method_are_read() -> None:
-    from runner.model import CheckSpec, Span
+    from runner.core.model import CheckSpec, Span
     spec = load_spec(CASES / "valid" / "scoped-checks.yaml")
     large, small, faults = spec.checks
     assert large.where == (("size", Span(low=64 << 20)),)
@@ -225,8 +225,8 @@ def test_check_scope_statistic_and_method_are_read() -> None:
     ("{size: [4KiB, 256MiB]}", [4096, 256 << 20]),
 ])
 def test_a_where_range_selects_by_order(where: str, sizes: list[int]) -> None:
-    from runner.matrix import expand
-    from runner.scope import selects
+    from runner.core.scope import selects
+    from runner.spec.matrix import expand
     text = (CASES / "valid" / "scoped-checks.yaml").read_text().replace(
         "{size: {from: 64MiB}}", where)
     spec = parse_spec(text, "scoped.yaml")

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from runner.stats import (
+from runner.analysis.stats import (
     bh_adjust,
     bootstrap_median_ci,
     bootstrap_ratio_ci,
@@ -122,7 +122,7 @@ def _enumerated_signed_rank_counts(n: int) -> list[int]:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 11])
 def test_signed_rank_counts_match_enumeration(n: int) -> None:
-    from runner.stats import signed_rank_counts
+    from runner.analysis.stats import signed_rank_counts
     assert signed_rank_counts(n).tolist() == _enumerated_signed_rank_counts(n)
 
 
@@ -134,14 +134,14 @@ def test_signed_rank_counts_match_enumeration(n: int) -> None:
     (25, 89), (30, 137)])
 def test_signed_rank_order_matches_critical_value_tables(n: int,
                                                         critical: int | None) -> None:
-    from runner.stats import signed_rank_order
+    from runner.analysis.stats import signed_rank_order
     k, coverage = signed_rank_order(n)
     assert k == (0 if critical is None else critical + 1)
     assert (math.isnan(coverage) if critical is None else coverage >= 0.95)
 
 
 def test_normal_approximation_agrees_with_the_exact_order_near_the_switch() -> None:
-    from runner import stats
+    from runner.analysis import stats
     exact = stats.signed_rank_order(60)
     limit, stats.EXACT_SIGNED_RANKS = stats.EXACT_SIGNED_RANKS, 0
     try:
@@ -153,7 +153,7 @@ def test_normal_approximation_agrees_with_the_exact_order_near_the_switch() -> N
 
 
 def test_paired_interval_by_hand() -> None:
-    from runner.stats import paired_interval
+    from runner.analysis.stats import paired_interval
     # six differences 1..6: 21 Walsh averages from 1 to 6, median 3.5; six pairs give k = 1
     shift = paired_interval([3, 1, 6, 2, 5, 4])
     assert (shift.estimate, shift.low, shift.high) == (3.5, 1.0, 6.0)
@@ -161,7 +161,7 @@ def test_paired_interval_by_hand() -> None:
 
 
 def test_five_pairs_give_no_interval_and_processes_needed_says_six() -> None:
-    from runner.stats import paired_interval, processes_needed
+    from runner.analysis.stats import paired_interval, processes_needed
     shift = paired_interval([1, 2, 3, 4, 5])
     assert not shift.decided and shift.estimate == 3.0
     assert processes_needed() == 6 and processes_needed(one_sample=True) == 6
@@ -170,7 +170,7 @@ def test_five_pairs_give_no_interval_and_processes_needed_says_six() -> None:
 
 
 def test_sign_test_interval_of_the_median() -> None:
-    from runner.stats import median_interval, sign_order
+    from runner.analysis.stats import median_interval, sign_order
     assert sign_order(5)[0] == 0 and sign_order(6) == (1, pytest.approx(1 - 2 / 64))
     assert sign_order(10)[0] == 2  # P(B <= 1) = 11/1024 < 2.5% < P(B <= 2) = 56/1024
     interval = median_interval([5, 1, 4, 2, 3, 6, 9, 8, 7, 10])
@@ -180,7 +180,7 @@ def test_sign_test_interval_of_the_median() -> None:
 def test_paired_interval_covers_the_true_ratio() -> None:
     """Coverage by simulation: rounds share a lognormal machine state, each process adds its
     own lognormal noise, true ratio 2, ten rounds."""
-    from runner.stats import paired_interval
+    from runner.analysis.stats import paired_interval
     rng = np.random.default_rng(7)
     trials, covered = 800, 0
     for _ in range(trials):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.ticks import (
+from runner.report.ticks import (
     UnitFormatter,
     UnitLocator,
     binary_log_ticks,

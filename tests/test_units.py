@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.units import format_ns, format_size, parse_duration_s, parse_size
+from runner.core.units import format_ns, format_size, parse_duration_s, parse_size
 
 
 @pytest.mark.parametrize(("text", "size_bytes"), [

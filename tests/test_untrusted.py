@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from runner import store
-from runner.cli import main
-from runner.errors import StoreError
+from runner.cli.main import main
+from runner.core.errors import StoreError
+from runner.store import folders
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
@@ -23,9 +23,9 @@ Mutation = Callable[[Path], None]
 
 def _edit_manifest(change: Callable[[dict[str, Any]], object]) -> Mutation:
     def mutate(run_dir: Path) -> None:
-        manifest = json.loads((run_dir / store.MANIFEST).read_text())
+        manifest = json.loads((run_dir / folders.MANIFEST).read_text())
         change(manifest)
-        (run_dir / store.MANIFEST).write_text(json.dumps(manifest))
+        (run_dir / folders.MANIFEST).write_text(json.dumps(manifest))
     return mutate
 
 
@@ -42,16 +42,16 @@ def _param(key: str, value: object) -> Mutation:
 
 
 def _manifest_bytes(data: bytes) -> Mutation:
-    return lambda run_dir: (run_dir / store.MANIFEST).write_bytes(data)
+    return lambda run_dir: (run_dir / folders.MANIFEST).write_bytes(data)
 
 
 def _edit_record(change: Callable[[dict[str, Any]], object], line: int = 0) -> Mutation:
     def mutate(run_dir: Path) -> None:
-        lines = (run_dir / store.SAMPLES).read_text().splitlines()
+        lines = (run_dir / folders.SAMPLES).read_text().splitlines()
         record = json.loads(lines[line])
         change(record)
         lines[line] = json.dumps(record)
-        (run_dir / store.SAMPLES).write_text("\n".join(lines) + "\n")
+        (run_dir / folders.SAMPLES).write_text("\n".join(lines) + "\n")
     return mutate
 
 
@@ -65,20 +65,20 @@ def _probe(change: Callable[[dict[str, Any]], object]) -> Mutation:
 
 def _samples_bytes(data: bytes) -> Mutation:
     def mutate(run_dir: Path) -> None:
-        with open(run_dir / store.SAMPLES, "ab") as out:
+        with open(run_dir / folders.SAMPLES, "ab") as out:
             out.write(data)
     return mutate
 
 
 def _replace_with_link(run_dir: Path) -> None:
     target = run_dir.parent / "elsewhere.json"
-    (run_dir / store.MANIFEST).rename(target)
-    (run_dir / store.MANIFEST).symlink_to(target)
+    (run_dir / folders.MANIFEST).rename(target)
+    (run_dir / folders.MANIFEST).symlink_to(target)
 
 
 def _replace_with_fifo(run_dir: Path) -> None:
-    (run_dir / store.MANIFEST).unlink()
-    os.mkfifo(run_dir / store.MANIFEST)
+    (run_dir / folders.MANIFEST).unlink()
+    os.mkfifo(run_dir / folders.MANIFEST)
 
 
 def _sparse(name: str, size: int) -> Mutation:
@@ -120,8 +120,8 @@ CORPUS: dict[str, Mutation] = {
     "manifest nested deeply": _manifest_bytes(b"[" * 100_000 + b"]" * 100_000),
     "manifest a link": _replace_with_link,
     "manifest a FIFO": _replace_with_fifo,
-    "manifest too large": _sparse(store.MANIFEST, store.MAX_MANIFEST_BYTES + 1),
-    "samples too large": _sparse(store.SAMPLES, store.MAX_SAMPLES_BYTES + 1),
+    "manifest too large": _sparse(folders.MANIFEST, folders.MAX_MANIFEST_BYTES + 1),
+    "samples too large": _sparse(folders.SAMPLES, folders.MAX_SAMPLES_BYTES + 1),
     "record middle line torn": _samples_bytes(b'{"torn\n{}\n'),
     "record not an object": _samples_bytes(b"[1]\n"),
     "record extra key": _record("extra", 1),
@@ -147,7 +147,7 @@ CORPUS: dict[str, Mutation] = {
     "probe observation text": _probe(
         lambda p: p["iterations"][0].__setitem__("observations", {"mappings": "x"})),
     "probe libc malformed": _probe(lambda p: p.__setitem__("libc", "glibc")),
-    "record line too long": _samples_bytes(b'{"a": "' + b"x" * (store.MAX_RECORD_BYTES + 8)
+    "record line too long": _samples_bytes(b'{"a": "' + b"x" * (folders.MAX_RECORD_BYTES + 8)
                                            + b'"}\n{}\n'),
 }
 
@@ -160,19 +160,19 @@ def good_run(tmp_path: Path) -> Path:
 
 
 def test_the_unmodified_run_reads(good_run: Path) -> None:
-    assert len(store.load_run(good_run).records) == 18
+    assert len(folders.load_run(good_run).records) == 18
 
 
 @pytest.mark.parametrize("mutation", list(CORPUS), ids=list(CORPUS))
 def test_each_damaged_run_is_a_store_error_naming_where(mutation: str, good_run: Path) -> None:
     CORPUS[mutation](good_run)
     with pytest.raises(StoreError) as caught:
-        store.load_run(good_run)
+        folders.load_run(good_run)
     message = str(caught.value)
     assert str(good_run) in message or "stored spec invalid" in message
     assert "\n" not in message and len(message) < 1000
-    with pytest.warns(store.SkippedRunWarning):
-        assert store.list_runs(good_run.parent.parent.parent) == []
+    with pytest.warns(folders.SkippedRunWarning):
+        assert folders.list_runs(good_run.parent.parent.parent) == []
 
 
 @pytest.mark.parametrize("mutation", list(CORPUS), ids=list(CORPUS))
@@ -180,9 +180,9 @@ def test_read_as_columns_each_damaged_run_is_the_same_store_error(mutation: str,
                                                                   good_run: Path) -> None:
     CORPUS[mutation](good_run)
     with pytest.raises(StoreError) as as_records:
-        store.load_run(good_run)
+        folders.load_run(good_run)
     with pytest.raises(StoreError) as as_columns:
-        store.load_run(good_run, columns=True)  # as the report reads it
+        folders.load_run(good_run, columns=True)  # as the report reads it
     assert str(as_columns.value) == str(as_records.value)
 
 
@@ -191,13 +191,13 @@ def test_a_machine_folder_that_is_not_a_label_is_refused(folder: str, good_run: 
     machine_dir = good_run.parent.parent
     moved = machine_dir.rename(machine_dir.parent / folder)
     with pytest.raises(StoreError, match="is not a machine label"):
-        store.load_run(moved / good_run.parent.name / good_run.name)
+        folders.load_run(moved / good_run.parent.name / good_run.name)
 
 
 def test_a_run_folder_other_than_its_manifest_says_is_refused(good_run: Path) -> None:
     moved = good_run.rename(good_run.parent / "20990101T000000Z")
     with pytest.raises(StoreError, match="names run small/20260101T000000Z, but sits in"):
-        store.load_run(moved)
+        folders.load_run(moved)
 
 
 def test_one_bad_run_is_reported_and_skipped_and_the_others_render(
@@ -213,7 +213,7 @@ def test_one_bad_run_is_reported_and_skipped_and_the_others_render(
     hostile = write_synthetic_run(results, other, machine="n")
     CORPUS["probe ns text"](hostile)
     assert main(["report", "--results", str(results), "--reports", str(reports),
-                 "--templates", str(ROOT / "runner" / "templates")]) == 0
+                 "--templates", str(ROOT / "templates")]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: skipped") == 2
     assert sorted(p.name for p in reports.iterdir()) == [".render-cache.json", "index.html",
@@ -235,7 +235,7 @@ def test_a_shown_run_bad_past_its_first_record_is_left_off_its_page_each_time(
     reports = tmp_path / "reports"
     for _ in range(2):  # not kept by the render cache: the warning is repeated
         assert main(["report", "--results", str(good_run.parent.parent.parent), "--reports",
-                     str(reports), "--templates", str(ROOT / "runner" / "templates")]) == 0
+                     str(reports), "--templates", str(ROOT / "templates")]) == 0
         err = capsys.readouterr().err
         assert err.count("warning: skipped") == 1 and "status: 'weird'" in err
         assert "20260101T000000Z" not in (reports / "small.html").read_text()

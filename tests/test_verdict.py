@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runner.model import CheckSpec, Looks, Span
-from runner.parameters import PARAMETERS
-from runner.verdict import (
+from runner.analysis.verdict import (
     Comparison,
     check_looks,
     conclude,
@@ -20,6 +18,8 @@ from runner.verdict import (
     judge_exact,
     method_of,
 )
+from runner.core.model import CheckSpec, Looks, Span
+from runner.core.parameters import PARAMETERS
 
 LABEL_KEYS = ("backing", "size")
 SIZES = (4096, 1 << 17, 1 << 18, 1 << 20, 1 << 30)
@@ -369,7 +369,7 @@ def test_zero_candidates_against_a_positive_reference_still_give_a_ratio() -> No
 
 
 def test_per_process_values_keep_row_order_whatever_order_processes_come_in() -> None:
-    from runner.verdict import _process_values
+    from runner.analysis.verdict import _process_values
 
     samples = pd.DataFrame({
         "scenario_id": ["b", "a", "b", "a", "b", "a"],

@@ -1,0 +1,1017 @@
+"""The vocabulary of a scenario: every parameter a spec may set, declared once.
+
+The spec validator, the JSON Schema, `plan`, the probe's command line and the stored records
+all derive from PARAMETERS, so adding a parameter is one entry here plus its meaning in the
+probe. Rules about which combinations make no physical sense live here too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from runner.core.units import (
+    PPM,
+    SIZE_HINT,
+    check_share_ppm,
+    format_share,
+    format_size,
+    parse_share_ppm,
+    parse_size,
+)
+
+Value = str | int | bool
+Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text", "share"]
+
+BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
+            "memfd", "shm", "mmap-hugetlb", "write-file", "pipe", "dev-zero")
+# Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
+# protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
+# free().
+HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
+# Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
+MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb", "dev-zero")
+# Mapping backings whose private mappings are anonymous memory (MADV_FREE works on them): a
+# private mapping of /dev/zero is anonymous memory, a shared one a shared-memory object.
+ANONYMOUS_BACKINGS = ("mmap-anon", "dev-zero")
+# Backings that need a file: the probe creates it (outside the timed phases) in `file_dir`.
+FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
+ACCESSES = ("none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all")
+WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
+# What one iteration of a probe process does; the meaning of the four phases of each is in
+# runner/probe/probe.c's header comment and in the README.
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
+# What workload ipc passes its messages through: memory an unrelated process maps by a name
+# (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.
+IPC_BACKINGS = ("shm", "memfd", "mmap-file", "pipe")
+# The control page before workload ipc's message in its shared object (a page: 4 KiB here).
+IPC_CONTROL_BYTES = 4096
+# Releases that end a block of workload churn right after its access pattern.
+CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
+# Backings workload limits can map until refused: one untouched mapping per block.
+LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
+GROW_METHODS = ("realloc", "mremap", "copy")
+SYNCS = ("none", "msync", "fsync")
+# Most growth steps of workload resize (the probe's limit too).
+MAX_GROW_STEPS = 30
+# Most milliseconds of pause_ms (the probe's limit too).
+MAX_PAUSE_MS = 60_000
+# Most worker threads a scenario may ask for (the probe's limit too).
+MAX_THREADS = 256
+# GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
+_TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
+TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
+POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
+PROTECTIONS = ("read-write", "read", "none", "exec")
+# Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
+READ_ONLY_PROTECTIONS = ("read", "exec")
+ADVICES = ("none", "sequential", "random", "willneed", "dontneed", "madv-populate-read")
+THP_MODES = ("default", "huge", "nohuge")
+RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
+            "free-but-last", "malloc-trim-but-last", "none")
+# How heap memory and mappings can be given back (`auto` picks free or munmap).
+HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
+MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
+HISTORIES = ("fresh", "recycled")
+# Where the data file comes from: written and synced before timing, or created inside
+# allocate (sparse), per iteration.
+FILE_ORIGINS = ("existing", "new")
+# What the data file of mmap-file holds under the blocks' mappings (see file_layout's help).
+FILE_LAYOUTS = ("whole", "short", "holes", "truncated")
+# Layouts whose mappings reach past the end of the file: touching those pages raises SIGBUS.
+PAST_EOF_LAYOUTS = ("short", "truncated")
+# The smallest block of a layout other than whole: a page of data and one past it (or a hole),
+# in 4 KiB pages (the probe checks against its real page size).
+LAYOUT_MIN_BYTES = 2 * 4096
+FILE_OPENS = ("once", "per-block")
+# Accesses that leave the blocks (and a shared mapping's file) as they found them.
+READING_ACCESSES = ("none", "read-page", "read-all")
+HEAP_PADS = ("default", "keep")
+# hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
+HUGE_PAGE_BYTES = 2 << 20
+# read_buffer and write_buffer whole (a heap block as large as the block) as the Scenario
+# fields hold them.
+WHOLE_READ_BUFFER = 0
+WHOLE_WRITE_BUFFER = 0
+# The parameter that means something for one backing alone (every other holds its default).
+BACKING_ONLY = {"read_buffer": "read-file", "write_buffer": "write-file"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One scenario parameter: the spec key, the Scenario field, its type and its default."""
+
+    key: str
+    field: str
+    kind: Kind
+    default: Value
+    help: str
+    choices: tuple[str, ...] = ()
+    # Other spellings a choice accepts, each with the choice it means: (written, choice). The
+    # first spelling of a choice is also what Scenario.id hashes, so renaming values (populate
+    # was true/false) keeps the ids of stored scenarios.
+    aliases: tuple[tuple[Value, str], ...] = ()
+    # Labels show `key=value` (as for bool and count kinds): for values like `none` or
+    # `default` that do not say what they are about.
+    keyed_label: bool = False
+    # The probe takes it as --<field>=<value>; a parameter that is not a probe option reaches
+    # the probe another way (tunables: its environment, runner.probe.native.probe_env).
+    probe_option: bool = True
+    minimum: int = 1  # whole kind: the smallest value allowed
+    maximum: int | None = None  # whole kind: the largest value allowed
+    pattern: str = ""  # text kind: a regular expression a non-empty value must match
+    hint: str = ""  # text kind: what the pattern means, for error messages
+    # size kind: words that stand for a value (read_buffer: whole is 0), and the sizes allowed
+    # besides them: from size_minimum to size_maximum (when given), in whole size_units
+    words: tuple[tuple[str, int], ...] = ()
+    size_minimum: int = 1
+    size_maximum: int | None = None
+    size_unit: int = 1
+
+    def parse_stored(self, stored: object) -> Value:
+        """A value as stored results hold it, where a word is what it stands for (read_buffer
+        whole is stored as 0); raise ValueError as parse does."""
+        if any(stored == meaning and type(stored) is int for _, meaning in self.words):
+            return stored  # type: ignore[return-value]
+        if self.kind == "share":  # stored as parts per million
+            return check_share_ppm(stored)
+        return self.parse(stored)
+
+    def parse(self, raw: object) -> Value:
+        """Convert one value as written in YAML; raise ValueError saying what is allowed."""
+        if self.kind == "size":
+            for word, meaning in self.words:
+                if raw == word:
+                    return meaning
+            if not isinstance(raw, str | int):
+                raise ValueError(f"{raw!r} is not a size ({SIZE_HINT})")
+            try:
+                size = parse_size(raw)
+            except ValueError:
+                if not self.words:
+                    raise
+                raise ValueError(f"{raw!r} is not {self.hint}") from None
+            if (size < self.size_minimum or size % self.size_unit
+                    or (self.size_maximum is not None and size > self.size_maximum)):
+                raise ValueError(f"{raw!r} is not {self.hint}")
+            return size
+        if self.kind == "choice":
+            for written, choice in self.aliases:
+                if raw == written and type(raw) is type(written):  # True is not 1
+                    return choice
+            if not isinstance(raw, str) or raw not in self.choices:
+                raise ValueError(f"{raw!r} is not one of: {', '.join(self.choices)}"
+                                 + self._alias_hint())
+            return raw
+        if self.kind == "bool":
+            if not isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not true or false")
+            return raw
+        if self.kind == "count":
+            if raw == "auto":
+                return 0
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                raise ValueError(f"{raw!r} is not a positive whole number or 'auto'")
+            return raw
+        if self.kind == "whole":
+            if (isinstance(raw, bool) or not isinstance(raw, int) or raw < self.minimum
+                    or (self.maximum is not None and raw > self.maximum)):
+                most = f" and at most {self.maximum}" if self.maximum is not None else ""
+                raise ValueError(f"{raw!r} is not a whole number of at least {self.minimum}"
+                                 f"{most}")
+            return raw
+        if self.kind == "share":
+            return parse_share_ppm(raw)
+        if self.kind == "text":
+            if not isinstance(raw, str) or (raw and not re.fullmatch(self.pattern, raw)):
+                raise ValueError(f"{raw!r} is not {self.hint}")
+            return raw
+        if not isinstance(raw, str) or not raw.startswith("/"):
+            raise ValueError(f"{raw!r} is not an absolute directory path")
+        return raw
+
+    def _alias_hint(self) -> str:
+        if not self.aliases:
+            return ""
+        shown = ", ".join(f"{_yaml_text(written)} for {choice}" for written, choice in self.aliases)
+        return f" (or {shown})"
+
+    def id_value(self, value: Value) -> Value:
+        """The value as Scenario.id hashes it: a choice's first alias where it has one."""
+        return next((written for written, choice in self.aliases if choice == value), value)
+
+    def upgrade(self, stored: object) -> Value:
+        """A value read from stored results, in today's spelling (aliases resolved)."""
+        if self.kind == "choice" and self.aliases:
+            return self.parse(stored)
+        return stored  # type: ignore[return-value]
+
+    def format(self, value: Value) -> str:
+        """The value as a user would write it (used in labels, plan and the report)."""
+        if self.kind == "size":
+            word = next((w for w, meaning in self.words if meaning == value), None)
+            return word if word is not None else format_size(int(value))
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind == "count" and value == 0:
+            return "auto"
+        if self.kind == "share":
+            return format_share(int(value))
+        return str(value)
+
+    def label_text(self, value: Value) -> str:
+        """The value in a scenario label or chart legend: `threads=2`, but `4KiB`, `malloc`."""
+        text = self.format(value)
+        keyed = self.kind in ("bool", "count", "whole", "text", "share") or self.keyed_label
+        return f"{self.key}={text}" if keyed else text
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("backing", "backing", "choice", "malloc",
+              "where the memory comes from: the C heap, an anonymous or file mapping (or a "
+              "mapping of /dev/zero: dev-zero), or a heap buffer filled by read() from a file; "
+              "for workload ipc, pipe: messages through a pipe instead of shared memory",
+              BACKINGS),
+    Parameter("size", "size_bytes", "size", 4096, "bytes per allocated block"),
+    Parameter("sharing", "sharing", "choice", "private",
+              "MAP_PRIVATE or MAP_SHARED (mmap backings only)", ("private", "shared")),
+    Parameter("protection", "protection", "choice", "read-write",
+              "PROT_READ|PROT_WRITE, PROT_READ, PROT_NONE or PROT_READ|PROT_EXEC (exec; skipped "
+              "where the filesystem is mounted noexec) for mapping backings and posix-memalign; "
+              "posix-memalign then asks for whole pages and calls mprotect inside allocate, "
+              "timed, which is what protecting heap memory costs", PROTECTIONS),
+    Parameter("populate", "populate", "choice", "none",
+              "fault every page in during the allocate phase (mapping backings only): not at "
+              "all, by MAP_POPULATE, by madvise(MADV_POPULATE_WRITE) (Linux 5.14+) or by mlock "
+              "(pins the pages; skipped past RLIMIT_MEMLOCK unless root); true and false mean "
+              "map-populate and none",
+              POPULATES, aliases=((True, "map-populate"), (False, "none")), keyed_label=True),
+    Parameter("access", "access", "choice", "write-page",
+              "what the first-touch and second-pass phases do to each block: nothing, one byte "
+              "per page, every byte (memset), read them, or zero-then-write-all: memset to 0, "
+              "then every byte written (malloc followed by memset, then used: compare with "
+              "calloc and write-all)", ACCESSES),
+    Parameter("ops", "ops", "count", 0,
+              "blocks allocated per timed phase, so short operations rise above the clock; "
+              "'auto' picks enough blocks to cover at least 16 MiB (at most 65536 blocks); "
+              "for workload ipc the messages of size bytes each touching phase sends (auto: "
+              "enough to move 16 MiB)"),
+    Parameter("file_dir", "file_dir", "path", "/tmp",
+              "directory of the file behind file backings (its filesystem changes the results)"),
+    Parameter("thp", "thp", "choice", "default",
+              "transparent huge pages for mmap-anon: as the system decides, or each block "
+              "aligned to 2 MiB and madvise(MADV_HUGEPAGE) or madvise(MADV_NOHUGEPAGE); the "
+              "memory that really became huge is reported as anon_huge_bytes_per_op",
+              THP_MODES, keyed_label=True),
+    Parameter("release", "release", "choice", "auto",
+              "how the free phase gives memory back: auto (free for heap backings, munmap for "
+              "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
+              "madvise(MADV_FREE), whose mappings are unmapped after the phase, untimed; "
+              "free-but-last and malloc-trim-but-last keep the block allocated last (the top "
+              "of the heap; with threads, each thread's last) through the phase and free it "
+              "after, untimed; none gives nothing "
+              "back: every iteration leaks its blocks until the process exits",
+              RELEASES, keyed_label=True),
+    Parameter("workload", "workload", "choice", "cycle",
+              "what one iteration does: cycle (allocate, touch, touch again, free), fork "
+              "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
+              "or resize (write, then grow every block by grow_method), or limits (mmap-anon "
+              "or mmap-file: map untouched blocks one after another until mmap refuses one, "
+              "then unmap them; ops is not used), or churn (ops times: allocate one block, "
+              "apply the access pattern, release it, back to back in one timed window, the "
+              "allocate phase: the latency of an allocate-use-release pair), or reuse "
+              "(mmap-anon or dev-zero, private: allocate, touch, release by madvise, which "
+              "keeps the mappings, then the access pattern again on the released blocks, "
+              "timed as second_pass), or ipc (shm, memfd, mmap-file or pipe: ops messages of "
+              "size bytes per touching phase from the probe to a second process that opens "
+              "the channel by name, every byte written, read and acknowledged)",
+              WORKLOADS),
+    Parameter("cache", "cache", "choice", "warm",
+              "the data file of file backings before each iteration: warm (in the page cache) "
+              "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
+              "cached is reported as resident_fraction_before, as eviction does not work on "
+              "every filesystem)", ("warm", "cold"), keyed_label=True),
+    Parameter("order", "order", "choice", "sequential",
+              "the order in which the access pattern visits pages: sequential, or a fixed "
+              "random permutation of every page of every block (prepared before timing); "
+              "random also makes read-file and write-file do one pread/pwrite per page in "
+              "that order", ("sequential", "random"), keyed_label=True),
+    Parameter("sync", "sync", "choice", "none",
+              "what ends each touching phase after the access pattern: nothing, "
+              "msync(MS_SYNC) of every block (mmap-file shared) or fsync of the data file "
+              "(mmap-file shared, write-file)", SYNCS, keyed_label=True),
+    Parameter("grow_method", "grow_method", "choice", "realloc",
+              "workload resize: how each block grows to grow_factor times its size: realloc "
+              "(heap backings), mremap(MREMAP_MAYMOVE) (mmap-anon), or copy: a new block "
+              "(malloc, or mmap for mmap-anon), memcpy and free/munmap of the old one",
+              GROW_METHODS, keyed_label=True),
+    Parameter("grow_factor", "grow_factor", "whole", 2,
+              "workload resize: the grown block's size as a multiple of size", minimum=2,
+              maximum=64, keyed_label=True),
+    Parameter("check_zero", "check_zero", "bool", False,
+              "count the non-zero bytes of every block right after allocate (workload cycle; "
+              "reported as nonzero_bytes_at_allocate_per_op, and the share of blocks with any "
+              "as nonzero_blocks_per_op). Reading faults the pages in, "
+              "which changes first touch's faults and RSS, so it is off by default"),
+    Parameter("threads", "threads", "whole", 1,
+              "threads sharing the ops blocks (workload cycle): each allocates, touches and "
+              "frees its share at once; a phase is timed from the barrier that starts them to "
+              "the one the last of them reaches", maximum=MAX_THREADS, keyed_label=True),
+    Parameter("advice", "advice", "choice", "none",
+              "madvise of every block right after its mmap, inside allocate (mapping backings "
+              "only): none, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED or "
+              "MADV_POPULATE_READ (madv-populate-read, Linux 5.14+: faults the pages in for "
+              "reading)", ADVICES, keyed_label=True),
+    Parameter("read_buffer", "read_buffer_bytes", "size", 1 << 20,
+              "backing read-file: the buffer read() copies into, page-aligned, made and written "
+              "before timing and reused for every pread of up to its size; first touch and "
+              "second pass read each block chunk by chunk and apply the access pattern to each "
+              "chunk as it arrives (allocate and free do nothing). whole: a heap block as large "
+              "as the block, filled by pread in allocate (read-file before probe version 4)",
+              keyed_label=True, words=(("whole", 0),), size_minimum=4096,
+              size_maximum=64 << 20, size_unit=4096,
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
+    Parameter("write_buffer", "write_buffer_bytes", "size", 1 << 20,
+              "backing write-file: the buffer write() copies from, page-aligned, made and "
+              "written before timing and reused for every chunk of up to its size; first touch "
+              "and second pass make each chunk of each block in it with the access pattern and "
+              "pwrite it to its place in the file, as fio writes (allocate and free do "
+              "nothing). whole: a heap block as large as the block, given the access pattern, "
+              "then written by one pwrite (write-file before probe version 6)",
+              keyed_label=True, words=(("whole", 0),), size_minimum=4096,
+              size_maximum=64 << 20, size_unit=4096,
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
+    Parameter("tunables", "tunables", "text", "",
+              "glibc tunables for the probe, e.g. glibc.malloc.mmap_threshold=131072 (name=value "
+              "pairs joined by ':'); appended to an inherited GLIBC_TUNABLES, so where both set a "
+              "tunable this value wins", pattern=TUNABLES_PATTERN,
+              hint="empty or glibc tunables like glibc.malloc.mmap_threshold=131072 (joined "
+                   "by ':')", keyed_label=True, probe_option=False),
+    Parameter("history", "history", "choice", "fresh",
+              "the memory allocate gets (workload cycle): fresh, as the process finds it (a "
+              "pristine heap in a fresh process's first iteration), or recycled: before each "
+              "iteration, untimed, the same blocks are allocated the same way, every byte "
+              "written non-zero, and freed (or unmapped)", HISTORIES, keyed_label=True),
+    Parameter("host_warm", "host_warm", "bool", False,
+              "before the first iteration, untimed, map an anonymous region as large as the "
+              "scenario's blocks, write every page and unmap it, so the pages the kernel hands "
+              "out next are likely already backed by a virtual machine's host (best effort: "
+              "the measured blocks are still untouched)"),
+    Parameter("grow_steps", "grow_steps", "whole", 1,
+              "workload resize: how many times every block grows by grow_factor, one step "
+              "after another in the second pass (1 MiB to 1 GiB by doubling: size 1MiB, "
+              "grow_factor 2, grow_steps 10)", maximum=MAX_GROW_STEPS, keyed_label=True),
+    Parameter("touch_grown", "touch_grown", "bool", False,
+              "workload resize: after each growth step, apply the access pattern to the part "
+              "the step added (timed, in the second pass), as a growing buffer is filled; "
+              "data_survived then checks those bytes too"),
+    Parameter("heap_pad", "heap_pad", "choice", "default",
+              "the C heap around a batch (heap backings, workload cycle or churn, one thread): "
+              "default, glibc as configured (the heap grows by brk inside allocate, with its "
+              "fresh pages' faults, and free trims its top back past 128 KiB, so every batch "
+              "pays again), or keep: trimming off and a top pad as large as the batch "
+              "(mallopt M_TRIM_THRESHOLD -1, M_TOP_PAD) and, before the first iteration, "
+              "untimed, the batch allocated once and freed, so the timed phases cost the "
+              "allocator alone (this also fixes the mmap threshold at 128 KiB)", HEAP_PADS,
+              keyed_label=True),
+    Parameter("touch_share", "touch_share_ppm", "share", PPM,
+              "the share of each block's pages the access pattern visits (workload cycle, one "
+              "thread), e.g. 1%: that many distinct pages of each block (rounded up, at least "
+              "one), drawn with the probe's fixed seed; with order random visited once each in "
+              "random order, with order sequential in ascending order. read-file and "
+              "write-file with a buffer read or write that share of each block's chunks. "
+              "Per-page metrics still divide by every page of a block (touched_pages_per_op "
+              "says how many were visited)"),
+    Parameter("file_origin", "file_origin", "choice", "existing",
+              "the data file of mmap-file and write-file (workload cycle): existing, written "
+              "and synced before timing, or new: created inside allocate (open O_CREAT|O_TRUNC, "
+              "and for mmap-file ftruncate to its full length: sparse, no data) before the "
+              "blocks are mapped; write-file's pwrites then extend it. After the free phase, "
+              "untimed, the file is closed and unlinked: each iteration starts with none",
+              FILE_ORIGINS, keyed_label=True),
+    Parameter("file_layout", "file_layout", "choice", "whole",
+              "what the data file of mmap-file holds under the mappings (workload cycle, with "
+              "check_content; blocks of at least two pages): whole; short, the file ends half "
+              "a page into the second-to-last page of the last block, so that page's tail lies "
+              "past the end and the last page wholly beyond it; holes, every other page of "
+              "each block (the second, fourth...) a hole never written; truncated, right after "
+              "allocate, untimed, a forked child truncates the file to half of the last "
+              "block's range (rounded down to a page)", FILE_LAYOUTS, keyed_label=True),
+    Parameter("check_content", "check_content", "bool", False,
+              "mmap-file, workload cycle: after the second pass, untimed, compare every mapped "
+              "byte the file holds with the file's known pattern (content_matches), and for "
+              "file_layout short, holes and truncated what lies past the end or in the holes "
+              "(tail_zero, sigbus_beyond_eof, holes_zero, sigbus_after_truncate); reading "
+              "faults every page in before the free phase"),
+    Parameter("file_open", "file_open", "choice", "once",
+              "the data file's descriptor (workload cycle): once, one for the whole run, or "
+              "per-block: mmap-file's allocate opens the file by name for each block, maps the "
+              "block's range and closes it; read-file opens it, preads the block and closes it "
+              "for each block (timed): the idiom of reading a small file once",
+              FILE_OPENS, keyed_label=True),
+    Parameter("noreserve", "noreserve", "bool", False,
+              "mapping backings: add MAP_NORESERVE to every mmap, so the kernel does not "
+              "count the mapping against the memory it promises (overcommit heuristic, mode "
+              "0: a writable private mapping larger than memory and swap is then granted; "
+              "mode 2 ignores the flag)"),
+    Parameter("pause_ms", "pause_ms", "whole", 0,
+              "workload cycle: an untimed sleep of this many milliseconds between allocate and "
+              "first touch — the other work a program does between preparing memory and using "
+              "it, during which what allocate started goes on (MADV_WILLNEED's read-ahead of a "
+              "file); 0: none", minimum=0, maximum=MAX_PAUSE_MS, keyed_label=True),
+    Parameter("keep_every", "keep_every", "whole", 0,
+              "heap backings, workload cycle: the free phase frees every block but every "
+              "keep_every-th, which stays allocated until the process exits (long-lived "
+              "objects among short-lived ones); the next iteration's blocks can fill the "
+              "holes, and retained_per_requested_byte shows the fragmentation (ideally "
+              "1/keep_every). 0: every block is freed", minimum=0, keyed_label=True),
+)
+
+BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
+DEFAULTS: Mapping[str, Value] = {p.key: p.default for p in PARAMETERS}
+
+AUTO_OPS_TARGET_BYTES = 16 << 20
+AUTO_OPS_MAX = 65536
+
+
+def _yaml_text(value: Value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def applies(key: str, params: Mapping[str, Value]) -> bool:
+    """Whether a parameter means anything for this scenario, so labels can leave it out:
+    read_buffer is read-file's alone, write_buffer write-file's (BACKING_ONLY)."""
+    return key not in BACKING_ONLY or params["backing"] == BACKING_ONLY[key]
+
+
+def block_bytes(backing: str, size_bytes: int) -> int:
+    """Memory one block really takes: a hugetlb block is rounded up to whole huge pages."""
+    if backing == "mmap-hugetlb":
+        return -(-size_bytes // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
+    return size_bytes
+
+
+def resolve_ops(ops: int, size_bytes: int, backing: str = "") -> int:
+    """The inner-loop count: as given, or for 'auto' (0) enough blocks to cover 16 MiB."""
+    if ops:
+        return ops
+    blocks = -(-AUTO_OPS_TARGET_BYTES // block_bytes(backing, size_bytes))  # rounded up
+    return max(1, min(AUTO_OPS_MAX, blocks))
+
+
+def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
+    """Scenario parameters by field as a stored manifest has them, in today's vocabulary.
+
+    Parameters added since the run was stored take their defaults (which is what the probe did
+    then), and renamed values get today's spelling (populate true -> map-populate), so results
+    of every age compare with each other.
+    """
+    upgraded = {p.field: p.upgrade(stored[p.field]) if p.field in stored else p.default
+                for p in PARAMETERS}
+    if upgraded["backing"] == "read-file" and "read_buffer_bytes" not in stored:
+        upgraded["read_buffer_bytes"] = WHOLE_READ_BUFFER  # what read-file did before it
+    if upgraded["backing"] == "write-file" and "write_buffer_bytes" not in stored:
+        upgraded["write_buffer_bytes"] = WHOLE_WRITE_BUFFER  # what write-file did before it
+    return upgraded
+
+
+def id_defaults(backing: Value) -> Mapping[str, Value]:
+    """The value of each parameter that Scenario.id leaves out, by spec key: its default, but
+    for read-file's read_buffer and write-file's write_buffer `whole`, so scenarios stored
+    before those existed (which read or wrote the whole block) keep their ids, and those with
+    a reused buffer, which measure something else, get new ones."""
+    if backing == "read-file":
+        return {**DEFAULTS, "read_buffer": WHOLE_READ_BUFFER}
+    if backing == "write-file":
+        return {**DEFAULTS, "write_buffer": WHOLE_WRITE_BUFFER}
+    return DEFAULTS
+
+
+def find_conflict(params: Mapping[str, Value]) -> str | None:
+    """Why this combination of parameters cannot be measured, or None when it can.
+
+    Only the physics of the combination counts here; what this machine lacks (huge pages, an
+    mlock limit) is runner.machine.preconditions' business, and is skipped at run time, not refused.
+    """
+    backing = params["backing"]
+    if backing in HEAP_BACKINGS:
+        for key in ("sharing", "populate", "advice", "noreserve"):
+            if params[key] != DEFAULTS[key]:
+                return (f"backing {backing} takes memory from the C heap, so "
+                        f"{key}: {BY_KEY[key].format(params[key])} cannot apply "
+                        f"(use an mmap backing, or {key}: {BY_KEY[key].format(DEFAULTS[key])})")
+        if params["protection"] != "read-write" and backing != "posix-memalign":
+            return (f"backing {backing} gives no control over the protection of its memory: "
+                    f"its blocks share pages with other chunks and their headers, so protection "
+                    f"{params['protection']} cannot apply (use backing posix-memalign, which "
+                    "gets whole pages, or an mmap backing)")
+    reason = (_limits_conflict(params) or _io_buffer_conflict(params)
+              or _thp_conflict(params) or _release_conflict(params) or _file_conflict(params)
+              or _file_io_conflict(params)
+              or _workload_conflict(params) or _threads_conflict(params)
+              or _history_conflict(params) or _host_warm_conflict(params)
+              or _advice_conflict(params) or _heap_pad_conflict(params)
+              or _keep_every_conflict(params) or _pause_conflict(params))
+    if reason is not None:
+        return reason
+    if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
+        instead = ("map-populate or mlock" if params["protection"] in READ_ONLY_PROTECTIONS
+                   else "map-populate")
+        return (f"MADV_POPULATE_WRITE faults pages in for writing, which protection "
+                f"{params['protection']} forbids (use populate: {instead})")
+    if params["protection"] == "none" and params["populate"] == "mlock":
+        return ("mlock faults the pages in, which protection none forbids: the kernel refuses "
+                "it (use populate: map-populate, or protection: read)")
+    if params["protection"] == "none" and params["access"] != "none":
+        return (f"protection none forbids every access, so access {params['access']} would "
+                "crash (use access: none)")
+    if params["protection"] in READ_ONLY_PROTECTIONS and params["access"] in WRITING_ACCESSES:
+        return (f"protection {params['protection']} forbids writing, so access "
+                f"{params['access']} would crash (use access: read-page, read-all or none)")
+    if params["check_zero"] and params["protection"] == "none":
+        return ("check_zero reads every block, which protection none forbids (use protection: "
+                "read or read-write)")
+    if (params["order"] == "random" and params["access"] == "none"
+            and _buffered(params) is None):
+        return ("order random is the order in which the access pattern visits pages, and access "
+                "none visits none (use access: write-page, write-all, read-page or read-all)")
+    return None
+
+
+# What workload limits takes as it is given: the blocks, their file, the probe's environment.
+_LIMITS_FREE_KEYS = ("backing", "size", "sharing", "file_dir", "ops", "workload", "access",
+                     "release", "tunables", "noreserve")
+
+
+def _limits_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["workload"] != "limits":
+        return None
+    backing = params["backing"]
+    if backing not in LIMITS_BACKINGS:
+        return (f"workload limits maps blocks until mmap refuses one, and backing {backing} is "
+                "not a plain mapping (use backing mmap-anon or mmap-file)")
+    if params["access"] != "none":
+        return (f"workload limits never touches its blocks, so that tens of thousands of them "
+                f"take no memory, and access {params['access']} would (use access: none)")
+    if params["release"] not in ("auto", "munmap"):
+        return (f"workload limits unmaps its blocks in the free phase (use release: munmap or "
+                f"auto, not {params['release']})")
+    for key, value in params.items():
+        if key not in _LIMITS_FREE_KEYS and value != DEFAULTS[key]:
+            return (f"workload limits maps untouched blocks that alternate between read-write "
+                    f"and read-only, so {key}: {BY_KEY[key].format(value)} cannot apply (leave "
+                    f"{key} out; it takes backing, size, sharing, file_dir, noreserve and "
+                    "tunables)")
+    return None
+
+
+def _history_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["history"] == "fresh":
+        return None
+    if params["workload"] != "cycle" or int(params["threads"]) != 1:
+        return ("history recycled reuses the blocks of the iteration's own allocate, which "
+                "needs workload cycle with one thread (another thread allocates from an arena "
+                "of its own) (use workload: cycle and threads: 1, or history: fresh)")
+    if params["backing"] in FILE_BACKINGS:
+        return (f"history recycled writes a pattern into every byte, which backing "
+                f"{params['backing']} would write to (or read over from) its data file (use a "
+                "backing without a file, or history: fresh)")
+    if params["protection"] != "read-write":
+        return (f"history recycled writes a pattern into every byte, which protection "
+                f"{params['protection']} forbids (use protection: read-write)")
+    return None
+
+
+def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["heap_pad"] == "default":
+        return None
+    key = _buffered(params)
+    if params["backing"] not in HEAP_BACKINGS or key:
+        return (f"heap_pad keep keeps the C heap grown, and backing {params['backing']} "
+                "allocates no heap blocks (use a heap backing; "
+                f"{params['backing'] if key else 'read-file'} with {key or 'read_buffer'}: "
+                "whole)")
+    if params["workload"] not in ("cycle", "churn") or int(params["threads"]) != 1:
+        return ("heap_pad keep grows the main heap once for the batch, which needs workload "
+                "cycle or churn with one thread (another thread allocates from an arena of its "
+                "own) (use heap_pad: default)")
+    if str(params["release"]).startswith("malloc-trim"):
+        return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
+                "(use release: free)")
+    return None
+
+
+def _pause_conflict(params: Mapping[str, Value]) -> str | None:
+    if int(params["pause_ms"]) and params["workload"] != "cycle":
+        return (f"pause_ms sleeps between allocate and first touch of workload cycle, and this "
+                f"is workload {params['workload']} (use workload: cycle, or leave pause_ms out)")
+    return None
+
+
+def _keep_every_conflict(params: Mapping[str, Value]) -> str | None:
+    """keep_every: heap blocks, some freed and some kept, by a free phase that frees."""
+    every = int(params["keep_every"])
+    if every == 0:
+        return None
+    key = _buffered(params)
+    if params["backing"] not in HEAP_BACKINGS or key:
+        return (f"keep_every {every} keeps some heap blocks allocated among freed ones, and "
+                f"backing {params['backing']} allocates no heap blocks (use a heap backing; "
+                f"{params['backing'] if key else 'read-file'} with {key or 'read_buffer'}: "
+                "whole)")
+    if params["workload"] != "cycle":
+        return (f"keep_every {every} changes the free phase of workload cycle, and this is "
+                f"workload {params['workload']} (use workload: cycle, or leave keep_every out)")
+    if params["release"] not in ("auto", "free", "malloc-trim"):
+        return (f"keep_every {every} frees all blocks but one in {every}, and release "
+                f"{params['release']} frees otherwise (use release: free or malloc-trim)")
+    return None
+
+
+def _host_warm_conflict(params: Mapping[str, Value]) -> str | None:
+    if not params["host_warm"]:
+        return None
+    if params["backing"] == "mmap-hugetlb":
+        return ("hugetlb pages come from the reserved pool, not from the ordinary pages "
+                "host_warm writes (use host_warm: false, or backing mmap-anon with thp: huge)")
+    return None
+
+
+# What each file-I/O backing does with its reused buffer, for the errors below.
+_BUFFER_USE = {"read_buffer": ("reads into", "reads no file with read()", "reads them"),
+               "write_buffer": ("writes from", "writes no file with write()", "writes them")}
+
+
+def _buffered(params: Mapping[str, Value]) -> str | None:
+    """The buffer key of read-file or write-file through a reused buffer (first touch and
+    second pass are then preads or pwrites of chunks, and there are no blocks), else None."""
+    for key, backing in BACKING_ONLY.items():
+        if params["backing"] == backing and params[key] != 0:
+            return key
+    return None
+
+
+def _io_buffer_conflict(params: Mapping[str, Value]) -> str | None:
+    """read_buffer and write_buffer: only for their backing, and a reused buffer only where
+    the workload needs no blocks."""
+    backing = params["backing"]
+    for key, owner in BACKING_ONLY.items():
+        if backing != owner and params[key] != DEFAULTS[key]:
+            uses, none, _ = _BUFFER_USE[key]
+            return (f"{key} is the buffer {owner} {uses}, and backing {backing} {none} "
+                    f"(use backing {owner}, or leave {key} out)")
+    buffered = _buffered(params)
+    if buffered is None:
+        return None
+    key = buffered
+    shown, does = f"{key} {BY_KEY[key].format(params[key])}", _BUFFER_USE[key][2]
+    if params["workload"] != "cycle" and backing == "read-file":  # write-file: cycle alone
+        return (f"workload {params['workload']} keeps the blocks in memory, and {backing} with "
+                f"{shown} {does} through one reused buffer (use {key}: whole)")
+    if params["check_zero"]:
+        return (f"check_zero reads the blocks after allocate, and {backing} with a reused "
+                f"buffer allocates none (use {key}: whole)")
+    if params["release"] not in ("auto", "free"):
+        return (f"release {params['release']} gives blocks back, and {backing} with a reused "
+                f"buffer has none: its buffer is reused (use release: auto, or {key}: whole)")
+    return None
+
+
+def _advice_conflict(params: Mapping[str, Value]) -> str | None:
+    advice = params["advice"]
+    if advice == "madv-populate-read" and params["protection"] == "none":
+        return ("MADV_POPULATE_READ faults the pages in for reading, which protection none "
+                "forbids (use protection: read, or advice: willneed)")
+    if advice == "dontneed" and params["populate"] == "map-populate":
+        return ("MADV_DONTNEED right after mmap throws away the pages MAP_POPULATE just faulted "
+                "in (use populate: madv-populate-write or mlock, which come after the advice)")
+    return None
+
+
+def _thp_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["thp"] == "default":
+        return None
+    if params["backing"] != "mmap-anon":
+        return (f"thp {params['thp']} asks for (or against) transparent huge pages of anonymous "
+                f"memory, which backing {params['backing']} is not (use backing mmap-anon, or "
+                "thp: default)")
+    if params["populate"] == "map-populate":
+        return ("MAP_POPULATE faults the pages in inside mmap, before madvise can ask for huge "
+                f"pages, so thp {params['thp']} would not apply (use populate: "
+                "madv-populate-write or mlock)")
+    return None
+
+
+def _release_conflict(params: Mapping[str, Value]) -> str | None:
+    backing, release = params["backing"], params["release"]
+    if backing in HEAP_BACKINGS and release in MAPPING_RELEASES:
+        return (f"release {release} works on mappings, and backing {backing} takes memory from "
+                "the C heap (use release: free, malloc-trim or auto)")
+    if backing in MAPPING_BACKINGS and release in HEAP_RELEASES:
+        return (f"release {release} gives memory back to the C heap, and backing {backing} is a "
+                "mapping (use release: munmap, madv-dontneed, madv-free or auto)")
+    if release == "madv-free" and (backing not in ANONYMOUS_BACKINGS
+                                   or params["sharing"] != "private"):
+        return ("MADV_FREE works only on private anonymous memory (use backing mmap-anon or "
+                "dev-zero with sharing: private, or release: madv-dontneed)")
+    if str(release).endswith("-but-last") and params["workload"] != "cycle":
+        return (f"release {release} keeps the block allocated last (by each thread), which "
+                "needs workload cycle (use release: free or malloc-trim)")
+    if release in ("madv-dontneed", "madv-free") and params["populate"] == "mlock":
+        return (f"locked pages cannot be released by madvise, so release {release} fails "
+                "after populate mlock (use release: munmap)")
+    return None
+
+
+def _file_conflict(params: Mapping[str, Value]) -> str | None:
+    backing, access, sync = params["backing"], params["access"], params["sync"]
+    if params["cache"] == "cold" and backing not in FILE_BACKINGS:
+        return (f"cache cold evicts the data file from the page cache, and backing {backing} has "
+                "no file (use backing mmap-file, read-file or write-file, or cache: warm)")
+    if backing == "write-file" and access not in WRITING_ACCESSES:
+        return (f"write-file writes to the file what the access pattern wrote, and access "
+                f"{access} writes nothing (use access: write-page or write-all)")
+    if sync == "none":
+        return None
+    if access not in WRITING_ACCESSES:
+        return (f"sync {sync} flushes what the access pattern wrote to the file, and access "
+                f"{access} writes nothing (use access: write-page or write-all)")
+    if backing == "write-file":
+        if sync == "msync":
+            return ("msync flushes a mapping, and write-file writes its heap buffer with pwrite "
+                    "(use sync: fsync, or backing mmap-file)")
+        return None
+    if backing != "mmap-file":
+        return (f"sync {sync} flushes writes to the data file, and backing {backing} has none "
+                "(use backing mmap-file with sharing: shared, or write-file)")
+    if params["sharing"] != "shared":
+        return (f"a private file mapping never writes to its file, so sync {sync} has nothing "
+                "to flush (use sharing: shared)")
+    return None
+
+
+# Parameters of workload cycle with one thread alone: they choose the pages one pass visits, or
+# make, lay out, check or open the data file around the blocks of that one thread.
+CYCLE_FILE_KEYS = ("touch_share", "file_origin", "file_layout", "check_content", "file_open")
+
+
+def _file_io_conflict(params: Mapping[str, Value]) -> str | None:
+    """touch_share, file_origin, file_layout, check_content and file_open: what each needs
+    (their workload and thread count: _workload_conflict and _threads_conflict)."""
+    return (_touch_share_conflict(params) or _file_origin_conflict(params)
+            or _file_layout_conflict(params) or _check_content_conflict(params)
+            or _file_open_conflict(params))
+
+
+def _touch_share_conflict(params: Mapping[str, Value]) -> str | None:
+    share = params["touch_share"]
+    if share == PPM or params["access"] != "none" or _buffered(params) is not None:
+        return None
+    return (f"touch_share {BY_KEY['touch_share'].format(share)} is the share of pages the access "
+            "pattern visits, and access none visits none (use access: write-page, write-all, "
+            "read-page or read-all, or touch_share: 100%)")
+
+
+def _file_origin_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["file_origin"] == "existing":
+        return None
+    backing = params["backing"]
+    if backing == "read-file":
+        return ("file_origin new creates the data file inside allocate, empty, and read-file "
+                "would have nothing to read (use backing mmap-file or write-file, or "
+                "file_origin: existing)")
+    if backing not in FILE_BACKINGS:
+        return (f"file_origin new creates the data file of a file backing, and backing {backing} "
+                "has none (use backing mmap-file or write-file)")
+    if params["cache"] == "cold":
+        return ("cache cold evicts the data file before each iteration, and file_origin new "
+                "creates it inside allocate: there is nothing to evict (use cache: warm)")
+    return None
+
+
+def _file_layout_conflict(params: Mapping[str, Value]) -> str | None:
+    layout = params["file_layout"]
+    if layout == "whole":
+        return None
+    if params["backing"] != "mmap-file":
+        return (f"file_layout {layout} is what a file mapping shows of its file, and backing "
+                f"{params['backing']} maps none (use backing mmap-file)")
+    if params["file_origin"] != "existing":
+        return (f"file_layout {layout} lays out a file written before timing, and file_origin "
+                f"{params['file_origin']} creates it in allocate (use file_origin: existing)")
+    if int(params["size"]) < LAYOUT_MIN_BYTES:
+        return (f"file_layout {layout} needs blocks of at least two pages, and size is "
+                f"{BY_KEY['size'].format(params['size'])} (use size: 8KiB or more)")
+    if not params["check_content"]:
+        return (f"file_layout {layout} changes only what check_content reads (use "
+                "check_content: true, or file_layout: whole)")
+    if layout not in PAST_EOF_LAYOUTS:
+        return None
+    if params["access"] != "none":
+        return (f"file_layout {layout} leaves pages of the last block past the end of the file, "
+                f"where access {params['access']} would raise SIGBUS inside a timed phase (use "
+                "access: none; check_content reads the blocks after the second pass)")
+    if params["populate"] != "none" or params["advice"] == "madv-populate-read":
+        how = (f"populate {params['populate']}" if params["populate"] != "none"
+               else "advice madv-populate-read")
+        return (f"{how} faults in every page of the blocks, and file_layout {layout} leaves some "
+                "past the end of the file (use populate: none, and advice other than "
+                "madv-populate-read)")
+    return None
+
+
+def _check_content_conflict(params: Mapping[str, Value]) -> str | None:
+    if not params["check_content"]:
+        return None
+    if params["backing"] != "mmap-file":
+        return (f"check_content compares a file mapping with its file, and backing "
+                f"{params['backing']} is not one (use backing mmap-file)")
+    if params["file_origin"] != "existing":
+        return ("check_content compares the blocks with the pattern written before timing, and "
+                "file_origin new creates an empty file (use file_origin: existing)")
+    if params["access"] not in READING_ACCESSES:
+        return (f"check_content compares the blocks with the file's known pattern, which access "
+                f"{params['access']} overwrites (use access: none, read-page or read-all)")
+    if params["protection"] == "none":
+        return ("check_content reads every block, which protection none forbids (use "
+                "protection: read or read-write)")
+    return None
+
+
+def _file_open_conflict(params: Mapping[str, Value]) -> str | None:
+    if params["file_open"] == "once":
+        return None
+    backing = params["backing"]
+    if backing not in ("mmap-file", "read-file"):
+        return (f"file_open per-block opens the file for each block mmap-file maps or read-file "
+                f"reads, and backing {backing} does neither (use backing mmap-file or read-file)")
+    if params["file_origin"] != "existing":
+        return ("file_open per-block opens the data file by its name, and file_origin new "
+                "creates it inside allocate (use file_origin: existing)")
+    if backing == "read-file" and (params["order"] != "sequential"
+                                   or params["touch_share"] != PPM):
+        return ("read-file with file_open per-block reads one block after another, each "
+                "between its open and close, and order random or a touch_share below 100% "
+                "interleaves or skips them (use order: sequential and touch_share: 100%)")
+    if params["sync"] == "fsync":
+        return ("fsync needs a descriptor of the file, and file_open per-block closes each one "
+                "right after mapping its block (use sync: msync)")
+    return None
+
+
+def _reuse_conflict(params: Mapping[str, Value]) -> str | None:
+    """What workload reuse cannot do: use memory again that was unmapped or freed (only
+    madvise keeps the mappings), or release shared or file memory by MADV_FREE (the kernel
+    takes it for private anonymous memory only)."""
+    if params["release"] not in ("madv-dontneed", "madv-free"):
+        return (f"workload reuse writes the blocks again after the release, and release "
+                f"{params['release']} takes the mappings away (use release: madv-dontneed or "
+                "madv-free)")
+    if params["backing"] not in ANONYMOUS_BACKINGS or params["sharing"] != "private":
+        return (f"workload reuse releases by madvise the memory MADV_FREE works on, private "
+                f"anonymous memory, and this is {params['sharing']} {params['backing']} (use "
+                "backing: mmap-anon or dev-zero with sharing: private)")
+    if int(params["threads"]) != 1 or params["protection"] != "read-write":
+        return ("workload reuse writes the blocks from one thread, read-write (use threads: 1 "
+                "and protection: read-write)")
+    return None
+
+
+def _ipc_conflict(params: Mapping[str, Value]) -> str | None:
+    """What workload ipc cannot do: pass messages through memory another process cannot open
+    by name, write less than the whole message, or map the channel other than read-write and
+    plainly (the first message faults it in: that is first touch)."""
+    backing = params["backing"]
+    if backing not in IPC_BACKINGS:
+        return (f"workload ipc passes messages to a second process that opens the channel by "
+                f"name, and backing {backing} has none it could open (use backing shm, memfd, "
+                "mmap-file or pipe)")
+    if params["access"] != "write-all":
+        return (f"workload ipc writes every byte of each message and its peer reads every byte, "
+                f"so access {params['access']} cannot apply (use access: write-all)")
+    if params["release"] not in ("auto", "munmap"):
+        return (f"workload ipc ends its channel by unmapping and closing it, so release "
+                f"{params['release']} cannot apply (use release: auto or munmap)")
+    for key in ("protection", "populate", "advice"):
+        if params[key] != DEFAULTS[key]:
+            return (f"workload ipc maps its channel read-write and plainly on both sides, so "
+                    f"{key}: {BY_KEY[key].format(params[key])} cannot apply (leave {key} out)")
+    if backing == "pipe" and params["sharing"] != DEFAULTS["sharing"]:
+        return ("a pipe is not a mapping, so sharing: shared cannot apply (use backing shm, "
+                "memfd or mmap-file for shared memory, or leave sharing out)")
+    if params["cache"] != "warm":
+        return ("workload ipc writes its data file's pages before anything reads them, so cache "
+                f"{params['cache']} has nothing to measure (use cache: warm)")
+    return None
+
+
+def _workload_conflict(params: Mapping[str, Value]) -> str | None:
+    workload, backing = params["workload"], params["backing"]
+    if backing == "pipe" and workload != "ipc":
+        return (f"backing pipe carries the messages of workload ipc between two processes, and "
+                f"this is workload {workload} (use workload: ipc, or a backing with memory)")
+    if workload != "resize":
+        for key in ("grow_method", "grow_factor", "grow_steps", "touch_grown"):
+            if params[key] != DEFAULTS[key]:
+                return (f"{key} says how workload resize grows the blocks, and this is workload "
+                        f"{workload} (use workload: resize, or leave {key} out)")
+    if workload in ("cycle", "limits"):  # limits: _limits_conflict
+        return None
+    for key in ("order", "sync", "check_zero", *CYCLE_FILE_KEYS):
+        if params[key] != DEFAULTS[key]:
+            return (f"{key}: {BY_KEY[key].format(params[key])} applies to workload cycle only "
+                    f"(use workload: cycle, or leave {key} out)")
+    if backing == "write-file":
+        return ("write-file writes its blocks to the file in the touching phases of workload "
+                f"cycle, which workload {workload} does not have (use backing read-file or "
+                "malloc)")
+    if workload == "churn":
+        return _churn_conflict(params)
+    if workload == "reuse":
+        return _reuse_conflict(params)
+    if workload == "ipc":
+        return _ipc_conflict(params)
+    if params["access"] not in WRITING_ACCESSES:
+        return (f"workload {workload} writes a pattern to check it afterwards, and access "
+                f"{params['access']} writes nothing (use access: write-page or write-all)")
+    if workload == "fork":
+        if backing == "mmap-hugetlb" and params["sharing"] == "private":
+            return ("the child's copy-on-write of private hugetlb pages needs huge pages that "
+                    "the parent's reservation does not cover, and the kernel kills a child it "
+                    "cannot give them (use sharing: shared)")
+        return None
+    method = params["grow_method"]
+    if method == "realloc" and backing not in HEAP_BACKINGS:
+        return (f"realloc grows heap memory, and backing {backing} is a mapping (use "
+                "grow_method: mremap or copy with backing mmap-anon)")
+    if method == "mremap" and backing != "mmap-anon":
+        return (f"grow_method mremap grows anonymous mappings here, and backing {backing} is "
+                "not one (use backing mmap-anon, or grow_method: realloc or copy for heap "
+                "backings)")
+    if method == "copy" and backing not in (*HEAP_BACKINGS, "mmap-anon"):
+        return (f"grow_method copy makes the new block with malloc or an anonymous mmap, and "
+                f"backing {backing} is neither (use a heap backing or mmap-anon)")
+    return None
+
+
+def _churn_conflict(params: Mapping[str, Value]) -> str | None:
+    release = params["release"]
+    if release not in CHURN_RELEASES:
+        return (f"workload churn releases each block right after touching it, and release "
+                f"{release} does not end a block (use release: auto, free, malloc-trim or "
+                "munmap)")
+    if params["backing"] == "posix-memalign" and params["protection"] != "read-write":
+        return (f"workload churn frees each posix-memalign block at once, and protection "
+                f"{params['protection']} would need an mprotect back first (use protection: "
+                "read-write, or workload cycle)")
+    return None
+
+
+def _threads_conflict(params: Mapping[str, Value]) -> str | None:
+    threads = int(params["threads"])
+    if threads == 1:
+        return None
+    if params["workload"] != "cycle":
+        return (f"threads share the blocks of workload cycle, and this is workload "
+                f"{params['workload']} (use threads: 1)")
+    if threads > int(params["ops"]):
+        return (f"{threads} threads share {params['ops']} blocks, and each thread needs at least "
+                "one (raise ops or lower threads)")
+    for key in ("order", "sync", *CYCLE_FILE_KEYS):
+        if params[key] != DEFAULTS[key]:
+            return (f"{key}: {BY_KEY[key].format(params[key])} is measured with one thread "
+                    "(use threads: 1)")
+    return None
+
+
+def reserves_untouched(params: Mapping[str, Value]) -> bool:
+    """Whether a scenario maps blocks with MAP_NORESERVE that nothing ever writes or reads
+    (workload cycle: no access, populate, advice, check_zero, recycling, host warming or exec
+    check): such blocks take no memory however large they are, which is what they are for."""
+    quiet = {"access": "none", "populate": "none", "advice": "none", "check_zero": False,
+             "history": "fresh", "host_warm": False, "workload": "cycle"}
+    return (bool(params["noreserve"]) and params["protection"] != "exec"
+            and all(params[key] == value for key, value in quiet.items()))
+
+
+def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
+                          grow_factor: int = 2, grow_steps: int = 1) -> int:
+    """Memory one probe process needs at its peak: every block of the inner loop at once; for
+    fork a second copy (the child's), for resize the old and the grown blocks of the last
+    growth step together, for
+    churn one block (but the data file of a file backing, which holds every block), for ipc
+    one message on each side (its peer's process included)."""
+    blocks = block_bytes(backing, size_bytes) * ops
+    if workload == "limits":  # mappings that are never touched
+        return 0
+    if workload == "fork":
+        return 2 * blocks
+    if workload == "ipc":  # one message buffer, and the peer's copy (a pipe's, or private)
+        return 2 * block_bytes(backing, size_bytes)
+    if workload == "churn" and backing not in FILE_BACKINGS:
+        return block_bytes(backing, size_bytes)  # one block alive at a time
+    if workload == "resize":
+        return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
+    return blocks

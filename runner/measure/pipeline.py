@@ -1,0 +1,561 @@
+"""Measuring, in the order of its stages: specs -> plans -> probe processes -> a stored run,
+with its noise findings and verdicts for the console. A run resumes an interrupted one of the
+same spec and reuses the processes of an unchanged one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+# pandas, numpy, matplotlib and jinja2 come in with the modules that summarise, compare and
+# render: each stage imports them when it starts, so `alloclab validate`, `plan`, `schema` and
+# `--version` start in a fraction of a second (tests/test_cli.py checks).
+from runner.analysis import adaptive
+from runner.core import names
+from runner.core.errors import SpecError, UsageError
+from runner.core.metrics import method_of
+from runner.core.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
+from runner.core.parameters import FILE_BACKINGS
+from runner.core.units import format_size
+from runner.machine import guard, preconditions, system
+from runner.machine.system import read_fingerprint
+from runner.measure import progress, schedule
+from runner.probe import native
+from runner.spec import load, matrix
+from runner.store import folders, identity, lock
+
+if TYPE_CHECKING:
+    pass
+
+Say = Callable[[str], None]
+
+
+class RunListener(Protocol):
+    """What follows a run besides `say` (runner.measure.progress.ConsoleListener): counts for a bar,
+    and messages sorted by who should hear them. Without one, every message goes to `say`."""
+
+    def plan(self, experiments: Sequence[tuple[str, int, float]]) -> None: ...
+    def experiment(self, name: str, processes: int) -> None: ...
+    def more(self, processes: int, estimate_s: float) -> None: ...
+    def process(self, estimate_s: float) -> None: ...
+    def experiment_done(self, name: str, processes: int) -> None: ...
+    def detail(self, message: str) -> None: ...
+    def problem(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where results go, under which machine label, and overrides of the specs."""
+
+    results_dir: Path
+    machine: str
+    command: str
+    resume: bool = True
+    reuse: bool = True  # copy complete scenarios from an earlier run of the same conditions
+    seed: int | None = None
+    processes: int | None = None
+    quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
+    force: bool = False  # run scenarios that need more memory or file space than is free
+    # False: `machine` is the host-name default, so a machine that differs from the runs
+    # already under that label gets a label of its own (runner.store.identity); explicit: as given.
+    machine_explicit: bool = True
+
+
+# The --quick profile: enough to see every scenario run and the shape of the charts in a
+# couple of minutes, not enough for conclusions (the report says so).
+QUICK_PROCESSES = 2
+# ... and up to this much memory per process: the large sizes take most of a full suite's
+# time, and a first look does without them (they are listed as not measured, with why).
+QUICK_MAX_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Target:
+    """Another machine the probe processes run on (runner.remote.fleet builds it); None: this
+    one."""
+
+    read_fingerprint: Callable[[Path, set[str]], dict[str, Any]]  # spec path, file dirs
+    run_process: schedule.RunProcess
+    facts: preconditions.MachineFacts
+    probe_env: dict[str, str]  # the allocator variables of every probe there
+    probe_info: dict[str, Any]  # added to the manifest's "probe": how it got there
+    connection_failures: Callable[[], int]  # processes the connection failed so far
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    experiment: str
+    run_dir: Path
+    processes_run: int
+    processes_failed: int
+    warnings: tuple[str, ...] = ()  # runner.analysis.noise findings about the finished run
+    reused: int = 0  # scenarios copied from an earlier run instead of measured
+    verdicts: tuple[str, ...] = ()  # "status (counts): claim", one per check
+    processes_skipped: int = 0  # of processes_run: not started, this machine cannot measure
+
+    def describe(self) -> str:
+        """"zeroing: 72 processes run, 6 skipped, 1 did not finish -> results/...", and
+        what the run already held when nothing was run."""
+        done = f"{self.processes_run - self.processes_skipped} processes run"
+        if self.processes_skipped:
+            done += f", {self.processes_skipped} skipped (not measurable here)"
+        if self.processes_failed:
+            done += f", {self.processes_failed} did not finish"
+        if not self.processes_run and self.reused:
+            done = f"nothing run, all {self.reused} scenarios already measured"
+        return f"{self.experiment}: {done} -> {self.run_dir}"
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _new_run_id(results_dir: Path, machine: str, experiment: str) -> str:
+    base = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id, n = base, 1
+    while folders.run_path(results_dir, machine, experiment, run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def run_plan(plan: Plan, binary: native.ProbeBinary, options: RunOptions, say: Say,
+             target: Target | None = None, listener: RunListener | None = None) -> RunSummary:
+    """Run one experiment to completion, continuing an interrupted run of the same spec.
+
+    A new run first copies the scenarios an earlier run measured under the same conditions
+    (_reusable_records), and is not made at all when that run holds every scenario of the
+    same spec (_holds_all_of); load and steal are snapshotted around the processes, and the noise
+    checks' findings come back in the summary. With a `target` the processes run there; a
+    run whose connection failed some of them stays unfinished, so running again resumes it.
+    """
+    experiment = plan.spec
+    repetitions = _repetitions(experiment, options)
+    file_dirs = {s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}
+    fingerprint = (target.read_fingerprint(Path(experiment.source), file_dirs) if target
+                   else read_fingerprint(spec_path=Path(experiment.source), file_dirs=file_dirs))
+    with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
+                            experiment.name, options.command):
+        return _run_locked(plan, binary, options, repetitions, fingerprint, say, target,
+                           listener)
+
+
+def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
+                repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
+                target: Target | None, listener: RunListener | None = None) -> RunSummary:
+    """run_plan's work, with the experiment folder's run lock held."""
+    experiment = plan.spec
+    opened = _resume(plan, binary, options, repetitions, fingerprint, say)
+    if opened is None:
+        source = (_reuse_source(plan, options, repetitions, fingerprint, binary.source_hash)
+                  if options.reuse else None)
+        if source is not None and _holds_all_of(source, plan, repetitions):
+            # A copy of it would be the same data under another run's conditions, time and
+            # commit, and the report would show that copy as what measured it.
+            say(f"{experiment.name}: nothing to measure: run {source.run_id} measured every "
+                "scenario of this spec in this boot of this machine (same probe, repetitions "
+                "and conditions); --fresh measures them again")
+            if listener:
+                listener.experiment(experiment.name, 0)
+                listener.experiment_done(experiment.name, 0)
+            return _summary(plan, source.path, 0, 0, len(source.manifest["scenarios"]))
+        opened = _start(plan, binary, options, repetitions, fingerprint, say, target, source)
+    run_dir, manifest, done = opened
+    probe_env = target.probe_env if target else system.allocator_env(os.environ)
+    if probe_env:
+        say(f"{experiment.name}: probes run with "
+            + " ".join(f"{k}={v}" for k, v in probe_env.items()))
+    for dropped in manifest["dropped"]:
+        say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
+    neighbours = adaptive.neighbours(plan.scenarios, experiment.checks, plan.label_keys)
+    jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]),
+                               neighbours)
+    watch = _Progress(experiment.name, {s["id"]: s["label"] for s in manifest["scenarios"]},
+                      len(jobs) - len(done), experiment.timeout_s, say, listener,
+                      duration_estimate(plan, options).per_process_s if listener else {})
+    if listener:
+        listener.experiment(experiment.name, watch.total)
+    load_before = system.read_load()
+    lost_before = target.connection_failures() if target else 0
+
+    def run(batch: list[schedule.Job], already: set[tuple[str, int]]) -> None:
+        schedule.run_jobs(batch, binary, repetitions, experiment.timeout_s, run_dir, already,
+                          watch.on_record, extra_env=probe_env,
+                          facts=target.facts if target else None,
+                          run_process=target.run_process if target else None)
+
+    run(jobs, done)
+    extra = _extra_rounds(plan, repetitions, run_dir, int(manifest["seed"]), neighbours, run,
+                          say, watch)
+    # This machine's load says nothing about another's: a remote run records none.
+    load = [*manifest.get("load", []), *([] if target else [
+        {"before": load_before, "after": system.read_load()}])]
+    lost = target is not None and target.connection_failures() > lost_before
+    folders.write_manifest(run_dir, {**manifest, "finished_utc": None if lost else _utc_now(),
+                                   "load": load, "adaptive": extra})
+    if listener:
+        listener.experiment_done(experiment.name, watch.run)
+    return replace(_summary(plan, run_dir, watch.run, watch.failed,
+                            len(manifest.get("reused_from", {}))),
+                   processes_skipped=watch.skipped)
+
+
+def _extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: int,
+                  neighbours: Sequence[Sequence[str]],
+                  run: Callable[[list[schedule.Job], set[tuple[str, int]]], None],
+                  say: Say, watch: _Progress) -> dict[str, Any]:
+    """After the base rounds: batch after batch of rounds for the statistical check pairs
+    still undecided (runner.analysis.adaptive), until none needs more or the run's extra time is
+    spent; how it ended, for the manifest.
+
+    Each batch is planned from the rounds before it alone (`boundary`), so a run resumed in the
+    middle of a batch plans that batch again, finishes it, and goes on as the uninterrupted run
+    would have."""
+    if not repetitions.adaptive:
+        return adaptive.describe("off", 0.0, 0.0)
+    by_id = {s.id: s for s in plan.scenarios}
+    looks = adaptive.looks_of(repetitions)
+    most = max([looks.most, *(adaptive.check_looks(c, looks).most for c in plan.spec.checks)])
+    ending: adaptive.Ending = "done"
+    boundary = repetitions.processes
+    while boundary < most:
+        stored = folders.load_run(run_dir)
+        pending = _undecided(plan, stored, repetitions, boundary)
+        if not pending:
+            break
+        done = {(r.scenario_id, r.process_index) for r in stored.records}
+        batch = adaptive.batch_jobs(pending, neighbours, seed, done)
+        if batch and not adaptive.within_time(repetitions, stored.records, batch):
+            ending = "time"
+            say(f"{plan.spec.name}: {len(pending)} check pairs still undecided; the run's time "
+                f"for extra rounds ({repetitions.extra_time:.0%} of its base rounds) is spent")
+            break
+        if batch:
+            say(f"{plan.spec.name}: {len(pending)} check pairs undecided: "
+                f"{len(batch)} more processes")
+            watch.extend(batch)
+            run([schedule.Job(by_id[sid], number) for sid, number in batch], set())
+        boundary = min(most, boundary + repetitions.processes)
+    records = folders.load_run(run_dir).records
+    base_s, extra_s = adaptive.time_spent_s(records, repetitions.processes)
+    return adaptive.describe(ending, extra_s, repetitions.extra_time * base_s)
+
+
+def _undecided(plan: Plan, stored: folders.StoredRun, repetitions: Repetitions,
+               boundary: int) -> list[adaptive.Pending]:
+    """The rounds from `boundary` that each statistical pair still undecided on the rounds
+    before it needs for its next look, judged as the report judges them."""
+    from runner.analysis import verdict
+    from runner.analysis.frame import build_frame, measured
+
+    looks = adaptive.looks_of(repetitions)
+    samples = measured(build_frame(stored))
+    samples = samples[samples["process_index"] < boundary]
+    undecided = []
+    for check in plan.spec.checks:
+        if method_of(check) != "statistical":
+            continue
+        result = verdict.evaluate(check, samples, stored.manifest["scenarios"],
+                                  stored.manifest["label_keys"], looks)
+        for c in result.comparisons:
+            if c.outcome == "undecided" and c.stop == "measured":
+                ids = (c.candidate_id, c.reference_id) if c.reference_id else (c.candidate_id,)
+                undecided.append((ids, adaptive.check_looks(check, looks), c.look))
+    return adaptive.pending_rounds(undecided, boundary)
+
+
+def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
+             reused: int) -> RunSummary:
+    """What the console says of a finished run: its noise findings and verdicts."""
+    from runner.analysis import noise, verdict
+    from runner.analysis.frame import build_frame, measured
+
+    stored = folders.load_run(run_dir)
+    samples = measured(build_frame(stored))
+    warnings = noise.run_warnings(stored, noise.watched_metrics(plan.spec), samples)
+    verdicts = verdict.run_verdicts(stored, plan.spec, samples)
+    return RunSummary(plan.spec.name, run_dir, processes_run, processes_failed,
+                      tuple(w.message for w in warnings), reused,
+                      tuple(verdict.summary_line(v) for v in verdicts))
+
+
+def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions:
+    """The spec's repetitions, unless --quick or --processes asks for fewer. Either takes no
+    extra rounds: the processes asked for are the run's (a smoke run of one process a
+    scenario would otherwise look at its pairs after every round, up to the spec's most)."""
+    repetitions = experiment.repetitions
+    if options.quick:
+        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1,
+                              max_processes=QUICK_PROCESSES)
+    if options.processes is not None:
+        repetitions = replace(repetitions, processes=options.processes,
+                              max_processes=options.processes)
+    return repetitions
+
+
+Opened = tuple[Path, dict[str, Any], set[tuple[str, int]]]  # run folder, manifest, done pairs
+
+
+def _resume(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
+            repetitions: Repetitions, fingerprint: dict[str, Any], say: Say) -> Opened | None:
+    """Continue the unfinished run of the same scenarios, probe and repetitions, if any."""
+    experiment = plan.spec
+    if not options.resume:
+        return None
+    resumed = folders.find_resumable(options.results_dir, options.machine, experiment.name,
+                                   experiment.measurement_hash, binary.source_hash, repetitions)
+    if resumed is None:
+        return None
+    changed = system.confounding_differences(resumed.manifest.get("fingerprint", {}),
+                                              fingerprint)
+    if changed:
+        say(f"{experiment.name}: not resuming {resumed.path}: {', '.join(changed)} changed "
+            "since it started; starting a new run")
+        return None
+    # Titles, charts or checks edited since: the run shows the spec as it is now.
+    manifest = {**resumed.manifest, "spec_hash": experiment.hash,
+                "spec_text": load.read_spec_text(Path(experiment.source))}
+    folders.write_manifest(resumed.path, manifest)
+    # Processes a lost connection failed are measured again, their records replaced.
+    kept = [r for r in resumed.records if not r.lost_connection]
+    if len(kept) < len(resumed.records):
+        folders.rewrite_records(resumed.path, kept)
+    done = {(r.scenario_id, r.process_index) for r in kept}
+    say(f"{experiment.name}: resuming {resumed.path} ({len(done)} processes already stored)")
+    return resumed.path, manifest, done
+
+
+def _start(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
+           repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
+           target: Target | None = None, source: folders.StoredRun | None = None) -> Opened:
+    """A new run folder with its manifest and the records it copies from `source`, the
+    earlier run it may reuse (_reuse_source), if any."""
+    experiment = plan.spec
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+    run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
+    run_dir = folders.run_path(options.results_dir, options.machine, experiment.name, run_id)
+    manifest = folders.build_manifest(
+        plan, spec_text=load.read_spec_text(Path(experiment.source)),
+        probe_info={"source_hash": binary.source_hash, "compiler": binary.compiler,
+                    "flags": list(binary.flags), **(target.probe_info if target else {})},
+        fingerprint=fingerprint, machine=options.machine, run_id=run_id,
+        repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
+    # A run with fewer repetitions than its spec asks for is shown only when no full one is.
+    manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
+    reused, records = ({}, []) if source is None else _reusable_records(plan, source,
+                                                                         repetitions)
+    manifest["reused_from"] = reused
+    folders.write_manifest(run_dir, manifest)
+    folders.append_records(run_dir, records)
+    if reused:
+        say(f"{experiment.name}: {len(reused)} of {len(plan.scenarios)} scenarios reused "
+            f"from run {', '.join(sorted(set(reused.values())))} (same probe, repetitions "
+            "and machine conditions; --fresh measures everything)")
+    return run_dir, manifest, {(r.scenario_id, r.process_index) for r in records}
+
+
+class _Progress:
+    """What the console hears while processes run: failures at once, skips once, a count
+    (with a listener: failures as problems, the count as detail, each process as a tick)."""
+
+    def __init__(self, experiment: str, labels: dict[str, str], total: int, timeout_s: float,
+                 say: Say, listener: RunListener | None = None,
+                 estimates_s: Mapping[str, float] | None = None) -> None:
+        self.experiment, self.labels, self.total = experiment, labels, total
+        self.timeout_s, self.say, self.listener = timeout_s, say, listener
+        self.estimates_s = estimates_s or {}
+        self.run = self.failed = self.skipped = 0
+        self.skips_said: set[str] = set()
+
+    def extend(self, batch: Sequence[tuple[str, int]]) -> None:
+        """Extra rounds join the run: more processes to count (and for the bar, to time)."""
+        self.total += len(batch)
+        if self.listener:
+            self.listener.more(len(batch), sum(self.estimates_s.get(sid, 0.0)
+                                               for sid, _ in batch))
+
+    def on_record(self, job: schedule.Job, record: ProcessRecord) -> None:
+        self.run += 1
+        where = f"{self.experiment}: {self.labels[job.scenario.id]}"
+        if record.status == "skipped":
+            self.skipped += 1
+            if job.scenario.id not in self.skips_said:  # once per scenario, not per process
+                self.skips_said.add(job.scenario.id)
+                self.say(f"{where}: skipped: {record.skip_reason}")
+        elif record.status != "ok":
+            self.failed += 1
+            (self.listener.problem if self.listener else self.say)(
+                f"{where} process {job.process_index}: {record.describe(self.timeout_s)}")
+        if self.run % max(1, self.total // 10) == 0 or self.run == self.total:
+            (self.listener.detail if self.listener else self.say)(
+                f"{self.experiment}: {self.run}/{self.total} processes")
+        if self.listener:
+            self.listener.process(self.estimates_s.get(job.scenario.id, 0.0))
+
+
+def _reusable_records(plan: Plan, source: folders.StoredRun, repetitions: Repetitions
+                      ) -> tuple[dict[str, str], list[ProcessRecord]]:
+    """Records a new run copies from `source` instead of measuring: {scenario id: origin run
+    id} (the run that measured it, not one that copied it), records; those of the scenarios
+    `source` measured completely that are still in the plan: a spec change reruns only what
+    it changed."""
+    complete = folders.complete_scenarios(source, [s.id for s in plan.scenarios],
+                                        repetitions.processes)
+    origins = source.manifest.get("reused_from", {})
+    return ({sid: origins.get(sid, source.run_id) for sid in complete},
+            [record for records in complete.values() for record in records])
+
+
+def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
+                  fingerprint: dict[str, object], probe_hash: str) -> folders.StoredRun | None:
+    """The run a new one may copy from: the newest finished run of the same experiment on
+    this machine, in this boot, with the same probe, the same repetitions and no confounding
+    fingerprint difference; None when there is none. Results from another boot (another copy
+    of the machine, or a fresh one with the same host name) are never reused: there,
+    `alloclab run` measures."""
+    for earlier in folders.finished_runs(options.results_dir, options.machine, plan.spec.name):
+        manifest = earlier.manifest
+        if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
+                or fingerprint.get("boot_id") is None
+                or manifest.get("probe", {}).get("source_hash") != probe_hash
+                or manifest.get("repetitions") != asdict(repetitions)
+                or system.confounding_differences(manifest.get("fingerprint", {}),
+                                                   fingerprint)):
+            continue
+        return earlier
+    return None
+
+
+def _holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetitions) -> bool:
+    """Whether a new run would copy `source` entirely: the same spec text word for word (so
+    the same charts and checks) and the same scenarios, each measured completely; then
+    nothing is left to measure or to judge anew."""
+    if source.manifest.get("spec_text") != load.read_spec_text(Path(plan.spec.source)):
+        return False
+    ids = [s.id for s in plan.scenarios]
+    if [s["id"] for s in source.manifest["scenarios"]] != ids:
+        return False
+    return len(folders.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
+
+
+def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
+    """Load, validate and expand every spec before anything runs, so errors come first."""
+    return [plan_of(experiment) for experiment in load.load_specs(spec_paths)]
+
+
+def plan_of(experiment: ExperimentSpec) -> Plan:
+    """A valid spec expanded into its scenarios; SpecError when it cannot run here."""
+    plan = matrix.expand(experiment)
+    _check_file_dirs(plan)
+    return plan
+
+
+def _check_file_dirs(plan: Plan) -> None:
+    """A file_dir that does not exist here would fail every process of its scenarios."""
+    for folder in sorted({s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}):
+        if not os.path.isdir(folder):
+            raise SpecError(plan.spec.source, None, "file_dir",
+                            f"{folder} is not a directory on this machine (create it, or "
+                            "choose another)")
+
+
+def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
+    """--processes may ask for more probe runs than a spec may: the same bound applies."""
+    for plan in plans:
+        processes = _repetitions(plan.spec, options).processes
+        runs = len(plan.scenarios) * processes
+        if runs > load.MAX_PROBE_RUNS:
+            raise UsageError(f"{plan.spec.source}: {len(plan.scenarios)} scenarios x "
+                             f"{processes} processes = {runs} probe runs; at most "
+                             f"{load.MAX_PROBE_RUNS} are allowed")
+
+
+def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:
+    """The plans as the run's profile measures them: the quick profile leaves out every
+    scenario needing more than QUICK_MAX_BYTES per process (unless that is all of them)."""
+    return [_quick_plan(plan) for plan in plans] if options.quick else list(plans)
+
+
+def _quick_plan(plan: Plan) -> Plan:
+    kept = tuple(s for s in plan.scenarios if s.memory_bytes <= QUICK_MAX_BYTES)
+    if not kept:
+        return plan
+    left = tuple(DroppedCombination(tuple(s.params().items()), (
+        f"left out of --quick: needs {format_size(s.memory_bytes)} per process (the quick "
+        f"profile measures up to {format_size(QUICK_MAX_BYTES)}; a full run measures it)"))
+        for s in plan.scenarios if s.memory_bytes > QUICK_MAX_BYTES)
+    return replace(plan, scenarios=kept, dropped=(*plan.dropped, *left))
+
+
+def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
+                    listener: RunListener | None = None) -> list[RunSummary]:
+    plans = profile_plans(load_plans(spec_paths), options)
+    if not names.is_label(options.machine):
+        raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
+                         f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")
+    label, notice = identity.choose_label(options.results_dir, options.machine,
+                                          read_fingerprint(),
+                                          explicit=options.machine_explicit)
+    if notice:
+        say(notice)
+        options = replace(options, machine=label)
+    _check_probe_runs(plans, options)
+    if not options.force:
+        guard.check_fit(plans)  # before any probe starts
+    binary = native.build_probe()
+    say(f"probe {binary.source_hash} built with {binary.compiler}")
+    if listener:
+        facts = preconditions.read_facts()
+        listener.plan([(plan.spec.name, len(plan.scenarios) * _repetitions(plan.spec,
+                                                                           options).processes,
+                        duration_estimate(plan, options, preconditions.find_unmet(
+                            plan.scenarios, facts)).seconds) for plan in plans])
+    return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
+
+
+@dataclass(frozen=True)
+class DurationEstimate:
+    """How long a fresh run of one plan should take, and how much of that was measured."""
+
+    seconds: float
+    per_process_s: Mapping[str, float]  # by scenario id
+    measured_scenarios: int  # timed by this machine's earlier runs; the others by the model
+    scenarios: int
+
+    def describe(self) -> str:
+        if self.measured_scenarios == self.scenarios:
+            return "as this machine measured every scenario last time"
+        rough = ("rough: processes x a per-scenario cost from size, iterations and backing")
+        if not self.measured_scenarios:
+            return rough
+        return (f"{self.measured_scenarios} of {self.scenarios} scenarios as this machine "
+                f"measured them last time, the others {rough}")
+
+
+def duration_estimate(plan: Plan, options: RunOptions,
+                      skipped: Collection[str] = ()) -> DurationEstimate:
+    """The duration of a fresh run of `plan` with these options: each scenario's process as
+    this machine measured it last, else the model (runner.measure.progress); the `skipped` scenarios
+    (ids this machine cannot measure: their processes are never started) take no time."""
+    repetitions = _repetitions(plan.spec, options)
+    iterations = repetitions.warmup + repetitions.iterations
+    history = folders.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
+    run_here = {s.id for s in plan.scenarios} - set(skipped)
+    measured = progress.measured_process_s(history, run_here, iterations)
+    estimates = {sid: (seconds if sid in run_here else 0.0) for sid, seconds in
+                 progress.with_model(plan, iterations, measured).items()}
+    return DurationEstimate(progress.estimate_plan_s(plan, repetitions, estimates), estimates,
+                            len(measured), len(run_here))
+
+
+def extra_rounds_bound(plan: Plan, options: RunOptions, base_s: float) -> adaptive.Bound:
+    """The most extra rounds for undecided check pairs may add to a run of `plan` whose base
+    rounds take `base_s`."""
+    return adaptive.bound(plan.spec.checks, plan.scenarios, plan.label_keys,
+                          _repetitions(plan.spec, options), base_s)

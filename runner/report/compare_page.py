@@ -1,0 +1,269 @@
+"""A comparison -> an HTML page (templates/compare.html) and a Markdown summary for a PR comment.
+
+pandas and the statistics stop in runner.analysis.compare; this module only turns its Comparison,
+and the runs it came from, into preformatted strings. Like the reports, the output is a pure
+function of the stored runs and the command's options: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.analysis import noise
+from runner.analysis.compare import (
+    ALPHA,
+    VERDICTS,
+    CandidateComparison,
+    Comparison,
+    MetricComparison,
+    RunRef,
+    Verdict,
+    by_effect,
+    effect_size,
+)
+from runner.analysis.frame import build_frame, measured
+from runner.core.metrics import direction
+from runner.report import charts, site
+from runner.store import folders
+from runner.store.folders import StoredRun, data_checksum
+
+MARKDOWN_ROWS = 30  # per candidate; the HTML page has them all
+REGRESSIONS_NAMED = 5  # the worst, in the summary line; the table lists every one
+
+
+def format_ratio(row: MetricComparison) -> str:
+    """'1.20× (1.18–1.22)': the ratio of medians and its 95% interval."""
+    if math.isnan(row.ratio):
+        return "–"
+    return f"{row.ratio:.3g}× ({row.ci_low:.3g}–{row.ci_high:.3g})"
+
+
+def format_p(p: float) -> str:
+    return "–" if math.isnan(p) else f"{p:.2g}"
+
+
+def verdict_text(verdict: Verdict, equivalence: float) -> str:
+    return f"same within ±{equivalence:.0%}" if verdict == "same" else verdict
+
+
+def change_text(row: MetricComparison) -> str:
+    """Which way the median went, in the metric's words: '20% slower', '3× faster',
+    '5% fewer faults' reads as '5% fewer'; '–' without a ratio."""
+    ratio, words = row.ratio, direction(row.metric)
+    if math.isnan(ratio):
+        return "–"
+    if ratio == 1:
+        return "no change"
+    if math.isinf(ratio):
+        return f"{words.up} (from 0)"
+    word = words.up if ratio > 1 else words.down
+    factor = ratio if ratio > 1 else (1 / ratio if ratio > 0 else math.inf)
+    if factor >= 2 and math.isfinite(factor):
+        return f"{factor:.3g}× {word}"
+    percent = abs(ratio - 1) * 100
+    return f"{percent:.2g}% {word}" if percent < 10 else f"{percent:.0f}% {word}"
+
+
+def change_cell(row: MetricComparison) -> str:
+    """The change as a row shows it: bare where the verdict is different, else qualified, so
+    the median's drift is never read as a finding: '60% slower (unsure)'."""
+    text = change_text(row)
+    if row.verdict == "inconclusive" and text != "no change":
+        return f"{text} (unsure)"
+    if row.verdict == "same" and text != "no change":
+        return f"{text} (within the band)"
+    return text
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
+    return {
+        "id": row.scenario_id, "label": row.label, "metric": row.metric,
+        "baseline": site.format_value(row.metric, row.baseline_median),
+        "candidate": site.format_value(row.metric, row.candidate_median),
+        "processes": f"{row.baseline_processes} / {row.candidate_processes}",
+        "ratio": format_ratio(row), "change": change_cell(row),
+        "p": format_p(row.p_value), "p_adjusted": format_p(
+            row.p_adjusted), "verdict": row.verdict.replace(" ", "-"),
+        "verdict_text": verdict_text(row.verdict, equivalence), "regression": row.regression,
+    }
+
+
+def _directions_text(rows: Sequence[MetricComparison]) -> str:
+    """'6 slower, 2 fewer faults': which way the different rows went, largest group first."""
+    phrases: dict[str, int] = {}
+    for row in rows:
+        if row.verdict == "different" and not math.isnan(row.ratio) and row.ratio != 1:
+            phrase = direction(row.metric).phrase(row.ratio > 1)
+            phrases[phrase] = phrases.get(phrase, 0) + 1
+    ordered = sorted(phrases.items(), key=lambda item: -item[1])  # stable: first seen first
+    return ", ".join(f"{n} {phrase}" for phrase, n in ordered)
+
+
+def _counts_text(counts: dict[Verdict, int], equivalence: float,
+                 rows: Sequence[MetricComparison] = ()) -> str:
+    """'8 different (6 slower, 2 faster), 4 same within ±5%'."""
+    parts = []
+    for verdict, n in counts.items():
+        if n:
+            ways = _directions_text(rows) if verdict == "different" else ""
+            parts.append(f"{n} {verdict_text(verdict, equivalence)}"
+                         + (f" ({ways})" if ways else ""))
+    return ", ".join(parts) or "nothing compared"
+
+
+def _candidate_counts(candidate: CandidateComparison, equivalence: float) -> str:
+    counts = {v: candidate.count(v) for v in VERDICTS}
+    return _counts_text(counts, equivalence, candidate.rows)
+
+
+def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str, Any]:
+    return {
+        "role": role, "name": RunRef.of(run).name, "machine": run.machine,
+        "run_id": run.run_id, "started": run.manifest.get("started_utc"),
+        "finished": run.manifest.get("finished_utc"),
+        "alloclab_version": run.manifest.get("alloclab_version"),
+        "checksum": data_checksum(run.path), "command": run.manifest.get("command"),
+        "warnings": [w.message for w in noise.run_warnings(run, metrics)],
+        "conditions": noise.conditions_text(run),
+    }
+
+
+def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[str]:
+    """The baseline spec's charts of the compared metrics, every run drawn on each."""
+    experiment = folders.experiment_of(runs[0])
+    label_keys = tuple(runs[0].manifest["label_keys"])
+    samples = [measured(build_frame(run)) for run in runs]
+    names = [RunRef.of(run).name for run in runs]
+    return [charts.render_overlay_svg([(name, charts.chart_data(s, chart, label_keys))
+                                       for name, s in zip(names, samples, strict=True)])
+            for chart in experiment.charts if chart.metric in metrics]
+
+
+def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
+                          command: str) -> dict[str, Any]:
+    """Everything templates/compare.html shows; `runs` are the baseline then the candidates."""
+    equivalence = comparison.equivalence
+    candidates = []
+    for candidate in comparison.candidates:
+        candidates.append({
+            "name": candidate.run.name, "pairs": len(candidate.rows),
+            "summary": _candidate_counts(candidate, equivalence),
+            # Largest change first: what moved most is what a reader looks for.
+            "rows": [_row_context(row, equivalence) for row in by_effect(candidate.rows)],
+            "only_in_baseline": list(candidate.only_in_baseline),
+            "only_in_candidate": list(candidate.only_in_candidate),
+        })
+    return {
+        "experiment": comparison.baseline.experiment,
+        "baseline": comparison.baseline.name,
+        "equivalence": f"±{_percent(equivalence)}",
+        "fail_above": None if comparison.fail_above is None
+        else f"+{_percent(comparison.fail_above)}",
+        "alpha": f"{ALPHA:g}",
+        "metrics": list(comparison.metrics),
+        "differences": [{"key": d.key, "description": d.description, "confounds": d.confounds,
+                         "cells": list(d.values)} for d in comparison.differences],
+        "confounders": len(comparison.confounders),
+        "runs": [_run_context("baseline" if i == 0 else "candidate", run, comparison.metrics)
+                 for i, run in enumerate(runs)],
+        "candidates": candidates,
+        "regressions": [{"run": ref.name, "label": row.label, "metric": row.metric,
+                         "ratio": format_ratio(row), "change": change_text(row)}
+                        for ref, row in _worst_first(comparison.regressions)],
+        "charts": _overlay_charts(runs, comparison.metrics),
+        "command": command,
+    }
+
+
+def _worst_first(regressions: Sequence[tuple[RunRef, MetricComparison]]
+                 ) -> list[tuple[RunRef, MetricComparison]]:
+    """Regressions by effect size, largest first (ties in the comparison's order)."""
+    return sorted(regressions, key=lambda item: effect_size(item[1]), reverse=True)
+
+
+def render_compare_html(comparison: Comparison, runs: Sequence[StoredRun], command: str,
+                        out_dir: Path, templates_dir: Path) -> Path:
+    """Write out_dir/compare.html and return its path."""
+    context = build_compare_context(comparison, runs, command)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / "compare.html"
+    page.write_text(site.render_page(templates_dir, "compare.html", **context, experiments=[]))
+    return page
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """A summary fit for a pull-request comment: comparability, counts, regressions, changes."""
+    equivalence = comparison.equivalence
+    lines = [f"## alloclab compare: {comparison.baseline.experiment}", ""]
+    names = ", ".join(f"`{c.run.name}`" for c in comparison.candidates)
+    lines += [f"Baseline `{comparison.baseline.name}` against {names}. Per scenario: ratio of "
+              "medians over fresh processes with a bootstrap 95% CI, Mann–Whitney U with "
+              f"Benjamini–Hochberg correction at {ALPHA:g}, equivalence band "
+              f"±{_percent(equivalence)}. Metrics: "
+              + ", ".join(f"`{m}`" for m in comparison.metrics) + ".", ""]
+    confounders = comparison.confounders
+    others = [d for d in comparison.differences if not d.confounds]
+    if confounders:
+        lines.append(f"**Comparability:** ⚠️ {len(confounders)} confounding difference(s): "
+                     + "; ".join(f"`{d.key}` ({' → '.join(d.values)})" for d in confounders)
+                     + ". Differences below may come from these, not from the code alone.")
+    else:
+        lines.append("**Comparability:** no confounding fingerprint difference.")
+    if others:
+        lines.append("Also differ: " + ", ".join(f"`{d.key}`" for d in others) + ".")
+    lines.append("")
+    if comparison.fail_above is not None:
+        regressions = comparison.regressions
+        if regressions:
+            worst = _worst_first(regressions)
+            more = len(worst) - REGRESSIONS_NAMED
+            lines.append(f"❌ **{len(regressions)} regression(s) above "
+                         f"+{_percent(comparison.fail_above)}:** " + "; ".join(
+                             f"{row.label} `{row.metric}` {change_text(row)}, "
+                             f"{format_ratio(row)}"
+                             for _, row in worst[:REGRESSIONS_NAMED])
+                         + (f"; and {more} more" if more > 0 else "") + ".")
+        else:
+            lines.append(f"✅ No regression above +{_percent(comparison.fail_above)}.")
+        lines.append("")
+    for candidate in comparison.candidates:
+        lines += [f"### `{candidate.run.name}`", "",
+                  f"{len(candidate.rows)} scenario × metric pairs: "
+                  f"{_candidate_counts(candidate, equivalence)}.", ""]
+        # Regressions first, so the rows a CI gate failed on are always among those shown;
+        # then by verdict, and within each the largest change first.
+        changed = sorted((row for row in by_effect(candidate.rows) if row.verdict != "same"),
+                         key=lambda r: (not r.regression, VERDICTS.index(r.verdict)))
+        if changed:
+            lines += ["| scenario | metric | baseline | candidate | change | ratio (95% CI) | "
+                      "p (BH) | verdict |", "|---|---|---|---|---|---|---|---|"]
+            for row in changed[:MARKDOWN_ROWS]:
+                cells = [row.label, f"`{row.metric}`",
+                         site.format_value(row.metric, row.baseline_median),
+                         site.format_value(row.metric, row.candidate_median),
+                         change_cell(row), format_ratio(row), format_p(row.p_adjusted),
+                         ("**regression** " if row.regression else "")
+                         + verdict_text(row.verdict, equivalence)]
+                lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
+            if len(changed) > MARKDOWN_ROWS:
+                lines.append(f"\n… and {len(changed) - MARKDOWN_ROWS} more (every row is in the "
+                             "HTML page that `alloclab compare --out DIR` writes).")
+        else:
+            lines.append(f"Every pair is the same within ±{_percent(equivalence)}.")
+        for title, labels in (("Only in the baseline", candidate.only_in_baseline),
+                              ("Only in this run", candidate.only_in_candidate)):
+            if labels:
+                lines += ["", f"{title}: " + ", ".join(labels) + "."]
+        lines.append("")
+    return "\n".join(lines)
