@@ -176,7 +176,7 @@ __attribute__((noinline)) uint64_t touch_blocks(const struct blocks *b,
     return sum;
 }
 
-/* Whether the access pattern writes (runner/parameters.py WRITING_ACCESSES). */
+/* Whether the access pattern writes (runner/core/parameters.py WRITING_ACCESSES). */
 int is_writing_access(enum access access)
 {
     return access == ACCESS_WRITE_PAGE || access == ACCESS_WRITE_ALL ||

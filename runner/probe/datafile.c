@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 /* Names the data file the runner shares between the processes of one scenario (the runner's
- * side: runner/datafiles.py). */
+ * side: runner/measure/datafiles.py). */
 const char DATA_FILE_VARIABLE[] = "ALLOCLAB_DATA_FILE";
 
 /* The file's known pattern (pattern_byte) for `length` bytes from `offset` on. */
@@ -184,7 +184,7 @@ static int open_shared_file(const char *path, const char *directory, uint64_t fi
     return fd;
 }
 
-/* Whether the scenario's data file cannot be shared (runner/datafiles.py can_share): one it
+/* Whether the scenario's data file cannot be shared (runner/measure/datafiles.py can_share): one it
  * writes into, as the next process would find it changed, and its dirty pages written back
  * during later phases (ipc writes its control page, the file's first, whatever its sharing);
  * one laid out otherwise than whole, or truncated under the mappings. */

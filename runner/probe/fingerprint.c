@@ -1,14 +1,14 @@
 /*
- * --fingerprint [DIR...]: the machine facts of runner/machine.py's FACTS that the machine
+ * --fingerprint [DIR...]: the machine facts of runner/machine/system.py's FACTS that the machine
  * itself holds (CPU, kernel, libc, THP, overcommit, memory, limits, the filesystem of each DIR
  * and the disk under it, how many page-cache pages one fault maps there — observed by writing
  * and mapping a small file, removed at once —, the allocator variables in the probe's
  * environment, the boot id), printed as one JSON
- * object on stdout, read the way runner/machine.py reads them locally. On another machine
+ * object on stdout, read the way runner/machine/system.py reads them locally. On another machine
  * reached over SSH this is the only way alloclab reads it: no Python is needed there.
  *
  * Output: {"probe_version": N, "fingerprint": {<fact>: value}, "facts": {"euid": n,
- * "free_huge_pages": n or null}}; "facts" are what runner/preconditions.py checks besides.
+ * "free_huge_pages": n or null}}; "facts" are what runner/machine/preconditions.py checks besides.
  */
 #include "probe.h"
 
@@ -135,7 +135,7 @@ static int compare_words(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The CPU flags sorted by name and joined by spaces, as runner/machine.py records them. */
+/* The CPU flags sorted by name and joined by spaces, as runner/machine/system.py records them. */
 static void print_sorted_flags(const char *flags, int *first)
 {
     print_key("cpu_flags", first);
@@ -303,7 +303,7 @@ static void unescape_mount(char *field)
     *out = '\0';
 }
 
-/* The mount a directory is on (runner/machine.py's Mount). */
+/* The mount a directory is on (runner/machine/system.py's Mount). */
 struct mount_entry {
     int found;
     size_t point_length;
@@ -359,7 +359,7 @@ static void find_mount(const char *directory, const char *mountinfo, struct moun
     }
 }
 
-/* The block device a filesystem is on and its queue (runner/machine.py's BlockDevice);
+/* The block device a filesystem is on and its queue (runner/machine/system.py's BlockDevice);
  * unknown numbers are -1, unknown text empty. */
 struct block_device {
     char name[256];
@@ -477,7 +477,7 @@ static long minor_faults_now(void)
     return usage.ru_minflt;
 }
 
-/* The file mapped to count pages per fault (runner/machine.py's PAGES_PER_FAULT_FILE_BYTES),
+/* The file mapped to count pages per fault (runner/machine/system.py's PAGES_PER_FAULT_FILE_BYTES),
  * written in FILL_CHUNK_BYTES writes as the probe's data files are. */
 #define PAGES_PER_FAULT_FILE_BYTES ((size_t)2 << 20)
 
@@ -498,7 +498,7 @@ static int write_all(int fd, const unsigned char *chunk, size_t length)
 
 /* Page-cache pages one minor fault maps in `directory`, rounded to a whole number (-1: no
  * file can be written there): a file written there, unlinked at once and read page by page
- * through a private read-only mapping while cached (runner/machine.py's
+ * through a private read-only mapping while cached (runner/machine/system.py's
  * mapped_pages_per_fault, which this must match). */
 static long long mapped_pages_per_fault(const char *directory)
 {
@@ -574,7 +574,7 @@ static void print_number_or_null(long long value)
         printf("%lld", value);
 }
 
-/* What is known of one file directory, for the facts of runner/machine.py read per
+/* What is known of one file directory, for the facts of runner/machine/system.py read per
  * directory. */
 struct file_dir_facts {
     struct mount_entry mount;

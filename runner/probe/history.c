@@ -43,7 +43,7 @@ void recycle_blocks(const struct blocks *b, const struct scenario *s)
         unmap_blocks(b);
 }
 
-/* The memory the scenario's blocks take at their peak, as runner/parameters.py counts it: for
+/* The memory the scenario's blocks take at their peak, as runner/core/parameters.py counts it: for
  * fork the child's copy too, for resize the grown blocks beside the old, for ipc the message
  * on both sides. */
 size_t scenario_bytes(const struct blocks *b, const struct scenario *s)

@@ -1,6 +1,6 @@
 /*
  * The command line: every option's name and values, parsing, and the combinations the probe
- * refuses. Option names are the Scenario field names of runner/parameters.py.
+ * refuses. Option names are the Scenario field names of runner/core/parameters.py.
  */
 #include "probe.h"
 
@@ -139,7 +139,7 @@ static void check_ipc_combination(const struct scenario *s)
 
 /* touch_share, file_origin, file_layout, check_content and file_open: cycle with one thread,
  * and what each needs so that no timed phase faults past the end of the file, opens a file
- * that is not there or reads one that holds nothing (runner/parameters.py _file_io_conflict
+ * that is not there or reads one that holds nothing (runner/core/parameters.py _file_io_conflict
  * says the same, with what to use instead). */
 static void check_file_combination(const struct scenario *s)
 {
@@ -230,7 +230,7 @@ static void check_new_combination(const struct scenario *s)
                     "--cache=warm and --host_warm=0");
 }
 
-/* runner/parameters.py refuses every combination that makes no sense; the probe refuses those
+/* runner/core/parameters.py refuses every combination that makes no sense; the probe refuses those
  * that would make it hand heap memory to munmap or mremap (or the reverse), flush what it
  * never wrote, or share out what threads cannot share. */
 void check_combination(struct scenario *s)

@@ -123,10 +123,10 @@
  * ever passes). That fresh image, on a pristine heap, allocates the blocks one call at a time
  * as allocate does, reads sbrk(0) and malloc_usable_size after each, and sends back through a
  * pipe how many calls moved the break, the median move and the usable bytes; every iteration
- * carries those figures. The Python side (runner/probe.py) builds these files, writes the
+ * carries those figures. The Python side (runner/probe/native.py) builds these files, writes the
  * command line and reads the output; the output format is defined there and here, and
  * PROBE_VERSION ties the two; the observation names, units and meanings are declared in
- * runner/metrics.py.
+ * runner/core/metrics.py.
  *
  * Workload ipc's peer is such a fresh image too (--ipc_peer), started before the first
  * iteration and living through all of them: the writer's messages reach a process that shares
@@ -158,7 +158,7 @@
  *   threads.c   the crew of worker threads (--threads above 1)
  *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c, ipc.c   one workload each: its
  *               four phase slots (ipc.c also the peer's side)
- *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine.py FACTS)
+ *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine/system.py FACTS)
  *   output.c    the JSON on stdout; skips and failures on stderr, with the exit status
  *   tether.c    dying with the runner, and at the probe's own time limit (environment)
  */

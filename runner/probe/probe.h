@@ -43,13 +43,13 @@
 /* The file behind file backings is written in chunks of this size from an mmap'd buffer. */
 #define FILL_CHUNK_BYTES ((size_t)1 << 20)
 
-/* Most threads a scenario may ask for (runner/parameters.py MAX_THREADS). */
+/* Most threads a scenario may ask for (runner/core/parameters.py MAX_THREADS). */
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
 #define MAX_GROW_STEPS 30
-/* pause_ms: at most a minute (runner/parameters.py MAX_PAUSE_MS). */
+/* pause_ms: at most a minute (runner/core/parameters.py MAX_PAUSE_MS). */
 #define MAX_PAUSE_MS 60000
-/* read_buffer and write_buffer: whole 4 KiB units, at most 64 MiB (runner/parameters.py says
+/* read_buffer and write_buffer: whole 4 KiB units, at most 64 MiB (runner/core/parameters.py says
  * the same). */
 #define READ_BUFFER_UNIT_BYTES ((size_t)4096)
 #define MAX_READ_BUFFER_BYTES ((size_t)64 << 20)
@@ -130,7 +130,7 @@ enum file_open { FILE_OPEN_ONCE, FILE_OPEN_PER_BLOCK, FILE_OPEN_COUNT };
 /* touch_share: parts per million of each block's pages (or chunks) one pass visits. */
 #define PPM 1000000
 
-/* Argument names are the Scenario field names of runner/parameters.py (those that are probe
+/* Argument names are the Scenario field names of runner/core/parameters.py (those that are probe
  * options), plus the repetitions. */
 enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPULATE,
               OPT_ACCESS, OPT_OPS, OPT_FILE_DIR, OPT_THP, OPT_RELEASE, OPT_WORKLOAD, OPT_CACHE,
@@ -247,7 +247,8 @@ struct phase_result {
 };
 
 /* Observations: numbers about an iteration beside its phases, each reported only where the
- * scenario makes it meaningful. Names, units and meanings: OBSERVATIONS in runner/metrics.py. */
+ * scenario makes it meaningful. Names, units and meanings: OBSERVATIONS in
+ * runner/core/metrics.py. */
 enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_PROTECTION_ENFORCED, OBS_MPROTECT_NS, OBS_BRK_GROWTH_BYTES,
                    OBS_BLOCKS_IN_HEAP, OBS_MAPPINGS, OBS_VM_SIZE_GROWTH_BYTES,

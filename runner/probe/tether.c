@@ -1,5 +1,5 @@
 /*
- * The probe tied to the runner that started it (runner/execute.py): it dies with the runner
+ * The probe tied to the runner that started it (runner/probe/execute.py): it dies with the runner
  * and at its own time limit, both given in the environment. The runner used to set them up
  * between fork and exec, in Python; that forced a full fork of the runner (no vfork), whose
  * copy-on-write faults cost it ~3 ms per probe process. Here they cost two system calls.
