@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from runner.core.combinations import find_conflict
 from runner.core.model import Scenario
 from runner.core.parameters import (
     BY_KEY,
@@ -14,7 +15,6 @@ from runner.core.parameters import (
     HUGE_PAGE_BYTES,
     PARAMETERS,
     Value,
-    find_conflict,
     resolve_ops,
     scenario_memory_bytes,
     upgrade_params,

@@ -20,17 +20,10 @@ import pytest
 
 from runner.analysis.frame import build_frame
 from runner.analysis.frame import measured as measured_samples
+from runner.core.combinations import find_conflict
 from runner.core.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
 from runner.core.model import PHASES, Scenario, Span
-from runner.core.parameters import (
-    BY_KEY,
-    DEFAULTS,
-    PARAMETERS,
-    Value,
-    find_conflict,
-    resolve_ops,
-    upgrade_params,
-)
+from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, Value, resolve_ops, upgrade_params
 from runner.core.units import PPM
 from runner.measure import pipeline
 from runner.probe.native import ProbeBinary

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from runner.core.combinations import find_conflict
 from runner.core.parameters import (
     AUTO_OPS_TARGET_BYTES,
     IPC_CONTROL_BYTES,
     Value,
-    find_conflict,
     resolve_ops,
     scenario_memory_bytes,
 )

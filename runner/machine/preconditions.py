@@ -1,12 +1,12 @@
 """What a scenario needs from this machine, checked before its probe starts.
 
-`find_conflict` (runner.core.parameters) refuses combinations that make no physical sense anywhere;
-this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
-enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off,
-glibc tunables this machine's glibc does not have (it would ignore them without a word).
-`read_facts()` reads the machine once; `check_preconditions(scenario, facts)` is pure, so
-`plan`, `run` and the tests agree on every reason. The probe checks again when it runs (the
-machine may change in between) and exits with EXIT_SKIPPED and the reason on stderr.
+`find_conflict` (runner.core.combinations) refuses combinations that make no physical sense
+anywhere; this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
+enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off, glibc
+tunables this machine's glibc does not have (it would ignore them without a word). `read_facts()`
+reads the machine once; `check_preconditions(scenario, facts)` is pure, so `plan`, `run` and the
+tests agree on every reason. The probe checks again when it runs (the machine may change in between)
+and exits with EXIT_SKIPPED and the reason on stderr.
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ static void check_ipc_combination(const struct scenario *s)
 
 /* touch_share, file_origin, file_layout, check_content and file_open: cycle with one thread,
  * and what each needs so that no timed phase faults past the end of the file, opens a file
- * that is not there or reads one that holds nothing (runner/core/parameters.py _file_io_conflict
- * says the same, with what to use instead). */
+ * that is not there or reads one that holds nothing (file_io_conflict in
+ * runner/core/file_combinations.py says the same, with what to use instead). */
 static void check_file_combination(const struct scenario *s)
 {
     int cycle_alone = s->workload == WORKLOAD_CYCLE && s->threads == 1;

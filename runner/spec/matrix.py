@@ -27,9 +27,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import product
 
+from runner.core.combinations import find_conflict
 from runner.core.errors import SpecError
 from runner.core.model import DroppedCombination, ExperimentSpec, Plan, Scenario
-from runner.core.parameters import DEFAULTS, PARAMETERS, Value, find_conflict, resolve_ops
+from runner.core.parameters import DEFAULTS, PARAMETERS, Value, resolve_ops
 from runner.core.units import format_size
 
 Params = dict[str, Value]
