@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runner.analysis import adaptive
 from runner.core import names
 from runner.core.errors import SpecError, UsageError
-from runner.core.metrics import method_of
 from runner.core.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.core.parameters import FILE_BACKINGS
 from runner.core.units import format_size
 from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
-from runner.measure import progress, schedule
+from runner.measure import extra_rounds, progress, reuse, schedule
 from runner.probe import native
 from runner.spec import load, matrix
 from runner.store import folders, identity, lock
@@ -130,10 +129,10 @@ def run_plan(plan: Plan, binary: native.ProbeBinary, options: RunOptions, say: S
     """Run one experiment to completion, continuing an interrupted run of the same spec.
 
     A new run first copies the scenarios an earlier run measured under the same conditions
-    (_reusable_records), and is not made at all when that run holds every scenario of the
-    same spec (_holds_all_of); load and steal are snapshotted around the processes, and the noise
-    checks' findings come back in the summary. With a `target` the processes run there; a
-    run whose connection failed some of them stays unfinished, so running again resumes it.
+    (runner.measure.reuse), and is not made at all when that run holds every scenario of the
+    same spec (reuse.holds_all_of); load and steal are snapshotted around the processes, and the
+    noise checks' findings come back in the summary. With a `target` the processes run there; a run
+    whose connection failed some of them stays unfinished, so running again resumes it.
     """
     experiment = plan.spec
     repetitions = _repetitions(experiment, options)
@@ -153,9 +152,10 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
     experiment = plan.spec
     opened = _resume(plan, binary, options, repetitions, fingerprint, say)
     if opened is None:
-        source = (_reuse_source(plan, options, repetitions, fingerprint, binary.source_hash)
+        source = (reuse.reuse_source(plan, options.results_dir, options.machine, repetitions,
+                                     fingerprint, binary.source_hash)
                   if options.reuse else None)
-        if source is not None and _holds_all_of(source, plan, repetitions):
+        if source is not None and reuse.holds_all_of(source, plan, repetitions):
             # A copy of it would be the same data under another run's conditions, time and
             # commit, and the report would show that copy as what measured it.
             say(f"{experiment.name}: nothing to measure: run {source.run_id} measured every "
@@ -191,8 +191,8 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
                           run_process=target.run_process if target else None)
 
     run(jobs, done)
-    extra = _extra_rounds(plan, repetitions, run_dir, int(manifest["seed"]), neighbours, run,
-                          say, watch)
+    extra = extra_rounds.run_extra_rounds(plan, repetitions, run_dir, int(manifest["seed"]),
+                                          neighbours, run, say, watch.extend)
     # This machine's load says nothing about another's: a remote run records none.
     load = [*manifest.get("load", []), *([] if target else [
         {"before": load_before, "after": system.read_load()}])]
@@ -204,70 +204,6 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
     return replace(_summary(plan, run_dir, watch.run, watch.failed,
                             len(manifest.get("reused_from", {}))),
                    processes_skipped=watch.skipped)
-
-
-def _extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: int,
-                  neighbours: Sequence[Sequence[str]],
-                  run: Callable[[list[schedule.Job], set[tuple[str, int]]], None],
-                  say: Say, watch: _Progress) -> dict[str, Any]:
-    """After the base rounds: batch after batch of rounds for the statistical check pairs
-    still undecided (runner.analysis.adaptive), until none needs more or the run's extra time is
-    spent; how it ended, for the manifest.
-
-    Each batch is planned from the rounds before it alone (`boundary`), so a run resumed in the
-    middle of a batch plans that batch again, finishes it, and goes on as the uninterrupted run
-    would have."""
-    if not repetitions.adaptive:
-        return adaptive.describe("off", 0.0, 0.0)
-    by_id = {s.id: s for s in plan.scenarios}
-    looks = adaptive.looks_of(repetitions)
-    most = max([looks.most, *(adaptive.check_looks(c, looks).most for c in plan.spec.checks)])
-    ending: adaptive.Ending = "done"
-    boundary = repetitions.processes
-    while boundary < most:
-        stored = folders.load_run(run_dir)
-        pending = _undecided(plan, stored, repetitions, boundary)
-        if not pending:
-            break
-        done = {(r.scenario_id, r.process_index) for r in stored.records}
-        batch = adaptive.batch_jobs(pending, neighbours, seed, done)
-        if batch and not adaptive.within_time(repetitions, stored.records, batch):
-            ending = "time"
-            say(f"{plan.spec.name}: {len(pending)} check pairs still undecided; the run's time "
-                f"for extra rounds ({repetitions.extra_time:.0%} of its base rounds) is spent")
-            break
-        if batch:
-            say(f"{plan.spec.name}: {len(pending)} check pairs undecided: "
-                f"{len(batch)} more processes")
-            watch.extend(batch)
-            run([schedule.Job(by_id[sid], number) for sid, number in batch], set())
-        boundary = min(most, boundary + repetitions.processes)
-    records = folders.load_run(run_dir).records
-    base_s, extra_s = adaptive.time_spent_s(records, repetitions.processes)
-    return adaptive.describe(ending, extra_s, repetitions.extra_time * base_s)
-
-
-def _undecided(plan: Plan, stored: folders.StoredRun, repetitions: Repetitions,
-               boundary: int) -> list[adaptive.Pending]:
-    """The rounds from `boundary` that each statistical pair still undecided on the rounds
-    before it needs for its next look, judged as the report judges them."""
-    from runner.analysis import verdict
-    from runner.analysis.frame import build_frame, measured
-
-    looks = adaptive.looks_of(repetitions)
-    samples = measured(build_frame(stored))
-    samples = samples[samples["process_index"] < boundary]
-    undecided = []
-    for check in plan.spec.checks:
-        if method_of(check) != "statistical":
-            continue
-        result = verdict.evaluate(check, samples, stored.manifest["scenarios"],
-                                  stored.manifest["label_keys"], looks)
-        for c in result.comparisons:
-            if c.outcome == "undecided" and c.stop == "measured":
-                ids = (c.candidate_id, c.reference_id) if c.reference_id else (c.candidate_id,)
-                undecided.append((ids, adaptive.check_looks(check, looks), c.look))
-    return adaptive.pending_rounds(undecided, boundary)
 
 
 def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
@@ -335,7 +271,7 @@ def _start(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
            repetitions: Repetitions, fingerprint: dict[str, Any], say: Say,
            target: Target | None = None, source: folders.StoredRun | None = None) -> Opened:
     """A new run folder with its manifest and the records it copies from `source`, the
-    earlier run it may reuse (_reuse_source), if any."""
+    earlier run it may reuse (runner.measure.reuse), if any."""
     experiment = plan.spec
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
     run_id = _new_run_id(options.results_dir, options.machine, experiment.name)
@@ -348,8 +284,8 @@ def _start(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
         repetitions=repetitions, seed=seed, started_utc=_utc_now(), command=options.command)
     # A run with fewer repetitions than its spec asks for is shown only when no full one is.
     manifest["profile"] = "full" if repetitions == experiment.repetitions else "reduced"
-    reused, records = ({}, []) if source is None else _reusable_records(plan, source,
-                                                                         repetitions)
+    reused, records = (({}, []) if source is None
+                       else reuse.reusable_records(plan, source, repetitions))
     manifest["reused_from"] = reused
     folders.write_manifest(run_dir, manifest)
     folders.append_records(run_dir, records)
@@ -397,51 +333,6 @@ class _Progress:
                 f"{self.experiment}: {self.run}/{self.total} processes")
         if self.listener:
             self.listener.process(self.estimates_s.get(job.scenario.id, 0.0))
-
-
-def _reusable_records(plan: Plan, source: folders.StoredRun, repetitions: Repetitions
-                      ) -> tuple[dict[str, str], list[ProcessRecord]]:
-    """Records a new run copies from `source` instead of measuring: {scenario id: origin run
-    id} (the run that measured it, not one that copied it), records; those of the scenarios
-    `source` measured completely that are still in the plan: a spec change reruns only what
-    it changed."""
-    complete = folders.complete_scenarios(source, [s.id for s in plan.scenarios],
-                                        repetitions.processes)
-    origins = source.manifest.get("reused_from", {})
-    return ({sid: origins.get(sid, source.run_id) for sid in complete},
-            [record for records in complete.values() for record in records])
-
-
-def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
-                  fingerprint: dict[str, object], probe_hash: str) -> folders.StoredRun | None:
-    """The run a new one may copy from: the newest finished run of the same experiment on
-    this machine, in this boot, with the same probe, the same repetitions and no confounding
-    fingerprint difference; None when there is none. Results from another boot (another copy
-    of the machine, or a fresh one with the same host name) are never reused: there,
-    `alloclab run` measures."""
-    for earlier in folders.finished_runs(options.results_dir, options.machine, plan.spec.name):
-        manifest = earlier.manifest
-        if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
-                or fingerprint.get("boot_id") is None
-                or manifest.get("probe", {}).get("source_hash") != probe_hash
-                or manifest.get("repetitions") != asdict(repetitions)
-                or system.confounding_differences(manifest.get("fingerprint", {}),
-                                                   fingerprint)):
-            continue
-        return earlier
-    return None
-
-
-def _holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetitions) -> bool:
-    """Whether a new run would copy `source` entirely: the same spec text word for word (so
-    the same charts and checks) and the same scenarios, each measured completely; then
-    nothing is left to measure or to judge anew."""
-    if source.manifest.get("spec_text") != load.read_spec_text(Path(plan.spec.source)):
-        return False
-    ids = [s.id for s in plan.scenarios]
-    if [s["id"] for s in source.manifest["scenarios"]] != ids:
-        return False
-    return len(folders.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
 
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:

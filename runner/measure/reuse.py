@@ -1,0 +1,63 @@
+"""Which stored run a new run may copy from instead of measuring, and what it copies: the newest
+finished run of the same experiment on this machine, in this boot, with the same probe,
+repetitions and conditions; only the scenarios it measured completely. Results from another
+boot are never reused."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.core.model import Plan, ProcessRecord, Repetitions
+from runner.machine import system
+from runner.spec import load
+from runner.store import folders
+
+if TYPE_CHECKING:
+    pass
+
+
+def reusable_records(plan: Plan, source: folders.StoredRun, repetitions: Repetitions
+                      ) -> tuple[dict[str, str], list[ProcessRecord]]:
+    """Records a new run copies from `source` instead of measuring: {scenario id: origin run
+    id} (the run that measured it, not one that copied it), records; those of the scenarios
+    `source` measured completely that are still in the plan: a spec change reruns only what
+    it changed."""
+    complete = folders.complete_scenarios(source, [s.id for s in plan.scenarios],
+                                        repetitions.processes)
+    origins = source.manifest.get("reused_from", {})
+    return ({sid: origins.get(sid, source.run_id) for sid in complete},
+            [record for records in complete.values() for record in records])
+
+
+def reuse_source(plan: Plan, results_dir: Path, machine: str, repetitions: Repetitions,
+                  fingerprint: dict[str, object], probe_hash: str) -> folders.StoredRun | None:
+    """The run a new one may copy from: the newest finished run of the same experiment on
+    this machine, in this boot, with the same probe, the same repetitions and no confounding
+    fingerprint difference; None when there is none. Results from another boot (another copy
+    of the machine, or a fresh one with the same host name) are never reused: there,
+    `alloclab run` measures."""
+    for earlier in folders.finished_runs(results_dir, machine, plan.spec.name):
+        manifest = earlier.manifest
+        if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
+                or fingerprint.get("boot_id") is None
+                or manifest.get("probe", {}).get("source_hash") != probe_hash
+                or manifest.get("repetitions") != asdict(repetitions)
+                or system.confounding_differences(manifest.get("fingerprint", {}),
+                                                   fingerprint)):
+            continue
+        return earlier
+    return None
+
+
+def holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetitions) -> bool:
+    """Whether a new run would copy `source` entirely: the same spec text word for word (so
+    the same charts and checks) and the same scenarios, each measured completely; then
+    nothing is left to measure or to judge anew."""
+    if source.manifest.get("spec_text") != load.read_spec_text(Path(plan.spec.source)):
+        return False
+    ids = [s.id for s in plan.scenarios]
+    if [s["id"] for s in source.manifest["scenarios"]] != ids:
+        return False
+    return len(folders.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
