@@ -14,7 +14,7 @@ from runner.analysis.frame import build_frame, measured
 from runner.core.model import Looks, ProcessRecord, Repetitions, Scenario
 from runner.measure import pipeline
 from runner.probe import execute, native
-from runner.report import site
+from runner.report import verdicts
 from runner.store.folders import load_run
 from tests.synthetic import fake_probe_output
 
@@ -204,7 +204,7 @@ def test_a_run_stops_adding_rounds_when_its_extra_time_is_spent(
     assert all(index < 10 for _, index in fake.calls)
     run = load_run(summary.run_dir)
     assert run.manifest["adaptive"]["ending"] == "time"
-    html_record = site.verdict_record(run, verdict.run_verdicts(
+    html_record = verdicts.verdict_record(run, verdict.run_verdicts(
         run, pipeline.load_plans([spec])[0].spec, measured(build_frame(run)))[0])
     [pair] = html_record["pairs"]
     assert pair["stop"] == {"reason": "time", "text": (
