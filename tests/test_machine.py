@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from runner.machine import system
-from runner.machine.system import (
-    FACTS,
+from runner.machine import file_dirs, system
+from runner.machine.file_dirs import (
     BlockDevice,
     Mount,
-    allocator_env,
-    confounding_differences,
     find_mount,
-    format_fact,
     mapped_pages_per_fault,
     read_block_device,
+)
+from runner.machine.system import (
+    FACTS,
+    allocator_env,
+    confounding_differences,
+    format_fact,
     read_fingerprint,
     read_load,
     run_facts,
@@ -56,7 +58,7 @@ def test_every_per_directory_fact_names_the_same_directories(tmp_path: Path) -> 
     assert per_dir[0] == "file_fs" and len(per_dir) == 7
     assert all(list(fingerprint[key]) == sorted(dirs) for key in per_dir)
     # /proc holds no file and is on no disk: every fact of it says so.
-    assert fingerprint["file_device"]["/proc"] == system.NO_BLOCK_DEVICE
+    assert fingerprint["file_device"]["/proc"] == file_dirs.NO_BLOCK_DEVICE
     assert [fingerprint[key]["/proc"] for key in per_dir[2:]] == [None] * 5
     assert fingerprint["file_pages_per_fault"][str(tmp_path / "missing")] is None
 
@@ -184,7 +186,7 @@ def test_btrfs_is_found_by_its_source_and_tmpfs_is_on_no_device(tmp_path: Path) 
 def test_pages_per_fault_is_observed_and_leaves_no_file(tmp_path: Path) -> None:
     pages = mapped_pages_per_fault(str(tmp_path))
     # At least one page per fault, at most the whole 2 MiB file in one.
-    assert pages is not None and 1 <= pages <= system.PAGES_PER_FAULT_FILE_BYTES // 4096
+    assert pages is not None and 1 <= pages <= file_dirs.PAGES_PER_FAULT_FILE_BYTES // 4096
     assert list(tmp_path.iterdir()) == []
     assert mapped_pages_per_fault(str(tmp_path / "missing")) is None
     assert mapped_pages_per_fault("/proc") is None

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.core.parameters import FILE_BACKINGS, HEAP_BACKINGS
-from runner.machine.system import NO_BLOCK_DEVICE, format_fact
+from runner.machine.file_dirs import NO_BLOCK_DEVICE
+from runner.machine.system import format_fact
 from runner.store.identity import identity_differences
 
 ConditionValue = str | int | bool | None

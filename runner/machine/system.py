@@ -4,25 +4,23 @@ FACTS is the one registry (pyperf style): each key is declared once, with what i
 it comes from and whether a difference in it *confounds* a comparison — changes allocation cost
 by itself (kernel, libc, THP mode, CPU model, allocator tunables, page size, overcommit,
 compiler, and for file backings the disk under each file directory and how many page-cache
-pages one fault maps there…). `read_fingerprint` reads the machine's facts when a run starts
-(writing and mapping one small file in each file directory: the page-cache fact is observed,
-not read); `run_facts` adds
-those a run records elsewhere in its manifest (the probe's compiler and hash, alloclab's
-version) or learns from the probe (the libc it ran with). `read_load` snapshots the load and
-steal time around a run, for the noise checks. Reading (and that one removed file per
-directory) is the only side effect here.
+pages one fault maps there, which runner.machine.file_dirs reads…). `read_fingerprint` reads
+the machine's facts when a run starts (writing and mapping one small file in each file
+directory: the page-cache fact is observed, not read); `run_facts` adds those a run records
+elsewhere in its manifest (the probe's compiler and hash, alloclab's version) or learns from
+the probe (the libc it ran with). `read_load` snapshots the load and steal time around a run,
+for the noise checks. Reading (and that one removed file per directory) is the only side
+effect here.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import mmap
 import os
 import platform
 import resource
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,13 @@ from typing import Any, Literal
 
 from runner.core import names
 from runner.core.units import format_bytes
+from runner.machine.file_dirs import (
+    NO_BLOCK_DEVICE,
+    find_mount,
+    mapped_pages_per_fault,
+    read_block_device,
+)
+from runner.machine.kernel_files import int_or_none, read_text, selected_choice
 
 Source = Literal["machine", "run", "probe"]
 
@@ -105,25 +110,8 @@ ALLOCATOR_ENV_PREFIX = "MALLOC_"
 _GIT_TIMEOUT_S = 10.0
 
 
-def _read(path: str | Path) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
-def _bracketed(text: str | None) -> str | None:
-    """The selected mode of a sysfs choice file: 'always [madvise] never' -> 'madvise'."""
-    if text is None:
-        return None
-    for word in text.split():
-        if word.startswith("[") and word.endswith("]"):
-            return word[1:-1]
-    return text
-
-
 def _cpuinfo_field(name: str) -> str | None:
-    text = _read("/proc/cpuinfo") or ""
+    text = read_text("/proc/cpuinfo") or ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == name:
@@ -132,7 +120,7 @@ def _cpuinfo_field(name: str) -> str | None:
 
 
 def _meminfo_bytes(name: str) -> int | None:
-    text = _read("/proc/meminfo") or ""
+    text = read_text("/proc/meminfo") or ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key == name:
@@ -140,16 +128,12 @@ def _meminfo_bytes(name: str) -> int | None:
     return None
 
 
-def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and text.lstrip("-").isdigit() else None
-
-
 def _cpu_caches() -> str | None:
     """'L1d 48K, L1i 32K, L2 2048K, L3 307200K' from /sys/devices/system/cpu/cpu0/cache."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
     parts = []
     for index in sorted(base.glob("index*")):
-        level, kind, size = (_read(index / name) for name in ("level", "type", "size"))
+        level, kind, size = (read_text(index / name) for name in ("level", "type", "size"))
         if level is None or size is None:
             continue
         suffix = {"Data": "d", "Instruction": "i"}.get(kind or "", "")
@@ -160,7 +144,7 @@ def _cpu_caches() -> str | None:
 def _cpu_governor() -> str | None:
     """The scaling governors in use ('performance'), or None where cpufreq is not exposed."""
     governors = {text for path in Path("/sys/devices/system/cpu").glob(
-        "cpu[0-9]*/cpufreq/scaling_governor") if (text := _read(path))}
+        "cpu[0-9]*/cpufreq/scaling_governor") if (text := read_text(path))}
     return ",".join(sorted(governors)) or None
 
 
@@ -168,10 +152,10 @@ def _hypervisor(cpu_flags: str | None) -> str:
     """Which hypervisor, from the places Linux exposes it without special privileges."""
     if cpu_flags is None or "hypervisor" not in cpu_flags.split():
         return "none"
-    for text in (_read("/sys/hypervisor/type"), _read("/sys/class/dmi/id/sys_vendor")):
+    for text in (read_text("/sys/hypervisor/type"), read_text("/sys/class/dmi/id/sys_vendor")):
         if text:
             return text
-    clocks = (_read("/sys/devices/system/clocksource/clocksource0/available_clocksource")
+    clocks = (read_text("/sys/devices/system/clocksource/clocksource0/available_clocksource")
               or "").split()
     if "kvm-clock" in clocks:
         return "kvm"
@@ -188,165 +172,6 @@ def _numa_nodes() -> int | None:
 def _memlock_limit() -> int | str:
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     return "unlimited" if soft == resource.RLIM_INFINITY else soft
-
-
-def _unescape_mount(field: str) -> str:
-    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field
-
-
-@dataclass(frozen=True)
-class Mount:
-    """The mount a directory is on, from one line of /proc/self/mountinfo."""
-
-    point: str
-    fs_type: str
-    device_number: str  # "254:0": /sys/dev/block/<this> when a block device holds it
-    source: str  # "/dev/vda", "tmpfs", "overlay"
-
-
-def find_mount(directory: str, mountinfo: str) -> Mount | None:
-    """The mount holding `directory`: the longest mount point prefix wins.
-
-    `mountinfo` is the text of /proc/self/mountinfo; a later line on the same mount point is
-    mounted over an earlier one, so it wins a tie.
-    """
-    path = os.path.realpath(directory)
-    best: Mount | None = None
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        after = line.split(" - ", 1)[1].split() if " - " in line else []
-        if len(fields) < 5 or len(after) < 2:
-            continue
-        mount_point = _unescape_mount(fields[4])
-        inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
-        if inside and (best is None or len(mount_point) >= len(best.point)):
-            best = Mount(mount_point, after[0], fields[2], _unescape_mount(after[1]))
-    return best
-
-
-NO_BLOCK_DEVICE = "none"
-_SLAVE_DEPTH = 4  # device-mapper or md over device-mapper...: how far down to look for a disk
-
-
-@dataclass(frozen=True)
-class BlockDevice:
-    """The block device a filesystem is on, and the facts of its queue that decide file I/O."""
-
-    name: str  # vda, sda1, dm-0
-    disk: str | None  # driver and model of the disk: "virtio_blk", "sd QEMU HARDDISK"
-    rotational: bool | None
-    scheduler: str | None
-    read_ahead_kb: int | None
-
-
-def _whole_disk(device: Path) -> Path:
-    """A partition's queue and driver belong to the disk it is part of."""
-    return device.parent if (device / "partition").exists() else device
-
-
-def _disk_text(whole: Path, depth: int = 0) -> str | None:
-    """"virtio_blk", "nvme Amazon Elastic Block Store": the driver of the device behind a
-    disk (NVMe's sits one level further, behind its controller) and its model. A
-    device-mapper or md device has no device of its own: the first disk it is made of."""
-    device = whole / "device"
-    if device.exists():
-        driver = next((link.resolve().name for link in (device / "driver",
-                                                        device / "device" / "driver")
-                       if link.exists()), None)
-        model = " ".join((_read(device / "model") or "").split())
-        return " ".join(part for part in (driver, model) if part) or None
-    slaves = sorted((whole / "slaves").glob("*"))
-    if slaves and depth < _SLAVE_DEPTH:
-        return _disk_text(_whole_disk(slaves[0].resolve()), depth + 1)
-    return None
-
-
-def read_block_device(mount: Mount, sys_root: Path = Path("/sys")) -> BlockDevice | None:
-    """The block device holding a mount's filesystem (by its device number, else by its source,
-    as for btrfs, whose device numbers are not the disk's); None when it is on none (tmpfs,
-    overlay, a network filesystem)."""
-    path = sys_root / "dev" / "block" / mount.device_number
-    if not path.exists() and mount.source.startswith("/dev/"):
-        path = sys_root / "class" / "block" / Path(os.path.realpath(mount.source)).name
-    if not path.exists():
-        return None
-    device = path.resolve()
-    whole = _whole_disk(device)
-    rotational = _int_or_none(_read(whole / "queue" / "rotational"))
-    return BlockDevice(
-        name=device.name, disk=_disk_text(whole),
-        rotational=None if rotational is None else bool(rotational),
-        scheduler=_bracketed(_read(whole / "queue" / "scheduler")),
-        read_ahead_kb=_int_or_none(_read(whole / "queue" / "read_ahead_kb")))
-
-
-# The file mapped to count pages per fault, written in writes as large as the probe's data
-# files' (FILL_CHUNK_BYTES in runner/probe/probe.h): the page cache's folios follow the writes.
-PAGES_PER_FAULT_FILE_BYTES = 2 << 20
-PAGES_PER_FAULT_WRITE_BYTES = 1 << 20
-
-
-def _minor_faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def _write_fully(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def mapped_pages_per_fault(directory: str) -> int | None:
-    """Page-cache pages one minor fault maps in `directory`, rounded to a whole number.
-
-    A file of PAGES_PER_FAULT_FILE_BYTES is written there (and unlinked at once), then read
-    page by page through a private read-only mapping while its pages are cached: each fault
-    maps the fault-around window (16 pages), or a whole large folio where the filesystem
-    caches files in large folios (ext4 on recent kernels). None where no file can be written
-    there. runner/probe/fingerprint.c does the same, so remote hosts record the same fact.
-    """
-    page = mmap.PAGESIZE
-    try:
-        fd, path = tempfile.mkstemp(prefix="alloclab-", dir=directory)
-    except OSError:
-        return None
-    try:
-        os.unlink(path)
-        block = b"\x01" * PAGES_PER_FAULT_WRITE_BYTES
-        for _ in range(PAGES_PER_FAULT_FILE_BYTES // PAGES_PER_FAULT_WRITE_BYTES):
-            _write_fully(fd, block)
-        offsets = range(0, PAGES_PER_FAULT_FILE_BYTES, page)
-        with mmap.mmap(fd, PAGES_PER_FAULT_FILE_BYTES, flags=mmap.MAP_PRIVATE,
-                       prot=mmap.PROT_READ) as mapping:
-            before = _minor_faults()
-            for offset in offsets:
-                mapping[offset]
-            faults = _minor_faults() - before
-    except OSError:
-        return None  # a full or read-only filesystem
-    finally:
-        os.close(fd)
-    pages = PAGES_PER_FAULT_FILE_BYTES // page
-    return (pages + faults // 2) // faults if faults > 0 else None
-
-
-def _file_dir_facts(file_dirs: Iterable[str], mountinfo: str) -> dict[str, dict[str, Any]]:
-    """The per-file-directory facts of FACTS (file_fs, file_device...), each {dir: value}."""
-    facts: dict[str, dict[str, Any]] = {fact.key: {} for fact in FACTS if fact.per_file_dir}
-    for directory in sorted(set(file_dirs)):
-        mount = find_mount(directory, mountinfo)
-        device = read_block_device(mount) if mount else None
-        facts["file_fs"][directory] = mount.fs_type if mount else None
-        facts["file_device"][directory] = device.name if device else NO_BLOCK_DEVICE
-        facts["file_disk"][directory] = device.disk if device else None
-        facts["file_rotational"][directory] = device.rotational if device else None
-        facts["file_scheduler"][directory] = device.scheduler if device else None
-        facts["file_read_ahead_kb"][directory] = device.read_ahead_kb if device else None
-        facts["file_pages_per_fault"][directory] = mapped_pages_per_fault(directory)
-    return facts
 
 
 def allocator_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -400,7 +225,7 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
     libc_name, libc_version = platform.libc_ver()
     thp = "/sys/kernel/mm/transparent_hugepage"
     cpu_flags = _cpuinfo_field("flags")
-    mountinfo = _read("/proc/self/mountinfo") or ""
+    mountinfo = read_text("/proc/self/mountinfo") or ""
     commit, dirty = _git_state(spec_path)
     return {
         "cpu_model": _cpuinfo_field("model name"),
@@ -410,17 +235,17 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
         "cpu_governor": _cpu_governor(),
         "hypervisor": _hypervisor(cpu_flags),
         "machine": platform.machine(),
-        "boot_id": _read("/proc/sys/kernel/random/boot_id"),
+        "boot_id": read_text("/proc/sys/kernel/random/boot_id"),
         "kernel": platform.release(),
         "kernel_version": platform.version(),
         "libc": f"{libc_name} {libc_version}".strip() or None,
         "page_size_bytes": os.sysconf("SC_PAGE_SIZE"),
-        "thp_enabled": _bracketed(_read(f"{thp}/enabled")),
-        "thp_defrag": _bracketed(_read(f"{thp}/defrag")),
-        "thp_shmem_enabled": _bracketed(_read(f"{thp}/shmem_enabled")),
-        "overcommit_memory": _int_or_none(_read("/proc/sys/vm/overcommit_memory")),
-        "nr_hugepages": _int_or_none(_read("/proc/sys/vm/nr_hugepages")),
-        "max_map_count": _int_or_none(_read("/proc/sys/vm/max_map_count")),
+        "thp_enabled": selected_choice(read_text(f"{thp}/enabled")),
+        "thp_defrag": selected_choice(read_text(f"{thp}/defrag")),
+        "thp_shmem_enabled": selected_choice(read_text(f"{thp}/shmem_enabled")),
+        "overcommit_memory": int_or_none(read_text("/proc/sys/vm/overcommit_memory")),
+        "nr_hugepages": int_or_none(read_text("/proc/sys/vm/nr_hugepages")),
+        "max_map_count": int_or_none(read_text("/proc/sys/vm/max_map_count")),
         "memlock_limit_bytes": _memlock_limit(),
         "numa_nodes": _numa_nodes(),
         "memory_bytes": _meminfo_bytes("MemTotal"),
@@ -500,8 +325,8 @@ def read_load() -> dict[str, Any]:
     itself and the probes it waited for (`own_cpu_s`), and how much time the hypervisor stole;
     times are jiffies summed over all CPUs. Unreadable values are None.
     """
-    loadavg = (_read("/proc/loadavg") or "").split()
-    stat = (_read("/proc/stat") or "").splitlines()
+    loadavg = (read_text("/proc/loadavg") or "").split()
+    stat = (read_text("/proc/stat") or "").splitlines()
     own = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     snapshot: dict[str, Any] = {
         "loadavg_1m": float(loadavg[0]) if loadavg else None,
@@ -527,3 +352,19 @@ def default_machine_label() -> str:
     if chosen is not None:
         return chosen
     return names.label_from_host(socket.gethostname())
+
+
+def _file_dir_facts(file_dirs: Iterable[str], mountinfo: str) -> dict[str, dict[str, Any]]:
+    """The per-file-directory facts of FACTS (file_fs, file_device...), each {dir: value}."""
+    facts: dict[str, dict[str, Any]] = {fact.key: {} for fact in FACTS if fact.per_file_dir}
+    for directory in sorted(set(file_dirs)):
+        mount = find_mount(directory, mountinfo)
+        device = read_block_device(mount) if mount else None
+        facts["file_fs"][directory] = mount.fs_type if mount else None
+        facts["file_device"][directory] = device.name if device else NO_BLOCK_DEVICE
+        facts["file_disk"][directory] = device.disk if device else None
+        facts["file_rotational"][directory] = device.rotational if device else None
+        facts["file_scheduler"][directory] = device.scheduler if device else None
+        facts["file_read_ahead_kb"][directory] = device.read_ahead_kb if device else None
+        facts["file_pages_per_fault"][directory] = mapped_pages_per_fault(directory)
+    return facts
