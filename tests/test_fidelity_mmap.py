@@ -17,8 +17,8 @@ import pytest
 from bench import fidelity
 from bench.fidelity import FAMILIES, Runner, Series
 from runner.probe.native import ProbeBinary
+from tests.probe.running import PAGE, measured, probe, scenario
 from tests.test_fidelity import programs, rounds, series
-from tests.test_probe import PAGE, measured, probe, scenario
 
 __all__ = ["probe", "programs"]  # fixtures, used by name
 

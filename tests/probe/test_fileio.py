@@ -29,16 +29,10 @@ from runner.measure import pipeline
 from runner.probe.native import ProbeBinary
 from runner.spec.schema import build_schema
 from runner.store.folders import load_run
-from tests import test_probe as shared
-from tests.test_probe import PAGE, _good_args, _run_raw, measured, scenario
-
-# test_probe's fixtures, shared: the probe built once per module, a directory that evicts.
-probe = shared.probe
-disk_dir = shared.disk_dir
-no_thp_always = shared.no_thp_always
+from tests.probe.running import PAGE, good_args, measured, run_raw, scenario
 
 MIB = 1 << 20
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def observed(it: dict[str, Any]) -> dict[str, int]:
@@ -354,29 +348,29 @@ def test_reading_a_small_file_per_block_is_open_pread_close(
 
 @pytest.mark.probe
 @pytest.mark.parametrize("args", [
-    _good_args(touch_share_ppm="0"),
-    _good_args(touch_share_ppm="1000001"),
-    _good_args(touch_share_ppm="10000", access="none"),
-    _good_args(touch_share_ppm="10000", workload="fork"),
-    _good_args(file_origin="old"),
-    _good_args(file_origin="new"),  # malloc has no file
-    _good_args(file_origin="new", backing="read-file"),
-    _good_args(file_origin="new", backing="mmap-file", cache="cold"),
-    _good_args(file_layout="short", backing="mmap-file", access="none"),  # no check_content
-    _good_args(file_layout="short", backing="mmap-file", access="read-page", check_content="1",
+    good_args(touch_share_ppm="0"),
+    good_args(touch_share_ppm="1000001"),
+    good_args(touch_share_ppm="10000", access="none"),
+    good_args(touch_share_ppm="10000", workload="fork"),
+    good_args(file_origin="old"),
+    good_args(file_origin="new"),  # malloc has no file
+    good_args(file_origin="new", backing="read-file"),
+    good_args(file_origin="new", backing="mmap-file", cache="cold"),
+    good_args(file_layout="short", backing="mmap-file", access="none"),  # no check_content
+    good_args(file_layout="short", backing="mmap-file", access="read-page", check_content="1",
                size_bytes="65536"),
-    _good_args(file_layout="truncated", backing="mmap-file", access="none", check_content="1",
+    good_args(file_layout="truncated", backing="mmap-file", access="none", check_content="1",
                size_bytes="65536", populate="map-populate"),
-    _good_args(file_layout="holes", backing="mmap-file", access="none", check_content="1"),
-    _good_args(check_content="1", backing="mmap-file", access="write-page"),
-    _good_args(check_content="1"),
-    _good_args(check_content="2", backing="mmap-file", access="none"),
-    _good_args(file_open="per-block"),  # malloc opens nothing
-    _good_args(file_open="per-block", backing="read-file", order="random"),
-    _good_args(file_open="per-block", backing="mmap-file", sharing="shared", sync="fsync"),
+    good_args(file_layout="holes", backing="mmap-file", access="none", check_content="1"),
+    good_args(check_content="1", backing="mmap-file", access="write-page"),
+    good_args(check_content="1"),
+    good_args(check_content="2", backing="mmap-file", access="none"),
+    good_args(file_open="per-block"),  # malloc opens nothing
+    good_args(file_open="per-block", backing="read-file", order="random"),
+    good_args(file_open="per-block", backing="mmap-file", sharing="shared", sync="fsync"),
 ])
 def test_file_options_that_make_no_sense_exit_2(probe: ProbeBinary, args: list[str]) -> None:
-    result = _run_raw(probe, args)
+    result = run_raw(probe, args)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith("probe: ")
@@ -566,6 +560,6 @@ def test_pause_is_for_workload_cycle_alone() -> None:
 
 @pytest.mark.probe
 def test_the_probe_refuses_a_pause_outside_cycle_or_past_a_minute(probe: ProbeBinary) -> None:
-    assert _run_raw(probe, _good_args(workload="churn", pause_ms="5")).returncode == 2
-    assert _run_raw(probe, _good_args(pause_ms="60001")).returncode == 2
-    assert _run_raw(probe, _good_args(pause_ms="5")).returncode == 0
+    assert run_raw(probe, good_args(workload="churn", pause_ms="5")).returncode == 2
+    assert run_raw(probe, good_args(pause_ms="60001")).returncode == 2
+    assert run_raw(probe, good_args(pause_ms="5")).returncode == 0

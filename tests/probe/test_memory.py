@@ -23,16 +23,16 @@ from runner.core.parameters import DEFAULTS, Value
 from runner.measure.datafiles import can_share
 from runner.probe.execute import run_process
 from runner.probe.native import ProbeBinary, build_probe, find_compiler, probe_argv
-from tests.test_probe import (  # noqa: F401  (no_thp_always: a fixture, used by name)
+from tests.probe.running import (  # noqa: F401  (no_thp_always: a fixture, used by name)
     MIB,
     N_PAGES,
     PAGE,
-    _good_args,
-    _run_raw,
+    good_args,
     measure,
     measured,
     no_thp_always,
     pattern_sums,
+    run_raw,
     scenario,
 )
 
@@ -596,41 +596,41 @@ def test_new_parameters_keep_the_ids_of_scenarios_that_do_not_set_them() -> None
 
 @pytest.mark.probe
 @pytest.mark.parametrize("args", [
-    _good_args(noreserve="2"),
-    _good_args(noreserve="1"),  # malloc: no mmap to give the flag to
-    _good_args(keep_every="-1"),
-    _good_args(keep_every="4", backing="mmap-anon", release="munmap"),
-    _good_args(keep_every="4", workload="churn"),
-    _good_args(keep_every="4", release="none"),
-    _good_args(keep_every="4", release="free-but-last"),
-    _good_args(keep_every="4", backing="read-file"),  # a reused buffer: no blocks
-    _good_args(release="free-but-last", workload="fork"),
-    _good_args(backing="dev-zero", release="free"),
-    _good_args(backing="dev-zero", workload="reuse", sharing="shared",
+    good_args(noreserve="2"),
+    good_args(noreserve="1"),  # malloc: no mmap to give the flag to
+    good_args(keep_every="-1"),
+    good_args(keep_every="4", backing="mmap-anon", release="munmap"),
+    good_args(keep_every="4", workload="churn"),
+    good_args(keep_every="4", release="none"),
+    good_args(keep_every="4", release="free-but-last"),
+    good_args(keep_every="4", backing="read-file"),  # a reused buffer: no blocks
+    good_args(release="free-but-last", workload="fork"),
+    good_args(backing="dev-zero", release="free"),
+    good_args(backing="dev-zero", workload="reuse", sharing="shared",
                release="madv-dontneed"),
-    _good_args(access="zero-then-write"),
+    good_args(access="zero-then-write"),
 ])
 def test_the_probe_refuses_them_too(probe: ProbeBinary, args: list[str]) -> None:
-    result = _run_raw(probe, args)
+    result = run_raw(probe, args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("probe: ")
 
 
 @pytest.mark.probe
 @pytest.mark.parametrize("args", [
-    _good_args(backing="dev-zero", release="munmap", noreserve="1"),
-    _good_args(keep_every="2", ops="4", iterations="2"),
-    _good_args(release="malloc-trim-but-last", threads="2", ops="4"),
-    _good_args(access="zero-then-write-all", order="random"),
-    _good_args(backing="dev-zero", release="madv-free", workload="reuse"),
+    good_args(backing="dev-zero", release="munmap", noreserve="1"),
+    good_args(keep_every="2", ops="4", iterations="2"),
+    good_args(release="malloc-trim-but-last", threads="2", ops="4"),
+    good_args(access="zero-then-write-all", order="random"),
+    good_args(backing="dev-zero", release="madv-free", workload="reuse"),
 ])
 def test_the_probe_runs_them(probe: ProbeBinary, args: list[str]) -> None:
-    result = _run_raw(probe, args)
+    result = run_raw(probe, args)
     assert result.returncode == 0, result.stderr
 
 
 def test_exec_architectures_are_the_ones_the_probe_has_code_for() -> None:
-    source = Path(__file__).resolve().parent.parent / "runner" / "probe" / "observe.c"
+    source = Path(__file__).resolve().parents[2] / "runner" / "probe" / "observe.c"
     text = source.read_text()
     assert all(f"defined(__{arch}__)" in text for arch in EXEC_ARCHITECTURES)
 

@@ -34,13 +34,10 @@ from runner.measure.datafiles import can_share
 from runner.probe import execute
 from runner.probe.execute import PROBE_ENV
 from runner.probe.native import ProbeBinary, probe_argv
-from tests import test_probe
+from tests.probe.running import PAGE, good_args, measure, measured, run_raw, scenario
 from tests.test_execute import RUNNER, _alive, _probe_pid, _wait_gone
 from tests.test_parameters import params
 from tests.test_preconditions import FACTS
-from tests.test_probe import PAGE, _good_args, _run_raw, measure, measured, scenario
-
-probe = test_probe.probe  # the probe fixture of the physics tests, built once for this module
 
 PEER_ARGUMENT = b"--ipc_peer"
 MESSAGE_PAGES = 64
@@ -211,7 +208,7 @@ def test_the_peer_dies_with_a_probe_killed_by_sigkill(probe: ProbeBinary,
 @pytest.mark.probe
 def test_probe_and_peer_die_with_a_runner_killed_by_sigkill(probe: ProbeBinary) -> None:
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, *_long_argv(probe, "memfd")],
-                              cwd=Path(__file__).parent.parent)
+                              cwd=Path(__file__).parents[2])
     try:
         probe_pid = _probe_pid(runner.pid)
         peer = _wait_for_peer(probe)
@@ -307,13 +304,13 @@ def test_ipc_combinations_that_work_are_accepted(overrides: dict[str, Value]) ->
 
 
 def _ipc_args(**overrides: str) -> list[str]:
-    return _good_args(**{"workload": "ipc", "backing": "shm", "sharing": "shared",
+    return good_args(**{"workload": "ipc", "backing": "shm", "sharing": "shared",
                          "access": "write-all", **overrides})
 
 
 @pytest.mark.probe
 @pytest.mark.parametrize("args", [
-    _good_args(backing="pipe"),
+    good_args(backing="pipe"),
     _ipc_args(backing="mmap-anon"),
     _ipc_args(backing="malloc", sharing="private", release="free"),
     _ipc_args(access="read-all"),
@@ -324,14 +321,14 @@ def _ipc_args(**overrides: str) -> list[str]:
     _ipc_args(threads="2", ops="2"),
 ])
 def test_the_probe_refuses_what_ipc_cannot_do(probe: ProbeBinary, args: list[str]) -> None:
-    result = _run_raw(probe, args)
+    result = run_raw(probe, args)
     assert result.returncode == 2, result.stderr
     assert result.stdout == "" and result.stderr.startswith("probe: ")
 
 
 @pytest.mark.probe
 def test_the_probe_takes_a_good_ipc_command_line(probe: ProbeBinary) -> None:
-    result = _run_raw(probe, _ipc_args())
+    result = run_raw(probe, _ipc_args())
     assert result.returncode == 0, result.stderr
 
 
