@@ -137,6 +137,20 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 
+@pytest.mark.parametrize(("field", "choice"), [
+    (p.field, choice) for p in PARAMETERS if p.kind == "choice" and p.probe_option
+    for choice in p.choices])
+def test_every_choice_of_every_option_is_a_name_the_probe_knows(
+        probe: ProbeBinary, field: str, choice: str) -> None:
+    # The probe keeps its own tables of choice names (options.c): a choice PARAMETERS offers
+    # and the probe does not know would pass validation and fail every process. Whether the
+    # rest of the command line makes sense does not matter here, only that the name parses.
+    result = run_raw(probe, good_args(**{field: choice}))
+    assert "is not a known value" not in result.stderr, result.stderr
+    unknown = run_raw(probe, good_args(**{field: choice + "-not"}))
+    assert unknown.returncode == 2 and "is not a known value" in unknown.stderr
+
+
 # --- building -------------------------------------------------------------------------------
 
 @pytest.mark.probe
