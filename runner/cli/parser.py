@@ -15,6 +15,7 @@ from typing import TypeAlias
 import runner
 from runner.analysis import tidy
 from runner.cli import completion
+from runner.core import names
 from runner.core.errors import ExitStatus
 from runner.measure import pipeline
 from runner.spec import load
@@ -137,13 +138,15 @@ def _add_run(subcommands: Subcommands,
                                      f"$ALLOCLAB_MACHINE or {host_name}); under the default "
                                      "host name, a machine with another CPU, kernel, libc, THP "
                                      "mode or memory size than the runs already there gets a "
-                                     "label of its own, e.g. vm-epyc"),
+                                     "label of its own, e.g. vm-epyc, while a label given is "
+                                     f"trusted as it is; a label is {names.LABEL_HINT}"),
                completion.complete_machines)
     run.add_argument("--quick", action="store_true",
                      help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "
-                          f"{pipeline.QUICK_MAX_BYTES >> 20} MiB per process; for a first look, "
-                          "not conclusions (a report shows a full run of the same experiment in "
+                          f"{pipeline.QUICK_MAX_BYTES >> 20} MiB per process (the larger ones "
+                          "listed as left out), no extra rounds; for a first look, not "
+                          "conclusions (a report shows a full run of the same experiment in "
                           "preference)")
     run.add_argument("--processes", type=_processes, metavar="N",
                      help="override every spec's repetitions.processes, with no extra rounds "
@@ -172,7 +175,9 @@ def _add_run(subcommands: Subcommands,
     _completes(run.add_argument("--hosts", metavar="FILE",
                                 help="run on the hosts a fleet file lists (labels, ssh options, "
                                      "work directories, parallel; see "
-                                     "docs/guide/other-machines.md)"),
+                                     "docs/guide/other-machines.md); a fleet file is trusted "
+                                     "like code, as its ssh options can run commands "
+                                     "(ProxyCommand)"),
                completion.complete_specs)
 
 
@@ -226,7 +231,7 @@ def _add_compare(subcommands: Subcommands) -> None:
     compare.add_argument("--fail-above", type=_percent, metavar="PCT",
                          help="exit 1 when a time or page-fault metric of some scenario is "
                               "significantly higher than the baseline by more than PCT, e.g. "
-                              "10%% (for CI gates)")
+                              "10%% (for CI gates); exit 2 when nothing was compared")
     _completes(compare.add_argument("--out", metavar="DIR",
                                     help="write the HTML report DIR/compare.html"),
                completion.complete_folders)
@@ -252,7 +257,7 @@ def _add_export(subcommands: Subcommands) -> None:
                           help="tar.gz (default): an archive `alloclab import` reads; csv, "
                                "parquet (needs pyarrow: alloclab[parquet]) or json: the tidy "
                                "frame, one row per sample, the columns of "
-                               "runner/analysis/frame.py")
+                               "runner/analysis/frame.py (csv writes a missing value as NaN)")
 
 
 def _add_import(subcommands: Subcommands) -> None:
@@ -267,7 +272,8 @@ def _add_import(subcommands: Subcommands) -> None:
 
 def _add_validate(subcommands: Subcommands) -> None:
     _subcommand(subcommands, "validate",
-                "check spec files and say how many scenarios each expands to")
+                "check spec files and say how many scenarios each expands to; each file is "
+                "checked on its own, so one bad file hides no other")
 
 
 def _add_plan(subcommands: Subcommands) -> None:
