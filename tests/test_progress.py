@@ -80,11 +80,11 @@ def test_warnings_are_one_line_per_experiment_unless_verbose(
 
 def test_the_warning_summary_points_to_the_report_page(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner.cli import main
+    from runner.cli import commands
     from runner.measure import pipeline
 
     summary = pipeline.RunSummary("first-touch", tmp_path, 8, 0, warnings=("a",))
-    assert main._warning_lines([summary], Path("reports"), verbose=False, reported=True) == [
+    assert commands._warning_lines([summary], Path("reports"), verbose=False, reported=True) == [
         "first-touch: 1 noise warning (see reports/first-touch.html)"]
 
 

@@ -1,18 +1,32 @@
-"""What the commands that do not measure do: render and check reports, compare, export and import
-stored runs. Each imports the heavy stage it needs when it starts, so the light commands stay
-fast (tests/test_cli.py checks)."""
+"""What each subcommand does, as runner.cli.main calls it (`cmd_<name>(args)` -> ExitStatus), and
+the glue of the commands that do not measure: render and check reports, compare, export and
+import stored runs. Each imports the heavy stage it needs when it starts, so the light commands
+stay fast (tests/test_cli.py checks)."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import os
+import shlex
+import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import runner.remote.fleet
+from runner.analysis import tidy
 from runner.analysis.tidy import DataFormat
-from runner.core.errors import UsageError
+from runner.core import names
+from runner.core.errors import ExitStatus, SpecError, UsageError
 from runner.core.metrics import BY_NAME
+from runner.machine import guard, preconditions
+from runner.machine.system import default_machine_label
+from runner.measure import pipeline
+from runner.remote import hosts
+from runner.spec import load, matrix, schema
 from runner.store import archive, folders
 
 if TYPE_CHECKING:
@@ -47,8 +61,8 @@ class CompareResult:
     html: Path | None
 
 
-def _check_metrics(names: Sequence[str]) -> None:
-    for name in names:
+def _check_metrics(metric_names: Sequence[str]) -> None:
+    for name in metric_names:
         if name not in BY_NAME:
             close = difflib.get_close_matches(name, list(BY_NAME), n=1)
             hint = f" (did you mean {close[0]}?)" if close else " (see `alloclab schema`)"
@@ -105,3 +119,223 @@ def check_render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> l
     from runner.report import site
 
     return site.check_reports(results_dir, reports_dir, templates_dir)
+
+
+def say(message: str) -> None:
+    """One line to the user on stderr (stdout is for what a command outputs)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _specs(args: argparse.Namespace) -> list[Path]:
+    return [Path(p) for p in args.specs] or [Path("experiments")]
+
+
+def _templates(args: argparse.Namespace) -> Path:
+    """--templates, or the default: imported here, as runner.report.site brings pandas and
+    jinja2."""
+    if args.templates is not None:
+        return Path(args.templates)
+    from runner.report.site import default_templates_dir
+
+    return default_templates_dir()
+
+
+def _plan_options(args: argparse.Namespace) -> pipeline.RunOptions:
+    """Where `plan` looks for this machine's earlier runs: the label `run` would use."""
+    from runner.machine.system import read_fingerprint
+    from runner.store import identity
+
+    explicit = args.machine is not None or "ALLOCLAB_MACHINE" in os.environ
+    label = default_machine_label() if args.machine is None else args.machine
+    if names.is_label(label):
+        label, _ = identity.choose_label(Path(args.results), label, read_fingerprint(),
+                                         explicit=explicit)
+    return pipeline.RunOptions(results_dir=Path(args.results), machine=label,
+                               command="alloclab plan")
+
+
+def cmd_run(args: argparse.Namespace) -> ExitStatus:
+    options = pipeline.RunOptions(
+        results_dir=Path(args.results), machine=(default_machine_label() if args.machine is None
+                                           else args.machine),
+        machine_explicit=args.machine is not None or "ALLOCLAB_MACHINE" in os.environ,
+        command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
+        reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
+        force=args.force)
+    fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None)
+    if fleet is not None:
+        return _run_fleet(args, options, fleet)
+    from runner.measure.progress import ConsoleListener
+
+    verbosity = getattr(args, "verbosity", 0)
+    listener = ConsoleListener(verbosity)
+    try:
+        summaries = pipeline.run_experiments(_specs(args), options, listener.say, listener)
+    finally:
+        listener.close()
+    for s in summaries:
+        (listener.problem if s.processes_failed else listener.say)(s.describe())
+    for line in _warning_lines(summaries, Path(args.reports), verbose=verbosity > 0,
+                               reported=not args.no_report):
+        listener.say(line)
+    for s in summaries:
+        for line in s.verdicts:
+            say(f"{s.experiment}: verdict: {line}")
+    if not args.no_report and verbosity >= 0:
+        say("rendering reports...")
+    status = cmd_report(args) if not args.no_report else ExitStatus.OK
+    if any(s.processes_failed for s in summaries):
+        # Recorded and reported, but a script running alloclab should still hear of it.
+        say("some probe processes crashed, failed or timed out: see above and the report")
+        return ExitStatus.FAILURE
+    return status
+
+
+def _warning_lines(summaries: Sequence[pipeline.RunSummary], reports: Path, verbose: bool,
+                   reported: bool) -> list[str]:
+    """Noise warnings at the end of a run: one line per experiment that has any, pointing to
+    its report page; every warning's text when verbose."""
+    lines = []
+    for s in summaries:
+        if not s.warnings:
+            continue
+        if verbose:
+            lines += [f"{s.experiment}: warning: {warning}" for warning in s.warnings]
+            continue
+        where = f"see {reports / s.experiment}.html" if reported else "-v shows them"
+        noun = "warning" if len(s.warnings) == 1 else "warnings"
+        lines.append(f"{s.experiment}: {len(s.warnings)} noise {noun} ({where})")
+    return lines
+
+
+def _run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
+                  fleet: hosts.Fleet) -> ExitStatus:
+    """`run --host/--hosts`: every host's results under results/<label>/, then one report."""
+    outcomes = runner.remote.fleet.run_fleet(_specs(args), options, fleet, say)
+    for outcome in outcomes:
+        for s in outcome.summaries:
+            say(f"[{outcome.host.label}] {s.describe()}")
+    status = cmd_report(args) if not args.no_report else ExitStatus.OK
+    if any(o.error or any(s.processes_failed for s in o.summaries) for o in outcomes):
+        say("some hosts or probe processes failed: see above; run the same command again to "
+             "measure what is missing")
+        return ExitStatus.FAILURE
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> ExitStatus:
+    if getattr(args, "check", False):
+        return _check_reports(args)
+    written = render(Path(args.results), Path(args.reports), _templates(args))
+    say(f"wrote {len(written)} pages: {written[0]}")
+    return ExitStatus.OK
+
+
+def _check_reports(args: argparse.Namespace) -> ExitStatus:
+    problems = check_render(Path(args.results), Path(args.reports), _templates(args))
+    for problem in problems:
+        print(problem)
+    if problems:
+        say(f"{args.reports}: does not match its results ({len(problems)} file(s)); "
+             "run `alloclab report` to re-render")
+        return ExitStatus.FAILURE
+    say(f"{args.reports}: matches its results byte for byte")
+    return ExitStatus.OK
+
+
+def cmd_compare(args: argparse.Namespace) -> ExitStatus:
+    options = CompareOptions(
+        runs=tuple(Path(p) for p in args.runs),
+        baseline=Path(args.baseline) if args.baseline else None,
+        metrics=tuple(args.metric or ()), equivalence=args.equivalence,
+        fail_above=args.fail_above, out_dir=Path(args.out) if args.out else None,
+        markdown=Path(args.markdown) if args.markdown else None,
+        templates_dir=_templates(args), command=shlex.join(["alloclab", *sys.argv[1:]]))
+    result = compare_stored(options)
+    print(result.markdown, end="")
+    if result.html is not None:
+        say(f"wrote {result.html}")
+    regressions = result.comparison.regressions
+    if args.fail_above is not None and not result.comparison.gated:
+        # A CI gate that compared nothing must not pass: a renamed scenario, an empty or
+        # unfinished run, or metrics of no direction would otherwise read as "no regression".
+        raise UsageError("compare --fail-above: nothing was compared (no scenario matched the "
+                         "baseline with a time or page-fault metric); failing")
+    if regressions:
+        say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%: failing")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+def cmd_export(args: argparse.Namespace) -> ExitStatus:
+    if args.format != tidy.ARCHIVE_FORMAT:
+        rows = export_data([Path(p) for p in args.runs], Path(args.output),
+                                    args.format)
+        say(f"wrote {args.output}: {rows} samples, one row each ({args.format})")
+        return ExitStatus.OK
+    folders = export_stored([Path(p) for p in args.runs], Path(args.output))
+    for folder in folders:
+        say(f"exported {folder}")
+    say(f"wrote {args.output}")
+    return ExitStatus.OK
+
+
+def cmd_import(args: argparse.Namespace) -> ExitStatus:
+    for imported in import_stored(Path(args.archive), Path(args.results)):
+        say(f"{imported.action}: {imported.path}")
+    return ExitStatus.OK
+
+
+def cmd_validate(args: argparse.Namespace) -> ExitStatus:
+    """Every spec named is checked, each on its own: the valid ones said ok, every invalid one
+    named with its error (on stderr), exit status 2 when any is invalid."""
+    errors = 0
+    checked = load.check_specs(_specs(args))
+    for loaded in checked:
+        try:
+            if isinstance(loaded, SpecError):
+                raise loaded
+            plan = pipeline.plan_of(loaded)
+        except SpecError as error:
+            if args.debug:
+                traceback.print_exception(error)
+            print(str(error), file=sys.stderr)
+            errors += 1
+            continue
+        print(f"{plan.spec.source}: ok: {plan.spec.name}: {len(plan.scenarios)} scenarios, "
+              f"{len(plan.dropped)} combinations not measurable")
+        for dropped in plan.dropped:
+            print(f"  not measured: {matrix.describe_dropped(plan, dropped)}")
+    if errors:
+        if len(checked) > 1:
+            print(f"{errors} of {len(checked)} spec files are invalid", file=sys.stderr)
+        return ExitStatus.USAGE
+    return ExitStatus.OK
+
+
+def cmd_plan(args: argparse.Namespace) -> ExitStatus:
+    facts = preconditions.read_facts()
+    plans = pipeline.load_plans(_specs(args))
+    from runner.measure.progress import format_duration
+
+    options = _plan_options(args)
+    total_s = 0.0
+    for plan in plans:
+        unmet = preconditions.find_unmet(plan.scenarios, facts)
+        print(matrix.format_plan(plan, unmet))
+        estimate = pipeline.duration_estimate(plan, options, skipped=unmet)
+        extra = pipeline.extra_rounds_bound(plan, options, estimate.seconds)
+        total_s += estimate.seconds
+        print(f"estimated duration: about {format_duration(estimate.seconds)} "
+              f"({estimate.describe()})")
+        print(f"extra rounds: {extra.describe()}")
+    if len(plans) > 1:
+        print(f"all {len(plans)} experiments: about {format_duration(total_s)}")
+    if not args.force:
+        guard.check_fit(plans)
+    return ExitStatus.OK
+
+
+def cmd_schema(args: argparse.Namespace) -> ExitStatus:
+    print(schema.render_schema(), end="")
+    return ExitStatus.OK

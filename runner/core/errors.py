@@ -6,11 +6,50 @@ import enum
 
 
 class ExitStatus(enum.IntEnum):
+    """What a command's exit status says; `meaning` and `details` are its one description (the
+    command line's epilog and docs/reference/exit-status.md are made from them)."""
+
     OK = 0
-    FAILURE = 1  # the run finished but some scenario did not (crash, timeout, probe error)
-    USAGE = 2  # bad spec, bad arguments: the user must change something
-    ENVIRONMENT = 3  # the machine lacks something alloclab needs (a C compiler, a directory)
+    FAILURE = 1  # the command finished, but something it judged failed
+    USAGE = 2  # the user must change something: the spec, the arguments, what is named
+    ENVIRONMENT = 3  # the machine refused or lacks something alloclab needs
     INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        """One line: what the status says (the command line's epilog)."""
+        return _MEANINGS[self][0]
+
+    @property
+    def details(self) -> str:
+        """The facts beyond `meaning`, for the reference ("" when there are none)."""
+        return _MEANINGS[self][1]
+
+
+_MEANINGS: dict[ExitStatus, tuple[str, str]] = {
+    ExitStatus.OK: ("done", ""),
+    ExitStatus.FAILURE: (
+        "a failed check: a probe process that crashed, failed or timed out; compare "
+        "--fail-above found a regression; report --check found stale pages",
+        "A failed process is stored, and the report rendered, before the command exits; a "
+        "scenario this machine cannot run is skipped with its reason, which is no failure. "
+        "`alloclab run` over SSH also exits 1 when a host cannot be reached."),
+    ExitStatus.USAGE: (
+        "bad spec or arguments, a run already in progress, stored results or an archive "
+        "refused",
+        "Also `compare --fail-above` when nothing was compared, and a run named on the command "
+        "line (compare, export) whose stored results fail their checks."),
+    ExitStatus.ENVIRONMENT: (
+        "the machine refused or lacks something: a C compiler, room for a scenario (without "
+        "--force), a path it cannot read or write",
+        "A path that cannot be read or written is one line naming it and the cause "
+        "(permissions, a full disk, a file where a folder should be); --debug shows the "
+        "traceback."),
+    ExitStatus.INTERRUPTED: (
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP): run the printed command to resume",
+        "Every probe process that finished is stored; `alloclab run` prints the command that "
+        "resumes it."),
+}
 
 
 class AlloclabError(Exception):

@@ -65,6 +65,9 @@ class Observation:
     # The probe reports parts per million (it reports whole numbers only); the metric is the
     # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
     per_million: bool = False
+    # What the description leaves out (it is a report's column tooltip and chart axis, so it
+    # stays short): for docs/reference/metrics.md (runner.cli.reference) alone.
+    doc: str = ""
 
     @property
     def metric(self) -> Metric:
@@ -85,10 +88,20 @@ class Observation:
         return reported
 
 
+_SYSCALLS_DOC = ("Each call counted, a short read's retry too (mlock as well); calls inside libc, "
+                 "such as malloc's, are not seen, so heap and anonymous backings do not report "
+                 "them. \"mmap saves system calls\" is a claim about these numbers.")
+_IO_READ_DOC = ("A cold pread and a cold mapped read alike, read-ahead included; nothing for a "
+                "page found cached.")
+_IO_WRITE_DOC = ("So a phase shows what its dirty pages owe whether or not sync writes them "
+                 "inside it; the flusher threads' writeback and fsync's own I/O are not counted "
+                 "again.")
+
 OBSERVATIONS: tuple[Observation, ...] = (
     Observation("alignment_bytes", "bytes",
                 "alignment of the blocks: the largest power of two dividing every block's "
-                "address"),
+                "address",
+                doc="16 for a large malloc, the page for posix-memalign and mmap."),
     Observation("anon_huge_bytes", "bytes",
                 "anonymous memory in transparent huge pages after first touch (AnonHugePages "
                 "growth; reported when thp is huge or nohuge)", per_op=True),
@@ -97,10 +110,12 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "count (HugetlbPages growth; reported for mmap-hugetlb)", per_op=True),
     Observation("protection_enforced", "0 or 1",
                 "1 when every forbidden access (a write; for protection none also a read) "
-                "faulted (reported for protection read, exec and none)"),
+                "faulted (reported for protection read, exec and none)",
+                doc="The probe catches the SIGSEGV itself."),
     Observation("mprotect_ns", "ns",
                 "time of mprotect from read-write to the scenario's protection (reported for "
-                "protection read, exec and none)", per_op=True),
+                "protection read, exec and none)", per_op=True,
+                doc="Timed apart from the phases."),
     Observation("brk_growth_bytes", "bytes",
                 "how far allocate moved the program break (sbrk(0)), the main heap's end "
                 "(reported for heap backings, workload cycle)", per_op=True),
@@ -108,33 +123,49 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "blocks lying in the main heap (between the program break at start and after "
                 "allocate), not in a mapping of their own or another thread's arena (reported "
                 "for heap backings, workload cycle)",
-                per_op=True),
+                per_op=True,
+                doc=("Across iterations it shows glibc's dynamic mmap threshold: a freed 1 MiB "
+                     "mapped chunk raises it, and the next 1 MiB block comes from the heap.")),
     Observation("mappings", "mappings",
                 "lines of /proc/self/maps after allocate (read after the second pass, which adds "
                 "none): the process's mappings, adjacent private anonymous ones with equal "
-                "flags merged (workload cycle)"),
+                "flags merged (workload cycle)",
+                doc="A file mapping per block never merges."),
     Observation("vm_size_growth_bytes", "bytes",
                 "address space (VmSize) taken by allocate, resident or not (workload cycle)",
                 per_op=True),
     Observation("nonzero_bytes_at_allocate", "bytes",
                 "non-zero bytes read right after allocate, before anything is written "
-                "(reported with check_zero: true)", per_op=True),
+                "(reported with check_zero: true)", per_op=True,
+                doc="Fresh calloc and mmap give 0, recycled malloc chunks do not."),
     Observation("resident_ppm_before", "fraction",
                 "share of the data file's pages in the page cache before the iteration, by "
                 "mincore (file backings; for cache cold 0 means really cold, near 1 means the "
-                "filesystem did not evict, as on tmpfs)", per_million=True),
+                "filesystem did not evict, as on tmpfs)", per_million=True,
+                doc=("Not reported with file_origin new, which has no file before the "
+                     "iteration.")),
     Observation("child_sees_parent", "0 or 1",
                 "1 when the forked child read every byte the parent wrote before fork "
-                "(workload fork)"),
+                "(workload fork)",
+                doc=("The child always sees the parent's data. It is asked of a second child, "
+                     "untimed, which only reads, so that the timed child writes memory nothing "
+                     "has read (fork copies no page table entries of shared mappings, so a read "
+                     "would fault them in): for shared memory forked before the timed child, "
+                     "for private memory after the timed child wrote (the parent's copy is "
+                     "unchanged, and an earlier fork would write-protect the parent's page "
+                     "tables for the timed one).")),
     Observation("parent_sees_child", "0 or 1",
                 "1 when the parent read every byte the child wrote after fork: shared memory "
-                "(workload fork)"),
+                "(workload fork)",
+                doc="Private memory keeps the child's writes in the child's copy."),
     Observation("parent_pss_bytes", "bytes",
                 "proportional set size of the parent after the child wrote, while both run "
-                "(smaps_rollup Pss; workload fork)"),
+                "(smaps_rollup Pss; workload fork)",
+                doc="Shared pages count half in each process."),
     Observation("child_pss_bytes", "bytes",
                 "proportional set size of the child after it wrote, while both run "
-                "(smaps_rollup Pss; workload fork)"),
+                "(smaps_rollup Pss; workload fork)",
+                doc="Shared pages count half in each process."),
     Observation("blocks_moved", "blocks",
                 "blocks whose address after growing (the last step) differs from the one "
                 "allocate gave (workload resize)", per_op=True),
@@ -143,21 +174,33 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "touch_grown, also every byte the growth steps wrote; workload resize)"),
     Observation("nonzero_blocks", "blocks",
                 "blocks with at least one non-zero byte right after allocate, before anything "
-                "is written (reported with check_zero: true)", per_op=True),
+                "is written (reported with check_zero: true)", per_op=True,
+                doc=("A recycled malloc chunk counts as dirty for its free-list pointers alone; "
+                     "calloc and mappings give 0.")),
     Observation("brk_moves", "calls",
                 "allocation calls that moved the program break, one call at a time in a fresh "
                 "image of the probe after the timed iterations (heap backings, workload cycle, "
-                "one thread)", per_op=True),
+                "one thread)", per_op=True,
+                doc=("This is the heap trace: after the timed iterations the probe runs itself "
+                     "again (/proc/self/exe, same arguments and environment) and allocates the "
+                     "blocks one call at a time, reading sbrk(0) and malloc_usable_size after "
+                     "each, which the timed phases never do; every iteration of a process "
+                     "carries the same trace figures. A process's first malloc moves the break "
+                     "once (glibc sets up its per-thread cache) even when the blocks themselves "
+                     "are mapped.")),
     Observation("brk_step_median_bytes", "bytes",
                 "median move of the program break among the calls that moved it, in the same "
-                "trace (absent when no call moved it)"),
+                "trace (absent when no call moved it)",
+                doc="glibc grows the heap by the request plus a 128 KiB top pad, page-rounded."),
     Observation("usable_bytes", "bytes",
                 "usable size malloc granted (malloc_usable_size), in the same trace",
-                per_op=True),
+                per_op=True,
+                doc="A 64-byte request gets 72."),
     Observation("mappings_until_refused", "mappings",
                 "blocks mapped one after another before mmap refused one (workload limits)"),
     Observation("map_errno", "errno",
-                "the error of the refused mmap: 12 is ENOMEM (workload limits)"),
+                "the error of the refused mmap: 12 is ENOMEM (workload limits)",
+                doc="ENOMEM for the map count, the address space and overcommit alike."),
     Observation("max_map_count", "mappings",
                 "vm.max_map_count, the most mappings a process may have (workload limits)"),
     Observation("mappings_at_refusal_ppm", "fraction",
@@ -166,39 +209,67 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "(workload limits)", per_million=True),
     Observation("rlimit_as_enforced", "0 or 1",
                 "1 when, with RLIMIT_AS set to the address space in use plus N bytes, a "
-                "mapping of 1.5 N was refused and one of N/2 granted (workload limits)"),
+                "mapping of 1.5 N was refused and one of N/2 granted (workload limits)",
+                doc=("Asked after the free phase; N is twice the page-rounded block, and both "
+                     "mappings are read-only.")),
     Observation("read_buffer_page_offset_bytes", "bytes",
                 "how far into its page read() copies to: the reused buffer's start (0: "
                 "page-aligned), or for read_buffer whole the first block's (backing read-file, "
-                "workload cycle)"),
+                "workload cycle)",
+                doc=("16 for a large malloc'd block (read_buffer whole). On some CPUs copying "
+                     "to a destination 8 or 16 bytes into a page is several times slower.")),
     Observation("blocks_mmapped", "blocks",
                 "blocks whose chunk glibc mapped on its own (the IS_MMAPPED bit of the chunk's "
                 "size field): malloc of a block past the mmap threshold is one mmap (heap "
-                "backings, workload cycle, glibc's malloc)", per_op=True),
+                "backings, workload cycle, glibc's malloc)", per_op=True,
+                doc=("Read right after allocate: 0 below the mmap threshold, 1 for a 1 MiB "
+                     "block in a fresh process. Not reported where another allocator is "
+                     "preloaded, or on glibc before 2.34.")),
     Observation("blocks_in_thread_arena", "blocks",
                 "blocks whose chunk lies in a thread arena, a heap glibc carved out of a "
                 "mapping of its own (the NON_MAIN_ARENA bit; heap backings, workload cycle, "
-                "glibc's malloc)", per_op=True),
+                "glibc's malloc)", per_op=True,
+                doc=("A thread arena is a 64 MiB mapping outside [heap], so blocks_in_heap is 0 "
+                     "for these blocks, though they are heap memory.")),
     Observation("vm_pte_growth_bytes", "bytes",
                 "page tables (VmPTE) grown from before allocate to after the touching phases "
-                "(workload cycle)", per_op=True),
+                "(workload cycle)", per_op=True,
+                doc=("VmPTE of /proc/self/status, read after the second pass, which adds none: "
+                     "8 bytes per 4 KiB page touched (1/512 of the memory), 0 for a mapping "
+                     "never touched. THP does not shrink it: the kernel keeps a page table in "
+                     "reserve with every huge page, to split it later.")),
     Observation("exec_ran", "0 or 1",
                 "1 when a tiny function copied into every block ran there and returned what it "
                 "should (protection exec; mapping backings and posix-memalign, x86-64 and "
-                "aarch64)"),
+                "aarch64)",
+                doc=("The function is mov eax, imm32; ret (x86-64) or movz w0, #imm; ret "
+                     "(aarch64). Each block is made writable by mprotect for the copy, the "
+                     "instruction cache cleared and the protection given back; its first bytes "
+                     "are put back after (for mmap-file shared, the data file's, written back "
+                     "at once). Untimed, before the free phase, which then finds that page of "
+                     "each block written; workload cycle.")),
     Observation("exec_trapped", "0 or 1",
                 "1 when calling into every block faulted: no code runs in memory without "
                 "PROT_EXEC (protection read-write and read with an access other than none; "
-                "mapping backings and posix-memalign, x86-64 and aarch64)"),
+                "mapping backings and posix-memalign, x86-64 and aarch64)",
+                doc=("The probe catches the SIGSEGV: the NX bit of the block's first page "
+                     "refuses the fetch, and nothing is written into the blocks. Not asked with "
+                     "access none: on x86-64 a fetch from a page not yet mapped first faults it "
+                     "in (for a file or shared memory, a resident page the free phase would "
+                     "then unmap), and only the retried fetch meets the NX bit; workload cycle.")),
     Observation("joined_neighbour", "0 or 1",
                 "1 when a block, allocated and released as the loop does it (after the loop), "
                 "joined a neighbouring mapping instead of becoming a mapping of its own, so "
                 "that each mmap extended that mapping and each munmap split it (mmap-anon, "
-                "workload churn)"),
+                "workload churn)",
+                doc=("Untimed. A joining pair costs more (an untouched 4 KiB pair about a "
+                     "quarter more); the probe keeps it 0 by fencing its own memory with a "
+                     "PROT_NONE page before the first iteration.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True)
+                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True,
+                  doc=_SYSCALLS_DOC)
       for phase in PHASES),
     Observation("peer_sees_writes", "0 or 1",
                 "1 when the peer read exactly the bytes the probe wrote into every message (the "
@@ -206,13 +277,19 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "writes stay the writer's (workload ipc)"),
     Observation("peer_allocate_ns", "ns",
                 "time the peer took to open and map the channel it was told of, after the "
-                "probe's allocate (workload ipc)"),
+                "probe's allocate (workload ipc)",
+                doc=("Opening and mapping is shm_open, or open of the /proc path, then mmap and "
+                     "close.")),
     Observation("peer_first_touch_minor_faults", "faults",
                 "minor page faults the peer took receiving the first touch's messages (workload "
-                "ipc)", per_op=True),
+                "ipc)", per_op=True,
+                doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
+                     "fault-around), a pipe's buffer one per page, on the first message only.")),
     Observation("peer_second_pass_minor_faults", "faults",
                 "minor page faults the peer took receiving the second pass's messages (workload "
-                "ipc)", per_op=True),
+                "ipc)", per_op=True,
+                doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
+                     "fault-around), a pipe's buffer one per page, on the first message only.")),
     Observation("touched_pages", "pages",
                 "pages one pass visits: those the access pattern visits in the blocks (a share "
                 "of each block's with touch_share below 100%; none for access none on a "
@@ -223,17 +300,18 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "pages of the data file that became resident in the page cache from the start "
                 "of the iteration to the end of first touch (mincore before allocate and after "
                 "first touch, both untimed): what reading brought in, read-ahead included (file "
-                "backings, workload cycle)", per_op=True),
+                "backings, workload cycle)", per_op=True,
+                doc="A file created by file_origin new had none."),
     Observation("resident_ppm_after", "fraction",
                 "share of the data file's pages in the page cache after first touch, by mincore "
                 "(file backings, workload cycle)", per_million=True),
     *(Observation(f"{phase}_io_{way}_bytes", "bytes",
                   f"bytes the process caused to be {done} storage in the {PHASE_TITLES[phase]} "
                   f"phase (/proc/self/io {way}_bytes, read around the phase, untimed; "
-                  f"{when}file backings, workload cycle)", per_op=True)
-      for way, done, when in (("read", "fetched from", ""),
-                              ("write", "sent to", "counted when pages are dirtied, not when "
-                               "written back; "))
+                  f"{when}file backings, workload cycle)", per_op=True, doc=doc)
+      for way, done, when, doc in (("read", "fetched from", "", _IO_READ_DOC),
+                                   ("write", "sent to", "counted when pages are dirtied, not "
+                                    "when written back; ", _IO_WRITE_DOC))
       for phase in PHASES),
     Observation("content_matches", "0 or 1",
                 "1 when every byte of the blocks that the file holds (before its end, outside "

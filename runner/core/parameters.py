@@ -107,6 +107,8 @@ class Parameter:
     field: str
     kind: Kind
     default: Value
+    # What it does, in one paragraph: also the JSON Schema's description, which editors show
+    # as a tooltip, so it stays short.
     help: str
     choices: tuple[str, ...] = ()
     # Other spellings a choice accepts, each with the choice it means: (written, choice). The
@@ -129,6 +131,9 @@ class Parameter:
     size_minimum: int = 1
     size_maximum: int | None = None
     size_unit: int = 1
+    # What the help leaves out (the details of each value, what it takes along, what it
+    # needs), for docs/reference/parameters.md (runner.cli.reference) alone.
+    doc: str = ""
 
     def parse_stored(self, stored: object) -> Value:
         """A value as stored results hold it, where a word is what it stands for (read_buffer
@@ -233,38 +238,67 @@ PARAMETERS: tuple[Parameter, ...] = (
               "where the memory comes from: the C heap, an anonymous or file mapping (or a "
               "mapping of /dev/zero: dev-zero), or a heap buffer filled by read() from a file; "
               "for workload ipc, pipe: messages through a pipe instead of shared memory",
-              BACKINGS),
+              BACKINGS,
+              doc=("The C heap: malloc, calloc, posix-memalign (aligned to the page); read-file "
+                   "(the file read with pread() into a buffer, see read_buffer) and write-file "
+                   "(the file written with pwrite() from a buffer, see write_buffer). Mappings, "
+                   "one per block: mmap-anon, mmap-file, memfd (memfd_create + ftruncate + "
+                   "mmap), shm (shm_open, unlinked at once), mmap-hugetlb (MAP_HUGETLB, whole 2 "
+                   "MiB pages; skipped without enough free huge pages), dev-zero (mmap of "
+                   "/dev/zero, opened once before timing: private is anonymous memory, shared a "
+                   "shared-memory object of its own per block; every mapping rule applies, "
+                   "madv-free and workload reuse private only). pipe is for workload ipc alone.")),
     Parameter("size", "size_bytes", "size", 4096, "bytes per allocated block"),
     Parameter("sharing", "sharing", "choice", "private",
-              "MAP_PRIVATE or MAP_SHARED (mmap backings only)", ("private", "shared")),
+              "MAP_PRIVATE or MAP_SHARED (mapping backings only)", ("private", "shared")),
     Parameter("protection", "protection", "choice", "read-write",
               "PROT_READ|PROT_WRITE, PROT_READ, PROT_NONE or PROT_READ|PROT_EXEC (exec; skipped "
               "where the filesystem is mounted noexec) for mapping backings and posix-memalign; "
               "posix-memalign then asks for whole pages and calls mprotect inside allocate, "
-              "timed, which is what protecting heap memory costs", PROTECTIONS),
+              "timed, which is what protecting heap memory costs", PROTECTIONS,
+              doc=("For any protection but read-write the probe also tries the forbidden "
+                   "accesses and times mprotect (protection_enforced, mprotect_ns_per_op). "
+                   "posix-memalign asks for the size rounded up to whole pages, so that a "
+                   "block's pages hold no other chunk's header, and makes its blocks read-write "
+                   "again, untimed, before free. Not malloc or calloc: their blocks share pages "
+                   "with other chunks.")),
     Parameter("populate", "populate", "choice", "none",
               "fault every page in during the allocate phase (mapping backings only): not at "
               "all, by MAP_POPULATE, by madvise(MADV_POPULATE_WRITE) (Linux 5.14+) or by mlock "
               "(pins the pages; skipped past RLIMIT_MEMLOCK unless root); true and false mean "
               "map-populate and none",
-              POPULATES, aliases=((True, "map-populate"), (False, "none")), keyed_label=True),
+              POPULATES, aliases=((True, "map-populate"), (False, "none")), keyed_label=True,
+              doc="The populate call comes after advice's madvise."),
     Parameter("access", "access", "choice", "write-page",
               "what the first-touch and second-pass phases do to each block: nothing, one byte "
               "per page, every byte (memset), read them, or zero-then-write-all: memset to 0, "
               "then every byte written (malloc followed by memset, then used: compare with "
-              "calloc and write-all)", ACCESSES),
+              "calloc and write-all)", ACCESSES,
+              doc=("The values in that order: none, write-page, write-all, read-page (one byte "
+                   "per page), read-all (every byte), zero-then-write-all, whose memset and "
+                   "writes fall in the same phase: compare malloc with it against calloc with "
+                   "write-all on single_pass_ns_per_op.")),
     Parameter("ops", "ops", "count", 0,
               "blocks allocated per timed phase, so short operations rise above the clock; "
               "'auto' picks enough blocks to cover at least 16 MiB (at most 65536 blocks); "
               "for workload ipc the messages of size bytes each touching phase sends (auto: "
-              "enough to move 16 MiB)"),
+              "enough to move 16 MiB)",
+              doc=("For auto, a hugetlb block counts as its whole huge pages. Workload limits "
+                   "does not use ops.")),
     Parameter("file_dir", "file_dir", "path", "/tmp",
-              "directory of the file behind file backings (its filesystem changes the results)"),
+              "directory of the file behind file backings (its filesystem changes the results: "
+              "tmpfs and disk differ)",
+              doc="It must exist (validate, plan and run check)."),
     Parameter("thp", "thp", "choice", "default",
               "transparent huge pages for mmap-anon: as the system decides, or each block "
               "aligned to 2 MiB and madvise(MADV_HUGEPAGE) or madvise(MADV_NOHUGEPAGE); the "
               "memory that really became huge is reported as anon_huge_bytes_per_op",
-              THP_MODES, keyed_label=True),
+              THP_MODES, keyed_label=True,
+              doc=("Skipped where THP is never. A block of whole 2 MiB is mapped as it is and "
+                   "kept where the kernel placed it on a 2 MiB boundary (Linux 6.7 and later "
+                   "do): one mmap and one madvise; any other block is mapped 2 MiB larger and "
+                   "its unaligned head and tail unmapped (allocate_syscalls_per_op shows "
+                   "which).")),
     Parameter("release", "release", "choice", "auto",
               "how the free phase gives memory back: auto (free for heap backings, munmap for "
               "mappings), free, free then malloc_trim(0), munmap, or madvise(MADV_DONTNEED) or "
@@ -273,7 +307,12 @@ PARAMETERS: tuple[Parameter, ...] = (
               "of the heap; with threads, each thread's last) through the phase and free it "
               "after, untimed; none gives nothing "
               "back: every iteration leaks its blocks until the process exits",
-              RELEASES, keyed_label=True),
+              RELEASES, keyed_label=True,
+              doc=("The madvise of madv-dontneed and madv-free is timed and the munmap after it "
+                   "is not, so the free phase's RSS shows what the advice gave back. "
+                   "malloc_trim(0) walks every arena. free-but-last and malloc-trim-but-last "
+                   "free many blocks and keep one, which pins the top of the heap. With none, "
+                   "the resident set adds up from iteration to iteration.")),
     Parameter("workload", "workload", "choice", "cycle",
               "what one iteration does: cycle (allocate, touch, touch again, free), fork "
               "(the parent writes, forks, the child writes: visibility, copy-on-write and PSS) "
@@ -292,12 +331,23 @@ PARAMETERS: tuple[Parameter, ...] = (
               "the data file of file backings before each iteration: warm (in the page cache) "
               "or cold (fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED); the share still "
               "cached is reported as resident_fraction_before, as eviction does not work on "
-              "every filesystem)", ("warm", "cold"), keyed_label=True),
+              "every filesystem)", ("warm", "cold"), keyed_label=True,
+              doc=("Eviction is checked, not assumed: on tmpfs resident_fraction_before stays "
+                   "near 1. The data file holds a fixed pattern, written and synced once per "
+                   "scenario and run by its first process and shared by the others; a scenario "
+                   "that writes to its file (write-file, mmap-file shared with a writing "
+                   "access, workload ipc) or lays it out otherwise than whole makes its own in "
+                   "every process (file_origin new: inside allocate). Every process reads the "
+                   "file in whole before timing and sets the cache state itself.")),
     Parameter("order", "order", "choice", "sequential",
               "the order in which the access pattern visits pages: sequential, or a fixed "
               "random permutation of every page of every block (prepared before timing); "
               "random also makes read-file and write-file do one pread/pwrite per page in "
-              "that order", ("sequential", "random"), keyed_label=True),
+              "that order", ("sequential", "random"), keyed_label=True,
+              doc=("The permutation's seed is fixed. One pread or pwrite per page is for "
+                   "read_buffer or write_buffer whole; with a sized buffer, read-file and "
+                   "write-file read or write their chunks in a random order instead (workload "
+                   "cycle).")),
     Parameter("sync", "sync", "choice", "none",
               "what ends each touching phase after the access pattern: nothing, "
               "msync(MS_SYNC) of every block (mmap-file shared) or fsync of the data file "
@@ -323,7 +373,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               "madvise of every block right after its mmap, inside allocate (mapping backings "
               "only): none, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED or "
               "MADV_POPULATE_READ (madv-populate-read, Linux 5.14+: faults the pages in for "
-              "reading)", ADVICES, keyed_label=True),
+              "reading)", ADVICES, keyed_label=True,
+              doc=("Timed with allocate. madv-populate-read is skipped where refused; for a "
+                   "read-only file mapping it maps the cached pages, no copies. It comes before "
+                   "populate's madvise or mlock.")),
     Parameter("read_buffer", "read_buffer_bytes", "size", 1 << 20,
               "backing read-file: the buffer read() copies into, page-aligned, made and written "
               "before timing and reused for every pread of up to its size; first touch and "
@@ -332,7 +385,13 @@ PARAMETERS: tuple[Parameter, ...] = (
               "as the block, filled by pread in allocate (read-file before probe version 4)",
               keyed_label=True, words=(("whole", 0),), size_minimum=4096,
               size_maximum=64 << 20, size_unit=4096,
-              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole",
+              doc=("With a sized buffer, access none reads only, and order random reads the "
+                   "chunks of every block in a fixed-seed random order, one pread each. With "
+                   "whole, order random reads one pread per page, and the block is then touched "
+                   "like malloc's; workload fork or resize, check_zero and releases other than "
+                   "free need it. Stored read-file runs from before read_buffer read as whole "
+                   "and keep their scenario ids; a sized buffer gives new ids.")),
     Parameter("write_buffer", "write_buffer_bytes", "size", 1 << 20,
               "backing write-file: the buffer write() copies from, page-aligned, made and "
               "written before timing and reused for every chunk of up to its size; first touch "
@@ -342,27 +401,45 @@ PARAMETERS: tuple[Parameter, ...] = (
               "then written by one pwrite (write-file before probe version 6)",
               keyed_label=True, words=(("whole", 0),), size_minimum=4096,
               size_maximum=64 << 20, size_unit=4096,
-              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole"),
+              hint="a size from 4KiB to 64MiB in whole 4KiB, or whole",
+              doc=("With a sized buffer, order random writes the chunks in a fixed-seed random "
+                   "order. With whole, the block is written by one pwrite (one per page with "
+                   "order random), so the write also pays for touching it; check_zero and "
+                   "releases other than free need it. Stored write-file runs from before "
+                   "write_buffer read as whole and keep their scenario ids; a sized buffer "
+                   "gives new ids.")),
     Parameter("tunables", "tunables", "text", "",
               "glibc tunables for the probe, e.g. glibc.malloc.mmap_threshold=131072 (name=value "
               "pairs joined by ':'); appended to an inherited GLIBC_TUNABLES, so where both set a "
               "tunable this value wins", pattern=TUNABLES_PATTERN,
               hint="empty or glibc tunables like glibc.malloc.mmap_threshold=131072 (joined "
-                   "by ':')", keyed_label=True, probe_option=False),
+                   "by ':')", keyed_label=True, probe_option=False,
+              doc=("A tunable this machine's glibc does not know is skipped with the reason "
+                   "(glibc would ignore it silently).")),
     Parameter("history", "history", "choice", "fresh",
               "the memory allocate gets (workload cycle): fresh, as the process finds it (a "
               "pristine heap in a fresh process's first iteration), or recycled: before each "
               "iteration, untimed, the same blocks are allocated the same way, every byte "
-              "written non-zero, and freed (or unmapped)", HISTORIES, keyed_label=True),
+              "written non-zero, and freed (or unmapped)", HISTORIES, keyed_label=True,
+              doc=("With warmup 0 and iterations 1, fresh is a pristine heap. recycled writes "
+                   "0xA5 into every byte, so the timed allocate gets memory the process has "
+                   "used; it needs one thread, no file backing and protection read-write.")),
     Parameter("host_warm", "host_warm", "bool", False,
               "before the first iteration, untimed, map an anonymous region as large as the "
               "scenario's blocks, write every page and unmap it, so the pages the kernel hands "
               "out next are likely already backed by a virtual machine's host (best effort: "
-              "the measured blocks are still untouched)"),
+              "the measured blocks are still untouched)",
+              doc=("On a virtual machine that reports free memory to its host, first touch of a "
+                   "page the host took back pays a host fault too; the pages just freed are "
+                   "backed, and the kernel likely (not surely) hands them out next, so the "
+                   "phases measure the guest kernel's own fault path. First touch still faults "
+                   "every page of the blocks. Not for mmap-hugetlb.")),
     Parameter("grow_steps", "grow_steps", "whole", 1,
               "workload resize: how many times every block grows by grow_factor, one step "
               "after another in the second pass (1 MiB to 1 GiB by doubling: size 1MiB, "
-              "grow_factor 2, grow_steps 10)", maximum=MAX_GROW_STEPS, keyed_label=True),
+              "grow_factor 2, grow_steps 10)", maximum=MAX_GROW_STEPS, keyed_label=True,
+              doc=("A block ends at size x grow_factor^grow_steps; the memory estimate counts "
+                   "the last step's old and grown blocks together.")),
     Parameter("touch_grown", "touch_grown", "bool", False,
               "workload resize: after each growth step, apply the access pattern to the part "
               "the step added (timed, in the second pass), as a growing buffer is filled; "
@@ -375,7 +452,20 @@ PARAMETERS: tuple[Parameter, ...] = (
               "(mallopt M_TRIM_THRESHOLD -1, M_TOP_PAD) and, before the first iteration, "
               "untimed, the batch allocated once and freed, so the timed phases cost the "
               "allocator alone (this also fixes the mmap threshold at 128 KiB)", HEAP_PADS,
-              keyed_label=True),
+              keyed_label=True,
+              doc=("With default, a batch of small blocks the free lists cannot serve grows the "
+                   "heap by brk inside allocate, in steps of the request plus the 128 KiB top "
+                   "pad, and malloc writes each chunk's header on a fresh page, so allocate "
+                   "counts those faults; free then trims the top back past the 128 KiB trim "
+                   "threshold, so every iteration grows and faults again (a batch of 4 KiB "
+                   "blocks then costs about a hundred times a reused chunk). With keep, "
+                   "mallopt(M_TRIM_THRESHOLD, -1) and mallopt(M_TOP_PAD, ops x size) before the "
+                   "first allocation, so no timed phase moves the break "
+                   "(brk_growth_bytes_per_op 0) or faults a fresh heap page; blocks from the "
+                   "mmap threshold on are still mapped per call, as the threshold no longer "
+                   "moves. The tunables glibc.malloc.trim_threshold and glibc.malloc.top_pad "
+                   "set the same two values, without the untimed first growth. Not with release "
+                   "malloc-trim.")),
     Parameter("touch_share", "touch_share_ppm", "share", PPM,
               "the share of each block's pages the access pattern visits (workload cycle, one "
               "thread), e.g. 1%: that many distinct pages of each block (rounded up, at least "
@@ -383,14 +473,23 @@ PARAMETERS: tuple[Parameter, ...] = (
               "random order, with order sequential in ascending order. read-file and "
               "write-file with a buffer read or write that share of each block's chunks. "
               "Per-page metrics still divide by every page of a block (touched_pages_per_op "
-              "says how many were visited)"),
+              "says how many were visited)",
+              doc=("The pages chosen are the first of each block's pages in the order random "
+                   "permutation. With read_buffer 4KiB, one pread per chosen page: a database's "
+                   "sparse 4 KiB reads; with a buffer whole, one pread or pwrite per chosen "
+                   "page. Not with access none (but for a buffer's reads). 100% visits every "
+                   "page, as every scenario did before touch_share; stored in parts per "
+                   "million.")),
     Parameter("file_origin", "file_origin", "choice", "existing",
               "the data file of mmap-file and write-file (workload cycle): existing, written "
               "and synced before timing, or new: created inside allocate (open O_CREAT|O_TRUNC, "
               "and for mmap-file ftruncate to its full length: sparse, no data) before the "
               "blocks are mapped; write-file's pwrites then extend it. After the free phase, "
               "untimed, the file is closed and unlinked: each iteration starts with none",
-              FILE_ORIGINS, keyed_label=True),
+              FILE_ORIGINS, keyed_label=True,
+              doc=("One thread only. The new file is <file_dir>/alloclab-new-<pid>; with sync, "
+                   "the writeback its dirty pages owe falls inside first touch. Not read-file "
+                   "(nothing to read), cache cold (nothing to evict) or file_open per-block.")),
     Parameter("file_layout", "file_layout", "choice", "whole",
               "what the data file of mmap-file holds under the mappings (workload cycle, with "
               "check_content; blocks of at least two pages): whole; short, the file ends half "
@@ -398,35 +497,61 @@ PARAMETERS: tuple[Parameter, ...] = (
               "past the end and the last page wholly beyond it; holes, every other page of "
               "each block (the second, fourth...) a hole never written; truncated, right after "
               "allocate, untimed, a forked child truncates the file to half of the last "
-              "block's range (rounded down to a page)", FILE_LAYOUTS, keyed_label=True),
+              "block's range (rounded down to a page)", FILE_LAYOUTS, keyed_label=True,
+              doc=("With short the other blocks are whole; holes makes a sparse file, synced; "
+                   "truncated's child is vforked, and the file is made whole again after the "
+                   "free phase. short and truncated take access none, populate none and no "
+                   "madv-populate-read: a timed phase must never touch a page past the end "
+                   "(SIGBUS); holes also takes read-page and read-all. Such files are never "
+                   "shared between processes.")),
     Parameter("check_content", "check_content", "bool", False,
               "mmap-file, workload cycle: after the second pass, untimed, compare every mapped "
               "byte the file holds with the file's known pattern (content_matches), and for "
               "file_layout short, holes and truncated what lies past the end or in the holes "
               "(tail_zero, sigbus_beyond_eof, holes_zero, sigbus_after_truncate); reading "
-              "faults every page in before the free phase"),
+              "faults every page in before the free phase",
+              doc=("It needs file_origin existing, an access that writes nothing and a readable "
+                   "protection. SIGBUS is caught as the protection checks catch SIGSEGV; as "
+                   "reading faults every page in, the free phase unmaps resident pages.")),
     Parameter("file_open", "file_open", "choice", "once",
               "the data file's descriptor (workload cycle): once, one for the whole run, or "
               "per-block: mmap-file's allocate opens the file by name for each block, maps the "
               "block's range and closes it; read-file opens it, preads the block and closes it "
               "for each block (timed): the idiom of reading a small file once",
-              FILE_OPENS, keyed_label=True),
+              FILE_OPENS, keyed_label=True,
+              doc=("One thread only. mmap-file opens read-write only where a shared read-write "
+                   "mapping needs it; read-file's preads of a block's chunks fall in the "
+                   "touching phases (with read_buffer whole, in allocate), its opening and "
+                   "closing timed and counted with them. A private data file then keeps its "
+                   "name until the probe exits. read-file needs order sequential and "
+                   "touch_share 100%; mmap-file no sync fsync (no descriptor is left to sync).")),
     Parameter("noreserve", "noreserve", "bool", False,
               "mapping backings: add MAP_NORESERVE to every mmap, so the kernel does not "
               "count the mapping against the memory it promises (overcommit heuristic, mode "
               "0: a writable private mapping larger than memory and swap is then granted; "
-              "mode 2 ignores the flag)"),
+              "mode 2 ignores the flag)",
+              doc=("Workloads cycle and limits among others. Without it, a writable private "
+                   "mapping larger than memory and swap is refused at once. A cycle scenario "
+                   "whose noreserve blocks nothing touches (access none, no populate, advice, "
+                   "check_zero, recycling, host_warm or exec) counts as needing no memory, so "
+                   "the memory guard lets it run however large it is.")),
     Parameter("pause_ms", "pause_ms", "whole", 0,
               "workload cycle: an untimed sleep of this many milliseconds between allocate and "
               "first touch — the other work a program does between preparing memory and using "
               "it, during which what allocate started goes on (MADV_WILLNEED's read-ahead of a "
-              "file); 0: none", minimum=0, maximum=MAX_PAUSE_MS, keyed_label=True),
+              "file); 0: none", minimum=0, maximum=MAX_PAUSE_MS, keyed_label=True,
+              doc=("MADV_WILLNEED reads a cold file in as far as the device's read-ahead window "
+                   "reaches (read_ahead_kb), so the first touch after the pause reads that much "
+                   "less from storage.")),
     Parameter("keep_every", "keep_every", "whole", 0,
               "heap backings, workload cycle: the free phase frees every block but every "
               "keep_every-th, which stays allocated until the process exits (long-lived "
               "objects among short-lived ones); the next iteration's blocks can fill the "
               "holes, and retained_per_requested_byte shows the fragmentation (ideally "
-              "1/keep_every). 0: every block is freed", minimum=0, keyed_label=True),
+              "1/keep_every). 0: every block is freed", minimum=0, keyed_label=True,
+              doc=("It needs release free or malloc-trim. The blocks kept (N-1, 2N-1... for "
+                   "keep_every N) leak across iterations; with iterations above 1 the next "
+                   "batch can fill the holes.")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
