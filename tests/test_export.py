@@ -45,7 +45,8 @@ def test_csv_round_trips_through_pandas(two_runs: list[Path], tmp_path: Path) ->
     out = tmp_path / "samples.csv"
     assert main(["export", *map(str, two_runs), "--format", "csv", "-o", str(out)]) == 0
     expected = _expected(two_runs)
-    again = pd.read_csv(out, keep_default_na=False, na_values=["NaN"])  # as the README says
+    # As docs/guide/comparing-runs.md says to read it back.
+    again = pd.read_csv(out, keep_default_na=False, na_values=["NaN"])
     assert list(again.columns) == list(COLUMNS) and len(again) == len(expected)
     # CSV keeps values, not dtypes (an all-missing column reads back as float NaN).
     pd.testing.assert_frame_equal(again, expected, check_dtype=False, check_exact=True)

@@ -9,8 +9,9 @@ import pytest
 
 from runner.core.combinations import find_conflict
 from runner.core.errors import SpecError
+from runner.core.kinds import Value
 from runner.core.model import ExperimentSpec, Repetitions, Scenario
-from runner.core.parameters import DEFAULTS, PARAMETERS, Value
+from runner.core.parameters import DEFAULTS, PARAMETERS
 from runner.spec.load import load_spec
 from runner.spec.matrix import expand, format_plan
 

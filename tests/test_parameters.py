@@ -8,17 +8,10 @@ import dataclasses
 import pytest
 
 from runner.core.combinations import find_conflict
+from runner.core.kinds import Value
 from runner.core.model import Scenario
-from runner.core.parameters import (
-    BY_KEY,
-    DEFAULTS,
-    HUGE_PAGE_BYTES,
-    PARAMETERS,
-    Value,
-    resolve_ops,
-    scenario_memory_bytes,
-    upgrade_params,
-)
+from runner.core.parameters import BY_KEY, DEFAULTS, HUGE_PAGE_BYTES, PARAMETERS, upgrade_params
+from runner.core.sizing import resolve_ops, scenario_memory_bytes
 
 MiB = 1 << 20
 

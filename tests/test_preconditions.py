@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from runner.core.kinds import Value
 from runner.core.model import Scenario
-from runner.core.parameters import DEFAULTS, Value
+from runner.core.parameters import DEFAULTS
 from runner.machine.preconditions import MachineFacts, check_preconditions, find_unmet, read_facts
 
 MiB = 1 << 20

@@ -67,9 +67,10 @@ import pandas as pd
 from runner.analysis.adaptive import check_looks, stored_looks
 from runner.analysis.sequential import Decision, Outcome, decide, judge
 from runner.analysis.stats import processes_needed
+from runner.core.kinds import Value
 from runner.core.metrics import method_of
 from runner.core.model import CheckSpec, Looks, Method, Quantifier, one_look
-from runner.core.parameters import BY_KEY, Value
+from runner.core.parameters import BY_KEY
 from runner.core.scope import pair_up
 
 if TYPE_CHECKING:

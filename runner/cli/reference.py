@@ -1,7 +1,8 @@
 """docs/reference/, generated from the code's own tables, so the reference cannot drift from
 what alloclab does: parameters (runner.core.parameters), metrics and observations
 (runner.core.metrics), spec keys and limits (runner.spec.load), the command line
-(runner.cli.parser) and exit statuses (runner.core.errors).
+(runner.cli.parser), exit statuses (runner.core.errors) and the module map (the docstrings of
+runner/, runner.cli.module_map).
 
 `python -m runner.cli.reference` rewrites the pages; `--check` writes nothing, lists the pages
 that differ from what it would write and exits 1 when any does (tests/test_reference.py runs
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import assert_never
 
 from runner.cli import parser as cli_parser
+from runner.cli.module_map import modules_page as module_lines
 from runner.core.errors import ExitStatus
+from runner.core.kinds import Parameter
 from runner.core.metrics import DETERMINISTIC, METRICS, OBSERVATIONS, Metric, Observation
 from runner.core.names import EXPERIMENT_HINT
-from runner.core.parameters import PARAMETERS, Parameter
+from runner.core.parameters import PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT, format_size
 from runner.probe.native import EXIT_SKIPPED
 
@@ -409,6 +412,14 @@ def exit_status_page() -> str:
     return _page(lines)
 
 
+def modules_page() -> str:
+    return _page(module_lines(_header(
+        "Modules", "the docstrings of runner/", "The package's stages in pipeline order, each "
+        "importing only the stages above it in this list, and every module of each, in the "
+        "module's own words. Why the stages stand where they do: "
+        "[architecture](../design/architecture.md).")))
+
+
 def index_page() -> str:
     lines = _header("Reference", "the code", "The reference pages, each generated from the "
                     "table in the code that alloclab itself reads. After changing one of those "
@@ -429,6 +440,8 @@ PAGES: dict[str, tuple[str, str, Callable[[], str]]] = {
                      spec_keys_page),
     "cli.md": ("Command line", "every command and option", cli_page),
     "exit-status.md": ("Exit statuses", "what each exit status says", exit_status_page),
+    "modules.md": ("Modules", "the package's stages and every module, in its own words",
+                   modules_page),
 }
 
 

@@ -17,6 +17,7 @@ from runner.core.file_combinations import (
     io_buffer_conflict,
     reused_buffer,
 )
+from runner.core.kinds import Value
 from runner.core.parameters import (
     ANONYMOUS_BACKINGS,
     BY_KEY,
@@ -31,7 +32,6 @@ from runner.core.parameters import (
     MAPPING_RELEASES,
     READ_ONLY_PROTECTIONS,
     WRITING_ACCESSES,
-    Value,
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from runner.core.kinds import Value
 from runner.core.parameters import (
     BACKING_ONLY,
     BY_KEY,
@@ -15,7 +16,6 @@ from runner.core.parameters import (
     PAST_EOF_LAYOUTS,
     READING_ACCESSES,
     WRITING_ACCESSES,
-    Value,
 )
 from runner.core.units import (
     PPM,

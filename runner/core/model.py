@@ -7,15 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runner.core.parameters import (
-    BY_KEY,
-    PARAMETERS,
-    Value,
-    applies,
-    id_defaults,
-    reserves_untouched,
-    scenario_memory_bytes,
-)
+from runner.core.kinds import Value
+from runner.core.parameters import BY_KEY, PARAMETERS, applies, id_defaults
+from runner.core.sizing import reserves_untouched, scenario_memory_bytes
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
 # The confidence of every verdict's interval, shared among the looks at a pair.

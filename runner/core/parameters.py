@@ -7,23 +7,12 @@ meaning in the probe. Which combinations make no physical sense is runner.core.c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
 
+from runner.core.kinds import Parameter, Value
 from runner.core.units import (
     PPM,
-    SIZE_HINT,
-    check_share_ppm,
-    format_share,
-    format_size,
-    parse_share_ppm,
-    parse_size,
 )
-
-Value = str | int | bool
-Kind = Literal["size", "choice", "bool", "count", "whole", "path", "text", "share"]
 
 BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
             "memfd", "shm", "mmap-hugetlb", "write-file", "pipe", "dev-zero")
@@ -41,7 +30,7 @@ FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
 ACCESSES = ("none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all")
 WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
-# runner/probe/probe.c's header comment and in the README.
+# runner/probe/probe.c's header comment and in docs/guide/writing-an-experiment.md.
 WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
 # What workload ipc passes its messages through: memory an unrelated process maps by a name
 # (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.
@@ -97,140 +86,6 @@ WHOLE_READ_BUFFER = 0
 WHOLE_WRITE_BUFFER = 0
 # The parameter that means something for one backing alone (every other holds its default).
 BACKING_ONLY = {"read_buffer": "read-file", "write_buffer": "write-file"}
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One scenario parameter: the spec key, the Scenario field, its type and its default."""
-
-    key: str
-    field: str
-    kind: Kind
-    default: Value
-    # What it does, in one paragraph: also the JSON Schema's description, which editors show
-    # as a tooltip, so it stays short.
-    help: str
-    choices: tuple[str, ...] = ()
-    # Other spellings a choice accepts, each with the choice it means: (written, choice). The
-    # first spelling of a choice is also what Scenario.id hashes, so renaming values (populate
-    # was true/false) keeps the ids of stored scenarios.
-    aliases: tuple[tuple[Value, str], ...] = ()
-    # Labels show `key=value` (as for bool and count kinds): for values like `none` or
-    # `default` that do not say what they are about.
-    keyed_label: bool = False
-    # The probe takes it as --<field>=<value>; a parameter that is not a probe option reaches
-    # the probe another way (tunables: its environment, runner.probe.native.probe_env).
-    probe_option: bool = True
-    minimum: int = 1  # whole kind: the smallest value allowed
-    maximum: int | None = None  # whole kind: the largest value allowed
-    pattern: str = ""  # text kind: a regular expression a non-empty value must match
-    hint: str = ""  # text kind: what the pattern means, for error messages
-    # size kind: words that stand for a value (read_buffer: whole is 0), and the sizes allowed
-    # besides them: from size_minimum to size_maximum (when given), in whole size_units
-    words: tuple[tuple[str, int], ...] = ()
-    size_minimum: int = 1
-    size_maximum: int | None = None
-    size_unit: int = 1
-    # What the help leaves out (the details of each value, what it takes along, what it
-    # needs), for docs/reference/parameters.md (runner.cli.reference) alone.
-    doc: str = ""
-
-    def parse_stored(self, stored: object) -> Value:
-        """A value as stored results hold it, where a word is what it stands for (read_buffer
-        whole is stored as 0); raise ValueError as parse does."""
-        if any(stored == meaning and type(stored) is int for _, meaning in self.words):
-            return stored  # type: ignore[return-value]
-        if self.kind == "share":  # stored as parts per million
-            return check_share_ppm(stored)
-        return self.parse(stored)
-
-    def parse(self, raw: object) -> Value:
-        """Convert one value as written in YAML; raise ValueError saying what is allowed."""
-        if self.kind == "size":
-            for word, meaning in self.words:
-                if raw == word:
-                    return meaning
-            if not isinstance(raw, str | int):
-                raise ValueError(f"{raw!r} is not a size ({SIZE_HINT})")
-            try:
-                size = parse_size(raw)
-            except ValueError:
-                if not self.words:
-                    raise
-                raise ValueError(f"{raw!r} is not {self.hint}") from None
-            if (size < self.size_minimum or size % self.size_unit
-                    or (self.size_maximum is not None and size > self.size_maximum)):
-                raise ValueError(f"{raw!r} is not {self.hint}")
-            return size
-        if self.kind == "choice":
-            for written, choice in self.aliases:
-                if raw == written and type(raw) is type(written):  # True is not 1
-                    return choice
-            if not isinstance(raw, str) or raw not in self.choices:
-                raise ValueError(f"{raw!r} is not one of: {', '.join(self.choices)}"
-                                 + self._alias_hint())
-            return raw
-        if self.kind == "bool":
-            if not isinstance(raw, bool):
-                raise ValueError(f"{raw!r} is not true or false")
-            return raw
-        if self.kind == "count":
-            if raw == "auto":
-                return 0
-            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-                raise ValueError(f"{raw!r} is not a positive whole number or 'auto'")
-            return raw
-        if self.kind == "whole":
-            if (isinstance(raw, bool) or not isinstance(raw, int) or raw < self.minimum
-                    or (self.maximum is not None and raw > self.maximum)):
-                most = f" and at most {self.maximum}" if self.maximum is not None else ""
-                raise ValueError(f"{raw!r} is not a whole number of at least {self.minimum}"
-                                 f"{most}")
-            return raw
-        if self.kind == "share":
-            return parse_share_ppm(raw)
-        if self.kind == "text":
-            if not isinstance(raw, str) or (raw and not re.fullmatch(self.pattern, raw)):
-                raise ValueError(f"{raw!r} is not {self.hint}")
-            return raw
-        if not isinstance(raw, str) or not raw.startswith("/"):
-            raise ValueError(f"{raw!r} is not an absolute directory path")
-        return raw
-
-    def _alias_hint(self) -> str:
-        if not self.aliases:
-            return ""
-        shown = ", ".join(f"{_yaml_text(written)} for {choice}" for written, choice in self.aliases)
-        return f" (or {shown})"
-
-    def id_value(self, value: Value) -> Value:
-        """The value as Scenario.id hashes it: a choice's first alias where it has one."""
-        return next((written for written, choice in self.aliases if choice == value), value)
-
-    def upgrade(self, stored: object) -> Value:
-        """A value read from stored results, in today's spelling (aliases resolved)."""
-        if self.kind == "choice" and self.aliases:
-            return self.parse(stored)
-        return stored  # type: ignore[return-value]
-
-    def format(self, value: Value) -> str:
-        """The value as a user would write it (used in labels, plan and the report)."""
-        if self.kind == "size":
-            word = next((w for w, meaning in self.words if meaning == value), None)
-            return word if word is not None else format_size(int(value))
-        if self.kind == "bool":
-            return "true" if value else "false"
-        if self.kind == "count" and value == 0:
-            return "auto"
-        if self.kind == "share":
-            return format_share(int(value))
-        return str(value)
-
-    def label_text(self, value: Value) -> str:
-        """The value in a scenario label or chart legend: `threads=2`, but `4KiB`, `malloc`."""
-        text = self.format(value)
-        keyed = self.kind in ("bool", "count", "whole", "text", "share") or self.keyed_label
-        return f"{self.key}={text}" if keyed else text
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -557,33 +412,11 @@ PARAMETERS: tuple[Parameter, ...] = (
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
 DEFAULTS: Mapping[str, Value] = {p.key: p.default for p in PARAMETERS}
 
-AUTO_OPS_TARGET_BYTES = 16 << 20
-AUTO_OPS_MAX = 65536
-
-
-def _yaml_text(value: Value) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
 
 def applies(key: str, params: Mapping[str, Value]) -> bool:
     """Whether a parameter means anything for this scenario, so labels can leave it out:
     read_buffer is read-file's alone, write_buffer write-file's (BACKING_ONLY)."""
     return key not in BACKING_ONLY or params["backing"] == BACKING_ONLY[key]
-
-
-def block_bytes(backing: str, size_bytes: int) -> int:
-    """Memory one block really takes: a hugetlb block is rounded up to whole huge pages."""
-    if backing == "mmap-hugetlb":
-        return -(-size_bytes // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
-    return size_bytes
-
-
-def resolve_ops(ops: int, size_bytes: int, backing: str = "") -> int:
-    """The inner-loop count: as given, or for 'auto' (0) enough blocks to cover 16 MiB."""
-    if ops:
-        return ops
-    blocks = -(-AUTO_OPS_TARGET_BYTES // block_bytes(backing, size_bytes))  # rounded up
-    return max(1, min(AUTO_OPS_MAX, blocks))
 
 
 def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
@@ -614,32 +447,3 @@ def id_defaults(backing: Value) -> Mapping[str, Value]:
     return DEFAULTS
 
 
-def reserves_untouched(params: Mapping[str, Value]) -> bool:
-    """Whether a scenario maps blocks with MAP_NORESERVE that nothing ever writes or reads
-    (workload cycle: no access, populate, advice, check_zero, recycling, host warming or exec
-    check): such blocks take no memory however large they are, which is what they are for."""
-    quiet = {"access": "none", "populate": "none", "advice": "none", "check_zero": False,
-             "history": "fresh", "host_warm": False, "workload": "cycle"}
-    return (bool(params["noreserve"]) and params["protection"] != "exec"
-            and all(params[key] == value for key, value in quiet.items()))
-
-
-def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
-                          grow_factor: int = 2, grow_steps: int = 1) -> int:
-    """Memory one probe process needs at its peak: every block of the inner loop at once; for
-    fork a second copy (the child's), for resize the old and the grown blocks of the last
-    growth step together, for
-    churn one block (but the data file of a file backing, which holds every block), for ipc
-    one message on each side (its peer's process included)."""
-    blocks = block_bytes(backing, size_bytes) * ops
-    if workload == "limits":  # mappings that are never touched
-        return 0
-    if workload == "fork":
-        return 2 * blocks
-    if workload == "ipc":  # one message buffer, and the peer's copy (a pipe's, or private)
-        return 2 * block_bytes(backing, size_bytes)
-    if workload == "churn" and backing not in FILE_BACKINGS:
-        return block_bytes(backing, size_bytes)  # one block alive at a time
-    if workload == "resize":
-        return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
-    return blocks

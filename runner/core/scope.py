@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runner.core.kinds import Value
 from runner.core.model import CheckSpec, Condition, Span
-from runner.core.parameters import BY_KEY, Value
+from runner.core.parameters import BY_KEY
 
 Params = Mapping[str, Value]  # a scenario by spec key (`size`, not `size_bytes`)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from runner.core.errors import GuardError
 from runner.core.model import Plan, Scenario
-from runner.core.parameters import FILE_BACKINGS, IPC_CONTROL_BYTES, block_bytes
+from runner.core.parameters import FILE_BACKINGS, IPC_CONTROL_BYTES
+from runner.core.sizing import block_bytes
 from runner.core.units import format_bytes
 
 MARGIN = 0.8  # the share of available memory or free space a scenario may use

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.core.model import Scenario
-from runner.core.parameters import HUGE_PAGE_BYTES, block_bytes
+from runner.core.parameters import HUGE_PAGE_BYTES
+from runner.core.sizing import block_bytes
 from runner.core.units import format_size
 
 HUGEPAGES_DIR = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")

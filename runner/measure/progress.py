@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from runner.core.model import Plan, Repetitions
     from runner.store.folders import RunTimes
 
-# Calibrated on the 2-vCPU KVM guest of the README: 200 small processes took 2 s (spawn, setup,
-# JSON report, storing the record), and the full suite (2530 processes) measured for about
+# Calibrated on the 2-vCPU KVM guest of docs/findings.md: 200 small processes took 2 s (spawn,
+# setup, JSON report, storing the record), and the full suite (2530 processes) measured for about
 # five minutes, most of it touching memory. Page faults dominate the per-byte cost.
 PROCESS_BASE_S = 0.012
 ANON_BYTES_PER_S = 2.0e9

@@ -4,8 +4,8 @@
  * Each iteration runs four timed phases over `ops` blocks. Every phase is timed with
  * CLOCK_MONOTONIC around exactly the work; page faults (getrusage) and the resident set
  * (/proc/self/statm) are read just outside the timed window. What the four phase slots time
- * depends on the workload (--workload); this table is the one place it is defined (the
- * README repeats it):
+ * depends on the workload (--workload); this table is the one place it is defined
+ * (docs/guide/writing-an-experiment.md repeats it, by workload):
  *
  *   cycle   allocate     allocate the blocks (malloc / mmap, then --advice and --populate;
  *                        read-file with --read_buffer_bytes=0: malloc + pread of each block;

@@ -34,9 +34,10 @@ from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 
 from runner.analysis.stats import Summary, summarize
+from runner.core.kinds import Value
 from runner.core.metrics import BY_NAME, axis_label
 from runner.core.model import ChartSpec
-from runner.core.parameters import BY_KEY, Value
+from runner.core.parameters import BY_KEY
 from runner.report import chart_layout, ticks
 
 if TYPE_CHECKING:

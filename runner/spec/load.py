@@ -33,6 +33,7 @@ from yaml.resolver import Resolver
 
 from runner.core import names
 from runner.core.errors import SpecError
+from runner.core.kinds import Value
 from runner.core.metrics import BY_NAME as METRICS_BY_NAME
 from runner.core.model import (
     ADAPTIVE_FACTOR,
@@ -48,7 +49,7 @@ from runner.core.model import (
     Span,
     Statistic,
 )
-from runner.core.parameters import BY_KEY, PARAMETERS, Value
+from runner.core.parameters import BY_KEY, PARAMETERS
 from runner.core.scope import describe_where, pair_up, selects
 from runner.core.units import DURATION_HINT, parse_duration_s
 from runner.spec.matrix import expand

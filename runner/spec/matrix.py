@@ -29,8 +29,10 @@ from itertools import product
 
 from runner.core.combinations import find_conflict
 from runner.core.errors import SpecError
+from runner.core.kinds import Value
 from runner.core.model import DroppedCombination, ExperimentSpec, Plan, Scenario
-from runner.core.parameters import DEFAULTS, PARAMETERS, Value, resolve_ops
+from runner.core.parameters import DEFAULTS, PARAMETERS
+from runner.core.sizing import resolve_ops
 from runner.core.units import format_size
 
 Params = dict[str, Value]

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, assert_never
 
-from runner.core.parameters import BY_KEY, PARAMETERS, Parameter
+from runner.core.kinds import Parameter
+from runner.core.parameters import BY_KEY, PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT
 from runner.spec.load import (
     CHART_KEYS,

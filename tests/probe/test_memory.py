@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from runner.core.combinations import find_conflict
+from runner.core.kinds import Value
 from runner.core.model import ProcessRecord, Scenario
-from runner.core.parameters import DEFAULTS, Value
+from runner.core.parameters import DEFAULTS
 from runner.measure.datafiles import can_share
 from runner.probe.execute import run_process
 from runner.probe.native import ProbeBinary, build_probe, find_compiler, probe_argv
