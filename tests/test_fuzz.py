@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from runner.core.errors import SpecError, StoreError
 from runner.core.model import ExperimentSpec
 from runner.core.parameters import PARAMETERS
-from runner.spec import load
+from runner.spec import keys, load
 from runner.store import folders
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
@@ -27,8 +27,8 @@ FUZZ = settings(max_examples=100, deadline=timedelta(seconds=2), derandomize=Tru
                 database=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.function_scoped_fixture])
 
-KEYS = [k.name for k in load.TOP_KEYS + load.REPETITION_KEYS + load.CHART_KEYS
-        + load.CHECK_KEYS] + [p.key for p in PARAMETERS] + ["x", "size", "backing"]
+KEYS = [k.name for k in keys.TOP_KEYS + keys.REPETITION_KEYS + keys.CHART_KEYS
+        + keys.CHECK_KEYS] + [p.key for p in PARAMETERS] + ["x", "size", "backing"]
 WORDS = ["malloc", "mmap-anon", "4KiB", "1GiB", "99999999999999999999999KiB", "auto", "true",
          "60s", ".nan", "-1", "0", "first_touch_ns_per_page", "lower", "10%", "/tmp", "..",
          "\ud800", "$\\frac{1}{2}$", "x\n", "a" * 300]

@@ -23,7 +23,7 @@ from runner.machine import guard, preconditions
 from runner.machine.system import default_machine_label
 from runner.measure import interrupt, pipeline
 from runner.remote import hosts
-from runner.spec import load, matrix, schema
+from runner.spec import keys, load, matrix, schema
 from runner.store.folders import SkippedRunWarning
 
 EPILOG = "Exit status: 0 ok, 1 a failed check (a probe process that crashed, failed or timed " \
@@ -215,9 +215,9 @@ def _processes(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= load.MAX_REPETITION:
+    if not 1 <= value <= keys.MAX_REPETITION:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to "
-                                         f"{load.MAX_REPETITION}")
+                                         f"{keys.MAX_REPETITION}")
     return value
 
 

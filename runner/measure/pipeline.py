@@ -27,7 +27,7 @@ from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
 from runner.measure import progress, schedule
 from runner.probe import native
-from runner.spec import load, matrix
+from runner.spec import keys, load, matrix
 from runner.store import folders, identity, lock
 
 if TYPE_CHECKING:
@@ -470,10 +470,10 @@ def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
     for plan in plans:
         processes = _repetitions(plan.spec, options).processes
         runs = len(plan.scenarios) * processes
-        if runs > load.MAX_PROBE_RUNS:
+        if runs > keys.MAX_PROBE_RUNS:
             raise UsageError(f"{plan.spec.source}: {len(plan.scenarios)} scenarios x "
                              f"{processes} processes = {runs} probe runs; at most "
-                             f"{load.MAX_PROBE_RUNS} are allowed")
+                             f"{keys.MAX_PROBE_RUNS} are allowed")
 
 
 def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:

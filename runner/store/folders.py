@@ -38,7 +38,7 @@ from runner.core.model import (
     Status,
 )
 from runner.core.parameters import PARAMETERS, upgrade_params
-from runner.spec import load
+from runner.spec import keys, load
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -695,7 +695,7 @@ _MANIFEST_KEYS: dict[str, tuple[bool, Check]] = {
     "run_id": (True, names.is_label),
     "machine_label": (True, names.is_label),
     "spec_text": (True, _is_text),
-    "scenarios": (True, lambda v: isinstance(v, list) and 0 < len(v) <= load.MAX_SCENARIOS),
+    "scenarios": (True, lambda v: isinstance(v, list) and 0 < len(v) <= keys.MAX_SCENARIOS),
     "label_keys": (True, _is_list_of(lambda k: isinstance(k, str) and k in _PARAMETER_KEYS)),
     "repetitions": (True, _is_repetitions),
     "seed": (True, _is_int),
