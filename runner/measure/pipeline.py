@@ -28,7 +28,7 @@ from runner.machine.system import read_fingerprint
 from runner.measure import progress, schedule
 from runner.probe import native
 from runner.spec import keys, load, matrix
-from runner.store import folders, identity, lock
+from runner.store import folders, identity, lock, select
 
 if TYPE_CHECKING:
     pass
@@ -308,8 +308,8 @@ def _resume(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
     experiment = plan.spec
     if not options.resume:
         return None
-    resumed = folders.find_resumable(options.results_dir, options.machine, experiment.name,
-                                   experiment.measurement_hash, binary.source_hash, repetitions)
+    resumed = select.find_resumable(options.results_dir, options.machine, experiment.name,
+                                    experiment.measurement_hash, binary.source_hash, repetitions)
     if resumed is None:
         return None
     changed = system.confounding_differences(resumed.manifest.get("fingerprint", {}),
@@ -405,8 +405,8 @@ def _reusable_records(plan: Plan, source: folders.StoredRun, repetitions: Repeti
     id} (the run that measured it, not one that copied it), records; those of the scenarios
     `source` measured completely that are still in the plan: a spec change reruns only what
     it changed."""
-    complete = folders.complete_scenarios(source, [s.id for s in plan.scenarios],
-                                        repetitions.processes)
+    complete = select.complete_scenarios(source, [s.id for s in plan.scenarios],
+                                         repetitions.processes)
     origins = source.manifest.get("reused_from", {})
     return ({sid: origins.get(sid, source.run_id) for sid in complete},
             [record for records in complete.values() for record in records])
@@ -419,7 +419,7 @@ def _reuse_source(plan: Plan, options: RunOptions, repetitions: Repetitions,
     fingerprint difference; None when there is none. Results from another boot (another copy
     of the machine, or a fresh one with the same host name) are never reused: there,
     `alloclab run` measures."""
-    for earlier in folders.finished_runs(options.results_dir, options.machine, plan.spec.name):
+    for earlier in select.finished_runs(options.results_dir, options.machine, plan.spec.name):
         manifest = earlier.manifest
         if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
                 or fingerprint.get("boot_id") is None
@@ -441,7 +441,7 @@ def _holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetition
     ids = [s.id for s in plan.scenarios]
     if [s["id"] for s in source.manifest["scenarios"]] != ids:
         return False
-    return len(folders.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
+    return len(select.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
 
 
 def load_plans(spec_paths: Sequence[Path]) -> list[Plan]:
@@ -545,7 +545,7 @@ def duration_estimate(plan: Plan, options: RunOptions,
     (ids this machine cannot measure: their processes are never started) take no time."""
     repetitions = _repetitions(plan.spec, options)
     iterations = repetitions.warmup + repetitions.iterations
-    history = folders.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
+    history = select.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
     run_here = {s.id for s in plan.scenarios} - set(skipped)
     measured = progress.measured_process_s(history, run_here, iterations)
     estimates = {sid: (seconds if sid in run_here else 0.0) for sid, seconds in

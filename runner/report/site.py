@@ -40,9 +40,9 @@ from runner.store.folders import (
     data_checksum,
     load_run,
     read_manifest,
-    shown_run_dirs,
     warn_skipped,
 )
+from runner.store.select import shown_run_dirs
 
 
 def format_value(metric: str, value: float) -> str:
