@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.store import folders  # noqa: E402  (the checkout's runner, not an installed one)
+from runner.store import folders, select  # noqa: E402  (the checkout's runner, not an installed one)
 
 # What a cold render of a million samples may take on the 2-CPU machines alloclab is built on.
 COLD_WALL_S = 10.0
@@ -48,7 +48,7 @@ def _jittered(iteration: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 def write_store(source: Path, target: Path, samples: int, seed: int = 1) -> int:
     """Copy the shown runs of `source` into `target`, scaled to about `samples`; return how many."""
     rng = random.Random(seed)
-    runs = folders.latest_runs(source)
+    runs = select.latest_runs(source)
     stored = sum(len(r.probe["iterations"]) for run in runs for r in run.records
                  if r.status == "ok" and r.probe)
     factor = max(1, math.ceil(samples / max(stored, 1)))

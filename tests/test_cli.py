@@ -11,7 +11,7 @@ import pytest
 
 from runner.cli.main import main
 from runner.probe import execute
-from runner.store.folders import latest_runs, list_runs
+from runner.store.select import latest_runs, list_runs
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent

@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from runner.core.errors import SpecError, StoreError
 from runner.core.model import ExperimentSpec
 from runner.core.parameters import PARAMETERS
-from runner.spec import load
-from runner.store import folders
+from runner.spec import keys, load
+from runner.store import folders, untrusted
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
 FUZZ = settings(max_examples=100, deadline=timedelta(seconds=2), derandomize=True,
                 database=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.function_scoped_fixture])
 
-KEYS = [k.name for k in load.TOP_KEYS + load.REPETITION_KEYS + load.CHART_KEYS
-        + load.CHECK_KEYS] + [p.key for p in PARAMETERS] + ["x", "size", "backing"]
+KEYS = [k.name for k in keys.TOP_KEYS + keys.REPETITION_KEYS + keys.CHART_KEYS
+        + keys.CHECK_KEYS] + [p.key for p in PARAMETERS] + ["x", "size", "backing"]
 WORDS = ["malloc", "mmap-anon", "4KiB", "1GiB", "99999999999999999999999KiB", "auto", "true",
          "60s", ".nan", "-1", "0", "first_touch_ns_per_page", "lower", "10%", "/tmp", "..",
          "\ud800", "$\\frac{1}{2}$", "x\n", "a" * 300]
@@ -85,7 +85,7 @@ def test_spec_loader_on_damaged_text(at: int, cut: int, insert: str) -> None:
 @given(st.binary(max_size=200))
 def test_manifest_reader_on_bytes(data: bytes) -> None:
     with contextlib.suppress(StoreError):
-        folders.load_manifest(data, "fuzz/manifest.json")
+        untrusted.load_manifest(data, "fuzz/manifest.json")
 
 
 json_values = st.recursive(
@@ -125,7 +125,7 @@ def test_manifest_and_record_readers_on_valid_runs_with_one_value_replaced(
     def manifests(path: list[int], value: Any) -> None:
         data = json.dumps(_replace_at(manifest, path, value)).encode()
         with contextlib.suppress(StoreError):
-            folders.load_manifest(data, "fuzz/manifest.json")
+            untrusted.load_manifest(data, "fuzz/manifest.json")
 
     @FUZZ
     @given(st.integers(0, len(records) - 1), st.lists(st.integers(0, 50), max_size=7),
@@ -133,7 +133,7 @@ def test_manifest_and_record_readers_on_valid_runs_with_one_value_replaced(
     def samples(index: int, path: list[int], value: Any) -> None:
         line = json.dumps(_replace_at(records[index], path, value)).encode()
         with contextlib.suppress(StoreError):
-            list(folders.parse_records([line, b""], "fuzz/samples.jsonl", ids))
+            list(untrusted.parse_records([line, b""], "fuzz/samples.jsonl", ids))
 
     manifests()
     samples()
@@ -143,4 +143,4 @@ def test_manifest_and_record_readers_on_valid_runs_with_one_value_replaced(
 @given(st.lists(st.binary(max_size=60), max_size=5))
 def test_record_reader_on_lines_of_bytes(lines: list[bytes]) -> None:
     with contextlib.suppress(StoreError):
-        list(folders.parse_records(lines, "fuzz/samples.jsonl", frozenset({"abc"})))
+        list(untrusted.parse_records(lines, "fuzz/samples.jsonl", frozenset({"abc"})))

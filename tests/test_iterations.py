@@ -1,5 +1,5 @@
 """Stored iterations -> columns: the bulk conversion gives what the one-by-one one gives, and
-gives up on anything runner.store.folders's per-iteration checks would refuse or name."""
+gives up on anything runner.store.untrusted's per-iteration checks would refuse or name."""
 
 import contextlib
 import copy
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from runner.analysis.frame import build_frame
 from runner.core.errors import StoreError
 from runner.core.model import PHASES
-from runner.store.folders import check_record, load_run
+from runner.store.folders import load_run
 from runner.store.iterations import (
     IterationColumns,
     columns_by_iteration,
@@ -25,6 +25,7 @@ from runner.store.iterations import (
     decode_record,
     iteration_columns,
 )
+from runner.store.untrusted import check_record
 from tests.synthetic import write_synthetic_run
 
 

@@ -1,5 +1,6 @@
 """The package's shape: one subpackage per pipeline stage, each importing only the stages below
-it, docstring-only subpackage faces, and no module that shares its name with a folder.
+it, docstring-only subpackage faces, no module over 500 lines without a stated reason, and no
+module that shares its name with a folder.
 
 Every import counts, including the ones a function makes when it starts (the lazy imports
 that keep light commands fast) and the ones made only for type checking: each is a dependency
@@ -11,6 +12,8 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from runner.cli.module_map import STAGE_ORDER
 
 PACKAGE = Path(__file__).parent.parent / "runner"
 
@@ -25,6 +28,8 @@ RANKS = {
     "remote": 5,
     "cli": 6,
 }
+MAX_LINES = 500
+REASON_MARK = "Longer than 500 lines:"
 
 
 def _modules() -> list[Path]:
@@ -55,6 +60,11 @@ def _imported_stages(module: Path) -> list[tuple[int, str]]:
             if parts[0] == "runner" and len(parts) > 1 and parts[1] in RANKS:
                 found.append((node.lineno, parts[1]))
     return found
+
+
+def test_the_ranks_follow_the_stage_order_the_docs_are_generated_in() -> None:
+    assert tuple(RANKS) == STAGE_ORDER
+    assert sorted(RANKS.values()) == list(RANKS.values())
 
 
 def test_every_module_lives_in_a_stage() -> None:
@@ -89,6 +99,16 @@ def test_a_subpackage_face_is_its_docstring_alone(stage: str) -> None:
     tree = ast.parse((PACKAGE / stage / "__init__.py").read_text())
     assert ast.get_docstring(tree), f"runner/{stage}/__init__.py: say what the stage holds"
     assert len(tree.body) == 1
+
+
+@pytest.mark.parametrize("module", _modules(), ids=lambda m: str(m.relative_to(PACKAGE)))
+def test_a_module_over_500_lines_says_why(module: Path) -> None:
+    text = module.read_text()
+    if len(text.splitlines()) > MAX_LINES:
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        assert REASON_MARK in docstring, (
+            f"{module.relative_to(PACKAGE)}: {len(text.splitlines())} lines; split it at a seam "
+            f"or say why not in its docstring ('{REASON_MARK} ...')")
 
 
 def test_no_module_shares_its_name_with_a_folder() -> None:

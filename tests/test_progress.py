@@ -205,7 +205,7 @@ def test_estimates_come_from_the_newest_run_measured_alike_else_the_model(
     from dataclasses import replace
 
     from runner.spec import load, matrix
-    from runner.store import folders
+    from runner.store import folders, select
     from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
     spec_path = tmp_path / "small.yaml"
@@ -214,10 +214,10 @@ def test_estimates_come_from_the_newest_run_measured_alike_else_the_model(
     plan = matrix.expand(load.load_spec(spec_path))
     first, *rest = plan.scenarios
 
-    def walls(wall_s: float, only: str | None = None, iterations: int = 2) -> folders.RunTimes:
+    def walls(wall_s: float, only: str | None = None, iterations: int = 2) -> select.RunTimes:
         scenarios = {r.scenario_id for r in run.records if only in (None, r.scenario_id)}
-        return folders.RunTimes(replace(plan.spec.repetitions, iterations=iterations),
-                              {sid: (wall_s, wall_s * 3, wall_s) for sid in scenarios})
+        return select.RunTimes(replace(plan.spec.repetitions, iterations=iterations),
+                               {sid: (wall_s, wall_s * 3, wall_s) for sid in scenarios})
 
     history = [walls(9.0, iterations=7),  # newest, but other iterations per process
                walls(2.0, only=first.id), walls(5.0)]

@@ -23,7 +23,7 @@ from runner.machine.system import read_fingerprint
 from runner.probe import execute, native
 from runner.remote import fleet, ssh
 from runner.remote.hosts import Host
-from runner.store.folders import list_runs
+from runner.store.select import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
 
 ROOT = Path(__file__).parent.parent

@@ -14,7 +14,7 @@ import yaml
 
 from runner.core.metrics import METRICS
 from runner.core.parameters import PARAMETERS
-from runner.spec.load import CHART_KEYS, REPETITION_KEYS, TOP_KEYS
+from runner.spec.keys import CHART_KEYS, REPETITION_KEYS, TOP_KEYS
 from runner.spec.schema import SCHEMA_PATH, build_schema, render_schema, write_schema
 
 TESTS = Path(__file__).parent

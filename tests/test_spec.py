@@ -15,7 +15,7 @@ import yaml
 
 from runner.core.errors import SpecError
 from runner.core.model import ChartSpec, Repetitions
-from runner.spec import load as spec_module
+from runner.spec import bounded_yaml
 from runner.spec.load import load_spec, load_specs, parse_spec
 
 CASES = Path(__file__).parent / "spec_cases"
@@ -305,9 +305,9 @@ EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 def test_libyaml_and_pure_python_parsing_give_the_same_nodes(path: Path) -> None:
     """Valid specs are parsed by libyaml for speed: what it gives must be what PyYAML's own
     parser gives, line numbers included (errors come from PyYAML's parser either way)."""
-    if spec_module._FAST_LOADER is None:
+    if bounded_yaml._FAST_LOADER is None:
         pytest.skip("PyYAML was built without libyaml")
     text = path.read_text()
-    fast = yaml.compose(text, Loader=spec_module._FAST_LOADER)
-    slow = yaml.compose(text, Loader=spec_module._BoundedLoader)
+    fast = yaml.compose(text, Loader=bounded_yaml._FAST_LOADER)
+    slow = yaml.compose(text, Loader=bounded_yaml._BoundedLoader)
     assert _tree(fast) == _tree(slow)

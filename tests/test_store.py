@@ -9,7 +9,7 @@ import pytest
 from runner.core.errors import StoreError
 from runner.core.model import PHASES, ProcessRecord, Repetitions
 from runner.core.parameters import PARAMETERS
-from runner.store import folders
+from runner.store import folders, select, untrusted
 
 PHASE = {"ns": 10, "minor_faults": 1, "major_faults": 0, "rss_bytes": 8192}
 PROBE = {"probe_version": 4, "page_size_bytes": 4096, "libc": {"name": "glibc", "version": "2"},
@@ -49,7 +49,7 @@ def test_records_round_trip_in_append_order(run_dir: Path) -> None:
     run = folders.load_run(run_dir)
     assert [r.process_index for r in run.records] == [0, 1, 2]
     assert run.records[0] == _record(0)
-    assert run.manifest["format_version"] == folders.FORMAT_VERSION
+    assert run.manifest["format_version"] == untrusted.FORMAT_VERSION
 
 
 def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(run_dir: Path) -> None:
@@ -83,7 +83,7 @@ def test_latest_runs_prefers_finished_then_newest(tmp_path: Path) -> None:
         folders.append_record(run_dir, _record(0))
     empty = folders.run_path(tmp_path, "m", "other", "r9")
     folders.write_manifest(empty, _manifest("other", "r9"))  # no records: nothing to show
-    assert [r.run_id for r in folders.latest_runs(tmp_path)] == ["r2"]
+    assert [r.run_id for r in select.latest_runs(tmp_path)] == ["r2"]
 
 
 def test_find_resumable_matches_what_is_measured_and_stops_at_a_finished_run(
@@ -91,13 +91,13 @@ def test_find_resumable_matches_what_is_measured_and_stops_at_a_finished_run(
     reps = Repetitions(processes=5)
     unfinished = folders.run_path(tmp_path, "m", "e", "r1")
     folders.write_manifest(unfinished, _manifest("e", "r1", finished=False))
-    assert folders.find_resumable(tmp_path, "m", "e", "s", "p", reps) is not None
-    assert folders.find_resumable(tmp_path, "m", "e", "other-spec", "p", reps) is None
-    assert folders.find_resumable(tmp_path, "m", "e", "s", "other-probe", reps) is None
+    assert select.find_resumable(tmp_path, "m", "e", "s", "p", reps) is not None
+    assert select.find_resumable(tmp_path, "m", "e", "other-spec", "p", reps) is None
+    assert select.find_resumable(tmp_path, "m", "e", "s", "other-probe", reps) is None
     # An interrupted smoke run (--processes 1) is not finished by a full run.
-    assert folders.find_resumable(tmp_path, "m", "e", "s", "p", Repetitions(processes=1)) is None
+    assert select.find_resumable(tmp_path, "m", "e", "s", "p", Repetitions(processes=1)) is None
     folders.write_manifest(folders.run_path(tmp_path, "m", "e", "r2"), _manifest("e", "r2"))
-    assert folders.find_resumable(tmp_path, "m", "e", "s", "p", reps) is None
+    assert select.find_resumable(tmp_path, "m", "e", "s", "p", reps) is None
 
 
 def test_the_machine_is_the_folder_a_run_lives_in(tmp_path: Path) -> None:
@@ -112,11 +112,11 @@ def test_a_report_prefers_a_full_run_to_a_newer_quick_one(tmp_path: Path) -> Non
         run_dir = folders.run_path(tmp_path, "m", "e", run_id)
         folders.write_manifest(run_dir, {**_manifest("e", run_id), "profile": profile})
         folders.append_record(run_dir, _record(0))
-    assert [r.run_id for r in folders.latest_runs(tmp_path)] == ["r1"]
+    assert [r.run_id for r in select.latest_runs(tmp_path)] == ["r1"]
     run_dir = folders.run_path(tmp_path, "m", "e", "r3")
     folders.write_manifest(run_dir, {**_manifest("e", "r3"), "profile": "full"})
     folders.append_record(run_dir, _record(0))
-    assert [r.run_id for r in folders.latest_runs(tmp_path)] == ["r3"]
+    assert [r.run_id for r in select.latest_runs(tmp_path)] == ["r3"]
 
 
 def test_record_writer_appends_after_a_torn_tail_and_syncs_only_when_asked(
@@ -163,13 +163,13 @@ def test_a_report_reads_the_samples_of_the_runs_it_shows_only(tmp_path: Path) ->
     # An older run no report shows: its samples are never parsed, so a bad line is no error.
     old = folders.run_path(tmp_path, "m", "e", "r1") / folders.SAMPLES
     old.write_text("not json\n" + old.read_text())
-    assert folders.shown_run_dirs(tmp_path) == [folders.run_path(tmp_path, "m", "e", "r2")]
-    assert [r.run_id for r in folders.latest_runs(tmp_path)] == ["r2"]
+    assert select.shown_run_dirs(tmp_path) == [folders.run_path(tmp_path, "m", "e", "r2")]
+    assert [r.run_id for r in select.latest_runs(tmp_path)] == ["r2"]
     # The newest run holding only a torn line has no records: the one before it is shown.
     torn = folders.run_path(tmp_path, "m", "e", "r3")
     folders.write_manifest(torn, _manifest("e", "r3"))
     (torn / folders.SAMPLES).write_text('{"scenario_id": ')
-    assert [r.run_id for r in folders.latest_runs(tmp_path)] == ["r2"]
+    assert [r.run_id for r in select.latest_runs(tmp_path)] == ["r2"]
 
 
 def test_newest_finished_times_come_newest_first_without_the_unfinished(
@@ -187,7 +187,7 @@ def test_newest_finished_times_come_newest_first_without_the_unfinished(
     with open(second / folders.SAMPLES, "ab") as samples:  # lines an estimate leaves out
         samples.write(b'not json\n{"status": "ok", "scenario_id": "x", "wall_s": -1}\n'
                       b'{"status": "crashed", "scenario_id": "x", "wall_s": 9}\n')
-    runs = folders.newest_finished_times(results, "test-machine", "small")
+    runs = select.newest_finished_times(results, "test-machine", "small")
     newest = next(runs)
     assert newest.repetitions == Repetitions(processes=3, warmup=1, iterations=2)
     assert "x" not in newest.walls_s

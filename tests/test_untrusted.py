@@ -14,7 +14,7 @@ import pytest
 
 from runner.cli.main import main
 from runner.core.errors import StoreError
-from runner.store import folders
+from runner.store import folders, select, untrusted
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parent.parent
@@ -120,8 +120,8 @@ CORPUS: dict[str, Mutation] = {
     "manifest nested deeply": _manifest_bytes(b"[" * 100_000 + b"]" * 100_000),
     "manifest a link": _replace_with_link,
     "manifest a FIFO": _replace_with_fifo,
-    "manifest too large": _sparse(folders.MANIFEST, folders.MAX_MANIFEST_BYTES + 1),
-    "samples too large": _sparse(folders.SAMPLES, folders.MAX_SAMPLES_BYTES + 1),
+    "manifest too large": _sparse(folders.MANIFEST, untrusted.MAX_MANIFEST_BYTES + 1),
+    "samples too large": _sparse(folders.SAMPLES, untrusted.MAX_SAMPLES_BYTES + 1),
     "record middle line torn": _samples_bytes(b'{"torn\n{}\n'),
     "record not an object": _samples_bytes(b"[1]\n"),
     "record extra key": _record("extra", 1),
@@ -147,7 +147,7 @@ CORPUS: dict[str, Mutation] = {
     "probe observation text": _probe(
         lambda p: p["iterations"][0].__setitem__("observations", {"mappings": "x"})),
     "probe libc malformed": _probe(lambda p: p.__setitem__("libc", "glibc")),
-    "record line too long": _samples_bytes(b'{"a": "' + b"x" * (folders.MAX_RECORD_BYTES + 8)
+    "record line too long": _samples_bytes(b'{"a": "' + b"x" * (untrusted.MAX_RECORD_BYTES + 8)
                                            + b'"}\n{}\n'),
 }
 
@@ -172,7 +172,7 @@ def test_each_damaged_run_is_a_store_error_naming_where(mutation: str, good_run:
     assert str(good_run) in message or "stored spec invalid" in message
     assert "\n" not in message and len(message) < 1000
     with pytest.warns(folders.SkippedRunWarning):
-        assert folders.list_runs(good_run.parent.parent.parent) == []
+        assert select.list_runs(good_run.parent.parent.parent) == []
 
 
 @pytest.mark.parametrize("mutation", list(CORPUS), ids=list(CORPUS))

@@ -27,7 +27,7 @@ from runner.machine.system import default_machine_label
 from runner.measure import pipeline
 from runner.remote import hosts
 from runner.spec import load, matrix, schema
-from runner.store import archive, folders
+from runner.store import archive, folders, select
 
 if TYPE_CHECKING:
     from runner.analysis import compare
@@ -75,8 +75,8 @@ def compare_stored(options: CompareOptions) -> CompareResult:
     from runner.report import compare_page
 
     _check_metrics(options.metrics)
-    named = [folders.resolve_run(path) for path in options.runs]
-    baseline = folders.resolve_run(options.baseline) if options.baseline else named[0]
+    named = [select.resolve_run(path) for path in options.runs]
+    baseline = select.resolve_run(options.baseline) if options.baseline else named[0]
     candidates = [run for run in named if run.path != baseline.path]
     if not candidates:
         raise UsageError("compare: name at least one run besides the baseline")
@@ -98,7 +98,7 @@ def compare_stored(options: CompareOptions) -> CompareResult:
 
 def export_stored(run_paths: Sequence[Path], archive_path: Path) -> list[str]:
     """Pack the named runs (folders, or experiment folders for their latest run) into a .tar.gz."""
-    return archive.export_runs([folders.resolve_run(path) for path in run_paths], archive_path)
+    return archive.export_runs([select.resolve_run(path) for path in run_paths], archive_path)
 
 
 def export_data(run_paths: Sequence[Path], output: Path, data_format: DataFormat) -> int:
@@ -106,7 +106,7 @@ def export_data(run_paths: Sequence[Path], output: Path, data_format: DataFormat
     the number of rows (samples) written."""
     from runner.analysis import tidy
 
-    frame = tidy.build_export_frame([folders.resolve_run(path) for path in run_paths])
+    frame = tidy.build_export_frame([select.resolve_run(path) for path in run_paths])
     tidy.write_frame(frame, output, data_format)
     return len(frame)
 

@@ -18,7 +18,7 @@ from runner.cli import completion
 from runner.core import names
 from runner.core.errors import ExitStatus
 from runner.measure import pipeline
-from runner.spec import load
+from runner.spec import keys
 
 PROG = "alloclab"
 DESCRIPTION = ("Measure how memory allocation behaves on this machine (malloc, mmap and their "
@@ -120,9 +120,9 @@ def _processes(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= load.MAX_REPETITION:
+    if not 1 <= value <= keys.MAX_REPETITION:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to "
-                                         f"{load.MAX_REPETITION}")
+                                         f"{keys.MAX_REPETITION}")
     return value
 
 

@@ -1,6 +1,6 @@
 """docs/reference/, generated from the code's own tables, so the reference cannot drift from
 what alloclab does: parameters (runner.core.parameters), metrics and observations
-(runner.core.metrics), spec keys and limits (runner.spec.load), the command line
+(runner.core.metrics), spec keys and limits (runner.spec.keys), the command line
 (runner.cli.parser), exit statuses (runner.core.errors) and the module map (the docstrings of
 runner/, runner.cli.module_map).
 
@@ -27,9 +27,7 @@ from runner.core.names import EXPERIMENT_HINT
 from runner.core.parameters import PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT, format_size
 from runner.probe.native import EXIT_SKIPPED
-
-# The key tables and limits of spec files (runner.spec.keys once runner.spec.load is split).
-from runner.spec.load import (
+from runner.spec.keys import (
     CHART_KEYS,
     CHECK_KEYS,
     EXPECTATIONS,
@@ -304,7 +302,7 @@ def _limits() -> list[str]:
 
 
 def spec_keys_page() -> str:
-    lines = _header("Spec keys", "`runner/spec/load.py` (the key tables and limits)",
+    lines = _header("Spec keys", "`runner/spec/keys.py` (the key tables and limits)",
                     "Every key of an experiment file, by the mapping that holds it. The "
                     "parameters a scenario takes are in [parameters](parameters.md); "
                     "`alloclab schema` prints the same as a JSON Schema for editors.")

@@ -4,7 +4,7 @@ A selector (a check's `candidate` and `reference`, a chart's `where`) names one 
 parameter. A check's `where` also takes several values of a parameter or a range of an ordered
 one (runner.core.model.Span), and limits candidates and references alike. Candidates pair with the
 reference that agrees with them on every labelled parameter neither selector names. Pure: the
-same functions serve validation (runner.spec.load, on the expanded plan) and verdicts (on a run's
+same functions serve validation (runner.spec.checks, on the expanded plan) and verdicts (on a run's
 manifest), so a check that validates is a check that finds its pairs.
 """
 

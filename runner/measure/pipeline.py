@@ -26,8 +26,8 @@ from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
 from runner.measure import extra_rounds, progress, reuse, schedule
 from runner.probe import native
-from runner.spec import load, matrix
-from runner.store import folders, identity, lock
+from runner.spec import keys, load, matrix
+from runner.store import folders, identity, lock, select
 
 if TYPE_CHECKING:
     pass
@@ -244,8 +244,8 @@ def _resume(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
     experiment = plan.spec
     if not options.resume:
         return None
-    resumed = folders.find_resumable(options.results_dir, options.machine, experiment.name,
-                                   experiment.measurement_hash, binary.source_hash, repetitions)
+    resumed = select.find_resumable(options.results_dir, options.machine, experiment.name,
+                                    experiment.measurement_hash, binary.source_hash, repetitions)
     if resumed is None:
         return None
     changed = system.confounding_differences(resumed.manifest.get("fingerprint", {}),
@@ -361,10 +361,10 @@ def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
     for plan in plans:
         processes = _repetitions(plan.spec, options).processes
         runs = len(plan.scenarios) * processes
-        if runs > load.MAX_PROBE_RUNS:
+        if runs > keys.MAX_PROBE_RUNS:
             raise UsageError(f"{plan.spec.source}: {len(plan.scenarios)} scenarios x "
                              f"{processes} processes = {runs} probe runs; at most "
-                             f"{load.MAX_PROBE_RUNS} are allowed")
+                             f"{keys.MAX_PROBE_RUNS} are allowed")
 
 
 def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:
@@ -436,7 +436,7 @@ def duration_estimate(plan: Plan, options: RunOptions,
     (ids this machine cannot measure: their processes are never started) take no time."""
     repetitions = _repetitions(plan.spec, options)
     iterations = repetitions.warmup + repetitions.iterations
-    history = folders.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
+    history = select.newest_finished_times(options.results_dir, options.machine, plan.spec.name)
     run_here = {s.id for s in plan.scenarios} - set(skipped)
     measured = progress.measured_process_s(history, run_here, iterations)
     estimates = {sid: (seconds if sid in run_here else 0.0) for sid, seconds in

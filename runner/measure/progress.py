@@ -22,7 +22,7 @@ from runner.core.parameters import FILE_BACKINGS
 
 if TYPE_CHECKING:
     from runner.core.model import Plan, Repetitions
-    from runner.store.folders import RunTimes
+    from runner.store.select import RunTimes
 
 # Calibrated on the 2-vCPU KVM guest of docs/findings.md: 200 small processes took 2 s (spawn,
 # setup, JSON report, storing the record), and the full suite (2530 processes) measured for about

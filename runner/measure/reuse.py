@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from runner.core.model import Plan, ProcessRecord, Repetitions
 from runner.machine import system
 from runner.spec import load
-from runner.store import folders
+from runner.store import folders, select
 
 if TYPE_CHECKING:
     pass
@@ -24,8 +24,8 @@ def reusable_records(plan: Plan, source: folders.StoredRun, repetitions: Repetit
     id} (the run that measured it, not one that copied it), records; those of the scenarios
     `source` measured completely that are still in the plan: a spec change reruns only what
     it changed."""
-    complete = folders.complete_scenarios(source, [s.id for s in plan.scenarios],
-                                        repetitions.processes)
+    complete = select.complete_scenarios(source, [s.id for s in plan.scenarios],
+                                         repetitions.processes)
     origins = source.manifest.get("reused_from", {})
     return ({sid: origins.get(sid, source.run_id) for sid in complete},
             [record for records in complete.values() for record in records])
@@ -38,7 +38,7 @@ def reuse_source(plan: Plan, results_dir: Path, machine: str, repetitions: Repet
     fingerprint difference; None when there is none. Results from another boot (another copy
     of the machine, or a fresh one with the same host name) are never reused: there,
     `alloclab run` measures."""
-    for earlier in folders.finished_runs(results_dir, machine, plan.spec.name):
+    for earlier in select.finished_runs(results_dir, machine, plan.spec.name):
         manifest = earlier.manifest
         if (manifest.get("fingerprint", {}).get("boot_id") != fingerprint.get("boot_id")
                 or fingerprint.get("boot_id") is None
@@ -60,4 +60,4 @@ def holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetitions
     ids = [s.id for s in plan.scenarios]
     if [s["id"] for s in source.manifest["scenarios"]] != ids:
         return False
-    return len(folders.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
+    return len(select.complete_scenarios(source, ids, repetitions.processes)) == len(ids)

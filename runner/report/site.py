@@ -49,9 +49,9 @@ from runner.store.folders import (
     data_checksum,
     load_run,
     read_manifest,
-    shown_run_dirs,
     warn_skipped,
 )
+from runner.store.select import shown_run_dirs
 
 
 def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The JSON Schema of spec files, generated from the definitions the validator itself uses.
 
 Nothing here is a second list: keys, which are required and what they mean come from the key
-tables in runner.spec.load; parameter keys, kinds, choices, defaults and help from
+tables in runner.spec.keys; parameter keys, kinds, choices, defaults and help from
 runner.core.parameters; metric names from runner.core.metrics. The schema serves editors (completion
 and squiggles); runner.spec.load stays the authority, and checks more (e.g. that chart axes are axes
 of the experiment, that sizes parse). `python -m runner.spec.schema` rewrites
@@ -18,7 +18,7 @@ from typing import Any, assert_never
 from runner.core.kinds import Parameter
 from runner.core.parameters import BY_KEY, PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT
-from runner.spec.load import (
+from runner.spec.keys import (
     CHART_KEYS,
     CHECK_KEYS,
     EXPECTATIONS,

@@ -8,7 +8,7 @@ comes from elsewhere, so import trusts nothing in it: the index is read and chec
 members are streamed one at a time into a hidden scratch folder inside the results folder —
 never into memory whole, never extracted by tarfile — each a regular file the index calls for,
 once, within its size cap, and the whole within MAX_TOTAL_BYTES. Each run must then match its
-checksum, its manifest and records must pass runner.store.folders's checks (the stored spec
+checksum, its manifest and records must pass runner.store.untrusted's checks (the stored spec
 validated as `alloclab validate` does). Only when every run passes are the new ones moved into
 place; runs already present with the same data are left as they are, and a different run under the
 same path is never overwritten.
@@ -33,15 +33,9 @@ from typing import Any, BinaryIO
 
 from runner.core import names
 from runner.core.errors import StoreError
-from runner.store import folders
-from runner.store.folders import (
-    FORMAT_VERSION,
-    MANIFEST,
-    SAMPLES,
-    StoredRun,
-    data_checksum,
-    run_path,
-)
+from runner.store import untrusted
+from runner.store.folders import MANIFEST, SAMPLES, StoredRun, data_checksum, run_path
+from runner.store.untrusted import FORMAT_VERSION
 
 INDEX = "alloclab-export.json"
 ARCHIVE_VERSION = 1
@@ -199,7 +193,7 @@ def _read_index(data: bytes, where: Path) -> dict[str, _Listed]:
 
 def _open_archive(archive: Path) -> BinaryIO:
     try:
-        return folders.open_regular(archive, MAX_ARCHIVE_BYTES)
+        return untrusted.open_regular(archive, MAX_ARCHIVE_BYTES)
     except FileNotFoundError:
         raise StoreError(f"{archive}: not a readable .tar.gz archive (no such file)") from None
 
@@ -227,8 +221,8 @@ def _unpack(archive: Path, scratch: Path) -> dict[str, _Listed]:
                 again = "appears twice" if name in seen else "is not listed"
                 raise StoreError(f"{archive}: members do not match its index: {name!r} {again}")
             run, file_name = expected[name]
-            limit = (folders.MAX_MANIFEST_BYTES if file_name == MANIFEST
-                     else folders.MAX_SAMPLES_BYTES)
+            limit = (untrusted.MAX_MANIFEST_BYTES if file_name == MANIFEST
+                     else untrusted.MAX_SAMPLES_BYTES)
             if info.size > limit:
                 raise StoreError(f"{archive}: member {name!r} declares {info.size} bytes, more "
                                  f"than the {limit} a run's {file_name} may have; refused")
@@ -261,21 +255,21 @@ def _copy_member(tar: tarfile.TarFile, info: tarfile.TarInfo, out: BinaryIO,
 
 def _check_run(run_dir: Path, listed: _Listed, where: str) -> None:
     """Raise StoreError unless one unpacked run is untampered, readable and consistent: the
-    checksum first, then the manifest as runner.store.folders checks it (its stored spec validated
-    as `alloclab validate` does), then every record, one at a time."""
+    checksum first, then the manifest as runner.store.untrusted checks it (its stored spec
+    validated as `alloclab validate` does), then every record, one at a time."""
     if data_checksum(run_dir) != listed.checksum:
         raise StoreError(f"{where}: data checksum does not match the archive's index: the run "
                          "was changed after export; refused")
-    with folders.open_regular(run_dir / MANIFEST, folders.MAX_MANIFEST_BYTES) as handle:
-        manifest = folders.load_manifest(handle.read(), f"{where}/{MANIFEST}")
+    with untrusted.open_regular(run_dir / MANIFEST, untrusted.MAX_MANIFEST_BYTES) as handle:
+        manifest = untrusted.load_manifest(handle.read(), f"{where}/{MANIFEST}")
     named = f"{manifest['machine_label']}/{manifest['experiment']}/{manifest['run_id']}"
     if named != listed.folder:
         raise StoreError(f"{where}/{MANIFEST}: names run {named}, but sits in {listed.folder}")
     ids = frozenset(s["id"] for s in manifest["scenarios"])
     most = len(ids) * manifest["repetitions"]["processes"]
-    with folders.open_regular(run_dir / SAMPLES, folders.MAX_SAMPLES_BYTES) as handle:
-        lines = iter(lambda: handle.readline(folders.MAX_RECORD_BYTES + 1), b"")
-        for count, _ in enumerate(folders.parse_records(lines, f"{where}/{SAMPLES}", ids), 1):
+    with untrusted.open_regular(run_dir / SAMPLES, untrusted.MAX_SAMPLES_BYTES) as handle:
+        lines = iter(lambda: handle.readline(untrusted.MAX_RECORD_BYTES + 1), b"")
+        for count, _ in enumerate(untrusted.parse_records(lines, f"{where}/{SAMPLES}", ids), 1):
             if count > most:
                 raise StoreError(f"{where}/{SAMPLES}: more records than the run's {len(ids)} "
                                  f"scenarios x {manifest['repetitions']['processes']} "

@@ -22,7 +22,7 @@ from typing import Any
 from runner.core import names
 from runner.core.errors import StoreError
 from runner.machine.system import format_fact
-from runner.store import folders
+from runner.store import folders, select
 
 # Facts of runner.machine.system.FACTS whose difference means another machine (or this one rebuilt):
 # what it is (CPU, architecture, memory) and the system it runs (kernel, C library, page
@@ -82,11 +82,11 @@ def suggest_label(label: str, differing: list[str], current: Mapping[str, Any],
 
 def _newest_manifest(results_dir: Path, label: str) -> dict[str, Any] | None:
     """The manifest of the run started last under results/<label>/, of any experiment. Runs
-    are ordered by their manifests' start time read lightly (store.start_key), and only the
+    are ordered by their manifests' start time read lightly (select.start_key), and only the
     newest that reads is checked in full: checking every manifest (its stored spec parsed)
     took ~1 s over a few dozen runs, on every `run` and `plan`."""
     keyed = [(key, path.parent) for path in (results_dir / label).glob(f"*/*/{folders.MANIFEST}")
-             if (key := folders.start_key(path.parent)) is not None]
+             if (key := select.start_key(path.parent)) is not None]
     for _, run_dir in sorted(keyed, reverse=True):
         try:
             return folders.read_manifest(run_dir)

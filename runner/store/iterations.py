@@ -6,12 +6,13 @@ The report reads a run's records one at a time and keeps only these columns (run
 `load_run(..., columns=True)`); runner.analysis.frame builds its frame from them either way.
 
 `decode_record` reads a whole samples line at once: its iterations decoded straight into
-typed, untracked structs by msgspec against the schema runner.store.folders's checks describe (half
-the time of parsing them into dicts and checking those, and nothing for the garbage collector
-to walk), the rest of the record as plain values. `columns_of` takes the columns of iterations
-already parsed as dicts. Each accepts exactly what runner.store.folders's per-iteration checks
-accept, or gives up (None): the caller then parses and checks as before, which names what is off,
-and converts one by one (`columns_by_iteration`), as runner.analysis.frame always did.
+typed, untracked structs by msgspec against the schema runner.store.untrusted's checks
+describe (half the time of parsing them into dicts and checking those, and nothing for the
+garbage collector to walk), the rest of the record as plain values. `columns_of` takes the
+columns of iterations already parsed as dicts. Each accepts exactly what
+runner.store.untrusted's per-iteration checks accept, or gives up (None): the caller then parses
+and checks as before, which names what is off, and converts one by one (`columns_by_iteration`),
+as runner.analysis.frame always did.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def _observations(iterations: list[dict[str, Any]]) -> dict[str, npt.NDArray[np.
 
 
 def columns_of(iterations: list[Any]) -> IterationColumns | None:
-    """The iterations as columns when every one passes runner.store.folders's checks (warmup a bool,
-    rss_before_bytes and each phase's values whole numbers >= 0, observations whole numbers
+    """The iterations as columns when every one passes runner.store.untrusted's checks (warmup a
+    bool, rss_before_bytes and each phase's values whole numbers >= 0, observations whole numbers
     >= 0), values fit int64 and all report the same observations; None when any does not, or
     when there are none. Keys are not type-checked: the iterations come from JSON, whose keys
     are strings."""
@@ -155,10 +156,10 @@ def iteration_columns(iterations: list[Any] | IterationColumns) -> IterationColu
     return columns if columns is not None else columns_by_iteration(iterations)
 
 
-# The schema of an iteration as runner.store.folders checks it: whole numbers >= 0 (msgspec takes no
-# bool or float for an int, and no null), a bool warm-up flag, every phase with every value;
-# other keys (the checksum) are not read. Untracked by the garbage collector: they hold no
-# containers it would need to walk.
+# The schema of an iteration as runner.store.untrusted checks it: whole numbers >= 0 (msgspec
+# takes no bool or float for an int, and no null), a bool warm-up flag, every phase with every
+# value; other keys (the checksum) are not read. Untracked by the garbage collector: they hold
+# no containers it would need to walk.
 _Whole = Annotated[int, msgspec.Meta(ge=0)]
 _Phase = msgspec.defstruct("_Phase", [(what, _Whole) for what in PHASE_VALUES], gc=False)
 _Phases = msgspec.defstruct("_Phases", [(phase, _Phase) for phase in PHASES], gc=False)
@@ -173,7 +174,7 @@ _PLAIN = msgspec.json.Decoder()
 def decode_record(line: bytes) -> dict[str, Any] | None:
     """A samples line as its record, probe["iterations"] already IterationColumns; None when
     the line is anything but an object whose probe is an object with iterations that pass
-    runner.store.folders's checks and fit int64 (the caller then parses it as before)."""
+    runner.store.untrusted's checks and fit int64 (the caller then parses it as before)."""
     try:
         fields = _FIELDS.decode(line)
         if "probe" not in fields:
