@@ -1,7 +1,7 @@
 """alloclab: measure how memory allocation really behaves on this Linux machine.
 
 The package is grouped by pipeline stage; each subpackage imports only those listed before it
-(tests/test_layers.py enforces it):
+(tests/whole/test_layers.py enforces it):
 
   core      the vocabulary: parameters and their combination rules, frozen values, metrics,
             units, names, errors

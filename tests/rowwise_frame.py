@@ -1,5 +1,6 @@
 """The frame built one dict per sample, as runner.analysis.frame did before it was built
-column-wise: the reference its column-wise values are checked against (tests/test_frame.py)."""
+column-wise: the reference its column-wise values are checked against
+(tests/analysis/test_frame.py)."""
 
 from __future__ import annotations
 

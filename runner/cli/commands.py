@@ -1,7 +1,7 @@
 """What each subcommand does, as runner.cli.main calls it (`cmd_<name>(args)` -> ExitStatus), and
 the glue of the commands that do not measure: render and check reports, compare, export and
 import stored runs. Each imports the heavy stage it needs when it starts, so the light commands
-stay fast (tests/test_cli.py checks)."""
+stay fast (tests/cli/test_main.py checks)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import runner
 
 PACKAGE = Path(runner.__file__).resolve().parent
 # The stages bottom-up, as runner/__init__.py tells them; each imports only those before it
-# (spec, probe and machine are peers, as are measure and report: tests/test_layers.py).
+# (spec, probe and machine are peers, as are measure and report: tests/whole/test_layers.py).
 STAGE_ORDER = ("core", "spec", "probe", "machine", "store", "analysis", "measure", "report",
                "remote", "cli")
 

@@ -5,7 +5,7 @@ what alloclab does: parameters (runner.core.parameters), metrics and observation
 runner/, runner.cli.module_map).
 
 `python -m runner.cli.reference` rewrites the pages; `--check` writes nothing, lists the pages
-that differ from what it would write and exits 1 when any does (tests/test_reference.py runs
+that differ from what it would write and exits 1 when any does (tests/cli/test_reference.py runs
 it). The output is the same on every machine and terminal: nothing reads the host, the clock or
 the terminal's width.
 """

@@ -133,7 +133,7 @@ class Repetitions:
 # Without max_processes, an undecided pair may take four times the base processes: three more
 # looks, enough to decide a pair whose per-round noise is about a third of the smallest
 # difference the band tells apart (runner.analysis.sequential's simulations in
-# tests/test_sequential.py).
+# tests/analysis/test_sequential.py).
 ADAPTIVE_FACTOR = 4
 
 

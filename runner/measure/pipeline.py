@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 # pandas, numpy, matplotlib and jinja2 come in with the modules that summarise, compare and
 # render: each stage imports them when it starts, so `alloclab validate`, `plan`, `schema` and
-# `--version` start in a fraction of a second (tests/test_cli.py checks).
+# `--version` start in a fraction of a second (tests/cli/test_main.py checks).
 from runner.analysis import adaptive
 from runner.core import names
 from runner.core.errors import SpecError, UsageError

@@ -30,10 +30,10 @@ from runner.measure.datafiles import can_share
 from runner.probe import execute
 from runner.probe.execute import PROBE_ENV
 from runner.probe.native import ProbeBinary, probe_argv
+from tests.core.test_parameters import params
+from tests.machine.test_preconditions import FACTS
 from tests.probe.running import PAGE, good_args, measure, measured, run_raw, scenario
-from tests.test_execute import RUNNER, _alive, _probe_pid, _wait_gone
-from tests.test_parameters import params
-from tests.test_preconditions import FACTS
+from tests.probe.test_execute import RUNNER, _alive, _probe_pid, _wait_gone
 
 PEER_ARGUMENT = b"--ipc_peer"
 MESSAGE_PAGES = 64

@@ -18,10 +18,10 @@ from runner.core.model import ChartSpec, Repetitions
 from runner.spec import bounded_yaml
 from runner.spec.load import load_spec, load_specs, parse_spec
 
-CASES = Path(__file__).parent / "spec_cases"
+CASES = Path(__file__).parents[1] / "spec_cases"
 INVALID = sorted((CASES / "invalid").glob("*.yaml"))
 VALID = sorted((CASES / "valid").glob("*.yaml"))
-EXPERIMENTS = sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.yaml"))
 ERROR_PREFIX = "# error: "
 
 
@@ -271,13 +271,13 @@ def test_a_link_to_a_regular_spec_is_read(tmp_path: Path) -> None:
 
 
 def test_limits_leave_the_shipped_experiments_valid() -> None:
-    for path in sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml")):
+    for path in sorted((Path(__file__).parents[2] / "experiments").glob("*.yaml")):
         load_spec(path)
 
 
 def test_a_stored_spec_parsed_again_is_the_same_spec_and_an_invalid_one_fails_each_time(
         tmp_path: Path) -> None:
-    text = (Path(__file__).parent.parent / "experiments" / "zeroing.yaml").read_text()
+    text = (Path(__file__).parents[2] / "experiments" / "zeroing.yaml").read_text()
     assert parse_spec(text, "a#spec") is parse_spec(text, "a#spec")  # remembered
     for _ in range(2):  # errors are not remembered: each read says so
         with pytest.raises(SpecError, match="b#spec"):
@@ -297,7 +297,7 @@ def _tree(node: object) -> object:
     return (node.tag, where, node.value)  # type: ignore[attr-defined]
 
 
-EXPERIMENTS = Path(__file__).parent.parent / "experiments"
+EXPERIMENTS = Path(__file__).parents[2] / "experiments"
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml"))

@@ -13,7 +13,7 @@ import pytest
 from runner.cli.main import main
 from runner.measure import progress
 from runner.measure.progress import ConsoleListener, estimate_process_s, format_duration
-from tests.test_cli import TINY_SPEC, _run_args
+from tests.cli.test_main import TINY_SPEC, _run_args
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything but tab and newline
 
@@ -179,7 +179,7 @@ def _eta_bench() -> object:
     """bench/eta_accuracy.py, which reads the bar's text back: it must keep up with it."""
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "eta_accuracy.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "eta_accuracy.py"
     spec = importlib.util.spec_from_file_location("eta_accuracy", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

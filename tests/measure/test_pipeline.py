@@ -18,7 +18,7 @@ from runner.store import folders
 from runner.store.folders import load_run
 from tests.synthetic import SMALL_SPEC, fake_probe_output, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parents[2] / "templates"
 
 SPEC = """\
 name: reuse

@@ -14,7 +14,7 @@ import pytest
 from runner.report.site import default_templates_dir, render_reports
 from tests.synthetic import write_synthetic_run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def _build_wheel(tmp_path: Path) -> Path:

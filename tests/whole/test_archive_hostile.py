@@ -18,7 +18,7 @@ from runner.store import archive
 from runner.store.folders import checksum_bytes, load_run
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 FOLDER = "test-machine/small/20260101T000000Z"
 MANIFEST = f"runs/{FOLDER}/manifest.json"
 SAMPLES = f"runs/{FOLDER}/samples.jsonl"
@@ -136,7 +136,7 @@ def _hostile(members: dict[str, bytes], where: Path) -> dict[str, tuple[Path, st
 
 
 IMPORT_ALL = """
-import contextlib, io, json, resource, sys
+import contextlib, io, json, sys
 from runner.cli.main import main
 out = {}
 for path, results in zip(sys.argv[1::2], sys.argv[2::2]):
@@ -144,7 +144,10 @@ for path, results in zip(sys.argv[1::2], sys.argv[2::2]):
     with contextlib.redirect_stderr(err):
         status = main(["import", path, "--results", results])
     out[path] = [status, err.getvalue()]
-out["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, the peak of this process's own memory since exec: ru_maxrss would also count the
+# memory the test process had when it forked this one, which grows with the tests run before.
+status = open("/proc/self/status").read()
+out["peak_kib"] = int(status.split("VmHWM:")[1].split()[0])
 print(json.dumps(out))
 """
 

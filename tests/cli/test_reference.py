@@ -14,7 +14,7 @@ from runner.core.errors import ExitStatus
 from runner.core.metrics import OBSERVATIONS
 from runner.core.parameters import PARAMETERS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 LINK = re.compile(r"\]\(([^)\s]*)\)")
 
 

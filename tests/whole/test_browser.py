@@ -25,7 +25,7 @@ from runner.store.folders import load_run
 from tests import browser
 from tests.synthetic import COMPARE_SPEC, SMALL_SPEC, write_synthetic_run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 REPORTS = ROOT / "reports"
 TEMPLATES = ROOT / "templates"
 COMMITTED_PAGES = sorted(REPORTS.rglob("*.html"))

@@ -14,7 +14,7 @@ from runner.probe import execute
 from runner.store.select import latest_runs, list_runs
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 INVALID = sorted((ROOT / "tests" / "spec_cases" / "invalid").glob("*.yaml"))
 
 TINY_SPEC = """\
@@ -374,7 +374,7 @@ def test_a_full_disk_during_a_run_is_one_line_exit_3_and_debug_shows_the_traceba
     assert "Traceback" in capsys.readouterr().err
 
 
-# argcomplete too: it is imported only when a shell completes (tests/test_completion.py).
+# argcomplete too: it is imported only when a shell completes (tests/cli/test_completion.py).
 HEAVY_MODULES = ("pandas", "numpy", "matplotlib", "scipy", "jinja2", "argcomplete")
 IMPORTS_AFTER = """
 import sys

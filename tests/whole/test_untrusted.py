@@ -17,7 +17,7 @@ from runner.core.errors import StoreError
 from runner.store import folders, select, untrusted
 from tests.synthetic import SMALL_SPEC, write_synthetic_run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 Mutation = Callable[[Path], None]
 
 

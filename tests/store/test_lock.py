@@ -27,7 +27,7 @@ HOLDER = textwrap.dedent("""
 
 def _start_holder(folder: Path) -> subprocess.Popen[str]:
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], text=True,
-                              stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+                              stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
     return holder

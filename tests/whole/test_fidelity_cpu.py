@@ -15,7 +15,7 @@ import pytest
 from bench import fidelity
 from bench.fidelity import FAMILIES, Family, Sample
 from runner.core.model import Scenario
-from tests.test_fidelity import rounds, series
+from tests.whole.test_fidelity import rounds, series
 
 BY_NAME = {family.name: family for family in FAMILIES}
 

@@ -15,7 +15,7 @@ import pytest
 
 from runner.cli.module_map import STAGE_ORDER
 
-PACKAGE = Path(__file__).parent.parent / "runner"
+PACKAGE = Path(__file__).parents[2] / "runner"
 
 # The stages bottom-up; a stage may import the ones of a lower rank, never a peer of its own
 # rank nor one above. runner/__init__.py tells the same order in words.

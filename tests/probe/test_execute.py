@@ -200,7 +200,7 @@ def _probe_pid(runner_pid: int, within_s: float = 10.0) -> int:
 @pytest.mark.probe
 def test_probe_dies_with_a_runner_killed_by_sigkill(probe: ProbeBinary) -> None:
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, *_long_probe_argv(probe)],
-                              cwd=Path(__file__).parent.parent)
+                              cwd=Path(__file__).parents[2])
     try:
         probe_pid = _probe_pid(runner.pid)
         time.sleep(0.2)  # past the probe's start, where it ties itself to the runner

@@ -13,8 +13,8 @@ from runner.report.site import check_reports, render_reports, render_site
 from runner.store import folders
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
-GOLDEN = Path(__file__).parent / "golden"
+TEMPLATES = Path(__file__).parents[2] / "templates"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def _without_svg(html: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from runner.report import charts
 
-BASE = Path(__file__).parent.parent / "templates" / "base.html"
+BASE = Path(__file__).parents[2] / "templates" / "base.html"
 AA = 4.5
 _HEX = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})\b")
 

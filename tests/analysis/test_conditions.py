@@ -37,7 +37,7 @@ from runner.analysis.conditions import (
 from runner.report.site import render_reports
 from tests.synthetic import FINGERPRINT, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parents[2] / "templates"
 
 # This machine's kind: /tmp ext4 on a virtio disk reading 8 MiB ahead, /dev/shm tmpfs.
 VM: dict[str, Any] = {

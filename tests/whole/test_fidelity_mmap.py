@@ -18,7 +18,7 @@ from bench import fidelity
 from bench.fidelity import FAMILIES, Runner, Series
 from runner.probe.native import ProbeBinary
 from tests.probe.running import PAGE, measured, probe, scenario
-from tests.test_fidelity import programs, rounds, series
+from tests.whole.test_fidelity import programs, rounds, series
 
 __all__ = ["probe", "programs"]  # fixtures, used by name
 

@@ -38,7 +38,7 @@ timeout: 20s
 """
 JOBS = 4 * 6
 LONG_PROCESSES = 25
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from runner.core.parameters import PARAMETERS
 from runner.spec.keys import CHART_KEYS, REPETITION_KEYS, TOP_KEYS
 from runner.spec.schema import SCHEMA_PATH, build_schema, render_schema, write_schema
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 VALID = sorted((TESTS / "spec_cases" / "valid").glob("*.yaml"))
 EXPERIMENTS = sorted((TESTS.parent / "experiments").glob("*.yaml"))
 INVALID = TESTS / "spec_cases" / "invalid"

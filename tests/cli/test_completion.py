@@ -120,7 +120,7 @@ def test_completing_imports_no_data_or_plotting_library(tmp_path: Path) -> None:
     # A Tab must answer at once: argcomplete and the CLI, not pandas or matplotlib (~2 s).
     out = tmp_path / "candidates"
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", COMPLETING, str(out)],
-                          cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], capture_output=True, text=True,
                           timeout=60)
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}

@@ -19,7 +19,7 @@ from runner.report.compare_page import (
 from runner.store.folders import StoredRun, load_run
 from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = Path(__file__).parents[2] / "templates"
 METRIC = "first_touch_ns_per_page"
 
 

@@ -26,7 +26,7 @@ from runner.remote.hosts import Host
 from runner.store.select import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.probe
 
 SPEC = """\
