@@ -1,0 +1,35 @@
+"""How big a scenario is: the memory a process needs at its peak, per workload, and what `auto`
+ops stands for."""
+
+from __future__ import annotations
+
+from runner.core.parameters import HUGE_PAGE_BYTES
+from runner.core.sizing import resolve_ops, scenario_memory_bytes
+
+MiB = 1 << 20
+
+
+def test_limits_needs_no_memory_for_its_untouched_blocks() -> None:
+    assert scenario_memory_bytes(MiB, 4, "mmap-anon", "limits") == 0
+
+
+def test_fork_and_resize_need_more_memory_than_their_blocks() -> None:
+    assert scenario_memory_bytes(MiB, 4, "malloc", "fork") == 8 * MiB
+    assert scenario_memory_bytes(MiB, 4, "malloc", "resize", 3) == 16 * MiB
+    # a chain's peak is its last step: 512 MiB grown to 1 GiB beside it
+    assert scenario_memory_bytes(MiB, 1, "malloc", "resize", 2, 10) == 1536 * MiB
+    assert scenario_memory_bytes(MiB, 4, "malloc") == 4 * MiB
+
+
+def test_churn_needs_one_block_but_a_file_backing_its_whole_file() -> None:
+    assert scenario_memory_bytes(MiB, 64, "malloc", "churn") == MiB
+    assert scenario_memory_bytes(4096, 3, "mmap-hugetlb", "churn") == HUGE_PAGE_BYTES
+    assert scenario_memory_bytes(MiB, 64, "mmap-file", "churn") == 64 * MiB
+
+
+def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
+    assert scenario_memory_bytes(4096, 3, "mmap-hugetlb") == 3 * HUGE_PAGE_BYTES
+    assert scenario_memory_bytes(4096, 3, "mmap-anon") == 3 * 4096
+    # ops auto covers 16 MiB of what the blocks really take
+    assert resolve_ops(0, 4096, "mmap-hugetlb") == 8
+    assert resolve_ops(0, 4096, "mmap-anon") == 4096
