@@ -14,8 +14,10 @@ from runner.core.model import PHASES
 from runner.store.folders import StoredRun
 
 
-def _metric_value(observation: Observation, reported: int, ops: int) -> float:
+def _metric_value(observation: Observation, reported: int, blocks: int, ops: int) -> float:
     if observation.per_op:
+        return reported / blocks
+    if observation.per_thread_op:
         return reported / ops
     if observation.per_million:
         return reported / 1_000_000
@@ -28,8 +30,10 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     page = int(probe["page_size_bytes"])
     size = int(params["size_bytes"])
     observed = iteration.get("observations", {})
+    declared_ops = int(params["ops"])
+    threads = int(params["threads"]) if params["workload"] == "churn" else 1
     ops = (max(1, int(observed["mappings_until_refused"]))
-           if "mappings_until_refused" in observed else int(params["ops"]))
+           if "mappings_until_refused" in observed else declared_ops * threads)
     pages_per_op = max(1, -(-size // page))
     row: dict[str, Any] = {
         "machine": run.machine, "experiment": run.experiment, "run_id": run.run_id,
@@ -76,7 +80,8 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     for observation in OBSERVATIONS:
         value = observed.get(observation.name)
         row[observation.metric.name] = (
-            float("nan") if value is None else _metric_value(observation, int(value), ops))
+            float("nan") if value is None
+            else _metric_value(observation, int(value), ops, declared_ops))
     requested = size * ops
     row["resident_per_requested_byte"] = resident / requested
     row["brk_growth_per_requested_byte"] = row["brk_growth_bytes_per_op"] / size

@@ -17,6 +17,7 @@ import pandas as pd
 from runner.core.metrics import METRICS, OBSERVATIONS
 from runner.core.model import PHASES
 from runner.core.parameters import PARAMETERS
+from runner.core.sizing import blocks_handled
 from runner.store.folders import StoredRun
 from runner.store.iterations import PHASE_VALUES, iteration_columns
 
@@ -129,12 +130,17 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
                                            categorical)
     size = np.asarray([int(s["params"]["size_bytes"]) for s in shown], dtype=np.int64)[rows]
     declared_ops = np.asarray([int(s["params"]["ops"]) for s in shown], dtype=np.int64)[rows]
+    # churn's threads each run ops pairs: its phases handled ops x threads blocks.
+    declared_blocks = np.asarray([blocks_handled(int(s["params"]["ops"]),
+                                                 int(s["params"].get("threads", 1)),
+                                                 str(s["params"]["workload"])) for s in shown],
+                                 dtype=np.int64)[rows]
     observed = {name: np.concatenate(chunks)[order] for name, chunks in raw.observed.items()}
     page = ints(raw.page_size_bytes)
     # Workload limits maps as many blocks as the system allows, whatever ops says: its phases
     # are per block it really mapped (at least the one mmap call that was refused).
     refused = observed["mappings_until_refused"]
-    ops = np.where(np.isnan(refused), declared_ops,
+    ops = np.where(np.isnan(refused), declared_blocks,
                    np.maximum(1, np.nan_to_num(refused)).astype(np.int64))
     pages_per_op = np.maximum(1, -(-size // page))
     rss_first = ints(raw.rss_before_bytes)
@@ -184,7 +190,7 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
                                                      float("nan"))
         for observation in OBSERVATIONS:
             columns[observation.metric.name] = observation.metric_value(
-                observed[observation.name], ops)
+                observed[observation.name], ops, declared_ops)
         # Growth as a share of what was asked for: "malloc grows the heap by what you ask" is
         # a claim about this ratio (1: exactly the request).
         requested = size * ops

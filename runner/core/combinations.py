@@ -343,9 +343,16 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     threads = int(params["threads"])
     if threads == 1:
         return None
-    if params["workload"] != "cycle":
-        return (f"threads share the blocks of workload cycle, and this is workload "
-                f"{params['workload']} (use threads: 1)")
+    workload = params["workload"]
+    if workload == "churn":
+        if params["backing"] in FILE_BACKINGS:
+            return (f"threads of workload churn each run pairs of their own, and backing "
+                    f"{params['backing']} would have them all map or read the same blocks of "
+                    "one data file at once (use threads: 1, or a backing without a file)")
+        return None
+    if workload != "cycle":
+        return (f"threads share the blocks of workload cycle or run pairs of their own in "
+                f"workload churn, and this is workload {workload} (use threads: 1)")
     if threads > int(params["ops"]):
         return (f"{threads} threads share {params['ops']} blocks, and each thread needs at least "
                 "one (raise ops or lower threads)")

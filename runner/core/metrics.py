@@ -61,7 +61,10 @@ class Observation:
     name: str  # the key in the probe's "observations"
     unit: str
     description: str
-    per_op: bool = False  # a total over the blocks: the metric divides it by ops
+    per_op: bool = False  # a total over the blocks: the metric divides it by their number
+    # A total over one thread's `ops` blocks (workload churn, where every thread runs ops pairs
+    # of its own): the metric divides it by ops, not by the blocks of every thread.
+    per_thread_op: bool = False
     # The probe reports parts per million (it reports whole numbers only); the metric is the
     # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
     per_million: bool = False
@@ -73,15 +76,21 @@ class Observation:
     def metric(self) -> Metric:
         if self.per_op:
             return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block")
+        if self.per_thread_op:
+            return Metric(f"{self.name}_per_op", self.unit,
+                          f"{self.description}, per block of that thread")
         if self.per_million:
             return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
         return Metric(self.name, self.unit, self.description)
 
-    def metric_value(self, reported: npt.NDArray[np.float64],
+    def metric_value(self, reported: npt.NDArray[np.float64], blocks: npt.NDArray[np.int64],
                      ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """The metric's values for what the probe reported (NaN: not reported), one per sample
-        of `ops` blocks."""
+        whose phases handled `blocks` blocks (runner.core.sizing.blocks_handled), `ops` of them
+        in each thread of churn."""
         if self.per_op:
+            return reported / blocks
+        if self.per_thread_op:
             return reported / ops
         if self.per_million:
             return reported / 1_000_000
@@ -265,6 +274,14 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 doc=("Untimed. A joining pair costs more (an untouched 4 KiB pair about a "
                      "quarter more); the probe keeps it 0 by fencing its own memory with a "
                      "PROT_NONE page before the first iteration.")),
+    Observation("slowest_thread_ns", "ns",
+                "time the slowest thread took for its own ops allocate-use-release pairs "
+                "(workload churn; with one thread, the allocate phase)", per_thread_op=True,
+                doc=("Each thread reads the clock around its own loop, after the barrier that "
+                     "starts them all; the allocate phase runs from that barrier until the last "
+                     "thread is done, so with threads its per-op time is the process's time per "
+                     "pair (all threads' pairs together), and this one the time per pair one "
+                     "thread saw: a pair's latency under contention.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "

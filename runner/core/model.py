@@ -98,7 +98,7 @@ class Scenario:
         if reserves_untouched(self.params()):
             return 0
         return scenario_memory_bytes(self.size_bytes, self.ops, self.backing, self.workload,
-                                     self.grow_factor, self.grow_steps)
+                                     self.grow_factor, self.grow_steps, self.threads)
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "or mmap-file: map untouched blocks one after another until mmap refuses one, "
               "then unmap them; ops is not used), or churn (ops times: allocate one block, "
               "apply the access pattern, release it, back to back in one timed window, the "
-              "allocate phase: the latency of an allocate-use-release pair), or reuse "
+              "allocate phase: the latency of an allocate-use-release pair; in each thread "
+              "with threads), or reuse "
               "(mmap-anon or dev-zero, private: allocate, touch, release by madvise, which "
               "keeps the mappings, then the access pattern again on the released blocks, "
               "timed as second_pass), or ipc (shm, memfd, mmap-file or pipe: ops messages of "
@@ -221,9 +222,13 @@ PARAMETERS: tuple[Parameter, ...] = (
               "as nonzero_blocks_per_op). Reading faults the pages in, "
               "which changes first touch's faults and RSS, so it is off by default"),
     Parameter("threads", "threads", "whole", 1,
-              "threads sharing the ops blocks (workload cycle): each allocates, touches and "
-              "frees its share at once; a phase is timed from the barrier that starts them to "
-              "the one the last of them reaches", maximum=MAX_THREADS, keyed_label=True),
+              "worker threads, started together at a barrier; a phase is timed from that "
+              "barrier to the one the last of them reaches. Workload cycle: they share the ops "
+              "blocks, each allocating, touching and freeing its share; workload churn: each "
+              "runs ops pairs of its own (no file backing), and _per_op metrics are per pair "
+              "of all threads together (wall time / (ops x threads)); slowest_thread_ns_per_op "
+              "is the slowest thread's own time per pair", maximum=MAX_THREADS,
+              keyed_label=True),
     Parameter("advice", "advice", "choice", "none",
               "madvise of every block right after its mmap, inside allocate (mapping backings "
               "only): none, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED or "

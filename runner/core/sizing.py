@@ -30,6 +30,13 @@ def resolve_ops(ops: int, size_bytes: int, backing: str = "") -> int:
     return max(1, min(AUTO_OPS_MAX, blocks))
 
 
+def blocks_handled(ops: int, threads: int, workload: str) -> int:
+    """The blocks one iteration's phases handle, which every `_per_op` metric divides by: the
+    `ops` blocks (cycle's threads share them out), but for workload churn, whose threads each run
+    `ops` allocate-use-release pairs of their own, ops x threads pairs."""
+    return ops * threads if workload == "churn" else ops
+
+
 def reserves_untouched(params: Mapping[str, Value]) -> bool:
     """Whether a scenario maps blocks with MAP_NORESERVE that nothing ever writes or reads
     (workload cycle: no access, populate, advice, check_zero, recycling, host warming or exec
@@ -41,12 +48,12 @@ def reserves_untouched(params: Mapping[str, Value]) -> bool:
 
 
 def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload: str = "cycle",
-                          grow_factor: int = 2, grow_steps: int = 1) -> int:
+                          grow_factor: int = 2, grow_steps: int = 1, threads: int = 1) -> int:
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
     fork a second copy (the child's), for resize the old and the grown blocks of the last
-    growth step together, for
-    churn one block (but the data file of a file backing, which holds every block), for ipc
-    one message on each side (its peer's process included)."""
+    growth step together, for churn one block per thread (but the data file of a file backing,
+    which holds every block), for ipc one message on each side (its peer's process
+    included)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
         return 0
@@ -55,7 +62,7 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
     if workload == "ipc":  # one message buffer, and the peer's copy (a pipe's, or private)
         return 2 * block_bytes(backing, size_bytes)
     if workload == "churn" and backing not in FILE_BACKINGS:
-        return block_bytes(backing, size_bytes)  # one block alive at a time
+        return block_bytes(backing, size_bytes) * threads  # one block alive in each thread
     if workload == "resize":
         return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
     return blocks

@@ -86,12 +86,19 @@ def find_unmet(scenarios: Iterable[Scenario], facts: MachineFacts) -> dict[str, 
     return unmet
 
 
+def _blocks_at_once(scenario: Scenario) -> int:
+    """The most blocks a scenario holds at once: its ops (churn holds one per thread, at most
+    ops unless it has more threads than ops)."""
+    return max(scenario.ops, scenario.threads)
+
+
 def _huge_pages(scenario: Scenario, facts: MachineFacts) -> str | None:
     if scenario.backing != "mmap-hugetlb":
         return None
     if facts.free_huge_pages is None:
         return "this kernel offers no 2 MiB hugetlb pages"
-    needed = scenario.ops * block_bytes(scenario.backing, scenario.size_bytes) // HUGE_PAGE_BYTES
+    needed = (_blocks_at_once(scenario) * block_bytes(scenario.backing, scenario.size_bytes)
+              // HUGE_PAGE_BYTES)
     if needed <= facts.free_huge_pages:
         return None
     return (f"needs {needed} free 2 MiB huge pages, the machine has {facts.free_huge_pages} "
@@ -115,7 +122,8 @@ def _populate(scenario: Scenario, facts: MachineFacts) -> str | None:
         return f"MADV_POPULATE_WRITE needs Linux 5.14 or later, this is {major}.{minor}"
     if scenario.populate != "mlock" or facts.euid == 0 or facts.memlock_limit_bytes is None:
         return None
-    needed = scenario.ops * _page_rounded(block_bytes(scenario.backing, scenario.size_bytes))
+    needed = _blocks_at_once(scenario) * _page_rounded(block_bytes(scenario.backing,
+                                                                   scenario.size_bytes))
     if scenario.workload == "resize" and scenario.grow_method == "mremap":
         needed *= scenario.grow_factor  # a locked mapping stays locked as it grows
     if needed <= facts.memlock_limit_bytes:

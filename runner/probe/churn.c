@@ -2,8 +2,12 @@
  * The churn workload: `ops` times (allocate one block, apply the access pattern to it, release
  * it), back to back in one timed window — the latency of an allocate-use-release pair, as
  * lmbench (lat_mem, lat_mmap) and will-it-scale (malloc1, mmap1) measure it. Only one block
- * is alive at a time, unlike cycle's batch of `ops` live blocks. The whole loop is the
- * allocate slot; first_touch, second_pass and free are empty (0 ns, no faults).
+ * is alive at a time (in each thread), unlike cycle's batch of `ops` live blocks. The whole loop
+ * is the allocate slot; first_touch, second_pass and free are empty (0 ns, no faults).
+ * With --threads=N each of N threads runs its own `ops` pairs at the same time, as
+ * will-it-scale's per-task loops do: the crew (threads.c) starts them at one barrier and the
+ * allocate slot ends when the last of them is done; each thread also times its own loop, and the
+ * slowest of those is the observation slowest_thread_ns.
  */
 #include "probe.h"
 
@@ -118,8 +122,52 @@ static uint64_t block_joins_neighbour(const struct blocks *b, const struct scena
     return with != before + 1;
 }
 
+/* Which of the loops above a scenario's pairs take, and the mmap arguments of the plain one:
+ * worked out before the timed window, so the window holds the loop alone. */
+struct pair_loop {
+    int heap, plain, protection, flags;
+};
+
+static struct pair_loop plan_pairs(const struct scenario *s)
+{
+    return (struct pair_loop){
+        .heap = s->backing == BACKING_MALLOC || s->backing == BACKING_CALLOC,
+        .plain = plain_mapping(s), .protection = PROTECTION_BITS[s->protection],
+        .flags = map_flags(s)};
+}
+
+/* `b->ops` pairs, by the loop `loop` chose; returns the sum of what the access pattern read. */
+static inline __attribute__((always_inline)) uint64_t run_pairs(const struct blocks *b,
+                                                                 const struct scenario *s,
+                                                                 const struct pair_loop *loop,
+                                                                 unsigned char value)
+{
+    if (loop->heap)
+        return churn_heap(b, s, value);
+    if (loop->plain)
+        return churn_mappings(b->ops, b->map_bytes, b->size_bytes, b->page_bytes,
+                              loop->protection, loop->flags, s->access, value);
+    return churn_blocks(b, s, value);
+}
+
+/* One worker thread's pairs (threads.c calls it between the crew's barriers), timed on their
+ * own: `ns` gets how long this thread's loop took, from its first pair to its last. */
+uint64_t churn_thread(const struct blocks *b, const struct scenario *s, unsigned char value,
+                      uint64_t *ns)
+{
+    struct pair_loop loop = plan_pairs(s);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    uint64_t sum = run_pairs(b, s, &loop, value);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    *ns = elapsed_ns(&start, &end);
+    return sum;
+}
+
 /* churn: the loop in the allocate slot; the other three slots hold nothing (0 ns, 0 faults,
- * the resident set after the loop), so every phase-sum metric is the loop. */
+ * the resident set after the loop), so every phase-sum metric is the loop. With threads the
+ * slot is the crew's: from the barrier that starts every thread's pairs to the one the last
+ * thread reaches; with one thread the loop runs here, and its time is the slot's. */
 void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out)
 {
@@ -127,22 +175,19 @@ void run_churn(const struct context *c, const struct scenario *s, unsigned char 
     size_t page = b->page_bytes;
     struct phase_start start;
     out->rss_before_bytes = resident_bytes(page);
-    int heap_loop = s->backing == BACKING_MALLOC || s->backing == BACKING_CALLOC;
-    int plain = plain_mapping(s), protection = PROTECTION_BITS[s->protection];
-    int flags = map_flags(s);
+    struct pair_loop loop = plan_pairs(s);
 
     start_phase(&start);
-    if (heap_loop)
-        out->checksum = churn_heap(b, s, value);
-    else if (plain)
-        out->checksum = churn_mappings(b->ops, b->map_bytes, b->size_bytes, page, protection,
-                                       flags, s->access, value);
+    if (c->crew != NULL)
+        out->checksum = crew_work(c->crew, PHASE_ALLOCATE, value);
     else
-        out->checksum = churn_blocks(b, s, value);
+        out->checksum = run_pairs(b, s, &loop, value);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
     for (int phase = PHASE_FIRST_TOUCH; phase < PHASE_COUNT; phase++)
         out->phases[phase] = (struct phase_result){
             .rss_bytes = out->phases[PHASE_ALLOCATE].rss_bytes};
+    observe(out, OBS_SLOWEST_THREAD_NS, c->crew != NULL ? crew_slowest_ns(c->crew)
+                                                        : out->phases[PHASE_ALLOCATE].ns);
     if (is_file_backing(s->backing))
         observe(out, OBS_ALLOCATE_SYSCALLS, out->phases[PHASE_ALLOCATE].syscalls);
     if (s->backing == BACKING_MMAP_ANON)

@@ -62,7 +62,9 @@ from runner.core.parameters import PARAMETERS
 # first block (every block of churn) is a mapping of its own at any size and protection; the
 # fence page is PROT_READ for protection none; churn of mmap-anon reports joined_neighbour and
 # writes plain mmap-anon pairs out (no allocate_blocks/release_blocks per pair).
-PROBE_VERSION = 8
+# 9: --threads for workload churn (each thread its own ops pairs, started at one barrier; the
+# allocate slot ends with the last thread), observation slowest_thread_ns (churn).
+PROBE_VERSION = 9
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -267,10 +267,15 @@ void check_combination(struct scenario *s)
                         GROW_NAMES[s->grow_method], BACKING_NAMES[s->backing]);
     }
     if (s->workload != WORKLOAD_CYCLE && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE ||
-                                          s->check_zero || s->threads != 1 ||
-                                          s->backing == BACKING_WRITE_FILE))
-        usage_error("--workload=%s takes none of --order, --sync, --check_zero, --threads and "
+                                          s->check_zero || s->backing == BACKING_WRITE_FILE))
+        usage_error("--workload=%s takes none of --order, --sync, --check_zero and "
                     "--backing=write-file", WORKLOAD_NAMES[s->workload]);
+    /* cycle's threads share the blocks; churn's run pairs of their own, which for a file
+     * backing would be the same blocks of the one data file. */
+    if (s->threads != 1 && s->workload != WORKLOAD_CYCLE &&
+        (s->workload != WORKLOAD_CHURN || is_file_backing(s->backing)))
+        usage_error("--threads above 1 needs --workload=cycle, or --workload=churn with a "
+                    "backing without a data file");
     if (s->sync == SYNC_MSYNC && (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
         usage_error("--sync=msync needs --backing=mmap-file --sharing=shared");
     if (s->sync == SYNC_FSYNC && s->backing != BACKING_WRITE_FILE &&
@@ -278,8 +283,9 @@ void check_combination(struct scenario *s)
         usage_error("--sync=fsync needs --backing=write-file or mmap-file --sharing=shared");
     if (s->cache == CACHE_COLD && !is_file_backing(s->backing))
         usage_error("--cache=cold needs a file backing");
-    if (s->threads > MAX_THREADS || s->threads > s->ops)
-        usage_error("--threads must be at most %d and at most --ops", MAX_THREADS);
+    if (s->threads > MAX_THREADS || (s->workload == WORKLOAD_CYCLE && s->threads > s->ops))
+        usage_error("--threads must be at most %d, and for --workload=cycle at most --ops",
+                    MAX_THREADS);
     if (s->threads > 1 && (s->order != ORDER_SEQUENTIAL || s->sync != SYNC_NONE))
         usage_error("--threads above 1 takes neither --order=random nor --sync");
     check_new_combination(s);

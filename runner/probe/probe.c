@@ -49,7 +49,8 @@
  *   churn   allocate     ops times, back to back: allocate one block (as cycle's allocate
  *                        does one), the access pattern on it, release it (free, malloc-trim
  *                        or munmap); only one block is alive at a time, so this is the
- *                        latency of an allocate-use-release pair
+ *                        latency of an allocate-use-release pair; with --threads=N, each of
+ *                        N threads runs its own ops pairs at once (ops x N in all)
  *           first_touch  empty: 0 ns, 0 faults, rss_bytes as after allocate
  *           second_pass  empty, likewise
  *           free         empty, likewise
@@ -87,8 +88,9 @@
  * reports free pages to its host the pages handed out next are likely backed already (best
  * effort: the kernel may hand out others; the measured blocks themselves stay untouched).
  *
- * With --threads=N (cycle only) N threads share the blocks, and each phase is timed from the
- * barrier that starts them to the barrier the last of them reaches.
+ * With --threads=N N threads share the blocks (cycle) or each run ops pairs of their own (churn,
+ * no file backing), and each phase is timed from the barrier that starts them to the barrier
+ * the last of them reaches.
  *
  * --touch_share_ppm below a million (cycle, one thread) makes the touching phases visit that
  * share of each block's pages (or of read-file's and write-file's chunks): the first of each

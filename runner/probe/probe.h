@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 8
+#define PROBE_VERSION 9
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -169,7 +169,7 @@ struct scenario {
     int touch_grown;       /* resize only: the access pattern over what each step added */
     enum heap_pad heap_pad; /* heap backings, cycle or churn, one thread */
     int check_zero;        /* cycle only */
-    size_t threads;        /* cycle only */
+    size_t threads;        /* cycle (sharing the blocks) or churn (pairs each) */
     enum history history;  /* cycle only; recycled: one thread, no file backing */
     int host_warm;         /* not limits */
     enum advice advice;    /* mapping backings only */
@@ -272,7 +272,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_SIGBUS_AFTER_TRUNCATE, OBS_PEER_SEES_WRITES, OBS_PEER_ALLOCATE_NS,
                    OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
-                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_COUNT };
+                   OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
+                   OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
 
@@ -470,6 +471,8 @@ void finish_release(const struct blocks *b, const struct scenario *s);
 /* churn.c */
 void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
+uint64_t churn_thread(const struct blocks *b, const struct scenario *s, unsigned char value,
+                      uint64_t *ns);
 void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
 
@@ -604,6 +607,7 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
 
 /* threads.c */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase, unsigned char value);
+uint64_t crew_slowest_ns(const struct crew *c);
 struct crew *start_crew(const struct blocks *b, const struct scenario *s);
 
 #endif

@@ -1,11 +1,13 @@
 /*
- * Threads: with --threads above 1, a crew of workers that share the blocks of every phase.
+ * Threads: with --threads above 1, a crew of workers that share the blocks of every phase of
+ * workload cycle, or each run pairs of their own in workload churn's allocate slot.
  */
 #include "probe.h"
 
 /* With --threads above 1, worker threads made once before the first iteration each own a
- * slice of the blocks. For each phase the main thread releases them all at one barrier and
- * waits at another until the last of them is done. */
+ * slice of the blocks (cycle: a share of the ops blocks; churn: ops blocks of its own). For
+ * each phase the main thread releases them all at one barrier and waits at another until the
+ * last of them is done. */
 struct crew {
     pthread_barrier_t start, done;
     const struct scenario *s;
@@ -17,6 +19,7 @@ struct crew {
         pthread_t thread;
         struct blocks slice;
         uint64_t checksum;
+        uint64_t ns; /* churn: how long this worker's own pairs took (churn_thread) */
     } workers[MAX_THREADS];
 };
 
@@ -56,7 +59,9 @@ static void *run_worker(void *argument)
     struct crew *c = w->crew;
     for (;;) {
         wait_at(&c->start);
-        w->checksum = cycle_work(&w->slice, c->s, c->phase, c->value);
+        w->checksum = c->s->workload == WORKLOAD_CHURN
+                          ? churn_thread(&w->slice, c->s, c->value, &w->ns)
+                          : cycle_work(&w->slice, c->s, c->phase, c->value);
         wait_at(&c->done);
     }
     return NULL;
@@ -76,7 +81,37 @@ __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
     return sum;
 }
 
-/* Thread t gets blocks [ops * t / threads, ops * (t + 1) / threads). */
+/* churn: the longest any worker took for its own pairs in the last phase. */
+uint64_t crew_slowest_ns(const struct crew *c)
+{
+    uint64_t slowest = 0;
+    for (size_t t = 0; t < c->count; t++)
+        if (c->workers[t].ns > slowest)
+            slowest = c->workers[t].ns;
+    return slowest;
+}
+
+/* cycle: thread t gets blocks [ops * t / threads, ops * (t + 1) / threads). churn: each thread
+ * runs ops pairs of its own, one block at a time, in block slots of its own; its blocks count
+ * on from ops * t (a shared-memory block's name is its index, so no two threads' collide). */
+static struct blocks slice_of(const struct blocks *b, const struct scenario *s, size_t t,
+                              size_t count)
+{
+    struct blocks slice = *b;
+    if (s->workload == WORKLOAD_CHURN) {
+        slice.at = map_scratch(b->ops * sizeof *b->at);
+        slice.first = b->ops * t;
+        return slice;
+    }
+    size_t first = b->ops * t / count, end = b->ops * (t + 1) / count;
+    slice.at = b->at + first;
+    slice.ops = end - first;
+    slice.first = first;
+    if (b->buffer != NULL)
+        slice.buffer = map_scratch(b->buffer_bytes);
+    return slice;
+}
+
 struct crew *start_crew(const struct blocks *b, const struct scenario *s)
 {
     struct crew *c = map_scratch(sizeof *c);
@@ -87,14 +122,8 @@ struct crew *start_crew(const struct blocks *b, const struct scenario *s)
         system_error("pthread_barrier_init");
     for (size_t t = 0; t < c->count; t++) {
         struct worker *w = &c->workers[t];
-        size_t first = b->ops * t / c->count, end = b->ops * (t + 1) / c->count;
         w->crew = c;
-        w->slice = *b;
-        w->slice.at = b->at + first;
-        w->slice.ops = end - first;
-        w->slice.first = first;
-        if (b->buffer != NULL)
-            w->slice.buffer = map_scratch(b->buffer_bytes);
+        w->slice = slice_of(b, s, t, c->count);
         int error = pthread_create(&w->thread, NULL, run_worker, w);
         if (error != 0) {
             errno = error;

@@ -259,3 +259,22 @@ def test_reuse_time_is_the_release_and_the_write_after_it(tmp_path: Path) -> Non
     assert (reuse["reuse_ns_per_op"]
             == (reuse["free_ns"] + reuse["second_pass_ns"]) / reuse["ops"]).all()
     assert frame[frame["workload"] == "cycle"]["reuse_ns_per_op"].isna().all()
+
+
+def test_churn_threads_count_every_threads_pairs_and_the_slowest_its_own(
+        tmp_path: Path) -> None:
+    """churn's threads each run ops pairs: per op is per pair of all threads (ops x threads),
+    while slowest_thread_ns is one thread's loop over its own ops pairs."""
+    spec = tmp_path / "churn.yaml"
+    spec.write_text("name: churn-threads\ntitle: t\nquestion: q\n"
+                    "matrix: {threads: [1, 2]}\n"
+                    "fixed: {workload: churn, size: 4KiB, ops: 8}\n"
+                    "charts: [{title: c, metric: allocate_ns_per_op, x: threads}]\n")
+    run = load_run(write_synthetic_run(tmp_path, spec))
+    frame = measured(build_frame(_with_observations(run, {"slowest_thread_ns": 800})))
+    for threads in (1, 2):
+        row = frame[frame["threads"] == threads].iloc[0]
+        assert row["allocate_ns_per_op"] == row["allocate_ns"] / (8 * threads)
+        assert row["first_touch_minor_faults_per_op"] == row["first_touch_minor_faults"] / (
+            8 * threads)
+        assert row["slowest_thread_ns_per_op"] == 100

@@ -107,7 +107,11 @@ from tests.core.test_parameters import params
      "does not end a block"),
     ({"workload": "churn", "backing": "posix-memalign", "protection": "read",
       "access": "read-page"}, "use protection: read-write"),
-    ({"workload": "churn", "threads": 2, "ops": 4}, "use threads: 1"),
+    ({"workload": "churn", "backing": "mmap-file", "threads": 2}, "one data file at once"),
+    ({"workload": "churn", "backing": "read-file", "read_buffer": 0, "threads": 2},
+     "use threads: 1, or a backing without a file"),
+    ({"workload": "fork", "threads": 2, "ops": 4}, "use threads: 1"),
+    ({"workload": "churn", "heap_pad": "keep", "threads": 2}, "an arena of its own"),
     ({"workload": "churn", "history": "recycled"}, "use workload: cycle"),
     ({"workload": "churn", "order": "random"}, "applies to workload cycle only"),
     ({"workload": "churn", "backing": "write-file"}, "which workload churn does not have"),
@@ -184,6 +188,11 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"workload": "churn", "backing": "read-file", "read_buffer": 0},
     {"workload": "churn", "backing": "shm", "sharing": "shared", "host_warm": True},
     {"workload": "reuse", "backing": "mmap-anon", "release": "madv-free"},
+    # churn's threads run ops pairs each, so more threads than ops is no shortage of blocks
+    {"workload": "churn", "backing": "malloc", "threads": 2},
+    {"workload": "churn", "backing": "mmap-anon", "threads": 8, "ops": 1},
+    {"workload": "churn", "backing": "shm", "sharing": "shared", "threads": 2},
+    {"workload": "churn", "backing": "calloc", "release": "malloc-trim", "threads": 4},
     {"workload": "reuse", "backing": "mmap-anon", "release": "madv-dontneed", "host_warm": True},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:

@@ -1,6 +1,8 @@
 """The metric registry: every name it refers to is a declared metric."""
 
-from runner.core.metrics import BY_NAME, DETERMINISTIC
+import numpy as np
+
+from runner.core.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
 
 
 def test_every_deterministic_metric_is_declared() -> None:
@@ -9,3 +11,14 @@ def test_every_deterministic_metric_is_declared() -> None:
 
 def test_timings_are_never_judged_as_facts() -> None:
     assert not {name for name in DETERMINISTIC if BY_NAME[name].unit == "ns"}
+
+
+def test_a_per_thread_observation_divides_by_one_threads_ops() -> None:
+    """churn with 2 threads of 100 pairs: a per-op total divides by the 200 blocks of both, the
+    slowest thread's time by its own 100 pairs."""
+    blocks, ops = np.asarray([200]), np.asarray([100])
+    slowest = OBSERVATIONS_BY_NAME["slowest_thread_ns"]
+    assert slowest.metric.name == "slowest_thread_ns_per_op"
+    assert slowest.metric_value(np.asarray([5000.0]), blocks, ops).tolist() == [50.0]
+    syscalls = OBSERVATIONS_BY_NAME["allocate_syscalls"]
+    assert syscalls.metric_value(np.asarray([400.0]), blocks, ops).tolist() == [2.0]

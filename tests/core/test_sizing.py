@@ -4,7 +4,7 @@ ops stands for."""
 from __future__ import annotations
 
 from runner.core.parameters import HUGE_PAGE_BYTES
-from runner.core.sizing import resolve_ops, scenario_memory_bytes
+from runner.core.sizing import blocks_handled, resolve_ops, scenario_memory_bytes
 
 MiB = 1 << 20
 
@@ -25,6 +25,16 @@ def test_churn_needs_one_block_but_a_file_backing_its_whole_file() -> None:
     assert scenario_memory_bytes(MiB, 64, "malloc", "churn") == MiB
     assert scenario_memory_bytes(4096, 3, "mmap-hugetlb", "churn") == HUGE_PAGE_BYTES
     assert scenario_memory_bytes(MiB, 64, "mmap-file", "churn") == 64 * MiB
+
+
+def test_churn_threads_each_hold_a_block_and_handle_ops_of_them() -> None:
+    """Each of churn's threads runs ops pairs with one block alive; cycle's threads share the
+    ops blocks, so their count is what the phases handle whatever the threads."""
+    assert scenario_memory_bytes(MiB, 64, "malloc", "churn", threads=3) == 3 * MiB
+    assert scenario_memory_bytes(MiB, 64, "malloc", "cycle", threads=3) == 64 * MiB
+    assert blocks_handled(64, 3, "churn") == 192
+    assert blocks_handled(64, 3, "cycle") == 64
+    assert blocks_handled(64, 1, "churn") == 64
 
 
 def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:

@@ -45,6 +45,13 @@ def test_hugetlb_needs_enough_free_huge_pages() -> None:
         "this kernel offers no 2 MiB hugetlb pages")
 
 
+def test_churn_threads_beyond_ops_need_a_huge_page_each() -> None:
+    """churn holds one block per thread: 4 threads of 1 pair each need 4 huge pages."""
+    s = scenario(backing="mmap-hugetlb", size=2 * MiB, ops=1, workload="churn", threads=4)
+    assert check_preconditions(s, replace(FACTS, free_huge_pages=3)) is not None
+    assert check_preconditions(s, replace(FACTS, free_huge_pages=4)) is None
+
+
 def test_mlock_past_the_limit_is_skipped_unless_root_or_unlimited() -> None:
     s = scenario(backing="mmap-anon", populate="mlock", size=4 * MiB, ops=3)
     assert check_preconditions(s, FACTS) == (

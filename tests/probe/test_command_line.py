@@ -95,7 +95,8 @@ def test_good_arguments_print_one_json_line(probe: ProbeBinary) -> None:
     good_args(workload="churn", backing="mmap-anon", release="madv-dontneed"),
     good_args(workload="churn", backing="posix-memalign", protection="read",
                access="read-page"),
-    good_args(workload="churn", threads="2", ops="2"),
+    good_args(workload="churn", backing="read-file", threads="2", ops="2"),  # one data file
+    good_args(workload="fork", threads="2", ops="2"),
     good_args(workload="churn", backing="write-file"),
     # reuse writes again what madvise released: no other release, no other memory
     good_args(workload="reuse", backing="mmap-anon", release="munmap"),
