@@ -26,7 +26,7 @@ from runner.machine import guard, preconditions
 from runner.machine.system import default_machine_label
 from runner.measure import pipeline
 from runner.remote import hosts
-from runner.spec import load, matrix, schema
+from runner.spec import coverage, load, matrix, schema
 from runner.store import archive, folders, select
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         machine_explicit=args.machine is not None or "ALLOCLAB_MACHINE" in os.environ,
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
         reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
-        force=args.force)
+        force=args.force, strict=args.strict)
     fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None)
     if fleet is not None:
         return _run_fleet(args, options, fleet)
@@ -287,8 +287,10 @@ def cmd_import(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
-    """Every spec named is checked, each on its own: the valid ones said ok, every invalid one
-    named with its error (on stderr), exit status 2 when any is invalid."""
+    """Every spec named is checked, each on its own: the valid ones said ok (with a line per
+    warning of runner.spec.coverage, on stderr), every invalid one named with its error (on
+    stderr), exit status 2 when any is invalid; with --strict a spec with warnings is
+    invalid."""
     errors = 0
     checked = load.check_specs(_specs(args))
     for loaded in checked:
@@ -302,8 +304,17 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
             print(str(error), file=sys.stderr)
             errors += 1
             continue
-        print(f"{plan.spec.source}: ok: {plan.spec.name}: {len(plan.scenarios)} scenarios, "
-              f"{len(plan.dropped)} combinations not measurable")
+        warnings = coverage.find_warnings(plan)
+        for warning in warnings:
+            print(str(warning), file=sys.stderr)
+        if warnings and args.strict:
+            print(f"{plan.spec.source}: refused: --strict counts its {len(warnings)} "
+                  "warning(s) as errors", file=sys.stderr)
+            errors += 1
+            continue
+        verdict = f"ok, {len(warnings)} warning(s)" if warnings else "ok"
+        print(f"{plan.spec.source}: {verdict}: {plan.spec.name}: {len(plan.scenarios)} "
+              f"scenarios, {len(plan.dropped)} combinations not measurable")
         for dropped in plan.dropped:
             print(f"  not measured: {matrix.describe_dropped(plan, dropped)}")
     if errors:
@@ -322,6 +333,8 @@ def cmd_plan(args: argparse.Namespace) -> ExitStatus:
     total_s = 0.0
     for plan in plans:
         unmet = preconditions.find_unmet(plan.scenarios, facts)
+        for warning in coverage.find_warnings(plan):
+            print(warning)
         print(matrix.format_plan(plan, unmet))
         estimate = pipeline.duration_estimate(plan, options, skipped=unmet)
         extra = pipeline.extra_rounds_bound(plan, options, estimate.seconds)

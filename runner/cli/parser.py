@@ -161,6 +161,7 @@ def _add_run(subcommands: Subcommands,
                           "repetitions and machine conditions, so a spec change reruns only "
                           "what it changed)")
     run.add_argument("--no-report", action="store_true", help="store results, render nothing")
+    _add_strict(run)
     loudness = run.add_mutually_exclusive_group()
     loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
                           default=0, help="print only errors, verdicts and the final summary")
@@ -271,9 +272,20 @@ def _add_import(subcommands: Subcommands) -> None:
 
 
 def _add_validate(subcommands: Subcommands) -> None:
-    _subcommand(subcommands, "validate",
-                "check spec files and say how many scenarios each expands to; each file is "
-                "checked on its own, so one bad file hides no other")
+    validate = _subcommand(subcommands, "validate",
+                           "check spec files and say how many scenarios each expands to, with "
+                           "a warning where a matrix axis collapses to one value or most of "
+                           "its points cannot be measured; each file is checked on its own, so "
+                           "one bad file hides no other")
+    _add_strict(validate)
+
+
+def _add_strict(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--strict", action="store_true",
+                     help="treat a spec's warnings (a matrix axis that collapses to one value "
+                          "after the combinations that cannot be measured are dropped, or more "
+                          "than half of its points dropped) as errors: exit 2 before anything "
+                          "runs")
 
 
 def _add_plan(subcommands: Subcommands) -> None:

@@ -26,7 +26,7 @@ from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
 from runner.measure import extra_rounds, progress, reuse, schedule
 from runner.probe import native
-from runner.spec import keys, load, matrix
+from runner.spec import coverage, keys, load, matrix
 from runner.store import folders, identity, lock, select
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class RunOptions:
     # False: `machine` is the host-name default, so a machine that differs from the runs
     # already under that label gets a label of its own (runner.store.identity); explicit: as given.
     machine_explicit: bool = True
+    strict: bool = False  # a spec that measures less than it asks for stops the run (coverage)
 
 
 # The --quick profile: enough to see every scenario run and the shape of the charts in a
@@ -367,6 +368,18 @@ def _check_probe_runs(plans: Sequence[Plan], options: RunOptions) -> None:
                              f"{keys.MAX_PROBE_RUNS} are allowed")
 
 
+def warn_about_coverage(plans: Sequence[Plan], options: RunOptions, say: Say) -> None:
+    """One line per way a spec measures less than it asks for (runner.spec.coverage), before
+    anything runs; with --strict a UsageError when there is any. Call it on the plans as
+    expanded, before profile_plans, whose --quick drops are the profile's doing."""
+    warnings = [warning for plan in plans for warning in coverage.find_warnings(plan)]
+    for warning in warnings:
+        say(str(warning))
+    if options.strict and warnings:
+        raise UsageError(f"--strict: the {len(warnings)} warning(s) above count as errors, so "
+                         "nothing was run (fix the specs, or run without --strict)")
+
+
 def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:
     """The plans as the run's profile measures them: the quick profile leaves out every
     scenario needing more than QUICK_MAX_BYTES per process (unless that is all of them)."""
@@ -386,7 +399,9 @@ def _quick_plan(plan: Plan) -> Plan:
 
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
                     listener: RunListener | None = None) -> list[RunSummary]:
-    plans = profile_plans(load_plans(spec_paths), options)
+    loaded = load_plans(spec_paths)
+    warn_about_coverage(loaded, options, listener.problem if listener else say)
+    plans = profile_plans(loaded, options)
     if not names.is_label(options.machine):
         raise UsageError(f"machine label {options.machine!r} (--machine or $ALLOCLAB_MACHINE) "
                          f"is not a folder name alloclab accepts: use {names.LABEL_HINT}")

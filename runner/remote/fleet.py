@@ -42,7 +42,9 @@ class HostOutcome:
 def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: Fleet,
               say: pipeline.Say) -> list[HostOutcome]:
     """Run the specs on every host of the fleet, `fleet.workers` hosts at a time."""
-    plans = pipeline.profile_plans(pipeline.load_plans(spec_paths), options)
+    loaded = pipeline.load_plans(spec_paths)
+    pipeline.warn_about_coverage(loaded, options, say)
+    plans = pipeline.profile_plans(loaded, options)
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     with importlib.resources.as_file(importlib.resources.files("runner.probe")) as folder, \

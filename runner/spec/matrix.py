@@ -72,6 +72,14 @@ def _expand_matrix(spec: ExperimentSpec,
     return scenarios, dropped
 
 
+def count_points(spec: ExperimentSpec) -> int:
+    """The matrix's points left after `exclude`: those measured and those dropped."""
+    keys = [key for key, _ in spec.matrix]
+    return sum(not any(_matches(dict(zip(keys, values, strict=True)), entry)
+                       for entry in spec.exclude)
+               for values in product(*(values for _, values in spec.matrix)))
+
+
 def _expand_include(spec: ExperimentSpec, base: Params) -> list[Scenario]:
     scenarios = []
     for index, entry in enumerate(spec.include):

@@ -47,6 +47,39 @@ def test_every_bad_spec_gives_one_line_and_exit_2(path: Path,
     assert "Traceback" not in err
 
 
+# fork takes one thread: the threads axis collapses to 1, the chart's x axis with it.
+COLLAPSING_SPEC = TINY_SPEC.replace("  size: [4KiB, 1MiB]\n", "  threads: [1, 2]\n").replace(
+    "  ops: 4\n", "  ops: 4\n  workload: fork\n").replace("x: size", "x: threads")
+
+
+def test_validate_warns_of_a_collapsed_axis_and_strict_refuses_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "collapsing.yaml"
+    spec.write_text(COLLAPSING_SPEC)
+    assert main(["validate", str(spec)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{spec}: ok, 1 warning(s): tiny: 2 scenarios, 2 combinations")
+    assert "  not measured: malloc threads=2: threads share the blocks" in out  # as before
+    assert err.startswith(f"{spec}: warning: matrix.threads collapses to one value, 1 (so "
+                          "charts[0]'s x axis has one point)") and err.count("\n") == 1
+    assert main(["validate", "--strict", str(spec)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (f"{spec}: refused: --strict counts its 1 warning(s) as "
+                                    "errors")
+
+
+def test_run_strict_refuses_a_spec_with_warnings_before_anything_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "collapsing.yaml"
+    spec.write_text(COLLAPSING_SPEC)
+    assert main([*_run_args(tmp_path, spec), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: warning: matrix.threads collapses" in err
+    assert "--strict: the 1 warning(s) above count as errors, so nothing was run" in err
+    assert not (tmp_path / "results").exists()
+
+
 def test_debug_shows_the_traceback() -> None:
     bad = ROOT / "tests" / "spec_cases" / "invalid" / "bad_size.yaml"
     done = subprocess.run([sys.executable, "-m", "runner", "--debug", "validate", str(bad)],
