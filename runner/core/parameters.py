@@ -32,6 +32,26 @@ WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in docs/guide/writing-an-experiment.md.
 WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
+# What each workload's allocate phase holds, in one sentence: `alloclab plan` prints it for the
+# workloads of a plan and each experiment page under a run's header, so that a reader knows
+# whether allocate_ns_per_op is a batch's or a pair's.
+WORKLOAD_MEASURES: Mapping[str, str] = {
+    "cycle": "allocate is a batch: ops blocks allocated together (for heap backings with the "
+             "heap's growth, unless heap_pad: keep), then touched, touched again and freed, "
+             "each its own phase",
+    "churn": "allocate is ops pairs back to back, each one block allocated, touched and "
+             "released (per thread, with threads); the other phases are empty",
+    "fork": "allocate is a batch of ops blocks written by the parent; first touch is fork(), "
+            "second pass the child's writes (copy-on-write)",
+    "resize": "allocate is a batch of ops blocks, first touch writes them, second pass grows "
+              "every block by grow_method",
+    "limits": "allocate maps untouched blocks until mmap refuses one; per op is per block "
+              "mapped",
+    "reuse": "allocate and first touch are a batch of ops blocks; free releases them by madvise "
+             "and second pass, timed after it, writes them again",
+    "ipc": "allocate opens the channel; first touch and second pass each send ops messages of "
+           "size bytes to a peer process",
+}
 # What workload ipc passes its messages through: memory an unrelated process maps by a name
 # (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.
 IPC_BACKINGS = ("shm", "memfd", "mmap-file", "pipe")

@@ -34,6 +34,7 @@ from runner.report.tables import (
     provenance,
     scenario_rows,
     skipped_rows,
+    workload_measures,
 )
 from runner.report.verdicts import (
     extra_rounds_ending,
@@ -86,6 +87,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "failures": failure_rows(run),
         "skipped": skipped_rows(run),
         "file_systems": file_systems(run),
+        "measures": workload_measures(run),
         "dropped": run.manifest.get("dropped", []),
         "fingerprint": fingerprint_rows(facts),
         "identity": {key: facts.get(key) for key in IDENTITY_KEYS},

@@ -12,6 +12,7 @@ import pandas as pd
 from runner.analysis import noise
 from runner.analysis.stats import Summary, summarize
 from runner.core.metrics import BY_NAME
+from runner.core.parameters import WORKLOAD_MEASURES
 from runner.core.units import format_bytes, format_ns
 from runner.machine import system
 from runner.report import highlight
@@ -83,6 +84,15 @@ def skipped_rows(run: StoredRun) -> list[dict[str, str]]:
     labels = run.labels
     reasons = {r.scenario_id: r.skip_reason or "" for r in run.records if r.status == "skipped"}
     return [{"label": labels.get(sid, sid), "reason": reason} for sid, reason in reasons.items()]
+
+
+def workload_measures(run: StoredRun) -> list[str]:
+    """What the allocate phase holds for each workload of the run, once each, in plan order:
+    "churn: allocate is ops pairs..." (runner.core.parameters.WORKLOAD_MEASURES)."""
+    workloads = dict.fromkeys(str(s["params"].get("workload", "cycle"))
+                              for s in run.manifest["scenarios"])
+    return [f"{name}: {WORKLOAD_MEASURES[name]}" for name in workloads
+            if name in WORKLOAD_MEASURES]
 
 
 def file_systems(run: StoredRun) -> str:

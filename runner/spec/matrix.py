@@ -24,14 +24,14 @@ the file. runner.spec.load.load_spec runs `expand` once while loading and adds t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import product
 
 from runner.core.combinations import find_conflict
 from runner.core.errors import SpecError
 from runner.core.kinds import Value
 from runner.core.model import DroppedCombination, ExperimentSpec, Plan, Scenario
-from runner.core.parameters import DEFAULTS, PARAMETERS
+from runner.core.parameters import DEFAULTS, PARAMETERS, WORKLOAD_MEASURES
 from runner.core.sizing import resolve_ops
 from runner.core.units import format_size
 
@@ -129,12 +129,16 @@ def _label_keys(spec: ExperimentSpec) -> tuple[str, ...]:
 
 
 def format_plan(plan: Plan, unmet: Mapping[str, str] | None = None) -> str:
-    """A readable table: id, label and memory per scenario, the dropped points, the scenarios
-    this machine will skip (`unmet`: scenario id -> the precondition it lacks), and a total."""
+    """A readable table: id, label, ops (resolved) and memory per scenario, what the allocate
+    phase of each workload holds, the dropped points, the scenarios this machine will skip
+    (`unmet`: scenario id -> the precondition it lacks), and a total."""
     keys = plan.label_keys
-    rows = [(s.id, s.label(keys), format_size(s.memory_bytes)) for s in plan.scenarios]
+    rows = [(s.id, s.label(keys), str(s.ops), format_size(s.memory_bytes))
+            for s in plan.scenarios]
     lines = [f"{plan.spec.name} ({plan.spec.source}): {_count(len(rows), 'scenario')}"]
-    lines += _table(("id", "scenario", "memory"), rows)
+    lines += _table(("id", "scenario", "ops", "memory"), rows)
+    lines += [f"measures ({workload}): {WORKLOAD_MEASURES[workload]}"
+              for workload in dict.fromkeys(s.workload for s in plan.scenarios)]
     if plan.dropped:
         lines.append(f"dropped {_count(len(plan.dropped), 'combination')} "
                      "that cannot be measured:")
@@ -147,10 +151,12 @@ def format_plan(plan: Plan, unmet: Mapping[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _table(header: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}".rstrip()
-            for a, b, c in [header, *rows]]
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Two columns aligned left (id, scenario), the others, numbers, right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+                             for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+            .rstrip() for row in [header, *rows]]
 
 
 def describe_dropped(plan: Plan, dropped: DroppedCombination) -> str:

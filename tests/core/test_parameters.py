@@ -9,7 +9,14 @@ import pytest
 
 from runner.core.kinds import Value
 from runner.core.model import Scenario
-from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, upgrade_params
+from runner.core.parameters import (
+    BY_KEY,
+    DEFAULTS,
+    PARAMETERS,
+    WORKLOAD_MEASURES,
+    WORKLOADS,
+    upgrade_params,
+)
 from runner.core.sizing import scenario_memory_bytes
 
 MiB = 1 << 20
@@ -163,3 +170,9 @@ def test_a_stored_word_value_reads_back() -> None:
         read_buffer.parse_stored(12)
     with pytest.raises(ValueError):
         read_buffer.parse_stored(False)  # a bool is not the whole number 0
+
+
+def test_every_workload_says_what_its_allocate_phase_holds() -> None:
+    """plan and the experiment pages print these: a workload without one would print nothing."""
+    assert set(WORKLOAD_MEASURES) == set(WORKLOADS)
+    assert all(sentence.startswith("allocate") for sentence in WORKLOAD_MEASURES.values())

@@ -231,12 +231,15 @@ def test_format_plan() -> None:
     ids = [scenario.id for scenario in plan.scenarios]
     assert format_plan(plan) == "\n".join([
         "t (t.yaml): 5 scenarios",
-        "  id            scenario                              memory",
-        f"  {ids[0]}  malloc populate=none 4KiB              16MiB",
-        f"  {ids[1]}  malloc populate=none 1GiB               1GiB",
-        f"  {ids[2]}  mmap-anon populate=none 4KiB           16MiB",
-        f"  {ids[3]}  mmap-anon populate=map-populate 4KiB   16MiB",
-        f"  {ids[4]}  calloc populate=none 1MiB              16MiB",
+        "  id            scenario                               ops  memory",
+        f"  {ids[0]}  malloc populate=none 4KiB             4096   16MiB",
+        f"  {ids[1]}  malloc populate=none 1GiB                1    1GiB",
+        f"  {ids[2]}  mmap-anon populate=none 4KiB          4096   16MiB",
+        f"  {ids[3]}  mmap-anon populate=map-populate 4KiB  4096   16MiB",
+        f"  {ids[4]}  calloc populate=none 1MiB               16   16MiB",
+        "measures (cycle): allocate is a batch: ops blocks allocated together (for heap backings "
+        "with the heap's growth, unless heap_pad: keep), then touched, touched again and freed, "
+        "each its own phase",
         "dropped 2 combinations that cannot be measured:",
         "  malloc populate=map-populate 4KiB: backing malloc takes memory from the C heap, so "
         "populate: map-populate cannot apply (use an mmap backing, or populate: none)",
