@@ -1,7 +1,8 @@
 """Which stored run a new run may copy from instead of measuring, and what it copies: the newest
 finished run of the same experiment on this machine, in this boot, with the same probe,
 repetitions and conditions; only the scenarios it measured completely. Results from another
-boot are never reused."""
+boot are never reused. When that run holds everything of the same spec, there is nothing to
+measure, and a run says so before its plan."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.core.model import Plan, ProcessRecord, Repetitions
+from runner.core.parameters import FILE_BACKINGS
 from runner.machine import system
 from runner.spec import load
 from runner.store import folders, select
@@ -61,3 +63,25 @@ def holds_all_of(source: folders.StoredRun, plan: Plan, repetitions: Repetitions
     if [s["id"] for s in source.manifest["scenarios"]] != ids:
         return False
     return len(select.complete_scenarios(source, ids, repetitions.processes)) == len(ids)
+
+
+def already_measured(plan: Plan, results_dir: Path, machine: str, repetitions: Repetitions,
+                     probe_hash: str, *, resume: bool) -> folders.StoredRun | None:
+    """The finished run that already holds everything a run of `plan` would measure (as
+    runner.measure.pipeline.run_plan decides it: an unfinished run to resume comes first), so
+    that a run can say so before its plan; None when there is something to measure."""
+    if resume and select.find_resumable(results_dir, machine, plan.spec.name,
+                                        plan.spec.measurement_hash, probe_hash,
+                                        repetitions) is not None:
+        return None
+    file_dirs = {s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}
+    fingerprint = system.read_fingerprint(spec_path=Path(plan.spec.source), file_dirs=file_dirs)
+    source = reuse_source(plan, results_dir, machine, repetitions, fingerprint, probe_hash)
+    return source if source is not None and holds_all_of(source, plan, repetitions) else None
+
+
+def nothing_to_measure(experiment: str, source: folders.StoredRun) -> str:
+    """What the console says of an experiment `source` already holds whole."""
+    return (f"{experiment}: nothing to measure: run {source.run_id} measured every scenario of "
+            "this spec in this boot of this machine (same probe, repetitions and conditions); "
+            "--fresh measures them again")
