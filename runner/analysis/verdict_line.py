@@ -17,7 +17,7 @@ before it leaves the names out.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from runner.analysis.verdict import Comparison, Verdict
 from runner.core.kinds import Value
@@ -38,9 +38,10 @@ def summary_line(verdict: Verdict) -> str:
     shown = decisive_pairs(verdict)
     if not shown:
         return f"{verdict.status}: no candidate/reference pair was measured — {claim}"
+    selected = {_label_text(key, value) for key, value in verdict.check.candidate}
     parts, previous = [], ("", "")
     for index in shown:
-        names = short_names(comparisons[index])
+        names = short_names(comparisons[index], selected)
         parts.append(pair_text(verdict.check.metric, comparisons[index],
                                None if names == previous else names))
         previous = names
@@ -66,15 +67,17 @@ def decisive_pairs(verdict: Verdict) -> list[int]:
     return sorted(chosen)
 
 
-def short_names(c: Comparison) -> tuple[str, str]:
+def short_names(c: Comparison, selected: Collection[str] = ()) -> tuple[str, str]:
     """(candidate, reference) as the words that tell them apart: "mmap-file", "read-file" of
-    "mmap-file 4KiB" and "read-file 4KiB". Against a fixed value, the candidate without the
-    words that say where the pair lies (they follow "at")."""
+    "mmap-file 4KiB" and "read-file 4KiB". Against a fixed value, the candidate's words the
+    check selects it by (`selected`), else its label without the words that say where the
+    pair lies (they follow "at")."""
     candidate, reference = c.candidate_label.split(), c.reference_label.split()
     if not c.reference_id:
         where = {_label_text(key, value) for key, value in c.point}
-        return " ".join(w for w in candidate if w not in where) or c.candidate_label, \
-            c.reference_label
+        chosen = ([w for w in candidate if w in selected]
+                  or [w for w in candidate if w not in where])
+        return " ".join(chosen) or c.candidate_label, c.reference_label
     only_candidate = [w for w in candidate if w not in reference]
     only_reference = [w for w in reference if w not in candidate]
     if not only_candidate or not only_reference:  # one label inside the other: say both
@@ -118,7 +121,9 @@ def _signed(metric: str, value: float) -> str:
 def _span(metric: str, low: float, high: float) -> str:
     """A sample range in the metric's unit, one value where every sample agrees."""
     first, last = format_value(metric, low), format_value(metric, high)
-    return first if first == last else f"{first}–{last}"
+    if first == last:
+        return first
+    return f"{first} to {last}" if low < 0 else f"{first}–{last}"  # not "-0.2–-0.1"
 
 
 def _distance(c: Comparison) -> float:

@@ -82,6 +82,5 @@ def already_measured(plan: Plan, results_dir: Path, machine: str, repetitions: R
 
 def nothing_to_measure(experiment: str, source: folders.StoredRun) -> str:
     """What the console says of an experiment `source` already holds whole."""
-    return (f"{experiment}: nothing to measure: run {source.run_id} measured every scenario of "
-            "this spec in this boot of this machine (same probe, repetitions and conditions); "
-            "--fresh measures them again")
+    return (f"{experiment}: nothing to measure: run {source.run_id} measured all of this spec "
+            "in this boot (same probe, repetitions and conditions); --fresh measures again")
