@@ -73,12 +73,13 @@ def test_an_exact_check_gives_both_sample_ranges() -> None:
 def test_against_a_fixed_value_the_value_is_said_in_its_unit() -> None:
     pair = _pair(reference_label="100", reference_id="", reference_median=100.0, ratio=1.5,
                  ci_low=1.2, ci_high=1.8, where="all", point=())
+    # The candidate named by what the check selects it by (backing: malloc), not its label.
     assert summary_line(_verdict("total_ns_per_op", pair)) == (
-        "holds: malloc 4KiB 1.5× 100 ns [1.2–1.8] — the claim")
+        "holds: malloc 1.5× 100 ns [1.2–1.8] — the claim")
     # A pair with too few processes has no interval, and says so.
     undecided = replace(pair, ci_low=math.nan, ci_high=math.nan, outcome="undecided")
     assert summary_line(_verdict("total_ns_per_op", undecided)) == (
-        "inconclusive: malloc 4KiB 1.5× 100 ns [no interval] — the claim")
+        "inconclusive: malloc 1.5× 100 ns [no interval] — the claim")
 
 
 def test_no_pair_means_no_numbers() -> None:
