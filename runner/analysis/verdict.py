@@ -108,6 +108,8 @@ class Comparison:
     difference: bool = False  # the reference is zero, where a ratio means nothing
     candidate_minimum: float = math.nan
     reference_minimum: float = math.nan
+    candidate_maximum: float = math.nan  # with the minima: the sample ranges of an exact pair
+    reference_maximum: float = math.nan
     candidate_n: int = 0  # processes
     reference_n: int = 0
     method: Method = "statistical"
@@ -152,13 +154,6 @@ class Verdict:
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for c in self.comparisons if c.outcome == outcome)
-
-
-def summary_line(verdict: Verdict) -> str:
-    """"holds only (3 hold, 2 contradict, 0 undecided): <claim>", for a console line."""
-    counts = (f"{verdict.count('holds')} hold, {verdict.count('contradicts')} contradict, "
-              f"{verdict.count('undecided')} undecided")
-    return f"{verdict.status} ({counts}): {verdict.check.claim}"
 
 
 def judge_exact(expect: str, candidate: Floats, reference: Floats, tolerance: float) -> Outcome:
@@ -429,6 +424,7 @@ def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, 
         "where": where, "candidate_label": scenarios[i]["label"], "reference_label": label,
         "candidate_median": float(np.median(a)), "reference_median": float(np.median(b)),
         "candidate_minimum": float(a.min()), "reference_minimum": float(b.min()),
+        "candidate_maximum": float(a.max()), "reference_maximum": float(b.max()),
         "candidate_n": len(candidate), "reference_n": 0 if reference is None else len(reference),
         "method": method, "point": point, "candidate_id": scenarios[i]["id"],
         "reference_id": "" if j is None else scenarios[j]["id"],

@@ -10,6 +10,8 @@ import difflib
 import os
 import shlex
 import sys
+import textwrap
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,26 +171,55 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
 
     verbosity = getattr(args, "verbosity", 0)
     listener = ConsoleListener(verbosity)
+    started = time.monotonic()
     try:
         summaries = pipeline.run_experiments(_specs(args), options, listener.say, listener)
     finally:
         listener.close()
+    measured_s = time.monotonic() - started
     for s in summaries:
         (listener.problem if s.processes_failed else listener.say)(s.describe())
     for line in _warning_lines(summaries, Path(args.reports), verbose=verbosity > 0,
                                reported=not args.no_report):
         listener.say(line)
-    for s in summaries:
-        for line in s.verdicts:
-            say(f"{s.experiment}: verdict: {line}")
+    for line in verdict_lines(summaries):
+        say(line)
     if not args.no_report and verbosity >= 0:
         say("rendering reports...")
     status = cmd_report(args) if not args.no_report else ExitStatus.OK
+    listener.say(total_line(summaries, measured_s, None if args.no_report
+                            else time.monotonic() - started))
     if any(s.processes_failed for s in summaries):
         # Recorded and reported, but a script running alloclab should still hear of it.
         say("some probe processes crashed, failed or timed out: see above and the report")
         return ExitStatus.FAILURE
     return status
+
+
+# Verdict lines wrap here, so that a terminal or a log shows each at a glance.
+CONSOLE_COLUMNS = 120
+
+
+def verdict_lines(summaries: Sequence[pipeline.RunSummary]) -> list[str]:
+    """Each verdict of the run as "<experiment>: verdict: <line>", wrapped at CONSOLE_COLUMNS
+    with the continuation indented."""
+    return [wrapped for s in summaries for line in s.verdicts
+            for wrapped in textwrap.wrap(f"{s.experiment}: verdict: {line}", CONSOLE_COLUMNS,
+                                         subsequent_indent="    ", break_long_words=False,
+                                         break_on_hyphens=False)]
+
+
+def total_line(summaries: Sequence[pipeline.RunSummary], measured_s: float,
+               total_s: float | None) -> str:
+    """"measured 548 processes of 17 experiments in 14 s (42 s with the reports)"."""
+    from runner.measure.progress import count_of, format_duration
+
+    processes = sum(s.processes_run - s.processes_skipped for s in summaries)
+    line = (f"measured {count_of(processes, 'process')} of "
+            f"{count_of(len(summaries), 'experiment')} in {format_duration(measured_s)}")
+    if total_s is not None:
+        line += f" ({format_duration(total_s)} with the reports)"
+    return line
 
 
 def _warning_lines(summaries: Sequence[pipeline.RunSummary], reports: Path, verbose: bool,

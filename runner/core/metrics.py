@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runner.core.model import PHASES, CheckSpec, Method
+from runner.core.units import format_bytes, format_ns
 
 if TYPE_CHECKING:  # only for annotations: validate, plan and schema run without numpy
     import numpy as np
@@ -448,6 +449,18 @@ NEUTRAL_DIRECTION = Direction("higher", "lower")
 def direction(name: str) -> Direction:
     """How a change of the metric `name` reads (higher/lower where its unit says no more)."""
     return DIRECTIONS.get(BY_NAME[name].unit, NEUTRAL_DIRECTION)
+
+
+def format_value(metric: str, value: float) -> str:
+    """A metric value in its unit, three significant digits ("–" for NaN: no sample)."""
+    if value != value:
+        return "–"
+    unit = BY_NAME[metric].unit
+    if unit == "ns":
+        return format_ns(value)
+    if unit == "bytes":
+        return format_bytes(value)
+    return f"{value:.3g}"
 
 
 def axis_label(name: str, unit: str | None = None) -> str:

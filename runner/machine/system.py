@@ -108,6 +108,7 @@ LIBRARIES = ("numpy", "pandas", "matplotlib", "jinja2", "PyYAML", "scipy")
 ALLOCATOR_ENV_NAMES = ("GLIBC_TUNABLES", "LD_PRELOAD")
 ALLOCATOR_ENV_PREFIX = "MALLOC_"
 _GIT_TIMEOUT_S = 10.0
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"  # the fact boot_id
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -235,7 +236,7 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
         "cpu_governor": _cpu_governor(),
         "hypervisor": _hypervisor(cpu_flags),
         "machine": platform.machine(),
-        "boot_id": read_text("/proc/sys/kernel/random/boot_id"),
+        "boot_id": read_text(BOOT_ID_PATH),
         "kernel": platform.release(),
         "kernel_version": platform.version(),
         "libc": f"{libc_name} {libc_version}".strip() or None,

@@ -73,6 +73,7 @@ QUICK_PROCESSES = 2
 # ... and up to this much memory per process: the large sizes take most of a full suite's
 # time, and a first look does without them (they are listed as not measured, with why).
 QUICK_MAX_BYTES = 64 << 20
+QUICK_LEFT_OUT = "left out of --quick"  # how the reason of each such scenario begins
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class RunSummary:
     processes_failed: int
     warnings: tuple[str, ...] = ()  # runner.analysis.noise findings about the finished run
     reused: int = 0  # scenarios copied from an earlier run instead of measured
-    verdicts: tuple[str, ...] = ()  # "status (counts): claim", one per check
+    verdicts: tuple[str, ...] = ()  # one per check (runner.analysis.verdict_line)
     processes_skipped: int = 0  # of processes_run: not started, this machine cannot measure
 
     def describe(self) -> str:
@@ -159,13 +160,11 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
         if source is not None and reuse.holds_all_of(source, plan, repetitions):
             # A copy of it would be the same data under another run's conditions, time and
             # commit, and the report would show that copy as what measured it.
-            say(f"{experiment.name}: nothing to measure: run {source.run_id} measured every "
-                "scenario of this spec in this boot of this machine (same probe, repetitions "
-                "and conditions); --fresh measures them again")
+            say(reuse.nothing_to_measure(experiment.name, source))
             if listener:
                 listener.experiment(experiment.name, 0)
                 listener.experiment_done(experiment.name, 0)
-            return _summary(plan, source.path, 0, 0, len(source.manifest["scenarios"]))
+            return _measured_before(plan, source)
         opened = _start(plan, binary, options, repetitions, fingerprint, say, target, source)
     run_dir, manifest, done = opened
     probe_env = target.probe_env if target else system.allocator_env(os.environ)
@@ -173,7 +172,8 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
         say(f"{experiment.name}: probes run with "
             + " ".join(f"{k}={v}" for k, v in probe_env.items()))
     for dropped in manifest["dropped"]:
-        say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
+        if not dropped["reason"].startswith(QUICK_LEFT_OUT):  # said before the run, together
+            say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
     neighbours = adaptive.neighbours(plan.scenarios, experiment.checks, plan.label_keys)
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]),
                                neighbours)
@@ -207,11 +207,17 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
                    processes_skipped=watch.skipped)
 
 
+def _measured_before(plan: Plan, source: folders.StoredRun) -> RunSummary:
+    """The summary of an experiment whose run `source` already holds all it would measure."""
+    return _summary(plan, source.path, 0, 0, len(source.manifest["scenarios"]))
+
+
 def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: int,
              reused: int) -> RunSummary:
     """What the console says of a finished run: its noise findings and verdicts."""
     from runner.analysis import noise, verdict
     from runner.analysis.frame import build_frame, measured
+    from runner.analysis.verdict_line import summary_line
 
     stored = folders.load_run(run_dir)
     samples = measured(build_frame(stored))
@@ -219,7 +225,7 @@ def _summary(plan: Plan, run_dir: Path, processes_run: int, processes_failed: in
     verdicts = verdict.run_verdicts(stored, plan.spec, samples)
     return RunSummary(plan.spec.name, run_dir, processes_run, processes_failed,
                       tuple(w.message for w in warnings), reused,
-                      tuple(verdict.summary_line(v) for v in verdicts))
+                      tuple(summary_line(v) for v in verdicts))
 
 
 def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions:
@@ -391,7 +397,7 @@ def _quick_plan(plan: Plan) -> Plan:
     if not kept:
         return plan
     left = tuple(DroppedCombination(tuple(s.params().items()), (
-        f"left out of --quick: needs {format_size(s.memory_bytes)} per process (the quick "
+        f"{QUICK_LEFT_OUT}: needs {format_size(s.memory_bytes)} per process (the quick "
         f"profile measures up to {format_size(QUICK_MAX_BYTES)}; a full run measures it)"))
         for s in plan.scenarios if s.memory_bytes > QUICK_MAX_BYTES)
     return replace(plan, scenarios=kept, dropped=(*plan.dropped, *left))
@@ -416,13 +422,46 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
         guard.check_fit(plans)  # before any probe starts
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
-    if listener:
+    left_out = quick_left_out(plans)
+    if left_out:
+        say(left_out[0])
+        for line in left_out[1:]:
+            (listener.detail if listener else say)(line)
+    # Said before the plan, which then counts only what runs.
+    before = [reuse.already_measured(plan, options.results_dir, options.machine,
+                                     _repetitions(plan.spec, options), binary.source_hash,
+                                     resume=options.resume) if options.reuse else None
+              for plan in plans]
+    for plan, source in zip(plans, before, strict=True):
+        if source is not None:
+            say(reuse.nothing_to_measure(plan.spec.name, source))
+    to_run = [plan for plan, source in zip(plans, before, strict=True) if source is None]
+    if listener and to_run:
         facts = preconditions.read_facts()
         listener.plan([(plan.spec.name, len(plan.scenarios) * _repetitions(plan.spec,
                                                                            options).processes,
                         duration_estimate(plan, options, preconditions.find_unmet(
-                            plan.scenarios, facts)).seconds) for plan in plans])
-    return [run_plan(plan, binary, options, say, listener=listener) for plan in plans]
+                            plan.scenarios, facts)).seconds) for plan in to_run])
+    return [run_plan(plan, binary, options, say, listener=listener) if source is None
+            else _measured_before(plan, source) for plan, source in zip(plans, before,
+                                                                      strict=True)]
+
+
+def quick_left_out(plans: Sequence[Plan], hint: str = "-v lists them") -> list[str]:
+    """What --quick left out: one line for all the plans ("65 scenarios of 9 experiments need
+    more than 64MiB per process: left out of --quick (-v lists them)"), then one line per
+    scenario; nothing when it left out none."""
+    lines = [f"{plan.spec.name}: not measured: {matrix.describe_dropped(plan, dropped)}"
+             for plan in plans for dropped in plan.dropped
+             if dropped.reason.startswith(QUICK_LEFT_OUT)]
+    if not lines:
+        return []
+    experiments = len({line.split(":", 1)[0] for line in lines})
+    scenarios = f"{len(lines)} scenario{'s' if len(lines) > 1 else ''}"
+    where = f" of {experiments} experiments" if experiments > 1 else ""
+    needs = "needs" if len(lines) == 1 and not where else "need"
+    return [f"{scenarios}{where} {needs} more than {format_size(QUICK_MAX_BYTES)} per "
+            f"process: {QUICK_LEFT_OUT} ({hint})", *lines]
 
 
 @dataclass(frozen=True)

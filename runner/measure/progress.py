@@ -106,7 +106,8 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _count(number: int, noun: str) -> str:
+def count_of(number: int, noun: str) -> str:
+    """"1 process", "8 processes"."""
     plural = noun + ("es" if noun.endswith("s") else "s")
     return f"{number} {noun if number == 1 else plural}"
 
@@ -154,8 +155,8 @@ class ConsoleListener:
         if self.live and self.verbosity >= 0:
             self._start_bar()
         elif self.verbosity >= 0:
-            self.line(f"{_count(self.experiments, 'experiment')}, "
-                      f"{_count(self.processes, 'process')}, "
+            self.line(f"{count_of(self.experiments, 'experiment')}, "
+                      f"{count_of(self.processes, 'process')}, "
                       f"about {format_duration(self.estimate_s)} (rough estimate)")
 
     def experiment(self, name: str, processes: int) -> None:

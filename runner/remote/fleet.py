@@ -47,6 +47,8 @@ def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: F
     plans = pipeline.profile_plans(loaded, options)
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
+    for line in pipeline.quick_left_out(plans, "each experiment's page lists them")[:1]:
+        say(line)
     with importlib.resources.as_file(importlib.resources.files("runner.probe")) as folder, \
             ssh.control_dir() as control, ThreadPoolExecutor(fleet.workers) as pool:
         sources = native.probe_sources(folder)

@@ -25,8 +25,8 @@ from runner.analysis.compare import (
     effect_size,
 )
 from runner.analysis.frame import build_frame, measured
-from runner.core.metrics import direction
-from runner.report import charts, site, tables
+from runner.core.metrics import direction, format_value
+from runner.report import charts, site
 from runner.store import folders
 from runner.store.folders import StoredRun, data_checksum
 
@@ -85,8 +85,8 @@ def _percent(fraction: float) -> str:
 def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
     return {
         "id": row.scenario_id, "label": row.label, "metric": row.metric,
-        "baseline": tables.format_value(row.metric, row.baseline_median),
-        "candidate": tables.format_value(row.metric, row.candidate_median),
+        "baseline": format_value(row.metric, row.baseline_median),
+        "candidate": format_value(row.metric, row.candidate_median),
         "processes": f"{row.baseline_processes} / {row.candidate_processes}",
         "ratio": format_ratio(row), "change": change_cell(row),
         "p": format_p(row.p_value), "p_adjusted": format_p(
@@ -250,8 +250,8 @@ def render_markdown(comparison: Comparison) -> str:
                       "p (BH) | verdict |", "|---|---|---|---|---|---|---|---|"]
             for row in changed[:MARKDOWN_ROWS]:
                 cells = [row.label, f"`{row.metric}`",
-                         tables.format_value(row.metric, row.baseline_median),
-                         tables.format_value(row.metric, row.candidate_median),
+                         format_value(row.metric, row.baseline_median),
+                         format_value(row.metric, row.candidate_median),
                          change_cell(row), format_ratio(row), format_p(row.p_adjusted),
                          ("**regression** " if row.regression else "")
                          + verdict_text(row.verdict, equivalence)]

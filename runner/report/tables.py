@@ -11,27 +11,14 @@ import pandas as pd
 
 from runner.analysis import noise
 from runner.analysis.stats import Summary, summarize
-from runner.core.metrics import BY_NAME
+from runner.core.metrics import format_value
 from runner.core.parameters import WORKLOAD_MEASURES
-from runner.core.units import format_bytes, format_ns
 from runner.machine import system
 from runner.report import highlight
 from runner.store.folders import (
     StoredRun,
     data_checksum,
 )
-
-
-def format_value(metric: str, value: float) -> str:
-    """A metric value in its unit, three significant digits."""
-    if value != value:  # NaN: no sample
-        return "–"
-    unit = BY_NAME[metric].unit
-    if unit == "ns":
-        return format_ns(value)
-    if unit == "bytes":
-        return format_bytes(value)
-    return f"{value:.3g}"
 
 
 def _summary_cell(metric: str, summary: Summary, reason: str | None = None) -> dict[str, Any]:

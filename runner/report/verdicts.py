@@ -11,12 +11,10 @@ from dataclasses import asdict
 from typing import Any
 
 from runner.analysis import conditions, verdict
+from runner.core.metrics import format_value
 from runner.core.model import CheckSpec, ExperimentSpec
 from runner.core.scope import describe_where
 from runner.machine import system
-from runner.report.tables import (
-    format_value,
-)
 from runner.store.folders import (
     StoredRun,
 )

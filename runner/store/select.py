@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -173,15 +174,23 @@ def finished_runs(results_dir: Path, machine: str, experiment: str) -> list[Stor
             if run.finished]
 
 
-def start_key(run_dir: Path) -> tuple[str, str] | None:
-    """(started_utc, run_id) of a stored run, read lightly from its manifest without checking
-    the rest (None when they are not there as text), to order runs before reading any whole."""
+def peek_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """A stored run's manifest as JSON, read lightly without checking it (None when it is not
+    a JSON object), to choose among runs before reading any whole: nothing read so may be
+    trusted beyond that choice."""
     try:
         with open_regular(run_dir / MANIFEST, MAX_MANIFEST_BYTES) as handle:
             data = orjson.loads(handle.read(MAX_MANIFEST_BYTES + 1))
     except (OSError, StoreError, orjson.JSONDecodeError):
         return None
-    if not isinstance(data, dict):
+    return data if isinstance(data, dict) else None
+
+
+def start_key(run_dir: Path) -> tuple[str, str] | None:
+    """(started_utc, run_id) of a stored run, read lightly from its manifest without checking
+    the rest (None when they are not there as text), to order runs before reading any whole."""
+    data = peek_manifest(run_dir)
+    if data is None:
         return None
     started, run_id = data.get("started_utc"), data.get("run_id")
     return (started, run_id) if isinstance(started, str) and isinstance(run_id, str) else None

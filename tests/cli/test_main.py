@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -271,18 +272,31 @@ def test_quick_profile_runs_fewer_repetitions_and_says_so(tmp_path: Path) -> Non
         tmp_path / "reports" / "tiny.html").read_text()
 
 
-def test_run_ends_with_one_line_per_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_ends_with_its_verdicts_wrapped_and_its_total_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     from runner.measure import pipeline
 
+    long_claim = "mmap reads a file in the page cache faster than read() " * 3
+    verdicts = ("holds: mmap-anon 1 vs 1 at size=4KiB — pages fault once",
+                f"does not hold: mmap-file 1.31× read-file [1.22–1.40] at size=4KiB — "
+                f"{long_claim}")
+
     def fake_run(*_: object) -> list[pipeline.RunSummary]:
-        return [pipeline.RunSummary("tiny", tmp_path, 8, 0, verdicts=(
-            "holds (2 hold, 0 contradict, 0 undecided): pages fault once",))]
+        return [pipeline.RunSummary("tiny", tmp_path, 8, 0, verdicts=verdicts,
+                                    processes_skipped=2)]
 
     monkeypatch.setattr(pipeline, "run_experiments", fake_run)
     assert main([*_run_args(tmp_path, tmp_path / "tiny.yaml"), "--no-report"]) == 0
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == "tiny: verdict: holds (2 hold, 0 contradict, 0 undecided): pages fault once"
+    lines = capsys.readouterr().err.splitlines()
+    first = lines.index("tiny: verdict: holds: mmap-anon 1 vs 1 at size=4KiB — pages fault once")
+    wrapped = lines[first + 1:-1]
+    assert len(wrapped) == 3 and all(len(line) <= 120 for line in wrapped)
+    assert wrapped[0].startswith("tiny: verdict: does not hold: mmap-file 1.31× read-file")
+    assert all(line.startswith("    ") for line in wrapped[1:])  # continuations, indented
+    assert " ".join(w.strip() for w in wrapped) == f"tiny: verdict: {verdicts[1]}".strip()
+    # Skipped processes were never started: not counted as measured.
+    assert re.fullmatch(r"measured 6 processes of 1 experiment in \d+ s", lines[-1])
 def test_resume_hint_drops_fresh() -> None:
     from runner.cli.main import resume_command
     assert resume_command(["run", "--fresh", "x.yaml", "--processes", "2"]) == \
@@ -454,3 +468,75 @@ def test_validate_checks_every_file_and_names_each_bad_one(
     assert errors[0].startswith(f"{tmp_path / 'b.yaml'}:") and "repetitions" in errors[0]
     assert errors[1].startswith(f"{tmp_path / 'c.yaml'}:") and "12 parsecs" in errors[1]
     assert errors[2:] == ["2 of 3 spec files are invalid"]
+
+
+def _verdicts(lines: list[str]) -> list[str]:
+    """The verdict lines printed, each joined again from its wrapped lines."""
+    joined: list[str] = []
+    for line in lines:
+        if ": verdict: " in line:
+            joined.append(line)
+        elif line.startswith("    ") and joined:
+            joined[-1] += " " + line.strip()
+    return joined
+
+
+CHECKED_SPEC = TINY_SPEC + """\
+checks:
+  - claim: mmap-anon faults each page once on first touch
+    metric: first_touch_minor_faults_per_page
+    expect: same
+    value: 1
+    candidate: {backing: mmap-anon}
+  - claim: mmap-anon touches a page faster than malloc
+    metric: first_touch_ns_per_page
+    expect: lower
+    candidate: {backing: mmap-anon}
+    reference: {backing: malloc}
+"""
+
+
+@pytest.mark.probe
+def test_a_run_says_its_numbers_and_an_unchanged_one_says_nothing_to_measure_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(CHECKED_SPEC)
+    assert main([*_run_args(tmp_path, spec), "--no-report"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    verdicts = _verdicts(lines)
+    # An exact check gives the sample ranges; a timing check of two processes a scenario its
+    # ratio, without an interval.
+    assert re.fullmatch(r"tiny: verdict: \w[\w ]*: mmap-anon [\d.–]+ vs 1 at size=4KiB; "
+                        r"[\d.–]+ vs 1 at size=1MiB — mmap-anon faults each page once on first "
+                        "touch", verdicts[0]), verdicts[0]
+    assert re.fullmatch(r"tiny: verdict: inconclusive: mmap-anon [\d.]+× malloc \[no interval\] "
+                        r"at size=4KiB; [\d.]+× \[no interval\] at size=1MiB — mmap-anon "
+                        "touches a page faster than malloc", verdicts[1]), verdicts[1]
+    assert "1 experiment, 8 processes, about " in "\n".join(lines)
+    assert re.fullmatch(r"measured 8 processes of 1 experiment in \d+ s", lines[-1])
+
+    assert main([*_run_args(tmp_path, spec), "--no-report"]) == 0
+    again = capsys.readouterr().err.splitlines()
+    # Said before anything else would run, and no plan of processes that will not run.
+    assert again[1].startswith("tiny: nothing to measure: run "), again
+    assert not [line for line in again if "processes, about" in line or "[1/1]" in line]
+    assert _verdicts(again) == verdicts
+    assert again[-1].startswith("measured 0 processes of 1 experiment in ")
+
+
+@pytest.mark.probe
+def test_quick_says_what_it_left_out_in_one_line_and_lists_it_with_v(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC.replace("[4KiB, 1MiB]", "[4KiB, 128MiB]").replace("ops: 4",
+                                                                                "ops: 1"))
+    assert main([*_run_args(tmp_path, spec), "--no-report", "--quick"]) == 0
+    err = capsys.readouterr().err
+    assert ("2 scenarios need more than 64MiB per process: left out of --quick "
+            "(-v lists them)") in err.splitlines()
+    assert "not measured" not in err and "1 experiment, 4 processes, about " in err
+    assert main([*_run_args(tmp_path, spec), "--no-report", "--quick", "--fresh", "-v"]) == 0
+    listed = [line for line in capsys.readouterr().err.splitlines() if "not measured" in line]
+    assert listed == [f"tiny: not measured: {backing} 128MiB: left out of --quick: needs "
+                      "128MiB per process (the quick profile measures up to 64MiB; a full run "
+                      "measures it)" for backing in ("malloc", "mmap-anon")]

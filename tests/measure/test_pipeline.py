@@ -208,9 +208,13 @@ checks:
     reference: {backing: malloc}
 """)
     summary = _run(spec, tmp_path)
+    # The fake probe's samples agree: exact ranges collapse to one value, and two processes
+    # a scenario give no interval.
     assert summary.verdicts == (
-        "holds (2 hold, 0 contradict, 0 undecided): a page faults once on first touch",
-        "inconclusive (0 hold, 0 contradict, 2 undecided): mmap-anon is faster")
+        "holds: mmap-anon 1 vs 1 at size=4KiB; 1 vs 1 at size=64KiB — a page faults once on "
+        "first touch",
+        "inconclusive: mmap-anon 1× malloc [no interval] at size=4KiB; 1× [no interval] at "
+        "size=64KiB — mmap-anon is faster")
 
 
 def test_the_quick_profile_leaves_large_scenarios_out_and_says_so() -> None:
@@ -270,3 +274,29 @@ def test_scenarios_this_machine_skips_take_no_time_in_the_estimate(
     assert fewer.per_process_s[first.id] == 0.0 and fewer.scenarios == every.scenarios - 1
     assert fewer.seconds == pytest.approx(
         every.seconds - plan.spec.repetitions.processes * every.per_process_s[first.id])
+
+
+def test_what_was_measured_whole_is_known_before_the_run(
+        spec: Path, tmp_path: Path, fake: FakeProbe) -> None:
+    """run_experiments says "nothing to measure" before its plan: the same decision as
+    run_plan's, made ahead (and a look at the manifests alone when no run can qualify)."""
+    from runner.measure import reuse
+
+    first = _run(spec, tmp_path)
+
+    def found() -> Path | None:
+        [plan] = pipeline.load_plans([spec])
+        source = reuse.already_measured(plan, tmp_path / "results", "m",
+                                        plan.spec.repetitions, BINARY.source_hash, resume=True)
+        return None if source is None else source.path
+
+    assert found() == first.run_dir
+    assert reuse.nothing_to_measure("reuse", load_run(first.run_dir)).startswith(
+        f"reuse: nothing to measure: run {first.run_dir.name} measured all of this spec")
+    spec.write_text(SPEC.replace("title: touch", "title: first touch"))  # words only: a new run
+    assert found() is None
+    spec.write_text(SPEC)
+    manifest = dict(load_run(first.run_dir).manifest)
+    manifest["fingerprint"] = {**manifest["fingerprint"], "boot_id": "another-boot"}
+    folders.write_manifest(first.run_dir, manifest)
+    assert found() is None
