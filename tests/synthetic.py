@@ -48,11 +48,13 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
                         run_id: str = "20260101T000000Z",
                         crash: tuple[str, int] | None = None, scale: float = 1.0,
                         noise: float = 0.0, seed: int = 0,
-                        fingerprint: dict[str, Any] | None = None) -> Path:
+                        fingerprint: dict[str, Any] | None = None,
+                        manifest_extra: dict[str, Any] | None = None) -> Path:
     """Store a whole run of `spec_path` with fake probe output; `crash` names (label, process).
 
     Times are multiplied by `scale` and, per process, by a lognormal factor of sigma `noise`
-    drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT.
+    drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT;
+    `manifest_extra` adds manifest keys the pipeline would write ("profile", "load").
     """
     rng = random.Random(seed)
     experiment = load.load_spec(spec_path)
@@ -63,7 +65,7 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
         plan, spec_text=spec_path.read_text(), probe_info=PROBE_INFO,
         fingerprint=FINGERPRINT if fingerprint is None else fingerprint,
         machine=machine, run_id=run_id, repetitions=reps, seed=1,
-        started_utc="2026-01-01T00:00:00Z", command="alloclab run")
+        started_utc="2026-01-01T00:00:00Z", command="alloclab run") | (manifest_extra or {})
     folders.write_manifest(run_dir, manifest)
     for process_index in range(reps.processes):
         for scenario in plan.scenarios:
