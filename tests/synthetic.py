@@ -137,3 +137,17 @@ charts:
     series: backing
     log_x: true
 """
+
+
+def load_session(other_work_cpus: float, *, seconds: float = 10.0, cpus: int = 2,
+                 own_cpu_s: float = 9.0, steal_jiffies: int = 0) -> dict[str, Any]:
+    """A manifest "load" session (runner.machine.system.read_load before and after) in which
+    other work kept `other_work_cpus` CPUs busy besides alloclab's `own_cpu_s`."""
+    total = int(seconds * 100 * cpus)
+    busy = round((own_cpu_s + other_work_cpus * seconds) * 100)
+    before = {"loadavg_1m": 1.0, "own_cpu_s": 0.0, "cpus": cpus, "busy_jiffies": 0,
+              "idle_jiffies": 0, "steal_jiffies": 0, "total_jiffies": 0}
+    after = {**before, "own_cpu_s": own_cpu_s, "busy_jiffies": busy,
+             "idle_jiffies": total - busy - steal_jiffies, "steal_jiffies": steal_jiffies,
+             "total_jiffies": total}
+    return {"before": before, "after": after}

@@ -7,6 +7,7 @@ reordering checks, charts or machines moves no other id:
   machine section   m-<label>                      the h2 of a machine label's run
   section heading   m-<label>-<section>            verdicts, summary, failures, skipped, dropped
   chart             m-<label>-chart-<title slug>   a second chart of the same title gets -2
+                                                   (on a compare page: chart-<title slug>)
   verdict row       v-<label>--<claim slug>-<hash> hash: 6 hex digits of sha256(experiment NUL
                                                    claim); the same claim twice in one spec
                                                    gets -2 on its second row
@@ -73,6 +74,8 @@ def verdict_id(label: str, key: str) -> str:
     return f"v-{label}--{key}"
 
 
-def chart_ids(label: str, titles: Iterable[str]) -> list[str]:
-    """The ids of one run's charts, in chart order, from their titles."""
-    return [section_id(label, f"chart-{key}") for key in _unique(map(slugify, titles))]
+def chart_ids(label: str | None, titles: Iterable[str]) -> list[str]:
+    """The ids of one run's charts, in chart order, from their titles; `label` None: a page
+    of one set of charts (compare's overlays), 'chart-<title slug>'."""
+    keys = [f"chart-{key}" for key in _unique(map(slugify, titles))]
+    return keys if label is None else [section_id(label, key) for key in keys]
