@@ -5,8 +5,10 @@ experiment page (runner.report.permalinks).
 A label whose runs set allocator variables on a machine another label holds without them is a
 *configuration* of that machine (runner.analysis.conditions.machine_configurations): its column
 stands beside the machine's and says so. Machines *disagree* on a claim when the full runs that
-decided it (holds, holds only, does not hold, inconclusive; not "no data") did not all reach the
-same verdict. A quick or smoke run (StoredRun.reduced) is shown, marked, but neither counted in
+decided it (holds, holds only, does not hold, inconclusive; not "no data") on machines as they are
+did not all reach the same verdict; a configuration whose verdict differs from its machine's is
+told apart (the configuration changes the verdict: often what it was run to show). A quick or
+smoke run (StoredRun.reduced) is shown, marked, but neither counted in
 the headline nor taken as disagreeing: it measured too little to stand against a full run.
 Pure: the index entries of runner.report.site in, plain values out.
 """
@@ -53,6 +55,20 @@ def disagrees(cells: Sequence[Mapping[str, Any] | None]) -> bool:
                 if c is not None and not c["reduced"] and c["status"] in DECIDED}) > 1
 
 
+def _differs(cells: Sequence[Mapping[str, Any] | None], labels: Sequence[str],
+             found: Mapping[str, conditions.Configuration]) -> str:
+    """'machines' when the machines as they are disagree, else 'configuration' when a
+    configuration's verdict differs from its machine's, else ''."""
+    by_label = dict(zip(labels, cells, strict=True))
+    if disagrees([cell for label, cell in by_label.items() if not found[label].name]):
+        return "machines"
+    for label, cell in by_label.items():
+        machine = found[label].machine
+        if found[label].name and machine in by_label and disagrees([cell, by_label[machine]]):
+            return "configuration"
+    return ""
+
+
 def _group(experiment: Mapping[str, Any], labels: Sequence[str],
            found: Mapping[str, conditions.Configuration]) -> dict[str, Any]:
     """One experiment's rows: its claims in the order its runs first show them."""
@@ -65,7 +81,7 @@ def _group(experiment: Mapping[str, Any], labels: Sequence[str],
     finished = []
     for row in rows.values():
         cells = [row["cells"].get(label) for label in labels]
-        finished.append({**row, "cells": cells, "disagree": disagrees(cells)})
+        finished.append({**row, "cells": cells, "differs": _differs(cells, labels, found)})
     return {"name": experiment["name"], "title": experiment["title"],
             "page": experiment["page"], "rows": finished}
 
@@ -99,7 +115,7 @@ def verdict_grid(context: dict[str, Any]) -> dict[str, Any]:
         "groups": groups,
         "claims": sum(len(g["rows"]) for g in groups),
         "disagreements": [{**row, "experiment": g["title"], "page": g["page"]}
-                          for g in groups for row in g["rows"] if row["disagree"]],
+                          for g in groups for row in g["rows"] if row["differs"]],
         "counts": [(s, n) for s, n in counts if n],
         "configured": sorted(configured.items()),
         "reduced": reduced,

@@ -101,3 +101,17 @@ def test_a_configuration_gets_its_own_column_named_as_such(tmp_path: Path) -> No
     assert ('<th>vm-hugetlb<br><span class="muted">vm with GLIBC_TUNABLES=glibc.malloc.hugetlb=1'
             '</span></th>') in index
     assert "counted apart: 2 verdicts of vm, configuration GLIBC_TUNABLES" in index
+
+
+def test_a_configuration_changing_a_verdict_is_told_apart_from_machines_disagreeing(
+        tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    (tmp_path / "small.yaml").write_text(SMALL_SPEC)
+    (tmp_path / "eight.yaml").write_text(SMALL_SPEC.replace("processes: 3", "processes: 8"))
+    write_synthetic_run(results, tmp_path / "small.yaml", machine="vm")
+    write_synthetic_run(results, tmp_path / "eight.yaml", machine="vm-hugetlb", fingerprint={
+        **FINGERPRINT, "allocator_env": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}})
+    render_reports(results, tmp_path / "reports", TEMPLATES)
+    index = (tmp_path / "reports" / "index.html").read_text()
+    row = re.search(r'<tr class="claim disagree" id="claim-[^"]+">.*?</tr>', index).group(0)
+    assert TIMING_CLAIM in row and "≠ configuration</span>" in row
