@@ -5,8 +5,10 @@ The system's Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver
 network: the reports must need none. One browser serves every page (`start_browser`);
 `audit_page` loads a page from disk and lists what a reader would find wrong — console errors,
 charts that did not render or lack their title and description, local links and resources that
-point nowhere, anything fetched from the network. `python -m tests.browser PAGE PNG` takes the
-README's screenshot with the same browser (`nox -s screenshot`).
+point nowhere (a #fragment naming no element included: permalinks), verdict rows without an id,
+index grid cells that link no verdict row, anything fetched from the network.
+`python -m tests.browser PAGE PNG` takes the README's screenshot with the same browser
+(`nox -s screenshot`).
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ for (const el of document.querySelectorAll('*')) {
 const ids = new Set(Array.from(document.querySelectorAll('[id]'), (el) => el.id));
 const verdictTables = Array.from(document.querySelectorAll('table.verdicts'),
                                  (t) => t.querySelectorAll('tr').length - 1);
+// A verdict row must carry its permalink id; an index grid cell must link to one.
+const unnamedVerdictRows = Array.from(document.querySelectorAll('table.verdicts tr'))
+  .filter((tr) => tr.querySelector('td') && !tr.id).length;
+const gridLinks = Array.from(document.querySelectorAll('table.grid a.verdict'),
+                             (a) => a.getAttribute('href'));
+const gridRows = document.querySelectorAll('table.grid tr.claim[id]').length;
 const unique = new Map(links.map((l) => [JSON.stringify(l), l]));  // a chart's glyphs repeat
 return {
   url: document.URL, title: document.title, charts: charts, emptyFigures: emptyFigures,
@@ -94,6 +102,7 @@ return {
   missingFragments: links.filter((l) => l.raw.startsWith('#') && !ids.has(l.raw.slice(1)))
                          .map((l) => l.raw),
   verdictRows: verdictTables, verdictCells: document.querySelectorAll('td.verdict').length,
+  unnamedVerdictRows: unnamedVerdictRows, gridLinks: gridLinks, gridRows: gridRows,
   fetched: performance.getEntriesByType('resource').map((e) => e.name),
 };
 """
@@ -108,6 +117,8 @@ class PageAudit:
     charts: int
     verdict_rows: tuple[int, ...]  # data rows of each table.verdicts, in page order
     verdict_cells: int  # td.verdict anywhere (compare pages' verdict column)
+    grid_rows: int  # claim rows of the index's grid (table.grid tr.claim with an id)
+    grid_links: tuple[str, ...]  # where the index grids' verdict cells link
     local_pages: frozenset[Path]  # the .html files it links to
     problems: tuple[str, ...]
 
@@ -209,9 +220,15 @@ def audit_page(driver: WebDriver, page: Path) -> PageAudit:
                  sorted(set(found["missingFragments"]))]
     problems += [f"fetched {url} from outside the report" for url in found["fetched"]
                  if _local_path(url) is None]
+    if found["unnamedVerdictRows"]:
+        problems.append(f"{found['unnamedVerdictRows']} verdict row(s) without an id "
+                        "(a permalink)")
+    problems += [f"grid cell links to {href!r}, not to a verdict row (#id)"
+                 for href in found["gridLinks"] if "#" not in href]
     return PageAudit(page=page, title=found["title"], charts=len(found["charts"]),
                      verdict_rows=tuple(found["verdictRows"]),
-                     verdict_cells=found["verdictCells"], local_pages=frozenset(pages),
+                     verdict_cells=found["verdictCells"], grid_rows=found["gridRows"],
+                     grid_links=tuple(found["gridLinks"]), local_pages=frozenset(pages),
                      problems=tuple(problems))
 
 

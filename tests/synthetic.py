@@ -48,11 +48,13 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
                         run_id: str = "20260101T000000Z",
                         crash: tuple[str, int] | None = None, scale: float = 1.0,
                         noise: float = 0.0, seed: int = 0,
-                        fingerprint: dict[str, Any] | None = None) -> Path:
+                        fingerprint: dict[str, Any] | None = None,
+                        manifest_extra: dict[str, Any] | None = None) -> Path:
     """Store a whole run of `spec_path` with fake probe output; `crash` names (label, process).
 
     Times are multiplied by `scale` and, per process, by a lognormal factor of sigma `noise`
-    drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT.
+    drawn from `seed` (two seeds: an A/A pair); `fingerprint` replaces FINGERPRINT;
+    `manifest_extra` adds manifest keys the pipeline would write ("profile", "load").
     """
     rng = random.Random(seed)
     experiment = load.load_spec(spec_path)
@@ -63,7 +65,7 @@ def write_synthetic_run(results_dir: Path, spec_path: Path, *, machine: str = "t
         plan, spec_text=spec_path.read_text(), probe_info=PROBE_INFO,
         fingerprint=FINGERPRINT if fingerprint is None else fingerprint,
         machine=machine, run_id=run_id, repetitions=reps, seed=1,
-        started_utc="2026-01-01T00:00:00Z", command="alloclab run")
+        started_utc="2026-01-01T00:00:00Z", command="alloclab run") | (manifest_extra or {})
     folders.write_manifest(run_dir, manifest)
     for process_index in range(reps.processes):
         for scenario in plan.scenarios:
@@ -135,3 +137,17 @@ charts:
     series: backing
     log_x: true
 """
+
+
+def load_session(other_work_cpus: float, *, seconds: float = 10.0, cpus: int = 2,
+                 own_cpu_s: float = 9.0, steal_jiffies: int = 0) -> dict[str, Any]:
+    """A manifest "load" session (runner.machine.system.read_load before and after) in which
+    other work kept `other_work_cpus` CPUs busy besides alloclab's `own_cpu_s`."""
+    total = int(seconds * 100 * cpus)
+    busy = round((own_cpu_s + other_work_cpus * seconds) * 100)
+    before = {"loadavg_1m": 1.0, "own_cpu_s": 0.0, "cpus": cpus, "busy_jiffies": 0,
+              "idle_jiffies": 0, "steal_jiffies": 0, "total_jiffies": 0}
+    after = {**before, "own_cpu_s": own_cpu_s, "busy_jiffies": busy,
+             "idle_jiffies": total - busy - steal_jiffies, "steal_jiffies": steal_jiffies,
+             "total_jiffies": total}
+    return {"before": before, "after": after}

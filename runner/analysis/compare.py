@@ -18,7 +18,17 @@ space and are not independent). For each scenario present in both runs, matched 
 
 Comparability: every fingerprint fact (runner.machine.system.FACTS) whose value differs between the
 runs, the confounding ones flagged; a fact only some runs recorded (an older alloclab) is listed
-as not recorded, unflagged: unknown is not the same as different.
+as not recorded, unflagged: unknown is not the same as different. And the conditions recorded
+around each run (runner.analysis.noise.run_load): a candidate whose other work differs from the
+baseline's by more than LOAD_DIFFERENCE_CPUS, or whose steal by more than STEAL_DIFFERENCE, was
+measured under different load. Its rows keep their statistical verdict, but each carries the
+load difference (`load_difference`), which every place that shows a "different" row or a
+regression names beside it: a busy machine can make the same code slower, and in an A/A pair it
+is the likelier cause. A regression under different load still counts for --fail-above (see
+MetricComparison.regression).
+
+Geometric mean: per candidate and metric, exp(mean(log ratio)) over the rows with a positive
+finite ratio, as pyperf's compare_to gives: one number for "how much, overall".
 """
 
 from __future__ import annotations
@@ -33,16 +43,22 @@ import numpy.typing as npt
 import pandas as pd
 
 from runner.analysis.frame import build_frame, measured
+from runner.analysis.noise import OTHER_BUSY_CPUS, STEAL_FRACTION, RunLoad, run_load
 from runner.analysis.stats import bh_adjust, bootstrap_ratio_ci, mann_whitney_p
 from runner.core.metrics import BY_NAME
 from runner.machine import system
 from runner.store.folders import StoredRun
 
 Verdict = Literal["same", "different", "inconclusive", "no ratio"]
+LoadCondition = Literal["other work", "steal"]
 VERDICTS: tuple[Verdict, ...] = ("different", "inconclusive", "same", "no ratio")
 ALPHA = 0.05
 DEFAULT_EQUIVALENCE = 0.05
 WORSE_WHEN_HIGHER_UNITS = ("ns", "faults")
+# A pair of runs whose other work differs by more CPUs than this, or whose steal by a larger
+# share of CPU time, ran under different load: the thresholds of the runs' own noise warnings.
+LOAD_DIFFERENCE_CPUS = OTHER_BUSY_CPUS
+STEAL_DIFFERENCE = STEAL_FRACTION
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,48 @@ class MetricComparison:
     p_value: float
     p_adjusted: float
     verdict: Verdict
+    # Significant and above the --fail-above bound on a worse-when-higher metric, whatever
+    # the load: a gate that passed whenever the machine was busy would let real slowdowns
+    # through exactly when they are hardest to see. The load difference is named instead.
     regression: bool
+    load_difference: str = ""  # LoadDifference.text of its candidate; "": the same load
+
+
+@dataclass(frozen=True)
+class LoadDifference:
+    """A condition of a run that differs between the baseline and a candidate enough to matter."""
+
+    what: LoadCondition
+    baseline: float
+    candidate: float
+
+    @property
+    def text(self) -> str:
+        """'1.07 vs 0.02 CPUs of other work', 'steal 12% vs 0%' (baseline first)."""
+        if self.what == "steal":
+            return f"steal {self.baseline:.0%} vs {self.candidate:.0%}"
+        return f"{self.baseline:.2f} vs {self.candidate:.2f} CPUs of other work"
+
+
+def load_differences(baseline: RunLoad, candidate: RunLoad) -> tuple[LoadDifference, ...]:
+    """The load conditions in which two runs differ beyond the thresholds; none where either
+    did not record them (unknown is not different)."""
+    conditions: tuple[tuple[LoadCondition, float, float | None, float | None], ...] = (
+        ("other work", LOAD_DIFFERENCE_CPUS, baseline.other_work_cpus,
+         candidate.other_work_cpus),
+        ("steal", STEAL_DIFFERENCE, baseline.steal_fraction, candidate.steal_fraction))
+    return tuple(LoadDifference(what, first, second)
+                 for what, limit, first, second in conditions
+                 if first is not None and second is not None and abs(first - second) > limit)
+
+
+@dataclass(frozen=True)
+class GeometricMean:
+    """One metric's ratios of a candidate, summarised: exp(mean(log ratio)) over `count` rows."""
+
+    metric: str
+    ratio: float
+    count: int
 
 
 @dataclass(frozen=True)
@@ -91,9 +148,25 @@ class CandidateComparison:
     rows: tuple[MetricComparison, ...]
     only_in_baseline: tuple[str, ...]  # scenario labels
     only_in_candidate: tuple[str, ...]
+    load: tuple[LoadDifference, ...] = ()
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for row in self.rows if row.verdict == verdict)
+
+    @property
+    def load_text(self) -> str:
+        """'1.07 vs 0.02 CPUs of other work'; "" when the runs' load was alike."""
+        return "; ".join(difference.text for difference in self.load)
+
+    def geometric_means(self) -> tuple[GeometricMean, ...]:
+        """Per metric, in the comparison's order, over the rows with a positive finite ratio."""
+        logs: dict[str, list[float]] = {}
+        for row in self.rows:
+            logs.setdefault(row.metric, [])
+            if row.ratio > 0 and math.isfinite(row.ratio):
+                logs[row.metric].append(math.log(row.ratio))
+        return tuple(GeometricMean(metric, math.exp(sum(values) / len(values)), len(values))
+                     for metric, values in logs.items() if values)
 
 
 @dataclass(frozen=True)
@@ -226,6 +299,9 @@ def compare_runs(baseline: StoredRun, candidates: Sequence[StoredRun], *,
     """Compare each candidate run with the baseline on `metrics`, scenario by scenario."""
     pending: list[_Pending] = []
     only: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    base_load = run_load(baseline.manifest.get("load", []))
+    loads = [load_differences(base_load, run_load(run.manifest.get("load", [])))
+             for run in candidates]
     for index, candidate in enumerate(candidates):
         rows, only_base, only_cand = _pending_rows(index, baseline, candidate, metrics)
         pending += rows
@@ -242,12 +318,13 @@ def compare_runs(baseline: StoredRun, candidates: Sequence[StoredRun], *,
             row.scenario_id, row.label, row.metric,
             float(np.median(row.baseline)), float(np.median(row.values)),
             len(row.baseline), len(row.values), row.ratio, row.ci_low, row.ci_high,
-            row.p_value, float(p_adjusted), verdict, regression))
+            row.p_value, float(p_adjusted), verdict, regression,
+            "; ".join(difference.text for difference in loads[row.candidate])))
     return Comparison(
         baseline=RunRef.of(baseline),
-        candidates=tuple(CandidateComparison(RunRef.of(run), tuple(rows), *only_lists)
-                         for run, rows, only_lists in zip(candidates, finished, only,
-                                                          strict=True)),
+        candidates=tuple(CandidateComparison(RunRef.of(run), tuple(rows), *only_lists, load)
+                         for run, rows, only_lists, load in zip(candidates, finished, only,
+                                                                loads, strict=True)),
         metrics=tuple(metrics), equivalence=equivalence, fail_above=fail_above,
         differences=fact_differences([baseline, *candidates]))
 

@@ -128,6 +128,37 @@ def _other_cpus(session: Mapping[str, Any]) -> float | None:
     return (busy / USER_HZ - own) / wall_s
 
 
+@dataclass(frozen=True)
+class RunLoad:
+    """What else the machine did during a run, over all its sessions weighted by their length
+    (None: not recorded, e.g. a remote run or one made before alloclab recorded load)."""
+
+    other_work_cpus: float | None
+    steal_fraction: float | None
+
+
+def run_load(sessions: Sequence[Mapping[str, Any]]) -> RunLoad:
+    """A run's load from its manifest's "load" sessions (see check_load)."""
+    busy_s = own_s = wall_s = 0.0
+    steal = total = 0.0
+    steal_seen = other_seen = False
+    for session in sessions:
+        session_total, session_steal = (_delta(session, key)
+                                        for key in ("total_jiffies", "steal_jiffies"))
+        busy, own = _delta(session, "busy_jiffies"), _delta(session, "own_cpu_s")
+        cpus = session.get("after", {}).get("cpus")
+        if not session_total:
+            continue
+        if session_steal is not None:
+            steal, total, steal_seen = steal + session_steal, total + session_total, True
+        if busy is not None and own is not None and cpus:
+            busy_s, own_s = busy_s + busy / USER_HZ, own_s + own
+            wall_s += session_total / USER_HZ / float(cpus)
+            other_seen = True
+    return RunLoad(max((busy_s - own_s) / wall_s, 0.0) if other_seen and wall_s else None,
+                   steal / total if steal_seen and total else None)
+
+
 def check_load(sessions: Sequence[Mapping[str, Any]]) -> list[NoiseWarning]:
     """Warn about other work on the CPUs and about steal time, from load snapshots.
 

@@ -293,7 +293,13 @@ def cmd_compare(args: argparse.Namespace) -> ExitStatus:
         raise UsageError("compare --fail-above: nothing was compared (no scenario matched the "
                          "baseline with a time or page-fault metric); failing")
     if regressions:
-        say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%: failing")
+        # Still a failure under a load difference (runner.analysis.compare.MetricComparison),
+        # but said, so the reader reruns on a quiet machine before hunting a slowdown.
+        loaded = sorted({row.load_difference for _, row in regressions if row.load_difference})
+        under = (f" ({sum(1 for _, row in regressions if row.load_difference)} measured under "
+                 f"different load: {'; '.join(loaded)}; rerun both on a quiet machine to tell)"
+                 if loaded else "")
+        say(f"{len(regressions)} regression(s) above +{args.fail_above * 100:g}%{under}: failing")
         return ExitStatus.FAILURE
     return ExitStatus.OK
 

@@ -8,13 +8,17 @@ function of the stored runs and the command's options: the same inputs give the 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.analysis import noise
 from runner.analysis.compare import (
     ALPHA,
+    LOAD_DIFFERENCE_CPUS,
+    STEAL_DIFFERENCE,
     VERDICTS,
     CandidateComparison,
     Comparison,
@@ -26,7 +30,7 @@ from runner.analysis.compare import (
 )
 from runner.analysis.frame import build_frame, measured
 from runner.core.metrics import direction, format_value
-from runner.report import charts, site
+from runner.report import charts, permalinks, site
 from runner.store import folders
 from runner.store.folders import StoredRun, data_checksum
 
@@ -45,14 +49,25 @@ def format_p(p: float) -> str:
     return "–" if math.isnan(p) else f"{p:.2g}"
 
 
-def verdict_text(verdict: Verdict, equivalence: float) -> str:
-    return f"same within ±{equivalence:.0%}" if verdict == "same" else verdict
+def verdict_text(verdict: Verdict, equivalence: float, load: str = "") -> str:
+    """'same within ±5%'; 'different, under different load (1.07 vs 0.02 CPUs of other work)'
+    where the runs' load differed (`load`: CandidateComparison.load_text)."""
+    if verdict == "same":
+        return f"same within ±{equivalence:.0%}"
+    if verdict == "different" and load:
+        return f"different, under different load ({load})"
+    return verdict
 
 
 def change_text(row: MetricComparison) -> str:
     """Which way the median went, in the metric's words: '20% slower', '3× faster',
     '5% fewer faults' reads as '5% fewer'; '–' without a ratio."""
-    ratio, words = row.ratio, direction(row.metric)
+    return ratio_change_text(row.metric, row.ratio)
+
+
+def ratio_change_text(metric: str, ratio: float) -> str:
+    """change_text of a ratio of `metric`."""
+    words = direction(metric)
     if math.isnan(ratio):
         return "–"
     if ratio == 1:
@@ -91,8 +106,14 @@ def _row_context(row: MetricComparison, equivalence: float) -> dict[str, Any]:
         "ratio": format_ratio(row), "change": change_cell(row),
         "p": format_p(row.p_value), "p_adjusted": format_p(
             row.p_adjusted), "verdict": row.verdict.replace(" ", "-"),
-        "verdict_text": verdict_text(row.verdict, equivalence), "regression": row.regression,
+        "verdict_text": verdict_text(row.verdict, equivalence, row.load_difference),
+        "regression": row.regression,
     }
+
+
+# Rows a compare page shows at once; the others (the data cannot tell, or no change beyond the
+# band) are folded away, as pyperf hides the insignificant ones.
+SHOWN_VERDICTS = ("different",)
 
 
 def _directions_text(rows: Sequence[MetricComparison]) -> str:
@@ -120,12 +141,33 @@ def _counts_text(counts: dict[Verdict, int], equivalence: float,
 
 def _candidate_counts(candidate: CandidateComparison, equivalence: float) -> str:
     counts = {v: candidate.count(v) for v in VERDICTS}
-    return _counts_text(counts, equivalence, candidate.rows)
+    text = _counts_text(counts, equivalence, candidate.rows)
+    if candidate.load:
+        text += f"; measured under different load ({candidate.load_text})"
+    return text
 
 
-def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str, Any]:
+def geometric_mean_texts(candidate: CandidateComparison) -> list[str]:
+    """'first_touch_ns_per_page: 1.02× (2% slower), geometric mean of 8 ratios'."""
+    return [f"{g.metric}: {g.ratio:.3g}× ({ratio_change_text(g.metric, g.ratio)}), geometric "
+            f"mean of {g.count} ratio{'s' if g.count != 1 else ''}"
+            for g in candidate.geometric_means()]
+
+
+def _load_cells(run: StoredRun) -> dict[str, str]:
+    load = noise.run_load(run.manifest.get("load", []))
+    return {"other_work": "not recorded" if load.other_work_cpus is None
+            else f"{load.other_work_cpus:.2f} CPUs",
+            "steal": "not recorded" if load.steal_fraction is None
+            else f"{load.steal_fraction:.1%}"}
+
+
+def _run_context(role: str, run: StoredRun, metrics: Sequence[str],
+                 links: ReportLinks) -> dict[str, Any]:
     return {
         "role": role, "name": RunRef.of(run).name, "machine": run.machine,
+        "id": f"run-{run.machine}-{run.run_id}",
+        "page": links.machine_section(run.experiment, run.machine), **_load_cells(run),
         "run_id": run.run_id, "started": run.manifest.get("started_utc"),
         "finished": run.manifest.get("finished_utc"),
         "alloclab_version": run.manifest.get("alloclab_version"),
@@ -135,28 +177,96 @@ def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str,
     }
 
 
-def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[str]:
-    """The baseline spec's charts of the compared metrics, every run drawn on each."""
+def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[dict[str, str]]:
+    """The baseline spec's charts of the compared metrics, every run drawn on each, with ids
+    from their titles (runner.report.permalinks)."""
     experiment = folders.experiment_of(runs[0])
     label_keys = tuple(runs[0].manifest["label_keys"])
     samples = [measured(build_frame(run)) for run in runs]
     names = [RunRef.of(run).name for run in runs]
-    return [charts.render_overlay_svg([(name, charts.chart_data(s, chart, label_keys))
-                                       for name, s in zip(names, samples, strict=True)])
-            for chart in experiment.charts if chart.metric in metrics]
+    shown = [chart for chart in experiment.charts if chart.metric in metrics]
+    ids = permalinks.chart_ids(None, (chart.title for chart in shown))
+    return [{"id": chart_id, "svg": charts.render_overlay_svg(
+                [(name, charts.chart_data(s, chart, label_keys))
+                 for name, s in zip(names, samples, strict=True)])}
+            for chart, chart_id in zip(shown, ids, strict=True)]
+
+
+@dataclass(frozen=True)
+class ReportLinks:
+    """Where a compare page in a reports folder links: the index and the experiment pages'
+    machine sections, relative to the page; nothing for a page written elsewhere, or for a
+    section the experiment page does not show (a link must not point nowhere)."""
+
+    root: Path | None  # the reports folder holding the page, if any
+    page_dir: Path
+
+    @classmethod
+    def find(cls, out_dir: Path) -> ReportLinks:
+        """The nearest folder at or above out_dir (up to REPORT_DEPTH) holding a report."""
+        out_dir = out_dir.resolve()
+        for folder in [out_dir, *out_dir.parents][:REPORT_DEPTH + 1]:
+            if (folder / "index.html").is_file() and (folder / site.VERDICTS_JSON).is_file():
+                return cls(folder, out_dir)
+        return cls(None, out_dir)
+
+    def page(self, name: str) -> str | None:
+        """A page of the report, relative to the compare page; None if there is none."""
+        return self._href(name)
+
+    def _href(self, name: str) -> str | None:
+        if self.root is None or not (self.root / name).is_file():
+            return None
+        return Path(os.path.relpath(self.root / name, self.page_dir)).as_posix()
+
+    @property
+    def index(self) -> str | None:
+        return self._href("index.html")
+
+    def machine_section(self, experiment: str, machine: str) -> str | None:
+        page = f"{experiment}.html"
+        href = self._href(page)
+        section = permalinks.machine_id(machine)
+        if href is None or self.root is None \
+                or f'id="{section}"' not in (self.root / page).read_text(errors="replace"):
+            return None
+        return f"{href}#{section}"
+
+
+REPORT_DEPTH = 2  # reports/compare/NAME/compare.html: the report is two folders up
+
+
+def _load_rows(runs: Sequence[StoredRun], comparison: Comparison) -> list[dict[str, Any]]:
+    """The comparability table's rows of run conditions, flagged where a candidate's differ."""
+    cells = [_load_cells(run) for run in runs]
+    differs = {what: any(d.what == what for c in comparison.candidates for d in c.load)
+               for what in ("other work", "steal")}
+    return [{"key": "other work", "description": "CPUs kept busy by anything but alloclab and "
+             "its probes during the run (load recorded around it)",
+             "confounds": differs["other work"], "cells": [c["other_work"] for c in cells]},
+            {"key": "steal", "description": "share of CPU time the hypervisor took",
+             "confounds": differs["steal"], "cells": [c["steal"] for c in cells]}]
 
 
 def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
-                          command: str) -> dict[str, Any]:
+                          command: str, links: ReportLinks | None = None) -> dict[str, Any]:
     """Everything templates/compare.html shows; `runs` are the baseline then the candidates."""
     equivalence = comparison.equivalence
+    links = links or ReportLinks(None, Path("."))
     candidates = []
     for candidate in comparison.candidates:
+        # Largest change first: what moved most is what a reader looks for.
+        rows = by_effect(candidate.rows)
         candidates.append({
             "name": candidate.run.name, "pairs": len(candidate.rows),
+            "id": f"candidate-{candidate.run.machine}-{candidate.run.run_id}",
             "summary": _candidate_counts(candidate, equivalence),
-            # Largest change first: what moved most is what a reader looks for.
-            "rows": [_row_context(row, equivalence) for row in by_effect(candidate.rows)],
+            "load": candidate.load_text,
+            "geometric_means": geometric_mean_texts(candidate),
+            "rows": [_row_context(row, equivalence) for row in rows
+                     if row.verdict in SHOWN_VERDICTS or row.regression],
+            "folded": [_row_context(row, equivalence) for row in rows
+                       if not (row.verdict in SHOWN_VERDICTS or row.regression)],
             "only_in_baseline": list(candidate.only_in_baseline),
             "only_in_candidate": list(candidate.only_in_candidate),
         })
@@ -171,11 +281,18 @@ def build_compare_context(comparison: Comparison, runs: Sequence[StoredRun],
         "differences": [{"key": d.key, "description": d.description, "confounds": d.confounds,
                          "cells": list(d.values)} for d in comparison.differences],
         "confounders": len(comparison.confounders),
-        "runs": [_run_context("baseline" if i == 0 else "candidate", run, comparison.metrics)
-                 for i, run in enumerate(runs)],
+        "load_rows": _load_rows(runs, comparison),
+        "load_differences": [{"name": c.run.name, "text": c.load_text}
+                             for c in comparison.candidates if c.load],
+        "index": links.index,
+        "experiment_page": links.page(f"{comparison.baseline.experiment}.html"),
+        "load_limits": {"cpus": f"{LOAD_DIFFERENCE_CPUS:g}", "steal": _percent(STEAL_DIFFERENCE)},
+        "runs": [_run_context("baseline" if i == 0 else "candidate", run, comparison.metrics,
+                              links) for i, run in enumerate(runs)],
         "candidates": candidates,
         "regressions": [{"run": ref.name, "label": row.label, "metric": row.metric,
-                         "ratio": format_ratio(row), "change": change_text(row)}
+                         "ratio": format_ratio(row), "change": change_text(row),
+                         "load": row.load_difference}
                         for ref, row in _worst_first(comparison.regressions)],
         "charts": _overlay_charts(runs, comparison.metrics),
         "command": command,
@@ -191,8 +308,8 @@ def _worst_first(regressions: Sequence[tuple[RunRef, MetricComparison]]
 def render_compare_html(comparison: Comparison, runs: Sequence[StoredRun], command: str,
                         out_dir: Path, templates_dir: Path) -> Path:
     """Write out_dir/compare.html and return its path."""
-    context = build_compare_context(comparison, runs, command)
     out_dir.mkdir(parents=True, exist_ok=True)
+    context = build_compare_context(comparison, runs, command, ReportLinks.find(out_dir))
     page = out_dir / "compare.html"
     page.write_text(site.render_page(templates_dir, "compare.html", **context, experiments=[]))
     return page
@@ -222,6 +339,11 @@ def render_markdown(comparison: Comparison) -> str:
         lines.append("**Comparability:** no confounding fingerprint difference.")
     if others:
         lines.append("Also differ: " + ", ".join(f"`{d.key}`" for d in others) + ".")
+    for candidate in comparison.candidates:
+        if candidate.load:
+            lines.append(f"⚠️ `{candidate.run.name}` was measured under different load than the "
+                         f"baseline ({candidate.load_text}): a busy machine alone can make a "
+                         "scenario slower.")
     lines.append("")
     if comparison.fail_above is not None:
         regressions = comparison.regressions
@@ -231,7 +353,9 @@ def render_markdown(comparison: Comparison) -> str:
             lines.append(f"❌ **{len(regressions)} regression(s) above "
                          f"+{_percent(comparison.fail_above)}:** " + "; ".join(
                              f"{row.label} `{row.metric}` {change_text(row)}, "
-                             f"{format_ratio(row)}"
+                             f"{format_ratio(row)}" + (f", under different load "
+                                                       f"({row.load_difference})"
+                                                       if row.load_difference else "")
                              for _, row in worst[:REGRESSIONS_NAMED])
                          + (f"; and {more} more" if more > 0 else "") + ".")
         else:
@@ -241,6 +365,9 @@ def render_markdown(comparison: Comparison) -> str:
         lines += [f"### `{candidate.run.name}`", "",
                   f"{len(candidate.rows)} scenario × metric pairs: "
                   f"{_candidate_counts(candidate, equivalence)}.", ""]
+        means = geometric_mean_texts(candidate)
+        if means:
+            lines += ["Geometric mean of the ratios: " + "; ".join(means) + ".", ""]
         # Regressions first, so the rows a CI gate failed on are always among those shown;
         # then by verdict, and within each the largest change first.
         changed = sorted((row for row in by_effect(candidate.rows) if row.verdict != "same"),
@@ -254,7 +381,7 @@ def render_markdown(comparison: Comparison) -> str:
                          format_value(row.metric, row.candidate_median),
                          change_cell(row), format_ratio(row), format_p(row.p_adjusted),
                          ("**regression** " if row.regression else "")
-                         + verdict_text(row.verdict, equivalence)]
+                         + verdict_text(row.verdict, equivalence, row.load_difference)]
                 lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
             if len(changed) > MARKDOWN_ROWS:
                 lines.append(f"\n… and {len(changed) - MARKDOWN_ROWS} more (every row is in the "

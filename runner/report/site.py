@@ -8,8 +8,10 @@ bytes. pandas stops here: templates get plain strings and numbers, verdicts.json
 from __future__ import annotations
 
 import functools
+import html
 import multiprocessing
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,7 +28,8 @@ from runner.analysis.frame import build_frame, measured
 from runner.core.errors import StoreError, UsageError
 from runner.core.metrics import BY_NAME
 from runner.machine import system
-from runner.report import charts, highlight, render_cache
+from runner.report import charts, highlight, permalinks, render_cache
+from runner.report.grid import verdict_grid
 from runner.report.tables import (
     failure_rows,
     file_systems,
@@ -41,7 +44,6 @@ from runner.report.verdicts import (
     render_verdicts_json,
     verdict_record,
     verdict_rows,
-    verdict_summary,
 )
 from runner.store import folders, identity
 from runner.store.folders import (
@@ -62,7 +64,6 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     samples = measured(build_frame(run, categorical=True))
     label_keys = tuple(run.manifest["label_keys"])
     metrics = noise.watched_metrics(experiment)
-    anchor = f"run-{run.machine}"
     results = verdict.run_verdicts(run, experiment, samples)
     summaries = noise.scenario_summaries(samples, metrics)
     highlighted = highlight.noisy_cells(summaries, run.manifest["scenarios"], experiment.charts,
@@ -72,8 +73,9 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     facts = system.run_facts(run.manifest, run.first_probe_output())
     records = [verdict_record(run, result, facts) for result in results]
     return {
-        "anchor": anchor,
-        "verdicts": verdict_rows(experiment, results, anchor, extra_rounds_ending(run), records),
+        "anchor": permalinks.machine_id(run.machine),
+        "verdicts": verdict_rows(experiment, results, run.machine, extra_rounds_ending(run),
+                                 records),
         "verdict_records": records,
         "machine": run.machine,
         "reduced": run.reduced,
@@ -82,6 +84,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "finished": run.manifest.get("finished_utc"),
         "repetitions": run.manifest["repetitions"],
         "charts": [charts.render_svg(data, looks) for data in plotted],
+        "chart_ids": permalinks.chart_ids(run.machine, (c.title for c in experiment.charts)),
         "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
         "rows": scenario_rows(run, samples, metrics, summaries, highlighted),
         "failures": failure_rows(run),
@@ -108,10 +111,10 @@ def index_entry(experiment: dict[str, Any]) -> dict[str, Any]:
         "question": experiment["question"], "page": experiment["page"],
         "runs": [{
             "machine": run["machine"], "run_id": run["run_id"], "finished": run["finished"],
-            "identity": run["identity"],
+            "reduced": run["reduced"], "anchor": run["anchor"], "identity": run["identity"],
             "rows": [row["id"] for row in run["rows"]],
             "failures": [failure["label"] for failure in run["failures"]],
-            "verdicts": [{key: v[key] for key in ("claim", "status", "text")}
+            "verdicts": [{key: v[key] for key in ("claim", "status", "text", "id", "key")}
                          for v in run["verdicts"]],
             "verdict_records": run["verdict_records"],
         } for run in experiment["runs"]],
@@ -214,13 +217,35 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_bytes(data)
 
 
-def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
+def render_reports(results_dir: Path, reports_dir: Path, templates_dir: Path,
+                   outputs_dir: Path | None = None) -> list[Path]:
     """Render index.html, one page per experiment and verdicts.json; return the site's files.
 
     Experiment pages whose inputs are unchanged since the last render (runner.report.render_cache)
-    are kept as they are; index.html and verdicts.json are rebuilt from every page's entry.
+    are kept as they are; index.html and verdicts.json are rebuilt from every page's entry. The
+    index links the compare pages and fidelity figures found in `outputs_dir` (default
+    reports_dir): see other_outputs.
     """
-    return render_site(results_dir, reports_dir, templates_dir).pages
+    return render_site(results_dir, reports_dir, templates_dir, outputs_dir).pages
+
+
+# Where `alloclab compare --out reports/compare/NAME` and `nox -s bench` write.
+COMPARE_PAGES = "compare/*/compare.html"
+FIDELITY = "bench/fidelity.txt"
+_TITLE = re.compile(r"<title>(.*?)</title>", re.DOTALL)
+
+
+def other_outputs(outputs_dir: Path) -> dict[str, list[dict[str, str]]]:
+    """The pages made beside the report that the index links: compare pages (with their
+    <title>) and the fidelity figures, as links relative to the index."""
+    compare = []
+    for page in sorted(outputs_dir.glob(COMPARE_PAGES)):
+        found = _TITLE.search(page.read_text(errors="replace"))
+        title = html.unescape(found.group(1)).removesuffix(" — alloclab") if found else ""
+        compare.append({"href": page.relative_to(outputs_dir).as_posix(), "title": title})
+    fidelity = [{"href": FIDELITY, "title": "fidelity figures"}] if (
+        outputs_dir / FIDELITY).is_file() else []
+    return {"compare": compare, "fidelity": fidelity}
 
 
 @dataclass(frozen=True)
@@ -231,7 +256,8 @@ class Rendered:
     rendered: list[Path]
 
 
-def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Rendered:
+def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
+                outputs_dir: Path | None = None) -> Rendered:
     """render_reports, saying which experiment pages it rendered."""
     run_dirs = shown_run_dirs(results_dir)
     if not run_dirs:
@@ -284,7 +310,8 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path) -> Re
         rendered.append(reports_dir / page)
     context = {"experiments": [entries[f"{name}.html"] for name in navigation]}
     _write_if_changed(reports_dir / "index.html", render_page(
-        templates_dir, "index.html", **context, summary=verdict_summary(context)))
+        templates_dir, "index.html", **context, summary=verdict_grid(context),
+        outputs=other_outputs(outputs_dir or reports_dir)))
     _write_if_changed(reports_dir / VERDICTS_JSON, render_verdicts_json(context))
     render_cache.write_cache(reports_dir, cache, list(entries))
     pages = ["index.html", *(f"{name}.html" for name in navigation), VERDICTS_JSON]
@@ -324,11 +351,12 @@ def check_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> 
     """Re-render into a temporary folder; list how reports_dir differs (empty: it matches).
 
     Every page the results produce must exist with the same bytes; an .html page at the top
-    of reports_dir that they no longer produce is stale. Sub-folders (compare pages) are not
-    part of the report and are left alone.
+    of reports_dir that they no longer produce is stale. Sub-folders (compare pages, fidelity
+    figures) are not rendered from results and are left alone; the index lists those of
+    reports_dir, so one added since the last render makes the index stale.
     """
     with tempfile.TemporaryDirectory(prefix="alloclab-check-") as scratch:
-        fresh = render_reports(results_dir, Path(scratch), templates_dir)
+        fresh = render_reports(results_dir, Path(scratch), templates_dir, reports_dir)
         problems = []
         for page in fresh:
             committed = reports_dir / page.name

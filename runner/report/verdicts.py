@@ -1,6 +1,6 @@
 """What the pages and verdicts.json say of each verdict: the verdict table's rows (claim, figures,
-ratio with its interval, how the judging of each pair ended, the conditions it rests on), one
-record per check for verdicts.json, and the index's summary of every claim on every machine."""
+ratio with its interval, how the judging of each pair ended, the conditions it rests on) and
+one record per check for verdicts.json. The index's grid of them is runner.report.grid."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from runner.core.metrics import format_value
 from runner.core.model import CheckSpec, ExperimentSpec
 from runner.core.scope import describe_where
 from runner.machine import system
+from runner.report import permalinks
 from runner.store.folders import (
     StoredRun,
 )
@@ -88,16 +89,20 @@ def extra_rounds_ending(run: StoredRun) -> str | None:
 
 
 def verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict],
-                  anchor: str, ending: str | None,
-                  records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict table: each claim, what the data says, the figures, and its chart."""
+                 machine: str, ending: str | None,
+                 records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict table: each claim with its permalink (runner.report.permalinks), what the
+    data says, the figures, and the first chart of its metric."""
     chart_of: dict[str, str] = {}
-    for index, chart in enumerate(experiment.charts):
-        chart_of.setdefault(chart.metric, f"#{anchor}-chart-{index}")
+    for chart, chart_id in zip(experiment.charts, permalinks.chart_ids(
+            machine, (chart.title for chart in experiment.charts)), strict=True):
+        chart_of.setdefault(chart.metric, f"#{chart_id}")
+    keys = permalinks.claim_keys(experiment.name, (r.check.claim for r in results))
     rows = []
-    for result, record in zip(results, records, strict=True):
+    for result, record, key in zip(results, records, keys, strict=True):
         check = result.check
         rows.append({
+            "id": permalinks.verdict_id(machine, key), "key": key,
             "claim": check.claim,
             "conditions": record["conditions"]["text"],
             "status": result.status.replace(" ", "-"),
@@ -192,41 +197,3 @@ def render_verdicts_json(context: dict[str, Any]) -> str:
                for record in run["verdict_records"]]
     return json.dumps({"format": 2, "verdicts": records}, indent=1, sort_keys=True,
                       ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def machine_configurations(context: dict[str, Any]) -> dict[str, conditions.Configuration]:
-    """Each machine label as the machine and configuration it names: a label whose runs set
-    allocator variables on a machine another label holds without them is a configuration of
-    that machine (runner.analysis.conditions.machine_configurations; a label is judged by its newest
-    shown run)."""
-    newest: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for experiment in context["experiments"]:
-        for run in experiment["runs"]:
-            if run["machine"] not in newest or run["run_id"] > newest[run["machine"]][0]:
-                newest[run["machine"]] = (run["run_id"], run["identity"])
-    return conditions.machine_configurations({label: identity for label, (_, identity)
-                                              in newest.items()})
-
-
-def verdict_summary(context: dict[str, Any]) -> dict[str, Any]:
-    """Counts per status, each claim's verdict and the machines' names, for index.html. The
-    counts are of the machines as they are: a configuration's verdicts (a run with allocator
-    variables) are listed, and counted apart, so that a claim is not counted twice for one
-    machine."""
-    found = machine_configurations(context)
-    claims = [{"claim": v["claim"], "status": v["status"], "text": v["text"],
-               "experiment": e["title"], "page": e["page"],
-               "machine": found[run["machine"]].describe(),
-               "configuration": found[run["machine"]].name}
-              for e in context["experiments"] for run in e["runs"]
-              for v in run["verdicts"]]
-    plain = [c for c in claims if not c["configuration"]]
-    counts = [(status, sum(1 for c in plain if c["status"] == status.replace(" ", "-")))
-              for status in verdict.STATUSES]
-    configured: dict[str, int] = {}
-    for c in claims:
-        if c["configuration"]:
-            configured[c["machine"]] = configured.get(c["machine"], 0) + 1
-    return {"claims": claims, "counts": [(s, n) for s, n in counts if n],
-            "configured": sorted(configured.items()),
-            "machines": {label: c.describe() for label, c in found.items()}}

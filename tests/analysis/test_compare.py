@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runner.analysis.compare import compare_runs, decide, process_values
+from runner.analysis.compare import compare_runs, decide, load_differences, process_values
+from runner.analysis.noise import RunLoad, run_load
 from runner.store.folders import StoredRun, load_run
-from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
+from tests.synthetic import COMPARE_SPEC, FINGERPRINT, load_session, write_synthetic_run
 
 METRIC = "first_touch_ns_per_page"
 
@@ -144,3 +145,34 @@ def test_values_a_process_did_not_report_are_left_out() -> None:
     values = process_values(samples, METRIC)
     assert list(values) == ["a"]
     np.testing.assert_array_equal(values["a"], [1.0])
+
+
+def test_a_run_s_load_is_read_from_its_sessions_weighted_by_length() -> None:
+    assert run_load([load_session(1.07)]) == RunLoad(pytest.approx(1.07), 0.0)
+    # 10 s at 1 CPU of other work and 30 s at none: 0.25 over the run
+    both = run_load([load_session(1.0), load_session(0.0, seconds=30)])
+    assert both.other_work_cpus == pytest.approx(0.25)
+    assert run_load([]) == RunLoad(None, None)
+
+
+def test_runs_differ_in_load_beyond_half_a_cpu_or_two_percent_of_steal() -> None:
+    quiet, busy = RunLoad(0.02, 0.0), RunLoad(1.07, 0.0)
+    (found,) = load_differences(busy, quiet)
+    assert found.text == "1.07 vs 0.02 CPUs of other work"
+    assert load_differences(RunLoad(0.02, 0.0), RunLoad(0.5, 0.01)) == ()
+    assert [d.text for d in load_differences(quiet, RunLoad(0.02, 0.12))] == ["steal 0% vs 12%"]
+    assert load_differences(quiet, RunLoad(None, None)) == ()  # unknown is not different
+
+
+def test_a_candidate_under_other_load_names_it_on_every_row(tmp_path: Path, spec: Path) -> None:
+    baseline = _run(tmp_path, spec, "r1", noise=0.02, seed=1,
+                    manifest_extra={"load": [load_session(1.07)]})
+    candidate = _run(tmp_path, spec, "r2", noise=0.02, seed=2, scale=1.3,
+                     manifest_extra={"load": [load_session(0.02)]})
+    comparison = compare_runs(baseline, [candidate], metrics=[METRIC], fail_above=0.1)
+    (result,) = comparison.candidates
+    assert result.load_text == "1.07 vs 0.02 CPUs of other work"
+    assert {row.load_difference for row in result.rows} == {result.load_text}
+    assert comparison.regressions  # still a regression for the gate, named with its load
+    (mean,) = result.geometric_means()
+    assert mean.metric == METRIC and mean.count == 8 and mean.ratio == pytest.approx(1.3, 0.03)

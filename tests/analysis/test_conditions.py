@@ -254,9 +254,12 @@ def test_the_index_names_a_tunable_label_as_a_configuration_of_its_machine(
     render_reports(results, tmp_path / "reports", TEMPLATES)
     index = (tmp_path / "reports" / "index.html").read_text()
     configured = "vm, configuration GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
-    assert index.count(f"<td>{configured}</td>") == 2  # its two verdicts
-    assert index.count("<td>vm</td>") == 2
-    assert f"{configured} (20260101T000000Z)" in index
+    # its own column in the grid, beside the machine's, a cell for each of its two verdicts
+    assert ("<th>vm</th><th>vm-glibc-malloc-hugetlb<br><span class=\"muted\">vm with "
+            "GLIBC_TUNABLES=glibc.malloc.hugetlb=1</span></th>") in index
+    assert len(re.findall(r'title="vm, configuration GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1: ',
+                          index)) == 2
+    assert f"{configured}</a> (20260101T000000Z)" in index
     # The counts are the machine's own two verdicts; the configuration's are counted apart.
     assert sum(int(n) for n in re.findall(r'<span class="verdict [a-z-]+">(\d+) ', index)) == 2
-    assert f"besides, in the table: 2 verdicts of {configured}" in index
+    assert f"counted apart: 2 verdicts of {configured}" in index

@@ -13,7 +13,7 @@ import pytest
 from runner.cli.main import main
 from runner.probe import execute
 from runner.store.select import latest_runs, list_runs
-from tests.synthetic import COMPARE_SPEC, write_synthetic_run
+from tests.synthetic import COMPARE_SPEC, load_session, write_synthetic_run
 
 ROOT = Path(__file__).parents[2]
 INVALID = sorted((ROOT / "tests" / "spec_cases" / "invalid").glob("*.yaml"))
@@ -199,6 +199,20 @@ def test_compare_fails_above_the_threshold_only_on_a_regression(
     assert "failing" in err and (tmp_path / "cmp" / "compare.html").exists()
     assert main(["compare", base, slow, "--fail-above", "25"]) == 0  # 20% is below 25%
     assert main(["compare", base, slow]) == 0  # no threshold, no gate
+
+
+def test_a_regression_under_different_load_still_fails_the_gate_and_names_the_load(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(COMPARE_SPEC)
+    results = tmp_path / "results"
+    runs = [str(write_synthetic_run(results, spec, run_id=run_id, noise=0.02, seed=seed,
+                                    scale=scale, manifest_extra={"load": [load_session(cpus)]}))
+            for run_id, seed, scale, cpus in (("r1", 1, 1.0, 1.07), ("r2", 2, 1.3, 0.02))]
+    assert main(["compare", *runs, "--fail-above", "10%"]) == 1
+    err = capsys.readouterr().err
+    assert ("8 regression(s) above +10% (8 measured under different load: 1.07 vs 0.02 CPUs "
+            "of other work; rerun both on a quiet machine to tell): failing") in err
 
 
 def test_compare_takes_an_experiment_folder_as_its_latest_run(

@@ -16,8 +16,9 @@ from runner.report.compare_page import (
     render_compare_html,
     render_markdown,
 )
+from runner.report.site import render_reports
 from runner.store.folders import StoredRun, load_run
-from tests.synthetic import COMPARE_SPEC, FINGERPRINT, write_synthetic_run
+from tests.synthetic import COMPARE_SPEC, FINGERPRINT, load_session, write_synthetic_run
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
 METRIC = "first_touch_ns_per_page"
@@ -128,7 +129,9 @@ def test_different_rows_are_counted_by_which_way_they_went(runs: list[StoredRun]
     context = build_compare_context(replace(comparison, candidates=(mixed,)), runs, "cmd")
     assert context["candidates"][0]["summary"] == (
         "4 different (2 slower, 1 faster, 1 fewer faults), 1 same within ±5%")
-    assert [r["id"] for r in context["candidates"][0]["rows"]] == ["s1", "s2", "s3", "s0", "s4"]
+    # the different rows shown, largest change first; the same one folded away
+    assert [r["id"] for r in context["candidates"][0]["rows"]] == ["s1", "s2", "s3", "s0"]
+    assert [r["id"] for r in context["candidates"][0]["folded"]] == ["s4"]
 
 
 def test_counts_and_regressions_come_before_comparability_and_charts(
@@ -137,6 +140,57 @@ def test_counts_and_regressions_come_before_comparability_and_charts(
     html = render_compare_html(comparison, runs, "cmd", tmp_path, TEMPLATES).read_text()
     positions = [html.index(marker) for marker in (
         "<h2>Verdicts</h2>", "8 different (8 slower)", "<h2>Regressions above +10%</h2>",
-        "<h2>Comparability</h2>", "<svg", '<h2 id="candidate-0">')]
+        '<h2 id="comparability">Comparability</h2>', "<svg",
+        '<h2 id="candidate-test-machine-r2">')]
     assert positions == sorted(positions)
     assert html.count("% slower</td>") == 8 + 8  # the regression list and the table
+
+
+LOAD = "1.07 vs 0.02 CPUs of other work"
+
+
+def test_an_a_a_pair_under_different_load_calls_nothing_a_regression_without_the_load(
+        tmp_path: Path) -> None:
+    # One spec, one machine; the manifests differ only in the load recorded around the runs,
+    # and the candidate came out slower, as a changed load can make it.
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(COMPARE_SPEC)
+    results = tmp_path / "results"
+    runs = [load_run(write_synthetic_run(results, spec, run_id="r1", noise=0.02, seed=1,
+                                         manifest_extra={"load": [load_session(1.07)]})),
+            load_run(write_synthetic_run(results, spec, run_id="r2", noise=0.02, seed=2,
+                                         scale=1.3,
+                                         manifest_extra={"load": [load_session(0.02)]}))]
+    comparison = compare_runs(runs[0], runs[1:], metrics=[METRIC], fail_above=0.1)
+    html = render_compare_html(comparison, runs, "cmd", tmp_path / "out", TEMPLATES).read_text()
+    verdicts = re.findall(r'<td class="verdict different">(.*?)</td>', html)
+    assert len(verdicts) == 8
+    assert all(v == f"regression: different, under different load ({LOAD})" for v in verdicts)
+    assert html.count(f"under different load ({LOAD})</span>") == 8  # the regression list
+    assert "Every recorded fingerprint field is the same in all runs." in html
+    assert f"was measured under different load than the baseline: {LOAD}" in html
+    assert re.search(r'<td class="confounds">yes</td>\s*<td>1.07 CPUs</td><td>0.02 CPUs</td>',
+                     html)
+    markdown = render_markdown(comparison)
+    assert f"measured under different load than the baseline ({LOAD})" in markdown
+    for line in markdown.splitlines():
+        if "regression" in line or "different" in line.replace("different load", ""):
+            assert LOAD in line or line.startswith(("8 scenario", "Baseline")), line
+
+
+def test_the_page_links_the_index_and_the_experiment_page_when_in_a_report(
+        runs: list[StoredRun], tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    render_reports(runs[0].path.parents[2], reports, TEMPLATES)
+    comparison = compare_runs(runs[0], runs[1:], metrics=[METRIC])
+    html = render_compare_html(comparison, runs, "cmd", reports / "compare" / "pair",
+                               TEMPLATES).read_text()
+    assert '<nav><a href="../../index.html">alloclab</a><a href="../../cmp.html">cmp</a>' in html
+    assert 'href="../../cmp.html#m-test-machine"' in html
+    elsewhere = render_compare_html(comparison, runs, "cmd", tmp_path / "alone",
+                                    TEMPLATES).read_text()
+    assert "index.html" not in elsewhere and "cmp.html" not in elsewhere
+    # the index lists the compare page once it is rendered again
+    render_reports(runs[0].path.parents[2], reports, TEMPLATES)
+    assert '<a href="compare/pair/compare.html">Compare cmp</a>' in (
+        reports / "index.html").read_text()

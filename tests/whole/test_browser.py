@@ -23,7 +23,7 @@ from runner.report.compare_page import render_compare_html
 from runner.report.site import render_reports
 from runner.store.folders import load_run
 from tests import browser
-from tests.synthetic import COMPARE_SPEC, SMALL_SPEC, write_synthetic_run
+from tests.synthetic import COMPARE_SPEC, FINGERPRINT, SMALL_SPEC, write_synthetic_run
 
 ROOT = Path(__file__).parents[2]
 REPORTS = ROOT / "reports"
@@ -53,6 +53,12 @@ def _verdicts_per_page(reports: Path) -> Counter[str]:
     return Counter(f"{v['experiment']}.html" for v in verdicts)
 
 
+def _claims(reports: Path) -> int:
+    """How many claims the index grid must show: one row each, whatever the machines."""
+    verdicts = json.loads((reports / "verdicts.json").read_text())["verdicts"]
+    return len({(v["experiment"], v["claim"]) for v in verdicts})
+
+
 def _check_site(driver: WebDriver, reports: Path, page: Path) -> browser.PageAudit:
     """Audit one page and check what its kind must show: the index's verdict summary and its
     links to every experiment page, each experiment page's verdict rows, compare verdicts."""
@@ -62,9 +68,13 @@ def _check_site(driver: WebDriver, reports: Path, page: Path) -> browser.PageAud
     expected = _verdicts_per_page(reports)
     relative = page.relative_to(reports)
     if relative == Path("index.html"):
-        assert audit.verdict_rows == (expected.total(),)
-        experiment_pages = {p.resolve() for p in reports.glob("*.html")} - {page.resolve()}
-        assert audit.local_pages == experiment_pages
+        assert audit.grid_rows == _claims(reports)
+        # every verdict in the grid (and again in the disagreements table), each to its row
+        assert len(audit.grid_links) >= expected.total()
+        assert {link.partition("#")[0] for link in audit.grid_links} == set(expected)
+        linked = {p.resolve() for p in reports.glob("*.html")} - {page.resolve()}
+        linked |= {p.resolve() for p in reports.glob("compare/*/compare.html")}
+        assert audit.local_pages == linked
     elif relative.parts[0] == "compare":
         assert audit.charts > 0 and audit.verdict_cells > 0
     else:  # an experiment's page: one table per run with checks, a row per check
@@ -99,11 +109,14 @@ def synthetic_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     baseline = write_synthetic_run(results, root / "cmp.yaml", run_id="20260101T000000Z")
     candidate = write_synthetic_run(results, root / "cmp.yaml", run_id="20260102T000000Z",
                                     scale=1.2, noise=0.02, seed=3)
+    write_synthetic_run(results, root / "small.yaml", machine="other-machine",
+                        fingerprint={**FINGERPRINT, "cpu_model": "Another CPU"})
     render_reports(results, reports, TEMPLATES)
     runs = [load_run(baseline), load_run(candidate)]
     comparison = compare_runs(runs[0], runs[1:], metrics=["first_touch_ns_per_page"])
     render_compare_html(comparison, runs, "alloclab compare", reports / "compare" / "cmp",
                         TEMPLATES)
+    render_reports(results, reports, TEMPLATES)  # the index lists the compare page
     return reports
 
 
@@ -113,9 +126,13 @@ def test_a_freshly_rendered_site_shows_whole_in_a_browser(chromium: WebDriver,
     assert [p.relative_to(synthetic_site).as_posix() for p in pages] == [
         "cmp.html", "compare/cmp/compare.html", "index.html", "small.html"]
     audits = {p.name: _check_site(chromium, synthetic_site, p) for p in pages}
-    assert audits["small.html"].verdict_rows == (2,)
+    assert audits["small.html"].verdict_rows == (2, 2)  # two machines
     assert audits["cmp.html"].verdict_rows == ()  # no checks, no table
-    assert audits["index.html"].verdict_rows == (2,)
+    assert audits["index.html"].grid_rows == 2  # one row per claim, two machines each
+    assert len(audits["index.html"].grid_links) == 4
+    # the compare page links back to the index and to the experiment page's machine section
+    assert {(synthetic_site / name).resolve() for name in ("index.html", "cmp.html")} <= \
+        audits["compare.html"].local_pages
 
 
 BROKEN_PAGE = """<!DOCTYPE html>
@@ -135,6 +152,9 @@ BROKEN_PAGE = """<!DOCTYPE html>
 <figure><svg xmlns="http://www.w3.org/2000/svg" width="0" height="0">
   <title>t</title><desc>d</desc><path d="M 0 0 L 1 1"/></svg></figure>
 <figure><p>chart failed</p></figure>
+<table class="verdicts"><tr><th>claim</th></tr><tr><td>a row with no id</td></tr></table>
+<table class="grid"><tr class="claim" id="claim-x"><td><a class="verdict holds"
+  href="other.html">holds</a></td></tr></table>
 <script>console.error("the chart script failed");</script>
 </body></html>
 """
@@ -155,5 +175,7 @@ def test_the_audit_sees_what_a_reader_would_find_broken(chromium: WebDriver,
                      "a chart (svg) is not rendered: its box is 0x0",
                      "SVG chart 'cut' has text past its edge: 'a label too long'",
                      "1 <figure>(s) hold no chart",
+                     "1 verdict row(s) without an id",
+                     "grid cell links to 'other.html', not to a verdict row",
                      "<link> loads 'http://127.0.0.1:9/style.css' from outside the report"):
         assert expected in problems, f"{expected!r} not in:\n{problems}"
