@@ -48,6 +48,7 @@ from runner.spec.keys import (
     REPETITION_KEYS,
     STATISTICS,
     TOP_KEYS,
+    Y_FROMS,
     Key,
 )
 
@@ -272,6 +273,8 @@ def _key_values(key: Key) -> str:
             return f"a percentage from 0% to {MAX_SHARE:.0%}"
         case "quantifier":
             return f"one of {_codes(QUANTIFIERS)}"
+        case "y_from":
+            return f"one of {_codes(Y_FROMS)}"
         case _:
             assert_never(key.kind)
 
