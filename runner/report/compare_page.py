@@ -27,6 +27,7 @@ from runner.analysis.compare import (
 from runner.analysis.frame import build_frame, measured
 from runner.core.metrics import direction
 from runner.report import charts, site, tables
+from runner.report.chart_data import chart_data
 from runner.store import folders
 from runner.store.folders import StoredRun, data_checksum
 
@@ -135,14 +136,17 @@ def _run_context(role: str, run: StoredRun, metrics: Sequence[str]) -> dict[str,
     }
 
 
-def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[str]:
-    """The baseline spec's charts of the compared metrics, every run drawn on each."""
+def _overlay_charts(runs: Sequence[StoredRun],
+                    metrics: Sequence[str]) -> list[dict[str, str]]:
+    """The baseline spec's charts of the compared metrics, every run drawn on each, with
+    their captions."""
     experiment = folders.experiment_of(runs[0])
     label_keys = tuple(runs[0].manifest["label_keys"])
     samples = [measured(build_frame(run)) for run in runs]
     names = [RunRef.of(run).name for run in runs]
-    return [charts.render_overlay_svg([(name, charts.chart_data(s, chart, label_keys))
-                                       for name, s in zip(names, samples, strict=True)])
+    return [{"svg": charts.render_overlay_svg([(name, chart_data(s, chart, label_keys))
+                                               for name, s in zip(names, samples, strict=True)]),
+             "caption": charts.chart_caption(chart)}
             for chart in experiment.charts if chart.metric in metrics]
 
 

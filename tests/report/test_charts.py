@@ -7,9 +7,9 @@ import pytest
 
 from runner.analysis.frame import build_frame, measured
 from runner.analysis.noise import scenario_summaries
-from runner.core.metrics import axis_label
 from runner.core.model import ChartSpec
-from runner.report.charts import chart_data, render_svg
+from runner.report.chart_data import chart_data
+from runner.report.charts import render_svg
 from runner.store.folders import load_run
 from tests.synthetic import write_synthetic_run
 
@@ -58,7 +58,7 @@ def test_svg_is_deterministic_and_inline_ready(samples) -> None:  # type: ignore
 
 def test_whole_number_parameters_are_a_numeric_axis_and_keyed_in_legends() -> None:
     from runner.core.parameters import BY_KEY
-    from runner.report.charts import NUMERIC_KINDS, _series_label
+    from runner.report.chart_data import NUMERIC_KINDS, _series_label
     assert BY_KEY["threads"].kind in NUMERIC_KINDS
     assert _series_label(("threads", "backing"), (2, "malloc")) == "threads=2 malloc"
 
@@ -103,16 +103,22 @@ def test_each_svg_says_what_it_shows_in_a_title_and_a_desc(samples) -> None:  # 
     # The first children of <svg>, where screen readers look; text escaped as XML.
     assert head[1] == " <title>Touch &lt;fast&gt; &amp; slow</title>"
     assert head[2] == (
-        " <desc>Metric first_touch_ns_per_page. x axis: size (log scale); y axis: "
-        f"{axis_label('first_touch_ns_per_page', 'ns')} (log scale); median line and "
-        "interquartile band per series. Series (2): malloc; mmap-anon.</desc>")
+        " <desc>Metric first_touch_ns_per_page: time of the first touch phase per page of a "
+        "block (ns). x axis: size (log scale); y axis: first touch time per page (log scale); "
+        "median line and interquartile band per series; beside a median of at most 20 "
+        "processes, each process&#x27;s own value (the median of its iterations). Series (2): "
+        "malloc; mmap-anon. Each mark&#x27;s title gives its numbers.</desc>")
     categorical = render_svg(chart_data(samples, ChartSpec("By backing",
                                                            "first_touch_ns_per_op", "backing"),
                                         LABEL_KEYS))
     desc = categorical.split("\n")[2]
-    assert desc.startswith(" <desc>Metric first_touch_ns_per_op. x axis: backing; y axis: ")
-    assert desc.endswith("; median point and interquartile bar per series. "
-                         "Series (3): 4KiB; 64KiB; 1MiB.</desc>")
+    assert desc.startswith(" <desc>Metric first_touch_ns_per_op: time of the first touch "
+                           "phase per block (ns). x axis: backing")
+    assert desc.endswith("; y axis: first touch time per block, from 0; median point and "
+                         "interquartile bar per series; beside a median of at most 20 "
+                         "processes, each process&#x27;s own value (the median of its "
+                         "iterations). Series (3): 4KiB; 64KiB; 1MiB. Each mark&#x27;s title "
+                         "gives its numbers.</desc>")
 
 
 def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ignore[no-untyped-def]
@@ -167,8 +173,10 @@ def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignor
     assert {"100 ns", "200 ns", "500 ns", "1 µs", "4KiB", "size", "Touch", "malloc"} <= set(
         texts)
     assert "300 ns" not in texts
-    # The unit is in the ticks, not repeated in the axis label; no glyph outlines.
-    assert "time of the first touch phase per page of a block" in texts
+    # The y axis says the metric's short name in one line, its unit in the ticks, not
+    # repeated in the axis label (the long description is the caption); no glyph outlines.
+    assert "first touch time per page" in texts
+    assert "time of the first touch phase per page of a block" not in texts
     assert "DejaVuSans-" not in svg
     fills = set(re.findall(r"<text [^>]*fill: (#[0-9a-f]{6})", svg))
     assert fills == {TEXT_COLOUR} and svg.count("<text ") == len(texts)
@@ -193,12 +201,13 @@ def _laid_out(chart: ChartSpec, series: dict[str, list[tuple[object, float]]],
     (texts measured as the SVG backend measures them)."""
     import matplotlib
 
-    from runner.report.charts import _RC, Point, _figure, _Line, series_look
+    from runner.report.chart_data import Point
+    from runner.report.charts import _RC, _figure, _Line, series_look
     lines = [_Line(label, tuple(Point(x, y, y * 0.9, y * 1.1, 5) for x, y in points),  # type: ignore[arg-type]
                    series_look(i)) for i, (label, points) in enumerate(series.items())]
     context = matplotlib.rc_context(_RC)
     context.__enter__()
-    figure = _figure(chart, lines, legend_title, 4.2)
+    figure, _ = _figure(chart, lines, legend_title, 4.2)
     renderer = figure._get_renderer()  # type: ignore[attr-defined]
     figure.draw(renderer)
     return figure, renderer, context
@@ -265,7 +274,7 @@ def test_computed_margins_fit_every_text_as_tight_layout_would(case: str) -> Non
 def test_legend_goes_where_it_covers_no_point() -> None:
     """matplotlib's "best", reckoned from the data: the first free place of its order."""
     from runner.report.chart_layout import legend_place
-    from runner.report.charts import _measure
+    from runner.report.chart_layout import measure as _measure
     chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
                       log_y=True)
     # Lines along the top: the upper places are taken, the lower right is free first.

@@ -1,0 +1,122 @@
+"""What a reader learns by resting the pointer on a chart's mark: its numbers, in an SVG
+<title>, which browsers show as a tooltip and screen readers read, with no script or server.
+
+runner.report.charts gives each artist that draws marks a gid (`mark_gid`); once matplotlib has
+written the SVG, `add_titles` wraps each of that artist's marks (a marker's <use>, a quartile
+bar's <path>) in a <g class="point"> whose <title> says the series, the x value, the median
+and quartiles in the metric's unit and the number of processes (for a process's own mark, its
+value and iterations), and puts a transparent circle around each marker, so the pointer need
+not land on a 4-point dot. The gid becomes a class, since a page holds many charts and an id
+must be unique. Plain text work on matplotlib's output: the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from runner.core.metrics import BY_NAME
+from runner.report.chart_data import Point, ProcessValue
+from runner.report.tables import format_value
+
+POINT_CLASS = "point"  # a mark with its <title>; tests/browser.py looks for it
+HIT_RADIUS_PT = 6.0  # the circle around a marker that shows its title
+# What each kind of artist draws its marks as, and the class its group is given.
+MarkKind = Literal["points", "bars", "processes"]
+_ELEMENT: dict[MarkKind, str] = {"points": "use", "bars": "path", "processes": "use"}
+
+
+def mark_gid(kind: MarkKind, series_index: int) -> str:
+    """The gid an artist drawing a series' marks is given, found again by add_titles."""
+    return f"alloclab-{kind}-{series_index}"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The titles of one artist's marks, in the order it draws them."""
+
+    kind: MarkKind
+    series_index: int
+    titles: tuple[str, ...]
+
+
+def value_text(metric: str, value: float) -> str:
+    """A value with its unit: `2.48 µs`, `1 MiB`, `3 faults`, `0.25 fraction`."""
+    text = format_value(metric, value)
+    unit = BY_NAME[metric].unit
+    return text if unit in ("ns", "bytes", "0 or 1") else f"{text} {unit}"
+
+
+def _where(series_label: str, x_text: str) -> str:
+    return x_text if series_label == "all" else f"{series_label}, {x_text}"
+
+
+def point_title(metric: str, series_label: str, x_text: str, point: Point) -> str:
+    """`malloc, size 4KiB: median 250 ns, quartiles 245 ns – 255 ns, 3 processes (6
+    samples)`."""
+    processes = len(point.processes)
+    return (f"{_where(series_label, x_text)}: median {value_text(metric, point.median)}, "
+            f"quartiles {value_text(metric, point.q1)} – {value_text(metric, point.q3)}, "
+            f"{processes} process{'es' if processes != 1 else ''} ({point.n} "
+            f"sample{'s' if point.n != 1 else ''})")
+
+
+def process_title(metric: str, series_label: str, x_text: str, position: int, count: int,
+                  process: ProcessValue) -> str:
+    """`malloc, size 4KiB, process 2 of 3: 251 ns (median of its 5 iterations)`."""
+    iterations = (f"median of its {process.iterations} iterations" if process.iterations != 1
+                  else "its one iteration")
+    return (f"{_where(series_label, x_text)}, process {position} of {count}: "
+            f"{value_text(metric, process.median)} ({iterations})")
+
+
+_GROUP_TAG = re.compile(r"<g[\s>]|</g>")
+
+
+def _group_end(svg: str, start: int) -> int:
+    """Where the <g> element opening at `start` closes (after its </g>)."""
+    depth = 0
+    for tag in _GROUP_TAG.finditer(svg, start):
+        depth += -1 if tag.group() == "</g>" else 1
+        if depth == 0:
+            return tag.end()
+    raise ValueError("an SVG group is not closed")
+
+
+def _wrap(mark: str, title: str, element: str) -> str:
+    hit = ""
+    if element == "use":
+        x = re.search(r' x="([^"]*)"', mark)
+        y = re.search(r' y="([^"]*)"', mark)
+        if x and y:
+            hit = (f'<circle cx="{x.group(1)}" cy="{y.group(1)}" r="{HIT_RADIUS_PT:g}" '
+                   'style="fill: none; pointer-events: all"/>')
+    return f'<g class="{POINT_CLASS}"><title>{html.escape(title)}</title>{mark}{hit}</g>'
+
+
+def add_titles(svg: str, groups: Sequence[Marks]) -> str:
+    """Each mark of each group titled (see the module's docstring). A group whose marks
+    matplotlib drew in another number than it has titles keeps them bare rather than give a
+    mark another point's numbers (the browser test fails on a bare mark)."""
+    for group in groups:
+        head = f'<g id="{mark_gid(group.kind, group.series_index)}">'
+        start = svg.find(head)
+        if start < 0:
+            continue
+        end = _group_end(svg, start)
+        body = svg[start + len(head):end]
+        element = _ELEMENT[group.kind]
+        marks = list(re.finditer(rf"<{element} [^>]*/>", body))
+        if element == "path":  # the <path> of a marker's shape is defined, not drawn
+            marks = [m for m in marks if ' id="' not in m.group()]
+        if len(marks) == len(group.titles):
+            pieces, last = [], 0
+            for mark, title in zip(marks, group.titles, strict=True):
+                pieces += [body[last:mark.start()], _wrap(mark.group(), title, element)]
+                last = mark.end()
+            body = "".join([*pieces, body[last:]])
+        svg = f'{svg[:start]}<g class="{group.kind}">{body}{svg[end:]}'
+    return svg
