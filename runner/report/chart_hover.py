@@ -6,7 +6,8 @@ written the SVG, `add_titles` wraps each of that artist's marks (a marker's <use
 bar's <path>) in a <g class="point"> whose <title> says the series, the x value, the median
 and quartiles in the metric's unit and the number of processes (for a process's own mark, its
 value and iterations), and puts a transparent circle around each marker, so the pointer need
-not land on a 4-point dot. The gid becomes a class, since a page holds many charts and an id
+not land exactly on a 4-point dot; processes' marks lie under their median's, which wins
+where they meet. The gid becomes a class, since a page holds many charts and an id
 must be unique. Plain text work on matplotlib's output: the same data gives the same bytes.
 """
 
@@ -23,10 +24,13 @@ from runner.report.chart_data import Point, ProcessValue
 from runner.report.tables import format_value
 
 POINT_CLASS = "point"  # a mark with its <title>; tests/browser.py looks for it
-HIT_RADIUS_PT = 6.0  # the circle around a marker that shows its title
 # What each kind of artist draws its marks as, and the class its group is given.
 MarkKind = Literal["points", "bars", "processes"]
 _ELEMENT: dict[MarkKind, str] = {"points": "use", "bars": "path", "processes": "use"}
+# The radius of the circle around a marker that shows its title: a median's (a 4-point
+# marker) reaches no further than the processes' marks beside it begin
+# (runner.report.charts.PROCESS_OFFSET_PT), a process's stays about its own size.
+HIT_RADIUS_PT: dict[MarkKind, float] = {"points": 3.5, "bars": 0.0, "processes": 2.0}
 
 
 def mark_gid(kind: MarkKind, series_index: int) -> str:
@@ -86,14 +90,13 @@ def _group_end(svg: str, start: int) -> int:
     raise ValueError("an SVG group is not closed")
 
 
-def _wrap(mark: str, title: str, element: str) -> str:
+def _wrap(mark: str, title: str, radius_pt: float) -> str:
     hit = ""
-    if element == "use":
-        x = re.search(r' x="([^"]*)"', mark)
-        y = re.search(r' y="([^"]*)"', mark)
-        if x and y:
-            hit = (f'<circle cx="{x.group(1)}" cy="{y.group(1)}" r="{HIT_RADIUS_PT:g}" '
-                   'style="fill: none; pointer-events: all"/>')
+    x = re.search(r' x="([^"]*)"', mark)
+    y = re.search(r' y="([^"]*)"', mark)
+    if radius_pt and x and y:
+        hit = (f'<circle cx="{x.group(1)}" cy="{y.group(1)}" r="{radius_pt:g}" '
+               'style="fill: none; pointer-events: all"/>')
     return f'<g class="{POINT_CLASS}"><title>{html.escape(title)}</title>{mark}{hit}</g>'
 
 
@@ -115,7 +118,8 @@ def add_titles(svg: str, groups: Sequence[Marks]) -> str:
         if len(marks) == len(group.titles):
             pieces, last = [], 0
             for mark, title in zip(marks, group.titles, strict=True):
-                pieces += [body[last:mark.start()], _wrap(mark.group(), title, element)]
+                pieces += [body[last:mark.start()],
+                           _wrap(mark.group(), title, HIT_RADIUS_PT[group.kind])]
                 last = mark.end()
             body = "".join([*pieces, body[last:]])
         svg = f'{svg[:start]}<g class="{group.kind}">{body}{svg[end:]}'

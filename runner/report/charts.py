@@ -309,7 +309,7 @@ def _draw_processes(figure: Figure, axes: Any, chart: ChartSpec, index: int, lin
     artist, = axes.plot([x for x, _, _, _ in dots], [q.median for _, _, _, q in dots],
                         linestyle="none", marker=look.marker, markersize=3,
                         markerfacecolor="none", markeredgewidth=0.7, color=look.colour,
-                        alpha=0.8, label="_processes",
+                        alpha=0.8, label="_processes", zorder=1.9,  # under the medians
                         gid=chart_hover.mark_gid("processes", index))
     artist.set_transform(offset_copy(axes.transData, figure, x=PROCESS_OFFSET_PT, y=0,
                                      units="points"))
