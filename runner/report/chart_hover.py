@@ -1,5 +1,5 @@
 """What a reader learns by resting the pointer on a chart's mark: its numbers, in an SVG
-<title>, which browsers show as a tooltip and screen readers read, with no script or server.
+`<title>`, which browsers show as a tooltip and screen readers read, with no script or server.
 
 runner.report.charts gives each artist that draws marks a gid (`mark_gid`); once matplotlib has
 written the SVG, `add_titles` wraps each of that artist's marks (a marker's <use>, a quartile
