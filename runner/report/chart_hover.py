@@ -4,11 +4,12 @@
 runner.report.charts gives each artist that draws marks a gid (`mark_gid`); once matplotlib has
 written the SVG, `add_titles` wraps each of that artist's marks (a marker's <use>, a quartile
 bar's <path>) in a <g class="point"> whose <title> says the series, the x value, the median
-and quartiles in the metric's unit and the number of processes (for a process's own mark, its
-value and iterations), and puts a transparent circle around each marker, so the pointer need
-not land exactly on a 4-point dot; processes' marks lie under their median's, which wins
-where they meet. The gid becomes a class, since a page holds many charts and an id
-must be unique. Plain text work on matplotlib's output: the same data gives the same bytes.
+and quartiles in the metric's unit and the number of processes (for the marks of a point's
+processes, together, each one's value, lowest first), and puts a transparent circle around
+each median's marker, so the pointer need not land exactly on a 4-point dot; processes' marks
+lie under their median's, which wins where they meet. The gid becomes a class, since a page
+holds many charts and an id must be unique. Plain text work on matplotlib's output: the same
+data gives the same bytes.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ MarkKind = Literal["points", "bars", "processes"]
 _ELEMENT: dict[MarkKind, str] = {"points": "use", "bars": "path", "processes": "use"}
 # The radius of the circle around a marker that shows its title: a median's (a 4-point
 # marker) reaches no further than the processes' marks beside it begin
-# (runner.report.charts.PROCESS_OFFSET_PT), a process's stays about its own size.
-HIT_RADIUS_PT: dict[MarkKind, float] = {"points": 3.5, "bars": 0.0, "processes": 2.0}
+# (runner.report.charts.PROCESS_OFFSET_PT); processes' marks, several together, need none.
+HIT_RADIUS_PT: dict[MarkKind, float] = {"points": 3.5, "bars": 0.0, "processes": 0.0}
 
 
 def mark_gid(kind: MarkKind, series_index: int) -> str:
@@ -40,11 +41,13 @@ def mark_gid(kind: MarkKind, series_index: int) -> str:
 
 @dataclass(frozen=True)
 class Marks:
-    """The titles of one artist's marks, in the order it draws them."""
+    """The titles of one artist's marks, in the order it draws them: each title stands for
+    the next `sizes[i]` marks (one each where `sizes` is empty)."""
 
     kind: MarkKind
     series_index: int
     titles: tuple[str, ...]
+    sizes: tuple[int, ...] = ()
 
 
 def value_text(metric: str, value: float) -> str:
@@ -68,13 +71,18 @@ def point_title(metric: str, series_label: str, x_text: str, point: Point) -> st
             f"sample{'s' if point.n != 1 else ''})")
 
 
-def process_title(metric: str, series_label: str, x_text: str, position: int, count: int,
-                  process: ProcessValue) -> str:
-    """`malloc, size 4KiB, process 2 of 3: 251 ns (median of its 5 iterations)`."""
-    iterations = (f"median of its {process.iterations} iterations" if process.iterations != 1
-                  else "its one iteration")
-    return (f"{_where(series_label, x_text)}, process {position} of {count}: "
-            f"{value_text(metric, process.median)} ({iterations})")
+def processes_title(metric: str, series_label: str, x_text: str,
+                    processes: Sequence[ProcessValue]) -> str:
+    """The title of a point's processes' marks, lowest first, so two modes read as two runs
+    of numbers: `malloc, size 4KiB, each of 3 processes (median of its 2 iterations): 245 ns,
+    250 ns, 255 ns`."""
+    iterations = sorted({p.iterations for p in processes})
+    each = (f"median of its {iterations[0]} iterations" if iterations != [1] else
+            "its one iteration") if len(iterations) == 1 else "median of its iterations"
+    values = ", ".join(value_text(metric, p.median)
+                       for p in sorted(processes, key=lambda p: p.median))
+    return (f"{_where(series_label, x_text)}, each of {len(processes)} processes ({each}): "
+            f"{values}")
 
 
 _GROUP_TAG = re.compile(r"<g[\s>]|</g>")
@@ -90,14 +98,25 @@ def _group_end(svg: str, start: int) -> int:
     raise ValueError("an SVG group is not closed")
 
 
-def _wrap(mark: str, title: str, radius_pt: float) -> str:
+_STYLE = re.compile(r' style="[^"]*"')
+
+
+def _wrap(marks: Sequence[str], title: str, radius_pt: float) -> str:
+    """Marks in a g.point with their title; a style they share is said once, on the group
+    (a <use> inherits it): a point's processes' marks are most of a chart's bytes."""
+    styles = {found.group() for mark in marks for found in [_STYLE.search(mark)] if found}
+    shared = ""
+    if len(marks) > 1 and len(styles) == 1 and all(_STYLE.search(m) for m in marks):
+        shared = styles.pop()
+        marks = [_STYLE.sub("", mark, count=1) for mark in marks]
     hit = ""
-    x = re.search(r' x="([^"]*)"', mark)
-    y = re.search(r' y="([^"]*)"', mark)
+    x = re.search(r' x="([^"]*)"', marks[0])
+    y = re.search(r' y="([^"]*)"', marks[0])
     if radius_pt and x and y:
         hit = (f'<circle cx="{x.group(1)}" cy="{y.group(1)}" r="{radius_pt:g}" '
                'style="fill: none; pointer-events: all"/>')
-    return f'<g class="{POINT_CLASS}"><title>{html.escape(title)}</title>{mark}{hit}</g>'
+    return (f'<g class="{POINT_CLASS}"{shared}><title>{html.escape(title)}</title>'
+            f'{"".join(marks)}{hit}</g>')
 
 
 def add_titles(svg: str, groups: Sequence[Marks]) -> str:
@@ -115,12 +134,17 @@ def add_titles(svg: str, groups: Sequence[Marks]) -> str:
         marks = list(re.finditer(rf"<{element} [^>]*/>", body))
         if element == "path":  # the <path> of a marker's shape is defined, not drawn
             marks = [m for m in marks if ' id="' not in m.group()]
-        if len(marks) == len(group.titles):
-            pieces, last = [], 0
-            for mark, title in zip(marks, group.titles, strict=True):
-                pieces += [body[last:mark.start()],
-                           _wrap(mark.group(), title, HIT_RADIUS_PT[group.kind])]
-                last = mark.end()
+        sizes = group.sizes or (1,) * len(group.titles)
+        if len(marks) == sum(sizes) and len(sizes) == len(group.titles):
+            pieces, last, first = [], 0, 0
+            for size, title in zip(sizes, group.titles, strict=True):
+                run = marks[first:first + size]
+                first += size
+                if not run:
+                    continue
+                pieces += [body[last:run[0].start()],
+                           _wrap([m.group() for m in run], title, HIT_RADIUS_PT[group.kind])]
+                last = run[-1].end()
             body = "".join([*pieces, body[last:]])
         svg = f'{svg[:start]}<g class="{group.kind}">{body}{svg[end:]}'
     return svg

@@ -300,13 +300,14 @@ def _draw_processes(figure: Figure, axes: Any, chart: ChartSpec, index: int, lin
                     points: _Drawn) -> Marks | None:
     """Each process's own value as a small hollow mark just right of its median, for the
     points with few processes; None when no point has."""
-    dots = [(x, p, position, q) for x, p in points if _process_marks(p)
-            for position, q in enumerate(p.processes, 1) if _shown(q.median, chart.log_y)]
+    shown = [(x, p, [q for q in p.processes if _shown(q.median, chart.log_y)])
+             for x, p in points if _process_marks(p)]
+    dots = [(x, q) for x, _, processes in shown for q in processes]
     if not line.processes or not dots:
         return None
     look = line.look
     # Drawn at their median's x, then moved right: the axis limits come from the data.
-    artist, = axes.plot([x for x, _, _, _ in dots], [q.median for _, _, _, q in dots],
+    artist, = axes.plot([x for x, _ in dots], [q.median for _, q in dots],
                         linestyle="none", marker=look.marker, markersize=3,
                         markerfacecolor="none", markeredgewidth=0.7, color=look.colour,
                         alpha=0.8, label="_processes", zorder=1.9,  # under the medians
@@ -314,8 +315,8 @@ def _draw_processes(figure: Figure, axes: Any, chart: ChartSpec, index: int, lin
     artist.set_transform(offset_copy(axes.transData, figure, x=PROCESS_OFFSET_PT, y=0,
                                      units="points"))
     return Marks("processes", index, tuple(
-        chart_hover.process_title(chart.metric, line.label, _x_text(chart, p.x), position,
-                                  len(p.processes), q) for _, p, position, q in dots))
+        chart_hover.processes_title(chart.metric, line.label, _x_text(chart, p.x), processes)
+        for _, p, processes in shown), tuple(len(processes) for _, _, processes in shown))
 
 
 def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,

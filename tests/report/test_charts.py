@@ -388,14 +388,22 @@ def test_each_process_shows_beside_its_median_where_there_are_few(samples) -> No
     assert [round(p.median) for p in point.processes] == [245, 250, 255]
     assert {p.iterations for p in point.processes} == {2}
     titles = _titled_marks(render_svg(data))["processes"]
-    assert len(titles) == 6 * 3
-    assert titles[0] == "malloc, size 4KiB, process 1 of 3: 245 ns (median of its 2 iterations)"
-    # Two modes the median hides: each process's mark shows both.
-    bimodal = tuple(ProcessValue(v, 2) for v in [100.0] * 4 + [900.0] * 3)
+    assert len(titles) == 6 * 3  # a mark per process, titled together per point
+    assert titles[:3] == ["malloc, size 4KiB, each of 3 processes (median of its 2 "
+                          "iterations): 245 ns, 250 ns, 255 ns"] * 3
+    # Two modes the median hides: the processes' marks, and their values, show both.
+    bimodal = tuple(ProcessValue(v, 2) for v in [900.0, 100.0] * 3 + [100.0])
     few = replace(data, series=(replace(data.series[0], points=(
         replace(point, processes=bimodal),)),))
-    assert sorted({t.split(": ")[1] for t in _titled_marks(render_svg(few))["processes"]}) == [
-        "100 ns (median of its 2 iterations)", "900 ns (median of its 2 iterations)"]
+    svg = render_svg(few)
+    assert _titled_marks(svg)["processes"] == [
+        "malloc, size 4KiB, each of 7 processes (median of its 2 iterations): "
+        + ", ".join(["100 ns"] * 4 + ["900 ns"] * 3)] * 7
+    import xml.etree.ElementTree as ET
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    group = next(g for g in ET.fromstring(svg).iter(f"{svg_ns}g")
+                 if g.get("class") == "processes")
+    assert len({use.get("y") for use in group.iter(f"{svg_ns}use")}) == 2  # a row per mode
     many = replace(few, series=(replace(few.series[0], points=(replace(
         point, processes=(ProcessValue(250.0, 2),) * (MAX_PROCESS_MARKS + 1)),)),))
     svg = render_svg(many)
@@ -479,4 +487,5 @@ def test_titles_and_process_marks_keep_the_svg_deterministic(samples) -> None:  
         chart = ChartSpec("t", "first_touch_ns_per_page", x, (other,), log_x=x == "size")
         first = render_svg(chart_data(samples, chart, LABEL_KEYS))
         assert first == render_svg(chart_data(samples, chart, LABEL_KEYS))
-        assert first.count('<g class="point">') >= 6 * 4  # a median and 3 processes each
+        # Per point: the median, its processes, and on a categorical axis its quartile bar.
+        assert first.count('<g class="point"') == 6 * (2 + (x == "backing"))
