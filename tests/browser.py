@@ -4,9 +4,10 @@ The system's Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver
 `.ci/run` installs) driven by Selenium, with the flags that keep a headless Chromium off the
 network: the reports must need none. One browser serves every page (`start_browser`);
 `audit_page` loads a page from disk and lists what a reader would find wrong — console errors,
-charts that did not render or lack their title and description, local links and resources that
-point nowhere (a #fragment naming no element included: permalinks), verdict rows without an id,
-index grid cells that link no verdict row, anything fetched from the network.
+charts that did not render or lack their title and description, chart points without their
+value in a <title> (what hovering shows), local links and resources that point nowhere (a
+#fragment naming no element included: permalinks), verdict rows without an id, index grid cells
+that link no verdict row, anything fetched from the network.
 `python -m tests.browser PAGE PNG` takes the README's screenshot with the same browser
 (`nox -s screenshot`).
 """
@@ -38,9 +39,13 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-extensions", "--hide-scrollbars")
 SCREENSHOT_SIZE = (1280, 1600)
 
+# What a chart says when none of its scenarios has a sample (runner.report.charts): it has
+# no marks to title.
+NO_SAMPLES = "no sample of this chart's scenarios"
 # Everything the checks need from a loaded page, in one round trip.
 AUDIT_SCRIPT = """
 const XLINK = 'http://www.w3.org/1999/xlink';
+const NO_SAMPLES = arguments[0];
 const box = (el) => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
 const text = (el, tag) => {
   const child = Array.from(el.children).find((c) => c.localName === tag);
@@ -56,12 +61,23 @@ const cut = (svg) => {
                            b.top < edge.top - 2 || b.bottom > edge.bottom + 2);
   }).map((t) => t.textContent.trim());
 };
+// A chart's marks that stand for values (runner.report.chart_hover): each must sit in a
+// g.point whose <title> holds a number, which is what hovering over it shows.
+const valueMarks = (svg) => Array.from(
+  svg.querySelectorAll('g.points use, g.processes use, g.bars path'));
+const untitled = (mark) => {
+  const point = mark.closest('g.point');
+  return !point || !/[0-9]/.test(text(point, 'title'));
+};
 const charts = [];
 for (const svg of document.querySelectorAll('svg')) {
   if (svg.parentElement.closest('svg')) continue;  // a nested <svg> is part of its chart
+  const values = valueMarks(svg);
   charts.push({kind: 'svg', title: text(svg, 'title'), desc: text(svg, 'desc'), box: box(svg),
                marks: svg.querySelectorAll('path, use, line, rect, circle, polyline').length,
-               cut: cut(svg)});
+               cut: cut(svg), valueMarks: values.length,
+               untitledMarks: values.filter(untitled).length,
+               noSamples: svg.textContent.includes(NO_SAMPLES)});
 }
 for (const img of document.images) {
   charts.push({kind: 'img', src: img.getAttribute('src') || '', box: box(img),
@@ -165,6 +181,12 @@ def _chart_problems(chart: dict[str, Any]) -> list[str]:
         if chart["cut"]:
             found.append(f"SVG chart {chart['title']!r} has text past its edge: "
                          + ", ".join(repr(t) for t in chart["cut"][:5]))
+        if chart["untitledMarks"]:
+            found.append(f"SVG chart {chart['title']!r}: {chart['untitledMarks']} of its "
+                         f"{chart['valueMarks']} points lack their value in a <title>")
+        elif chart["valueMarks"] == 0 and not chart["noSamples"]:
+            found.append(f"SVG chart {chart['title']!r} has no point with its value in a "
+                         "<title>: hovering over it shows no number")
         return found
     if kind == "img" and not (chart["complete"] and chart["naturalWidth"] > 0):
         return [f"image {chart['src']!r} did not load (naturalWidth {chart['naturalWidth']})"]
@@ -204,7 +226,7 @@ def audit_page(driver: WebDriver, page: Path) -> PageAudit:
     page = page.resolve()
     driver.get_log("browser")  # drop what an earlier page left
     driver.get(page.as_uri())
-    found: dict[str, Any] = driver.execute_script(AUDIT_SCRIPT)
+    found: dict[str, Any] = driver.execute_script(AUDIT_SCRIPT, NO_SAMPLES)
     problems = []
     if _local_path(found["url"]) != page:
         problems.append(f"the browser shows {found['url']}, not the page")

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from runner.analysis.frame import COLUMNS, PARAM_COLUMNS
-from runner.core.metrics import OBSERVATIONS, Observation
 from runner.core.model import PHASES
+from runner.core.observations import OBSERVATIONS, Observation
 from runner.store.folders import StoredRun
 
 

@@ -14,8 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from runner.core.metrics import METRICS, OBSERVATIONS
+from runner.core.metrics import METRICS
 from runner.core.model import PHASES
+from runner.core.observations import OBSERVATIONS
 from runner.core.parameters import PARAMETERS
 from runner.core.sizing import blocks_handled
 from runner.store.folders import StoredRun

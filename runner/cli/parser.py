@@ -17,7 +17,7 @@ from runner.analysis import tidy
 from runner.cli import completion
 from runner.core import names
 from runner.core.errors import ExitStatus
-from runner.measure import pipeline
+from runner.measure import quick
 from runner.spec import keys
 
 PROG = "alloclab"
@@ -142,9 +142,9 @@ def _add_run(subcommands: Subcommands,
                                      f"trusted as it is; a label is {names.LABEL_HINT}"),
                completion.complete_machines)
     run.add_argument("--quick", action="store_true",
-                     help=f"the quick profile: {pipeline.QUICK_PROCESSES} processes per "
+                     help=f"the quick profile: {quick.QUICK_PROCESSES} processes per "
                           "scenario, one iteration each, scenarios up to "
-                          f"{pipeline.QUICK_MAX_BYTES >> 20} MiB per process (the larger ones "
+                          f"{quick.QUICK_MAX_BYTES >> 20} MiB per process (the larger ones "
                           "listed as left out), no extra rounds; for a first look, not "
                           "conclusions (a report shows a full run of the same experiment in "
                           "preference)")

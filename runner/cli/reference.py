@@ -22,8 +22,9 @@ from runner.cli import parser as cli_parser
 from runner.cli.module_map import modules_page as module_lines
 from runner.core.errors import ExitStatus
 from runner.core.kinds import Parameter
-from runner.core.metrics import DETERMINISTIC, METRICS, OBSERVATIONS, Metric, Observation
+from runner.core.metrics import DETERMINISTIC, METRICS
 from runner.core.names import EXPERIMENT_HINT
+from runner.core.observations import OBSERVATIONS, Metric, Observation
 from runner.core.parameters import PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT, format_size
 from runner.probe.native import EXIT_SKIPPED
@@ -48,6 +49,7 @@ from runner.spec.keys import (
     REPETITION_KEYS,
     STATISTICS,
     TOP_KEYS,
+    Y_FROMS,
     Key,
 )
 
@@ -187,7 +189,8 @@ def _per(name: str) -> str:
 def _metric_section(metric: Metric, observed: Observation | None) -> list[str]:
     verdict = ("exact: a deterministic fact, every sample must agree" if metric.name in
                DETERMINISTIC else "statistical: a 95% interval over processes")
-    facts = [f"- unit: {metric.unit}", f"- per block: {_per(metric.name)}",
+    facts = [f"- short name (chart axes, table headers): {metric.short_name}",
+             f"- unit: {metric.unit}", f"- per block: {_per(metric.name)}",
              f"- checks: {verdict}"]
     doc: list[str] = []
     if observed is not None:
@@ -271,6 +274,8 @@ def _key_values(key: Key) -> str:
             return f"a percentage from 0% to {MAX_SHARE:.0%}"
         case "quantifier":
             return f"one of {_codes(QUANTIFIERS)}"
+        case "y_from":
+            return f"one of {_codes(Y_FROMS)}"
         case _:
             assert_never(key.kind)
 

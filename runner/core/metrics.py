@@ -4,414 +4,125 @@ The probe reports totals per phase over `ops` blocks; alloclab's metrics are tho
 divided per block (`_per_op`) or per 4 KiB-or-whatever page touched (`_per_page`), so that
 scenarios with different inner-loop counts compare directly.
 
-Besides the phases, an iteration may carry observations: named whole numbers the probe reports
-when the scenario makes them meaningful (e.g. how much memory became transparent huge pages
-only when `thp` is set). OBSERVATIONS declares each once; the probe's output is checked against
-it (runner.probe.native) and each becomes one metric column (runner.analysis.frame), empty where not
-reported.
+Besides the phases, an iteration may carry observations (runner.core.observations): named whole
+numbers the probe reports when the scenario makes them meaningful, each one more metric here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from runner.core.model import PHASES, CheckSpec, Method
+from runner.core.observations import OBSERVATIONS, PHASE_TITLES, Metric
 from runner.core.units import format_bytes, format_ns
-
-if TYPE_CHECKING:  # only for annotations: validate, plan and schema run without numpy
-    import numpy as np
-    import numpy.typing as npt
-
-PHASE_TITLES = {
-    "allocate": "allocate",
-    "first_touch": "first touch",
-    "second_pass": "second pass",
-    "free": "free",
-}
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    unit: str
-    description: str
 
 
 def _phase_metrics(phase: str) -> list[Metric]:
     title = PHASE_TITLES[phase]
     return [
-        Metric(f"{phase}_ns_per_op", "ns", f"time of the {title} phase per block"),
-        Metric(f"{phase}_ns_per_page", "ns", f"time of the {title} phase per page of a block"),
-        Metric(f"{phase}_minor_faults_per_op", "faults", f"minor page faults in {title} per block"),
+        Metric(f"{phase}_ns_per_op", "ns", f"time of the {title} phase per block",
+               f"{title} time per block"),
+        Metric(f"{phase}_ns_per_page", "ns", f"time of the {title} phase per page of a block",
+               f"{title} time per page"),
+        Metric(f"{phase}_minor_faults_per_op", "faults", f"minor page faults in {title} per block",
+               f"{title} minor faults per block"),
         Metric(f"{phase}_minor_faults_per_page", "faults",
-               f"minor page faults in {title} per page of a block"),
-        Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block"),
+               f"minor page faults in {title} per page of a block",
+               f"{title} minor faults per page"),
+        Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block",
+               f"{title} major faults per block"),
         Metric(f"{phase}_major_faults_per_page", "faults",
-               f"major page faults (reads from disk) in {title} per page of a block"),
+               f"major page faults (reads from disk) in {title} per page of a block",
+               f"{title} major faults per page"),
         Metric(f"{phase}_rss_growth_bytes_per_op", "bytes",
-               f"resident set growth over {title} per block (negative: memory returned)"),
+               f"resident set growth over {title} per block (negative: memory returned)",
+               f"{title} RSS growth per block"),
     ]
 
 
-@dataclass(frozen=True)
-class Observation:
-    """A number the probe may report for an iteration, beside its phases, and its metric."""
-
-    name: str  # the key in the probe's "observations"
-    unit: str
-    description: str
-    per_op: bool = False  # a total over the blocks: the metric divides it by their number
-    # A total over one thread's `ops` blocks (workload churn, where every thread runs ops pairs
-    # of its own): the metric divides it by ops, not by the blocks of every thread.
-    per_thread_op: bool = False
-    # The probe reports parts per million (it reports whole numbers only); the metric is the
-    # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
-    per_million: bool = False
-    # What the description leaves out (it is a report's column tooltip and chart axis, so it
-    # stays short): for docs/reference/metrics.md (runner.cli.reference) alone.
-    doc: str = ""
-
-    @property
-    def metric(self) -> Metric:
-        if self.per_op:
-            return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block")
-        if self.per_thread_op:
-            return Metric(f"{self.name}_per_op", self.unit,
-                          f"{self.description}, per block of that thread")
-        if self.per_million:
-            return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
-        return Metric(self.name, self.unit, self.description)
-
-    def metric_value(self, reported: npt.NDArray[np.float64], blocks: npt.NDArray[np.int64],
-                     ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """The metric's values for what the probe reported (NaN: not reported), one per sample
-        whose phases handled `blocks` blocks (runner.core.sizing.blocks_handled), `ops` of them
-        in each thread of churn."""
-        if self.per_op:
-            return reported / blocks
-        if self.per_thread_op:
-            return reported / ops
-        if self.per_million:
-            return reported / 1_000_000
-        return reported
-
-
-_SYSCALLS_DOC = ("Each call counted, a short read's retry too (mlock as well); calls inside libc, "
-                 "such as malloc's, are not seen, so heap and anonymous backings do not report "
-                 "them. \"mmap saves system calls\" is a claim about these numbers.")
-_IO_READ_DOC = ("A cold pread and a cold mapped read alike, read-ahead included; nothing for a "
-                "page found cached.")
-_IO_WRITE_DOC = ("So a phase shows what its dirty pages owe whether or not sync writes them "
-                 "inside it; the flusher threads' writeback and fsync's own I/O are not counted "
-                 "again.")
-
-OBSERVATIONS: tuple[Observation, ...] = (
-    Observation("alignment_bytes", "bytes",
-                "alignment of the blocks: the largest power of two dividing every block's "
-                "address",
-                doc="16 for a large malloc, the page for posix-memalign and mmap."),
-    Observation("anon_huge_bytes", "bytes",
-                "anonymous memory in transparent huge pages after first touch (AnonHugePages "
-                "growth; reported when thp is huge or nohuge)", per_op=True),
-    Observation("hugetlb_bytes", "bytes",
-                "hugetlb memory mapped after first touch, which the resident set does not "
-                "count (HugetlbPages growth; reported for mmap-hugetlb)", per_op=True),
-    Observation("protection_enforced", "0 or 1",
-                "1 when every forbidden access (a write; for protection none also a read) "
-                "faulted (reported for protection read, exec and none)",
-                doc="The probe catches the SIGSEGV itself."),
-    Observation("mprotect_ns", "ns",
-                "time of mprotect from read-write to the scenario's protection (reported for "
-                "protection read, exec and none)", per_op=True,
-                doc="Timed apart from the phases."),
-    Observation("brk_growth_bytes", "bytes",
-                "how far allocate moved the program break (sbrk(0)), the main heap's end "
-                "(reported for heap backings, workload cycle)", per_op=True),
-    Observation("blocks_in_heap", "blocks",
-                "blocks lying in the main heap (between the program break at start and after "
-                "allocate), not in a mapping of their own or another thread's arena (reported "
-                "for heap backings, workload cycle)",
-                per_op=True,
-                doc=("Across iterations it shows glibc's dynamic mmap threshold: a freed 1 MiB "
-                     "mapped chunk raises it, and the next 1 MiB block comes from the heap.")),
-    Observation("mappings", "mappings",
-                "lines of /proc/self/maps after allocate (read after the second pass, which adds "
-                "none): the process's mappings, adjacent private anonymous ones with equal "
-                "flags merged (workload cycle)",
-                doc="A file mapping per block never merges."),
-    Observation("vm_size_growth_bytes", "bytes",
-                "address space (VmSize) taken by allocate, resident or not (workload cycle)",
-                per_op=True),
-    Observation("nonzero_bytes_at_allocate", "bytes",
-                "non-zero bytes read right after allocate, before anything is written "
-                "(reported with check_zero: true)", per_op=True,
-                doc="Fresh calloc and mmap give 0, recycled malloc chunks do not."),
-    Observation("resident_ppm_before", "fraction",
-                "share of the data file's pages in the page cache before the iteration, by "
-                "mincore (file backings; for cache cold 0 means really cold, near 1 means the "
-                "filesystem did not evict, as on tmpfs)", per_million=True,
-                doc=("Not reported with file_origin new, which has no file before the "
-                     "iteration.")),
-    Observation("child_sees_parent", "0 or 1",
-                "1 when the forked child read every byte the parent wrote before fork "
-                "(workload fork)",
-                doc=("The child always sees the parent's data. It is asked of a second child, "
-                     "untimed, which only reads, so that the timed child writes memory nothing "
-                     "has read (fork copies no page table entries of shared mappings, so a read "
-                     "would fault them in): for shared memory forked before the timed child, "
-                     "for private memory after the timed child wrote (the parent's copy is "
-                     "unchanged, and an earlier fork would write-protect the parent's page "
-                     "tables for the timed one).")),
-    Observation("parent_sees_child", "0 or 1",
-                "1 when the parent read every byte the child wrote after fork: shared memory "
-                "(workload fork)",
-                doc="Private memory keeps the child's writes in the child's copy."),
-    Observation("parent_pss_bytes", "bytes",
-                "proportional set size of the parent after the child wrote, while both run "
-                "(smaps_rollup Pss; workload fork)",
-                doc="Shared pages count half in each process."),
-    Observation("child_pss_bytes", "bytes",
-                "proportional set size of the child after it wrote, while both run "
-                "(smaps_rollup Pss; workload fork)",
-                doc="Shared pages count half in each process."),
-    Observation("blocks_moved", "blocks",
-                "blocks whose address after growing (the last step) differs from the one "
-                "allocate gave (workload resize)", per_op=True),
-    Observation("data_survived", "0 or 1",
-                "1 when every byte written before growing was still there after (with "
-                "touch_grown, also every byte the growth steps wrote; workload resize)"),
-    Observation("nonzero_blocks", "blocks",
-                "blocks with at least one non-zero byte right after allocate, before anything "
-                "is written (reported with check_zero: true)", per_op=True,
-                doc=("A recycled malloc chunk counts as dirty for its free-list pointers alone; "
-                     "calloc and mappings give 0.")),
-    Observation("brk_moves", "calls",
-                "allocation calls that moved the program break, one call at a time in a fresh "
-                "image of the probe after the timed iterations (heap backings, workload cycle, "
-                "one thread)", per_op=True,
-                doc=("This is the heap trace: after the timed iterations the probe runs itself "
-                     "again (/proc/self/exe, same arguments and environment) and allocates the "
-                     "blocks one call at a time, reading sbrk(0) and malloc_usable_size after "
-                     "each, which the timed phases never do; every iteration of a process "
-                     "carries the same trace figures. A process's first malloc moves the break "
-                     "once (glibc sets up its per-thread cache) even when the blocks themselves "
-                     "are mapped.")),
-    Observation("brk_step_median_bytes", "bytes",
-                "median move of the program break among the calls that moved it, in the same "
-                "trace (absent when no call moved it)",
-                doc="glibc grows the heap by the request plus a 128 KiB top pad, page-rounded."),
-    Observation("usable_bytes", "bytes",
-                "usable size malloc granted (malloc_usable_size), in the same trace",
-                per_op=True,
-                doc="A 64-byte request gets 72."),
-    Observation("mappings_until_refused", "mappings",
-                "blocks mapped one after another before mmap refused one (workload limits)"),
-    Observation("map_errno", "errno",
-                "the error of the refused mmap: 12 is ENOMEM (workload limits)",
-                doc="ENOMEM for the map count, the address space and overcommit alike."),
-    Observation("max_map_count", "mappings",
-                "vm.max_map_count, the most mappings a process may have (workload limits)"),
-    Observation("mappings_at_refusal_ppm", "fraction",
-                "every mapping of the process when mmap refused (lines of /proc/self/maps) as "
-                "a share of vm.max_map_count: near 1 when the map count was the limit "
-                "(workload limits)", per_million=True),
-    Observation("rlimit_as_enforced", "0 or 1",
-                "1 when, with RLIMIT_AS set to the address space in use plus N bytes, a "
-                "mapping of 1.5 N was refused and one of N/2 granted (workload limits)",
-                doc=("Asked after the free phase; N is twice the page-rounded block, and both "
-                     "mappings are read-only.")),
-    Observation("read_buffer_page_offset_bytes", "bytes",
-                "how far into its page read() copies to: the reused buffer's start (0: "
-                "page-aligned), or for read_buffer whole the first block's (backing read-file, "
-                "workload cycle)",
-                doc=("16 for a large malloc'd block (read_buffer whole). On some CPUs copying "
-                     "to a destination 8 or 16 bytes into a page is several times slower.")),
-    Observation("blocks_mmapped", "blocks",
-                "blocks whose chunk glibc mapped on its own (the IS_MMAPPED bit of the chunk's "
-                "size field): malloc of a block past the mmap threshold is one mmap (heap "
-                "backings, workload cycle, glibc's malloc)", per_op=True,
-                doc=("Read right after allocate: 0 below the mmap threshold, 1 for a 1 MiB "
-                     "block in a fresh process. Not reported where another allocator is "
-                     "preloaded, or on glibc before 2.34.")),
-    Observation("blocks_in_thread_arena", "blocks",
-                "blocks whose chunk lies in a thread arena, a heap glibc carved out of a "
-                "mapping of its own (the NON_MAIN_ARENA bit; heap backings, workload cycle, "
-                "glibc's malloc)", per_op=True,
-                doc=("A thread arena is a 64 MiB mapping outside [heap], so blocks_in_heap is 0 "
-                     "for these blocks, though they are heap memory.")),
-    Observation("vm_pte_growth_bytes", "bytes",
-                "page tables (VmPTE) grown from before allocate to after the touching phases "
-                "(workload cycle)", per_op=True,
-                doc=("VmPTE of /proc/self/status, read after the second pass, which adds none: "
-                     "8 bytes per 4 KiB page touched (1/512 of the memory), 0 for a mapping "
-                     "never touched. THP does not shrink it: the kernel keeps a page table in "
-                     "reserve with every huge page, to split it later.")),
-    Observation("exec_ran", "0 or 1",
-                "1 when a tiny function copied into every block ran there and returned what it "
-                "should (protection exec; mapping backings and posix-memalign, x86-64 and "
-                "aarch64)",
-                doc=("The function is mov eax, imm32; ret (x86-64) or movz w0, #imm; ret "
-                     "(aarch64). Each block is made writable by mprotect for the copy, the "
-                     "instruction cache cleared and the protection given back; its first bytes "
-                     "are put back after (for mmap-file shared, the data file's, written back "
-                     "at once). Untimed, before the free phase, which then finds that page of "
-                     "each block written; workload cycle.")),
-    Observation("exec_trapped", "0 or 1",
-                "1 when calling into every block faulted: no code runs in memory without "
-                "PROT_EXEC (protection read-write and read with an access other than none; "
-                "mapping backings and posix-memalign, x86-64 and aarch64)",
-                doc=("The probe catches the SIGSEGV: the NX bit of the block's first page "
-                     "refuses the fetch, and nothing is written into the blocks. Not asked with "
-                     "access none: on x86-64 a fetch from a page not yet mapped first faults it "
-                     "in (for a file or shared memory, a resident page the free phase would "
-                     "then unmap), and only the retried fetch meets the NX bit; workload cycle.")),
-    Observation("joined_neighbour", "0 or 1",
-                "1 when a block, allocated and released as the loop does it (after the loop), "
-                "joined a neighbouring mapping instead of becoming a mapping of its own, so "
-                "that each mmap extended that mapping and each munmap split it (mmap-anon, "
-                "workload churn)",
-                doc=("Untimed. A joining pair costs more (an untouched 4 KiB pair about a "
-                     "quarter more); the probe keeps it 0 by fencing its own memory with a "
-                     "PROT_NONE page before the first iteration.")),
-    Observation("slowest_thread_ns", "ns",
-                "time the slowest thread took for its own ops allocate-use-release pairs "
-                "(workload churn; with one thread, the allocate phase)", per_thread_op=True,
-                doc=("Each thread reads the clock around its own loop, after the barrier that "
-                     "starts them all; the allocate phase runs from that barrier until the last "
-                     "thread is done, so with threads its per-op time is the process's time per "
-                     "pair (all threads' pairs together), and this one the time per pair one "
-                     "thread saw: a pair's latency under contention.")),
-    *(Observation(f"{phase}_syscalls", "calls",
-                  f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
-                  "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True,
-                  doc=_SYSCALLS_DOC)
-      for phase in PHASES),
-    Observation("peer_sees_writes", "0 or 1",
-                "1 when the peer read exactly the bytes the probe wrote into every message (the "
-                "sum of each matched): shared mappings and pipes; 0 for private mappings, whose "
-                "writes stay the writer's (workload ipc)"),
-    Observation("peer_allocate_ns", "ns",
-                "time the peer took to open and map the channel it was told of, after the "
-                "probe's allocate (workload ipc)",
-                doc=("Opening and mapping is shm_open, or open of the /proc path, then mmap and "
-                     "close.")),
-    Observation("peer_first_touch_minor_faults", "faults",
-                "minor page faults the peer took receiving the first touch's messages (workload "
-                "ipc)", per_op=True,
-                doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
-                     "fault-around), a pipe's buffer one per page, on the first message only.")),
-    Observation("peer_second_pass_minor_faults", "faults",
-                "minor page faults the peer took receiving the second pass's messages (workload "
-                "ipc)", per_op=True,
-                doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
-                     "fault-around), a pipe's buffer one per page, on the first message only.")),
-    Observation("touched_pages", "pages",
-                "pages one pass visits: those the access pattern visits in the blocks (a share "
-                "of each block's with touch_share below 100%; none for access none on a "
-                "mapping), or for read-file and write-file those pread or pwrite transfers "
-                "(workload cycle: file backings, and any backing with touch_share below 100%)",
-                per_op=True),
-    Observation("cached_pages_added", "pages",
-                "pages of the data file that became resident in the page cache from the start "
-                "of the iteration to the end of first touch (mincore before allocate and after "
-                "first touch, both untimed): what reading brought in, read-ahead included (file "
-                "backings, workload cycle)", per_op=True,
-                doc="A file created by file_origin new had none."),
-    Observation("resident_ppm_after", "fraction",
-                "share of the data file's pages in the page cache after first touch, by mincore "
-                "(file backings, workload cycle)", per_million=True),
-    *(Observation(f"{phase}_io_{way}_bytes", "bytes",
-                  f"bytes the process caused to be {done} storage in the {PHASE_TITLES[phase]} "
-                  f"phase (/proc/self/io {way}_bytes, read around the phase, untimed; "
-                  f"{when}file backings, workload cycle)", per_op=True, doc=doc)
-      for way, done, when, doc in (("read", "fetched from", "", _IO_READ_DOC),
-                                   ("write", "sent to", "counted when pages are dirtied, not "
-                                    "when written back; ", _IO_WRITE_DOC))
-      for phase in PHASES),
-    Observation("content_matches", "0 or 1",
-                "1 when every byte of the blocks that the file holds (before its end, outside "
-                "holes) reads as the file's known pattern, after the second pass (check_content, "
-                "mmap-file)"),
-    Observation("tail_zero", "0 or 1",
-                "1 when every byte past the end of the file in its last, partial page reads 0 "
-                "(check_content, file_layout short)"),
-    Observation("sigbus_beyond_eof", "0 or 1",
-                "1 when reading the first page wholly past the end of the file raised SIGBUS "
-                "(check_content, file_layout short)"),
-    Observation("holes_zero", "0 or 1",
-                "1 when every byte of every hole reads 0 and every data page reads as the file's "
-                "pattern (check_content, file_layout holes)"),
-    Observation("sigbus_after_truncate", "0 or 1",
-                "1 when, after another process truncated the file under the mapping, reading "
-                "the first page past the new end raised SIGBUS (check_content, file_layout "
-                "truncated)"),
-)
-OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
-    Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block",
+           "total time per block"),
     Metric("reuse_ns_per_op", "ns",
            "free + second pass, per block, for workload reuse: releasing the memory by "
-           "madvise and writing it again (empty for other workloads)"),
+           "madvise and writing it again (empty for other workloads)",
+           "reuse time per block"),
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
-           "mmap-file, reading the file once)"),
+           "mmap-file, reading the file once)",
+           "one use: time per block"),
     Metric("single_pass_syscalls_per_op", "calls",
            "system calls the probe issued in allocate + first touch + free, per block: what "
-           "reading the file once takes in calls (file backings, workload cycle)"),
+           "reading the file once takes in calls (file backings, workload cycle)",
+           "one use: system calls per block"),
     Metric("single_pass_kernel_entries_per_op", "entries",
            "system calls the probe issued plus minor and major page faults in allocate + first "
            "touch + free, per block: how often one use of the memory entered the kernel (file "
-           "backings, workload cycle)"),
+           "backings, workload cycle)",
+           "one use: kernel entries per block"),
     Metric("total_kernel_entries_per_op", "entries",
            "system calls the probe issued plus minor and major page faults in all four phases, "
-           "per block (file backings, workload cycle)"),
+           "per block (file backings, workload cycle)",
+           "all phases: kernel entries per block"),
     Metric("single_pass_io_read_bytes_per_op", "bytes",
            "bytes fetched from storage in allocate + first touch + free, per block (file "
-           "backings, workload cycle)"),
+           "backings, workload cycle)",
+           "one use: bytes read from storage per block"),
     Metric("single_pass_io_write_bytes_per_op", "bytes",
            "bytes owed to storage (pages dirtied) in allocate + first touch + free, per block "
-           "(file backings, workload cycle)"),
+           "(file backings, workload cycle)",
+           "one use: bytes owed to storage per block"),
     Metric("cached_per_touched_page", "pages per page",
            "pages brought into the page cache (cached_pages_added) per page one pass visits "
            "(touched_pages): about 1 for pread or MADV_RANDOM, more where read-ahead reads "
-           "around a fault (file backings, workload cycle; empty where no page is visited)"),
+           "around a fault (file backings, workload cycle; empty where no page is visited)",
+           "pages cached per page visited"),
     Metric("fault_in_ns_per_op", "ns",
            "allocate + first touch as one window, per block: getting memory and faulting it "
-           "in, wherever the faults land (populate moves them into allocate)"),
+           "in, wherever the faults land (populate moves them into allocate)",
+           "fault-in time per block"),
     Metric("fault_in_ns_per_page", "ns",
            "allocate + first touch as one window, per page of a block: what the field calls "
-           "page-fault cost"),
+           "page-fault cost",
+           "fault-in time per page"),
     Metric("fault_in_minor_faults_per_page", "faults",
-           "minor page faults in allocate and first touch together, per page of a block"),
+           "minor page faults in allocate and first touch together, per page of a block",
+           "fault-in minor faults per page"),
     Metric("resident_per_requested_byte", "bytes per byte",
-           "memory made resident by the cycle (allocate to second pass) per byte requested"),
+           "memory made resident by the cycle (allocate to second pass) per byte requested",
+           "resident bytes per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
-           "growth of the program break over allocate per byte requested (0: not from brk)"),
+           "growth of the program break over allocate per byte requested (0: not from brk)",
+           "break growth per byte requested"),
     Metric("vm_size_growth_per_requested_byte", "bytes per byte",
-           "growth of the virtual address space (VmSize) over allocate per byte requested"),
+           "growth of the virtual address space (VmSize) over allocate per byte requested",
+           "address space per byte requested"),
     Metric("usable_per_requested_byte", "bytes per byte",
            "usable size malloc granted (malloc_usable_size) per byte requested, in the heap "
-           "trace of a fresh image (1: exactly the request)"),
+           "trace of a fresh image (1: exactly the request)",
+           "usable bytes per byte requested"),
     Metric("brk_step_per_requested_byte", "bytes per byte",
            "median move of the program break among the malloc calls that moved it, per byte "
            "one call requested, in the heap trace of a fresh image (1: a call grows the heap "
-           "by exactly its request)"),
+           "by exactly its request)",
+           "break move per byte requested"),
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
            "when their memory is reused or returned, 1/N when keep_every N keeps one block "
-           "in N and the freed ones leave no page behind"),
+           "in N and the freed ones leave no page behind",
+           "retained bytes per byte requested"),
     Metric("page_table_per_requested_byte", "bytes per byte",
            "page tables grown (VmPTE) per byte requested: 8 bytes per 4 KiB page touched is "
-           "1/512"),
+           "1/512",
+           "page tables per byte requested"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
-           "system (1: all of it, 0: none; empty when nothing became resident)"),
+           "system (1: all of it, 0: none; empty when nothing became resident)",
+           "share free gave back"),
     *(o.metric for o in OBSERVATIONS),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
@@ -461,12 +172,6 @@ def format_value(metric: str, value: float) -> str:
     if unit == "bytes":
         return format_bytes(value)
     return f"{value:.3g}"
-
-
-def axis_label(name: str, unit: str | None = None) -> str:
-    """Chart axis text for a metric: its description and unit (or the unit it is shown in)."""
-    metric = BY_NAME[name]
-    return f"{metric.description} ({unit or metric.unit})"
 
 
 # Metrics that are facts of the kernel and allocator, not timings: the same scenario gives the

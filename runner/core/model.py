@@ -165,6 +165,11 @@ def one_look(base: int) -> Looks:
     return Looks(base, base, base)
 
 
+# Where a linear y axis starts: at 0, so a line's height is its value and a 12% change looks
+# like 12%; or at the data's own range, for a small difference far from 0.
+YFrom = Literal["zero", "data"]
+
+
 @dataclass(frozen=True)
 class ChartSpec:
     """One declared chart: a metric on y against a parameter on x, one line per series."""
@@ -176,6 +181,7 @@ class ChartSpec:
     where: tuple[tuple[str, Value], ...] = ()
     log_x: bool = False
     log_y: bool = False
+    y_from: YFrom = "zero"
 
 
 Expectation = Literal["lower", "higher", "same", "no-higher", "no-lower"]

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runner.analysis import adaptive
 from runner.core import names
 from runner.core.errors import SpecError, UsageError
-from runner.core.model import DroppedCombination, ExperimentSpec, Plan, ProcessRecord, Repetitions
+from runner.core.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.core.parameters import FILE_BACKINGS
-from runner.core.units import format_size
 from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
-from runner.measure import extra_rounds, progress, reuse, schedule
+from runner.measure import extra_rounds, progress, quick, reuse, schedule
 from runner.probe import native
 from runner.spec import coverage, keys, load, matrix
 from runner.store import folders, identity, lock, select
@@ -59,21 +58,12 @@ class RunOptions:
     reuse: bool = True  # copy complete scenarios from an earlier run of the same conditions
     seed: int | None = None
     processes: int | None = None
-    quick: bool = False  # QUICK_PROCESSES fresh processes per scenario, one iteration each
+    quick: bool = False  # runner.measure.quick: its processes per scenario, one iteration each
     force: bool = False  # run scenarios that need more memory or file space than is free
     # False: `machine` is the host-name default, so a machine that differs from the runs
     # already under that label gets a label of its own (runner.store.identity); explicit: as given.
     machine_explicit: bool = True
     strict: bool = False  # a spec that measures less than it asks for stops the run (coverage)
-
-
-# The --quick profile: enough to see every scenario run and the shape of the charts in a
-# couple of minutes, not enough for conclusions (the report says so).
-QUICK_PROCESSES = 2
-# ... and up to this much memory per process: the large sizes take most of a full suite's
-# time, and a first look does without them (they are listed as not measured, with why).
-QUICK_MAX_BYTES = 64 << 20
-QUICK_LEFT_OUT = "left out of --quick"  # how the reason of each such scenario begins
 
 
 @dataclass(frozen=True)
@@ -172,7 +162,7 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
         say(f"{experiment.name}: probes run with "
             + " ".join(f"{k}={v}" for k, v in probe_env.items()))
     for dropped in manifest["dropped"]:
-        if not dropped["reason"].startswith(QUICK_LEFT_OUT):  # said before the run, together
+        if not dropped["reason"].startswith(quick.QUICK_LEFT_OUT):  # said before the run, together
             say(f"{experiment.name}: not measured: {dropped['label']}: {dropped['reason']}")
     neighbours = adaptive.neighbours(plan.scenarios, experiment.checks, plan.label_keys)
     jobs = schedule.order_jobs(plan.scenarios, repetitions.processes, int(manifest["seed"]),
@@ -234,8 +224,8 @@ def _repetitions(experiment: ExperimentSpec, options: RunOptions) -> Repetitions
     scenario would otherwise look at its pairs after every round, up to the spec's most)."""
     repetitions = experiment.repetitions
     if options.quick:
-        repetitions = replace(repetitions, processes=QUICK_PROCESSES, iterations=1,
-                              max_processes=QUICK_PROCESSES)
+        repetitions = replace(repetitions, processes=quick.QUICK_PROCESSES, iterations=1,
+                              max_processes=quick.QUICK_PROCESSES)
     if options.processes is not None:
         repetitions = replace(repetitions, processes=options.processes,
                               max_processes=options.processes)
@@ -388,19 +378,8 @@ def warn_about_coverage(plans: Sequence[Plan], options: RunOptions, say: Say) ->
 
 def profile_plans(plans: Sequence[Plan], options: RunOptions) -> list[Plan]:
     """The plans as the run's profile measures them: the quick profile leaves out every
-    scenario needing more than QUICK_MAX_BYTES per process (unless that is all of them)."""
-    return [_quick_plan(plan) for plan in plans] if options.quick else list(plans)
-
-
-def _quick_plan(plan: Plan) -> Plan:
-    kept = tuple(s for s in plan.scenarios if s.memory_bytes <= QUICK_MAX_BYTES)
-    if not kept:
-        return plan
-    left = tuple(DroppedCombination(tuple(s.params().items()), (
-        f"{QUICK_LEFT_OUT}: needs {format_size(s.memory_bytes)} per process (the quick "
-        f"profile measures up to {format_size(QUICK_MAX_BYTES)}; a full run measures it)"))
-        for s in plan.scenarios if s.memory_bytes > QUICK_MAX_BYTES)
-    return replace(plan, scenarios=kept, dropped=(*plan.dropped, *left))
+    scenario needing more than quick.QUICK_MAX_BYTES per process (unless that is all of them)."""
+    return [quick.quick_plan(plan) for plan in plans] if options.quick else list(plans)
 
 
 def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
@@ -422,7 +401,7 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
         guard.check_fit(plans)  # before any probe starts
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
-    left_out = quick_left_out(plans)
+    left_out = quick.quick_left_out(plans)
     if left_out:
         say(left_out[0])
         for line in left_out[1:]:
@@ -445,23 +424,6 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     return [run_plan(plan, binary, options, say, listener=listener) if source is None
             else _measured_before(plan, source) for plan, source in zip(plans, before,
                                                                       strict=True)]
-
-
-def quick_left_out(plans: Sequence[Plan], hint: str = "-v lists them") -> list[str]:
-    """What --quick left out: one line for all the plans ("65 scenarios of 9 experiments need
-    more than 64MiB per process: left out of --quick (-v lists them)"), then one line per
-    scenario; nothing when it left out none."""
-    lines = [f"{plan.spec.name}: not measured: {matrix.describe_dropped(plan, dropped)}"
-             for plan in plans for dropped in plan.dropped
-             if dropped.reason.startswith(QUICK_LEFT_OUT)]
-    if not lines:
-        return []
-    experiments = len({line.split(":", 1)[0] for line in lines})
-    scenarios = f"{len(lines)} scenario{'s' if len(lines) > 1 else ''}"
-    where = f" of {experiments} experiments" if experiments > 1 else ""
-    needs = "needs" if len(lines) == 1 and not where else "need"
-    return [f"{scenarios}{where} {needs} more than {format_size(QUICK_MAX_BYTES)} per "
-            f"process: {QUICK_LEFT_OUT} ({hint})", *lines]
 
 
 @dataclass(frozen=True)

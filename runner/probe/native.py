@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import ProbeBuildError
-from runner.core.metrics import OBSERVATIONS_BY_NAME
 from runner.core.model import PHASES, Scenario
+from runner.core.observations import OBSERVATIONS_BY_NAME
 from runner.core.parameters import PARAMETERS
 
 # 2: every iteration carries "observations"; --thp and --release; --populate is a choice.

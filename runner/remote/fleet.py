@@ -22,7 +22,7 @@ from runner.core.errors import AlloclabError
 from runner.core.model import Plan
 from runner.machine import preconditions
 from runner.machine.system import read_fingerprint
-from runner.measure import pipeline
+from runner.measure import pipeline, quick
 from runner.probe import native
 from runner.remote import ssh
 from runner.remote.hosts import Fleet, Host
@@ -47,7 +47,7 @@ def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: F
     plans = pipeline.profile_plans(loaded, options)
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
-    for line in pipeline.quick_left_out(plans, "each experiment's page lists them")[:1]:
+    for line in quick.quick_left_out(plans, "each experiment's page lists them")[:1]:
         say(line)
     with importlib.resources.as_file(importlib.resources.files("runner.probe")) as folder, \
             ssh.control_dir() as control, ThreadPoolExecutor(fleet.workers) as pool:

@@ -1,9 +1,13 @@
-"""Declared charts -> deterministic SVG: median line and interquartile band per series.
+"""Declared charts -> deterministic SVG: median line and interquartile band per series, and
+each process's own value beside its median where a point has few.
 
-`chart_data` is the pure part (what is plotted, tested directly); `render_svg` only draws it.
-Same data gives the same bytes: fixed SVG hash salt, no date. Text stays text (selectable,
-searchable, read aloud), and each SVG also says what it shows in words, in a <title> and a
-<desc> (`describe_chart`).
+runner.report.chart_data is the pure part (what is plotted, tested directly); `render_svg` only
+draws it. Same data gives the same bytes: fixed SVG hash salt, no date. Text stays text
+(selectable, searchable, read aloud), and each SVG also says what it shows in words, in a
+<title> and a <desc> (`describe_chart`), and each mark its numbers in a <title> of its own
+(runner.report.chart_hover). The y axis is named by the metric's short name; the long
+description is the chart's caption (`chart_caption`). A linear y axis starts at 0 unless the
+spec asks for the data's own range (`y_from: data`).
 
 How a chart looks: the y axis is drawn in the metric's own unit with ticks in engineering units
 (runner.report.ticks: `1 µs`, `1 MiB`, `1 k`); each series has a colour of the Okabe–Ito palette,
@@ -14,116 +18,32 @@ order the page first shows them); text is dark grey on white, 15:1.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.text
-import numpy as np
-import pandas as pd
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
-from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
+from matplotlib.transforms import offset_copy
 
-from runner.analysis.stats import Summary, summarize
 from runner.core.kinds import Value
-from runner.core.metrics import BY_NAME, axis_label
+from runner.core.metrics import BY_NAME
 from runner.core.model import ChartSpec
 from runner.core.parameters import BY_KEY
-from runner.report import chart_layout, ticks
+from runner.report import chart_hover, chart_layout, ticks
+from runner.report.chart_data import NUMERIC_KINDS, ChartData, Point
+from runner.report.chart_hover import Marks
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
-
-
-@dataclass(frozen=True)
-class Point:
-    x: Value
-    median: float
-    q1: float
-    q3: float
-    n: int
-
-
-@dataclass(frozen=True)
-class Series:
-    label: str
-    points: tuple[Point, ...]
-
-
-@dataclass(frozen=True)
-class ChartData:
-    chart: ChartSpec
-    series: tuple[Series, ...]
-    series_keys: tuple[str, ...]
-
-
-def _series_keys(chart: ChartSpec, label_keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The declared series, plus every other varying axis, so no points are silently pooled."""
-    fixed = {chart.x, *chart.series, *(key for key, _ in chart.where)}
-    return (*chart.series, *(key for key in label_keys if key not in fixed))
-
-
-def _series_label(keys: tuple[str, ...], values: tuple[Value, ...]) -> str:
-    return " ".join(BY_KEY[key].label_text(value)
-                    for key, value in zip(keys, values, strict=True)) or "all"
-
-
-def _plain(value: object) -> Value:
-    """A pandas group key back as the Python value the spec used (numpy ints are not ints)."""
-    native = value.item() if isinstance(value, np.generic) else value
-    if isinstance(native, bool | int | str):
-        return native
-    raise TypeError(f"unexpected parameter value {value!r}")
-
-
-def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, ...],
-               summaries: Mapping[tuple[str, str], Summary] | None = None) -> ChartData:
-    """Group measured samples into series of (x, median, quartiles) in scenario order.
-
-    A point of one scenario takes its summary from `summaries` (by scenario id and metric)
-    when given; a point pooling several scenarios is summarised here.
-    """
-    keys = _series_keys(chart, label_keys)
-    fields = [BY_KEY[key].field for key in keys]
-    x_field = BY_KEY[chart.x].field
-    # Only the columns used: filtering and grouping the whole frame copies every column.
-    selected = samples[list(dict.fromkeys([
-        "scenario_id", chart.metric, x_field, *fields,
-        *(BY_KEY[key].field for key, _ in chart.where)]))]
-    for key, value in chart.where:
-        selected = selected[selected[BY_KEY[key].field] == value]
-    series = []
-    groups = selected.groupby(fields, sort=False) if fields else [((), selected)]
-    for values, group in groups:
-        values_tuple = cast(tuple[Value, ...], values if isinstance(values, tuple) else (values,))
-        points = []
-        for x, at_x in group.groupby(x_field, sort=False):
-            summary = _point_summary(at_x, chart.metric, summaries)
-            points.append(Point(_plain(x), summary.median, summary.q1, summary.q3, summary.n))
-        if BY_KEY[chart.x].kind in NUMERIC_KINDS:
-            points.sort(key=lambda p: int(p.x))
-        series.append(Series(_series_label(keys, values_tuple), tuple(points)))
-    return ChartData(chart, tuple(series), keys)
-
-
-def _point_summary(at_x: pd.DataFrame, metric: str,
-                   summaries: Mapping[tuple[str, str], Summary] | None) -> Summary:
-    ids = at_x["scenario_id"].unique()
-    if summaries is not None and len(ids) == 1 and (str(ids[0]), metric) in summaries:
-        return summaries[str(ids[0]), metric]
-    return summarize(at_x[metric].to_numpy(), interval=False)  # a chart shows no CI
-
-
-NUMERIC_KINDS = ("size", "count", "whole", "share")  # parameters drawn on a numeric x axis
 
 
 # Okabe & Ito's colour-blind-safe palette (2008), in their order but for yellow, which is too
@@ -166,6 +86,7 @@ class _Line:
     points: tuple[Point, ...]
     look: Look
     band: bool = True
+    processes: bool = True  # each process's own value beside the median, where few
 
 
 def _as_text(text: str) -> str:
@@ -185,23 +106,57 @@ _RC: dict[RcKeyType, Any] = {"svg.hashsalt": "alloclab", "svg.fonttype": "none",
        "legend.framealpha": 1.0}
 
 
-def _y_axis_label(metric: str) -> str:
-    """The metric's description; its unit too where the ticks do not name it (faults...)."""
-    unit = BY_NAME[metric].unit
-    if ticks.ticks_carry_unit(unit):
-        return BY_NAME[metric].description
-    return axis_label(metric)
+def y_axis_label(metric: str) -> str:
+    """One line: the metric's short name, and its unit where neither the ticks (`1 µs`,
+    `4 KiB`) nor the name (`minor faults per page`) say it."""
+    short, unit = BY_NAME[metric].short_name, BY_NAME[metric].unit
+    if ticks.ticks_carry_unit(unit) or unit in short:
+        return short
+    return f"{short} ({unit})"
+
+
+def chart_caption(chart: ChartSpec) -> str:
+    """What the y axis measures, in full, shown under the chart (its short name is on the
+    axis): the metric's description and unit, and how to read a mark's numbers."""
+    metric = BY_NAME[chart.metric]
+    return (f"{metric.short_name}: {metric.description} ({metric.unit}; metric "
+            f"{metric.name}). Rest the pointer on a mark for its numbers.")
+
+
+MAX_PROCESS_MARKS = 20  # processes at a point: more, and their marks would hide each other
+PROCESS_OFFSET_PT = 5.0  # a process's mark sits this far right of its median's
+
+
+def _process_marks(point: Point) -> bool:
+    """Whether a point shows each process's value beside its median: few processes, so a
+    reader sees two modes where the median and quartiles would hide them."""
+    return 2 <= len(point.processes) <= MAX_PROCESS_MARKS
+
+
+def _shown(value: float, log: bool) -> bool:
+    """Whether a value can be drawn on its axis (a log axis has no place for 0)."""
+    return math.isfinite(value) and (value > 0 or not log)
+
+
+def _y_values(lines: Sequence[_Line]) -> list[float]:
+    """Every value a chart draws on its y axis: medians, quartiles, processes' own values."""
+    return [v for line in lines for p in line.points
+            for v in (p.median, p.q1, p.q3,
+                      *(q.median for q in p.processes if _process_marks(p)))
+            if math.isfinite(v)]
 
 
 def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
     """Scale, limits and ticks of the y axis, labelled in engineering units
     (runner.report.ticks)."""
     unit = BY_NAME[chart.metric].unit
-    positive = [v for line in lines for p in line.points for v in (p.median, p.q1, p.q3)
-                if v > 0]
+    values = _y_values(lines)
+    positive = [v for v in values if v > 0]
     if not chart.log_y or not positive:
         if chart.log_y:
             axes.set_yscale("log")
+        elif chart.y_from == "zero" and values:
+            axes.set_ylim(*_limits_with_zero(values))
         axes.yaxis.set_major_locator(ticks.UnitLocator(unit))
         axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=False))
         return
@@ -225,6 +180,14 @@ def _set_y_axis(axes: Any, chart: ChartSpec, lines: Sequence[_Line]) -> None:
             # drawing (each one is an artist laid out twice) and say nothing the grid does not
             axes.yaxis.set_minor_locator(NullLocator())
     axes.yaxis.set_major_formatter(ticks.UnitFormatter(unit, log=True))
+
+
+def _limits_with_zero(values: Sequence[float]) -> tuple[float, float]:
+    """A linear axis over the values and 0, with matplotlib's 5% margin on the side away from
+    0: a line's height is then its value, and a 12% change looks like 12%, not like a cliff."""
+    low, high = min(0.0, *values), max(0.0, *values)
+    margin = 0.05 * (high - low) or 1.0  # all zero: 0 to 1
+    return (low - margin if low < 0 else 0.0, high + margin if high > 0 or low == 0 else 0.0)
 
 
 LEGEND_INSIDE_MAX = 4  # series; more, or long labels, go in rows under the plot
@@ -262,9 +225,11 @@ def _legend_height_in(lines: Sequence[_Line], legend_title: str | None) -> float
     return (layout[1] + (legend_title is not None)) * _LEGEND_ROW_IN + 0.15
 
 
-def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line],
-             positions: Sequence[Sequence[float]], legend_title: str | None,
-             x_labels: Sequence[str], joined: bool) -> None:
+_Drawn = Sequence[tuple[float, Point]]  # a line's points as drawn, each at its x position
+
+
+def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line], drawn: Sequence[_Drawn],
+             legend_title: str | None, x_labels: Sequence[str], joined: bool) -> None:
     """Margins that fit the chart's texts, and its legend inside the plot where it covers the
     fewest points or in rows under it (_legend_rows): runner.report.chart_layout, without
     drawing."""
@@ -273,25 +238,29 @@ def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line],
     def margins() -> chart_layout.Margins:
         return chart_layout.compute_margins(
             axes, x_labels, axes.get_title(), axes.get_xlabel(), axes.get_ylabel(),
-            _legend_height_in(lines, legend_title), _measure)
+            _legend_height_in(lines, legend_title), chart_layout.measure)
 
     computed = margins()
     # The title is centred over the plot: a longer one is wrapped, then the margins redone.
     title = chart_layout.wrap_to_width(axes.get_title(), matplotlib.rcParams["axes.titlesize"],
-                                       chart_layout.title_width_in(figure, computed), _measure)
+                                       chart_layout.title_width_in(figure, computed),
+                                       chart_layout.measure)
     if title != axes.get_title():
         axes.set_title(title, parse_math=False, y=1.0)
         computed = margins()
     chart_layout.apply_margins(axes, computed)
     if len(lines) > 1 and layout is None:
-        paths = [[(x, p.median) for x, p in zip(xs, line.points, strict=True)]
-                 for xs, line in zip(positions, lines, strict=True)]
+        paths = [[(x, p.median) for x, p in points] for points in drawn]
         if not joined:  # quartile bars are lines too
-            paths += [[(x, p.q1), (x, p.q3)] for xs, line in zip(positions, lines, strict=True)
-                      for x, p in zip(xs, line.points, strict=True)]
+            paths += [[(x, p.q1), (x, p.q3)] for points in drawn for x, p in points]
+        # Processes' marks, each a path of one point (never joined), at their median's x:
+        # PROCESS_OFFSET_PT is less than the clearance legend_place keeps.
+        paths += [[(x, q.median)] for line, points in zip(lines, drawn, strict=True)
+                  if line.processes for x, p in points if _process_marks(p)
+                  for q in p.processes]
         place = chart_layout.legend_place(axes, paths, joined,
                                           [_as_text(line.label) for line in lines],
-                                          legend_title, _measure)
+                                          legend_title, chart_layout.measure)
         axes.legend(fontsize=8, title=legend_title, title_fontsize=8, handlelength=3, loc=place)
     elif layout is not None:
         figure.legend(*axes.get_legend_handles_labels(), loc="lower center", ncols=layout[0],
@@ -299,64 +268,61 @@ def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line],
                       frameon=False)
 
 
-class _MeasuredTextToPath(TextToPath):
-    """matplotlib's text-to-path converter, remembering the size of each text it measured."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._sizes: dict[tuple[str, Any, Any], tuple[float, float, float]] = {}
-
-    def get_text_width_height_descent(self, s: str, prop: Any,
-                                      ismath: Any) -> tuple[float, float, float]:
-        # FontProperties are mutable: the key holds a copy (matplotlib's own cache does so).
-        key = (s, prop.copy(), ismath)
-        size = self._sizes.get(key)
-        if size is None:
-            size = self._sizes[key] = super().get_text_width_height_descent(s, prop, ismath)
-        return size
-
-
-_TEXT_TO_PATH = _MeasuredTextToPath()
-
-
-def _measure(text: str, font: Any) -> tuple[float, float, float]:
-    """A text's (width, height, descent) in points, as the SVG backend measures it."""
-    return _TEXT_TO_PATH.get_text_width_height_descent(text, font, False)
-
-
-@contextlib.contextmanager
-def _shared_text_to_path() -> Iterator[None]:
-    """Every renderer made while drawing converts text with one converter, _TEXT_TO_PATH.
-
-    matplotlib gives each renderer its own, so its own mathtext cache, and a chart makes
-    several renderers (tight_layout's, savefig's, and one for each text measured without
-    one): every tick label was measured, and each $10^{3}$ parsed, again in each. The same
-    text gives the same sizes and paths, so the same bytes, with a quarter less drawing time.
-    """
-    original = matplotlib.text.TextToPath
-    # RendererBase.__init__ looks the class up there; setattr, as mypy sees a class.
-    setattr(matplotlib.text, "TextToPath", lambda: _TEXT_TO_PATH)  # noqa: B010
-    try:
-        yield
-    finally:
-        setattr(matplotlib.text, "TextToPath", original)  # noqa: B010
-
-
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
               height_in: float = 4.2) -> str:
-    """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element."""
-    with matplotlib.rc_context(_RC), _shared_text_to_path():
-        figure = _figure(chart, lines, legend_title, height_in)
+    """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element,
+    each mark titled with its numbers."""
+    with matplotlib.rc_context(_RC), chart_layout.shared_text_to_path():
+        figure, marks = _figure(chart, lines, legend_title, height_in)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
+    svg = chart_hover.add_titles(svg, marks)
     return _with_title_and_desc(svg, chart.title,
                                 describe_chart(chart, lines, BY_NAME[chart.metric].unit))
 
 
+def _x_text(chart: ChartSpec, x: Value) -> str:
+    return f"{chart.x} {BY_KEY[chart.x].format(x)}"
+
+
+def _drawn_points(chart: ChartSpec, line: _Line, categories: list[Value] | None,
+                  offset: float) -> list[tuple[float, Point]]:
+    """The points of a line that can be drawn (a log axis has no place for 0 or less), each
+    at its x position (its value, or for `categories` its category's place plus `offset`):
+    only these get marks, and so titles, in order."""
+    return [(float(p.x) if categories is None else categories.index(p.x) + offset, p)
+            for p in line.points if _shown(p.median, chart.log_y)
+            and (categories is not None or _shown(float(p.x), chart.log_x))]
+
+
+def _draw_processes(figure: Figure, axes: Any, chart: ChartSpec, index: int, line: _Line,
+                    points: _Drawn) -> Marks | None:
+    """Each process's own value as a small hollow mark just right of its median, for the
+    points with few processes; None when no point has."""
+    shown = [(x, p, [q for q in p.processes if _shown(q.median, chart.log_y)])
+             for x, p in points if _process_marks(p)]
+    dots = [(x, q) for x, _, processes in shown for q in processes]
+    if not line.processes or not dots:
+        return None
+    look = line.look
+    # Drawn at their median's x, then moved right: the axis limits come from the data.
+    artist, = axes.plot([x for x, _ in dots], [q.median for _, q in dots],
+                        linestyle="none", marker=look.marker, markersize=3,
+                        markerfacecolor="none", markeredgewidth=0.7, color=look.colour,
+                        alpha=0.8, label="_processes", zorder=1.9,  # under the medians
+                        gid=chart_hover.mark_gid("processes", index))
+    artist.set_transform(offset_copy(axes.transData, figure, x=PROCESS_OFFSET_PT, y=0,
+                                     units="points"))
+    return Marks("processes", index, tuple(
+        chart_hover.processes_title(chart.metric, line.label, _x_text(chart, p.x), processes)
+        for _, p, processes in shown), tuple(len(processes) for _, _, processes in shown))
+
+
 def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
-            height_in: float) -> Figure:
-    """The chart as a laid-out figure, to be drawn within the same rc context."""
+            height_in: float) -> tuple[Figure, list[Marks]]:
+    """The chart as a laid-out figure, to be drawn within the same rc context, and the
+    titles of its marks."""
     x_parameter = BY_KEY[chart.x]
     numeric_x = x_parameter.kind in NUMERIC_KINDS
     categories: list[Value] = []
@@ -365,16 +331,19 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
     figure = Figure(figsize=(7.5, height_in + _legend_height_in(lines, legend_title)))
     FigureCanvasSVG(figure)
     axes = figure.add_subplot()
-    positions = []  # each line's x positions
+    drawn = []  # each line's drawn points
+    marks = []
     for index, line in enumerate(lines):
         look = line.look
-        medians = [p.median for p in line.points]
+        label = _as_text(_legend_label(line.label))
         if numeric_x:
+            points = _drawn_points(chart, line, None, 0.0)
             xs = [float(p.x) for p in line.points]
-            positions.append(xs)
-            axes.plot(xs, medians, marker=look.marker, markersize=4,
-                      linestyle=look.linestyle, color=look.colour,
-                      label=_as_text(_legend_label(line.label)))
+            # The line joins every point; markers, which carry the titles, only where drawn.
+            shown = [i for i, p in enumerate(line.points) if any(p is q for _, q in points)]
+            axes.plot(xs, [p.median for p in line.points], marker=look.marker, markersize=4,
+                      markevery=shown, linestyle=look.linestyle, color=look.colour,
+                      label=label, gid=chart_hover.mark_gid("points", index))
             if line.band:
                 axes.fill_between(xs, [p.q1 for p in line.points],
                                   [p.q3 for p in line.points], color=look.colour,
@@ -382,15 +351,23 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
         else:
             # Categories are not a trend: points side by side with quartile bars, no lines.
             offset = (index - (len(lines) - 1) / 2) * min(0.6 / max(len(lines), 1), 0.15)
-            xs = [categories.index(p.x) + offset for p in line.points]
-            positions.append(xs)
-            errors = [[m - p.q1 for m, p in zip(medians, line.points, strict=True)],
-                      [p.q3 - m for m, p in zip(medians, line.points, strict=True)]]
-            axes.errorbar(xs, medians, yerr=errors, fmt=look.marker, markersize=5,
-                          capsize=3, color=look.colour,
-                          label=_as_text(_legend_label(line.label)))
+            points = _drawn_points(chart, line, categories, offset)
+            errors = [[p.median - p.q1 for _, p in points], [p.q3 - p.median for _, p in points]]
+            container = axes.errorbar([x for x, _ in points], [p.median for _, p in points],
+                                      yerr=errors, fmt=look.marker, markersize=5, capsize=3,
+                                      color=look.colour, label=label)
+            container[0].set_gid(chart_hover.mark_gid("points", index))
+            for bars in container[2]:  # the quartile bars (none where no point is drawn)
+                bars.set_gid(chart_hover.mark_gid("bars", index))
+        drawn.append(points)
+        titles = tuple(chart_hover.point_title(chart.metric, line.label, _x_text(chart, p.x), p)
+                       for _, p in points)
+        marks += [Marks("points", index, titles), Marks("bars", index, titles)]
+        processes = _draw_processes(figure, axes, chart, index, line, points)
+        if processes is not None:
+            marks.append(processes)
     if not categories:
-        return _empty_figure(figure, axes, chart)
+        return _empty_figure(figure, axes, chart), []
     if chart.log_x and numeric_x:
         axes.set_xscale("log", base=2)
     _set_y_axis(axes, chart, lines)
@@ -404,15 +381,13 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
         axes.set_xticks(range(len(categories)), x_labels)
         axes.set_xlim(-0.5, len(categories) - 0.5)
     axes.set_xlabel(chart.x)
-    # Wrapped to fit beside the plot: a rotated label longer than the figure is cut off.
-    axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)),
-                                  int(height_in * 72 / (9 * 0.6)) - 6))
+    axes.set_ylabel(_as_text(y_axis_label(chart.metric)))
     # A spec's text, never TeX; y given, so matplotlib does not search for room above
     # tick labels that are never drawn above the plot.
     axes.set_title(chart.title, parse_math=False, y=1.0)
     axes.grid(True, which="major", alpha=0.3)
-    _lay_out(figure, axes, lines, positions, legend_title, x_labels, numeric_x)
-    return figure
+    _lay_out(figure, axes, lines, drawn, legend_title, x_labels, numeric_x)
+    return figure, marks
 
 
 def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
@@ -424,7 +399,7 @@ def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_xlabel(chart.x)
-    axes.set_ylabel(textwrap.fill(_as_text(_y_axis_label(chart.metric)), 40))
+    axes.set_ylabel(_as_text(y_axis_label(chart.metric)))
     axes.set_title(chart.title, parse_math=False, y=1.0)
     _lay_out(figure, axes, [], [], None, [], True)
     return figure
@@ -433,14 +408,19 @@ def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
 def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
     """What a chart shows, in words, for those who cannot see it (its SVG <desc>)."""
     x_scale = " (log scale)" if chart.log_x and BY_KEY[chart.x].kind in NUMERIC_KINDS else ""
-    y_scale = " (log scale)" if chart.log_y else ""
+    y_scale = (" (log scale)" if chart.log_y else
+               ", from 0" if chart.y_from == "zero" else ", over the data's range")
     series = "; ".join(line.label for line in lines) or "none"
     spread = ("median line and interquartile band per series"
               if BY_KEY[chart.x].kind in NUMERIC_KINDS else
               "median point and interquartile bar per series")
-    y_label = axis_label(chart.metric, unit)
-    return (f"Metric {chart.metric}. x axis: {chart.x}{x_scale}; y axis: {y_label}{y_scale}; "
-            f"{spread}. Series ({len(lines)}): {series}.")
+    if any(line.processes and _process_marks(p) for line in lines for p in line.points):
+        spread += (f"; beside a median of at most {MAX_PROCESS_MARKS} processes, each "
+                   "process's own value (the median of its iterations)")
+    metric = BY_NAME[chart.metric]
+    return (f"Metric {chart.metric}: {metric.description} ({unit}). x axis: {chart.x}{x_scale}; "
+            f"y axis: {y_axis_label(chart.metric)}{y_scale}; {spread}. Series ({len(lines)}): "
+            f"{series}. Each mark's title gives its numbers.")
 
 
 def _with_title_and_desc(svg: str, title: str, desc: str) -> str:
@@ -460,7 +440,7 @@ def render_svg(data: ChartData, looks: Mapping[str, Look] | None = None) -> str:
     if looks is None or any(s.label not in looks for s in data.series):
         looks = assign_looks(s.label for s in data.series)
     lines = [_Line(s.label, s.points, looks[s.label]) for s in data.series]
-    return _draw_svg(data.chart, lines, " ".join(data.series_keys) or None)
+    return _draw_svg(data.chart, lines, data.legend_title)
 
 
 RUN_LINESTYLES = ("-", "--", ":", "-.")
@@ -478,7 +458,8 @@ def render_overlay_svg(runs: Sequence[tuple[str, ChartData]]) -> str:
         _Line(f"{series.label} — {run_label}" if len(data.series) > 1 or series.label != "all"
               else run_label, series.points,
               replace(looks[series.label],
-                      linestyle=RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)]), band=False)
+                      linestyle=RUN_LINESTYLES[run_index % len(RUN_LINESTYLES)]), band=False,
+              processes=False)
         for run_index, (run_label, data) in enumerate(runs) for series in data.series
     ]
     return _draw_svg(runs[0][1].chart, lines, None, height_in=4.6)

@@ -31,6 +31,7 @@ from runner.analysis.compare import (
 from runner.analysis.frame import build_frame, measured
 from runner.core.metrics import direction, format_value
 from runner.report import charts, permalinks, site
+from runner.report.chart_data import chart_data
 from runner.store import folders
 from runner.store.folders import StoredRun, data_checksum
 
@@ -179,7 +180,7 @@ def _run_context(role: str, run: StoredRun, metrics: Sequence[str],
 
 def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[dict[str, str]]:
     """The baseline spec's charts of the compared metrics, every run drawn on each, with ids
-    from their titles (runner.report.permalinks)."""
+    from their titles (runner.report.permalinks) and their captions."""
     experiment = folders.experiment_of(runs[0])
     label_keys = tuple(runs[0].manifest["label_keys"])
     samples = [measured(build_frame(run)) for run in runs]
@@ -187,8 +188,9 @@ def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[d
     shown = [chart for chart in experiment.charts if chart.metric in metrics]
     ids = permalinks.chart_ids(None, (chart.title for chart in shown))
     return [{"id": chart_id, "svg": charts.render_overlay_svg(
-                [(name, charts.chart_data(s, chart, label_keys))
-                 for name, s in zip(names, samples, strict=True)])}
+                [(name, chart_data(s, chart, label_keys))
+                 for name, s in zip(names, samples, strict=True)]),
+             "caption": charts.chart_caption(chart)}
             for chart, chart_id in zip(shown, ids, strict=True)]
 
 

@@ -29,6 +29,7 @@ from runner.core.errors import StoreError, UsageError
 from runner.core.metrics import BY_NAME
 from runner.machine import system
 from runner.report import charts, highlight, permalinks, render_cache
+from runner.report.chart_data import chart_data
 from runner.report.grid import verdict_grid
 from runner.report.tables import (
     failure_rows,
@@ -68,7 +69,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     summaries = noise.scenario_summaries(samples, metrics)
     highlighted = highlight.noisy_cells(summaries, run.manifest["scenarios"], experiment.charts,
                                         results, metrics)
-    plotted = [charts.chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
+    plotted = [chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
     looks = charts.assign_looks(s.label for data in plotted for s in data.series)
     facts = system.run_facts(run.manifest, run.first_probe_output())
     records = [verdict_record(run, result, facts) for result in results]
@@ -83,7 +84,8 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "started": run.manifest.get("started_utc"),
         "finished": run.manifest.get("finished_utc"),
         "repetitions": run.manifest["repetitions"],
-        "charts": [charts.render_svg(data, looks) for data in plotted],
+        "charts": [{"svg": charts.render_svg(data, looks),
+                    "caption": charts.chart_caption(data.chart)} for data in plotted],
         "chart_ids": permalinks.chart_ids(run.machine, (c.title for c in experiment.charts)),
         "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
         "rows": scenario_rows(run, samples, metrics, summaries, highlighted),

@@ -25,6 +25,7 @@ from runner.core.model import (
     Quantifier,
     Repetitions,
     Statistic,
+    YFrom,
 )
 from runner.core.parameters import PARAMETERS
 from runner.core.units import DURATION_HINT
@@ -34,6 +35,7 @@ KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
     "fraction", "selector", "number", "where", "statistic", "method", "share", "quantifier",
+    "y_from",
 ]
 
 
@@ -98,6 +100,9 @@ CHART_KEYS: tuple[Key, ...] = (
     Key("where", "parameters", "parameter key -> value: only scenarios with these values"),
     Key("log_x", "flag", "logarithmic x axis (default false)"),
     Key("log_y", "flag", "logarithmic y axis (default false)"),
+    Key("y_from", "y_from", "where a linear y axis starts: zero (default; a line's height is "
+        "its value, so a 12% change looks like 12%) or data (the data's own range, for a "
+        "small difference far from 0); a log y axis always spans the data"),
 )
 
 CHECK_KEYS: tuple[Key, ...] = (
@@ -135,6 +140,7 @@ EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
 QUANTIFIERS: tuple[str, ...] = get_args(Quantifier)
 METHODS: tuple[str, ...] = get_args(Method)
+Y_FROMS: tuple[str, ...] = get_args(YFrom)
 ORDERED_KINDS = ("size", "whole", "share")  # parameter kinds a `where` range applies to
 RANGE_KEYS = ("from", "to")
 

@@ -21,7 +21,7 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from yaml.nodes import ScalarNode
 
@@ -31,6 +31,7 @@ from runner.core.model import (
     ChartSpec,
     ExperimentSpec,
     Repetitions,
+    YFrom,
 )
 from runner.core.parameters import BY_KEY
 from runner.core.units import DURATION_HINT, parse_duration_s
@@ -47,6 +48,7 @@ from runner.spec.keys import (
     PARAMETER_KEYS,
     REPETITION_KEYS,
     TOP_KEYS,
+    Y_FROMS,
 )
 from runner.spec.matrix import expand
 from runner.spec.walker import (
@@ -63,6 +65,7 @@ from runner.spec.walker import (
     read_parameter_entries,
     read_parameters,
     read_simple,
+    read_word,
     shown,
 )
 
@@ -343,6 +346,7 @@ def _read_chart(walker: Walker, item: Item, axes: tuple[str, ...]) -> ChartSpec:
     if x in series:
         raise walker.error(entries["series"], f"{x} is already the x axis")
     where = entries.get("where")
+    log_y = read_flag(walker, entries.get("log_y"), table["log_y"])
     return ChartSpec(
         title=str(read_simple(walker, entries["title"], table["title"])),
         metric=read_metric(walker, entries["metric"]),
@@ -351,8 +355,17 @@ def _read_chart(walker: Walker, item: Item, axes: tuple[str, ...]) -> ChartSpec:
         where=() if where is None else read_parameters(
             walker, where, "a mapping of parameter keys to one value each"),
         log_x=read_flag(walker, entries.get("log_x"), table["log_x"]),
-        log_y=read_flag(walker, entries.get("log_y"), table["log_y"]),
+        log_y=log_y,
+        y_from=_read_y_from(walker, entries.get("y_from"), log_y),
     )
+
+
+def _read_y_from(walker: Walker, item: Item | None, log_y: bool) -> YFrom:
+    y_from = read_word(walker, item, Y_FROMS, "start of the y axis")
+    if item is not None and y_from == "zero" and log_y:
+        raise walker.error(item, "a log y axis cannot start at 0 (it spans the data's range): "
+                           "leave y_from out, or set log_y: false")
+    return cast(YFrom, y_from or "zero")
 
 
 def _read_axis(walker: Walker, item: Item, axes: tuple[str, ...]) -> str:

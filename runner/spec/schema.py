@@ -33,6 +33,7 @@ from runner.spec.keys import (
     REPETITION_KEYS,
     STATISTICS,
     TOP_KEYS,
+    Y_FROMS,
     Key,
 )
 
@@ -125,6 +126,8 @@ def _key_schema(key: Key) -> Schema:
             return {"enum": list(METHODS)}
         case "quantifier":
             return {"enum": list(QUANTIFIERS)}
+        case "y_from":
+            return {"enum": list(Y_FROMS)}
         case _:
             assert_never(key.kind)
 

@@ -27,8 +27,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from runner.core.metrics import OBSERVATIONS
 from runner.core.model import PHASES
+from runner.core.observations import OBSERVATIONS
 
 PHASE_VALUES = ("ns", "minor_faults", "major_faults", "rss_bytes")
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from runner.analysis.frame import COLUMNS, build_frame, measured
-from runner.core.metrics import OBSERVATIONS
+from runner.core.observations import OBSERVATIONS
 from runner.store.folders import StoredRun, load_run
 from tests.rowwise_frame import build_frame_by_rows
 from tests.synthetic import write_synthetic_run

@@ -11,7 +11,7 @@ import pytest
 from runner.cli import parser as cli_parser
 from runner.cli import reference
 from runner.core.errors import ExitStatus
-from runner.core.metrics import OBSERVATIONS
+from runner.core.observations import OBSERVATIONS
 from runner.core.parameters import PARAMETERS
 
 ROOT = Path(__file__).parents[2]

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from runner.core.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
+from runner.core.metrics import BY_NAME, DETERMINISTIC
+from runner.core.observations import OBSERVATIONS_BY_NAME
 
 
 def test_every_deterministic_metric_is_declared() -> None:
@@ -22,3 +23,17 @@ def test_a_per_thread_observation_divides_by_one_threads_ops() -> None:
     assert slowest.metric_value(np.asarray([5000.0]), blocks, ops).tolist() == [50.0]
     syscalls = OBSERVATIONS_BY_NAME["allocate_syscalls"]
     assert syscalls.metric_value(np.asarray([400.0]), blocks, ops).tolist() == [2.0]
+
+
+def test_every_metric_has_a_short_one_line_name_of_its_own() -> None:
+    """A chart's y axis and a table's header show the short name: one line, a few words, and
+    no two metrics alike (the description, shown beside it, says the rest)."""
+    from runner.core.metrics import METRICS
+    from runner.core.observations import OBSERVATIONS_BY_NAME
+    names = [m.short_name for m in METRICS]
+    assert len(set(names)) == len(names)
+    for metric in METRICS:
+        assert 0 < len(metric.short_name) <= 48 and "\n" not in metric.short_name, metric.name
+        assert metric.short_name != metric.description, metric.name
+    assert BY_NAME["first_touch_ns_per_page"].short_name == "first touch time per page"
+    assert OBSERVATIONS_BY_NAME["usable_bytes"].metric.short_name == "usable size per block"

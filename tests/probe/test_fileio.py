@@ -22,8 +22,9 @@ from runner.analysis.frame import build_frame
 from runner.analysis.frame import measured as measured_samples
 from runner.core.combinations import find_conflict
 from runner.core.kinds import Value
-from runner.core.metrics import BY_NAME, DETERMINISTIC, OBSERVATIONS_BY_NAME
+from runner.core.metrics import BY_NAME, DETERMINISTIC
 from runner.core.model import PHASES, Scenario, Span
+from runner.core.observations import OBSERVATIONS_BY_NAME
 from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, upgrade_params
 from runner.core.sizing import resolve_ops
 from runner.core.units import PPM

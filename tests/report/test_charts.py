@@ -7,9 +7,9 @@ import pytest
 
 from runner.analysis.frame import build_frame, measured
 from runner.analysis.noise import scenario_summaries
-from runner.core.metrics import axis_label
 from runner.core.model import ChartSpec
-from runner.report.charts import chart_data, render_svg
+from runner.report.chart_data import chart_data
+from runner.report.charts import render_svg
 from runner.store.folders import load_run
 from tests.synthetic import write_synthetic_run
 
@@ -58,7 +58,7 @@ def test_svg_is_deterministic_and_inline_ready(samples) -> None:  # type: ignore
 
 def test_whole_number_parameters_are_a_numeric_axis_and_keyed_in_legends() -> None:
     from runner.core.parameters import BY_KEY
-    from runner.report.charts import NUMERIC_KINDS, _series_label
+    from runner.report.chart_data import NUMERIC_KINDS, _series_label
     assert BY_KEY["threads"].kind in NUMERIC_KINDS
     assert _series_label(("threads", "backing"), (2, "malloc")) == "threads=2 malloc"
 
@@ -103,16 +103,22 @@ def test_each_svg_says_what_it_shows_in_a_title_and_a_desc(samples) -> None:  # 
     # The first children of <svg>, where screen readers look; text escaped as XML.
     assert head[1] == " <title>Touch &lt;fast&gt; &amp; slow</title>"
     assert head[2] == (
-        " <desc>Metric first_touch_ns_per_page. x axis: size (log scale); y axis: "
-        f"{axis_label('first_touch_ns_per_page', 'ns')} (log scale); median line and "
-        "interquartile band per series. Series (2): malloc; mmap-anon.</desc>")
+        " <desc>Metric first_touch_ns_per_page: time of the first touch phase per page of a "
+        "block (ns). x axis: size (log scale); y axis: first touch time per page (log scale); "
+        "median line and interquartile band per series; beside a median of at most 20 "
+        "processes, each process&#x27;s own value (the median of its iterations). Series (2): "
+        "malloc; mmap-anon. Each mark&#x27;s title gives its numbers.</desc>")
     categorical = render_svg(chart_data(samples, ChartSpec("By backing",
                                                            "first_touch_ns_per_op", "backing"),
                                         LABEL_KEYS))
     desc = categorical.split("\n")[2]
-    assert desc.startswith(" <desc>Metric first_touch_ns_per_op. x axis: backing; y axis: ")
-    assert desc.endswith("; median point and interquartile bar per series. "
-                         "Series (3): 4KiB; 64KiB; 1MiB.</desc>")
+    assert desc.startswith(" <desc>Metric first_touch_ns_per_op: time of the first touch "
+                           "phase per block (ns). x axis: backing")
+    assert desc.endswith("; y axis: first touch time per block, from 0; median point and "
+                         "interquartile bar per series; beside a median of at most 20 "
+                         "processes, each process&#x27;s own value (the median of its "
+                         "iterations). Series (3): 4KiB; 64KiB; 1MiB. Each mark&#x27;s title "
+                         "gives its numbers.</desc>")
 
 
 def test_overlaid_runs_are_described_series_by_run(samples) -> None:  # type: ignore[no-untyped-def]
@@ -167,8 +173,10 @@ def test_text_stays_text_with_engineering_ticks(samples) -> None:  # type: ignor
     assert {"100 ns", "200 ns", "500 ns", "1 µs", "4KiB", "size", "Touch", "malloc"} <= set(
         texts)
     assert "300 ns" not in texts
-    # The unit is in the ticks, not repeated in the axis label; no glyph outlines.
-    assert "time of the first touch phase per page of a block" in texts
+    # The y axis says the metric's short name in one line, its unit in the ticks, not
+    # repeated in the axis label (the long description is the caption); no glyph outlines.
+    assert "first touch time per page" in texts
+    assert "time of the first touch phase per page of a block" not in texts
     assert "DejaVuSans-" not in svg
     fills = set(re.findall(r"<text [^>]*fill: (#[0-9a-f]{6})", svg))
     assert fills == {TEXT_COLOUR} and svg.count("<text ") == len(texts)
@@ -193,12 +201,13 @@ def _laid_out(chart: ChartSpec, series: dict[str, list[tuple[object, float]]],
     (texts measured as the SVG backend measures them)."""
     import matplotlib
 
-    from runner.report.charts import _RC, Point, _figure, _Line, series_look
+    from runner.report.chart_data import Point
+    from runner.report.charts import _RC, _figure, _Line, series_look
     lines = [_Line(label, tuple(Point(x, y, y * 0.9, y * 1.1, 5) for x, y in points),  # type: ignore[arg-type]
                    series_look(i)) for i, (label, points) in enumerate(series.items())]
     context = matplotlib.rc_context(_RC)
     context.__enter__()
-    figure = _figure(chart, lines, legend_title, 4.2)
+    figure, _ = _figure(chart, lines, legend_title, 4.2)
     renderer = figure._get_renderer()  # type: ignore[attr-defined]
     figure.draw(renderer)
     return figure, renderer, context
@@ -265,7 +274,7 @@ def test_computed_margins_fit_every_text_as_tight_layout_would(case: str) -> Non
 def test_legend_goes_where_it_covers_no_point() -> None:
     """matplotlib's "best", reckoned from the data: the first free place of its order."""
     from runner.report.chart_layout import legend_place
-    from runner.report.charts import _measure
+    from runner.report.chart_layout import measure as _measure
     chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True,
                       log_y=True)
     # Lines along the top: the upper places are taken, the lower right is free first.
@@ -325,3 +334,158 @@ def test_a_chart_without_samples_says_so_without_a_warning(samples, x) -> None: 
         warnings.simplefilter("error")
         svg = render_svg(data)
     assert "no sample of this chart" in svg
+
+
+# What a reader can interrogate: every mark's numbers in its <title>, each process's value
+# beside its median, short axis labels, linear axes from 0, legends without constant keys.
+
+def _titled_marks(svg: str) -> dict[str, list[str]]:
+    """The titles of the marks of each kind (points, bars, processes), in drawing order; a
+    mark outside a titled g.point counts as an empty title."""
+    import xml.etree.ElementTree as ET
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    root = ET.fromstring(svg)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    found: dict[str, list[str]] = {}
+    for group in root.iter(f"{svg_ns}g"):
+        kind = group.get("class")
+        if kind not in ("points", "bars", "processes"):
+            continue
+        element = "path" if kind == "bars" else "use"
+        for mark in group.iter(f"{svg_ns}{element}"):
+            point = parents[mark]
+            title = point.find(f"{svg_ns}title") if point.get("class") == "point" else None
+            found.setdefault(kind, []).append("" if title is None else title.text or "")
+    return found
+
+
+@pytest.mark.parametrize("x", ["size", "backing"])
+def test_every_plotted_point_has_its_numbers_in_a_title(samples, x) -> None:  # type: ignore[no-untyped-def]
+    other = "backing" if x == "size" else "size"
+    chart = ChartSpec("t", "first_touch_ns_per_page", x, (other,), log_x=x == "size")
+    data = chart_data(samples, chart, LABEL_KEYS)
+    svg = render_svg(data)
+    marks = _titled_marks(svg)
+    points = [(s.label, p) for s in data.series for p in s.points]
+    assert len(marks["points"]) == len(points) == 6
+    for title, (label, point) in zip(marks["points"], points, strict=True):
+        assert title.startswith(f"{label}, {x} ")
+        assert f"median {point.median:.3g} ns, quartiles {point.q1:.3g} ns – " in title
+        assert title.endswith(", 3 processes (6 samples)")
+    assert 'id="alloclab-' not in svg  # the gids became classes: a page holds many charts
+    if x == "backing":  # quartile bars carry their point's title too
+        assert marks["bars"] == marks["points"]
+
+
+def test_each_process_shows_beside_its_median_where_there_are_few(samples) -> None:  # type: ignore[no-untyped-def]
+    from runner.report.chart_data import ProcessValue
+    from runner.report.charts import MAX_PROCESS_MARKS
+
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", ("backing",), log_x=True)
+    data = chart_data(samples, chart, LABEL_KEYS)
+    point = data.series[0].points[0]
+    # Three processes jittered -2%, 0, +2%: each one's median of its two iterations.
+    assert [round(p.median) for p in point.processes] == [245, 250, 255]
+    assert {p.iterations for p in point.processes} == {2}
+    titles = _titled_marks(render_svg(data))["processes"]
+    assert len(titles) == 6 * 3  # a mark per process, titled together per point
+    assert titles[:3] == ["malloc, size 4KiB, each of 3 processes (median of its 2 "
+                          "iterations): 245 ns, 250 ns, 255 ns"] * 3
+    # Two modes the median hides: the processes' marks, and their values, show both.
+    bimodal = tuple(ProcessValue(v, 2) for v in [900.0, 100.0] * 3 + [100.0])
+    few = replace(data, series=(replace(data.series[0], points=(
+        replace(point, processes=bimodal),)),))
+    svg = render_svg(few)
+    assert _titled_marks(svg)["processes"] == [
+        "malloc, size 4KiB, each of 7 processes (median of its 2 iterations): "
+        + ", ".join(["100 ns"] * 4 + ["900 ns"] * 3)] * 7
+    import xml.etree.ElementTree as ET
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    group = next(g for g in ET.fromstring(svg).iter(f"{svg_ns}g")
+                 if g.get("class") == "processes")
+    assert len({use.get("y") for use in group.iter(f"{svg_ns}use")}) == 2  # a row per mode
+    many = replace(few, series=(replace(few.series[0], points=(replace(
+        point, processes=(ProcessValue(250.0, 2),) * (MAX_PROCESS_MARKS + 1)),)),))
+    svg = render_svg(many)
+    assert "processes" not in _titled_marks(svg)
+    assert _titled_marks(svg)["points"][0].endswith(f"{MAX_PROCESS_MARKS + 1} processes "
+                                                    "(6 samples)")
+
+
+def _y_limits(chart: ChartSpec, values: list[float]) -> tuple[float, float]:
+    figure, _, context = _laid_out(chart, {"a": list(enumerate(values, 1))}, None)
+    try:
+        low, high = figure.axes[0].get_ylim()
+        return float(low), float(high)
+    finally:
+        context.__exit__(None, None, None)
+
+
+def test_a_linear_y_axis_starts_at_zero_unless_the_chart_asks_for_the_data_range() -> None:
+    chart = ChartSpec("t", "first_touch_ns_per_page", "threads")
+    # A 12% difference far from 0: from 0 it looks like 12%.
+    low, high = _y_limits(chart, [900.0, 1008.0])
+    assert low == 0 and 1008 * 1.1 < high < 1008 * 1.2  # the quartiles reach 10% above
+    low, high = _y_limits(replace(chart, y_from="data"), [900.0, 1008.0])
+    assert 700 < low < 900
+    # Values below 0 keep 0 in view from the other side; all zero still draws an axis.
+    low, high = _y_limits(chart, [-5.0, -1.0])
+    assert low < -5 and high == 0
+    assert _y_limits(chart, [0.0, 0.0]) == (0.0, 1.0)
+    # A log axis spans the data's decades, as before.
+    low, _ = _y_limits(replace(chart, log_y=True), [900.0, 1008.0])
+    assert low == 100
+
+
+def test_the_y_axis_says_the_short_name_and_the_caption_the_description(samples) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from runner.report.charts import chart_caption, y_axis_label
+    assert y_axis_label("first_touch_ns_per_page") == "first touch time per page"  # ticks: ns
+    assert y_axis_label("first_touch_minor_faults_per_page") == (
+        "first touch minor faults per page")  # the name says faults
+    assert y_axis_label("free_returned_fraction") == "share free gave back (fraction)"
+    chart = ChartSpec("Touch", "resident_fraction_before", "size", ("backing",), log_x=True)
+    svg = render_svg(chart_data(samples, chart, LABEL_KEYS))
+    texts = re.findall(r"<text [^>]*>([^<]*)</text>", svg)
+    assert "share of the file cached before (fraction)" in texts  # one line
+    caption = chart_caption(chart)
+    assert caption.startswith("share of the file cached before: share of the data file's "
+                              "pages in the page cache before the iteration")
+    assert "(fraction; metric resident_fraction_before)" in caption
+
+
+def test_legends_leave_out_keys_constant_in_the_chart_or_not_applying() -> None:
+    from runner.report.chart_data import label_series
+    keys = ("backing", "read_buffer", "populate")
+    values = [("read-file", 4096, "none"), ("read-file", 1 << 20, "none"),
+              ("mmap-file", 1 << 20, "none")]
+    applying = [(True, True, True), (True, True, True), (True, False, True)]
+    shown, labels = label_series(keys, values, applying)
+    assert shown == ("backing", "read_buffer")  # populate is none on every line
+    assert labels == ["read-file read_buffer=4KiB", "read-file read_buffer=1MiB", "mmap-file"]
+    # read_buffer has one value among the lines it applies to: it tells nothing apart.
+    shown, labels = label_series(keys, values[1:], applying[1:])
+    assert (shown, labels) == (("backing",), ["read-file", "mmap-file"])
+    # Lines told apart only by a value that does not apply keep it, rather than look alike.
+    shown, labels = label_series(keys, [("mmap-file", 4096, "none"),
+                                        ("mmap-file", 1 << 20, "none")], applying[2:] * 2)
+    assert (shown, labels) == (("read_buffer",), ["read_buffer=4KiB", "read_buffer=1MiB"])
+
+
+def test_a_parameter_constant_within_a_chart_is_not_in_its_legend(samples) -> None:  # type: ignore[no-untyped-def]
+    chart = ChartSpec("t", "first_touch_ns_per_page", "size", log_x=True)
+    # access is a label key of the run but write-page in every scenario.
+    data = chart_data(samples, chart, ("backing", "size", "access"))
+    assert data.series_keys == ("backing",) and data.legend_title == "backing"
+    assert [s.label for s in data.series] == ["malloc", "mmap-anon"]
+    assert "access" not in render_svg(data)
+
+
+def test_titles_and_process_marks_keep_the_svg_deterministic(samples) -> None:  # type: ignore[no-untyped-def]
+    for x, other in (("size", "backing"), ("backing", "size")):
+        chart = ChartSpec("t", "first_touch_ns_per_page", x, (other,), log_x=x == "size")
+        first = render_svg(chart_data(samples, chart, LABEL_KEYS))
+        assert first == render_svg(chart_data(samples, chart, LABEL_KEYS))
+        # Per point: the median, its processes, and on a categorical axis its quartile bar.
+        assert first.count('<g class="point"') == 6 * (2 + (x == "backing"))

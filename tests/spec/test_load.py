@@ -73,6 +73,17 @@ def test_brief_example_is_read_completely() -> None:
         title="First touch per page", metric="first_touch_ns_per_page", x="size",
         series=("backing", "populate"), where=(("access", "write-page"),),
         log_x=True, log_y=True),)
+    assert spec.charts[0].y_from == "zero"  # unused on a log axis, the default elsewhere
+
+
+@pytest.mark.parametrize(("written", "read"), [("", "zero"), ("\n    y_from: data", "data"),
+                                               ("\n    y_from: zero", "zero")])
+def test_a_linear_y_axis_starts_at_zero_unless_the_chart_asks_for_the_data_range(
+        written: str, read: str) -> None:
+    spec = parse_spec("name: x\ntitle: t\nquestion: q\nmatrix:\n  size: [4KiB, 8KiB]\n"
+                      "charts:\n  - title: c\n    metric: total_ns_per_op\n    x: size"
+                      + written + "\n", "y.yaml")
+    assert spec.charts[0].y_from == read
 
 
 def write(directory: Path, name: str, text: str) -> Path:

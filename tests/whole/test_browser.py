@@ -2,9 +2,10 @@
 loaded from disk in headless Chromium (tests/browser.py) with no network.
 
 Each page must show no console error, every chart rendered (an inline SVG with its <title> and
-<desc>, an image that loaded), its verdict tables where its checks are, and no local link or
-resource pointing nowhere. Skipped where Chromium is absent, but a failure when $CI is set:
-CI installs it (.ci/run), so a skip there would hide a missing install.
+<desc> and each point's value in a <title> of its own, an image that loaded), its verdict tables
+where its checks are, and no local link or resource pointing nowhere. Skipped where Chromium
+is absent, but a failure when $CI is set: CI installs it (.ci/run), so a skip there would hide
+a missing install.
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ BROKEN_PAGE = """<!DOCTYPE html>
 <table class="verdicts"><tr><th>claim</th></tr><tr><td>a row with no id</td></tr></table>
 <table class="grid"><tr class="claim" id="claim-x"><td><a class="verdict holds"
   href="other.html">holds</a></td></tr></table>
+<figure><svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">
+  <title>hover</title><desc>d</desc><defs><path id="m" d="M 0 0 L 1 1"/></defs>
+  <g class="points"><g class="point"><title>malloc: median</title><use href="#m" x="1" y="1"/></g>
+  <use href="#m" x="2" y="2"/></g>
+  <g class="processes"><g class="point"><title>process 1: 3 ns</title><use href="#m"/></g></g>
+  </svg></figure>
 <script>console.error("the chart script failed");</script>
 </body></html>
 """
@@ -174,6 +181,8 @@ def test_the_audit_sees_what_a_reader_would_find_broken(chromium: WebDriver,
                      "an SVG chart lacks a <title> or <desc>",
                      "a chart (svg) is not rendered: its box is 0x0",
                      "SVG chart 'cut' has text past its edge: 'a label too long'",
+                     "SVG chart 'hover': 2 of its 3 points lack their value in a <title>",
+                     "SVG chart 'cut' has no point with its value in a <title>",
                      "1 <figure>(s) hold no chart",
                      "1 verdict row(s) without an id",
                      "grid cell links to 'other.html', not to a verdict row",
