@@ -187,7 +187,8 @@ def _per(name: str) -> str:
 def _metric_section(metric: Metric, observed: Observation | None) -> list[str]:
     verdict = ("exact: a deterministic fact, every sample must agree" if metric.name in
                DETERMINISTIC else "statistical: a 95% interval over processes")
-    facts = [f"- unit: {metric.unit}", f"- per block: {_per(metric.name)}",
+    facts = [f"- short name (chart axes, table headers): {metric.short_name}",
+             f"- unit: {metric.unit}", f"- per block: {_per(metric.name)}",
              f"- checks: {verdict}"]
     doc: list[str] = []
     if observed is not None:

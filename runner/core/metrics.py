@@ -35,22 +35,32 @@ PHASE_TITLES = {
 class Metric:
     name: str
     unit: str
-    description: str
+    description: str  # a sentence: a chart's caption, a column's tooltip
+    # A few words, one line (a chart's y axis, a table's column header): the description
+    # says the rest.
+    short_name: str
 
 
 def _phase_metrics(phase: str) -> list[Metric]:
     title = PHASE_TITLES[phase]
     return [
-        Metric(f"{phase}_ns_per_op", "ns", f"time of the {title} phase per block"),
-        Metric(f"{phase}_ns_per_page", "ns", f"time of the {title} phase per page of a block"),
-        Metric(f"{phase}_minor_faults_per_op", "faults", f"minor page faults in {title} per block"),
+        Metric(f"{phase}_ns_per_op", "ns", f"time of the {title} phase per block",
+               f"{title} time per block"),
+        Metric(f"{phase}_ns_per_page", "ns", f"time of the {title} phase per page of a block",
+               f"{title} time per page"),
+        Metric(f"{phase}_minor_faults_per_op", "faults", f"minor page faults in {title} per block",
+               f"{title} minor faults per block"),
         Metric(f"{phase}_minor_faults_per_page", "faults",
-               f"minor page faults in {title} per page of a block"),
-        Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block"),
+               f"minor page faults in {title} per page of a block",
+               f"{title} minor faults per page"),
+        Metric(f"{phase}_major_faults_per_op", "faults", f"major page faults in {title} per block",
+               f"{title} major faults per block"),
         Metric(f"{phase}_major_faults_per_page", "faults",
-               f"major page faults (reads from disk) in {title} per page of a block"),
+               f"major page faults (reads from disk) in {title} per page of a block",
+               f"{title} major faults per page"),
         Metric(f"{phase}_rss_growth_bytes_per_op", "bytes",
-               f"resident set growth over {title} per block (negative: memory returned)"),
+               f"resident set growth over {title} per block (negative: memory returned)",
+               f"{title} RSS growth per block"),
     ]
 
 
@@ -61,6 +71,7 @@ class Observation:
     name: str  # the key in the probe's "observations"
     unit: str
     description: str
+    short_name: str  # as Metric's; "per block" is added for a per_op metric
     per_op: bool = False  # a total over the blocks: the metric divides it by ops
     # The probe reports parts per million (it reports whole numbers only); the metric is the
     # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
@@ -72,10 +83,12 @@ class Observation:
     @property
     def metric(self) -> Metric:
         if self.per_op:
-            return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block")
+            return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block",
+                          f"{self.short_name} per block")
         if self.per_million:
-            return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description)
-        return Metric(self.name, self.unit, self.description)
+            return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description,
+                          self.short_name)
+        return Metric(self.name, self.unit, self.description, self.short_name)
 
     def metric_value(self, reported: npt.NDArray[np.float64],
                      ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -101,28 +114,35 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("alignment_bytes", "bytes",
                 "alignment of the blocks: the largest power of two dividing every block's "
                 "address",
+                short_name="block alignment",
                 doc="16 for a large malloc, the page for posix-memalign and mmap."),
     Observation("anon_huge_bytes", "bytes",
                 "anonymous memory in transparent huge pages after first touch (AnonHugePages "
-                "growth; reported when thp is huge or nohuge)", per_op=True),
+                "growth; reported when thp is huge or nohuge)",
+                short_name="transparent huge page memory", per_op=True),
     Observation("hugetlb_bytes", "bytes",
                 "hugetlb memory mapped after first touch, which the resident set does not "
-                "count (HugetlbPages growth; reported for mmap-hugetlb)", per_op=True),
+                "count (HugetlbPages growth; reported for mmap-hugetlb)",
+                short_name="hugetlb memory", per_op=True),
     Observation("protection_enforced", "0 or 1",
                 "1 when every forbidden access (a write; for protection none also a read) "
                 "faulted (reported for protection read, exec and none)",
+                short_name="protection enforced",
                 doc="The probe catches the SIGSEGV itself."),
     Observation("mprotect_ns", "ns",
                 "time of mprotect from read-write to the scenario's protection (reported for "
-                "protection read, exec and none)", per_op=True,
+                "protection read, exec and none)",
+                short_name="mprotect time", per_op=True,
                 doc="Timed apart from the phases."),
     Observation("brk_growth_bytes", "bytes",
                 "how far allocate moved the program break (sbrk(0)), the main heap's end "
-                "(reported for heap backings, workload cycle)", per_op=True),
+                "(reported for heap backings, workload cycle)",
+                short_name="program break growth", per_op=True),
     Observation("blocks_in_heap", "blocks",
                 "blocks lying in the main heap (between the program break at start and after "
                 "allocate), not in a mapping of their own or another thread's arena (reported "
                 "for heap backings, workload cycle)",
+                short_name="blocks in the main heap",
                 per_op=True,
                 doc=("Across iterations it shows glibc's dynamic mmap threshold: a freed 1 MiB "
                      "mapped chunk raises it, and the next 1 MiB block comes from the heap.")),
@@ -130,23 +150,28 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "lines of /proc/self/maps after allocate (read after the second pass, which adds "
                 "none): the process's mappings, adjacent private anonymous ones with equal "
                 "flags merged (workload cycle)",
+                short_name="mappings after allocate",
                 doc="A file mapping per block never merges."),
     Observation("vm_size_growth_bytes", "bytes",
                 "address space (VmSize) taken by allocate, resident or not (workload cycle)",
+                short_name="address space growth",
                 per_op=True),
     Observation("nonzero_bytes_at_allocate", "bytes",
                 "non-zero bytes read right after allocate, before anything is written "
-                "(reported with check_zero: true)", per_op=True,
+                "(reported with check_zero: true)",
+                short_name="non-zero bytes at allocate", per_op=True,
                 doc="Fresh calloc and mmap give 0, recycled malloc chunks do not."),
     Observation("resident_ppm_before", "fraction",
                 "share of the data file's pages in the page cache before the iteration, by "
                 "mincore (file backings; for cache cold 0 means really cold, near 1 means the "
-                "filesystem did not evict, as on tmpfs)", per_million=True,
+                "filesystem did not evict, as on tmpfs)",
+                short_name="share of the file cached before", per_million=True,
                 doc=("Not reported with file_origin new, which has no file before the "
                      "iteration.")),
     Observation("child_sees_parent", "0 or 1",
                 "1 when the forked child read every byte the parent wrote before fork "
                 "(workload fork)",
+                short_name="child sees the parent's writes",
                 doc=("The child always sees the parent's data. It is asked of a second child, "
                      "untimed, which only reads, so that the timed child writes memory nothing "
                      "has read (fork copies no page table entries of shared mappings, so a read "
@@ -157,30 +182,37 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("parent_sees_child", "0 or 1",
                 "1 when the parent read every byte the child wrote after fork: shared memory "
                 "(workload fork)",
+                short_name="parent sees the child's writes",
                 doc="Private memory keeps the child's writes in the child's copy."),
     Observation("parent_pss_bytes", "bytes",
                 "proportional set size of the parent after the child wrote, while both run "
                 "(smaps_rollup Pss; workload fork)",
+                short_name="parent's PSS",
                 doc="Shared pages count half in each process."),
     Observation("child_pss_bytes", "bytes",
                 "proportional set size of the child after it wrote, while both run "
                 "(smaps_rollup Pss; workload fork)",
+                short_name="child's PSS",
                 doc="Shared pages count half in each process."),
     Observation("blocks_moved", "blocks",
                 "blocks whose address after growing (the last step) differs from the one "
-                "allocate gave (workload resize)", per_op=True),
+                "allocate gave (workload resize)",
+                short_name="blocks moved by growing", per_op=True),
     Observation("data_survived", "0 or 1",
                 "1 when every byte written before growing was still there after (with "
-                "touch_grown, also every byte the growth steps wrote; workload resize)"),
+                "touch_grown, also every byte the growth steps wrote; workload resize)",
+                short_name="data survived growing"),
     Observation("nonzero_blocks", "blocks",
                 "blocks with at least one non-zero byte right after allocate, before anything "
-                "is written (reported with check_zero: true)", per_op=True,
+                "is written (reported with check_zero: true)",
+                short_name="non-zero blocks at allocate", per_op=True,
                 doc=("A recycled malloc chunk counts as dirty for its free-list pointers alone; "
                      "calloc and mappings give 0.")),
     Observation("brk_moves", "calls",
                 "allocation calls that moved the program break, one call at a time in a fresh "
                 "image of the probe after the timed iterations (heap backings, workload cycle, "
-                "one thread)", per_op=True,
+                "one thread)",
+                short_name="calls moving the break", per_op=True,
                 doc=("This is the heap trace: after the timed iterations the probe runs itself "
                      "again (/proc/self/exe, same arguments and environment) and allocates the "
                      "blocks one call at a time, reading sbrk(0) and malloc_usable_size after "
@@ -191,49 +223,60 @@ OBSERVATIONS: tuple[Observation, ...] = (
     Observation("brk_step_median_bytes", "bytes",
                 "median move of the program break among the calls that moved it, in the same "
                 "trace (absent when no call moved it)",
+                short_name="median move of the break",
                 doc="glibc grows the heap by the request plus a 128 KiB top pad, page-rounded."),
     Observation("usable_bytes", "bytes",
                 "usable size malloc granted (malloc_usable_size), in the same trace",
+                short_name="usable size",
                 per_op=True,
                 doc="A 64-byte request gets 72."),
     Observation("mappings_until_refused", "mappings",
-                "blocks mapped one after another before mmap refused one (workload limits)"),
+                "blocks mapped one after another before mmap refused one (workload limits)",
+                short_name="mappings until mmap refused"),
     Observation("map_errno", "errno",
                 "the error of the refused mmap: 12 is ENOMEM (workload limits)",
+                short_name="errno of the refused mmap",
                 doc="ENOMEM for the map count, the address space and overcommit alike."),
     Observation("max_map_count", "mappings",
-                "vm.max_map_count, the most mappings a process may have (workload limits)"),
+                "vm.max_map_count, the most mappings a process may have (workload limits)",
+                short_name="vm.max_map_count"),
     Observation("mappings_at_refusal_ppm", "fraction",
                 "every mapping of the process when mmap refused (lines of /proc/self/maps) as "
                 "a share of vm.max_map_count: near 1 when the map count was the limit "
-                "(workload limits)", per_million=True),
+                "(workload limits)",
+                short_name="mappings at refusal, share of the most", per_million=True),
     Observation("rlimit_as_enforced", "0 or 1",
                 "1 when, with RLIMIT_AS set to the address space in use plus N bytes, a "
                 "mapping of 1.5 N was refused and one of N/2 granted (workload limits)",
+                short_name="RLIMIT_AS enforced",
                 doc=("Asked after the free phase; N is twice the page-rounded block, and both "
                      "mappings are read-only.")),
     Observation("read_buffer_page_offset_bytes", "bytes",
                 "how far into its page read() copies to: the reused buffer's start (0: "
                 "page-aligned), or for read_buffer whole the first block's (backing read-file, "
                 "workload cycle)",
+                short_name="read buffer's offset in its page",
                 doc=("16 for a large malloc'd block (read_buffer whole). On some CPUs copying "
                      "to a destination 8 or 16 bytes into a page is several times slower.")),
     Observation("blocks_mmapped", "blocks",
                 "blocks whose chunk glibc mapped on its own (the IS_MMAPPED bit of the chunk's "
                 "size field): malloc of a block past the mmap threshold is one mmap (heap "
-                "backings, workload cycle, glibc's malloc)", per_op=True,
+                "backings, workload cycle, glibc's malloc)",
+                short_name="blocks glibc mapped on their own", per_op=True,
                 doc=("Read right after allocate: 0 below the mmap threshold, 1 for a 1 MiB "
                      "block in a fresh process. Not reported where another allocator is "
                      "preloaded, or on glibc before 2.34.")),
     Observation("blocks_in_thread_arena", "blocks",
                 "blocks whose chunk lies in a thread arena, a heap glibc carved out of a "
                 "mapping of its own (the NON_MAIN_ARENA bit; heap backings, workload cycle, "
-                "glibc's malloc)", per_op=True,
+                "glibc's malloc)",
+                short_name="blocks in a thread arena", per_op=True,
                 doc=("A thread arena is a 64 MiB mapping outside [heap], so blocks_in_heap is 0 "
                      "for these blocks, though they are heap memory.")),
     Observation("vm_pte_growth_bytes", "bytes",
                 "page tables (VmPTE) grown from before allocate to after the touching phases "
-                "(workload cycle)", per_op=True,
+                "(workload cycle)",
+                short_name="page table growth", per_op=True,
                 doc=("VmPTE of /proc/self/status, read after the second pass, which adds none: "
                      "8 bytes per 4 KiB page touched (1/512 of the memory), 0 for a mapping "
                      "never touched. THP does not shrink it: the kernel keeps a page table in "
@@ -242,6 +285,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "1 when a tiny function copied into every block ran there and returned what it "
                 "should (protection exec; mapping backings and posix-memalign, x86-64 and "
                 "aarch64)",
+                short_name="code ran in the blocks",
                 doc=("The function is mov eax, imm32; ret (x86-64) or movz w0, #imm; ret "
                      "(aarch64). Each block is made writable by mprotect for the copy, the "
                      "instruction cache cleared and the protection given back; its first bytes "
@@ -252,6 +296,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "1 when calling into every block faulted: no code runs in memory without "
                 "PROT_EXEC (protection read-write and read with an access other than none; "
                 "mapping backings and posix-memalign, x86-64 and aarch64)",
+                short_name="executing the blocks faulted",
                 doc=("The probe catches the SIGSEGV: the NX bit of the block's first page "
                      "refuses the fetch, and nothing is written into the blocks. Not asked with "
                      "access none: on x86-64 a fetch from a page not yet mapped first faults it "
@@ -262,32 +307,38 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "joined a neighbouring mapping instead of becoming a mapping of its own, so "
                 "that each mmap extended that mapping and each munmap split it (mmap-anon, "
                 "workload churn)",
+                short_name="joined a neighbouring mapping",
                 doc=("Untimed. A joining pair costs more (an untouched 4 KiB pair about a "
                      "quarter more); the probe keeps it 0 by fencing its own memory with a "
                      "PROT_NONE page before the first iteration.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "
-                  "and mmap-anon with thp huge or nohuge, workload cycle)", per_op=True,
+                  "and mmap-anon with thp huge or nohuge, workload cycle)",
+                  short_name=f"{PHASE_TITLES[phase]} system calls", per_op=True,
                   doc=_SYSCALLS_DOC)
       for phase in PHASES),
     Observation("peer_sees_writes", "0 or 1",
                 "1 when the peer read exactly the bytes the probe wrote into every message (the "
                 "sum of each matched): shared mappings and pipes; 0 for private mappings, whose "
-                "writes stay the writer's (workload ipc)"),
+                "writes stay the writer's (workload ipc)",
+                short_name="peer sees the writes"),
     Observation("peer_allocate_ns", "ns",
                 "time the peer took to open and map the channel it was told of, after the "
                 "probe's allocate (workload ipc)",
+                short_name="peer's open-and-map time",
                 doc=("Opening and mapping is shm_open, or open of the /proc path, then mmap and "
                      "close.")),
     Observation("peer_first_touch_minor_faults", "faults",
                 "minor page faults the peer took receiving the first touch's messages (workload "
-                "ipc)", per_op=True,
+                "ipc)",
+                short_name="peer's first-touch minor faults", per_op=True,
                 doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
                      "fault-around), a pipe's buffer one per page, on the first message only.")),
     Observation("peer_second_pass_minor_faults", "faults",
                 "minor page faults the peer took receiving the second pass's messages (workload "
-                "ipc)", per_op=True,
+                "ipc)",
+                short_name="peer's second-pass minor faults", per_op=True,
                 doc=("Reading shared memory takes about one fault per 16 pages (tmpfs "
                      "fault-around), a pipe's buffer one per page, on the first message only.")),
     Observation("touched_pages", "pages",
@@ -295,105 +346,135 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "of each block's with touch_share below 100%; none for access none on a "
                 "mapping), or for read-file and write-file those pread or pwrite transfers "
                 "(workload cycle: file backings, and any backing with touch_share below 100%)",
+                short_name="pages one pass visits",
                 per_op=True),
     Observation("cached_pages_added", "pages",
                 "pages of the data file that became resident in the page cache from the start "
                 "of the iteration to the end of first touch (mincore before allocate and after "
                 "first touch, both untimed): what reading brought in, read-ahead included (file "
-                "backings, workload cycle)", per_op=True,
+                "backings, workload cycle)",
+                short_name="pages added to the page cache", per_op=True,
                 doc="A file created by file_origin new had none."),
     Observation("resident_ppm_after", "fraction",
                 "share of the data file's pages in the page cache after first touch, by mincore "
-                "(file backings, workload cycle)", per_million=True),
+                "(file backings, workload cycle)",
+                short_name="share of the file cached after", per_million=True),
     *(Observation(f"{phase}_io_{way}_bytes", "bytes",
                   f"bytes the process caused to be {done} storage in the {PHASE_TITLES[phase]} "
                   f"phase (/proc/self/io {way}_bytes, read around the phase, untimed; "
-                  f"{when}file backings, workload cycle)", per_op=True, doc=doc)
-      for way, done, when, doc in (("read", "fetched from", "", _IO_READ_DOC),
-                                   ("write", "sent to", "counted when pages are dirtied, not "
-                                    "when written back; ", _IO_WRITE_DOC))
+                  f"{when}file backings, workload cycle)",
+                  short_name=f"{PHASE_TITLES[phase]} bytes {short}", per_op=True, doc=doc)
+      for way, done, when, doc, short in (
+          ("read", "fetched from", "", _IO_READ_DOC, "read from storage"),
+          ("write", "sent to", "counted when pages are dirtied, not when written back; ",
+           _IO_WRITE_DOC, "owed to storage"))
       for phase in PHASES),
     Observation("content_matches", "0 or 1",
                 "1 when every byte of the blocks that the file holds (before its end, outside "
                 "holes) reads as the file's known pattern, after the second pass (check_content, "
-                "mmap-file)"),
+                "mmap-file)",
+                short_name="content matches the file"),
     Observation("tail_zero", "0 or 1",
                 "1 when every byte past the end of the file in its last, partial page reads 0 "
-                "(check_content, file_layout short)"),
+                "(check_content, file_layout short)",
+                short_name="tail past the end reads 0"),
     Observation("sigbus_beyond_eof", "0 or 1",
                 "1 when reading the first page wholly past the end of the file raised SIGBUS "
-                "(check_content, file_layout short)"),
+                "(check_content, file_layout short)",
+                short_name="SIGBUS past the end of file"),
     Observation("holes_zero", "0 or 1",
                 "1 when every byte of every hole reads 0 and every data page reads as the file's "
-                "pattern (check_content, file_layout holes)"),
+                "pattern (check_content, file_layout holes)",
+                short_name="holes read 0"),
     Observation("sigbus_after_truncate", "0 or 1",
                 "1 when, after another process truncated the file under the mapping, reading "
                 "the first page past the new end raised SIGBUS (check_content, file_layout "
-                "truncated)"),
+                "truncated)",
+                short_name="SIGBUS after truncation"),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}
 
 METRICS: tuple[Metric, ...] = (
     *(m for phase in PHASES for m in _phase_metrics(phase)),
-    Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block"),
+    Metric("total_ns_per_op", "ns", "allocate + first touch + second pass + free, per block",
+           "total time per block"),
     Metric("reuse_ns_per_op", "ns",
            "free + second pass, per block, for workload reuse: releasing the memory by "
-           "madvise and writing it again (empty for other workloads)"),
+           "madvise and writing it again (empty for other workloads)",
+           "reuse time per block"),
     Metric("single_pass_ns_per_op", "ns",
            "allocate + first touch + free, per block: one use of the memory (for read-file and "
-           "mmap-file, reading the file once)"),
+           "mmap-file, reading the file once)",
+           "one use: time per block"),
     Metric("single_pass_syscalls_per_op", "calls",
            "system calls the probe issued in allocate + first touch + free, per block: what "
-           "reading the file once takes in calls (file backings, workload cycle)"),
+           "reading the file once takes in calls (file backings, workload cycle)",
+           "one use: system calls per block"),
     Metric("single_pass_kernel_entries_per_op", "entries",
            "system calls the probe issued plus minor and major page faults in allocate + first "
            "touch + free, per block: how often one use of the memory entered the kernel (file "
-           "backings, workload cycle)"),
+           "backings, workload cycle)",
+           "one use: kernel entries per block"),
     Metric("total_kernel_entries_per_op", "entries",
            "system calls the probe issued plus minor and major page faults in all four phases, "
-           "per block (file backings, workload cycle)"),
+           "per block (file backings, workload cycle)",
+           "all phases: kernel entries per block"),
     Metric("single_pass_io_read_bytes_per_op", "bytes",
            "bytes fetched from storage in allocate + first touch + free, per block (file "
-           "backings, workload cycle)"),
+           "backings, workload cycle)",
+           "one use: bytes read from storage per block"),
     Metric("single_pass_io_write_bytes_per_op", "bytes",
            "bytes owed to storage (pages dirtied) in allocate + first touch + free, per block "
-           "(file backings, workload cycle)"),
+           "(file backings, workload cycle)",
+           "one use: bytes owed to storage per block"),
     Metric("cached_per_touched_page", "pages per page",
            "pages brought into the page cache (cached_pages_added) per page one pass visits "
            "(touched_pages): about 1 for pread or MADV_RANDOM, more where read-ahead reads "
-           "around a fault (file backings, workload cycle; empty where no page is visited)"),
+           "around a fault (file backings, workload cycle; empty where no page is visited)",
+           "pages cached per page visited"),
     Metric("fault_in_ns_per_op", "ns",
            "allocate + first touch as one window, per block: getting memory and faulting it "
-           "in, wherever the faults land (populate moves them into allocate)"),
+           "in, wherever the faults land (populate moves them into allocate)",
+           "fault-in time per block"),
     Metric("fault_in_ns_per_page", "ns",
            "allocate + first touch as one window, per page of a block: what the field calls "
-           "page-fault cost"),
+           "page-fault cost",
+           "fault-in time per page"),
     Metric("fault_in_minor_faults_per_page", "faults",
-           "minor page faults in allocate and first touch together, per page of a block"),
+           "minor page faults in allocate and first touch together, per page of a block",
+           "fault-in minor faults per page"),
     Metric("resident_per_requested_byte", "bytes per byte",
-           "memory made resident by the cycle (allocate to second pass) per byte requested"),
+           "memory made resident by the cycle (allocate to second pass) per byte requested",
+           "resident bytes per byte requested"),
     Metric("brk_growth_per_requested_byte", "bytes per byte",
-           "growth of the program break over allocate per byte requested (0: not from brk)"),
+           "growth of the program break over allocate per byte requested (0: not from brk)",
+           "break growth per byte requested"),
     Metric("vm_size_growth_per_requested_byte", "bytes per byte",
-           "growth of the virtual address space (VmSize) over allocate per byte requested"),
+           "growth of the virtual address space (VmSize) over allocate per byte requested",
+           "address space per byte requested"),
     Metric("usable_per_requested_byte", "bytes per byte",
            "usable size malloc granted (malloc_usable_size) per byte requested, in the heap "
-           "trace of a fresh image (1: exactly the request)"),
+           "trace of a fresh image (1: exactly the request)",
+           "usable bytes per byte requested"),
     Metric("brk_step_per_requested_byte", "bytes per byte",
            "median move of the program break among the malloc calls that moved it, per byte "
            "one call requested, in the heap trace of a fresh image (1: a call grows the heap "
-           "by exactly its request)"),
+           "by exactly its request)",
+           "break move per byte requested"),
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
            "when their memory is reused or returned, 1/N when keep_every N keeps one block "
-           "in N and the freed ones leave no page behind"),
+           "in N and the freed ones leave no page behind",
+           "retained bytes per byte requested"),
     Metric("page_table_per_requested_byte", "bytes per byte",
            "page tables grown (VmPTE) per byte requested: 8 bytes per 4 KiB page touched is "
-           "1/512"),
+           "1/512",
+           "page tables per byte requested"),
     Metric("free_returned_fraction", "fraction",
            "share of the memory the cycle made resident that the free phase gave back to the "
-           "system (1: all of it, 0: none; empty when nothing became resident)"),
+           "system (1: all of it, 0: none; empty when nothing became resident)",
+           "share free gave back"),
     *(o.metric for o in OBSERVATIONS),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
