@@ -7,7 +7,9 @@ network: the reports must need none. One browser serves every page (`start_brows
 charts that did not render or lack their title and description, chart points without their
 value in a <title> (what hovering shows), local links and resources that point nowhere (a
 #fragment naming no element included: permalinks), verdict rows without an id, index grid cells
-that link no verdict row, anything fetched from the network.
+that link no verdict row, anything fetched from the network; `layout_problems` what the loaded
+page shows wrong on a desktop and on a phone — a page that scrolls sideways, text too small to
+read.
 `python -m tests.browser PAGE PNG` takes the README's screenshot with the same browser
 (`nox -s screenshot`).
 """
@@ -252,6 +254,61 @@ def audit_page(driver: WebDriver, page: Path) -> PageAudit:
                      verdict_cells=found["verdictCells"], grid_rows=found["gridRows"],
                      grid_links=tuple(found["gridLinks"]), local_pages=frozenset(pages),
                      problems=tuple(problems))
+
+
+# The widths a reader brings: a desktop window and a phone (CSS pixels).
+DESKTOP_WIDTH, PHONE_WIDTH = 1280, 400
+# The smallest text a reader can read, in CSS pixels, as rendered (an SVG's scale included).
+MIN_TEXT_PX = 10.0
+
+# How wide the page is against its window, and the texts drawn smaller than MIN_TEXT_PX.
+LAYOUT_SCRIPT = """
+const minPx = arguments[0];
+const small = [];
+for (const el of document.querySelectorAll('body *')) {
+  const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own) continue;
+  const r = el.getBoundingClientRect();
+  // Text hidden by design (a closed <details>, an SVG <title>, visibility: hidden) is not read.
+  const shown = el.checkVisibility({visibilityProperty: true, checkVisibilityCSS: true,
+                                    opacityProperty: true, checkOpacity: true});
+  if (r.width === 0 || r.height === 0 || !shown) continue;
+  let px = parseFloat(getComputedStyle(el).fontSize);
+  if (el instanceof SVGElement) {  // user units, drawn at the SVG's scale
+    const m = el.getScreenCTM();
+    if (m) px *= Math.sqrt(Math.abs(m.a * m.d - m.b * m.c));
+  }
+  if (px < minPx) small.push([Math.round(px * 10) / 10, el.textContent.trim().slice(0, 40)]);
+}
+const root = document.documentElement;
+return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, small: small};
+"""
+
+
+def layout_problems(driver: WebDriver, widths: tuple[int, ...] = (DESKTOP_WIDTH, PHONE_WIDTH)
+                    ) -> list[str]:
+    """What the loaded page shows wrong at each window width: a page wider than the window (it
+    scrolls sideways) and text drawn under MIN_TEXT_PX. A width under 600 is a phone (its
+    viewport tag honoured). The viewport is set back to the window's size after (clearing the
+    override leaves the last width in place until the next page loads)."""
+    problems = []
+    own = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    try:
+        for width in widths:
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+            found: dict[str, Any] = driver.execute_script(LAYOUT_SCRIPT, MIN_TEXT_PX)
+            if found["scrollWidth"] > found["clientWidth"]:
+                problems.append(f"at {width} px the page is {found['scrollWidth']} px wide: it "
+                                "scrolls sideways (put what is wide in a scroll box)")
+            if found["small"]:
+                shown = ", ".join(f"{text!r} {px:g} px" for px, text in found["small"][:5])
+                problems.append(f"at {width} px {len(found['small'])} text(s) are drawn under "
+                                f"{MIN_TEXT_PX:g} px: {shown}")
+    finally:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": own[0], "height": own[1], "deviceScaleFactor": 1, "mobile": False})
+    return problems
 
 
 def take_screenshot(page: Path, png: Path, size: tuple[int, int] = SCREENSHOT_SIZE) -> Path:

@@ -258,7 +258,7 @@ def cmd_report(args: argparse.Namespace) -> ExitStatus:
     if getattr(args, "check", False):
         return _check_reports(args)
     written = render(Path(args.results), Path(args.reports), _templates(args))
-    say(f"wrote {len(written)} pages: {written[0]}")
+    say(f"wrote {len(written)} files (pages, verdicts.json and CSV data): {written[0]}")
     return ExitStatus.OK
 
 

@@ -4,9 +4,10 @@ An experiment's page is a function of its shown runs' data (their checksums), th
 the alloclab code and version (and those of the libraries that draw and format), and the list
 of experiments in the navigation bar. That hash is
 kept beside the reports in reports/.render-cache.json, with what the index and verdicts.json
-need from the page (so a kept page need not be rebuilt for them) and the sha256 of the page as
-written: a page whose inputs and bytes both match is kept as it is. Checksums of run data are
-remembered by the size and modification time of its two files, so an unchanged run is not read.
+need from the page (so a kept page need not be rebuilt for them) and the sha256 of the page and
+of its data files as written: a page whose inputs and bytes all match is kept as it is.
+Checksums of run data are remembered by the size and modification time of its two files, so an
+unchanged run is not read.
 The cache only saves work: deleting it re-renders everything, and `report --check` never
 reads it.
 """
@@ -25,7 +26,7 @@ import runner
 from runner.store.folders import MANIFEST, SAMPLES, data_checksum
 
 CACHE_FILE = ".render-cache.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a page's data files (runner.report.site.data_file) with it
 
 
 def _sha256_files(root: Path, paths: list[Path]) -> str:
@@ -114,12 +115,24 @@ class RenderCache:
             return None
         if bytes_hash(path.read_bytes()) != known["sha256"]:
             return None
+        for name, sha256 in known["files"].items():
+            written = reports_dir / name
+            if not written.is_file() or bytes_hash(written.read_bytes()) != sha256:
+                return None
         entry: dict[str, Any] = known["entry"]
         return entry
 
-    def remember(self, page: str, inputs: str, html: str, entry: dict[str, Any]) -> None:
+    def files(self, page: str) -> list[str]:
+        """The data files `page` wrote (relative to the reports folder) when it was rendered."""
+        return list(self.pages[page]["files"])
+
+    def remember(self, page: str, inputs: str, html: str, entry: dict[str, Any],
+                 files: dict[str, str] | None = None) -> None:
+        """Keep a rendered page's inputs, its hash and its data files' (text by path)."""
         self.pages[page] = {"inputs": inputs, "sha256": bytes_hash(html.encode()),
-                            "entry": entry}
+                            "entry": entry,
+                            "files": {name: bytes_hash(text.encode())
+                                      for name, text in sorted((files or {}).items())}}
 
 
 def load_cache(reports_dir: Path) -> RenderCache:

@@ -26,7 +26,6 @@ import jinja2
 from runner.analysis import noise, verdict
 from runner.analysis.frame import build_frame, measured
 from runner.core.errors import StoreError, UsageError
-from runner.core.metrics import BY_NAME
 from runner.machine import system
 from runner.report import charts, highlight, permalinks, render_cache
 from runner.report.chart_data import chart_data
@@ -35,9 +34,12 @@ from runner.report.tables import (
     failure_rows,
     file_systems,
     fingerprint_rows,
+    metric_columns,
     provenance,
+    scenario_columns,
     scenario_rows,
     skipped_rows,
+    summary_csv,
     workload_measures,
 )
 from runner.report.verdicts import (
@@ -67,6 +69,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
     metrics = noise.watched_metrics(experiment)
     results = verdict.run_verdicts(run, experiment, samples)
     summaries = noise.scenario_summaries(samples, metrics)
+    columns = scenario_columns(run, {key for key, values in experiment.matrix if len(values) > 1})
     highlighted = highlight.noisy_cells(summaries, run.manifest["scenarios"], experiment.charts,
                                         results, metrics)
     plotted = [chart_data(samples, c, label_keys, summaries) for c in experiment.charts]
@@ -87,8 +90,12 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "charts": [{"svg": charts.render_svg(data, looks),
                     "caption": charts.chart_caption(data.chart)} for data in plotted],
         "chart_ids": permalinks.chart_ids(run.machine, (c.title for c in experiment.charts)),
-        "metrics": [{"name": m, "description": BY_NAME[m].description} for m in metrics],
-        "rows": scenario_rows(run, samples, metrics, summaries, highlighted),
+        "metrics": metric_columns(metrics),
+        "parameters": list(columns.axes),
+        "usual": [f"{key}={value}" for key, value in columns.usual],
+        "rows": scenario_rows(run, samples, metrics, summaries, columns, highlighted),
+        "data_file": data_file(run.experiment, run.machine),
+        "data_csv": summary_csv(run, metrics, summaries),
         "failures": failure_rows(run),
         "skipped": skipped_rows(run),
         "file_systems": file_systems(run),
@@ -100,6 +107,15 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "spec_text": run.manifest["spec_text"],
         "provenance": provenance(run, samples, metrics, summaries, checksum),
     }
+
+
+DATA_DIR = "data"  # the summary tables' CSV files, under the reports folder
+
+
+def data_file(experiment: str, machine: str) -> str:
+    """Where a run's summary table is written as CSV, relative to the reports folder (a folder
+    per experiment: experiment and machine names may both contain '-')."""
+    return f"{DATA_DIR}/{experiment}/{machine}.csv"
 
 
 # What tells which machine and configuration a run is of (runner.analysis.conditions).
@@ -149,6 +165,7 @@ class _Page:
     entry: dict[str, Any]
     skipped: tuple[tuple[Path, str], ...]
     checksums: tuple[str, ...]  # of job.run_dirs
+    files: dict[str, str]  # the page's data files: text by path relative to the reports folder
 
 
 def _render_experiment_page(job: _PageJob) -> _Page:
@@ -173,7 +190,8 @@ def _render_experiment_page(job: _PageJob) -> _Page:
     navigation = [{"name": name, "page": f"{name}.html"} for name in job.navigation]
     html = render_page(job.templates_dir, "experiment.html", experiment=experiment,
                        experiments=navigation)
-    return _Page(html, index_entry(experiment), tuple(skipped), checksums)
+    files = {run["data_file"]: run["data_csv"] for run in contexts}
+    return _Page(html, index_entry(experiment), tuple(skipped), checksums, files)
 
 
 # A chart costs about as much to draw as this many bytes of samples to read and summarise
@@ -216,6 +234,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     """Write a page unless it already holds these bytes (a kept page keeps its time, too)."""
     data = text.encode()
     if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
 
@@ -260,7 +279,8 @@ class Rendered:
 
 def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
                 outputs_dir: Path | None = None) -> Rendered:
-    """render_reports, saying which experiment pages it rendered."""
+    """render_reports, saying which experiment pages it rendered (`pages` lists the data files
+    of the experiment pages after index.html, the pages and verdicts.json)."""
     run_dirs = shown_run_dirs(results_dir)
     if not run_dirs:
         raise StoreError(f"{results_dir}: no stored runs to report (run `alloclab run` first)")
@@ -272,6 +292,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
     cache = render_cache.load_cache(reports_dir)
     code = render_cache.code_hash(templates_dir)
     entries: dict[str, dict[str, Any]] = {}
+    files: list[str] = []  # every page's data files, relative to reports_dir
     jobs: list[_PageJob] = []
     stamps: dict[Path, render_cache.Stamp] = {}
 
@@ -293,6 +314,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
         kept = cache.kept(reports_dir, page, inputs(name, checksums))
         if kept is not None:
             entries[page] = kept
+            files += cache.files(page)
         else:
             jobs.append(_PageJob(name, tuple(paths), checksums, navigation, templates_dir))
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -304,11 +326,14 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
                 cache.learn(path, stamps[path], checksum)
         entries[page] = result.entry
         _write_if_changed(reports_dir / page, result.html)
+        for name, text in result.files.items():
+            _write_if_changed(reports_dir / name, text)
+        files += result.files
         for path, why in result.skipped:
             warn_skipped(path, StoreError(why))
         if not result.skipped:  # else rendered again next time, saying so again
             cache.remember(page, inputs(job.name, result.checksums), result.html,
-                           result.entry)
+                           result.entry, result.files)
         rendered.append(reports_dir / page)
     context = {"experiments": [entries[f"{name}.html"] for name in navigation]}
     _write_if_changed(reports_dir / "index.html", render_page(
@@ -316,7 +341,8 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
         outputs=other_outputs(outputs_dir or reports_dir)))
     _write_if_changed(reports_dir / VERDICTS_JSON, render_verdicts_json(context))
     render_cache.write_cache(reports_dir, cache, list(entries))
-    pages = ["index.html", *(f"{name}.html" for name in navigation), VERDICTS_JSON]
+    pages = ["index.html", *(f"{name}.html" for name in navigation), VERDICTS_JSON,
+             *sorted(files)]
     return Rendered([reports_dir / page for page in pages], rendered)
 
 
@@ -352,21 +378,24 @@ def default_templates_dir() -> Path:
 def check_reports(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[str]:
     """Re-render into a temporary folder; list how reports_dir differs (empty: it matches).
 
-    Every page the results produce must exist with the same bytes; an .html page at the top
-    of reports_dir that they no longer produce is stale. Sub-folders (compare pages, fidelity
-    figures) are not rendered from results and are left alone; the index lists those of
-    reports_dir, so one added since the last render makes the index stale.
+    Every file the results produce must exist with the same bytes; an .html page at the top
+    of reports_dir, or a file under its data folder, that they no longer produce is stale.
+    Other sub-folders (compare pages, fidelity figures) are not rendered from results and are
+    left alone; the index lists those of reports_dir, so one added since the last render makes
+    the index stale.
     """
     with tempfile.TemporaryDirectory(prefix="alloclab-check-") as scratch:
         fresh = render_reports(results_dir, Path(scratch), templates_dir, reports_dir)
+        produced = {page.relative_to(scratch).as_posix(): page for page in fresh}
         problems = []
-        for page in fresh:
-            committed = reports_dir / page.name
+        for name, page in produced.items():
+            committed = reports_dir / name
             if not committed.exists():
                 problems.append(f"{committed}: missing")
             elif committed.read_bytes() != page.read_bytes():
                 problems.append(f"{committed}: differs from what the results render")
-        produced = {page.name for page in fresh}
-        problems += [f"{page}: not produced by the results (stale)"
-                     for page in sorted(reports_dir.glob("*.html")) if page.name not in produced]
+        written = [*reports_dir.glob("*.html"),
+                   *(p for p in (reports_dir / DATA_DIR).rglob("*") if p.is_file())]
+        problems += [f"{path}: not produced by the results (stale)" for path in sorted(written)
+                     if path.relative_to(reports_dir).as_posix() not in produced]
     return problems

@@ -39,8 +39,10 @@ def reports(tmp_path: Path, small_spec: Path) -> Path:
 def test_rendering_twice_gives_identical_bytes(reports: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     render_reports(tmp_path / "results", again, TEMPLATES)
-    for page in sorted(reports.iterdir()):
-        assert page.read_bytes() == (again / page.name).read_bytes(), page.name
+    written = sorted(p.relative_to(reports) for p in reports.rglob("*") if p.is_file())
+    assert Path("data/small/test-machine.csv") in written
+    for name in written:
+        assert (reports / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def test_pages_match_golden(reports: Path, request: pytest.FixtureRequest) -> None:
@@ -136,9 +138,10 @@ def test_a_second_render_keeps_every_page_and_a_new_run_re_renders_its_page_and_
     out = tmp_path / "reports"
     first = render_site(results, out, TEMPLATES)
     assert [p.name for p in first.rendered] == ["cmp.html", "small.html"]
-    before = {p.name: p.read_bytes() for p in first.pages}
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in first.pages}
+    assert "data/cmp/test-machine.csv" in before
     assert render_site(results, out, TEMPLATES).rendered == []
-    assert {p.name: p.read_bytes() for p in first.pages} == before
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in first.pages} == before
     # A newer run of one experiment (as `alloclab run small.yaml` stores): its page only.
     write_synthetic_run(results, small_spec, run_id="20260102T000000Z", scale=2.0)
     again = render_site(results, out, TEMPLATES)
@@ -150,7 +153,8 @@ def test_a_second_render_keeps_every_page_and_a_new_run_re_renders_its_page_and_
     fresh = tmp_path / "fresh"
     render_reports(results, fresh, TEMPLATES)
     for page in again.pages:
-        assert page.read_bytes() == (fresh / page.name).read_bytes(), page.name
+        name = page.relative_to(out)
+        assert page.read_bytes() == (fresh / name).read_bytes(), name
     assert check_reports(results, out, TEMPLATES) == []
 
 
@@ -161,6 +165,9 @@ def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
     render_site(results, out, TEMPLATES)
     (out / "cmp.html").write_text("edited")
     assert [p.name for p in render_site(results, out, TEMPLATES).rendered] == ["cmp.html"]
+    (out / "data" / "small" / "test-machine.csv").unlink()  # a page's data file is the page's
+    assert [p.name for p in render_site(results, out, TEMPLATES).rendered] == ["small.html"]
+    assert (out / "data" / "small" / "test-machine.csv").is_file()
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES, templates)
     with open(templates / "experiment.html", "a") as page:
@@ -187,5 +194,23 @@ def test_pages_rendered_in_parallel_are_those_rendered_one_by_one(
     render_reports(results, tmp_path / "parallel", TEMPLATES)
     monkeypatch.setattr(site, "RENDER_PROCESSES", 1)
     render_reports(results, tmp_path / "serial", TEMPLATES)
-    for page in sorted((tmp_path / "serial").glob("*.*")):
-        assert page.read_bytes() == (tmp_path / "parallel" / page.name).read_bytes(), page.name
+    serial = tmp_path / "serial"
+    for page in sorted(p for p in serial.rglob("*") if p.is_file()):
+        name = page.relative_to(serial)
+        assert page.read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
+
+
+def test_the_check_compares_the_data_files_and_finds_stale_ones(
+        tmp_path: Path, small_spec: Path) -> None:
+    results = tmp_path / "results"
+    write_synthetic_run(results, small_spec)
+    out = tmp_path / "reports"
+    render_reports(results, out, TEMPLATES)
+    assert check_reports(results, out, TEMPLATES) == []
+    data = out / "data" / "small" / "test-machine.csv"
+    data.write_text(data.read_text().replace("first_touch_ns_per_page", "x", 1))
+    (out / "data" / "gone").mkdir()
+    (out / "data" / "gone" / "old-machine.csv").write_text("experiment\n")
+    assert check_reports(results, out, TEMPLATES) == [
+        f"{data}: differs from what the results render",
+        f"{out / 'data' / 'gone' / 'old-machine.csv'}: not produced by the results (stale)"]

@@ -3,7 +3,8 @@ loaded from disk in headless Chromium (tests/browser.py) with no network.
 
 Each page must show no console error, every chart rendered (an inline SVG with its <title> and
 <desc> and each point's value in a <title> of its own, an image that loaded), its verdict tables
-where its checks are, and no local link or resource pointing nowhere. Skipped where Chromium
+where its checks are, and no local link or resource pointing nowhere; and at 1280 px and at a
+phone's 400 px, no sideways page scroll and no text drawn under 10 px. Skipped where Chromium
 is absent, but a failure when $CI is set: CI installs it (.ci/run), so a skip there would hide
 a missing install.
 """
@@ -65,6 +66,8 @@ def _check_site(driver: WebDriver, reports: Path, page: Path) -> browser.PageAud
     links to every experiment page, each experiment page's verdict rows, compare verdicts."""
     audit = browser.audit_page(driver, page)
     assert audit.problems == (), "\n".join(audit.problems)
+    layout = browser.layout_problems(driver)
+    assert layout == [], "\n".join(layout)
     assert audit.title.endswith("alloclab") or audit.title == "alloclab", audit.title
     expected = _verdicts_per_page(reports)
     relative = page.relative_to(reports)
@@ -188,3 +191,36 @@ def test_the_audit_sees_what_a_reader_would_find_broken(chromium: WebDriver,
                      "grid cell links to 'other.html', not to a verdict row",
                      "<link> loads 'http://127.0.0.1:9/style.css' from outside the report"):
         assert expected in problems, f"{expected!r} not in:\n{problems}"
+
+
+CRAMPED_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>cramped</title></head>
+<body>
+<table><tr><td style="white-space: nowrap">a row far wider than a phone, which the page
+  scrolls sideways to show, since nothing around it scrolls instead</td></tr></table>
+<p style="font-size: 8px">small print</p>
+<p style="font-size: 8px; visibility: hidden">hidden by design</p>
+<details><summary>more</summary><p style="font-size: 6px">closed</p></details>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 100" style="width: 100%">
+  <title>a chart scaled to its box</title>
+  <text x="10" y="50" style="font: 14px sans-serif">legend</text></svg>
+</body></html>
+"""
+
+
+def test_the_layout_check_sees_a_page_too_wide_and_text_too_small(chromium: WebDriver,
+                                                                  tmp_path: Path) -> None:
+    page = tmp_path / "cramped.html"
+    page.write_text(CRAMPED_PAGE)
+    chromium.get(page.as_uri())
+    problems = browser.layout_problems(chromium)
+    desktop, phone = problems[0], "\n".join(problems[1:])
+    # 14 user units of a 1000-unit chart: 14 * (1280 - 16) / 1000 = 17.7 px on a desktop,
+    # 14 * 384 / 1000 = 5.4 px on a phone, where the row also no longer fits.
+    assert desktop == "at 1280 px 1 text(s) are drawn under 10 px: 'small print' 8 px"
+    assert "at 400 px the page is" in phone and "scrolls sideways" in phone
+    assert ("at 400 px 2 text(s) are drawn under 10 px: 'small print' 8 px, 'legend' 5.4 px"
+            in phone)
+    assert "hidden by design" not in phone and "closed" not in phone
+    assert chromium.execute_script("return window.innerWidth") == browser.SCREENSHOT_SIZE[0]

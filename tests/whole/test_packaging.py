@@ -67,8 +67,11 @@ def test_a_wheel_installed_in_a_fresh_venv_renders_the_pages_an_editable_install
     subprocess.run([str(venv / "bin" / "alloclab"), "report", "--results", str(results),
                     "--reports", str(installed)], check=True, cwd=tmp_path, env=env)
 
-    pages = sorted(path.name for path in editable.iterdir())
-    assert "index.html" in pages and "small.html" in pages
-    assert sorted(path.name for path in installed.iterdir()) == pages
+    pages = sorted(path.relative_to(editable).as_posix() for path in editable.rglob("*")
+                   if path.is_file())
+    assert "index.html" in pages and "small.html" in pages  # and each page's CSV under data/
+    assert any(page.startswith("data/") and page.endswith(".csv") for page in pages), pages
+    assert sorted(path.relative_to(installed).as_posix() for path in installed.rglob("*")
+                  if path.is_file()) == pages
     for name in pages:
         assert (installed / name).read_bytes() == (editable / name).read_bytes(), name

@@ -216,8 +216,9 @@ def test_one_bad_run_is_reported_and_skipped_and_the_others_render(
                  "--templates", str(ROOT / "templates")]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: skipped") == 2
-    assert sorted(p.name for p in reports.iterdir()) == [".render-cache.json", "index.html",
-                                                         "small.html", "verdicts.json"]
+    assert sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*")
+                  if p.is_file()) == [".render-cache.json", "data/small/m.csv", "index.html",
+                                      "small.html", "verdicts.json"]
     assert not list(tmp_path.glob("*.html")) and not (tmp_path / "x.html").exists()
 
 
