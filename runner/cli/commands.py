@@ -33,6 +33,7 @@ from runner.store import archive, folders, select
 
 if TYPE_CHECKING:
     from runner.analysis import compare
+    from runner.report.rejudge import Finding
 
 
 def render(results_dir: Path, reports_dir: Path, templates_dir: Path) -> list[Path]:
@@ -255,20 +256,52 @@ def _run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
 
 
 def cmd_report(args: argparse.Namespace) -> ExitStatus:
-    if getattr(args, "check", False):
-        return _check_reports(args)
+    """`alloclab report`, and the report at the end of `run` (its specs judge the shown runs)."""
+    check = getattr(args, "check", False)
+    findings = _rejudge(args, write=not check)
+    if check:
+        return _check_reports(args, findings)
+    from runner.report import rejudge
+
+    for line in rejudge.judged_lines(findings):
+        say(line)
     written = render(Path(args.results), Path(args.reports), _templates(args))
     say(f"wrote {len(written)} files (pages, verdicts.json and CSV data): {written[0]}")
     return ExitStatus.OK
 
 
-def _check_reports(args: argparse.Namespace) -> ExitStatus:
-    problems = check_render(Path(args.results), Path(args.reports), _templates(args))
+def _rejudge(args: argparse.Namespace, *, write: bool) -> list[Finding]:
+    """The report's spec files against the runs it shows (runner.report.rejudge): none with
+    --as-run; by default experiments/ where it exists (a results folder may come alone)."""
+    if getattr(args, "as_run", False):
+        return []
+    paths = [Path(p) for p in args.specs] or [p for p in [Path("experiments")] if p.is_dir()]
+    if not paths:
+        return []
+    from runner.report import rejudge
+
+    findings, unreadable = rejudge.rejudge(paths, Path(args.results), _utc_now(), write=write)
+    for line in unreadable:
+        say(f"warning: {line}")
+    for line in rejudge.remeasure_lines(findings):
+        say(line)
+    return findings
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _check_reports(args: argparse.Namespace, findings: Sequence[Finding]) -> ExitStatus:
+    from runner.report import rejudge
+
+    problems = [*rejudge.judged_lines(findings, done=False),
+                *check_render(Path(args.results), Path(args.reports), _templates(args))]
     for problem in problems:
         print(problem)
     if problems:
-        say(f"{args.reports}: does not match its results ({len(problems)} file(s)); "
-             "run `alloclab report` to re-render")
+        say(f"{args.reports}: does not match its results and specs ({len(problems)} "
+            "problem(s)); run `alloclab report` to judge and render again")
         return ExitStatus.FAILURE
     say(f"{args.reports}: matches its results byte for byte")
     return ExitStatus.OK

@@ -185,12 +185,23 @@ def _add_run(subcommands: Subcommands,
 def _add_report(subcommands: Subcommands) -> None:
     report = _subcommand(subcommands, "report",
                          "render reports/ from stored results only (no measuring); the same "
-                         "results always give byte-identical files", with_specs=False)
+                         "results always give byte-identical files. Runs whose spec file now "
+                         "has other checks, charts or words, and measures the same, are judged "
+                         "with it first (stored beside each run as judged-with.json)",
+                         with_specs=False)
+    _completes(report.add_argument("specs", nargs="*", metavar="SPEC",
+                                   help="experiment YAML files or folders of them whose "
+                                        "checks and charts judge the runs shown (default: "
+                                        "experiments, where it exists)"),
+               completion.complete_specs)
+    report.add_argument("--as-run", action="store_true",
+                        help="read no spec file: judge every run with what is stored with it")
     _add_report_paths(report)
     report.add_argument("--check", action="store_true",
                         help="render into a temporary folder and say whether the reports folder "
-                             "still matches byte for byte (exit 1 and the differing files when "
-                             "not); writes nothing")
+                             "still matches byte for byte, and whether a spec file would judge "
+                             "its runs again (exit 1 and the differing files when not); writes "
+                             "nothing")
 
 
 COMPARE_DESCRIPTION = (

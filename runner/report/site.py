@@ -48,7 +48,7 @@ from runner.report.verdicts import (
     verdict_record,
     verdict_rows,
 )
-from runner.store import folders, identity
+from runner.store import folders, identity, judged_with
 from runner.store.folders import (
     SAMPLES,
     StoredRun,
@@ -105,6 +105,7 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "identity": {key: facts.get(key) for key in IDENTITY_KEYS},
         "command": run.manifest.get("command"),
         "spec_text": run.manifest["spec_text"],
+        "judged_with": judged_with.read(run.path),
         "provenance": provenance(run, samples, metrics, summaries, checksum),
     }
 
@@ -297,8 +298,10 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
     stamps: dict[Path, render_cache.Stamp] = {}
 
     def inputs(name: str, checksums: Sequence[str]) -> str:
+        # A run's judged-with record changes its page as its data does (it is read each time:
+        # a few hundred bytes, where the data's checksum is remembered by its files' stamps).
         return render_cache.page_hash(code, list(navigation), [
-            (str(path.relative_to(results_dir)), checksum)
+            (str(path.relative_to(results_dir)), judged_with.inputs_checksum(path, checksum))
             for path, checksum in zip(by_experiment[name], checksums, strict=True)])
 
     for name in navigation:

@@ -34,6 +34,7 @@ from runner.core.model import (
 )
 from runner.core.parameters import PARAMETERS
 from runner.spec import load
+from runner.store import judged_with
 from runner.store.untrusted import (
     FORMAT_VERSION,
     MAX_MANIFEST_BYTES,
@@ -94,9 +95,15 @@ class StoredRun:
 
 
 def experiment_of(run: StoredRun) -> ExperimentSpec:
+    """The experiment as the run is judged: as it was run (the spec text stored with it), with
+    the checks, charts and words of a spec edited since where one is stored beside it
+    (runner.store.judged_with)."""
+    return judged_with.judged_spec(run.path, spec_as_run(run))
+
+
+def spec_as_run(run: StoredRun) -> ExperimentSpec:
     """The experiment exactly as it was run, re-read from the spec text stored with the run."""
-    source = f"{run.path}/manifest.json#spec"
-    return load.parse_spec(run.manifest["spec_text"], source)
+    return load.parse_spec(run.manifest["spec_text"], f"{run.path}/manifest.json#spec")
 
 
 def run_path(results_dir: Path, machine: str, experiment: str, run_id: str) -> Path:

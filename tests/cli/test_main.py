@@ -259,6 +259,40 @@ def test_report_check_detects_a_modified_or_stale_report(
     assert "How do three" in page.read_text()  # --check writes nothing
 
 
+def test_report_judges_again_with_edited_checks_and_not_with_a_changed_matrix(
+        tmp_path: Path, small_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An edited claim reaches the page through `report` alone, no run; --check finds a spec
+    not yet judged with; a spec that measures more leaves the page as measured and says so."""
+    write_synthetic_run(tmp_path / "results", small_spec)
+    paths = ["--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports"),
+             "--templates", str(ROOT / "templates")]
+    assert main(["report", str(small_spec), *paths]) == 0
+    assert "judged again" not in capsys.readouterr().err  # the spec as run
+    small_spec.write_text(small_spec.read_text().replace(
+        "costs the same from mmap as from malloc", "costs mmap what it costs malloc"))
+    assert main(["report", "--check", str(small_spec), *paths]) == 1
+    assert (f"{small_spec}: its checks differ from those the runs of test-machine are judged "
+            "with; `alloclab report` judges them again") in capsys.readouterr().out
+    assert main(["report", "--as-run", "--check", *paths]) == 0  # the results alone: unchanged
+    capsys.readouterr()
+    assert main(["report", str(small_spec), *paths]) == 0
+    assert (f"small: judged again with the checks of {small_spec} on test-machine (stored "
+            "beside each run as judged-with.json)") in capsys.readouterr().err
+    page = (tmp_path / "reports" / "small.html").read_text()
+    assert "costs mmap what it costs malloc" in page and "Spec judged with" in page
+    assert "costs the same from mmap as from malloc" in page  # the spec as run, kept below
+    assert main(["report", "--check", str(small_spec), *paths]) == 0
+    [run_dir] = (tmp_path / "results" / "test-machine" / "small").iterdir()
+    assert len(list(run_dir.parent.iterdir())) == 1  # no new run folder
+    small_spec.write_text(small_spec.read_text().replace("processes: 3", "processes: 4"))
+    assert main(["report", str(small_spec), *paths]) == 0
+    err = capsys.readouterr().err
+    assert (f"small: {small_spec} measures something other than run "
+            f"test-machine/small/{run_dir.name} (repetitions changed): its page shows the run "
+            f"as measured; `alloclab run {small_spec}` measures the change") in err
+    assert "costs mmap what it costs malloc" in (tmp_path / "reports" / "small.html").read_text()
+
+
 def test_export_then_import_on_another_machine(tmp_path: Path, small_spec: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = write_synthetic_run(tmp_path / "theirs", small_spec, machine="laptop")
