@@ -165,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         command=shlex.join(["alloclab", *sys.argv[1:]]), resume=not args.fresh,
         reuse=not args.fresh, seed=args.seed, processes=args.processes, quick=args.quick,
         force=args.force, strict=args.strict)
-    fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None)
+    fleet = hosts.load_fleet(args.host or (), Path(args.hosts) if args.hosts else None,
+                             args.limit)
     if fleet is not None:
         return _run_fleet(args, options, fleet)
     from runner.measure.progress import ConsoleListener

@@ -176,10 +176,15 @@ def _add_run(subcommands: Subcommands,
     _completes(run.add_argument("--hosts", metavar="FILE",
                                 help="run on the hosts a fleet file lists (labels, ssh options, "
                                      "work directories, parallel; see "
-                                     "docs/guide/other-machines.md); a fleet file is trusted "
-                                     "like code, as its ssh options can run commands "
-                                     "(ProxyCommand)"),
+                                     "docs/guide/other-machines.md), or an Ansible inventory "
+                                     "(INI or YAML); either is trusted like code, as ssh "
+                                     "options can run commands (ProxyCommand)"),
                completion.complete_specs)
+    run.add_argument("--limit", metavar="PATTERN",
+                     help="only the groups and hosts of --hosts this picks, as ansible's "
+                          "--limit: names or shell wildcards joined by ',' or ':', '!NAME' "
+                          "leaves out, '&NAME' keeps only those also in NAME (a fleet file's "
+                          "hosts by label)")
 
 
 def _add_report(subcommands: Subcommands) -> None:

@@ -25,8 +25,10 @@ from typing import Any
 
 import yaml
 
+from runner.core import names
 from runner.core.errors import UsageError
 from runner.machine.system import ALLOCATOR_ENV_NAMES, ALLOCATOR_ENV_PREFIX
+from runner.remote import inventory
 
 DEFAULT_PORT = 22
 DEFAULT_WORK_DIR = "/tmp"
@@ -37,7 +39,11 @@ FILE_KEYS = ("hosts", "parallel")
 # records depend on), and host key checking turned off, which the security model forbids.
 RESERVED_OPTIONS = frozenset({"controlmaster", "controlpath", "controlpersist", "batchmode"})
 UNSAFE_OPTIONS = {"stricthostkeychecking": ("no", "off")}
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What ssh is given as a user and a host: a name, an IPv4 address, or an IPv6 one in brackets;
+# never an option (a leading '-'), a space, a quote or anything a shell or ssh_config would read.
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}(%[A-Za-z0-9_.-]{1,32})?$")
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 
@@ -68,11 +74,6 @@ class Fleet:
         return self.parallel or min(len(self.hosts), MAX_PARALLEL_DEFAULT)
 
 
-def label_from(text: str) -> str:
-    """A results folder name made of the host name: other characters become '-'."""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-.") or "host"
-
-
 def parse_address(text: str, where: str) -> tuple[str, int]:
     """'[user@]HOST[:PORT]' (IPv6 as [::1]:PORT) -> ('[user@]HOST', port)."""
     user, at, rest = text.rpartition("@")
@@ -82,10 +83,16 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
         if not bracket or not inner or (after and not after.startswith(":")):
             raise UsageError(f"{where}: '{text}' is not [user@]HOST[:PORT] (IPv6: [::1]:22)")
         host, port_text = inner, after[1:]
+        if not _IPV6.match(host) or ":" not in host:
+            raise UsageError(f"{where}: '{host}' in '{text}' is not an IPv6 address")
     else:
         host, _, port_text = rest.partition(":")
-    if not host or host.startswith("-") or any(c.isspace() for c in text) or (at and not user):
-        raise UsageError(f"{where}: '{text}' is not [user@]HOST[:PORT]")
+        if not _HOST_NAME.match(host):
+            raise UsageError(f"{where}: host '{host}' of '{text}' is not a host name or address "
+                             "(letters, digits, '-', '_' and '.'; IPv6 in brackets: [::1]:22)")
+    if at and not _USER.match(user):
+        raise UsageError(f"{where}: user '{user}' of '{text}' is not a user name (letters, "
+                         "digits, '.', '_' and '-', not starting with '-' or '.', at most 32)")
     if not port_text:
         return prefix + host, DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -99,15 +106,20 @@ def parse_host_argument(text: str) -> Host:
     if not equals:
         label, address = "", text
     destination, port = parse_address(address, f"--host {text}")
-    label = label or label_from(destination.rpartition("@")[2])
+    label = label or names.label_from_host(_host_of(destination))
     _check_label(label, f"--host {text}")
     return Host(label=label, destination=destination, port=port)
 
 
+def _host_of(destination: str) -> str:
+    return destination.rpartition("@")[2]
+
+
 def _check_label(label: str, where: str) -> None:
-    if not _LABEL.match(label):
-        raise UsageError(f"{where}: label '{label}' must be letters, digits, '.', '-' or '_' "
-                         "(it names the results folder)")
+    """The store's own rule (runner.core.names), checked before any host is reached."""
+    if not names.is_label(label):
+        raise UsageError(f"{where}: label '{label}' is not a folder name alloclab accepts "
+                         f"(it names results/<label>/): use {names.LABEL_HINT}")
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -166,12 +178,17 @@ def _host_entry(entry: Any, path: Path, text: str, index: int) -> Host:
     if not isinstance(entry, Mapping) or "host" not in entry:
         raise UsageError(f"{path}:{_line_of(text, 'hosts')}: hosts[{index}]: expected a mapping "
                          "with at least `host: [user@]HOST[:PORT]`")
-    where = f"{path}:{_line_of(text, str(entry['host']))}: hosts[{index}]"
+    return host_from(entry, f"{path}:{_line_of(text, str(entry['host']))}: hosts[{index}]")
+
+
+def host_from(entry: Mapping[str, Any], where: str) -> Host:
+    """A Host from a fleet-file entry (or an inventory's host made into one), every value
+    checked: the label by the store's rule, the address as ssh must get it."""
     unknown = sorted(set(map(str, entry)) - set(HOST_KEYS))
     if unknown:
         raise UsageError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(HOST_KEYS)})")
     destination, port = parse_address(str(entry["host"]), where)
-    label = str(entry.get("label") or label_from(destination.rpartition("@")[2]))
+    label = str(entry.get("label") or names.label_from_host(_host_of(destination)))
     _check_label(label, where)
     work_dir = str(entry.get("work_dir") or DEFAULT_WORK_DIR)
     if not work_dir.startswith("/") or "\n" in work_dir:
@@ -217,8 +234,13 @@ def check_labels(hosts: Sequence[Host], where: str) -> tuple[Host, ...]:
     return tuple(hosts)
 
 
-def load_fleet(host_arguments: Sequence[str], hosts_file: Path | None) -> Fleet | None:
-    """The hosts named by `--host` and `--hosts FILE` together; None when neither was given."""
+def load_fleet(host_arguments: Sequence[str], hosts_file: Path | None,
+               limit: str | None = None) -> Fleet | None:
+    """The hosts named by `--host` and `--hosts FILE` (a fleet file or an Ansible inventory,
+    runner.remote.inventory) together, those of the file that `--limit` picks; None when
+    neither was given."""
+    if limit and hosts_file is None:
+        raise UsageError(f"--limit {limit}: picks hosts of --hosts FILE, and none was given")
     if not host_arguments and hosts_file is None:
         return None
     hosts: list[Host] = [parse_host_argument(text) for text in host_arguments]
@@ -226,10 +248,25 @@ def load_fleet(host_arguments: Sequence[str], hosts_file: Path | None) -> Fleet 
     if hosts_file is not None:
         try:
             text = hosts_file.read_text(encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"--hosts {hosts_file}: cannot read it ({error.strerror})") \
-                from error
-        fleet = parse_hosts_text(text, hosts_file)
-        hosts.extend(fleet.hosts)
-        parallel = fleet.parallel
+        except (OSError, UnicodeDecodeError) as error:
+            why = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise UsageError(f"--hosts {hosts_file}: cannot read it ({why})") from error
+        if inventory.is_inventory(text, hosts_file):
+            hosts += [host_from(entry, where)
+                      for entry, where in inventory.fleet_entries(text, hosts_file, limit)]
+        else:
+            fleet = parse_hosts_text(text, hosts_file)
+            hosts += _limited(fleet.hosts, limit, hosts_file)
+            parallel = fleet.parallel
     return Fleet(check_labels(hosts, "--host/--hosts"), parallel)
+
+
+def _limited(hosts: Sequence[Host], limit: str | None, path: Path) -> list[Host]:
+    """A fleet file's hosts that --limit picks, by label (a fleet file has no groups)."""
+    if not limit:
+        return list(hosts)
+    picked = inventory.Inventory()
+    for number, host in enumerate(hosts, start=1):
+        picked.add_host(inventory.UNGROUPED, host.label, {}, number)
+    labels = set(inventory.select(picked, limit, path))
+    return [host for host in hosts if host.label in labels]
