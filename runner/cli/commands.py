@@ -242,16 +242,33 @@ def _warning_lines(summaries: Sequence[pipeline.RunSummary], reports: Path, verb
 
 
 def _run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
-                  fleet: hosts.Fleet) -> ExitStatus:
-    """`run --host/--hosts`: every host's results under results/<label>/, then one report."""
-    outcomes = runner.remote.fleet.run_fleet(_specs(args), options, fleet, say)
+               fleet: hosts.Fleet) -> ExitStatus:
+    """`run --host/--hosts`: every host's results under results/<label>/, its verdicts, one
+    report, and a recap per host whose worst state sets the exit status."""
+    from runner.remote.console import FleetConsole
+
+    console = FleetConsole(getattr(args, "verbosity", 0))
+    started = time.monotonic()
+    outcomes = runner.remote.fleet.run_fleet(_specs(args), options, fleet, console,
+                                             allow_shared_host=args.allow_shared_host)
+    measured_s = time.monotonic() - started
     for outcome in outcomes:
         for s in outcome.summaries:
-            say(f"[{outcome.host.label}] {s.describe()}")
+            (console.problem if s.processes_failed else console.say)(
+                f"[{outcome.host.label}] {s.describe()}")
+        for line in verdict_lines(outcome.summaries):
+            console.write(f"[{outcome.host.label}] {line}")
+    if not args.no_report:
+        console.say("rendering reports...")
     status = cmd_report(args) if not args.no_report else ExitStatus.OK
-    if any(o.error or any(s.processes_failed for s in o.summaries) for o in outcomes):
-        say("some hosts or probe processes failed: see above; run the same command again to "
-             "measure what is missing")
+    summaries = [s for o in outcomes for s in o.summaries]
+    console.say(total_line(summaries, measured_s, None if args.no_report
+                           else time.monotonic() - started))
+    for line in runner.remote.fleet.recap_lines(outcomes):
+        console.write(line)
+    if any(o.state()[0] != "ok" for o in outcomes):
+        console.write("some hosts were not measured whole: run the same command again to "
+                      "measure what is missing")
         return ExitStatus.FAILURE
     return status
 

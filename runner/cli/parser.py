@@ -180,6 +180,9 @@ def _add_run(subcommands: Subcommands,
                                      "(INI or YAML); either is trusted like code, as ssh "
                                      "options can run commands (ProxyCommand)"),
                completion.complete_specs)
+    run.add_argument("--allow-shared-host", action="store_true",
+                     help="measure hosts that are one machine (the same boot id, e.g. two "
+                          "labels for one address) one after another instead of refusing")
     run.add_argument("--limit", metavar="PATTERN",
                      help="only the groups and hosts of --hosts this picks, as ansible's "
                           "--limit: names or shell wildcards joined by ',' or ':', '!NAME' "

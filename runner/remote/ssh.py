@@ -107,14 +107,16 @@ class Connection:
             if self.alive():
                 return
             with open(self.log_path, "ab") as log:
+                offset = log.tell()
                 started = subprocess.run(
                     [*self.ssh_argv(master=True), "-o", "ControlPersist=yes", "-f", "-N",
                      "--", self.host.destination],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                     timeout=CONNECT_TIMEOUT_S * 3, check=False)
             if started.returncode != 0:
-                raise HostError(f"{self.host.label} ({self.host.address}): cannot connect: "
-                                f"{self.last_log_line() or f'ssh exit {started.returncode}'}")
+                why = (explain_failure(self.log_lines(offset), self.host)
+                       or f"ssh exit {started.returncode}")
+                raise HostError(f"{self.host.label} ({self.host.address}): cannot connect: {why}")
 
     def alive(self) -> bool:
         if not self.control_path.exists():
@@ -127,6 +129,14 @@ class Connection:
         if self.control_path.exists():
             subprocess.run([*self.ssh_argv(), "-O", "exit", "--", self.host.destination],
                            capture_output=True, timeout=CONNECT_TIMEOUT_S, check=False)
+
+    def log_lines(self, offset: int = 0) -> list[str]:
+        """What ssh wrote to this host's log from `offset` on, a line each."""
+        with contextlib.suppress(OSError), open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return [line.strip() for line in log.read().decode(errors="replace").splitlines()
+                    if line.strip()]
+        return []
 
     def last_log_line(self) -> str:
         with contextlib.suppress(OSError):
@@ -154,6 +164,34 @@ class Connection:
                 [f"exit {done.returncode}"]
             raise HostError(f"{self.host.label}: {what} failed: {detail[0]}")
         return done.stdout.decode(errors="replace")
+
+
+# What ssh says before "Host key verification failed.", which alone does not say why.
+_HOST_KEY_WORDS = ("host key is known for", "has changed and you have requested",
+                   "Offending", "REMOTE HOST IDENTIFICATION HAS CHANGED",
+                   "differs from the key for")
+
+
+def explain_failure(lines: Sequence[str], host: Host) -> str:
+    """ssh's reason for a failed connection: its last line, and for a host key failure the
+    lines that say which key and where, with what to do."""
+    if not lines:
+        return ""
+    last = lines[-1]
+    if last != "Host key verification failed.":
+        return last
+    why = [line.strip("@ ") for line in lines[:-1]
+           if any(words in line for words in _HOST_KEY_WORDS)]
+    name = host.destination.rpartition("@")[2]
+    target = name if host.port == 22 else f"[{name}]:{host.port}"
+    if any("has changed" in line or "HAS CHANGED" in line for line in why):
+        advice = (f"if the host was reinstalled, check its new key and remove the old one "
+                  f"(ssh-keygen -R '{target}'); otherwise something else answers at that address")
+    else:
+        advice = (f"check the host's key and add it to known_hosts (ssh-keyscan -p {host.port} "
+                  f"{name}), or set ssh_options: {{StrictHostKeyChecking: accept-new}} to trust it "
+                  "on first use")
+    return "; ".join([*why, last, advice])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import threading
 import time
@@ -71,9 +72,10 @@ def _fleet_file(tmp_path: Path, sshd: Sshd, labels: list[str], work_dir: Path) -
 
 
 def _run_args(tmp_path: Path, spec: Path, fleet: Path) -> list[str]:
+    # Every label here is this machine (loopback): measured one after another, as allowed.
     return ["run", str(spec), "--hosts", str(fleet), "--results", str(tmp_path / "results"),
             "--reports", str(tmp_path / "reports"),
-            "--templates", str(ROOT / "templates"), "--seed", "5"]
+            "--templates", str(ROOT / "templates"), "--seed", "5", "--allow-shared-host"]
 
 
 def _setup(tmp_path: Path, sshd: Sshd, labels: list[str]) -> tuple[Path, Path, Path]:
@@ -92,6 +94,13 @@ def test_two_hosts_in_parallel_come_back_whole_and_compare(
     assert main(_run_args(tmp_path, spec, fleet)) == 0
     err = capsys.readouterr().err
     assert "[alpha]" in err and "[beta]" in err
+    assert "[alpha] over-ssh: verdict:" not in err  # the spec has no check: no verdict line
+    assert re.search(r"recap \(2 ok\):\n  alpha  ok +1 experiment, 4 processes measured\n"
+                     r"  beta   ok +1 experiment, 4 processes measured\n", err), err
+    # One writer: every line is one host's, whole.
+    assert all(line.startswith(("[alpha] ", "[beta] ", "recap", "  ", "probe ", "rendering",
+                                "wrote ", "measured "))
+               for line in err.splitlines()), err
     runs = {run.machine: run for run in list_runs(tmp_path / "results")}
     assert sorted(runs) == ["alpha", "beta"]
     local = read_fingerprint(file_dirs=[str(tmp_path / WEIRD)])
@@ -213,14 +222,58 @@ def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_pat
     assert done.stdout.decode() == f"{WEIRD}||a\nb|"
 
 
-def test_an_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+def test_an_unknown_host_key_is_refused_with_ssh_s_reason(sshd: Sshd, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
     host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
-    with ssh.control_dir() as control, pytest.raises(
-            ssh.HostError, match="Host key verification failed"):
+    with ssh.control_dir() as control, pytest.raises(ssh.HostError) as refused:
         ssh.Connection(host, control).open()
+    assert re.search(r"No \S+ host key is known for \[127.0.0.1\]:\d+ .*; Host key "
+                     r"verification failed\.; check the host's key and add it to known_hosts "
+                     rf"\(ssh-keyscan -p {sshd.port} 127.0.0.1\)", str(refused.value)), \
+        str(refused.value)
+
+
+def test_a_changed_host_key_is_refused_naming_the_offending_key(sshd: Sshd,
+                                                               tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    known = tmp_path / "known_hosts"
+    kind, key = other.with_suffix(".pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{sshd.port} {kind} {key}\n")
+    options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
+    host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
+    with ssh.control_dir() as control, pytest.raises(ssh.HostError) as refused:
+        ssh.Connection(host, control).open()
+    message = str(refused.value)
+    assert f"Offending {kind.removeprefix('ssh-').upper()} key in {known}:1" in message, message
+    assert f"ssh-keygen -R '[127.0.0.1]:{sshd.port}'" in message
+
+
+def test_labels_of_one_machine_are_refused_unless_allowed(
+        tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, fleet, work_dir = _setup(tmp_path, sshd, ["one", "two"])
+    args = [a for a in _run_args(tmp_path, spec, fleet) if a != "--allow-shared-host"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "these hosts are one machine (the same boot id): one (" in err and "two (" in err
+    assert "--allow-shared-host" in err
+    assert not (tmp_path / "results").exists() and list(work_dir.iterdir()) == []
+
+
+def test_an_unreachable_host_is_in_the_recap_and_fails_the_run(
+        tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, fleet, _ = _setup(tmp_path, sshd, ["up"])
+    with fleet.open("a") as text:  # a port nothing listens on
+        text.write("  - label: down\n    host: 127.0.0.1:9\n")
+    assert main([*_run_args(tmp_path, spec, fleet), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"recap \(1 ok, 1 unreachable\):\n  up    ok +1 experiment, 4 processes "
+                     r"measured\n  down  unreachable  down \(127.0.0.1:9\): cannot connect: "
+                     r".*Connection refused", err), err
+    assert "processes" not in err.split("recap")[0].replace("[down]", "")  # -q: no progress
 
 
 def test_one_connection_serves_every_process(sshd: Sshd) -> None:
