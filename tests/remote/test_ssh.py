@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runner.cli.main import main
 from runner.machine.system import read_fingerprint
@@ -314,3 +315,29 @@ def test_an_interrupted_fleet_starts_no_new_process() -> None:
     executor = ssh.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
         executor.run_process(["probe"], scenario_id="s", process_index=0, timeout_s=1)
+
+
+@pytest.mark.parametrize("kind", ["ini", "yaml"])
+def test_an_ansible_inventory_runs_the_group_limit_picks(
+        kind: str, tmp_path: Path, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, _, work_dir = _setup(tmp_path, sshd, [])
+    user = sshd.destination.partition("@")[0]
+    options = " ".join(f"-o {k}={v}" for k, v in sshd.client_options.items())
+    connection = {"ansible_host": "127.0.0.1", "ansible_port": str(sshd.port),
+                  "ansible_user": user, "ansible_ssh_common_args": options,
+                  "alloclab_work_dir": str(work_dir)}
+    if kind == "ini":
+        inventory = tmp_path / "inventory.ini"
+        inventory.write_text("[lab]\nlab1\n\n[prod]\nweb1\nweb2\n\n[all:vars]\n" + "".join(
+            f"{k}={v!r}\n" if " " in v else f"{k}={v}\n" for k, v in connection.items()))
+    else:
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"vars": connection, "children": {
+            "lab": {"hosts": {"lab1": None}},
+            "prod": {"hosts": {"web1": None, "web2": None}}}}}))
+    args = _run_args(tmp_path, spec, inventory)
+    assert main([*args, "--limit", "prod", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"recap \(2 ok\):\n  web1  ok +1 experiment, 4 processes measured\n"
+                     r"  web2  ok +1 experiment, 4 processes measured\n", err), err
+    assert sorted(run.machine for run in list_runs(tmp_path / "results")) == ["web1", "web2"]
