@@ -48,7 +48,9 @@ def summary_line(verdict: Verdict) -> str:
     rest = [c for i, c in enumerate(comparisons) if i not in shown]
     if rest:
         parts.append(f"and {len(rest)} more ({_counts(rest)})")
-    return f"{verdict.status}: {'; '.join(parts)} — {claim}"
+    # Too few processes for any interval is fixed by the spec, not by waiting: say how.
+    advice = f" ({verdict.note})" if verdict.note and verdict.status == "inconclusive" else ""
+    return f"{verdict.status}: {'; '.join(parts)} — {claim}{advice}"
 
 
 def decisive_pairs(verdict: Verdict) -> list[int]:
@@ -87,7 +89,8 @@ def short_names(c: Comparison, selected: Collection[str] = ()) -> tuple[str, str
 
 def pair_text(metric: str, c: Comparison, names: tuple[str, str] | None) -> str:
     """One pair's numbers, e.g. "mmap-file 0.69× read-file [0.62–0.78] at size=256MiB";
-    without `names`, "0.69× [0.62–0.78] at size=256MiB"."""
+    without `names`, "0.69× [0.62–0.78] at size=256MiB"; a ratio under SMALL_RATIO as a
+    fraction, "malloc 1/221 of mmap-anon [1/266–1/175]"."""
     candidate, reference = names or ("", "")
     if names and not c.reference_id:  # a fixed value: said in the metric's unit
         reference = "" if c.method == "exact" else format_value(metric, c.reference_median)
@@ -98,11 +101,19 @@ def pair_text(metric: str, c: Comparison, names: tuple[str, str] | None) -> str:
     elif c.difference:
         words = [candidate, _signed(metric, c.ratio), *(("vs", reference) if names else ()),
                  _interval(c, [_signed(metric, c.ci_low), " to ", _signed(metric, c.ci_high)])]
+    elif 0 < c.ratio < SMALL_RATIO:  # "1/221 of", not "0.00453×"
+        words = [candidate, f"1/{_ratio(1 / c.ratio)}", "of" if names else "", reference,
+                 _interval(c, [f"1/{_ratio(1 / c.ci_low)}", "–", f"1/{_ratio(1 / c.ci_high)}"]
+                           if c.ci_low > 0 else [_ratio(c.ci_low), "–", _ratio(c.ci_high)])]
     else:
         words = [candidate, f"{_ratio(c.ratio)}×", reference,
                  _interval(c, [_ratio(c.ci_low), "–", _ratio(c.ci_high)])]
     text = " ".join(word for word in words if word)
     return text if c.where == "all" else f"{text} at {c.where}"
+
+
+# Below this a ratio reads as a fraction: "1/221 of" is what "0.00453×" means.
+SMALL_RATIO = 0.1
 
 
 def _interval(c: Comparison, parts: Sequence[str]) -> str:

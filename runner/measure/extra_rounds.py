@@ -44,8 +44,7 @@ def run_extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: 
         batch = adaptive.batch_jobs(pending, neighbours, seed, done)
         if batch and not adaptive.within_time(repetitions, stored.records, batch):
             ending = "time"
-            say(f"{plan.spec.name}: {len(pending)} check pairs still undecided; the run's time "
-                f"for extra rounds ({repetitions.extra_time:.0%} of its base rounds) is spent")
+            say(_out_of_time(plan.spec.name, len(pending), repetitions, stored, batch))
             break
         if batch:
             say(f"{plan.spec.name}: {len(pending)} check pairs undecided: "
@@ -56,6 +55,22 @@ def run_extra_rounds(plan: Plan, repetitions: Repetitions, run_dir: Path, seed: 
     records = folders.load_run(run_dir).records
     base_s, extra_s = adaptive.time_spent_s(records, repetitions.processes)
     return adaptive.describe(ending, extra_s, repetitions.extra_time * base_s)
+
+
+def _out_of_time(name: str, pending: int, repetitions: Repetitions,
+                 stored: folders.StoredRun, batch: Sequence[tuple[str, int]]) -> str:
+    """Why no further batch runs: the time for extra rounds spent, or the next batch too long
+    for what is left of it (the first one too, when the spec allows less than its base)."""
+    base_s, extra_s = adaptive.time_spent_s(stored.records, repetitions.processes)
+    allowed_s = repetitions.extra_time * base_s
+    share = f"{repetitions.extra_time:.0%} of its base rounds"
+    if extra_s > 0:
+        return (f"{name}: {pending} check pairs still undecided; the run's time for extra "
+                f"rounds ({share}, {allowed_s:.3g} s) is spent")
+    estimate_s = adaptive.batch_estimate_s(batch, stored.records)
+    return (f"{name}: {pending} check pairs still undecided; their next look needs {len(batch)} "
+            f"more processes (about {estimate_s:.3g} s), more than the run's time for extra "
+            f"rounds ({share}, {allowed_s:.3g} s): raise repetitions.extra_time, or processes")
 
 
 def _undecided(plan: Plan, stored: folders.StoredRun, repetitions: Repetitions,

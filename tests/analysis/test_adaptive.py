@@ -120,6 +120,18 @@ def test_extra_rounds_stop_where_the_next_batch_would_pass_the_run_s_extra_time(
     assert not adaptive.within_time(reps, records, [("a", 3), ("b", 2), ("b", 3), ("a", 4)])
 
 
+def test_a_first_batch_as_large_as_the_base_rounds_fits_a_100_percent_budget() -> None:
+    """The estimate is each scenario's mean, so repeating the base rounds costs exactly their
+    time; a median (here 1.0 s against a mean of 0.7 s) would refuse the batch."""
+    reps = Repetitions(processes=3, extra_time=1.0)
+    records = [_record(sid, i, wall) for sid in "ab"
+               for i, wall in enumerate((0.1, 1.0, 1.0))]
+    batch = [(sid, i) for sid in "ab" for i in (3, 4, 5)]
+    assert adaptive.batch_estimate_s(batch, records) == pytest.approx(4.2)
+    assert adaptive.within_time(reps, records, batch)
+    assert not adaptive.within_time(reps, records, [*batch, ("a", 6)])
+
+
 # --- a run that adds rounds ------------------------------------------------------------------
 
 

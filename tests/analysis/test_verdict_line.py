@@ -100,3 +100,18 @@ def test_many_pairs_stay_one_short_line() -> None:
     verdict = evaluate(CHECK, _samples({**_all(0.5), SIZES[0]: 1.5}), SCENARIOS, LABEL_KEYS)
     line = summary_line(verdict)
     assert len(line) - len(CHECK.claim) < 120 and line.count("×") == 2
+
+
+def test_a_ratio_under_a_tenth_reads_as_a_fraction() -> None:
+    """"1/221 of", as a reader says it, not "0.00453×"."""
+    pair = _pair(ratio=1 / 221, ci_low=1 / 266, ci_high=1 / 175)
+    line = summary_line(_verdict("allocate_ns_per_op", pair))
+    assert line == "holds: malloc 1/221 of mmap-anon [1/266–1/175] at size=4KiB — the claim"
+
+
+def test_too_few_processes_for_any_interval_says_how_many_would_do() -> None:
+    pair = _pair(ratio=0.5, ci_low=math.nan, ci_high=math.nan, outcome="undecided")
+    verdict = replace(_verdict("allocate_ns_per_op", pair),
+                      note="1 of 1 pairs had too few processes: run at least 8 per scenario")
+    assert summary_line(verdict).endswith(
+        "— the claim (1 of 1 pairs had too few processes: run at least 8 per scenario)")
