@@ -18,7 +18,9 @@ CONFIDENCE = 0.95
 PRESENTATION_KEYS = frozenset({"title", "question", "charts", "checks"})
 # "skipped": the machine lacks what the scenario needs (huge pages, an mlock limit...); the
 # reason is in stderr_tail, and no measurement was taken.
-Status = Literal["ok", "failed", "crashed", "timeout", "skipped"]
+# "oom": the kernel's OOM killer ended the process in its memory cgroup (memory_limit): the
+# scenario's outcome, recorded and shown, not a failure of the run.
+Status = Literal["ok", "failed", "crashed", "timeout", "skipped", "oom"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Scenario:
     noreserve: bool = False
     keep_every: int = 0
     pause_ms: int = 0
+    memory_limit_bytes: int = 0
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

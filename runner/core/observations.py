@@ -384,5 +384,21 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "the first page past the new end raised SIGBUS (check_content, file_layout "
                 "truncated)",
                 short_name="SIGBUS after truncation"),
+    Observation("released_zero_ppm", "fraction",
+                "share of the blocks' pages that read all zero after the release and memory "
+                "pressure (workload reuse with memory_limit: an anonymous region as large as "
+                "the blocks written, untimed): pages the kernel discarded",
+                short_name="released pages reading 0", per_million=True,
+                doc=("MADV_DONTNEED'd pages always read zero; MADV_FREE'd ones only where "
+                     "reclaim took them, which needs the pressure: without memory_limit the "
+                     "probe neither presses nor reports this.")),
+    Observation("cgroup_cache_ppm", "fraction",
+                "page cache charged to the scenario's memory cgroup after first touch "
+                "(memory.stat file on v2, cache on v1), as a share of the data file's bytes "
+                "(file backings, workload cycle, memory_limit)",
+                short_name="page cache charged to the cgroup", per_million=True,
+                doc=("A cold file read under the limit is charged to the reader's cgroup; 1 "
+                     "means all of it, less means reclaim took some (or it was cached before, "
+                     "charged elsewhere).")),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

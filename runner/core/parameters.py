@@ -432,6 +432,22 @@ PARAMETERS: tuple[Parameter, ...] = (
               doc=("It needs release free or malloc-trim. The blocks kept (N-1, 2N-1... for "
                    "keep_every N) leak across iterations; with iterations above 1 the next "
                    "batch can fill the holes.")),
+
+    Parameter("memory_limit", "memory_limit_bytes", "size", 0,
+              "run the probe process in a memory cgroup of its own with this limit and no "
+              "swap (none: no cgroup): reclaim then takes clean file pages and MADV_FREE'd "
+              "pages, and touched anonymous memory past the limit is OOM-killed, recorded as "
+              "the scenario's outcome (status oom); needs root or a writable cgroup, else "
+              "skipped", keyed_label=True, words=(("none", 0),), size_minimum=4 << 20,
+              size_unit=4096, probe_option=False,
+              hint="a size of at least 4MiB in whole 4KiB, or none",
+              doc=("cgroup v2 (memory.max, memory.swap.max 0) where the machine has it, else "
+                   "v1 (memory.limit_in_bytes, memory.memsw.limit_in_bytes); the cgroup is "
+                   "made below the runner's own and removed after the process. With it, "
+                   "workload reuse presses after the release (an anonymous region as large as "
+                   "the blocks touched, untimed) and reports released_zero_fraction; cycle's "
+                   "file backings report cgroup_cache_fraction. Measured on this machine "
+                   "only (skipped with --host).")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

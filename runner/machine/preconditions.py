@@ -3,7 +3,8 @@
 `find_conflict` (runner.core.combinations) refuses combinations that make no physical sense
 anywhere; this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
 enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off, glibc
-tunables this machine's glibc does not have (it would ignore them without a word). `read_facts()`
+tunables this machine's glibc does not have (it would ignore them without a word), a memory_limit
+where no memory cgroup can be made (runner.machine.memcg). `read_facts()`
 reads the machine once; `check_preconditions(scenario, facts)` is pure, so `plan`, `run` and the
 tests agree on every reason. The probe checks again when it runs (the machine may change in between)
 and exits with EXIT_SKIPPED and the reason on stderr.
@@ -25,6 +26,7 @@ from runner.core.model import Scenario
 from runner.core.parameters import HUGE_PAGE_BYTES
 from runner.core.sizing import block_bytes
 from runner.core.units import format_size
+from runner.machine import memcg
 
 HUGEPAGES_DIR = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -36,6 +38,8 @@ POPULATE_WRITE_KERNEL = (5, 14)
 LOADER_PATTERNS = ("/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*-linux-gnu*/ld-linux*.so*",
                    "/usr/lib/*-linux-gnu*/ld-linux*.so*")
 _LOADER_TIMEOUT_S = 10.0
+REMOTE_MEMORY_CGROUP = ("memory_limit runs on this machine only (alloclab makes memory cgroups "
+                        "here, not over ssh)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class MachineFacts:
     # The tunables this machine's glibc knows (`ld.so --list-tunables`); None: unknown (not
     # glibc, or a glibc before 2.33), and then tunables are not checked.
     glibc_tunables: frozenset[str] | None = None
+    # Why no memory cgroup can be made for memory_limit (runner.machine.memcg); None: it can.
+    # Another machine's facts keep the default: cgroups are made on this machine only.
+    memory_cgroup_problem: str | None = REMOTE_MEMORY_CGROUP
 
 
 def read_facts() -> MachineFacts:
@@ -64,12 +71,13 @@ def read_facts() -> MachineFacts:
         max_map_count=_int(_read(MAX_MAP_COUNT)),
         kernel=_kernel_version(platform.release()),
         glibc_tunables=_list_tunables(),
+        memory_cgroup_problem=memcg.find_problem(memcg.read_hierarchy()),
     )
 
 
 def check_preconditions(scenario: Scenario, facts: MachineFacts) -> str | None:
     """Why this machine cannot measure the scenario (the skip reason), or None when it can."""
-    for check in (_huge_pages, _thp, _populate, _map_count, _tunables):
+    for check in (_huge_pages, _thp, _populate, _map_count, _tunables, _memory_limit):
         reason = check(scenario, facts)
         if reason is not None:
             return reason
@@ -154,6 +162,10 @@ def _tunables(scenario: Scenario, facts: MachineFacts) -> str | None:
         return None
     return (f"this machine's glibc has no tunable {', '.join(unknown)} and would ignore it "
             "(`ld.so --list-tunables` lists those it has)")
+
+
+def _memory_limit(scenario: Scenario, facts: MachineFacts) -> str | None:
+    return facts.memory_cgroup_problem if scenario.memory_limit_bytes else None
 
 
 def _list_tunables() -> frozenset[str] | None:

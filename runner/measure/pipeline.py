@@ -321,6 +321,10 @@ class _Progress:
             if job.scenario.id not in self.skips_said:  # once per scenario, not per process
                 self.skips_said.add(job.scenario.id)
                 self.say(f"{where}: skipped: {record.skip_reason}")
+        elif record.status == "oom":  # the scenario's outcome, said once, not a failure
+            if job.scenario.id not in self.skips_said:
+                self.skips_said.add(job.scenario.id)
+                self.say(f"{where}: OOM-killed in its memory cgroup (its outcome, recorded)")
         elif record.status != "ok":
             self.failed += 1
             (self.listener.problem if self.listener else self.say)(

@@ -14,6 +14,7 @@ jobs is stored as a "skipped" record carrying the reason, like a probe that exit
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from runner.analysis import adaptive
 from runner.core.model import ProcessRecord, Repetitions, Scenario
-from runner.machine import preconditions
+from runner.machine import memcg, preconditions
 from runner.measure import datafiles, interrupt
 from runner.probe import execute, native
 from runner.store import folders
@@ -83,6 +84,9 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
                                              if datafiles.can_share(job.scenario)})
         shared = datafiles.name_files((job.scenario for job in to_run
                                        if job.scenario.id not in unmet), run_dir)
+    hierarchy = memcg.read_hierarchy() if run_process is None else None
+    if hierarchy is not None and any(job.scenario.memory_limit_bytes for job in to_run):
+        memcg.sweep(hierarchy)  # the cgroups of a runner killed before it could remove them
     last = {job.scenario.id: job.process_index for job in to_run}
     try:
         with folders.RecordWriter(run_dir) as writer:
@@ -93,7 +97,7 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
                 record = _run_job(job, binary, repetitions, timeout_s,
                                   unmet.get(job.scenario.id),
                                   native.probe_env(job.scenario, extra_env),
-                                  shared.get(job.scenario.id), run_process)
+                                  shared.get(job.scenario.id), run_process, hierarchy)
                 writer.append(record)
                 if number % round_size == 0:
                     writer.sync()  # once a round, i.e. once per scenario's worth of records
@@ -107,16 +111,49 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
 
 def _run_job(job: Job, binary: native.ProbeBinary, repetitions: Repetitions, timeout_s: float,
              unmet: str | None, env: dict[str, str], data_file: Path | None,
-             run_process: RunProcess | None) -> ProcessRecord:
-    """One job's record: a skip when the machine cannot measure it, else its probe's."""
+             run_process: RunProcess | None,
+             hierarchy: memcg.Hierarchy | None = None) -> ProcessRecord:
+    """One job's record: a skip when the machine cannot measure it, else its probe's (in a
+    memory cgroup of its own for a memory_limit: preconditions skipped it where there is
+    none, and remotely)."""
     if unmet is not None:
         return skipped_record(job, unmet)
     argv = native.probe_argv(binary, job.scenario, repetitions.warmup, repetitions.iterations)
     if data_file is not None:
         env = {**env, datafiles.VARIABLE: str(data_file)}
     start = run_process or execute.run_process
+    if job.scenario.memory_limit_bytes and hierarchy is not None:
+        return run_limited(start, argv, job.scenario.memory_limit_bytes, hierarchy,
+                           scenario_id=job.scenario.id, process_index=job.process_index,
+                           timeout_s=timeout_s, extra_env=env)
     return start(argv, scenario_id=job.scenario.id, process_index=job.process_index,
                  timeout_s=timeout_s, extra_env=env)
+
+
+def run_limited(start: RunProcess, argv: list[str], limit_bytes: int,
+                hierarchy: memcg.Hierarchy, *, scenario_id: str, process_index: int,
+                timeout_s: float, extra_env: Mapping[str, str]) -> ProcessRecord:
+    """One probe process in a memory cgroup of its own (made before it starts, removed after
+    it ends, however it ends). A process the OOM killer ended is recorded as "oom", the
+    scenario's outcome; one the cgroup could not be made for as "failed", saying why."""
+    try:
+        group = memcg.create(hierarchy, limit_bytes)
+    except OSError as error:
+        return ProcessRecord(scenario_id=scenario_id, process_index=process_index,
+                             status="failed", exit_code=None, signal=None, wall_s=0.0,
+                             stderr_tail=f"alloclab: cannot make a memory cgroup in "
+                                         f"{hierarchy.parent}: {error}\n", probe=None)
+    try:
+        record = start(argv, scenario_id=scenario_id, process_index=process_index,
+                       timeout_s=timeout_s,
+                       extra_env={**extra_env, memcg.JOIN_VARIABLE: str(group.path)})
+        kills = group.oom_kills()
+    finally:
+        memcg.remove(group)
+    if record.status == "crashed" and record.signal == "SIGKILL" and kills:
+        tail = execute.keep_stderr_tail(record.stderr_tail, memcg.oom_note(group, kills))
+        return dataclasses.replace(record, status="oom", stderr_tail=tail)
+    return record
 
 
 def skipped_record(job: Job, reason: str) -> ProcessRecord:

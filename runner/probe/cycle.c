@@ -92,6 +92,8 @@ static void observe_cache(const struct context *c, const struct blocks *b, int n
         memset(c->residency, 0, pages);
     observe(out, OBS_CACHED_PAGES_ADDED, pages_added(c->residency, c->residency_after, pages));
     observe(out, OBS_RESIDENT_PPM_AFTER, after_ppm);
+    if (in_memory_cgroup() && c->file_bytes > 0)
+        observe(out, OBS_CGROUP_CACHE_PPM, cgroup_cache_bytes() * PPM / c->file_bytes);
 }
 
 /* The counts of every phase that file backings report: system calls, storage I/O. */

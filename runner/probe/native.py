@@ -64,7 +64,10 @@ from runner.core.parameters import PARAMETERS
 # writes plain mmap-anon pairs out (no allocate_blocks/release_blocks per pair).
 # 9: --threads for workload churn (each thread its own ops pairs, started at one barrier; the
 # allocate slot ends with the last thread), observation slowest_thread_ns (churn).
-PROBE_VERSION = 9
+# 10: ALLOCLAB_MEMORY_CGROUP (memory_limit): the probe joins that cgroup first thing; reuse
+# presses memory after the release there (released_zero_ppm), cycle's file backings report
+# cgroup_cache_ppm.
+PROBE_VERSION = 10
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

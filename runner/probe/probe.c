@@ -442,6 +442,8 @@ int main(int argc, char **argv)
         tie_to_probe();
     else
         tie_to_runner(tracing);
+    if (!tracing && !peering)
+        join_memory_cgroup(); /* before anything measured is mapped: runner/probe/cgroup.c */
     struct scenario s = parse_arguments(tracing || peering ? argc - 1 : argc, argv);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     keep_heap(&s, s.size_bytes > SIZE_MAX / s.ops ? SIZE_MAX : s.ops * s.size_bytes);

@@ -29,7 +29,7 @@
 #include <gnu/libc-version.h>
 #endif
 
-#define PROBE_VERSION 9
+#define PROBE_VERSION 10
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -273,6 +273,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
                    OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
+                   OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM,
                    OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
@@ -562,6 +563,14 @@ uint64_t check_protection(const struct blocks *b, const struct scenario *s);
 void release_protection(const struct blocks *b, const struct scenario *s);
 uint64_t time_mprotect(const struct blocks *b, const struct scenario *s);
 int read_raises(const unsigned char *p, int signal_number);
+
+/* cgroup.c */
+extern const char MEMORY_CGROUP_VARIABLE[];
+int in_memory_cgroup(void);
+void join_memory_cgroup(void);
+uint64_t cgroup_cache_bytes(void);
+void press_memory(size_t bytes, size_t page);
+uint64_t zero_pages_ppm(const struct blocks *b);
 
 /* tether.c */
 extern const char RUNNER_PID_VARIABLE[];

@@ -8,7 +8,10 @@
 
 /* reuse: allocate and first touch as cycle does them, the free phase (the release), then the
  * access pattern again on the released blocks, timed in the second_pass slot; the blocks are
- * unmapped after, untimed. No observation is taken between the release and the write. */
+ * unmapped after, untimed. No observation is taken between the release and the write, but in
+ * a memory cgroup (memory_limit): there, untimed, an anonymous region as large as the blocks
+ * is written and unmapped (pressure), then the share of the blocks' pages reading zero is
+ * counted (released_zero_ppm: pages the kernel discarded), before the second pass. */
 void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out)
 {
@@ -28,6 +31,11 @@ void run_reuse(const struct context *c, const struct scenario *s, unsigned char 
     start_phase(&start);
     release_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    if (in_memory_cgroup()) {
+        /* memory_limit: pressure, then what the release left readable (cgroup.c) */
+        press_memory(b->ops * b->map_bytes, page);
+        observe(out, OBS_RELEASED_ZERO_PPM, zero_pages_ppm(b));
+    }
 
     start_phase(&start);
     checksum += touch_blocks(b, s, page, (unsigned char)(value + 1));

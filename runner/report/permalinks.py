@@ -5,7 +5,8 @@ get ids derived from what they are, never from where they stand, so adding, remo
 reordering checks, charts or machines moves no other id:
 
   machine section   m-<label>                      the h2 of a machine label's run
-  section heading   m-<label>-<section>            verdicts, summary, failures, skipped, dropped
+  section heading   m-<label>-<section>            verdicts, summary, failures, oom,
+                                                   skipped, dropped
   chart             m-<label>-chart-<title slug>   a second chart of the same title gets -2
                                                    (on a compare page: chart-<title slug>)
   verdict row       v-<label>--<claim slug>-<hash> hash: 6 hex digits of sha256(experiment NUL

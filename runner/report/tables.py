@@ -20,6 +20,7 @@ import pandas as pd
 from runner.analysis import noise
 from runner.analysis.stats import Summary, summarize
 from runner.core.metrics import BY_NAME, format_value
+from runner.core.model import ProcessRecord
 from runner.core.parameters import BY_KEY, WORKLOAD_MEASURES, applies
 from runner.machine import system
 from runner.report import highlight
@@ -119,7 +120,8 @@ def scenario_rows(run: StoredRun, samples: pd.DataFrame, metrics: list[str],
             "label": scenario["label"],
             "parameters": [parameter_text(key, scenario["params"]) for key in columns.axes],
             "other": _departures(columns, scenario["params"]),
-            "processes": f"{done.count('ok')}/{len(done)}",
+            "processes": f"{done.count('ok')}/{len(done)}" + (
+                f" ({done.count('oom')} OOM-killed)" if "oom" in done else ""),
             "samples": int(counts.get(scenario["id"], 0)),
             "cells": [_summary_cell(m, summaries.get((scenario["id"], m)) or _NO_SAMPLES,
                                     (highlighted or {}).get((scenario["id"], m)))
@@ -189,14 +191,30 @@ def summary_csv(run: StoredRun, metrics: Sequence[str], summaries: noise.Summari
 
 
 def failure_rows(run: StoredRun) -> list[dict[str, Any]]:
-    """Processes that crashed, failed or timed out, each with what it said last."""
+    """Processes that crashed, failed or timed out, each with what it said last (not those the
+    OOM killer ended in their memory cgroup: that is an outcome, oom_rows)."""
     labels = short_labels(run)
     timeout_s = float(run.manifest.get("timeout_s", 0))
     return [
         {"label": labels.get(r.scenario_id, r.scenario_id), "process": r.process_index,
          "status": r.status, "detail": r.describe(timeout_s)}
-        for r in run.records if r.status not in ("ok", "skipped")
+        for r in run.records if r.status not in ("ok", "skipped", "oom")
     ]
+
+
+def oom_rows(run: StoredRun) -> list[dict[str, str]]:
+    """Scenarios whose processes the OOM killer ended in their memory cgroup (memory_limit),
+    once each: how many of their processes, and what the record says."""
+    labels = short_labels(run)
+    ended: dict[str, list[ProcessRecord]] = defaultdict(list)
+    counts: dict[str, int] = defaultdict(int)
+    for record in run.records:
+        counts[record.scenario_id] += 1
+        if record.status == "oom":
+            ended[record.scenario_id].append(record)
+    return [{"label": labels.get(sid, sid), "processes": f"{len(records)} of {counts[sid]}",
+             "detail": (records[-1].stderr_tail.strip().splitlines() or [""])[-1]}
+            for sid, records in ended.items()]
 
 
 def skipped_rows(run: StoredRun) -> list[dict[str, str]]:

@@ -220,7 +220,7 @@ def _walls(run_dir: Path) -> dict[str, tuple[float, ...]]:
                 data = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if not isinstance(data, dict) or data.get("status") != "ok":
+            if not isinstance(data, dict) or data.get("status") not in ("ok", "oom"):
                 continue
             scenario, wall_s = data.get("scenario_id"), data.get("wall_s")
             if (isinstance(scenario, str) and isinstance(wall_s, int | float)
@@ -248,7 +248,8 @@ def newest_finished_times(results_dir: Path, machine: str, experiment: str,
 def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
                        processes: int) -> dict[str, list[ProcessRecord]]:
     """The base records of each scenario that `run` measured completely: every process
-    0..N-1 ok (the extra rounds it took for undecided pairs, N and up, are not base records).
+    0..N-1 ok, or ended by the OOM killer in its memory cgroup, the scenario's outcome (the
+    extra rounds it took for undecided pairs, N and up, are not base records).
 
     A scenario with any base process missing, failed, crashed or timed out is left out, so
     reusing records never carries a failure over from a run made under other limits.
@@ -261,6 +262,6 @@ def complete_scenarios(run: StoredRun, scenario_ids: Iterable[str],
     for scenario_id in scenario_ids:
         records = by_scenario.get(scenario_id, {})
         if sorted(records) == list(range(processes)) and all(
-                r.status == "ok" for r in records.values()):
+                r.status in ("ok", "oom") for r in records.values()):
             complete[scenario_id] = [records[i] for i in range(processes)]
     return complete

@@ -1,14 +1,17 @@
 """The order of probe processes: complete, round by round, reproducible from the seed."""
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from runner.core.model import ProcessRecord, Repetitions, Scenario
+from runner.core.model import ProcessRecord, Repetitions, Scenario, Status
+from runner.machine import memcg
 from runner.machine.preconditions import MachineFacts
-from runner.measure.schedule import order_jobs, run_jobs
+from runner.measure.schedule import order_jobs, run_jobs, run_limited
 from runner.probe.native import ProbeBinary
 from runner.store import folders
 from runner.store.folders import SAMPLES
@@ -84,3 +87,40 @@ def test_records_are_synced_to_disk_once_a_round(tmp_path: Path,
     assert len(seen) == 12
     assert synced == [2, 5, 8, 11]  # after the 3rd, 6th, 9th and 12th record, before on_record
     assert len(load_run_records(tmp_path)) == 12
+
+
+# --- memory_limit: a process in a memory cgroup of its own ---------------------------------
+
+def _fake_start(kills: int, status: str, signal: str | None) -> Callable[..., ProcessRecord]:
+    """A run_process stand-in: the process 'ends' as told, the cgroup counting `kills`."""
+    def start(argv: list[str], *, scenario_id: str, process_index: int, timeout_s: float,
+              extra_env: dict[str, str]) -> ProcessRecord:
+        folder = Path(extra_env[memcg.JOIN_VARIABLE])
+        (folder / "memory.oom_control").write_text(f"oom_kill {kills}\n")
+        return ProcessRecord(scenario_id, process_index, cast(Status, status), None, signal,
+                             0.1, "", None)
+    return start
+
+
+@pytest.mark.parametrize(("kills", "status", "signal", "expected"), [
+    (1, "crashed", "SIGKILL", "oom"),      # the OOM killer ended it: the outcome
+    (0, "crashed", "SIGKILL", "crashed"),  # killed by someone else: a crash as before
+    (1, "crashed", "SIGSEGV", "crashed"),  # another process of the cgroup was the victim
+    (1, "ok", None, "ok"),
+])
+def test_only_a_sigkill_the_cgroup_counted_is_recorded_as_oom(
+        tmp_path: Path, kills: int, status: str, signal: str | None, expected: str) -> None:
+    record = run_limited(_fake_start(kills, status, signal), ["probe"], 64 << 20,
+                         memcg.Hierarchy(1, tmp_path), scenario_id="s", process_index=0,
+                         timeout_s=1.0, extra_env={})
+    assert record.status == expected
+    assert ("OOM-killed in its memory cgroup (limit 64MiB" in record.stderr_tail) == \
+           (expected == "oom")
+
+
+def test_a_cgroup_that_cannot_be_made_is_a_failed_record_saying_why(tmp_path: Path) -> None:
+    missing = memcg.Hierarchy(1, tmp_path / "no-such-folder")
+    record = run_limited(_fake_start(0, "ok", None), ["probe"], 64 << 20, missing,
+                         scenario_id="s", process_index=0, timeout_s=1.0, extra_env={})
+    assert record.status == "failed"
+    assert f"cannot make a memory cgroup in {missing.parent}" in record.stderr_tail

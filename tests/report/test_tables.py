@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from runner.analysis import noise
 from runner.analysis.frame import build_frame, measured
 from runner.report.tables import (
     NOT_APPLICABLE,
+    failure_rows,
     metric_heading,
+    oom_rows,
     parameter_text,
     scenario_columns,
     scenario_rows,
@@ -18,7 +21,7 @@ from runner.report.tables import (
     summary_csv,
     varying_keys,
 )
-from runner.store.folders import StoredRun, load_run
+from runner.store.folders import SAMPLES, StoredRun, load_run
 from tests.synthetic import write_synthetic_run
 
 # Two axes the matrix varies and one it does not (protection has one value: a constant the
@@ -101,3 +104,34 @@ def test_a_heading_names_the_unit_where_neither_the_name_nor_the_cells_do() -> N
         "first touch minor faults per page")
     assert metric_heading("protection_enforced") == "protection enforced (0 or 1)"
     assert metric_heading("free_returned_fraction").endswith(" (fraction)")
+
+
+def test_an_oom_killed_process_is_an_outcome_not_a_failure(tmp_path: Path) -> None:
+    """A process the OOM killer ended in its memory cgroup, stored and read back through the
+    store's checks: listed once among the OOM outcomes, not among the processes that did not
+    finish, and counted beside its scenario's processes."""
+    spec = tmp_path / "inc.yaml"
+    spec.write_text(INCLUDE_SPEC)
+    run_dir = write_synthetic_run(tmp_path / "results", spec,
+                                  crash=("malloc 4KiB populate=none", 1))
+    samples = run_dir / SAMPLES
+    note = "alloclab: OOM-killed in its memory cgroup (limit 64MiB, no swap; the cgroup " \
+           "counted 1 OOM kill)"
+    lines = []
+    for line in samples.read_text().splitlines():
+        record = json.loads(line)
+        if record["status"] == "crashed":
+            record |= {"status": "oom", "signal": "SIGKILL", "stderr_tail": note + "\n"}
+        lines.append(json.dumps(record))
+    samples.write_text("\n".join(lines) + "\n")
+    run = load_run(run_dir)
+    ended = next(r for r in run.records if r.status == "oom")
+    assert failure_rows(run) == []
+    assert oom_rows(run) == [{"label": short_labels(run)[ended.scenario_id],
+                              "processes": "1 of 2", "detail": note}]
+    samples = measured(build_frame(run))
+    metrics = ["first_touch_ns_per_page"]
+    rows = scenario_rows(run, samples, metrics, noise.scenario_summaries(samples, metrics),
+                         scenario_columns(run, {"backing", "size"}))
+    assert [row["processes"] for row in rows if row["id"] == ended.scenario_id] == \
+        ["1/2 (1 OOM-killed)"]
