@@ -103,7 +103,7 @@ def check_histogram(iteration: dict[str, Any], operations: int) -> None:
     assert sum(count for _, count in latency["buckets"]) == operations
     assert observed["latency_max_ns"] == latency["max_ns"]
     reported = [observed[name] for name in ORDERED]
-    assert 0 < reported[0] and reported == sorted(reported)
+    assert reported[0] > 0 and reported == sorted(reported)
     assert observed["latency_clock_ns"] > 0
 
 
