@@ -52,9 +52,11 @@ def harness(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Fidelity: alloclab's probe against independent plain C, interleaved, exit 1 off bound;
-    then the per-process overhead of a run over SSH against a local one (loopback sshd)."""
+    then latency percentiles against every latency kept and sorted; then the per-process
+    overhead of a run over SSH against a local one (loopback sshd)."""
     session.install("-e", ".")
     session.run("python", "bench/fidelity.py", *session.posargs)
+    session.run("python", "bench/latency_fidelity.py")
     session.run("python", "bench/remote_overhead.py")
 
 

@@ -102,6 +102,10 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     for way in ("read", "write"):
         row[f"single_pass_io_{way}_bytes_per_op"] = sum(
             row[f"{phase}_io_{way}_bytes_per_op"] for phase in single_pass)
+    median = row["latency_p50_ns"]
+    for tail in ("p999", "max"):
+        row[f"latency_{tail}_per_p50"] = (row[f"latency_{tail}_ns"] / median if median > 0
+                                          else float("nan"))
     touched = row["touched_pages_per_op"]
     row["cached_per_touched_page"] = (row["cached_pages_added_per_op"] / touched
                                       if touched > 0 else float("nan"))

@@ -216,6 +216,12 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         for way in ("read", "write"):
             columns[f"single_pass_io_{way}_bytes_per_op"] = sum(
                 columns[f"{phase}_io_{way}_bytes_per_op"] for phase in single_pass)
+        # The tail as a multiple of the median, within one iteration: "the worst case is N
+        # times the median" is a claim about this ratio, checked against a value.
+        median = columns["latency_p50_ns"]
+        for tail in ("p999", "max"):
+            columns[f"latency_{tail}_per_p50"] = np.where(
+                median > 0, columns[f"latency_{tail}_ns"] / median, float("nan"))
         touched = columns["touched_pages_per_op"]
         columns["cached_per_touched_page"] = np.where(
             touched > 0, columns["cached_pages_added_per_op"] / touched, float("nan"))

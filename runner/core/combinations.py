@@ -33,6 +33,7 @@ from runner.core.parameters import (
     READ_ONLY_PROTECTIONS,
     WRITING_ACCESSES,
 )
+from runner.core.units import PPM
 
 
 def find_conflict(params: Mapping[str, Value]) -> str | None:
@@ -59,7 +60,8 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params)
-              or _keep_every_conflict(params) or _pause_conflict(params))
+              or _keep_every_conflict(params) or _pause_conflict(params)
+              or _latency_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -153,6 +155,29 @@ def _pause_conflict(params: Mapping[str, Value]) -> str | None:
     if int(params["pause_ms"]) and params["workload"] != "cycle":
         return (f"pause_ms sleeps between allocate and first touch of workload cycle, and this "
                 f"is workload {params['workload']} (use workload: cycle, or leave pause_ms out)")
+    return None
+
+
+def _latency_conflict(params: Mapping[str, Value]) -> str | None:
+    """latency histogram: churn's pairs, or cycle's first write of each page, one by one."""
+    if params["latency"] == "off" or params["workload"] == "churn":
+        return None
+    if params["workload"] != "cycle":
+        return (f"latency: histogram times each pair of workload churn or each page's first "
+                f"write in workload cycle, and this is workload {params['workload']} (use "
+                "workload: churn or cycle, or leave latency out)")
+    needs: dict[str, Value] = {"access": "write-page", "order": "sequential", "touch_share": PPM,
+                               "threads": 1}
+    for key, value in needs.items():
+        if params[key] != value:
+            return (f"latency: histogram in workload cycle times the first write of every page "
+                    f"in order, one byte each, by one thread, and {key} is "
+                    f"{BY_KEY[key].format(params[key])} (use {key}: "
+                    f"{BY_KEY[key].format(value)})")
+    if params["backing"] in FILE_BACKINGS:
+        return (f"latency: histogram in workload cycle times first writes to memory without a "
+                f"data file, and backing {params['backing']} has one (use mmap-anon, a heap "
+                "backing, memfd, shm or dev-zero)")
     return None
 
 

@@ -124,6 +124,13 @@ METRICS: tuple[Metric, ...] = (
            "system (1: all of it, 0: none; empty when nothing became resident)",
            "share free gave back"),
     *(o.metric for o in OBSERVATIONS),
+    Metric("latency_p999_per_p50", "times",
+           "the 99.9th percentile latency over the median, in one iteration (latency: "
+           "histogram): how many times its median the worst operation in a thousand takes",
+           "p99.9 over median"),
+    Metric("latency_max_per_p50", "times",
+           "the largest latency over the median, in one iteration (latency: histogram)",
+           "max over median"),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
@@ -199,7 +206,7 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "content_matches", "tail_zero", "sigbus_beyond_eof", "holes_zero", "sigbus_after_truncate",
     # glibc's chunk flags and whether code ran: facts of the allocator and the kernel.
     "blocks_mmapped_per_op", "blocks_in_thread_arena_per_op", "exec_ran", "exec_trapped",
-    "joined_neighbour",
+    "joined_neighbour", "latency_count",
 })
 
 

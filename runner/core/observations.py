@@ -304,6 +304,29 @@ OBSERVATIONS: tuple[Observation, ...] = (
                      "thread is done, so with threads its per-op time is the process's time per "
                      "pair (all threads' pairs together), and this one the time per pair one "
                      "thread saw: a pair's latency under contention.")),
+    *(Observation(f"latency_{name}_ns", "ns",
+                  f"{title} latency of one operation, from the histogram of latency: histogram "
+                  "(workload churn: an allocate-use-release pair; workload cycle: the first "
+                  "write of a page)",
+                  short_name=f"{short} latency",
+                  doc=("Nearest rank, read as its bucket's middle (within 0.4%); each latency "
+                       "includes about one clock read (latency_clock_ns)." if name != "max"
+                       else "Exact, not bucketed: the slowest operation of the iteration."))
+      for name, title, short in (("p50", "median", "p50"), ("p90", "90th percentile", "p90"),
+                                 ("p99", "99th percentile", "p99"),
+                                 ("p999", "99.9th percentile", "p99.9"),
+                                 ("max", "largest", "max"))),
+    Observation("latency_count", "operations",
+                "operations the latency histogram recorded in the iteration: ops pairs per "
+                "thread (workload churn), or every page of every block (workload cycle)",
+                short_name="operations timed one by one"),
+    Observation("latency_clock_ns", "ns",
+                "two back-to-back CLOCK_MONOTONIC reads with nothing between them, the median "
+                "of 255, read after the timed phase (latency: histogram): the clock's share of "
+                "each recorded latency",
+                short_name="clock read cost",
+                doc=("Reported, not subtracted: subtracting a typical value from single "
+                     "intervals would bias the fastest ones.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "

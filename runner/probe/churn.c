@@ -8,6 +8,9 @@
  * will-it-scale's per-task loops do: the crew (threads.c) starts them at one barrier and the
  * allocate slot ends when the last of them is done; each thread also times its own loop, and the
  * slowest of those is the observation slowest_thread_ns.
+ * With --latency=histogram each pair also lies between two clock reads of its own and goes
+ * into the iteration's histogram (each thread's its own, merged after the window): the window
+ * then holds those reads too, about two per pair (latency_clock_ns says how long one takes).
  */
 #include "probe.h"
 
@@ -18,42 +21,72 @@
  * as its own loop: nothing but malloc, the store and free, so the figure is the allocator's
  * (the general loop's per-pair switch and trim test cost a few cycles, 10-20% of a 16-byte
  * pair). */
+/* Each loop below is written once, always inline, and instantiated twice: with `latency`
+ * NULL (a constant, so TIMED leaves no clock read behind: the loop every scenario without
+ * --latency runs) and with the iteration's histogram, where each pair lies between two clock
+ * reads (TIMED) and is recorded. */
+static inline __attribute__((always_inline)) void malloc_store_pairs(
+    size_t ops, size_t size, unsigned char value, struct latency_histogram *latency)
+{
+    for (size_t i = 0; i < ops; i++) {
+        TIMED(latency, {
+            unsigned char *p = malloc(size);
+            if (p == NULL)
+                system_error("malloc");
+            p[0] = value;
+            ESCAPE(p);
+            free(p);
+        });
+    }
+}
+
 static __attribute__((noinline)) uint64_t churn_malloc_store(size_t ops, size_t size,
                                                              unsigned char value)
 {
-    for (size_t i = 0; i < ops; i++) {
-        unsigned char *p = malloc(size);
-        if (p == NULL)
-            system_error("malloc");
-        p[0] = value;
-        ESCAPE(p);
-        free(p);
-    }
+    malloc_store_pairs(ops, size, value, NULL);
     return 0;
 }
 
-static __attribute__((noinline)) uint64_t churn_heap(const struct blocks *b,
-                                                     const struct scenario *s,
-                                                     unsigned char value)
+static __attribute__((noinline)) uint64_t churn_malloc_store_timed(
+    size_t ops, size_t size, unsigned char value, struct latency_histogram *latency)
+{
+    malloc_store_pairs(ops, size, value, latency);
+    return 0;
+}
+
+static inline __attribute__((always_inline)) uint64_t heap_pairs(
+    const struct blocks *b, const struct scenario *s, unsigned char value,
+    struct latency_histogram *latency)
 {
     /* Locals, not fields: ESCAPE's memory clobber would reload every field each pair. */
     const int zeroed = s->backing == BACKING_CALLOC, trim = s->release == RELEASE_MALLOC_TRIM;
     const size_t ops = b->ops, size = b->size_bytes, page = b->page_bytes;
     const enum access access = s->access;
     if (!zeroed && !trim && access == ACCESS_WRITE_PAGE && size <= page)
-        return churn_malloc_store(ops, size, value);
+        return latency == NULL ? churn_malloc_store(ops, size, value)
+                               : churn_malloc_store_timed(ops, size, value, latency);
     uint64_t sum = 0;
     for (size_t i = 0; i < ops; i++) {
-        unsigned char *p = zeroed ? calloc(1, size) : malloc(size);
-        if (p == NULL)
-            system_error(zeroed ? "calloc" : "malloc");
-        sum += access_range(p, size, 0, page, access, value);
-        ESCAPE(p);
-        free(p);
-        if (trim)
-            malloc_trim(0);
+        TIMED(latency, {
+            unsigned char *p = zeroed ? calloc(1, size) : malloc(size);
+            if (p == NULL)
+                system_error(zeroed ? "calloc" : "malloc");
+            sum += access_range(p, size, 0, page, access, value);
+            ESCAPE(p);
+            free(p);
+            if (trim)
+                malloc_trim(0);
+        });
     }
     return sum;
+}
+
+static __attribute__((noinline)) uint64_t churn_heap(const struct blocks *b,
+                                                     const struct scenario *s,
+                                                     unsigned char value,
+                                                     struct latency_histogram *latency)
+{
+    return latency == NULL ? heap_pairs(b, s, value, NULL) : heap_pairs(b, s, value, latency);
 }
 
 /* mmap-anon as plain as it comes (no thp, advice or populate, not exec, released by munmap):
@@ -61,22 +94,36 @@ static __attribute__((noinline)) uint64_t churn_heap(const struct blocks *b,
  * loop. Through allocate_blocks and release_blocks (their switches, the flags worked out
  * again, two counted system calls) an untouched 4 KiB pair cost 2.4% more, one with a store
  * 1.6%, than independent plain C. */
-static __attribute__((noinline)) uint64_t churn_mappings(size_t ops, size_t map_bytes,
-                                                         size_t size, size_t page,
-                                                         int protection, int flags,
-                                                         enum access access, unsigned char value)
+static inline __attribute__((always_inline)) uint64_t mapping_pairs(
+    size_t ops, size_t map_bytes, size_t size, size_t page, int protection, int flags,
+    enum access access, unsigned char value, struct latency_histogram *latency)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < ops; i++) {
-        unsigned char *p = mmap(NULL, map_bytes, protection, flags, -1, 0);
-        if (p == MAP_FAILED)
-            system_error("mmap");
-        sum += access_range(p, size, 0, page, access, value);
-        ESCAPE(p);
-        if (munmap(p, map_bytes) != 0)
-            system_error("munmap");
+        TIMED(latency, {
+            unsigned char *p = mmap(NULL, map_bytes, protection, flags, -1, 0);
+            if (p == MAP_FAILED)
+                system_error("mmap");
+            sum += access_range(p, size, 0, page, access, value);
+            ESCAPE(p);
+            if (munmap(p, map_bytes) != 0)
+                system_error("munmap");
+        });
     }
     return sum;
+}
+
+static __attribute__((noinline)) uint64_t churn_mappings(size_t ops, size_t map_bytes,
+                                                         size_t size, size_t page,
+                                                         int protection, int flags,
+                                                         enum access access, unsigned char value,
+                                                         struct latency_histogram *latency)
+{
+    if (latency == NULL)
+        return mapping_pairs(ops, map_bytes, size, page, protection, flags, access, value,
+                             NULL);
+    return mapping_pairs(ops, map_bytes, size, page, protection, flags, access, value,
+                         latency);
 }
 
 /* Whether churn_mappings does for this scenario what churn_blocks would. */
@@ -90,9 +137,9 @@ static int plain_mapping(const struct scenario *s)
 /* Every other backing: one block at a time through the backing's own allocate and release
  * (a system call or more per block, beside which a function call is nothing). Block i is
  * block i of the data file for file backings, as in cycle. */
-static __attribute__((noinline)) uint64_t churn_blocks(const struct blocks *b,
-                                                       const struct scenario *s,
-                                                       unsigned char value)
+static inline __attribute__((always_inline)) uint64_t block_pairs(
+    const struct blocks *b, const struct scenario *s, unsigned char value,
+    struct latency_histogram *latency)
 {
     struct blocks one = *b;
     one.ops = 1;
@@ -100,11 +147,21 @@ static __attribute__((noinline)) uint64_t churn_blocks(const struct blocks *b,
     for (size_t i = 0; i < b->ops; i++) {
         one.at = b->at + i;
         one.first = b->first + i;
-        allocate_blocks(&one, s);
-        sum += access_range(one.at[0], b->size_bytes, 0, b->page_bytes, s->access, value);
-        release_blocks(&one, s);
+        TIMED(latency, {
+            allocate_blocks(&one, s);
+            sum += access_range(one.at[0], b->size_bytes, 0, b->page_bytes, s->access, value);
+            release_blocks(&one, s);
+        });
     }
     return sum;
+}
+
+static __attribute__((noinline)) uint64_t churn_blocks(const struct blocks *b,
+                                                       const struct scenario *s,
+                                                       unsigned char value,
+                                                       struct latency_histogram *latency)
+{
+    return latency == NULL ? block_pairs(b, s, value, NULL) : block_pairs(b, s, value, latency);
 }
 
 /* mmap-anon: 1 when one block, allocated and released as the loop does it (untimed, after
@@ -136,29 +193,32 @@ static struct pair_loop plan_pairs(const struct scenario *s)
         .flags = map_flags(s)};
 }
 
-/* `b->ops` pairs, by the loop `loop` chose; returns the sum of what the access pattern read. */
+/* `b->ops` pairs, by the loop `loop` chose, each recorded in `latency` unless it is NULL;
+ * returns the sum of what the access pattern read. */
 static inline __attribute__((always_inline)) uint64_t run_pairs(const struct blocks *b,
                                                                  const struct scenario *s,
                                                                  const struct pair_loop *loop,
-                                                                 unsigned char value)
+                                                                 unsigned char value,
+                                                                 struct latency_histogram *latency)
 {
     if (loop->heap)
-        return churn_heap(b, s, value);
+        return churn_heap(b, s, value, latency);
     if (loop->plain)
         return churn_mappings(b->ops, b->map_bytes, b->size_bytes, b->page_bytes,
-                              loop->protection, loop->flags, s->access, value);
-    return churn_blocks(b, s, value);
+                              loop->protection, loop->flags, s->access, value, latency);
+    return churn_blocks(b, s, value, latency);
 }
 
 /* One worker thread's pairs (threads.c calls it between the crew's barriers), timed on their
- * own: `ns` gets how long this thread's loop took, from its first pair to its last. */
+ * own: `ns` gets how long this thread's loop took, from its first pair to its last; each pair
+ * goes into the thread's own `latency` histogram unless it is NULL. */
 uint64_t churn_thread(const struct blocks *b, const struct scenario *s, unsigned char value,
-                      uint64_t *ns)
+                      uint64_t *ns, struct latency_histogram *latency)
 {
     struct pair_loop loop = plan_pairs(s);
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    uint64_t sum = run_pairs(b, s, &loop, value);
+    uint64_t sum = run_pairs(b, s, &loop, value, latency);
     clock_gettime(CLOCK_MONOTONIC, &end);
     *ns = elapsed_ns(&start, &end);
     return sum;
@@ -181,8 +241,13 @@ void run_churn(const struct context *c, const struct scenario *s, unsigned char 
     if (c->crew != NULL)
         out->checksum = crew_work(c->crew, PHASE_ALLOCATE, value);
     else
-        out->checksum = run_pairs(b, s, &loop, value);
+        out->checksum = run_pairs(b, s, &loop, value, out->latency);
     stop_phase(&start, page, &out->phases[PHASE_ALLOCATE]);
+    if (out->latency != NULL) {
+        if (c->crew != NULL)
+            crew_latency(c->crew, out->latency);
+        out->latency_clock_ns = clock_overhead_ns();
+    }
     for (int phase = PHASE_FIRST_TOUCH; phase < PHASE_COUNT; phase++)
         out->phases[phase] = (struct phase_result){
             .rss_bytes = out->phases[PHASE_ALLOCATE].rss_bytes};

@@ -121,6 +121,26 @@ static void pause_for(size_t milliseconds)
             system_error("nanosleep");
 }
 
+/* --latency=histogram: the first touch of write-page, each page's write between two clock
+ * reads of its own (its fault, if it takes one, and the store), recorded in `latency`. The
+ * blocks in order, every page: what touch_blocks does for write-page on memory without a
+ * data file, the clock reads and the recording besides. */
+static __attribute__((noinline)) uint64_t touch_pages_timed(const struct blocks *b,
+                                                            unsigned char value,
+                                                            struct latency_histogram *latency)
+{
+    const size_t page = b->page_bytes, size = b->size_bytes;
+    for (size_t i = 0; i < b->ops; i++) {
+        unsigned char *p = b->at[i];
+        for (size_t o = 0; o < size; o += page)
+            TIMED(latency, {
+                p[o] = value;
+                ESCAPE(p);
+            });
+    }
+    return 0;
+}
+
 /* cycle: the four phases, each timed around exactly its work, and the observations the
  * scenario calls for, taken between the phases but never between allocate and first touch
  * (except the chunk headers allocate just wrote, check_zero's reading, file_layout truncated's
@@ -163,9 +183,12 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     pause_for(s->pause_ms);
 
     start_phase(&start);
-    uint64_t checksum = c->crew != NULL ? crew_work(c->crew, PHASE_FIRST_TOUCH, value)
-                                        : touch_blocks(b, s, page, value);
+    uint64_t checksum = c->crew != NULL      ? crew_work(c->crew, PHASE_FIRST_TOUCH, value)
+                        : out->latency != NULL ? touch_pages_timed(b, value, out->latency)
+                                               : touch_blocks(b, s, page, value);
     stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
+    if (out->latency != NULL)
+        out->latency_clock_ns = clock_overhead_ns();
     if (thp)
         observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
     if (hugetlb)

@@ -67,6 +67,10 @@ from runner.core.parameters import PARAMETERS
 # 10: ALLOCLAB_MEMORY_CGROUP (memory_limit): the probe joins that cgroup first thing; reuse
 # presses memory after the release there (released_zero_ppm), cycle's file backings report
 # cgroup_cache_ppm.
+# also 10: --latency (histogram: churn's pairs, cycle's first write of each page, one by one); an
+# iteration may carry "latency", the histogram's buckets, and the observations latency_p50_ns,
+# latency_p90_ns, latency_p99_ns, latency_p999_ns, latency_max_ns, latency_count and
+# latency_clock_ns.
 PROBE_VERSION = 10
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
@@ -83,6 +87,11 @@ PROBE_SOURCE_SUFFIXES = (".c", ".h")
 PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
 OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
 ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases", "observations")
+# Present only with latency histogram: the raw histogram behind the latency_* observations.
+OPTIONAL_ITERATION_KEYS = ("latency",)
+LATENCY_KEYS = ("sub_bucket_bits", "count", "max_ns", "buckets")
+# Bits of precision per power of two of the probe's histogram (runner/probe/latency.h).
+LATENCY_SUB_BUCKET_BITS = 7
 TUNABLES_VARIABLE = "GLIBC_TUNABLES"
 _COMPILER_TIMEOUT_S = 120.0
 _ERROR_LINES = 8
@@ -235,7 +244,9 @@ def parse_probe_output(text: str) -> dict[str, Any]:
 
     The shape: {"probe_version", "libc": {"name", "version"}, "page_size_bytes", "file_fs"
     (str or null), "iterations": [{"warmup", "rss_before_bytes", "checksum",
-    "phases": {<PHASES>: {<PHASE_FIELDS>: int}}, "observations": {<name>: int, ...}}]}.
+    "phases": {<PHASES>: {<PHASE_FIELDS>: int}}, "observations": {<name>: int, ...},
+    optionally "latency": {"sub_bucket_bits", "count", "max_ns", "buckets": [[lower_ns,
+    count], ...]}}]}.
     Counts are whole numbers >= 0; observation names are those of runner.core.metrics.OBSERVATIONS,
     each present only when the scenario makes it meaningful.
     """
@@ -261,7 +272,9 @@ def parse_probe_output(text: str) -> dict[str, Any]:
         raise ValueError("iterations: expected a non-empty list")
     for index, iteration in enumerate(iterations):
         where = f"iterations[{index}]"
-        _check_keys(iteration, ITERATION_KEYS, where)
+        _check_keys(iteration, ITERATION_KEYS, where, optional=OPTIONAL_ITERATION_KEYS)
+        if "latency" in iteration:
+            _check_latency(iteration["latency"], f"{where}.latency")
         if not isinstance(iteration["warmup"], bool):
             raise ValueError(f"{where}.warmup: expected true or false")
         _check_count(iteration, "rss_before_bytes", where)
@@ -286,11 +299,34 @@ def _check_observations(value: object, where: str) -> None:
         _check_count(value, name, where)
 
 
-def _check_keys(value: object, expected: tuple[str, ...], where: str) -> None:
+def _check_latency(value: object, where: str) -> None:
+    """The raw histogram: the probe's bucket scheme, non-empty buckets in rising order whose
+    counts add up to `count`."""
+    _check_keys(value, LATENCY_KEYS, where)
+    assert isinstance(value, Mapping)
+    for key in ("sub_bucket_bits", "count", "max_ns"):
+        _check_count(value, key, where)
+    if value["sub_bucket_bits"] != LATENCY_SUB_BUCKET_BITS:
+        raise ValueError(f"{where}.sub_bucket_bits: {value['sub_bucket_bits']!r}, this alloclab "
+                         f"reads histograms of {LATENCY_SUB_BUCKET_BITS}")
+    buckets = value["buckets"]
+    if not isinstance(buckets, list) or not all(
+            isinstance(b, list) and len(b) == 2 and all(type(n) is int and n >= 0 for n in b)
+            for b in buckets):
+        raise ValueError(f"{where}.buckets: expected a list of [lower_ns, count] pairs of whole "
+                         "numbers")
+    lowers = [lower for lower, _ in buckets]
+    if lowers != sorted(set(lowers)) or sum(count for _, count in buckets) != value["count"]:
+        raise ValueError(f"{where}.buckets: expected rising lower bounds whose counts add up to "
+                         f"count ({value['count']})")
+
+
+def _check_keys(value: object, expected: tuple[str, ...], where: str,
+                optional: tuple[str, ...] = ()) -> None:
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
     missing = [key for key in expected if key not in value]
-    extra = [key for key in value if key not in expected]
+    extra = [key for key in value if key not in expected and key not in optional]
     if missing or extra:
         problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
                    ([f"unexpected {', '.join(map(str, extra))}"] if extra else [])

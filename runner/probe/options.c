@@ -39,13 +39,14 @@ static const char *const FILE_ORIGIN_NAMES[FILE_ORIGIN_COUNT] = {"existing", "ne
 static const char *const FILE_LAYOUT_NAMES[FILE_LAYOUT_COUNT] = {"whole", "short", "holes",
                                                                   "truncated"};
 static const char *const FILE_OPEN_NAMES[FILE_OPEN_COUNT] = {"once", "per-block"};
+static const char *const LATENCY_NAMES[LATENCY_COUNT] = {"off", "histogram"};
 static const char *const OPTION_NAMES[OPT_COUNT] = {
     "backing", "size_bytes", "sharing", "protection", "populate", "access", "ops", "file_dir",
     "thp", "release", "workload", "cache", "order", "sync", "grow_method", "grow_factor",
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
     "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
-    "pause_ms", "warmup", "iterations"};
+    "pause_ms", "latency", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -60,7 +61,7 @@ void usage_error(const char *format, ...)
           " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
           " --file_layout=L --check_content=0|1 --file_open=O --noreserve=0|1 --keep_every=N"
-          " --pause_ms=N --warmup=N"
+          " --pause_ms=N --latency=L --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -256,6 +257,15 @@ void check_combination(struct scenario *s)
                     "and --release=free or malloc-trim");
     if (s->pause_ms != 0 && s->workload != WORKLOAD_CYCLE)
         usage_error("--pause_ms above 0 needs --workload=cycle");
+    /* cycle: the first write of each page, one by one: one byte per page (write-page), in
+     * order, every page, by one thread, into memory without a data file. */
+    if (s->latency != LATENCY_OFF && s->workload != WORKLOAD_CHURN &&
+        (s->workload != WORKLOAD_CYCLE || s->access != ACCESS_WRITE_PAGE ||
+         s->order != ORDER_SEQUENTIAL || s->touch_share_ppm != PPM || s->threads != 1 ||
+         is_file_backing(s->backing)))
+        usage_error("--latency=histogram needs --workload=churn, or --workload=cycle with "
+                    "--access=write-page, --order=sequential, --touch_share_ppm=%d, "
+                    "--threads=1 and a backing without a data file", PPM);
     if (s->thp != THP_DEFAULT && s->backing != BACKING_MMAP_ANON)
         usage_error("--thp=%s applies to --backing=mmap-anon only", THP_NAMES[s->thp]);
     if (s->workload == WORKLOAD_RESIZE) {
@@ -406,6 +416,8 @@ struct scenario parse_arguments(int argc, char **argv)
     s.pause_ms = parse_count(OPT_PAUSE_MS, values[OPT_PAUSE_MS], 0);
     if (s.pause_ms > MAX_PAUSE_MS)
         usage_error("--pause_ms must be at most %d", MAX_PAUSE_MS);
+    s.latency = (enum latency)parse_choice(OPT_LATENCY, values[OPT_LATENCY], LATENCY_NAMES,
+                                           LATENCY_COUNT);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);
     s.iterations = parse_count(OPT_ITERATIONS, values[OPT_ITERATIONS], 1);
     if (s.warmup > SIZE_MAX / 2 || s.iterations > SIZE_MAX / 2)

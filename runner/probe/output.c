@@ -104,7 +104,14 @@ void print_result(size_t page, const char *file_fs, const struct iteration_resul
                 separator = ", ";
             }
         }
-        fputs("}}", stdout);
+        if (r->latency != NULL) {
+            print_latency_observations(r->latency, r->latency_clock_ns, separator);
+            fputs("}, \"latency\": ", stdout);
+            print_latency_buckets(r->latency);
+            fputs("}", stdout);
+        } else {
+            fputs("}}", stdout);
+        }
     }
     fputs("]}\n", stdout);
     if (fflush(stdout) != 0)

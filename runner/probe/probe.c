@@ -158,6 +158,7 @@
  *   content.c   file layouts (short, holes, truncated) and what a mapping shows of them
  *   history.c   history recycled, host warming and the heap trace
  *   threads.c   the crew of worker threads (--threads above 1)
+ *   latency.c   per-operation latency histograms (--latency=histogram): percentiles, JSON
  *   cycle.c, churn.c, fork.c, resize.c, limits.c, reuse.c, ipc.c   one workload each: its
  *               four phase slots (ipc.c also the peer's side)
  *   fingerprint.c  --fingerprint: the machine's facts as JSON (runner/machine/system.py FACTS)
@@ -457,6 +458,9 @@ int main(int argc, char **argv)
                                        &file_fs);
     size_t count = s.warmup + s.iterations;
     struct iteration_result *results = map_scratch(count * sizeof *results);
+    /* before fence_blocks, like all of the probe's own memory */
+    struct latency_histogram *latency =
+        s.latency != LATENCY_OFF ? map_latency_histograms(count) : NULL;
 
     /* A throwaway measurement, so the first real phase does not pay for the first use of the
      * clock, getrusage and /proc (vDSO page, dentry lookups) in faults. */
@@ -476,6 +480,7 @@ int main(int argc, char **argv)
     fence_blocks(&c.blocks, &s);
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
+        results[i].latency = latency != NULL ? &latency[i] : NULL;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
     }
     if (c.peer.pid > 0)

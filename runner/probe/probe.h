@@ -29,6 +29,8 @@
 #include <gnu/libc-version.h>
 #endif
 
+#include "latency.h"
+
 #define PROBE_VERSION 10
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
@@ -139,7 +141,7 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
-              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -183,6 +185,7 @@ struct scenario {
     int noreserve;         /* mapping backings: MAP_NORESERVE */
     size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
     size_t pause_ms;       /* cycle: untimed sleep between allocate and first touch */
+    enum latency latency;  /* churn: each pair's time; cycle: each page's first write */
     size_t warmup;
     size_t iterations;
 };
@@ -285,6 +288,8 @@ struct iteration_result {
     struct phase_result phases[PHASE_COUNT];
     uint64_t observed[OBS_COUNT];
     uint64_t observed_mask; /* bit o: observed[o] was recorded */
+    struct latency_histogram *latency; /* --latency=histogram: this iteration's; else NULL */
+    uint64_t latency_clock_ns;         /* clock_overhead_ns after the timed phase */
 };
 
 struct phase_start {
@@ -473,7 +478,7 @@ void finish_release(const struct blocks *b, const struct scenario *s);
 void run_churn(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
 uint64_t churn_thread(const struct blocks *b, const struct scenario *s, unsigned char value,
-                      uint64_t *ns);
+                      uint64_t *ns, struct latency_histogram *latency);
 void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
 
@@ -617,6 +622,7 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
 /* threads.c */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase, unsigned char value);
 uint64_t crew_slowest_ns(const struct crew *c);
+void crew_latency(struct crew *c, struct latency_histogram *into);
 struct crew *start_crew(const struct blocks *b, const struct scenario *s);
 
 #endif

@@ -20,6 +20,7 @@ struct crew {
         struct blocks slice;
         uint64_t checksum;
         uint64_t ns; /* churn: how long this worker's own pairs took (churn_thread) */
+        struct latency_histogram *latency; /* churn with --latency: its pairs; else NULL */
     } workers[MAX_THREADS];
 };
 
@@ -60,7 +61,7 @@ static void *run_worker(void *argument)
     for (;;) {
         wait_at(&c->start);
         w->checksum = c->s->workload == WORKLOAD_CHURN
-                          ? churn_thread(&w->slice, c->s, c->value, &w->ns)
+                          ? churn_thread(&w->slice, c->s, c->value, &w->ns, w->latency)
                           : cycle_work(&w->slice, c->s, c->phase, c->value);
         wait_at(&c->done);
     }
@@ -89,6 +90,16 @@ uint64_t crew_slowest_ns(const struct crew *c)
         if (c->workers[t].ns > slowest)
             slowest = c->workers[t].ns;
     return slowest;
+}
+
+/* churn with --latency: every worker's pairs of the last phase, added into `into`, and each
+ * worker's histogram emptied for the next (after the window, untimed). */
+void crew_latency(struct crew *c, struct latency_histogram *into)
+{
+    for (size_t t = 0; t < c->count; t++) {
+        merge_latency(into, c->workers[t].latency);
+        memset(c->workers[t].latency, 0, sizeof *c->workers[t].latency);
+    }
 }
 
 /* cycle: thread t gets blocks [ops * t / threads, ops * (t + 1) / threads). churn: each thread
@@ -124,6 +135,8 @@ struct crew *start_crew(const struct blocks *b, const struct scenario *s)
         struct worker *w = &c->workers[t];
         w->crew = c;
         w->slice = slice_of(b, s, t, c->count);
+        if (s->latency != LATENCY_OFF && s->workload == WORKLOAD_CHURN)
+            w->latency = map_latency_histograms(1);
         int error = pthread_create(&w->thread, NULL, run_worker, w);
         if (error != 0) {
             errno = error;
