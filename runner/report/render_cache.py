@@ -1,13 +1,13 @@
 """Which report pages must be rendered again: a content hash of each page's inputs.
 
 An experiment's page is a function of its shown runs' data (their checksums), the templates,
-the alloclab code and version (and those of the libraries that draw and format), and the list
-of experiments in the navigation bar. That hash is
-kept beside the reports in reports/.render-cache.json, with what the index and verdicts.json
-need from the page (so a kept page need not be rebuilt for them) and the sha256 of the page and
-of its data files as written: a page whose inputs and bytes all match is kept as it is.
-Checksums of run data are remembered by the size and modification time of its two files, so an
-unchanged run is not read.
+the alloclab code and version (and those of the libraries that draw and format), and its own
+name; not the other experiments (its navigation links the index alone, so adding an experiment
+renders its page and the index, not every page). That hash is kept beside the reports in
+reports/.render-cache.json, with what the index and verdicts.json need from the page (so a kept
+page need not be rebuilt for them) and the sha256 of the page and of its data files as written:
+a page whose inputs and bytes all match is kept as it is. Checksums of run data are remembered
+by the size and modification time of its two files, so an unchanged run is not read.
 The cache only saves work: deleting it re-renders everything, and `report --check` never
 reads it.
 """
@@ -26,7 +26,7 @@ import runner
 from runner.store.folders import MANIFEST, SAMPLES, data_checksum
 
 CACHE_FILE = ".render-cache.json"
-CACHE_FORMAT = 2  # 2: a page's data files (runner.report.site.data_file) with it
+CACHE_FORMAT = 3  # 2: a page's data files (runner.report.site.data_file) with it; 3: no nav
 
 
 def _sha256_files(root: Path, paths: list[Path]) -> str:
@@ -54,9 +54,9 @@ def code_hash(templates_dir: Path) -> str:
     ]).encode()).hexdigest()
 
 
-def page_hash(code: str, navigation: list[str], runs: list[tuple[str, str]]) -> str:
-    """One page's inputs: the code hash, the experiments it links to, (run folder, checksum)."""
-    return hashlib.sha256(json.dumps([CACHE_FORMAT, code, navigation, runs]).encode()).hexdigest()
+def page_hash(code: str, page: str, runs: list[tuple[str, str]]) -> str:
+    """One page's inputs: the code hash, its name, (run folder, checksum) of each run."""
+    return hashlib.sha256(json.dumps([CACHE_FORMAT, code, page, runs]).encode()).hexdigest()
 
 
 def bytes_hash(data: bytes) -> str:

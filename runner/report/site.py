@@ -155,7 +155,6 @@ class _PageJob:
     name: str
     run_dirs: tuple[Path, ...]
     checksums: tuple[str, ...] | None  # None: computed by the page's worker, in parallel
-    navigation: tuple[str, ...]  # every experiment, for the navigation bar
     templates_dir: Path
 
 
@@ -190,9 +189,8 @@ def _render_experiment_page(job: _PageJob) -> _Page:
         "name": job.name, "title": first.title, "question": first.question,
         "page": f"{job.name}.html", "runs": contexts,
     }
-    navigation = [{"name": name, "page": f"{name}.html"} for name in job.navigation]
     html = render_page(job.templates_dir, "experiment.html", experiment=experiment,
-                       experiments=navigation)
+                       page_name=job.name)
     files = {run["data_file"]: run["data_csv"] for run in contexts}
     return _Page(html, index_entry(experiment), tuple(skipped), checksums, files)
 
@@ -291,7 +289,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
     for path in run_dirs:
         # The experiment's folder: shown_run_dirs checked that it is the manifest's experiment.
         by_experiment[path.parent.name].append(path)
-    navigation = tuple(sorted(by_experiment))
+    navigation = tuple(sorted(by_experiment))  # the index lists them in this order
     cache = render_cache.load_cache(reports_dir)
     code = render_cache.code_hash(templates_dir)
     entries: dict[str, dict[str, Any]] = {}
@@ -302,7 +300,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
     def inputs(name: str, checksums: Sequence[str]) -> str:
         # A run's judged-with record changes its page as its data does (it is read each time:
         # a few hundred bytes, where the data's checksum is remembered by its files' stamps).
-        return render_cache.page_hash(code, list(navigation), [
+        return render_cache.page_hash(code, name, [
             (str(path.relative_to(results_dir)), judged_with.inputs_checksum(path, checksum))
             for path, checksum in zip(by_experiment[name], checksums, strict=True)])
 
@@ -313,7 +311,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
             # Rendered whatever the checksums say: its worker computes them (a cold render
             # hashes every sample once, on both CPUs instead of before them).
             stamps.update((path, render_cache.stamp_of(path)) for path in paths)
-            jobs.append(_PageJob(name, tuple(paths), None, navigation, templates_dir))
+            jobs.append(_PageJob(name, tuple(paths), None, templates_dir))
             continue
         checksums = tuple(cache.checksum(path) for path in paths)
         kept = cache.kept(reports_dir, page, inputs(name, checksums))
@@ -321,7 +319,7 @@ def render_site(results_dir: Path, reports_dir: Path, templates_dir: Path,
             entries[page] = kept
             files += cache.files(page)
         else:
-            jobs.append(_PageJob(name, tuple(paths), checksums, navigation, templates_dir))
+            jobs.append(_PageJob(name, tuple(paths), checksums, templates_dir))
     reports_dir.mkdir(parents=True, exist_ok=True)
     rendered = []
     for job, result in zip(jobs, _render_all(jobs), strict=True):
