@@ -59,7 +59,8 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _workload_conflict(params) or _threads_conflict(params)
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params)
-              or _keep_every_conflict(params) or _pause_conflict(params))
+              or _keep_every_conflict(params) or _pause_conflict(params)
+              or _allocator_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -146,6 +147,26 @@ def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
     if str(params["release"]).startswith("malloc-trim"):
         return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
                 "(use release: free)")
+    return None
+
+
+def _allocator_conflict(params: Mapping[str, Value]) -> str | None:
+    """glibc's own controls do nothing to another allocator: they would configure a malloc the
+    probe no longer calls."""
+    allocator = str(params["allocator"])
+    if not allocator:
+        return "allocator is empty (use glibc, jemalloc, tcmalloc, mimalloc or a library's path)"
+    if allocator == "glibc":
+        return None
+    if params["heap_pad"] != "default":
+        return (f"heap_pad keep sets glibc's trim threshold and top pad (mallopt), which "
+                f"allocator {allocator} does not read (use heap_pad: default)")
+    if str(params["release"]).startswith("malloc-trim"):
+        return (f"release {params['release']} calls glibc's malloc_trim, which trims glibc's "
+                f"heap, not allocator {allocator}'s (use release: free)")
+    if "glibc.malloc." in str(params["tunables"]):
+        return (f"glibc.malloc tunables configure glibc's malloc, which allocator {allocator} "
+                "replaces (leave tunables out, or use allocator: glibc)")
     return None
 
 

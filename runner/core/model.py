@@ -62,6 +62,7 @@ class Scenario:
     noreserve: bool = False
     keep_every: int = 0
     pause_ms: int = 0
+    allocator: str = "glibc"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

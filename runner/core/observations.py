@@ -304,6 +304,14 @@ OBSERVATIONS: tuple[Observation, ...] = (
                      "thread is done, so with threads its per-op time is the process's time per "
                      "pair (all threads' pairs together), and this one the time per pair one "
                      "thread saw: a pair's latency under contention.")),
+    Observation("malloc_from_allocator", "0 or 1",
+                "1 when the malloc the probe calls is the scenario's allocator's: defined in "
+                "the library preloaded for it, or for glibc in the C library (every scenario)",
+                short_name="malloc is the allocator's",
+                doc=("Read once per process with dladdr on malloc, the address every call binds "
+                     "to, and realpath of both files. The dynamic loader skips a library it "
+                     "cannot preload with a warning, so 0 means the process measured another "
+                     "allocator than asked.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "

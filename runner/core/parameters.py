@@ -72,6 +72,10 @@ MAX_THREADS = 256
 # GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
 _TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
 TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
+# The C allocators the probe can run with (LD_PRELOAD; glibc: none preloaded), or a library
+# by its absolute path: runner.machine.allocators finds each by its soname.
+ALLOCATORS = ("glibc", "jemalloc", "tcmalloc", "mimalloc")
+ALLOCATOR_PATTERN = r"glibc|jemalloc|tcmalloc|mimalloc|/[^\s:]*\.so(\.[0-9]+)*"
 POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
 PROTECTIONS = ("read-write", "read", "none", "exec")
 # Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
@@ -432,6 +436,21 @@ PARAMETERS: tuple[Parameter, ...] = (
               doc=("It needs release free or malloc-trim. The blocks kept (N-1, 2N-1... for "
                    "keep_every N) leak across iterations; with iterations above 1 the next "
                    "batch can fill the holes.")),
+    Parameter("allocator", "allocator", "text", "glibc",
+              "the C allocator behind malloc, calloc and free in the probe: glibc (the C "
+              "library's own), jemalloc, tcmalloc (tcmalloc_minimal) or mimalloc, loaded with "
+              "LD_PRELOAD, or a shared library by its absolute path; skipped where it is not "
+              "installed", pattern=ALLOCATOR_PATTERN, probe_option=False,
+              hint="glibc, jemalloc, tcmalloc, mimalloc or an absolute path to a shared library "
+                   "(/usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
+              doc=("Found by soname (libjemalloc.so.2, libtcmalloc_minimal.so.4, "
+                   "libmimalloc.so.2) in `ldconfig -p`, else in the multiarch library "
+                   "directories; Debian's packages libjemalloc2, libtcmalloc-minimal4 and "
+                   "libmimalloc2.0. The fingerprint records each library's path and version, "
+                   "and malloc_from_allocator proves which library's malloc the probe called. "
+                   "glibc's own controls need glibc: heap_pad keep, the malloc-trim releases "
+                   "and glibc.malloc tunables; glibc's chunk observations (blocks_mmapped, "
+                   "blocks_in_thread_arena) are not reported under another allocator.")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

@@ -64,7 +64,9 @@ from runner.core.parameters import PARAMETERS
 # writes plain mmap-anon pairs out (no allocate_blocks/release_blocks per pair).
 # 9: --threads for workload churn (each thread its own ops pairs, started at one barrier; the
 # allocate slot ends with the last thread), observation slowest_thread_ns (churn).
-PROBE_VERSION = 9
+# 10: observation malloc_from_allocator (every iteration): whether malloc is the library named by
+# ALLOCLAB_ALLOCATOR_LIBRARY (LD_PRELOAD, parameter allocator) or, unnamed, the C library's.
+PROBE_VERSION = 10
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4
@@ -81,6 +83,10 @@ PHASE_FIELDS = ("ns", "minor_faults", "major_faults", "rss_bytes")
 OUTPUT_KEYS = ("probe_version", "libc", "page_size_bytes", "file_fs", "iterations")
 ITERATION_KEYS = ("warmup", "rss_before_bytes", "checksum", "phases", "observations")
 TUNABLES_VARIABLE = "GLIBC_TUNABLES"
+PRELOAD_VARIABLE = "LD_PRELOAD"
+# The library the probe should find malloc in (observation malloc_from_allocator); unset: the C
+# library's own.
+ALLOCATOR_VARIABLE = "ALLOCLAB_ALLOCATOR_LIBRARY"
 _COMPILER_TIMEOUT_S = 120.0
 _ERROR_LINES = 8
 
@@ -212,8 +218,13 @@ def probe_argv(binary: ProbeBinary, scenario: Scenario, warmup: int,
     return argv
 
 
-def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None,
+              allocator_library: str | None = None) -> dict[str, str]:
     """The variables added to the probe's environment for one scenario.
+
+    `allocator_library` (the scenario's allocator's, runner.machine.preconditions.allocator_library)
+    goes first in LD_PRELOAD, before an inherited list, so its malloc is the one every call
+    binds to, and the probe is told which library that should be (ALLOCATOR_VARIABLE).
 
     `inherited` are the allocator variables alloclab passes on from its own environment
     (runner.machine.system.allocator_env). The scenario's `tunables` are appended to an inherited
@@ -224,6 +235,10 @@ def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None) ->
     if scenario.tunables:
         before = env.get(TUNABLES_VARIABLE, "")
         env[TUNABLES_VARIABLE] = f"{before}:{scenario.tunables}" if before else scenario.tunables
+    if allocator_library is not None:
+        before = env.get(PRELOAD_VARIABLE, "")
+        env[PRELOAD_VARIABLE] = f"{allocator_library}:{before}" if before else allocator_library
+        env[ALLOCATOR_VARIABLE] = allocator_library
     return env
 
 
