@@ -67,7 +67,8 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
     stored as skipped without starting the probe. `extra_env` is added to every probe's
     environment (the allocator variables, runner.machine.system.allocator_env), with the
     scenario's own tunables and allocator library on top (runner.probe.native.probe_env).
-    `run_process` starts the process on another machine (runner.remote.ssh.RemoteExecutor); None: here (execute.run_process).
+    `run_process` starts the process on another machine (runner.remote.ssh.RemoteExecutor);
+    None: here (execute.run_process).
     """
     facts = facts or preconditions.read_facts()
     unmet = preconditions.find_unmet({job.scenario for job in jobs}, facts)
