@@ -9,6 +9,32 @@ nox.options.reuse_venv = "yes"
 # Sessions run on the Python that runs nox (3.11 or newer, as pyproject.toml requires): a
 # pinned version would make nox skip the session, and exit 0, on a machine without it.
 PYTHON = None
+# The allocators of parameter allocator (experiments/allocators.yaml), by soname and the Debian
+# package that installs it: `run` and `tests` install those missing where they can (root and
+# apt-get), as .ci/run installs its packages; elsewhere their scenarios skip, naming the package.
+ALLOCATOR_PACKAGES = {"libjemalloc.so.2": "libjemalloc2",
+                      "libtcmalloc_minimal.so.4": "libtcmalloc-minimal4",
+                      "libmimalloc.so.2": "libmimalloc2.0"}
+
+
+def install_allocators(session: nox.Session) -> None:
+    """apt-get install the allocator libraries ldconfig does not list, when root with apt-get."""
+    import os
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                            check=False).stdout if shutil.which("ldconfig") else ""
+    missing = [package for soname, package in ALLOCATOR_PACKAGES.items()
+               if f"{soname} (" not in listed]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.warn(f"allocators not installed: {' '.join(missing)} (their scenarios skip; "
+                     f"install with: apt-get install {' '.join(missing)})")
+        return
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True,
+                env={"DEBIAN_FRONTEND": "noninteractive"}, success_codes=[0, 100])
 
 
 @nox.session(python=PYTHON)
@@ -17,6 +43,7 @@ def tests(session: nox.Session) -> None:
     # Not the parquet extra: pandas imports pyarrow whenever it is installed, which adds about
     # 100 MB to every process (the memory bounds tested here are alloclab's own).
     session.install("-e", ".[test]")
+    install_allocators(session)
     session.run("pytest", *session.posargs)
 
 
@@ -32,6 +59,7 @@ def lint(session: nox.Session) -> None:
 def run(session: nox.Session) -> None:
     """Measure the experiments in experiments/ on this machine, then render reports/."""
     session.install("-e", ".")
+    install_allocators(session)
     session.run("alloclab", "run", *session.posargs)
 
 

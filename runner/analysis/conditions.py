@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.core.parameters import FILE_BACKINGS, HEAP_BACKINGS
+from runner.core.choices import FILE_BACKINGS, HEAP_BACKINGS
 from runner.machine.file_dirs import NO_BLOCK_DEVICE
 from runner.machine.system import format_fact
 from runner.store.identity import identity_differences

@@ -10,19 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runner.core.file_combinations import (
-    CYCLE_FILE_KEYS,
-    file_conflict,
-    file_io_conflict,
-    io_buffer_conflict,
-    reused_buffer,
-)
-from runner.core.kinds import Value
-from runner.core.parameters import (
+from runner.core.choices import (
     ANONYMOUS_BACKINGS,
-    BY_KEY,
     CHURN_RELEASES,
-    DEFAULTS,
     FILE_BACKINGS,
     HEAP_BACKINGS,
     HEAP_RELEASES,
@@ -33,6 +23,15 @@ from runner.core.parameters import (
     READ_ONLY_PROTECTIONS,
     WRITING_ACCESSES,
 )
+from runner.core.file_combinations import (
+    CYCLE_FILE_KEYS,
+    file_conflict,
+    file_io_conflict,
+    io_buffer_conflict,
+    reused_buffer,
+)
+from runner.core.kinds import Value
+from runner.core.parameters import BY_KEY, DEFAULTS
 from runner.core.units import PPM
 
 
@@ -61,7 +60,7 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params)
               or _keep_every_conflict(params) or _pause_conflict(params)
-              or _latency_conflict(params))
+              or _latency_conflict(params) or _allocator_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -148,6 +147,26 @@ def _heap_pad_conflict(params: Mapping[str, Value]) -> str | None:
     if str(params["release"]).startswith("malloc-trim"):
         return (f"release {params['release']} trims the heap that heap_pad keep keeps grown "
                 "(use release: free)")
+    return None
+
+
+def _allocator_conflict(params: Mapping[str, Value]) -> str | None:
+    """glibc's own controls do nothing to another allocator: they would configure a malloc the
+    probe no longer calls."""
+    allocator = str(params["allocator"])
+    if not allocator:
+        return "allocator is empty (use glibc, jemalloc, tcmalloc, mimalloc or a library's path)"
+    if allocator == "glibc":
+        return None
+    if params["heap_pad"] != "default":
+        return (f"heap_pad keep sets glibc's trim threshold and top pad (mallopt), which "
+                f"allocator {allocator} does not read (use heap_pad: default)")
+    if str(params["release"]).startswith("malloc-trim"):
+        return (f"release {params['release']} calls glibc's malloc_trim, which trims glibc's "
+                f"heap, not allocator {allocator}'s (use release: free)")
+    if "glibc.malloc." in str(params["tunables"]):
+        return (f"glibc.malloc tunables configure glibc's malloc, which allocator {allocator} "
+                "replaces (leave tunables out, or use allocator: glibc)")
     return None
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runner.core.kinds import Value
-from runner.core.parameters import (
+from runner.core.choices import (
     BACKING_ONLY,
-    BY_KEY,
-    DEFAULTS,
     FILE_BACKINGS,
     LAYOUT_MIN_BYTES,
     PAST_EOF_LAYOUTS,
     READING_ACCESSES,
     WRITING_ACCESSES,
 )
+from runner.core.kinds import Value
+from runner.core.parameters import BY_KEY, DEFAULTS
 from runner.core.units import (
     PPM,
 )

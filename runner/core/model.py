@@ -66,6 +66,7 @@ class Scenario:
     pause_ms: int = 0
     memory_limit_bytes: int = 0
     latency: str = "off"
+    allocator: str = "glibc"
 
     @classmethod
     def from_params(cls, params: dict[str, Value]) -> Scenario:

@@ -327,6 +327,14 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 short_name="clock read cost",
                 doc=("Reported, not subtracted: subtracting a typical value from single "
                      "intervals would bias the fastest ones.")),
+    Observation("malloc_from_allocator", "0 or 1",
+                "1 when the malloc the probe calls is the scenario's allocator's: defined in "
+                "the library preloaded for it, or for glibc in the C library (every scenario)",
+                short_name="malloc is the allocator's",
+                doc=("Read once per process with dladdr on malloc, the address every call binds "
+                     "to, and realpath of both files. The dynamic loader skips a library it "
+                     "cannot preload with a warning, so 0 means the process measured another "
+                     "allocator than asked.")),
     *(Observation(f"{phase}_syscalls", "calls",
                   f"system calls the probe issued in the {PHASE_TITLES[phase]} phase (pread, "
                   "pwrite, mmap, munmap, madvise, mprotect, msync, fsync...; file backings, "

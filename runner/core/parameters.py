@@ -9,105 +9,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from runner.core.choices import (
+    ACCESSES,
+    ADVICES,
+    ALLOCATOR_PATTERN,
+    BACKING_ONLY,
+    BACKINGS,
+    FILE_LAYOUTS,
+    FILE_OPENS,
+    FILE_ORIGINS,
+    GROW_METHODS,
+    HEAP_PADS,
+    HISTORIES,
+    LATENCIES,
+    MAX_GROW_STEPS,
+    MAX_PAUSE_MS,
+    MAX_THREADS,
+    POPULATES,
+    PROTECTIONS,
+    RELEASES,
+    SYNCS,
+    THP_MODES,
+    TUNABLES_PATTERN,
+    WHOLE_READ_BUFFER,
+    WHOLE_WRITE_BUFFER,
+    WORKLOADS,
+)
 from runner.core.kinds import Parameter, Value
 from runner.core.units import (
     PPM,
 )
-
-BACKINGS = ("malloc", "calloc", "posix-memalign", "mmap-anon", "mmap-file", "read-file",
-            "memfd", "shm", "mmap-hugetlb", "write-file", "pipe", "dev-zero")
-# Backings whose memory comes from the C heap: no sharing, populate or advice applies, nor a
-# protection (but for posix-memalign, whose blocks can be whole pages), and it goes back with
-# free().
-HEAP_BACKINGS = ("malloc", "calloc", "posix-memalign", "read-file", "write-file")
-# Backings that are one mapping per block: mmap flags, protection, populate and madvise apply.
-MAPPING_BACKINGS = ("mmap-anon", "mmap-file", "memfd", "shm", "mmap-hugetlb", "dev-zero")
-# Mapping backings whose private mappings are anonymous memory (MADV_FREE works on them): a
-# private mapping of /dev/zero is anonymous memory, a shared one a shared-memory object.
-ANONYMOUS_BACKINGS = ("mmap-anon", "dev-zero")
-# Backings that need a file: the probe creates it (outside the timed phases) in `file_dir`.
-FILE_BACKINGS = ("mmap-file", "read-file", "write-file")
-ACCESSES = ("none", "write-page", "write-all", "read-page", "read-all", "zero-then-write-all")
-WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
-# What one iteration of a probe process does; the meaning of the four phases of each is in
-# runner/probe/probe.c's header comment and in docs/guide/writing-an-experiment.md.
-WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
-# What each workload's allocate phase holds, in one sentence: `alloclab plan` prints it for the
-# workloads of a plan and each experiment page under a run's header, so that a reader knows
-# whether allocate_ns_per_op is a batch's or a pair's.
-WORKLOAD_MEASURES: Mapping[str, str] = {
-    "cycle": "allocate is a batch: ops blocks allocated together (for heap backings with the "
-             "heap's growth, unless heap_pad: keep), then touched, touched again and freed, "
-             "each its own phase",
-    "churn": "allocate is ops pairs back to back, each one block allocated, touched and "
-             "released (per thread, with threads); the other phases are empty",
-    "fork": "allocate is a batch of ops blocks written by the parent; first touch is fork(), "
-            "second pass the child's writes (copy-on-write)",
-    "resize": "allocate is a batch of ops blocks, first touch writes them, second pass grows "
-              "every block by grow_method",
-    "limits": "allocate maps untouched blocks until mmap refuses one; per op is per block "
-              "mapped",
-    "reuse": "allocate and first touch are a batch of ops blocks; free releases them by madvise "
-             "and second pass, timed after it, writes them again",
-    "ipc": "allocate opens the channel; first touch and second pass each send ops messages of "
-           "size bytes to a peer process",
-}
-# What workload ipc passes its messages through: memory an unrelated process maps by a name
-# (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.
-IPC_BACKINGS = ("shm", "memfd", "mmap-file", "pipe")
-# The control page before workload ipc's message in its shared object (a page: 4 KiB here).
-IPC_CONTROL_BYTES = 4096
-# Releases that end a block of workload churn right after its access pattern.
-CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
-# Backings workload limits can map until refused: one untouched mapping per block.
-LIMITS_BACKINGS = ("mmap-anon", "mmap-file")
-GROW_METHODS = ("realloc", "mremap", "copy")
-SYNCS = ("none", "msync", "fsync")
-# Most growth steps of workload resize (the probe's limit too).
-MAX_GROW_STEPS = 30
-# Most milliseconds of pause_ms (the probe's limit too).
-MAX_PAUSE_MS = 60_000
-# Most worker threads a scenario may ask for (the probe's limit too).
-MAX_THREADS = 256
-# GLIBC_TUNABLES syntax: name=value pairs joined by colons, names like glibc.malloc.x.
-_TUNABLE = r"glibc\.[a-z0-9_]+\.[a-z0-9_]+=[^:=\s]+"
-TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
-POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
-PROTECTIONS = ("read-write", "read", "none", "exec")
-# Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
-READ_ONLY_PROTECTIONS = ("read", "exec")
-ADVICES = ("none", "sequential", "random", "willneed", "dontneed", "madv-populate-read")
-THP_MODES = ("default", "huge", "nohuge")
-RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
-            "free-but-last", "malloc-trim-but-last", "none")
-# How heap memory and mappings can be given back (`auto` picks free or munmap).
-HEAP_RELEASES = ("free", "malloc-trim", "free-but-last", "malloc-trim-but-last")
-MAPPING_RELEASES = ("munmap", "madv-dontneed", "madv-free")
-HISTORIES = ("fresh", "recycled")
-# Where the data file comes from: written and synced before timing, or created inside
-# allocate (sparse), per iteration.
-FILE_ORIGINS = ("existing", "new")
-# What the data file of mmap-file holds under the blocks' mappings (see file_layout's help).
-FILE_LAYOUTS = ("whole", "short", "holes", "truncated")
-# Layouts whose mappings reach past the end of the file: touching those pages raises SIGBUS.
-PAST_EOF_LAYOUTS = ("short", "truncated")
-# The smallest block of a layout other than whole: a page of data and one past it (or a hole),
-# in 4 KiB pages (the probe checks against its real page size).
-LAYOUT_MIN_BYTES = 2 * 4096
-FILE_OPENS = ("once", "per-block")
-LATENCIES = ("off", "histogram")
-# Accesses that leave the blocks (and a shared mapping's file) as they found them.
-READING_ACCESSES = ("none", "read-page", "read-all")
-HEAP_PADS = ("default", "keep")
-# hugetlb blocks take whole huge pages of this size (MAP_HUGE_2MB); THP aligns to it too.
-HUGE_PAGE_BYTES = 2 << 20
-# read_buffer and write_buffer whole (a heap block as large as the block) as the Scenario
-# fields hold them.
-WHOLE_READ_BUFFER = 0
-WHOLE_WRITE_BUFFER = 0
-# The parameter that means something for one backing alone (every other holds its default).
-BACKING_ONLY = {"read_buffer": "read-file", "write_buffer": "write-file"}
-
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("backing", "backing", "choice", "malloc",
@@ -465,6 +396,21 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "percentiles between scenarios with it on. Cycle needs access write-page, "
                    "order sequential, touch_share 100%, one thread and a backing without a "
                    "data file. The histogram's buckets are kept in each stored sample.")),
+    Parameter("allocator", "allocator", "text", "glibc",
+              "the C allocator behind malloc, calloc and free in the probe: glibc (the C "
+              "library's own), jemalloc, tcmalloc (tcmalloc_minimal) or mimalloc, loaded with "
+              "LD_PRELOAD, or a shared library by its absolute path; skipped where it is not "
+              "installed", pattern=ALLOCATOR_PATTERN, probe_option=False,
+              hint="glibc, jemalloc, tcmalloc, mimalloc or an absolute path to a shared library "
+                   "(/usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
+              doc=("Found by soname (libjemalloc.so.2, libtcmalloc_minimal.so.4, "
+                   "libmimalloc.so.2) in `ldconfig -p`, else in the multiarch library "
+                   "directories; Debian's packages libjemalloc2, libtcmalloc-minimal4 and "
+                   "libmimalloc2.0. The fingerprint records each library's path and version, "
+                   "and malloc_from_allocator proves which library's malloc the probe called. "
+                   "glibc's own controls need glibc: heap_pad keep, the malloc-trim releases "
+                   "and glibc.malloc tunables; glibc's chunk observations (blocks_mmapped, "
+                   "blocks_in_thread_arena) are not reported under another allocator.")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from runner.core.choices import FILE_BACKINGS, HUGE_PAGE_BYTES
 from runner.core.kinds import Value
-from runner.core.parameters import FILE_BACKINGS, HUGE_PAGE_BYTES
 
 AUTO_OPS_TARGET_BYTES = 16 << 20
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.core.choices import FILE_BACKINGS, IPC_CONTROL_BYTES
 from runner.core.errors import GuardError
 from runner.core.model import Plan, Scenario
-from runner.core.parameters import FILE_BACKINGS, IPC_CONTROL_BYTES
 from runner.core.sizing import block_bytes
 from runner.core.units import format_bytes
 

@@ -4,7 +4,8 @@
 anywhere; this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
 enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off, glibc
 tunables this machine's glibc does not have (it would ignore them without a word), a memory_limit
-where no memory cgroup can be made (runner.machine.memcg). `read_facts()`
+where no memory cgroup can be made (runner.machine.memcg), an allocator that is not installed.
+`read_facts()`
 reads the machine once; `check_preconditions(scenario, facts)` is pure, so `plan`, `run` and the
 tests agree on every reason. The probe checks again when it runs (the machine may change in between)
 and exits with EXIT_SKIPPED and the reason on stderr.
@@ -18,15 +19,15 @@ import platform
 import re
 import resource
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.core.choices import HUGE_PAGE_BYTES
 from runner.core.model import Scenario
-from runner.core.parameters import HUGE_PAGE_BYTES
 from runner.core.sizing import block_bytes
 from runner.core.units import format_size
-from runner.machine import memcg
+from runner.machine import allocators, memcg
 
 HUGEPAGES_DIR = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -58,6 +59,9 @@ class MachineFacts:
     # Why no memory cgroup can be made for memory_limit (runner.machine.memcg); None: it can.
     # Another machine's facts keep the default: cgroups are made on this machine only.
     memory_cgroup_problem: str | None = REMOTE_MEMORY_CGROUP
+    # Allocator name -> its library here (runner.machine.allocators); None: not looked up (a
+    # remote host), and then a named allocator is skipped as not found there.
+    allocator_libraries: Mapping[str, str] | None = None
 
 
 def read_facts() -> MachineFacts:
@@ -72,12 +76,14 @@ def read_facts() -> MachineFacts:
         kernel=_kernel_version(platform.release()),
         glibc_tunables=_list_tunables(),
         memory_cgroup_problem=memcg.find_problem(memcg.read_hierarchy()),
+        allocator_libraries=allocators.find_libraries(),
     )
 
 
 def check_preconditions(scenario: Scenario, facts: MachineFacts) -> str | None:
     """Why this machine cannot measure the scenario (the skip reason), or None when it can."""
-    for check in (_huge_pages, _thp, _populate, _map_count, _tunables, _memory_limit):
+    for check in (_huge_pages, _thp, _populate, _map_count, _tunables, _memory_limit,
+                  _allocator):
         reason = check(scenario, facts)
         if reason is not None:
             return reason
@@ -166,6 +172,33 @@ def _tunables(scenario: Scenario, facts: MachineFacts) -> str | None:
 
 def _memory_limit(scenario: Scenario, facts: MachineFacts) -> str | None:
     return facts.memory_cgroup_problem if scenario.memory_limit_bytes else None
+
+
+def allocator_library(scenario: Scenario, facts: MachineFacts) -> str | None:
+    """The library the scenario's probe preloads: its allocator's here, or the path it names;
+    None for glibc and for an allocator this machine lacks."""
+    if scenario.allocator == allocators.GLIBC:
+        return None
+    if scenario.allocator.startswith("/"):
+        return scenario.allocator
+    return (facts.allocator_libraries or {}).get(scenario.allocator)
+
+
+def _allocator(scenario: Scenario, facts: MachineFacts) -> str | None:
+    if scenario.allocator == allocators.GLIBC:
+        return None
+    if scenario.allocator.startswith("/"):
+        # Looked at here only: on a remote host (no libraries looked up) the probe's
+        # malloc_from_allocator tells whether the dynamic loader preloaded it.
+        if facts.allocator_libraries is None or os.path.isfile(scenario.allocator):
+            return None
+        return f"no file {scenario.allocator} on this machine (allocator: a shared library's path)"
+    if allocator_library(scenario, facts) is not None:
+        return None
+    if facts.allocator_libraries is None:
+        return (f"allocator {scenario.allocator}: its library is looked up on this machine "
+                "only; on another machine name its library by its absolute path")
+    return allocators.install_hint(scenario.allocator)
 
 
 def _list_tunables() -> frozenset[str] | None:

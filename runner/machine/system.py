@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from runner.core import names
 from runner.core.units import format_bytes
+from runner.machine.allocators import describe_allocators
 from runner.machine.file_dirs import (
     NO_BLOCK_DEVICE,
     find_mount,
@@ -92,6 +93,10 @@ FACTS: tuple[Fact, ...] = (
          "read-only mapping; 16 is fault-around alone, more means large folios", True,
          per_file_dir=True),
     Fact("allocator_env", "GLIBC_TUNABLES, MALLOC_* and LD_PRELOAD passed to the probe", True),
+    Fact("allocators", "library of each allocator the experiment preloads (parameter "
+         "allocator): its path, the file it resolves to and its version, from dpkg-query "
+         "where the package manager knows the file, else from the file's name (null: not "
+         "installed)", True),
     Fact("python", "Python running alloclab", False),
     Fact("libraries", "versions of the Python libraries alloclab uses", False),
     Fact("git_commit", "git commit of the spec file (null: not in a git checkout)", False),
@@ -217,11 +222,13 @@ def _git_state(spec_path: Path | None) -> tuple[str | None, bool | None]:
 
 
 def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] = (),
-                     environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                     environ: Mapping[str, str] | None = None,
+                     allocators: Iterable[str] = ()) -> dict[str, Any]:
     """Every `machine` fact of FACTS, read now (None where this machine does not expose it).
 
     `spec_path` locates the git checkout of the experiment; `file_dirs` are the directories the
-    experiment's file backings use; `environ` is where the allocator variables come from.
+    experiment's file backings use; `environ` is where the allocator variables come from;
+    `allocators` are the values of the experiment's parameter allocator.
     """
     libc_name, libc_version = platform.libc_ver()
     thp = "/sys/kernel/mm/transparent_hugepage"
@@ -253,6 +260,7 @@ def read_fingerprint(*, spec_path: Path | None = None, file_dirs: Iterable[str] 
         "swap_bytes": _meminfo_bytes("SwapTotal"),
         **_file_dir_facts(file_dirs, mountinfo),
         "allocator_env": allocator_env(os.environ if environ is None else environ),
+        "allocators": describe_allocators(allocators),
         "python": platform.python_version(),
         "libraries": _library_versions(),
         "git_commit": commit,
@@ -290,11 +298,24 @@ def format_fact(key: str, value: object) -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if key == "allocators" and isinstance(value, Mapping):
+        return "; ".join(_format_allocator(str(name), library)
+                         for name, library in value.items()) or "none preloaded"
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={format_fact(str(k), v)}" for k, v in value.items()) or "none"
     if key.endswith("_bytes") and isinstance(value, int) and value >= 1 << 20:
         return format_bytes(value)
     return str(value)
+
+
+def _format_allocator(name: str, library: object) -> str:
+    """'jemalloc 5.3.0-1: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (version from dpkg-query:
+    package libjemalloc2)'."""
+    if not isinstance(library, Mapping):
+        return f"{name}: not installed"
+    version = library.get("version") or "version unknown"
+    source = f" (version from {library['version_from']})" if library.get("version_from") else ""
+    return f"{name} {version}: {library.get('file') or library.get('path')}{source}"
 
 
 def fact_differs(key: str, first: object, second: object) -> bool:

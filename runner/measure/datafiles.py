@@ -28,8 +28,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from runner.core.choices import FILE_BACKINGS, WRITING_ACCESSES
 from runner.core.model import Scenario
-from runner.core.parameters import FILE_BACKINGS, WRITING_ACCESSES
 from runner.machine.guard import MARGIN, file_bytes
 
 VARIABLE = "ALLOCLAB_DATA_FILE"  # read by the probe: runner/probe/datafile.c

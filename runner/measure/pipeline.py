@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 # `--version` start in a fraction of a second (tests/cli/test_main.py checks).
 from runner.analysis import adaptive
 from runner.core import names
+from runner.core.choices import FILE_BACKINGS
 from runner.core.errors import SpecError, UsageError
 from runner.core.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
-from runner.core.parameters import FILE_BACKINGS
 from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
 from runner.measure import extra_rounds, progress, quick, reuse, schedule
@@ -130,7 +130,8 @@ def run_plan(plan: Plan, binary: native.ProbeBinary, options: RunOptions, say: S
     repetitions = _repetitions(experiment, options)
     file_dirs = {s.file_dir for s in plan.scenarios if s.backing in FILE_BACKINGS}
     fingerprint = (target.read_fingerprint(Path(experiment.source), file_dirs) if target
-                   else read_fingerprint(spec_path=Path(experiment.source), file_dirs=file_dirs))
+                   else read_fingerprint(spec_path=Path(experiment.source), file_dirs=file_dirs,
+                                         allocators={s.allocator for s in plan.scenarios}))
     with lock.hold_run_lock(options.results_dir / options.machine / experiment.name,
                             experiment.name, options.command):
         return _run_locked(plan, binary, options, repetitions, fingerprint, say, target,

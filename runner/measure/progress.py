@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from runner.core.parameters import FILE_BACKINGS
+from runner.core.choices import FILE_BACKINGS
 
 if TYPE_CHECKING:
     from runner.core.model import Plan, Repetitions

@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.core.choices import FILE_BACKINGS
 from runner.core.model import Plan, ProcessRecord, Repetitions
-from runner.core.parameters import FILE_BACKINGS
 from runner.machine import system
 from runner.machine.kernel_files import read_text
 from runner.spec import load

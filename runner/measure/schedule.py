@@ -66,12 +66,13 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
 
     Jobs whose scenario this machine cannot measure (`facts`, read here when not given) are
     stored as skipped without starting the probe. `extra_env` is added to every probe's
-    environment (the allocator variables, runner.machine.system.allocator_env), with the scenario's
-    own tunables on top (runner.probe.native.probe_env). `run_process` starts the process on
-    another machine (runner.remote.ssh.RemoteExecutor); None: here (execute.run_process).
+    environment (the allocator variables, runner.machine.system.allocator_env), with the
+    scenario's own tunables and allocator library on top (runner.probe.native.probe_env).
+    `run_process` starts the process on another machine (runner.remote.ssh.RemoteExecutor);
+    None: here (execute.run_process).
     """
-    unmet = preconditions.find_unmet({job.scenario for job in jobs},
-                                     facts or preconditions.read_facts())
+    facts = facts or preconditions.read_facts()
+    unmet = preconditions.find_unmet({job.scenario for job in jobs}, facts)
     round_size = len({job.scenario.id for job in jobs})
     to_run = [job for job in jobs if (job.scenario.id, job.process_index) not in done]
     # Each file-backed scenario's data file is made by its first process and removed after its
@@ -96,7 +97,9 @@ def run_jobs(jobs: list[Job], binary: native.ProbeBinary, repetitions: Repetitio
                 interrupt.check()
                 record = _run_job(job, binary, repetitions, timeout_s,
                                   unmet.get(job.scenario.id),
-                                  native.probe_env(job.scenario, extra_env),
+                                  native.probe_env(job.scenario, extra_env,
+                                                   preconditions.allocator_library(
+                                                       job.scenario, facts)),
                                   shared.get(job.scenario.id), run_process, hierarchy)
                 writer.append(record)
                 if number % round_size == 0:

@@ -71,6 +71,9 @@ from runner.core.parameters import PARAMETERS
 # iteration may carry "latency", the histogram's buckets, and the observations latency_p50_ns,
 # latency_p90_ns, latency_p99_ns, latency_p999_ns, latency_max_ns, latency_count and
 # latency_clock_ns.
+# also 10: observation malloc_from_allocator (every iteration): whether malloc is the library
+# named by ALLOCLAB_ALLOCATOR_LIBRARY (LD_PRELOAD, parameter allocator) or, unnamed, the C
+# library's.
 PROBE_VERSION = 10
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
@@ -93,6 +96,10 @@ LATENCY_KEYS = ("sub_bucket_bits", "count", "max_ns", "buckets")
 # Bits of precision per power of two of the probe's histogram (runner/probe/latency.h).
 LATENCY_SUB_BUCKET_BITS = 7
 TUNABLES_VARIABLE = "GLIBC_TUNABLES"
+PRELOAD_VARIABLE = "LD_PRELOAD"
+# The library the probe should find malloc in (observation malloc_from_allocator); unset: the C
+# library's own.
+ALLOCATOR_VARIABLE = "ALLOCLAB_ALLOCATOR_LIBRARY"
 _COMPILER_TIMEOUT_S = 120.0
 _ERROR_LINES = 8
 
@@ -224,8 +231,13 @@ def probe_argv(binary: ProbeBinary, scenario: Scenario, warmup: int,
     return argv
 
 
-def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None,
+              allocator_library: str | None = None) -> dict[str, str]:
     """The variables added to the probe's environment for one scenario.
+
+    `allocator_library` (the scenario's allocator's, runner.machine.preconditions.allocator_library)
+    goes first in LD_PRELOAD, before an inherited list, so its malloc is the one every call
+    binds to, and the probe is told which library that should be (ALLOCATOR_VARIABLE).
 
     `inherited` are the allocator variables alloclab passes on from its own environment
     (runner.machine.system.allocator_env). The scenario's `tunables` are appended to an inherited
@@ -236,6 +248,10 @@ def probe_env(scenario: Scenario, inherited: Mapping[str, str] | None = None) ->
     if scenario.tunables:
         before = env.get(TUNABLES_VARIABLE, "")
         env[TUNABLES_VARIABLE] = f"{before}:{scenario.tunables}" if before else scenario.tunables
+    if allocator_library is not None:
+        before = env.get(PRELOAD_VARIABLE, "")
+        env[PRELOAD_VARIABLE] = f"{allocator_library}:{before}" if before else allocator_library
+        env[ALLOCATOR_VARIABLE] = allocator_library
     return env
 
 

@@ -184,6 +184,26 @@ int glibc_malloc_in_use(void)
 #endif
 }
 
+/* 1 when the malloc every call of the probe binds to is defined in the library the runner
+ * preloaded (ALLOCLAB_ALLOCATOR_LIBRARY, compared by the file it resolves to), or, with none
+ * named, in the C library: proof that the allocator measured is the one asked for (a library
+ * the dynamic loader could not preload is skipped by it with a warning, not an error). */
+int malloc_from_allocator(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    const char *wanted = getenv("ALLOCLAB_ALLOCATOR_LIBRARY");
+    if (wanted == NULL || wanted[0] == '\0')
+        return known = glibc_malloc_in_use();
+    Dl_info allocator;
+    char found[PATH_MAX], asked[PATH_MAX];
+    known = dladdr((void *)malloc, &allocator) != 0 && allocator.dli_fname != NULL &&
+            realpath(allocator.dli_fname, found) != NULL && realpath(wanted, asked) != NULL &&
+            strcmp(found, asked) == 0;
+    return known;
+}
+
 /* Heap blocks by how glibc got their chunks, from each chunk's size field: `mmapped` those
  * mapped on their own (IS_MMAPPED), `thread_arena` those in a thread arena's heap
  * (NON_MAIN_ARENA; glibc carves those heaps out of mappings of their own, 64 MiB each, so

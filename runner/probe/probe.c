@@ -478,10 +478,12 @@ int main(int argc, char **argv)
     if (s.workload == WORKLOAD_IPC) /* before the fence: its arguments are scratch memory */
         c.peer = start_ipc_peer(argc, argv);
     fence_blocks(&c.blocks, &s);
+    uint64_t from_allocator = (uint64_t)malloc_from_allocator(); /* before anything is timed */
     for (size_t i = 0; i < count; i++) {
         results[i].warmup = i < s.warmup;
         results[i].latency = latency != NULL ? &latency[i] : NULL;
         run_iteration(&c, &s, (unsigned char)(1 + (2 * i) % 254), &results[i]);
+        observe(&results[i], OBS_MALLOC_FROM_ALLOCATOR, from_allocator);
     }
     if (c.peer.pid > 0)
         stop_ipc_peer(&c.peer);

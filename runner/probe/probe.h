@@ -276,7 +276,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_PEER_FIRST_TOUCH_MINOR_FAULTS, OBS_PEER_SECOND_PASS_MINOR_FAULTS,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
                    OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
-                   OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM,
+                   OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM, OBS_MALLOC_FROM_ALLOCATOR,
                    OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
@@ -556,6 +556,7 @@ uint64_t count_mappings(void);
 uintptr_t current_brk(void);
 uint64_t blocks_in_heap(const struct blocks *b, uintptr_t heap_start);
 int glibc_malloc_in_use(void);
+int malloc_from_allocator(void);
 void count_chunk_kinds(const struct blocks *b, uint64_t *mmapped, uint64_t *thread_arena);
 uint64_t page_table_bytes(void);
 int exec_code_available(void);

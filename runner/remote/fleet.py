@@ -31,6 +31,9 @@ from runner.remote.hosts import Fleet, Host
 # Facts about the runner itself (this machine's Python, the spec's git checkout), not the
 # target's: read here and added to the target's fingerprint.
 RUNNER_FACTS = ("python", "libraries", "git_commit", "git_dirty")
+# Facts read on this machine only, recorded as null for another: the allocator libraries (a
+# named allocator is skipped there, runner.machine.preconditions).
+UNREAD_FACTS = ("allocators",)
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ def _target(connection: ssh.Connection, executor: ssh.RemoteExecutor
     def fingerprint(spec_path: Path, file_dirs: set[str]) -> dict[str, Any]:
         remote_facts, _ = _fingerprint(connection, installed, sorted(file_dirs), env)
         local = read_fingerprint(spec_path=spec_path)
-        return {**remote_facts, **{key: local[key] for key in RUNNER_FACTS}}
+        return {**remote_facts, **{key: local[key] for key in RUNNER_FACTS},
+                **dict.fromkeys(UNREAD_FACTS)}
 
     return pipeline.Target(
         read_fingerprint=fingerprint, run_process=executor.run_process,

@@ -19,9 +19,10 @@ import pandas as pd
 
 from runner.analysis import noise
 from runner.analysis.stats import Summary, summarize
+from runner.core.choices import WORKLOAD_MEASURES
 from runner.core.metrics import BY_NAME, format_value
 from runner.core.model import ProcessRecord
-from runner.core.parameters import BY_KEY, WORKLOAD_MEASURES, applies
+from runner.core.parameters import BY_KEY, applies
 from runner.machine import system
 from runner.report import highlight
 from runner.store.folders import (
@@ -226,7 +227,7 @@ def skipped_rows(run: StoredRun) -> list[dict[str, str]]:
 
 def workload_measures(run: StoredRun) -> list[str]:
     """What the allocate phase holds for each workload of the run, once each, in plan order:
-    "churn: allocate is ops pairs..." (runner.core.parameters.WORKLOAD_MEASURES)."""
+    "churn: allocate is ops pairs..." (runner.core.choices.WORKLOAD_MEASURES)."""
     workloads = dict.fromkeys(str(s["params"].get("workload", "cycle"))
                               for s in run.manifest["scenarios"])
     return [f"{name}: {WORKLOAD_MEASURES[name]}" for name in workloads

@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import product
 
+from runner.core.choices import WORKLOAD_MEASURES
 from runner.core.combinations import find_conflict
 from runner.core.errors import SpecError
 from runner.core.kinds import Value
 from runner.core.model import DroppedCombination, ExperimentSpec, Plan, Scenario
-from runner.core.parameters import DEFAULTS, PARAMETERS, WORKLOAD_MEASURES
+from runner.core.parameters import DEFAULTS, PARAMETERS
 from runner.core.sizing import resolve_ops
 from runner.core.units import format_size
 

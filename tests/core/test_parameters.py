@@ -7,16 +7,10 @@ import dataclasses
 
 import pytest
 
+from runner.core.choices import WORKLOAD_MEASURES, WORKLOADS
 from runner.core.kinds import Value
 from runner.core.model import Scenario
-from runner.core.parameters import (
-    BY_KEY,
-    DEFAULTS,
-    PARAMETERS,
-    WORKLOAD_MEASURES,
-    WORKLOADS,
-    upgrade_params,
-)
+from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, upgrade_params
 from runner.core.sizing import scenario_memory_bytes
 
 MiB = 1 << 20

@@ -3,7 +3,7 @@ ops stands for."""
 
 from __future__ import annotations
 
-from runner.core.parameters import HUGE_PAGE_BYTES
+from runner.core.choices import HUGE_PAGE_BYTES
 from runner.core.sizing import blocks_handled, resolve_ops, scenario_memory_bytes
 
 MiB = 1 << 20

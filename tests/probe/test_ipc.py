@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from runner.core.choices import IPC_CONTROL_BYTES
 from runner.core.combinations import find_conflict
 from runner.core.kinds import Value
-from runner.core.parameters import IPC_CONTROL_BYTES
 from runner.core.sizing import AUTO_OPS_TARGET_BYTES, resolve_ops, scenario_memory_bytes
 from runner.machine.guard import file_bytes
 from runner.machine.preconditions import check_preconditions

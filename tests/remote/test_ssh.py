@@ -176,7 +176,7 @@ def test_the_probe_fingerprint_is_the_local_one(tmp_path: Path) -> None:
     fingerprint, facts = native.parse_fingerprint_output(done.stdout)
     local = read_fingerprint(file_dirs=dirs, environ={"MALLOC_ARENA_MAX": "2"})
     assert fingerprint == {key: local[key] for key in fingerprint}
-    assert set(local) - set(fingerprint) == set(fleet.RUNNER_FACTS)
+    assert set(local) - set(fingerprint) == {*fleet.RUNNER_FACTS, *fleet.UNREAD_FACTS}
     assert facts["euid"] == os.geteuid()
 
 

@@ -1,0 +1,89 @@
+"""The probe under each allocator (parameter allocator): the malloc it calls is the one asked
+for, glibc's chunk observations stay glibc's, and a small block is not a mapping of its own.
+
+An allocator this machine lacks is skipped, the reason naming the package that installs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runner.core.model import Scenario
+from runner.machine import allocators
+from runner.machine.preconditions import MachineFacts, check_preconditions
+from runner.probe.execute import run_process
+from runner.probe.native import ProbeBinary, probe_argv, probe_env
+from tests.probe.running import scenario
+
+PRELOADED = tuple(allocators.LIBRARIES)
+
+
+def library_of(name: str) -> str:
+    """The allocator's library here, or a skip that says what to install."""
+    path = allocators.find_libraries([name]).get(name)
+    if path is None:
+        pytest.skip(allocators.install_hint(name))
+    return path
+
+
+def timed_iteration(probe: ProbeBinary, s: Scenario, library: str | None,
+                    env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The one timed iteration of a process, after one warm-up iteration."""
+    record = run_process(probe_argv(probe, s, 1, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60, extra_env={**probe_env(s, None, library), **(env or {})})
+    assert record.status == "ok", record.stderr_tail
+    assert record.probe is not None
+    return next(i for i in record.probe["iterations"] if not i["warmup"])
+
+
+def test_glibc_is_the_c_librarys_malloc(probe: ProbeBinary) -> None:
+    observed = timed_iteration(probe, scenario(ops=64), None)["observations"]
+    assert observed["malloc_from_allocator"] == 1
+    assert observed["blocks_mmapped"] == 0  # glibc's chunk headers are read
+
+
+@pytest.mark.parametrize("name", PRELOADED)
+def test_the_preloaded_allocator_resolves_malloc(probe: ProbeBinary, name: str) -> None:
+    s = scenario(allocator=name, ops=64)
+    observed = timed_iteration(probe, s, library_of(name))["observations"]
+    assert observed["malloc_from_allocator"] == 1
+    # glibc's chunk flags mean nothing in another allocator's blocks: not reported
+    assert "blocks_mmapped" not in observed and "blocks_in_thread_arena" not in observed
+
+
+@pytest.mark.parametrize("name", PRELOADED)
+def test_another_library_than_the_one_named_reads_0(probe: ProbeBinary, name: str) -> None:
+    """Named but not preloaded (as when the loader cannot load it): malloc is glibc's, and the
+    observation says so."""
+    library = library_of(name)
+    s = scenario(ops=64)
+    observed = timed_iteration(probe, s, None,
+                               {"ALLOCLAB_ALLOCATOR_LIBRARY": library})["observations"]
+    assert observed["malloc_from_allocator"] == 0
+
+
+def test_a_missing_allocator_is_skipped_naming_its_package() -> None:
+    facts = MachineFacts(free_huge_pages=None, memlock_limit_bytes=None, euid=0,
+                         thp_enabled="madvise", max_map_count=65530, kernel=(6, 1),
+                         allocator_libraries={})
+    reason = check_preconditions(scenario(allocator="tcmalloc"), facts)
+    assert reason is not None and "apt-get install libtcmalloc-minimal4" in reason
+    assert check_preconditions(scenario(), facts) is None
+
+
+@pytest.mark.parametrize("name", PRELOADED)
+def test_small_blocks_are_not_a_mapping_each(probe: ProbeBinary, name: str) -> None:
+    """A 4 KiB block allocated, written and freed again and again: an allocator that mapped each
+    block (and unmapped it at free) would fault its page in every pair, as mmap-anon does; the
+    allocators keep the page and fault none once warm."""
+    library = library_of(name)
+    pairs = 512
+    small = timed_iteration(probe, scenario(allocator=name, workload="churn", ops=pairs),
+                            library)
+    assert small["observations"]["malloc_from_allocator"] == 1
+    assert small["phases"]["allocate"]["minor_faults"] <= pairs // 64
+    mapped = timed_iteration(probe, scenario(allocator=name, workload="churn", ops=pairs,
+                                             backing="mmap-anon"), library)
+    assert mapped["phases"]["allocate"]["minor_faults"] >= pairs  # the contrast: one per pair
