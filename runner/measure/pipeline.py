@@ -23,7 +23,7 @@ from runner.core.errors import SpecError, UsageError
 from runner.core.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
 from runner.machine import guard, preconditions, system
 from runner.machine.system import read_fingerprint
-from runner.measure import extra_rounds, progress, quick, reuse, schedule
+from runner.measure import extra_rounds, progress, quick, reuse, schedule, shm_names
 from runner.probe import native
 from runner.spec import coverage, keys, load, matrix
 from runner.store import folders, identity, lock, select
@@ -406,6 +406,8 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
         guard.check_fit(plans)  # before any probe starts
     binary = native.build_probe()
     say(f"probe {binary.source_hash} built with {binary.compiler}")
+    for name in shm_names.sweep():
+        say(f"removed /dev/shm/{name}, left by a probe that was killed")
     left_out = quick.quick_left_out(plans)
     if left_out:
         say(left_out[0])

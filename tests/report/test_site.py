@@ -179,7 +179,7 @@ def test_a_page_changed_by_hand_or_new_templates_are_rendered_again(
 
 def test_a_page_costs_its_samples_bytes_and_its_charts(tmp_path: Path, small_spec: Path) -> None:
     run_dir = write_synthetic_run(tmp_path / "results", small_spec)
-    job = site._PageJob("small", (run_dir,), ("x",), ("small",), TEMPLATES)
+    job = site._PageJob("small", (run_dir,), ("x",), TEMPLATES)
     charts_drawn = len(folders.experiment_of(site.load_run(run_dir)).charts)
     assert charts_drawn > 0
     assert site._cost(job) == ((run_dir / "samples.jsonl").stat().st_size
