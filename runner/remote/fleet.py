@@ -24,7 +24,7 @@ from runner.machine import preconditions
 from runner.machine.system import read_fingerprint
 from runner.measure import pipeline, quick
 from runner.probe import native
-from runner.remote import ssh
+from runner.remote import lifetime, ssh
 from runner.remote.hosts import Fleet, Host
 
 # Facts about the runner itself (this machine's Python, the spec's git checkout), not the
@@ -50,7 +50,7 @@ def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: F
     for line in quick.quick_left_out(plans, "each experiment's page lists them")[:1]:
         say(line)
     with importlib.resources.as_file(importlib.resources.files("runner.probe")) as folder, \
-            ssh.control_dir() as control, ThreadPoolExecutor(fleet.workers) as pool:
+            lifetime.control_dir(say) as control, ThreadPoolExecutor(fleet.workers) as pool:
         sources = native.probe_sources(folder)
         stop = threading.Event()
         futures = [pool.submit(_run_host, host, plans, binary, sources, options, control, say,
@@ -75,6 +75,8 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: native.ProbeBinary,
     connection = ssh.Connection(host, control)
     try:
         connection.open()
+        for folder in ssh.sweep_run_dirs(connection):
+            say_host(f"removed {folder} there, left by a runner that was killed")
         workspace = ssh.open_workspace(connection)
     except (AlloclabError, OSError) as error:
         say_host(f"not measured: {error}")
@@ -89,8 +91,9 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: native.ProbeBinary,
         executor = ssh.RemoteExecutor(connection, workspace, installed, stop)
         target = _target(connection, executor)
         host_options = replace(options, machine=host.label)
-        summaries = tuple(pipeline.run_plan(plan, installed.binary, host_options, say_host,
-                                            target) for plan in plans)
+        with lifetime.refreshing(lambda: ssh.refresh_lease(connection, workspace)):
+            summaries = tuple(pipeline.run_plan(plan, installed.binary, host_options, say_host,
+                                                target) for plan in plans)
         return HostOutcome(host, summaries)
     except AlloclabError as error:
         say_host(f"stopped: {error}")
@@ -101,8 +104,8 @@ def _run_host(host: Host, plans: Sequence[Plan], binary: native.ProbeBinary,
         if executor is not None:
             executor.close()
         if not ssh.remove_workspace(connection, workspace):
-            say_host(f"could not remove {workspace.run_dir} there (host unreachable): "
-                     "remove it by hand")
+            say_host(f"could not remove {workspace.run_dir} there (host unreachable): the "
+                     "next run there removes it")
         connection.close()
 
 
@@ -123,7 +126,8 @@ def _target(connection: ssh.Connection, executor: ssh.RemoteExecutor
         probe_env=env,
         probe_info={"shipped": installed.shipped, "target_machine": installed.machine,
                     "target": connection.host.address},
-        connection_failures=lambda: connection.lost)
+        connection_failures=lambda: connection.lost,
+        read_load=executor.read_load)
 
 
 def _fingerprint(connection: ssh.Connection, installed: ssh.RemoteProbe,

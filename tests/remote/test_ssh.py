@@ -21,7 +21,7 @@ import pytest
 from runner.cli.main import main
 from runner.machine.system import read_fingerprint
 from runner.probe import execute, native
-from runner.remote import fleet, ssh
+from runner.remote import fleet, lifetime, ssh
 from runner.remote.hosts import Host
 from runner.store.select import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
@@ -176,7 +176,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
     monkeypatch.setattr(ssh.platform, "machine", lambda: f"not-{local_machine}")
     host = Host("s", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
     binary = native.build_probe()
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         workspace = ssh.open_workspace(connection)
@@ -202,7 +202,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
 
 def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
     host = Host("q", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         try:
@@ -218,14 +218,14 @@ def test_an_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
     known.write_text("")
     options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
     host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
-    with ssh.control_dir() as control, pytest.raises(
+    with lifetime.control_dir() as control, pytest.raises(
             ssh.HostError, match="Host key verification failed"):
         ssh.Connection(host, control).open()
 
 
 def test_one_connection_serves_every_process(sshd: Sshd) -> None:
     host = Host("c", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         try:
