@@ -113,8 +113,10 @@ class Connection:
             with open(self.log_path, "ab") as log:
                 started = subprocess.run(
                     # Ends by itself once idle: after a killed runner's last session closes.
+                    # -E: a master in the background still says why it ended (a dead link).
                     [*self.ssh_argv(master=True), "-o",
-                     f"ControlPersist={lifetime.CONTROL_PERSIST_S}", "-f", "-N",
+                     f"ControlPersist={lifetime.CONTROL_PERSIST_S}", "-E", str(self.log_path),
+                     "-f", "-N",
                      "--", self.host.destination],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                     timeout=CONNECT_TIMEOUT_S * 3, check=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.analysis import noise
 from runner.cli.main import main
 from runner.machine.system import read_fingerprint
 from runner.probe import execute, native
@@ -261,3 +262,41 @@ def test_an_interrupted_fleet_starts_no_new_process() -> None:
     executor = ssh.RemoteExecutor(None, None, None, stop)  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
         executor.run_process(["probe"], scenario_id="s", process_index=0, timeout_s=1)
+
+
+BUSY_SPEC = """\
+name: busy-target
+title: Busy target
+question: Are the probes' CPU seconds on a target counted as alloclab's own?
+matrix:
+  backing: [malloc, mmap-anon]
+fixed:
+  size: 64MiB
+  access: write-page
+repetitions:
+  processes: 4
+  iterations: 3
+timeout: 20s
+"""
+
+
+def test_a_remote_run_records_load_and_counts_its_probes_as_its_own(
+        tmp_path: Path, sshd: Sshd) -> None:
+    spec = tmp_path / "busy-target.yaml"
+    spec.write_text(BUSY_SPEC)
+    work_dir = tmp_path / "remote-work"
+    work_dir.mkdir()
+    hosts = _fleet_file(tmp_path, sshd, ["idle"], work_dir)
+    assert main([*_run_args(tmp_path, spec, hosts), "--no-report"]) == 0
+    [run] = list_runs(tmp_path / "results")
+    [session] = run.manifest["load"]
+    for snapshot in (session["before"], session["after"]):
+        assert None not in snapshot.values(), snapshot
+    own_s = session["after"]["own_cpu_s"] - session["before"]["own_cpu_s"]
+    probes_s = sum(r.wall_s for r in run.records)
+    # The probes touch 64 MiB each: CPU-bound, so most of their wall time is their CPU time,
+    # which the `times` of the shell that waited for them reports (about 0.8 of it here), and
+    # nothing else's: what the noise check calls other work leaves the probes out. (Loopback:
+    # the target's other work is this test's runner, ssh and sshd, and whoever else shares it.)
+    assert 0.3 * probes_s <= own_s <= probes_s + 0.5
+    assert noise.run_load([session]).other_work_cpus is not None
