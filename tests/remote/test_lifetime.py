@@ -1,6 +1,6 @@
 """What a run over SSH may leave behind (runner.remote.lifetime): runner markers and leases,
 and which folders a later run sweeps. The fault injection against a real sshd is in
-test_faults.py."""
+test_ssh_faults.py."""
 
 from __future__ import annotations
 
