@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.core.model import Scenario
 from runner.probe import execute, native
-from runner.remote import ssh
+from runner.remote import lifetime, ssh
 from runner.remote.hosts import Host
 from tests.sshd_server import SshdUnavailable, start_sshd
 
@@ -53,7 +53,7 @@ def main() -> int:
 def _measure(binary: native.ProbeBinary, destination: str, port: int,
              options: dict[str, str], processes: int) -> int:
     host = Host("bench", destination, port, tuple(options.items()))
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         workspace = ssh.open_workspace(connection)

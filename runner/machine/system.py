@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import resource
 import socket
 import subprocess
@@ -347,12 +348,19 @@ def read_load() -> dict[str, Any]:
     itself and the probes it waited for (`own_cpu_s`), and how much time the hypervisor stole;
     times are jiffies summed over all CPUs. Unreadable values are None.
     """
-    loadavg = (read_text("/proc/loadavg") or "").split()
-    stat = (read_text("/proc/stat") or "").splitlines()
     own = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return parse_load(read_text("/proc/loadavg") or "", read_text("/proc/stat") or "",
+                      sum(r.ru_utime + r.ru_stime for r in own))
+
+
+def parse_load(loadavg_text: str, stat_text: str, own_cpu_s: float | None) -> dict[str, Any]:
+    """read_load's snapshot from the texts of /proc/loadavg and /proc/stat (its `cpu` lines
+    suffice) and the CPU seconds of the runner and its probes; a remote target's too."""
+    loadavg = loadavg_text.split()
+    stat = stat_text.splitlines()
     snapshot: dict[str, Any] = {
         "loadavg_1m": float(loadavg[0]) if loadavg else None,
-        "own_cpu_s": round(sum(r.ru_utime + r.ru_stime for r in own), 3),
+        "own_cpu_s": None if own_cpu_s is None else round(own_cpu_s, 3),
         "cpus": sum(1 for line in stat if line.startswith("cpu") and line[3:4].isdigit()) or None,
         "busy_jiffies": None, "idle_jiffies": None, "steal_jiffies": None, "total_jiffies": None,
     }
@@ -363,6 +371,16 @@ def read_load() -> dict[str, Any]:
                      "idle_jiffies": idle + iowait, "steal_jiffies": steal,
                      "total_jiffies": sum(values[:8])}
     return snapshot
+
+
+_TIMES_WORD = re.compile(r"(\d+)m(\d+(?:\.\d*)?)s")
+
+
+def parse_times_s(text: str) -> float:
+    """The CPU seconds in the output of the POSIX shell's `times` ("0m0.01s 0m0.02s" for the
+    shell, then the same for the children it waited for), all added up."""
+    return sum(int(minutes) * 60 + float(seconds)
+               for minutes, seconds in _TIMES_WORD.findall(text))
 
 
 def default_machine_label() -> str:

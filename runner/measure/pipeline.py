@@ -77,6 +77,7 @@ class Target:
     probe_env: dict[str, str]  # the allocator variables of every probe there
     probe_info: dict[str, Any]  # added to the manifest's "probe": how it got there
     connection_failures: Callable[[], int]  # processes the connection failed so far
+    read_load: Callable[[], dict[str, Any]]  # system.read_load's snapshot, of the target
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
                       duration_estimate(plan, options).per_process_s if listener else {})
     if listener:
         listener.experiment(experiment.name, watch.total)
-    load_before = system.read_load()
+    read_load = target.read_load if target else system.read_load
+    load_before = read_load()
     lost_before = target.connection_failures() if target else 0
 
     def run(batch: list[schedule.Job], already: set[tuple[str, int]]) -> None:
@@ -185,9 +187,7 @@ def _run_locked(plan: Plan, binary: native.ProbeBinary, options: RunOptions,
     run(jobs, done)
     extra = extra_rounds.run_extra_rounds(plan, repetitions, run_dir, int(manifest["seed"]),
                                           neighbours, run, say, watch.extend)
-    # This machine's load says nothing about another's: a remote run records none.
-    load = [*manifest.get("load", []), *([] if target else [
-        {"before": load_before, "after": system.read_load()}])]
+    load = [*manifest.get("load", []), {"before": load_before, "after": read_load()}]
     lost = target is not None and target.connection_failures() > lost_before
     folders.write_manifest(run_dir, {**manifest, "finished_utc": None if lost else _utc_now(),
                                    "load": load, "adaptive": extra})

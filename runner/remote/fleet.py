@@ -24,7 +24,7 @@ from runner.machine import preconditions
 from runner.machine.system import read_fingerprint
 from runner.measure import pipeline, quick
 from runner.probe import native
-from runner.remote import ssh
+from runner.remote import lifetime, ssh
 from runner.remote.console import FleetConsole
 from runner.remote.hosts import Fleet, Host
 
@@ -84,7 +84,7 @@ def run_fleet(spec_paths: Sequence[Path], options: pipeline.RunOptions, fleet: F
     for line in quick.quick_left_out(plans, "each experiment's page lists them")[:1]:
         console.say(line)
     with importlib.resources.as_file(importlib.resources.files("runner.probe")) as folder, \
-            ssh.control_dir() as control, ThreadPoolExecutor(fleet.workers) as pool:
+            lifetime.control_dir(console.say) as control, ThreadPoolExecutor(fleet.workers) as pool:
         sources = native.probe_sources(folder)
         stop = threading.Event()
         reached = list(pool.map(lambda host: _reach(host, control, console), fleet.hosts))
@@ -129,6 +129,8 @@ def _reach(host: Host, control: Path, console: FleetConsole) -> _Reached | HostO
     connection = ssh.Connection(host, control)
     try:
         connection.open()
+        for folder in ssh.sweep_run_dirs(connection):
+            console.say(f"[{host.label}] removed {folder} there, left by a runner that was killed")
         workspace = ssh.open_workspace(connection)
     except (AlloclabError, OSError) as error:
         console.problem(f"[{host.label}] not measured: {error}")
@@ -177,9 +179,10 @@ def _run_host(reached: _Reached, plans: Sequence[Plan], binary: native.ProbeBina
         executor = ssh.RemoteExecutor(connection, workspace, installed, stop)
         target = _target(connection, executor)
         host_options = replace(options, machine=host.label)
-        for plan in plans:
-            summaries.append(pipeline.run_plan(plan, installed.binary, host_options, say.say,
-                                               target, listener=say))
+        with lifetime.refreshing(lambda: ssh.refresh_lease(connection, workspace)):
+            for plan in plans:
+                summaries.append(pipeline.run_plan(plan, installed.binary, host_options,
+                                                   say.say, target, listener=say))
         return HostOutcome(host, tuple(summaries))
     except AlloclabError as error:
         say.problem(f"stopped: {error}")
@@ -190,8 +193,8 @@ def _run_host(reached: _Reached, plans: Sequence[Plan], binary: native.ProbeBina
         if executor is not None:
             executor.close()
         if not ssh.remove_workspace(connection, workspace):
-            say.problem(f"could not remove {workspace.run_dir} there (host unreachable): "
-                        "remove it by hand")
+            say.problem(f"could not remove {workspace.run_dir} there (host unreachable): the "
+                        "next run there removes it")
         connection.close()
 
 
@@ -213,7 +216,8 @@ def _target(connection: ssh.Connection, executor: ssh.RemoteExecutor
         probe_env=env,
         probe_info={"shipped": installed.shipped, "target_machine": installed.machine,
                     "target": connection.host.address},
-        connection_failures=lambda: connection.lost)
+        connection_failures=lambda: connection.lost,
+        read_load=executor.read_load)
 
 
 def _fingerprint(connection: ssh.Connection, installed: ssh.RemoteProbe,

@@ -8,11 +8,15 @@ locally built probe cannot run there) is needed on the target: no agent, no Pyth
   temporary folder (mode 0700) of this machine. Setup commands are sessions of it; the probe
   processes are started by one POSIX shell there kept for the run (_Shell), so a process
   costs neither a new session nor the login shell's start-up.
+- Nothing lives on without the runner (runner.remote.lifetime): the master ends a few
+  seconds after its last session; the remote shell ends when its input closes, and kills the
+  probe in flight when that happens while it waits for it.
 - Host keys are checked as the user's ssh does (known_hosts); BatchMode forbids any prompt.
 - Nothing reaches the remote shell unquoted: a command is built from an argument vector with
   shlex.quote, and the probe runs with `env -i` and exactly the variables alloclab chose.
 - Everything alloclab writes there lives in one per-run directory under the host's work_dir
-  (`mktemp -d`), removed by `close()`, also after a failure; only the probe binary is kept,
+  (`mktemp -d`), removed at the end, also after a failure, and by a later run when its
+  runner is gone (its lease, `sweep_run_dirs`); only the probe binary is kept,
   in the per-user cache (`${XDG_CACHE_HOME:-$HOME/.cache}/alloclab/probe-<hash>`), so the
   next run does not ship or compile it again.
 """
@@ -27,20 +31,20 @@ import platform
 import secrets
 import selectors
 import shlex
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from runner.core.errors import AlloclabError, ExitStatus
 from runner.core.model import CONNECTION_NOTE, ProcessRecord, Status
+from runner.machine import system
 from runner.probe import execute, native
+from runner.remote import lifetime
 from runner.remote.hosts import Host
 
 # ssh exits 255 for its own errors; anything else is the remote command's status.
@@ -109,7 +113,11 @@ class Connection:
             with open(self.log_path, "ab") as log:
                 offset = log.tell()
                 started = subprocess.run(
-                    [*self.ssh_argv(master=True), "-o", "ControlPersist=yes", "-f", "-N",
+                    # Ends by itself once idle: after a killed runner's last session closes.
+                    # -E: a master in the background still says why it ended (a dead link).
+                    [*self.ssh_argv(master=True), "-o",
+                     f"ControlPersist={lifetime.CONTROL_PERSIST_S}", "-E", str(self.log_path),
+                     "-f", "-N",
                      "--", self.host.destination],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                     timeout=CONNECT_TIMEOUT_S * 3, check=False)
@@ -148,6 +156,8 @@ class Connection:
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float = _SETUP_TIMEOUT_S
             ) -> subprocess.CompletedProcess[bytes]:
         """Run an argument vector on the target (quoted), through the shared connection."""
+        if not self.control_path.exists():  # the master ended, idle: start it again
+            self.open()
         return subprocess.run([*self.ssh_argv(), "--", self.host.destination,
                                quote_command(argv)], input=stdin, capture_output=True,
                               timeout=timeout_s, check=False)
@@ -198,21 +208,48 @@ def explain_failure(lines: Sequence[str], host: Host) -> str:
 class Workspace:
     """Where a run keeps its files on the target."""
 
-    run_dir: str  # made by mktemp -d, removed at the end
+    run_dir: str  # made by mktemp -d, removed at the end; holds the lease
     cache_dir: str  # per-user, kept: probe binaries by content hash
     machine: str  # uname -m
 
 
 def open_workspace(connection: Connection) -> Workspace:
-    """Make the per-run directory and learn the cache directory and architecture."""
+    """Make the per-run directory, its lease naming this runner, and learn the cache directory
+    and architecture."""
     script = ('uname -m && d="${XDG_CACHE_HOME:-$HOME/.cache}/alloclab" && mkdir -p "$d" && '
-              'printf "%s\\n" "$d" && mktemp -d "$1/alloclab-run.XXXXXXXX"')
-    out = connection.check_output(["sh", "-c", script, "sh", connection.host.work_dir],
+              'printf "%s\\n" "$d" && r=$(mktemp -d "$1/alloclab-run.XXXXXXXX") && '
+              'printf "%s\\n" "$2" >"$r/lease" && printf "%s\\n" "$r"')
+    out = connection.check_output(["sh", "-c", script, "sh", connection.host.work_dir,
+                                   lifetime.current_runner()],
                                   "preparing the run directory").splitlines()
     if len(out) != 3:
         raise HostError(f"{connection.host.label}: unexpected answer preparing the run "
                         f"directory: {out!r}")
     return Workspace(run_dir=out[2], cache_dir=out[1], machine=out[0])
+
+
+def sweep_run_dirs(connection: Connection) -> list[str]:
+    """Remove the run folders under the host's work_dir whose runner is gone (lifetime
+    .stale_run_dirs: a lease older than LEASE_STALE_S, or a runner of this machine that died);
+    the removed folders' paths."""
+    minutes = int(lifetime.LEASE_STALE_S // 60)
+    script = ('cd "$1" 2>/dev/null || exit 0; for d in alloclab-run.*; do '
+              '[ -d "$d" ] || continue; f="$d/lease"; [ -f "$f" ] || f="$d"; '
+              's=0; [ -n "$(find "$f" -prune -mmin +"$2" 2>/dev/null)" ] && s=1; '
+              'printf "%s %s %s\\n" "$d" "$s" "$(head -n 1 "$d/lease" 2>/dev/null)"; done')
+    work_dir = connection.host.work_dir
+    listing = connection.check_output(["sh", "-c", script, "sh", work_dir, str(minutes)],
+                                      "looking for run folders left by killed runs")
+    stale = [f"{work_dir.rstrip('/')}/{name}" for name in lifetime.stale_run_dirs(listing)]
+    if stale:
+        connection.check_output(["rm", "-rf", "--", *stale], "removing run folders left "
+                                "by killed runs")
+    return stale
+
+
+def refresh_lease(connection: Connection, workspace: Workspace) -> None:
+    """Tell other runners this run still holds its folder (the lease's time)."""
+    connection.run(["touch", "--", f"{workspace.run_dir}/lease"], timeout_s=30)
 
 
 def remove_workspace(connection: Connection, workspace: Workspace) -> bool:
@@ -293,12 +330,17 @@ def probe_script(argv: Sequence[str], env: Mapping[str, str], run_dir: str,
 
     The probe runs under coreutils `timeout` (which kills its whole process group) with an
     environment of exactly PROBE_ENV and `env`, its stdout and stderr in files of the run
-    directory; then the shell prints `marker` with the exit status as it saw it (128 + N when
-    signal N ended it), the stdout file, `marker`-err, the stderr file and `marker`-end.
+    directory. While the shell waits for it, a watcher reads the session's input (fd 3, the
+    shell's stdin): nothing comes until the shell answers, so input there means only its end,
+    the runner or the link gone, and the watcher kills the probe's group. Then the shell
+    prints `marker` with the exit status as it saw it (128 + N when signal N ended it), the
+    stdout file, `marker`-err, the stderr file and `marker`-end.
     """
     command = ["timeout", "-s", "KILL", f"{timeout_s:g}", "env", "-i", *_env_words(env), *argv]
     out, err = shlex.quote(f"{run_dir}/stdout"), shlex.quote(f"{run_dir}/stderr")
-    return (f"{{ {quote_command(command)} >{out} 2>{err}; }} 2>/dev/null; s=$?; "
+    return (f"{{ {quote_command(command)} </dev/null >{out} 2>{err} & p=$!; "
+            "{ read -r _ <&3; kill -KILL -$p $p; } & w=$!; wait $p; s=$?; kill $w; wait $w; "
+            "} 2>/dev/null; "
             f"printf '\\n%s %s\\n' {marker} \"$s\"; cat {out}; "
             f"printf '\\n%s\\n' {marker}-err; cat {err}; printf '\\n%s\\n' {marker}-end\n")
 
@@ -307,11 +349,13 @@ class _Shell:
     """A POSIX shell on the target, kept for the run, reading one probe script per process:
     a process costs no new SSH session nor the login shell's start-up (.bashrc and the like)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, run_dir: str) -> None:
+        # fd 3: the session's input, for probe_script's watcher. The run folder in the shell's
+        # arguments names the run's processes there (its own and, by their files, the probes).
         with open(connection.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [*connection.ssh_argv(), "--", connection.host.destination,
-                 "exec /bin/sh 2>/dev/null"],
+                 f"exec /bin/sh -s {shlex.quote(run_dir)} 3<&0 2>/dev/null"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
         self.buffer = b""
@@ -360,11 +404,38 @@ class RemoteExecutor:
         self.marker = f"@@alloclab-{secrets.token_hex(8)}"
         self._shell: _Shell | None = None
         self._last_cause = ""
+        # CPU time of the probes (and shells) of shells closed before the current one.
+        self._closed_shells_cpu_s = 0.0
+        self._shell_cpu_s = 0.0  # the current shell's, as last read
 
     def close(self) -> None:
         if self._shell is not None:
             self._shell.close()
             self._shell = None
+            self._closed_shells_cpu_s += self._shell_cpu_s
+            self._shell_cpu_s = 0.0
+
+    def read_load(self) -> dict[str, Any]:
+        """system.read_load's snapshot of the target, read by the shell that starts the probes:
+        `own_cpu_s` is its CPU time and that of the probes it waited for (POSIX `times`). All
+        None when the target does not answer."""
+        end = f"\n{self.marker}-end\n"
+        script = (f"cat /proc/loadavg; printf '%s\\n' {self.marker}-stat; grep '^cpu' "
+                  f"/proc/stat; printf '%s\\n' {self.marker}-times; times; "
+                  f"printf '\\n%s\\n' {self.marker}-end\n")
+        answer = None
+        with contextlib.suppress(HostError, subprocess.TimeoutExpired, OSError):
+            if self._shell is None:
+                self.connection.open()
+                self._shell = _Shell(self.connection, self.workspace.run_dir)
+            answer = self._shell.ask(script, end.encode(), time.monotonic() + GRACE_S)
+        if answer is None:
+            self.close()
+            return system.parse_load("", "", None)
+        loadavg, _, rest = answer.decode(errors="replace").partition(f"{self.marker}-stat\n")
+        stat, _, times = rest.partition(f"{self.marker}-times\n")
+        self._shell_cpu_s = system.parse_times_s(times)
+        return system.parse_load(loadavg, stat, self._closed_shells_cpu_s + self._shell_cpu_s)
 
     def run_process(self, argv: Sequence[str], *, scenario_id: str, process_index: int,
                     timeout_s: float, extra_env: Mapping[str, str] | None = None
@@ -409,7 +480,7 @@ class RemoteExecutor:
                  timeout_s: float) -> ProcessRecord | None:
         """One try; None when the connection, not the probe, failed (cause in _last_cause)."""
         if self._shell is None:
-            self._shell = _Shell(self.connection)
+            self._shell = _Shell(self.connection, self.workspace.run_dir)
         started = time.perf_counter()
         end = f"\n{self.marker}-end\n".encode()
         try:
@@ -461,15 +532,3 @@ def record_from_status(status_code: int, stdout: bytes, stderr_text: str, wall_s
     except ValueError as error:
         return record("failed", exit_code=0, note=f"alloclab: unreadable probe output: {error}")
     return record("ok", exit_code=0, probe_output=output)
-
-
-@contextlib.contextmanager
-def control_dir() -> Iterator[Path]:
-    """A private folder (0700) for the connections' sockets and logs, removed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="alloclab-ssh-"))
-    try:
-        os.chmod(path, 0o700)
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-

@@ -20,6 +20,8 @@ from runner.machine.system import (
     allocator_env,
     confounding_differences,
     format_fact,
+    parse_load,
+    parse_times_s,
     read_fingerprint,
     read_load,
     run_facts,
@@ -250,6 +252,24 @@ def test_load_snapshot_counts_jiffies() -> None:
     assert second["total_jiffies"] >= first["total_jiffies"] > 0
     assert first["busy_jiffies"] + first["idle_jiffies"] + first["steal_jiffies"] \
         <= first["total_jiffies"]
+
+
+
+def test_a_load_snapshot_parses_the_texts_a_target_sends() -> None:
+    stat = "cpu  10 1 5 100 4 2 3 7 0 0\ncpu0 5 0 2 50 2 1 1 3 0 0\ncpu1 5 1 3 50 2 1 2 4 0 0\n"
+    snapshot = parse_load("0.52 0.40 0.30 1/100 42\n", stat, 1.23456)
+    assert snapshot == {"loadavg_1m": 0.52, "own_cpu_s": 1.235, "cpus": 2,
+                        "busy_jiffies": 10 + 1 + 5 + 2 + 3, "idle_jiffies": 104,
+                        "steal_jiffies": 7, "total_jiffies": 132}
+    unknown = parse_load("", "", None)
+    assert set(unknown) == set(snapshot) and set(unknown.values()) == {None}
+
+
+def test_shell_times_add_up_the_shell_and_its_children() -> None:
+    dash = "0m0.004000s 0m0.008000s\n1m2.500000s 0m0.250000s\n"
+    bash = "0m0.004s 0m0.008s\n1m2.500s 0m0.250s\n"
+    assert parse_times_s(dash) == parse_times_s(bash) == pytest.approx(62.762)
+    assert parse_times_s("") == 0
 
 
 def test_by_key_matches_the_registry() -> None:

@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runner.analysis import noise
 from runner.cli.main import main
 from runner.machine.system import read_fingerprint
 from runner.probe import execute, native
-from runner.remote import fleet, ssh
+from runner.remote import fleet, lifetime, ssh
 from runner.remote.hosts import Host
 from runner.store.select import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
@@ -186,7 +187,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
     monkeypatch.setattr(ssh.platform, "machine", lambda: f"not-{local_machine}")
     host = Host("s", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
     binary = native.build_probe()
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         workspace = ssh.open_workspace(connection)
@@ -212,7 +213,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
 
 def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
     host = Host("q", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         try:
@@ -228,7 +229,7 @@ def test_an_unknown_host_key_is_refused_with_ssh_s_reason(sshd: Sshd, tmp_path: 
     known.write_text("")
     options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
     host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
-    with ssh.control_dir() as control, pytest.raises(ssh.HostError) as refused:
+    with lifetime.control_dir() as control, pytest.raises(ssh.HostError) as refused:
         ssh.Connection(host, control).open()
     assert re.search(r"No \S+ host key is known for \[127.0.0.1\]:\d+ .*; Host key "
                      r"verification failed\.; check the host's key and add it to known_hosts "
@@ -246,7 +247,7 @@ def test_a_changed_host_key_is_refused_naming_the_offending_key(sshd: Sshd,
     known.write_text(f"[127.0.0.1]:{sshd.port} {kind} {key}\n")
     options = {**sshd.client_options, "UserKnownHostsFile": str(known)}
     host = Host("k", sshd.destination, sshd.port, tuple(options.items()))
-    with ssh.control_dir() as control, pytest.raises(ssh.HostError) as refused:
+    with lifetime.control_dir() as control, pytest.raises(ssh.HostError) as refused:
         ssh.Connection(host, control).open()
     message = str(refused.value)
     assert f"Offending {kind.removeprefix('ssh-').upper()} key in {known}:1" in message, message
@@ -279,7 +280,7 @@ def test_an_unreachable_host_is_in_the_recap_and_fails_the_run(
 
 def test_one_connection_serves_every_process(sshd: Sshd) -> None:
     host = Host("c", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
-    with ssh.control_dir() as control:
+    with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
         try:
@@ -341,3 +342,41 @@ def test_an_ansible_inventory_runs_the_group_limit_picks(
     assert re.search(r"recap \(2 ok\):\n  web1  ok +1 experiment, 4 processes measured\n"
                      r"  web2  ok +1 experiment, 4 processes measured\n", err), err
     assert sorted(run.machine for run in list_runs(tmp_path / "results")) == ["web1", "web2"]
+
+
+BUSY_SPEC = """\
+name: busy-target
+title: Busy target
+question: Are the probes' CPU seconds on a target counted as alloclab's own?
+matrix:
+  backing: [malloc, mmap-anon]
+fixed:
+  size: 64MiB
+  access: write-page
+repetitions:
+  processes: 4
+  iterations: 3
+timeout: 20s
+"""
+
+
+def test_a_remote_run_records_load_and_counts_its_probes_as_its_own(
+        tmp_path: Path, sshd: Sshd) -> None:
+    spec = tmp_path / "busy-target.yaml"
+    spec.write_text(BUSY_SPEC)
+    work_dir = tmp_path / "remote-work"
+    work_dir.mkdir()
+    hosts = _fleet_file(tmp_path, sshd, ["idle"], work_dir)
+    assert main([*_run_args(tmp_path, spec, hosts), "--no-report"]) == 0
+    [run] = list_runs(tmp_path / "results")
+    [session] = run.manifest["load"]
+    for snapshot in (session["before"], session["after"]):
+        assert None not in snapshot.values(), snapshot
+    own_s = session["after"]["own_cpu_s"] - session["before"]["own_cpu_s"]
+    probes_s = sum(r.wall_s for r in run.records)
+    # The probes touch 64 MiB each: CPU-bound, so most of their wall time is their CPU time,
+    # which the `times` of the shell that waited for them reports (about 0.8 of it here), and
+    # nothing else's: what the noise check calls other work leaves the probes out. (Loopback:
+    # the target's other work is this test's runner, ssh and sshd, and whoever else shares it.)
+    assert 0.3 * probes_s <= own_s <= probes_s + 0.5
+    assert noise.run_load([session]).other_work_cpus is not None
