@@ -66,3 +66,13 @@ def test_the_link_check_sees_a_broken_link(tmp_path: Path) -> None:
                                    "[x](b.md) [y](#one-two-three) [z](#none)\n")
     assert anchors(tmp_path / "a.md") == {"one-two-three", "read_buffer"}
     assert links(tmp_path / "a.md") == ["b.md", "#one-two-three", "#none"]
+
+
+def test_the_readme_counts_the_shipped_experiments_and_claims() -> None:
+    from runner.spec import load
+
+    specs = load.load_specs([ROOT / "experiments"])
+    said = re.search(r"(\d+) experiments deciding (\d+) claims", (ROOT / "README.md").read_text())
+    assert said, "README.md no longer says how many experiments and claims ship"
+    assert (int(said.group(1)), int(said.group(2))) == (
+        len(specs), sum(len(spec.checks) for spec in specs))
