@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.core.model import Scenario
 from runner.probe import execute, native
-from runner.remote import lifetime, ssh
+from runner.remote import lifetime, run_folder, ssh
 from runner.remote.hosts import Host
 from tests.sshd_server import SshdUnavailable, start_sshd
 
@@ -56,7 +56,7 @@ def _measure(binary: native.ProbeBinary, destination: str, port: int,
     with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
-        workspace = ssh.open_workspace(connection)
+        workspace = run_folder.open_workspace(connection)
         try:
             with native.importlib.resources.as_file(
                     native.importlib.resources.files("runner.probe")) as sources:
@@ -79,7 +79,7 @@ def _measure(binary: native.ProbeBinary, destination: str, port: int,
                 remote_s.append(there.wall_s)
             executor.close()
         finally:
-            ssh.remove_workspace(connection, workspace)
+            run_folder.remove_workspace(connection, workspace)
             connection.close()
     local_ms = statistics.median(local_s) * 1e3
     remote_ms = statistics.median(remote_s) * 1e3

@@ -102,8 +102,8 @@ def pair_text(metric: str, c: Comparison, names: tuple[str, str] | None) -> str:
         words = [candidate, _signed(metric, c.ratio), *(("vs", reference) if names else ()),
                  _interval(c, [_signed(metric, c.ci_low), " to ", _signed(metric, c.ci_high)])]
     elif 0 < c.ratio < SMALL_RATIO:  # "1/221 of", not "0.00453×"
-        words = [candidate, f"1/{_ratio(1 / c.ratio)}", "of" if names else "", reference,
-                 _interval(c, [f"1/{_ratio(1 / c.ci_low)}", "–", f"1/{_ratio(1 / c.ci_high)}"]
+        words = [candidate, _fraction(c.ratio), "of" if names else "", reference,
+                 _interval(c, [_fraction(c.ci_low), "–", _fraction(c.ci_high)]
                            if c.ci_low > 0 else [_ratio(c.ci_low), "–", _ratio(c.ci_high)])]
     else:
         words = [candidate, f"{_ratio(c.ratio)}×", reference,
@@ -122,6 +122,12 @@ def _interval(c: Comparison, parts: Sequence[str]) -> str:
 
 def _ratio(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "–"
+
+
+def _fraction(value: float) -> str:
+    """1/221, 1/1020: a whole denominator from 100 up, where three digits say it."""
+    denominator = 1 / value
+    return f"1/{denominator:.0f}" if denominator >= 100 else f"1/{denominator:.3g}"
 
 
 def _signed(metric: str, value: float) -> str:

@@ -252,10 +252,14 @@ def _run_fleet(args: argparse.Namespace, options: pipeline.RunOptions,
     outcomes = runner.remote.fleet.run_fleet(_specs(args), options, fleet, console,
                                              allow_shared_host=args.allow_shared_host)
     measured_s = time.monotonic() - started
+    verbose = getattr(args, "verbosity", 0) > 0
     for outcome in outcomes:
         for s in outcome.summaries:
             (console.problem if s.processes_failed else console.say)(
                 f"[{outcome.host.label}] {s.describe()}")
+        for line in _warning_lines(outcome.summaries, Path(args.reports), verbose=verbose,
+                                   reported=not args.no_report):
+            console.say(f"[{outcome.host.label}] {line}")
         for line in verdict_lines(outcome.summaries):
             console.write(f"[{outcome.host.label}] {line}")
     if not args.no_report:
@@ -405,6 +409,7 @@ def cmd_validate(args: argparse.Namespace) -> ExitStatus:
               f"scenarios, {len(plan.dropped)} combinations not measurable")
         for dropped in plan.dropped:
             print(f"  not measured: {matrix.describe_dropped(plan, dropped)}")
+        sys.stdout.flush()  # each file's lines in order with the next one's errors in a log
     if errors:
         if len(checked) > 1:
             print(f"{errors} of {len(checked)} spec files are invalid", file=sys.stderr)

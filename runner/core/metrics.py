@@ -10,7 +10,7 @@ numbers the probe reports when the scenario makes them meaningful, each one more
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from runner.core.model import PHASES, CheckSpec, Method
@@ -167,6 +167,27 @@ NEUTRAL_DIRECTION = Direction("higher", "lower")
 def direction(name: str) -> Direction:
     """How a change of the metric `name` reads (higher/lower where its unit says no more)."""
     return DIRECTIONS.get(BY_NAME[name].unit, NEUTRAL_DIRECTION)
+
+
+# Workload churn's allocate phase is the whole allocate-use-release pair, not an allocation:
+# where every scenario shown is churn, its metrics are named for what they time.
+CHURN_NAMES: Mapping[str, str] = {
+    "allocate_ns_per_op": "time per allocate-use-release pair",
+    "allocate_ns_per_page": "pair time per page",
+    "allocate_minor_faults_per_op": "minor faults per pair",
+    "allocate_minor_faults_per_page": "minor faults per page of a pair",
+    "allocate_major_faults_per_op": "major faults per pair",
+    "allocate_major_faults_per_page": "major faults per page of a pair",
+    "allocate_rss_growth_bytes_per_op": "RSS growth per pair",
+}
+
+
+def short_name(metric: str, workloads: Collection[str] = ()) -> str:
+    """A metric's short name where the scenarios shown run `workloads`: churn's pair names
+    where all of them are churn (CHURN_NAMES), else the metric's own."""
+    if set(workloads) == {"churn"} and metric in CHURN_NAMES:
+        return CHURN_NAMES[metric]
+    return BY_NAME[metric].short_name
 
 
 def format_value(metric: str, value: float) -> str:

@@ -24,7 +24,7 @@ from runner.machine import preconditions
 from runner.machine.system import read_fingerprint
 from runner.measure import pipeline, quick
 from runner.probe import native
-from runner.remote import lifetime, ssh
+from runner.remote import lifetime, run_folder, ssh
 from runner.remote.console import FleetConsole
 from runner.remote.hosts import Fleet, Host
 
@@ -129,9 +129,9 @@ def _reach(host: Host, control: Path, console: FleetConsole) -> _Reached | HostO
     connection = ssh.Connection(host, control)
     try:
         connection.open()
-        for folder in ssh.sweep_run_dirs(connection):
+        for folder in run_folder.sweep_run_dirs(connection):
             console.say(f"[{host.label}] removed {folder} there, left by a runner that was killed")
-        workspace = ssh.open_workspace(connection)
+        workspace = run_folder.open_workspace(connection)
     except (AlloclabError, OSError) as error:
         console.problem(f"[{host.label}] not measured: {error}")
         connection.close()
@@ -153,7 +153,7 @@ def machines(reached: Sequence[_Reached], allow_shared_host: bool) -> list[list[
     shared = [group for group in groups.values() if len(group) > 1]
     if shared and not allow_shared_host:
         for r in reached:
-            ssh.remove_workspace(r.connection, r.workspace)
+            run_folder.remove_workspace(r.connection, r.workspace)
             r.connection.close()
         named = "; ".join(", ".join(f"{r.host.label} ({r.host.address})" for r in group)
                           for group in shared)
@@ -179,7 +179,7 @@ def _run_host(reached: _Reached, plans: Sequence[Plan], binary: native.ProbeBina
         executor = ssh.RemoteExecutor(connection, workspace, installed, stop)
         target = _target(connection, executor)
         host_options = replace(options, machine=host.label)
-        with lifetime.refreshing(lambda: ssh.refresh_lease(connection, workspace)):
+        with lifetime.refreshing(lambda: run_folder.refresh_lease(connection, workspace)):
             for plan in plans:
                 summaries.append(pipeline.run_plan(plan, installed.binary, host_options,
                                                    say.say, target, listener=say))
@@ -192,7 +192,7 @@ def _run_host(reached: _Reached, plans: Sequence[Plan], binary: native.ProbeBina
     finally:
         if executor is not None:
             executor.close()
-        if not ssh.remove_workspace(connection, workspace):
+        if not run_folder.remove_workspace(connection, workspace):
             say.problem(f"could not remove {workspace.run_dir} there (host unreachable): the "
                         "next run there removes it")
         connection.close()

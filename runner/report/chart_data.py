@@ -56,6 +56,7 @@ class ChartData:
     chart: ChartSpec
     series: tuple[Series, ...]
     series_keys: tuple[str, ...]  # the parameters the series' labels show, in label order
+    workloads: frozenset[str] = frozenset()  # of the scenarios plotted (their metrics' names)
 
     @property
     def legend_title(self) -> str | None:
@@ -151,8 +152,11 @@ def chart_data(samples: pd.DataFrame, chart: ChartSpec, label_keys: tuple[str, .
         groups.append(_Group(tuple(_plain(v) for v in values_tuple), _applying(keys, group),
                              tuple(points)))
     shown, labels = label_series(keys, [g.values for g in groups], [g.applying for g in groups])
+    workloads = frozenset(str(w) for w in selected["workload"].unique()) \
+        if "workload" in selected.columns else frozenset()
     return ChartData(chart, tuple(Series(label, g.points)
-                                  for label, g in zip(labels, groups, strict=True)), shown)
+                                  for label, g in zip(labels, groups, strict=True)), shown,
+                     workloads)
 
 
 def _applying(keys: tuple[str, ...], group: pd.DataFrame) -> tuple[bool, ...]:

@@ -23,7 +23,7 @@ import io
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 from matplotlib.transforms import offset_copy
 
 from runner.core.kinds import Value
-from runner.core.metrics import BY_NAME
+from runner.core.metrics import BY_NAME, short_name
 from runner.core.model import ChartSpec
 from runner.core.parameters import BY_KEY
 from runner.report import chart_hover, chart_layout, ticks
@@ -106,10 +106,11 @@ _RC: dict[RcKeyType, Any] = {"svg.hashsalt": "alloclab", "svg.fonttype": "none",
        "legend.framealpha": 1.0}
 
 
-def y_axis_label(metric: str) -> str:
-    """One line: the metric's short name, and its unit where neither the ticks (`1 µs`,
-    `4 KiB`) nor the name (`minor faults per page`) say it."""
-    short, unit = BY_NAME[metric].short_name, BY_NAME[metric].unit
+def y_axis_label(metric: str, workloads: Collection[str] = ()) -> str:
+    """One line: the metric's short name for the chart's `workloads`
+    (runner.core.metrics.short_name), and its unit where neither the ticks (`1 µs`, `4 KiB`)
+    nor the name (`minor faults per page`) say it."""
+    short, unit = short_name(metric, workloads), BY_NAME[metric].unit
     if ticks.ticks_carry_unit(unit) or unit in short:
         return short
     return f"{short} ({unit})"
@@ -269,17 +270,19 @@ def _lay_out(figure: Figure, axes: Any, lines: Sequence[_Line], drawn: Sequence[
 
 
 def _draw_svg(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
-              height_in: float = 4.2) -> str:
+              height_in: float = 4.2, y_label: str | None = None) -> str:
     """Median lines (or, for a categorical x, points with quartile bars) as an <svg> element,
-    each mark titled with its numbers."""
+    each mark titled with its numbers; `y_label` by default the metric's (y_axis_label)."""
+    y_label = y_label or y_axis_label(chart.metric)
     with matplotlib.rc_context(_RC), chart_layout.shared_text_to_path():
-        figure, marks = _figure(chart, lines, legend_title, height_in)
+        figure, marks = _figure(chart, lines, legend_title, height_in, y_label)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.DOTALL)
     svg = chart_hover.add_titles(svg, marks)
     return _with_title_and_desc(svg, chart.title,
-                                describe_chart(chart, lines, BY_NAME[chart.metric].unit))
+                                describe_chart(chart, lines, BY_NAME[chart.metric].unit,
+                                               y_label))
 
 
 def _x_text(chart: ChartSpec, x: Value) -> str:
@@ -320,7 +323,7 @@ def _draw_processes(figure: Figure, axes: Any, chart: ChartSpec, index: int, lin
 
 
 def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
-            height_in: float) -> tuple[Figure, list[Marks]]:
+            height_in: float, y_label: str | None = None) -> tuple[Figure, list[Marks]]:
     """The chart as a laid-out figure, to be drawn within the same rc context, and the
     titles of its marks."""
     x_parameter = BY_KEY[chart.x]
@@ -367,7 +370,7 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
         if processes is not None:
             marks.append(processes)
     if not categories:
-        return _empty_figure(figure, axes, chart), []
+        return _empty_figure(figure, axes, chart, y_label), []
     if chart.log_x and numeric_x:
         axes.set_xscale("log", base=2)
     _set_y_axis(axes, chart, lines)
@@ -381,7 +384,7 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
         axes.set_xticks(range(len(categories)), x_labels)
         axes.set_xlim(-0.5, len(categories) - 0.5)
     axes.set_xlabel(chart.x)
-    axes.set_ylabel(_as_text(y_axis_label(chart.metric)))
+    axes.set_ylabel(_as_text(y_label or y_axis_label(chart.metric)))
     # A spec's text, never TeX; y given, so matplotlib does not search for room above
     # tick labels that are never drawn above the plot.
     axes.set_title(chart.title, parse_math=False, y=1.0)
@@ -390,7 +393,7 @@ def _figure(chart: ChartSpec, lines: Sequence[_Line], legend_title: str | None,
     return figure, marks
 
 
-def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
+def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec, y_label: str | None) -> Figure:
     """A chart none of whose scenarios has a sample (a quick run leaves them out, or each of
     their processes failed; the page lists which and why): its frame says so, where an
     empty axis would look like a drawing error."""
@@ -399,13 +402,14 @@ def _empty_figure(figure: Figure, axes: Any, chart: ChartSpec) -> Figure:
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_xlabel(chart.x)
-    axes.set_ylabel(_as_text(y_axis_label(chart.metric)))
+    axes.set_ylabel(_as_text(y_label or y_axis_label(chart.metric)))
     axes.set_title(chart.title, parse_math=False, y=1.0)
     _lay_out(figure, axes, [], [], None, [], True)
     return figure
 
 
-def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
+def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str,
+                   y_label: str | None = None) -> str:
     """What a chart shows, in words, for those who cannot see it (its SVG <desc>)."""
     x_scale = " (log scale)" if chart.log_x and BY_KEY[chart.x].kind in NUMERIC_KINDS else ""
     y_scale = (" (log scale)" if chart.log_y else
@@ -419,7 +423,8 @@ def describe_chart(chart: ChartSpec, lines: Sequence[_Line], unit: str) -> str:
                    "process's own value (the median of its iterations)")
     metric = BY_NAME[chart.metric]
     return (f"Metric {chart.metric}: {metric.description} ({unit}). x axis: {chart.x}{x_scale}; "
-            f"y axis: {y_axis_label(chart.metric)}{y_scale}; {spread}. Series ({len(lines)}): "
+            f"y axis: {y_label or y_axis_label(chart.metric)}{y_scale}; {spread}. Series "
+            f"({len(lines)}): "
             f"{series}. Each mark's title gives its numbers.")
 
 
@@ -440,7 +445,8 @@ def render_svg(data: ChartData, looks: Mapping[str, Look] | None = None) -> str:
     if looks is None or any(s.label not in looks for s in data.series):
         looks = assign_looks(s.label for s in data.series)
     lines = [_Line(s.label, s.points, looks[s.label]) for s in data.series]
-    return _draw_svg(data.chart, lines, data.legend_title)
+    return _draw_svg(data.chart, lines, data.legend_title,
+                     y_label=y_axis_label(data.chart.metric, data.workloads))
 
 
 RUN_LINESTYLES = ("-", "--", ":", "-.")
@@ -462,4 +468,6 @@ def render_overlay_svg(runs: Sequence[tuple[str, ChartData]]) -> str:
               processes=False)
         for run_index, (run_label, data) in enumerate(runs) for series in data.series
     ]
-    return _draw_svg(runs[0][1].chart, lines, None, height_in=4.6)
+    workloads = {w for _, data in runs for w in data.workloads}
+    return _draw_svg(runs[0][1].chart, lines, None, height_in=4.6,
+                     y_label=y_axis_label(runs[0][1].chart.metric, workloads))

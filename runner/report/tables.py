@@ -20,7 +20,7 @@ import pandas as pd
 from runner.analysis import noise
 from runner.analysis.stats import Summary, summarize
 from runner.core.choices import WORKLOAD_MEASURES
-from runner.core.metrics import BY_NAME, format_value
+from runner.core.metrics import BY_NAME, format_value, short_name
 from runner.core.model import ProcessRecord
 from runner.core.parameters import BY_KEY, applies
 from runner.machine import system
@@ -138,20 +138,27 @@ _NO_SAMPLES = summarize([])
 _UNITS_IN_CELLS = frozenset({"ns", "bytes"})
 
 
-def metric_heading(metric: str) -> str:
-    """A summary column's heading: the metric's short name, with its unit where neither the
-    name nor the cells say it ("protection enforced (0 or 1)")."""
-    known = BY_NAME[metric]
-    if known.unit in _UNITS_IN_CELLS or known.unit in known.short_name:
-        return known.short_name
-    return f"{known.short_name} ({known.unit})"
+def metric_heading(metric: str, workloads: Collection[str] = ()) -> str:
+    """A summary column's heading: the metric's short name for the run's `workloads`
+    (runner.core.metrics.short_name), with its unit where neither the name nor the cells say
+    it ("protection enforced (0 or 1)")."""
+    unit, short = BY_NAME[metric].unit, short_name(metric, workloads)
+    if unit in _UNITS_IN_CELLS or unit in short:
+        return short
+    return f"{short} ({unit})"
 
 
-def metric_columns(metrics: Sequence[str]) -> list[dict[str, str]]:
+def metric_columns(metrics: Sequence[str], workloads: Collection[str] = ()
+                   ) -> list[dict[str, str]]:
     """The summary table's metric headings (metric_heading), with the id and the description
     for the tooltip."""
-    return [{"id": m, "short": metric_heading(m), "description": BY_NAME[m].description}
+    return [{"id": m, "short": metric_heading(m, workloads), "description": BY_NAME[m].description}
             for m in metrics]
+
+
+def run_workloads(run: StoredRun) -> set[str]:
+    """The workloads of a run's scenarios."""
+    return {str(s["params"]["workload"]) for s in run.manifest["scenarios"]}
 
 
 def _number(value: float) -> str:

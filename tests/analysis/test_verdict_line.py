@@ -115,3 +115,9 @@ def test_too_few_processes_for_any_interval_says_how_many_would_do() -> None:
                       note="1 of 1 pairs had too few processes: run at least 8 per scenario")
     assert summary_line(verdict).endswith(
         "— the claim (1 of 1 pairs had too few processes: run at least 8 per scenario)")
+
+
+def test_a_large_denominator_is_written_whole() -> None:
+    pair = _pair(ratio=1 / 822, ci_low=1 / 1020, ci_high=1 / 652)
+    assert "malloc 1/822 of mmap-anon [1/1020–1/652]" in summary_line(
+        _verdict("allocate_ns_per_op", pair))

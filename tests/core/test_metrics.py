@@ -37,3 +37,13 @@ def test_every_metric_has_a_short_one_line_name_of_its_own() -> None:
         assert metric.short_name != metric.description, metric.name
     assert BY_NAME["first_touch_ns_per_page"].short_name == "first touch time per page"
     assert OBSERVATIONS_BY_NAME["usable_bytes"].metric.short_name == "usable size per block"
+
+
+def test_churn_s_allocate_metrics_are_named_for_the_pair_they_time() -> None:
+    from runner.core.metrics import short_name
+
+    assert short_name("allocate_ns_per_op", {"churn"}) == "time per allocate-use-release pair"
+    # Mixed with cycle, or any other workload: the phase's own name.
+    assert short_name("allocate_ns_per_op", {"churn", "cycle"}) == "allocate time per block"
+    assert short_name("allocate_ns_per_op") == "allocate time per block"
+    assert short_name("free_ns_per_op", {"churn"}) == BY_NAME["free_ns_per_op"].short_name

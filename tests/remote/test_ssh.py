@@ -24,7 +24,7 @@ from runner.analysis import noise
 from runner.cli.main import main
 from runner.machine.system import read_fingerprint
 from runner.probe import execute, native
-from runner.remote import fleet, lifetime, ssh
+from runner.remote import fleet, lifetime, run_folder, ssh
 from runner.remote.hosts import Host
 from runner.store.select import list_runs
 from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
@@ -190,7 +190,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
     with lifetime.control_dir() as control:
         connection = ssh.Connection(host, control)
         connection.open()
-        workspace = ssh.open_workspace(connection)
+        workspace = run_folder.open_workspace(connection)
         try:
             installed = ssh.install_probe(connection, workspace, binary,
                                              native.probe_sources(ROOT / "runner" / "probe"))
@@ -199,7 +199,7 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
                                          native.probe_sources(ROOT / "runner" / "probe"))
             text = ssh.read_fingerprint_json(connection, installed, ["/tmp"], {})
         finally:
-            assert ssh.remove_workspace(connection, workspace)
+            assert run_folder.remove_workspace(connection, workspace)
             connection.close()
     assert installed.shipped == "source" and installed.machine == local_machine
     assert installed.binary.compiler == binary.compiler  # the target's cc: the same one here
