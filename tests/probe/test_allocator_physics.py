@@ -1,11 +1,13 @@
 """The probe under each allocator (parameter allocator): the malloc it calls is the one asked
 for, glibc's chunk observations stay glibc's, and a small block is not a mapping of its own.
 
-An allocator this machine lacks is skipped, the reason naming the package that installs it.
+An allocator this machine lacks is skipped, the reason naming the package that installs it (a
+failure when $CI is set: CI installs them).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -21,9 +23,12 @@ PRELOADED = tuple(allocators.LIBRARIES)
 
 
 def library_of(name: str) -> str:
-    """The allocator's library here, or a skip that says what to install."""
+    """The allocator's library here, or a skip that says what to install; a failure when $CI
+    is set: .ci/run installs every allocator, so a skip there would hide a missing install."""
     path = allocators.find_libraries([name]).get(name)
     if path is None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI is set but {allocators.install_hint(name)}")
         pytest.skip(allocators.install_hint(name))
     return path
 
