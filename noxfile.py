@@ -113,7 +113,10 @@ def eta(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def screenshot(session: nox.Session) -> None:
-    """Re-take docs/index.png, README's picture of reports/index.html, in headless Chromium."""
+    """Re-take docs/index.png, README's picture of reports/index.html, in headless Chromium,
+    and docs/index-phone.png, the same page on a 400 px phone (the guide's)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "tests.browser", "reports/index.html", "docs/index.png",
                 *session.posargs)
+    session.run("python", "-m", "tests.browser", "reports/index.html", "docs/index-phone.png",
+                "--size", "400x1000")
