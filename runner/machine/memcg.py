@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from runner.core.units import format_size
+from runner.machine import processes
 from runner.machine.kernel_files import read_text
 
 PREFIX = "alloclab-"
@@ -157,7 +158,7 @@ def sweep(hierarchy: Hierarchy) -> list[Path]:
     with contextlib.suppress(OSError):
         for path in sorted(hierarchy.parent.iterdir()):
             match = _NAME.fullmatch(path.name)
-            if match is None or not path.is_dir() or _alive(int(match.group(1))):
+            if match is None or not path.is_dir() or processes.alive(int(match.group(1))):
                 continue
             with contextlib.suppress(OSError):
                 path.rmdir()
@@ -169,16 +170,6 @@ def oom_note(group: MemoryCgroup, kills: int) -> str:
     """What a record of a process the OOM killer ended says, in alloclab's words."""
     return (f"alloclab: OOM-killed in its memory cgroup (limit {format_size(group.limit_bytes)}, "
             f"no swap; the cgroup counted {kills} OOM kill{'s' if kills != 1 else ''})")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, value: int, optional: bool = False) -> None:

@@ -9,9 +9,10 @@ a name whose probe is gone is removed; one whose pid is alive is left, whoever h
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
+
+from runner.machine import processes
 
 SHM_DIR = Path("/dev/shm")
 _NAME = re.compile(r"^alloclab-(?:ipc-)?(\d+)-\d+$")
@@ -23,18 +24,8 @@ def sweep(folder: Path = SHM_DIR) -> list[str]:
     with contextlib.suppress(OSError):
         for path in folder.iterdir():
             found = _NAME.match(path.name)
-            if found and not _alive(int(found.group(1))):
+            if found and not processes.alive(int(found.group(1))):
                 with contextlib.suppress(OSError):
                     path.unlink()
                     removed.append(path.name)
     return sorted(removed)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner.core import names
 from runner.core.errors import UsageError
 from runner.machine.system import ALLOCATOR_ENV_NAMES, ALLOCATOR_ENV_PREFIX
@@ -200,12 +198,7 @@ def host_from(entry: Mapping[str, Any], where: str) -> Host:
 
 def parse_hosts_text(text: str, path: Path) -> Fleet:
     """Parse a fleet file's text (see the module docstring); `path` is for messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise UsageError(f"{path}:{line}: not valid YAML ({error})") from error
+    data = inventory.load_yaml(text, path)
     if not isinstance(data, Mapping) or not isinstance(data.get("hosts"), list) \
             or not data["hosts"]:
         raise UsageError(f"{path}:1: expected `hosts:` with a list of hosts, each "

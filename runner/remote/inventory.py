@@ -199,12 +199,7 @@ def expand(pattern: str, where: str) -> list[str]:
 def parse_yaml(text: str, path: Path) -> Inventory:
     """A YAML inventory: groups mapping to `hosts` (name: variables), `children` (groups, the
     same way) and `vars`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise UsageError(f"{path}:{line}: not valid YAML ({error})") from None
+    data = load_yaml(text, path)
     if not isinstance(data, Mapping):
         raise UsageError(f"{path}:1: an inventory maps group names to their hosts, children "
                          "and vars")
@@ -212,6 +207,16 @@ def parse_yaml(text: str, path: Path) -> Inventory:
     for name, body in data.items():
         _yaml_group(inventory, str(name), body, path, text)
     return inventory
+
+
+def load_yaml(text: str, path: Path) -> Any:
+    """A --hosts file's YAML (a fleet file's or an inventory's); UsageError naming its line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise UsageError(f"{path}:{line}: not valid YAML ({error})") from None
 
 
 def _yaml_group(inventory: Inventory, name: str, body: Any, path: Path, text: str) -> None:

@@ -14,7 +14,6 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from runner.probe import execute, native
 from runner.remote import fleet, lifetime, run_folder, ssh
 from runner.remote.hosts import Host
 from runner.store.select import list_runs
-from tests.sshd_server import Sshd, SshdUnavailable, start_sshd
+from tests.sshd_server import Sshd
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.probe
@@ -53,16 +52,6 @@ charts:
     x: backing
 """
 WEIRD = "we ird;$(touch CANARY)`touch CANARY`'\"&|<>*"
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    try:
-        server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    except SshdUnavailable as reason:
-        pytest.skip(f"no OpenSSH server to test against: {reason}")
-    yield server
-    server.stop()
 
 
 def _fleet_file(tmp_path: Path, sshd: Sshd, labels: list[str], work_dir: Path) -> Path:

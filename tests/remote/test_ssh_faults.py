@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.probe import native
 from runner.remote import lifetime, ssh
-from tests.sshd_server import Sshd, SshdUnavailable, _descendants, start_sshd
+from tests.sshd_server import Sshd, _descendants
 
 ROOT = Path(__file__).parents[2]
 pytestmark = [pytest.mark.probe, pytest.mark.slow]
@@ -49,17 +48,6 @@ timeout: 20s
 LABEL = "target"
 LINGER_S = 30.0  # the bound for anything of a killed run
 ALIVE_INTERVAL_S, ALIVE_COUNT = 5, 3  # ssh.Connection's ServerAliveInterval and CountMax
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    native.build_probe()  # once, so no test's timing includes the compiler
-    try:
-        server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    except SshdUnavailable as reason:
-        pytest.skip(f"no OpenSSH server to test against: {reason}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
