@@ -25,7 +25,9 @@ Families (bandwidth ones over one 256 MiB block), each with its probe scenario:
   map-file     sum every word of a warm file through a read-only private mapping, faults
                included (probe: mmap-file, protection read, read-all, first_touch)
   malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
-               whose allocate slot times the pairs); malloc-4k the same with 4 KiB
+               whose allocate slot times the pairs); malloc-4k the same with 4 KiB;
+               malloc-4k-jemalloc, -tcmalloc and -mimalloc the same with that allocator in
+               LD_PRELOAD on both sides (probe: parameter allocator)
   mmap-4k      100,000 back-to-back mmap(4 KiB) + store + munmap (workload churn)
   mmap-4k-untouched
                the same pairs without the store (access none): mmap and munmap alone, no
@@ -128,8 +130,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout, not necessaril
 from runner.analysis.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_median_ci  # noqa: E402
 from runner.core.errors import SpecError  # noqa: E402
 from runner.core.model import ProcessRecord, Repetitions, Scenario  # noqa: E402
-from runner.machine import preconditions, system  # noqa: E402
+from runner.machine import allocators, preconditions, system  # noqa: E402
 from runner.measure import datafiles, schedule  # noqa: E402
+from runner.probe import native  # noqa: E402
 from runner.probe.execute import PROBE_ENV, run_process  # noqa: E402
 from runner.probe.native import ProbeBinary, build_probe, compile_c, find_compiler, probe_argv  # noqa: E402
 from runner.spec.load import parse_spec  # noqa: E402
@@ -178,6 +181,8 @@ class Family:
     # fail the family for its ratio (it still fails for unequal page faults). Empty: the
     # family must be within the bound.
     known_difference: str = ""
+    # An allocator both sides run under (LD_PRELOAD of its library); empty: the C library's.
+    allocator: str = ""
 
     @property
     def work_pages(self) -> int:
@@ -285,6 +290,15 @@ FAMILIES = (
            "allocate", "ns/op", ("malloc-free", "4096", str(CHURN_MALLOC_OPS)),
            "malloc(4 KiB), a store, free, back to back", size_bytes=4096,
            ops=CHURN_MALLOC_OPS),
+    # The same pair under each allocator alloclab preloads (parameter allocator): the probe's
+    # loop with the library in LD_PRELOAD, and baseline.c's own loop with the same library
+    # preloaded. A missing allocator leaves its family out, saying which package adds it.
+    *(Family(f"malloc-4k-{name}", {"workload": "churn", "backing": "malloc",
+                                   "access": "write-page", "allocator": name},
+             "allocate", "ns/op", ("malloc-free", "4096", str(CHURN_MALLOC_OPS)),
+             f"malloc(4 KiB), a store, free, back to back, {name} preloaded", size_bytes=4096,
+             ops=CHURN_MALLOC_OPS, allocator=name)
+      for name in ("jemalloc", "tcmalloc", "mimalloc")),
     Family("mmap-4k", {"workload": "churn", "backing": "mmap-anon", "access": "write-page"},
            "allocate", "ns/op", ("mmap-munmap", "4096", str(CHURN_MMAP_OPS)),
            "mmap of 4 KiB, a store (one page fault), munmap, back to back", size_bytes=4096,
@@ -389,6 +403,7 @@ class Runner:
         self.work_dir = work_dir
         self.data_files = data_files  # family name -> its data file (file families)
         self.facts = preconditions.read_facts()
+        self.libraries = dict(self.facts.allocator_libraries or {})
         self.env = system.allocator_env(os.environ)
         self.count = 0
 
@@ -445,7 +460,10 @@ class Runner:
         data_file = str(self.data_files.get(family.name, ""))
         argv = [str(self.baseline),
                 *(data_file if arg == DATA_FILE else arg for arg in family.plain)]
-        result = subprocess.run(argv, env={**PROBE_ENV, **self.env}, stdin=subprocess.DEVNULL,
+        preload = ({native.PRELOAD_VARIABLE: self.libraries[family.allocator]}
+                   if family.allocator else {})
+        result = subprocess.run(argv, env={**PROBE_ENV, **self.env, **preload},
+                                stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
         if result.returncode != 0:
             raise SystemExit(f"bench/fidelity.py: {family.name}: baseline exited "
@@ -780,6 +798,10 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = set(args.family or []) | set(args.families)
     families = [f for f in FAMILIES if not chosen or f.name in chosen]
+    installed = allocators.find_libraries()
+    for family in [f for f in families if f.allocator and f.allocator not in installed]:
+        print(f"{family.name}: left out: {allocators.install_hint(family.allocator)}")
+        families.remove(family)
     series = prepare(families)
     probe = build_probe()
     data_files: dict[str, Path] = {}
