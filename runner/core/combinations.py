@@ -161,9 +161,6 @@ def _allocator_conflict(params: Mapping[str, Value]) -> str | None:
     if params["heap_pad"] != "default":
         return (f"heap_pad keep sets glibc's trim threshold and top pad (mallopt), which "
                 f"allocator {allocator} does not read (use heap_pad: default)")
-    if str(params["release"]).startswith("malloc-trim"):
-        return (f"release {params['release']} calls glibc's malloc_trim, which trims glibc's "
-                f"heap, not allocator {allocator}'s (use release: free)")
     if "glibc.malloc." in str(params["tunables"]):
         return (f"glibc.malloc tunables configure glibc's malloc, which allocator {allocator} "
                 "replaces (leave tunables out, or use allocator: glibc)")

@@ -117,7 +117,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               RELEASES, keyed_label=True,
               doc=("The madvise of madv-dontneed and madv-free is timed and the munmap after it "
                    "is not, so the free phase's RSS shows what the advice gave back. "
-                   "malloc_trim(0) walks every arena. free-but-last and malloc-trim-but-last "
+                   "malloc_trim(0) walks every arena; under another allocator (parameter "
+                   "allocator) the malloc-trim releases call its own equivalent: jemalloc's "
+                   "purge of every arena, tcmalloc's MallocExtension_ReleaseFreeMemory, "
+                   "mimalloc's mi_collect(true). free-but-last and malloc-trim-but-last "
                    "free many blocks and keep one, which pins the top of the heap. With none, "
                    "the resident set adds up from iteration to iteration.")),
     Parameter("workload", "workload", "choice", "cycle",
@@ -408,8 +411,9 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "directories; Debian's packages libjemalloc2, libtcmalloc-minimal4 and "
                    "libmimalloc2.0. The fingerprint records each library's path and version, "
                    "and malloc_from_allocator proves which library's malloc the probe called. "
-                   "glibc's own controls need glibc: heap_pad keep, the malloc-trim releases "
-                   "and glibc.malloc tunables; glibc's chunk observations (blocks_mmapped, "
+                   "glibc's own controls need glibc: heap_pad keep and glibc.malloc tunables "
+                   "(the malloc-trim releases call each allocator's own trim); glibc's chunk "
+                   "observations (blocks_mmapped, "
                    "blocks_in_thread_arena) are not reported under another allocator.")),
 )
 

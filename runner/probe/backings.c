@@ -460,14 +460,14 @@ __attribute__((noinline)) void release_blocks(const struct blocks *b,
             free_heap_keeping(b, s->keep_every);
         else
             free_heap(b);
-        malloc_trim(0);
+        allocator_trim();
         break;
     case RELEASE_FREE_BUT_LAST:
         free_heap_but_last(b);
         break;
     case RELEASE_MALLOC_TRIM_BUT_LAST:
         free_heap_but_last(b);
-        malloc_trim(0);
+        allocator_trim();
         break;
     case RELEASE_MUNMAP:
         unmap_blocks(b);

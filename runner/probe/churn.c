@@ -75,7 +75,7 @@ static inline __attribute__((always_inline)) uint64_t heap_pairs(
             ESCAPE(p);
             free(p);
             if (trim)
-                malloc_trim(0);
+                allocator_trim();
         });
     }
     return sum;

@@ -584,6 +584,9 @@ extern const char TIME_LIMIT_VARIABLE[];
 void tie_to_runner(int traced);
 void tie_to_probe(void);
 
+/* allocator.c */
+void allocator_trim(void);
+
 /* options.c */
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 int is_file_backing(enum backing backing);

@@ -92,3 +92,31 @@ def test_small_blocks_are_not_a_mapping_each(probe: ProbeBinary, name: str) -> N
     mapped = timed_iteration(probe, scenario(allocator=name, workload="churn", ops=pairs,
                                              backing="mmap-anon"), library)
     assert mapped["phases"]["allocate"]["minor_faults"] >= pairs  # the contrast: one per pair
+
+
+def given_back_fraction(probe: ProbeBinary, s: Scenario, library: str | None) -> float:
+    """Of the memory a fresh process's first batch made resident, the share its free phase
+    gave back (as free_returned_fraction, from one pristine iteration: no warm-up)."""
+    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60, extra_env=probe_env(s, None, library))
+    assert record.status == "ok", record.stderr_tail
+    assert record.probe is not None
+    [iteration] = record.probe["iterations"]
+    phases = iteration["phases"]
+    resident = phases["second_pass"]["rss_bytes"] - iteration["rss_before_bytes"]
+    assert resident >= s.ops * s.size_bytes // 2  # the batch was written
+    return float(phases["second_pass"]["rss_bytes"] - phases["free"]["rss_bytes"]) / resident
+
+
+@pytest.mark.parametrize("name", ["jemalloc", "mimalloc"])
+def test_release_malloc_trim_calls_the_allocator_s_own_trim(probe: ProbeBinary,
+                                                            name: str) -> None:
+    """free() alone leaves a 16 MiB batch of 64 KiB blocks with the allocator; malloc-trim,
+    which calls its own trim (jemalloc's purge, mi_collect), gives it back. glibc's
+    malloc_trim would trim nothing of theirs: this fails if the probe called it instead."""
+    library = library_of(name)
+    kept = given_back_fraction(probe, scenario(allocator=name, size_bytes=64 << 10, ops=256,
+                                               release="free"), library)
+    trimmed = given_back_fraction(probe, scenario(allocator=name, size_bytes=64 << 10,
+                                                  ops=256, release="malloc-trim"), library)
+    assert kept < 0.1 and trimmed > 0.9, (kept, trimmed)
