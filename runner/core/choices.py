@@ -75,7 +75,10 @@ POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
 PROTECTIONS = ("read-write", "read", "none", "exec")
 # Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
 READ_ONLY_PROTECTIONS = ("read", "exec")
-ADVICES = ("none", "sequential", "random", "willneed", "dontneed", "madv-populate-read")
+ADVICES = ("none", "sequential", "random", "willneed", "dontneed", "madv-populate-read",
+           "dontfork", "wipeonfork")
+# Advice that changes only what a forked child inherits (workload fork).
+FORK_ADVICES = ("dontfork", "wipeonfork")
 THP_MODES = ("default", "huge", "nohuge")
 RELEASES = ("auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim",
             "free-but-last", "malloc-trim-but-last", "none")

@@ -14,6 +14,7 @@ from runner.core.choices import (
     ANONYMOUS_BACKINGS,
     CHURN_RELEASES,
     FILE_BACKINGS,
+    FORK_ADVICES,
     HEAP_BACKINGS,
     HEAP_RELEASES,
     IPC_BACKINGS,
@@ -228,12 +229,27 @@ def _host_warm_conflict(params: Mapping[str, Value]) -> str | None:
 
 def _advice_conflict(params: Mapping[str, Value]) -> str | None:
     advice = params["advice"]
+    if advice in FORK_ADVICES:
+        return _fork_advice_conflict(params)
     if advice == "madv-populate-read" and params["protection"] == "none":
         return ("MADV_POPULATE_READ faults the pages in for reading, which protection none "
                 "forbids (use protection: read, or advice: willneed)")
     if advice == "dontneed" and params["populate"] == "map-populate":
         return ("MADV_DONTNEED right after mmap throws away the pages MAP_POPULATE just faulted "
                 "in (use populate: madv-populate-write or mlock, which come after the advice)")
+    return None
+
+
+def _fork_advice_conflict(params: Mapping[str, Value]) -> str | None:
+    advice = params["advice"]
+    if params["workload"] != "fork":
+        return (f"advice {advice} changes only what a forked child inherits, and workload "
+                f"{params['workload']} forks none (use workload: fork)")
+    if advice == "wipeonfork" and (params["backing"] != "mmap-anon"
+                                   or params["sharing"] != "private"):
+        return (f"MADV_WIPEONFORK applies to private anonymous memory only (the kernel refuses "
+                f"it for backing {params['backing']}, sharing {params['sharing']}): use backing "
+                "mmap-anon with sharing private, or advice dontfork")
     return None
 
 

@@ -163,6 +163,24 @@ OBSERVATIONS: tuple[Observation, ...] = (
                      "for private memory after the timed child wrote (the parent's copy is "
                      "unchanged, and an earlier fork would write-protect the parent's page "
                      "tables for the timed one).")),
+    Observation("child_reads_zero", "0 or 1",
+                "1 when a forked child read 0 wherever the parent wrote before fork: "
+                "MADV_WIPEONFORK (workload fork)",
+                short_name="child reads zeros",
+                doc="Asked of the same checking child as child_sees_parent."),
+    Observation("child_read_faulted", "0 or 1",
+                "1 when a forked child's read of a block raised SIGSEGV, caught: the block is "
+                "not mapped in the child, MADV_DONTFORK (workload fork)",
+                short_name="child's read faulted",
+                doc="Asked of child_sees_parent's checking child, which then reads no more."),
+    Observation("child_pte_bytes", "bytes",
+                "page tables of the child right after fork, before its write (VmPTE; workload "
+                "fork): what fork copied, the tables of the probe's own memory included",
+                short_name="child's page tables after fork",
+                doc=("fork copies the page tables of private memory that has pages: 8 bytes per "
+                     "4 KiB page touched (1/512), so they grow with the touched heap; none of "
+                     "shared mappings (the child faults them in), of MADV_DONTFORK blocks or of "
+                     "MADV_WIPEONFORK ones.")),
     Observation("parent_sees_child", "0 or 1",
                 "1 when the parent read every byte the child wrote after fork: shared memory "
                 "(workload fork)",

@@ -188,10 +188,15 @@ PARAMETERS: tuple[Parameter, ...] = (
               "madvise of every block right after its mmap, inside allocate (mapping backings "
               "only): none, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED or "
               "MADV_POPULATE_READ (madv-populate-read, Linux 5.14+: faults the pages in for "
-              "reading)", ADVICES, keyed_label=True,
+              "reading); for workload fork, MADV_DONTFORK (dontfork: the child gets no mapping "
+              "there) or MADV_WIPEONFORK (wipeonfork, private mmap-anon: the child's is empty "
+              "and reads 0)", ADVICES, keyed_label=True,
               doc=("Timed with allocate. madv-populate-read is skipped where refused; for a "
                    "read-only file mapping it maps the cached pages, no copies. It comes before "
-                   "populate's madvise or mlock.")),
+                   "populate's madvise or mlock. fork copies no page tables of dontfork and "
+                   "wipeonfork blocks (child_pte_bytes); with dontfork the timed child writes "
+                   "nothing, as a write there would kill it, and a checking child's read faults "
+                   "(child_read_faulted).")),
     Parameter("read_buffer", "read_buffer_bytes", "size", 1 << 20,
               "backing read-file: the buffer read() copies into, page-aligned, made and written "
               "before timing and reused for every pread of up to its size; first touch and "

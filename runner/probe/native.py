@@ -74,7 +74,12 @@ from runner.core.parameters import PARAMETERS
 # also 10: observation malloc_from_allocator (every iteration): whether malloc is the library
 # named by ALLOCLAB_ALLOCATOR_LIBRARY (LD_PRELOAD, parameter allocator) or, unnamed, the C
 # library's.
-PROBE_VERSION = 10
+# 11: --advice=dontfork and --advice=wipeonfork (MADV_DONTFORK, MADV_WIPEONFORK); workload
+# fork reports child_reads_zero, child_read_faulted (a read of a block faulted in a checking
+# child: MADV_DONTFORK left it unmapped there) and child_pte_bytes (the timed child's VmPTE
+# right after fork); with dontfork the timed child writes nothing (the blocks are not mapped in
+# it). Iterations record observations in a byte per observation, not a 64-bit mask.
+PROBE_VERSION = 11
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

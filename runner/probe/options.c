@@ -17,12 +17,14 @@ const int PROTECTION_BITS[PROTECTION_COUNT] = {PROT_READ | PROT_WRITE, PROT_READ
 static const char *const POPULATE_NAMES[POPULATE_COUNT] = {
     "none", "map-populate", "madv-populate-write", "mlock"};
 static const char *const ADVICE_NAMES[ADVICE_COUNT] = {
-    "none", "sequential", "random", "willneed", "dontneed", "madv-populate-read"};
+    "none", "sequential", "random", "willneed", "dontneed", "madv-populate-read", "dontfork",
+    "wipeonfork"};
 const int ADVICE_BITS[ADVICE_COUNT] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM,
-                                              MADV_WILLNEED, MADV_DONTNEED, MADV_POPULATE_READ};
+                                              MADV_WILLNEED, MADV_DONTNEED, MADV_POPULATE_READ,
+                                              MADV_DONTFORK, MADV_WIPEONFORK};
 const char *const ADVICE_CALLS[ADVICE_COUNT] = {
     "MADV_NORMAL", "MADV_SEQUENTIAL", "MADV_RANDOM", "MADV_WILLNEED", "MADV_DONTNEED",
-    "MADV_POPULATE_READ"};
+    "MADV_POPULATE_READ", "MADV_DONTFORK", "MADV_WIPEONFORK"};
 static const char *const THP_NAMES[THP_COUNT] = {"default", "huge", "nohuge"};
 static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",

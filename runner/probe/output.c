@@ -99,7 +99,7 @@ void print_result(size_t page, const char *file_fs, const struct iteration_resul
         fputs("}, \"observations\": {", stdout);
         const char *separator = "";
         for (int o = 0; o < OBS_COUNT; o++) {
-            if (r->observed_mask & ((uint64_t)1 << o)) {
+            if (r->recorded[o]) {
                 printf("%s\"%s\": %" PRIu64, separator, OBSERVATION_NAMES[o], r->observed[o]);
                 separator = ", ";
             }

@@ -25,12 +25,13 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "peer_first_touch_minor_faults", "peer_second_pass_minor_faults", "blocks_mmapped",
     "blocks_in_thread_arena", "vm_pte_growth_bytes", "exec_ran", "exec_trapped",
     "joined_neighbour", "slowest_thread_ns",
-    "released_zero_ppm", "cgroup_cache_ppm", "malloc_from_allocator"};
+    "released_zero_ppm", "cgroup_cache_ppm", "malloc_from_allocator",
+    "child_reads_zero", "child_read_faulted", "child_pte_bytes"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
     r->observed[o] = value;
-    r->observed_mask |= (uint64_t)1 << o;
+    r->recorded[o] = 1;
 }
 
 /* /proc/self/statm: sizes in pages, the address space first, the resident set second.

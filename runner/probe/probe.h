@@ -31,7 +31,7 @@
 
 #include "latency.h"
 
-#define PROBE_VERSION 10
+#define PROBE_VERSION 11
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -91,7 +91,7 @@ enum populate { POPULATE_NONE, POPULATE_MAP_POPULATE, POPULATE_MADV_POPULATE_WRI
 
 /* madvise of every block of a mapping backing right after its mmap, inside allocate. */
 enum advice { ADVICE_NONE, ADVICE_SEQUENTIAL, ADVICE_RANDOM, ADVICE_WILLNEED, ADVICE_DONTNEED,
-              ADVICE_POPULATE_READ, ADVICE_COUNT };
+              ADVICE_POPULATE_READ, ADVICE_DONTFORK, ADVICE_WIPEONFORK, ADVICE_COUNT };
 
 enum thp { THP_DEFAULT, THP_HUGE, THP_NOHUGE, THP_COUNT };
 
@@ -277,9 +277,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
                    OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
                    OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM, OBS_MALLOC_FROM_ALLOCATOR,
+                   OBS_CHILD_READS_ZERO, OBS_CHILD_READ_FAULTED, OBS_CHILD_PTE_BYTES,
                    OBS_COUNT };
-/* observed_mask has one bit per observation. */
-_Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
 
 struct iteration_result {
     int warmup;
@@ -287,7 +286,7 @@ struct iteration_result {
     uint64_t checksum; /* wrapping sum of every value read in first_touch and second_pass */
     struct phase_result phases[PHASE_COUNT];
     uint64_t observed[OBS_COUNT];
-    uint64_t observed_mask; /* bit o: observed[o] was recorded */
+    unsigned char recorded[OBS_COUNT]; /* 1: observed[o] was recorded */
     struct latency_histogram *latency; /* --latency=histogram: this iteration's; else NULL */
     uint64_t latency_clock_ns;         /* clock_overhead_ns after the timed phase */
 };

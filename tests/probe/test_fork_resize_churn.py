@@ -60,6 +60,73 @@ def test_fork_copies_private_pages_on_write_and_splits_shared_ones(probe: ProbeB
     assert abs(phases["free"]["rss_bytes"] - it["rss_before_bytes"]) <= 1 * MIB
 
 
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("backing", ["malloc", "mmap-anon"])
+def test_fork_copies_a_page_table_entry_per_touched_page_and_the_child_copies_each_page_once(
+        probe: ProbeBinary, backing: str) -> None:
+    """fork copies the page tables of touched private memory (8 bytes per 4 KiB page: the
+    child's VmPTE grows by size/512 from 16 to 64 MiB), and the child's first write of each
+    page after it takes exactly one copy-on-write fault."""
+    small, large = 16 * MIB, 64 * MIB
+    ptes = {}
+    for size in (small, large):
+        (it,) = measured(probe, scenario(backing=backing, size_bytes=size, workload="fork"))
+        ptes[size] = it["observations"]["child_pte_bytes"]
+        faults = it["phases"]["second_pass"]["minor_faults"]
+        assert size // PAGE <= faults <= size // PAGE + 64  # one per page, + a few of its own
+    grown = ptes[large] - ptes[small]
+    # a block off a 2 MiB boundary spans one page table more than its size needs
+    assert (large - small) // 512 - PAGE <= grown <= (large - small) // 512 + 4 * PAGE
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+def test_madv_dontfork_leaves_the_blocks_out_of_the_child(probe: ProbeBinary,
+                                                          sharing: str) -> None:
+    """The child has no mapping there: its read faults (caught), it sees nothing of the parent,
+    fork copied none of the blocks' page tables, and the child's PSS holds none of them."""
+    size = 64 * MIB
+    plain, dontfork = (
+        measured(probe, scenario(backing="mmap-anon", sharing=sharing, size_bytes=size,
+                                 workload="fork", advice=advice))[0]
+        for advice in ("none", "dontfork"))
+    observed = dontfork["observations"]
+    assert observed["child_read_faulted"] == 1
+    assert observed["child_sees_parent"] == 0
+    assert observed["parent_sees_child"] == 0
+    assert plain["observations"]["child_read_faulted"] == 0
+    assert plain["observations"]["child_sees_parent"] == 1
+    assert dontfork["phases"]["second_pass"]["minor_faults"] < 64  # the child wrote nothing
+    assert observed["child_pss_bytes"] < 4 * MIB
+    saved = plain["observations"]["child_pte_bytes"] - observed["child_pte_bytes"]
+    if sharing == "private":
+        assert size // 512 - PAGE <= saved <= size // 512 + 4 * PAGE, saved
+    else:  # fork copies no page table entries of a shared mapping anyway
+        assert abs(saved) <= 2 * PAGE
+
+
+@pytest.mark.probe
+@pytest.mark.usefixtures("no_thp_always")
+def test_madv_wipeonfork_gives_the_child_zeros_and_fresh_pages(probe: ProbeBinary) -> None:
+    size = 16 * MIB
+    s = scenario(backing="mmap-anon", size_bytes=size, workload="fork", access="write-all",
+                 advice="wipeonfork")
+    for it in measured(probe, s, 2):
+        observed = it["observations"]
+        assert observed["child_reads_zero"] == 1
+        assert observed["child_sees_parent"] == 0
+        assert observed["child_read_faulted"] == 0
+        assert observed["parent_sees_child"] == 0
+        # the child's write faults a fresh zero page per page, one fault each
+        faults = it["phases"]["second_pass"]["minor_faults"]
+        assert size // PAGE <= faults <= size // PAGE + 64
+        # each process holds its own pages: nothing is shared to halve the PSS
+        assert observed["child_pss_bytes"] >= size
+        assert observed["parent_pss_bytes"] >= size
+
+
 # --- resize -----------------------------------------------------------------------------------
 
 @pytest.mark.probe
