@@ -109,6 +109,11 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     touched = row["touched_pages_per_op"]
     row["cached_per_touched_page"] = (row["cached_pages_added_per_op"] / touched
                                       if touched > 0 else float("nan"))
+    row["io_read_per_touched_page"] = (
+        row["single_pass_io_read_bytes_per_op"] / page / touched
+        if touched > 0 else float("nan"))
+    row["single_pass_ns_per_touched_page"] = (row["single_pass_ns_per_op"] / touched
+                                              if touched > 0 else float("nan"))
     return row
 
 

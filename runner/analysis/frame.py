@@ -225,6 +225,13 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         touched = columns["touched_pages_per_op"]
         columns["cached_per_touched_page"] = np.where(
             touched > 0, columns["cached_pages_added_per_op"] / touched, float("nan"))
+        # Storage reads per page visited count read-around even where a memory limit evicted
+        # it before mincore could see it, and each time it was read again.
+        columns["io_read_per_touched_page"] = np.where(
+            touched > 0, columns["single_pass_io_read_bytes_per_op"] / page / touched,
+            float("nan"))
+        columns["single_pass_ns_per_touched_page"] = np.where(
+            touched > 0, columns["single_pass_ns_per_op"] / touched, float("nan"))
     return pd.DataFrame({name: columns[name] for name in COLUMNS},
                         index=pd.RangeIndex(len(order)))
 

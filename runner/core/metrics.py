@@ -80,6 +80,19 @@ METRICS: tuple[Metric, ...] = (
            "(touched_pages): about 1 for pread or MADV_RANDOM, more where read-ahead reads "
            "around a fault (file backings, workload cycle; empty where no page is visited)",
            "pages cached per page visited"),
+    Metric("io_read_per_touched_page", "pages per page",
+           "bytes read from storage in allocate + first touch + free, in pages, per page one "
+           "pass visits (touched_pages): 1 for pread or MADV_RANDOM of a cold file, more where "
+           "read-ahead reads around a fault; unlike cached_per_touched_page it also counts "
+           "what a memory limit evicted before the pass ended and what was read again (file "
+           "backings, workload cycle; empty where no page is visited)",
+           "pages read from storage per page visited"),
+    Metric("single_pass_ns_per_touched_page", "ns",
+           "allocate + first touch + free per page one pass visits (touched_pages): the time "
+           "to read one page of a sparse share of a file, set-up and tear-down included (file "
+           "backings, and any backing with touch_share below 100%; empty where no page is "
+           "visited)",
+           "one use: time per page visited"),
     Metric("fault_in_ns_per_op", "ns",
            "allocate + first touch as one window, per block: getting memory and faulting it "
            "in, wherever the faults land (populate moves them into allocate)",

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from runner.core.model import Scenario
+from runner.core.model import ProcessRecord, Scenario
 from runner.core.parameters import PARAMETERS
+from runner.machine import memcg
+from runner.measure.schedule import run_limited
 from runner.probe.execute import run_process
 from runner.probe.native import (
     ProbeBinary,
@@ -110,6 +112,32 @@ def disk_dir(tmp_path: Path) -> Path:
     if is_tmpfs(tmp_path):
         pytest.skip(f"{tmp_path} is tmpfs: nothing can be evicted there")
     return tmp_path
+
+
+LIMIT = 64 * MIB  # the memory cgroup limit of the pressure tests
+
+
+@pytest.fixture(scope="module")
+def hierarchy() -> memcg.Hierarchy:
+    """Where a run would make memory cgroups; the test is skipped, with why, where it cannot."""
+    found = memcg.read_hierarchy()
+    problem = memcg.find_problem(found)
+    if problem is not None or found is None:
+        pytest.skip(f"no memory cgroup here: {problem}")
+    return found
+
+
+def run_in_limit(probe: ProbeBinary, hierarchy: memcg.Hierarchy, s: Scenario,
+                 limit_bytes: int = LIMIT) -> ProcessRecord:
+    """One probe process (one iteration) in a memory cgroup of its own, made the way a run
+    makes it (runner.measure.schedule.run_limited)."""
+    before = set(hierarchy.parent.iterdir())
+    record = run_limited(run_process, probe_argv(probe, s, 0, 1), limit_bytes, hierarchy,
+                         scenario_id=s.id, process_index=0, timeout_s=120,
+                         extra_env=probe_env(s))
+    # Nothing outlives the process: its cgroup is gone once the record is written.
+    assert set(hierarchy.parent.iterdir()) == before
+    return record
 
 
 def good_args(**overrides: str) -> list[str]:

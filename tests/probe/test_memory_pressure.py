@@ -13,34 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.core.model import ProcessRecord, Scenario
+from runner.core.model import ProcessRecord
 from runner.machine import memcg
-from runner.measure.schedule import run_limited
 from runner.probe.execute import run_process
 from runner.probe.native import ProbeBinary, probe_argv, probe_env
-from tests.probe.running import MIB, PAGE, scenario
-
-LIMIT = 64 * MIB
-
-
-@pytest.fixture(scope="module")
-def hierarchy() -> memcg.Hierarchy:
-    found = memcg.read_hierarchy()
-    problem = memcg.find_problem(found)
-    if problem is not None or found is None:
-        pytest.skip(f"no memory cgroup here: {problem}")
-    return found
-
-
-def run_in_limit(probe: ProbeBinary, hierarchy: memcg.Hierarchy, s: Scenario,
-                 limit_bytes: int = LIMIT) -> ProcessRecord:
-    before = set(hierarchy.parent.iterdir())
-    record = run_limited(run_process, probe_argv(probe, s, 0, 1), limit_bytes, hierarchy,
-                         scenario_id=s.id, process_index=0, timeout_s=120,
-                         extra_env=probe_env(s))
-    # Nothing outlives the process: its cgroup is gone once the record is written.
-    assert set(hierarchy.parent.iterdir()) == before
-    return record
+from tests.probe.running import LIMIT, MIB, PAGE, run_in_limit, scenario
 
 
 def iteration(record: ProcessRecord) -> dict[str, object]:
