@@ -74,7 +74,11 @@ from runner.core.parameters import PARAMETERS
 # also 10: observation malloc_from_allocator (every iteration): whether malloc is the library
 # named by ALLOCLAB_ALLOCATOR_LIBRARY (LD_PRELOAD, parameter allocator) or, unnamed, the C
 # library's.
-PROBE_VERSION = 10
+# 11: ALLOCLAB_HUGETLB_POOL (hugetlb_pool): cycle of mmap-hugetlb runs the pool alloclab
+# reserved dry after the free phase (hugetlb_pool_pages, hugetlb_past_pool_refused,
+# hugetlb_sigbus_at_pool_end); anon_huge_bytes is also reported for heap blocks of 2 MiB and up
+# (did malloc's memory become transparent huge pages, e.g. with glibc.malloc.hugetlb=1).
+PROBE_VERSION = 11
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

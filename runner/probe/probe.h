@@ -31,7 +31,7 @@
 
 #include "latency.h"
 
-#define PROBE_VERSION 10
+#define PROBE_VERSION 11
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -277,6 +277,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_BLOCKS_MMAPPED, OBS_BLOCKS_IN_THREAD_ARENA, OBS_VM_PTE_GROWTH_BYTES,
                    OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
                    OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM, OBS_MALLOC_FROM_ALLOCATOR,
+                   OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
+                   OBS_HUGETLB_SIGBUS_AT_POOL_END,
                    OBS_COUNT };
 /* observed_mask has one bit per observation. */
 _Static_assert(OBS_COUNT <= 64, "more observations than bits in observed_mask");
@@ -573,6 +575,9 @@ int read_raises(const unsigned char *p, int signal_number);
 /* cgroup.c */
 extern const char MEMORY_CGROUP_VARIABLE[];
 int in_memory_cgroup(void);
+
+/* hugetlb.c */
+void observe_hugetlb_pool(struct iteration_result *out);
 void join_memory_cgroup(void);
 uint64_t cgroup_cache_bytes(void);
 void press_memory(size_t bytes, size_t page);
