@@ -114,6 +114,9 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         if touched > 0 else float("nan"))
     row["single_pass_ns_per_touched_page"] = (row["single_pass_ns_per_op"] / touched
                                               if touched > 0 else float("nan"))
+    row["first_touch_rss_per_touched_page"] = (
+        row["first_touch_rss_growth_bytes_per_op"] / touched if touched > 0 else float("nan"))
+    row["anon_huge_per_requested_byte"] = row["anon_huge_bytes_per_op"] / size
     return row
 
 

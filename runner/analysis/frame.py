@@ -232,6 +232,10 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
             float("nan"))
         columns["single_pass_ns_per_touched_page"] = np.where(
             touched > 0, columns["single_pass_ns_per_op"] / touched, float("nan"))
+        # THP bloat: a sparse touch makes a whole 2 MiB page resident where it faults one.
+        columns["first_touch_rss_per_touched_page"] = np.where(
+            touched > 0, columns["first_touch_rss_growth_bytes_per_op"] / touched, float("nan"))
+        columns["anon_huge_per_requested_byte"] = columns["anon_huge_bytes_per_op"] / size
     return pd.DataFrame({name: columns[name] for name in COLUMNS},
                         index=pd.RangeIndex(len(order)))
 

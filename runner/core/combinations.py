@@ -61,7 +61,8 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
               or _history_conflict(params) or _host_warm_conflict(params)
               or _advice_conflict(params) or _heap_pad_conflict(params)
               or _keep_every_conflict(params) or _pause_conflict(params)
-              or _latency_conflict(params) or _allocator_conflict(params))
+              or _latency_conflict(params) or _allocator_conflict(params)
+              or _hugetlb_pool_conflict(params))
     if reason is not None:
         return reason
     if params["populate"] == "madv-populate-write" and params["protection"] != "read-write":
@@ -224,6 +225,21 @@ def _host_warm_conflict(params: Mapping[str, Value]) -> str | None:
     if params["backing"] == "mmap-hugetlb":
         return ("hugetlb pages come from the reserved pool, not from the ordinary pages "
                 "host_warm writes (use host_warm: false, or backing mmap-anon with thp: huge)")
+    return None
+
+
+def _hugetlb_pool_conflict(params: Mapping[str, Value]) -> str | None:
+    pool = params["hugetlb_pool"]
+    if not pool:
+        return None
+    if params["backing"] != "mmap-hugetlb":
+        return (f"hugetlb_pool {pool} reserves 2 MiB pages for MAP_HUGETLB mappings, and backing "
+                f"{params['backing']} maps none (use backing mmap-hugetlb, or leave "
+                "hugetlb_pool out)")
+    if params["workload"] != "cycle":
+        return (f"hugetlb_pool {pool} runs its pool dry after workload cycle's phases, and this "
+                f"is workload {params['workload']} (use workload: cycle, or leave hugetlb_pool "
+                "out)")
     return None
 
 

@@ -93,6 +93,16 @@ METRICS: tuple[Metric, ...] = (
            "backings, and any backing with touch_share below 100%; empty where no page is "
            "visited)",
            "one use: time per page visited"),
+    Metric("first_touch_rss_per_touched_page", "bytes",
+           "resident set growth over first touch per page it visited (touched_pages): 4 KiB "
+           "where each visit faults one page, up to 2 MiB where it faults a transparent huge "
+           "page (workload cycle, touch_share below 100%)",
+           "first-touch RSS per page visited"),
+    Metric("anon_huge_per_requested_byte", "bytes per byte",
+           "memory that became transparent huge pages (anon_huge_bytes) per byte requested: "
+           "1 when the whole block did, less by the 2 MiB pages a block that is not 2 MiB "
+           "aligned only partly covers",
+           "THP bytes per byte requested"),
     Metric("fault_in_ns_per_op", "ns",
            "allocate + first touch as one window, per block: getting memory and faulting it "
            "in, wherever the faults land (populate moves them into allocate)",
@@ -241,6 +251,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     # glibc's chunk flags and whether code ran: facts of the allocator and the kernel.
     "blocks_mmapped_per_op", "blocks_in_thread_arena_per_op", "exec_ran", "exec_trapped",
     "joined_neighbour", "latency_count",
+    # The hugetlb pool alloclab reserved, and where it runs dry.
+    "hugetlb_pool_pages", "hugetlb_past_pool_refused", "hugetlb_sigbus_at_pool_end",
 })
 
 

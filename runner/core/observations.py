@@ -102,7 +102,7 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 doc="16 for a large malloc, the page for posix-memalign and mmap."),
     Observation("anon_huge_bytes", "bytes",
                 "anonymous memory in transparent huge pages after first touch (AnonHugePages "
-                "growth; reported when thp is huge or nohuge)",
+                "growth; reported when thp is huge or nohuge, and for heap blocks of 2 MiB and up)",
                 short_name="transparent huge page memory", per_op=True),
     Observation("hugetlb_bytes", "bytes",
                 "hugetlb memory mapped after first touch, which the resident set does not "
@@ -449,5 +449,23 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 doc=("A cold file read under the limit is charged to the reader's cgroup; 1 "
                      "means all of it, less means reclaim took some (or it was cached before, "
                      "charged elsewhere).")),
+    Observation("hugetlb_pool_pages", "pages",
+                "free 2 MiB pages in the hugetlb pool alloclab reserved, seen after the free "
+                "phase with the blocks gone (hugetlb_pool: it equals the pool)",
+                short_name="hugetlb pool"),
+    Observation("hugetlb_past_pool_refused", "0 or 1",
+                "1 when a MAP_HUGETLB mapping one page larger than the free pool was refused "
+                "at mmap with ENOMEM: the kernel reserves a hugetlb mapping's pages when it is "
+                "made (hugetlb_pool, untimed, after the free phase)",
+                short_name="mmap past the pool refused"),
+    Observation("hugetlb_sigbus_at_pool_end", "0 or 1",
+                "1 when the same mapping made with MAP_NORESERVE was granted, writing one byte "
+                "to each of the pool's pages succeeded and the write to the page past them "
+                "raised SIGBUS: without a reservation the pool runs dry at a fault (hugetlb_pool, "
+                "untimed)",
+                short_name="SIGBUS where the pool ran dry",
+                doc=("The probe catches the SIGBUS and reports it; the process goes on. A "
+                     "private hugetlb mapping shared with a fork child runs dry the same way "
+                     "at its copy-on-write fault.")),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

@@ -388,6 +388,21 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "the blocks touched, untimed) and reports released_zero_fraction; cycle's "
                    "file backings report cgroup_cache_fraction. Measured on this machine "
                    "only (skipped with --host).")),
+    Parameter("hugetlb_pool", "hugetlb_pool", "whole", 0,
+              "backing mmap-hugetlb, workload cycle: alloclab reserves exactly this many free 2 "
+              "MiB pages in the kernel's pool (vm.nr_hugepages) for each probe process and "
+              "gives the previous value back after; the probe then also maps past the pool, "
+              "untimed, to see where it runs dry (hugetlb_past_pool_refused, "
+              "hugetlb_sigbus_at_pool_end). 0: none, the machine's pool as it is. Needs root, "
+              "else skipped with the command to run", minimum=0, keyed_label=True,
+              probe_option=False,
+              doc=("The pool is set just before each process starts and restored as soon as it "
+                   "ends, however it ends; the original value is recorded in "
+                   "/run/alloclab/hugetlb-pool.json meanwhile, and a run killed by SIGKILL has "
+                   "it restored by the next run ([running safely](../guide/running-safely.md"
+                   "#huge-page-pools-set-and-given-back)). The blocks must fit the pool "
+                   "(ops x the block's whole huge pages), else the scenario is skipped. Measured "
+                   "on this machine only (skipped with --host).")),
     Parameter("latency", "latency", "choice", "off",
               "record each operation's latency in a histogram, reported as percentiles (p50, "
               "p90, p99, p99.9, max): workload churn each allocate-use-release pair (each "

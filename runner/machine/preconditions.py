@@ -4,7 +4,8 @@
 anywhere; this module skips scenarios that make sense but cannot run *here*: hugetlb blocks without
 enough free huge pages, mlock past RLIMIT_MEMLOCK, THP asked for where the kernel has it off, glibc
 tunables this machine's glibc does not have (it would ignore them without a word), a memory_limit
-where no memory cgroup can be made (runner.machine.memcg), an allocator that is not installed.
+where no memory cgroup can be made (runner.machine.memcg), a hugetlb_pool where alloclab may not
+set the pool (runner.machine.hugetlb_pool), an allocator that is not installed.
 `read_facts()`
 reads the machine once; `check_preconditions(scenario, facts)` is pure, so `plan`, `run` and the
 tests agree on every reason. The probe checks again when it runs (the machine may change in between)
@@ -27,7 +28,7 @@ from runner.core.choices import HUGE_PAGE_BYTES
 from runner.core.model import Scenario
 from runner.core.sizing import block_bytes
 from runner.core.units import format_size
-from runner.machine import allocators, memcg
+from runner.machine import allocators, hugetlb_pool, memcg
 
 HUGEPAGES_DIR = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -41,6 +42,8 @@ LOADER_PATTERNS = ("/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*-linux-g
 _LOADER_TIMEOUT_S = 10.0
 REMOTE_MEMORY_CGROUP = ("memory_limit runs on this machine only (alloclab makes memory cgroups "
                         "here, not over ssh)")
+REMOTE_HUGETLB_POOL = ("hugetlb_pool runs on this machine only (alloclab sets vm.nr_hugepages "
+                       "here, not over ssh)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class MachineFacts:
     # Allocator name -> its library here (runner.machine.allocators); None: not looked up (a
     # remote host), and then a named allocator is skipped as not found there.
     allocator_libraries: Mapping[str, str] | None = None
+    # Whether alloclab may set vm.nr_hugepages here (hugetlb_pool): root on this machine only.
+    may_set_hugetlb_pool: bool = False
 
 
 def read_facts() -> MachineFacts:
@@ -77,13 +82,14 @@ def read_facts() -> MachineFacts:
         glibc_tunables=_list_tunables(),
         memory_cgroup_problem=memcg.find_problem(memcg.read_hierarchy()),
         allocator_libraries=allocators.find_libraries(),
+        may_set_hugetlb_pool=True,
     )
 
 
 def check_preconditions(scenario: Scenario, facts: MachineFacts) -> str | None:
     """Why this machine cannot measure the scenario (the skip reason), or None when it can."""
-    for check in (_huge_pages, _thp, _populate, _map_count, _tunables, _memory_limit,
-                  _allocator):
+    for check in (_huge_pages, _hugetlb_pool, _thp, _populate, _map_count, _tunables,
+                  _memory_limit, _allocator):
         reason = check(scenario, facts)
         if reason is not None:
             return reason
@@ -111,12 +117,37 @@ def _huge_pages(scenario: Scenario, facts: MachineFacts) -> str | None:
         return None
     if facts.free_huge_pages is None:
         return "this kernel offers no 2 MiB hugetlb pages"
-    needed = (_blocks_at_once(scenario) * block_bytes(scenario.backing, scenario.size_bytes)
-              // HUGE_PAGE_BYTES)
+    needed = _huge_pages_needed(scenario)
+    if scenario.hugetlb_pool:
+        return None  # its own pool: _hugetlb_pool's to judge
     if needed <= facts.free_huge_pages:
         return None
     return (f"needs {needed} free 2 MiB huge pages, the machine has {facts.free_huge_pages} "
             f"(reserve them as root: echo {needed} > /proc/sys/vm/nr_hugepages)")
+
+
+def _huge_pages_needed(scenario: Scenario) -> int:
+    """The 2 MiB pages a hugetlb scenario's blocks take at once."""
+    return (_blocks_at_once(scenario) * block_bytes(scenario.backing, scenario.size_bytes)
+            // HUGE_PAGE_BYTES)
+
+
+def _hugetlb_pool(scenario: Scenario, facts: MachineFacts) -> str | None:
+    pool = scenario.hugetlb_pool
+    if not pool:
+        return None
+    needed = _huge_pages_needed(scenario)
+    if needed > pool:
+        return (f"its blocks take {needed} huge pages at once, more than its hugetlb_pool of "
+                f"{pool} (a larger pool, or fewer ops)")
+    if not facts.may_set_hugetlb_pool:
+        return REMOTE_HUGETLB_POOL
+    if facts.euid != 0:
+        return (f"hugetlb_pool {pool} sets /proc/sys/vm/nr_hugepages, which needs root: run "
+                f"alloclab as root (it restores the value after), or measure the machine's own "
+                f"pool without hugetlb_pool after reserving it yourself, as root: "
+                f"{hugetlb_pool.command(pool)}")
+    return None
 
 
 def _thp(scenario: Scenario, facts: MachineFacts) -> str | None:

@@ -21,7 +21,7 @@ from runner.core import names
 from runner.core.choices import FILE_BACKINGS
 from runner.core.errors import SpecError, UsageError
 from runner.core.model import ExperimentSpec, Plan, ProcessRecord, Repetitions
-from runner.machine import guard, preconditions, system
+from runner.machine import guard, hugetlb_pool, preconditions, system
 from runner.machine.system import read_fingerprint
 from runner.measure import extra_rounds, progress, quick, reuse, schedule, shm_names
 from runner.probe import native
@@ -408,6 +408,7 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     say(f"probe {binary.source_hash} built with {binary.compiler}")
     for name in shm_names.sweep():
         say(f"removed /dev/shm/{name}, left by a probe that was killed")
+    _restore_hugetlb_pool(say)
     left_out = quick.quick_left_out(plans)
     if left_out:
         say(left_out[0])
@@ -431,6 +432,16 @@ def run_experiments(spec_paths: Sequence[Path], options: RunOptions, say: Say,
     return [run_plan(plan, binary, options, say, listener=listener) if source is None
             else _measured_before(plan, source) for plan, source in zip(plans, before,
                                                                       strict=True)]
+
+
+def _restore_hugetlb_pool(say: Say) -> None:
+    """Give back the hugetlb pool a killed run left changed (runner.machine.hugetlb_pool)."""
+    try:
+        done = hugetlb_pool.sweep()
+    except (hugetlb_pool.PoolError, OSError) as error:
+        done = f"could not restore the hugetlb pool a killed run changed: {error}"
+    if done:
+        say(done)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from runner.analysis import adaptive
 from runner.core.model import ProcessRecord, Repetitions, Scenario
-from runner.machine import memcg, preconditions
+from runner.machine import hugetlb_pool, memcg, preconditions
 from runner.measure import datafiles, interrupt
 from runner.probe import execute, native
 from runner.store import folders
@@ -124,13 +124,39 @@ def _run_job(job: Job, binary: native.ProbeBinary, repetitions: Repetitions, tim
     argv = native.probe_argv(binary, job.scenario, repetitions.warmup, repetitions.iterations)
     if data_file is not None:
         env = {**env, datafiles.VARIABLE: str(data_file)}
-    start = run_process or execute.run_process
+    if job.scenario.hugetlb_pool and run_process is None:
+        return run_in_pool(job, argv, hierarchy, timeout_s=timeout_s, extra_env=env)
+    return _start(run_process or execute.run_process, job, argv, hierarchy,
+                  timeout_s=timeout_s, extra_env=env)
+
+
+def _start(start: RunProcess, job: Job, argv: list[str], hierarchy: memcg.Hierarchy | None, *,
+           timeout_s: float, extra_env: Mapping[str, str]) -> ProcessRecord:
+    """The job's probe process, in a memory cgroup of its own for a memory_limit."""
     if job.scenario.memory_limit_bytes and hierarchy is not None:
         return run_limited(start, argv, job.scenario.memory_limit_bytes, hierarchy,
                            scenario_id=job.scenario.id, process_index=job.process_index,
-                           timeout_s=timeout_s, extra_env=env)
+                           timeout_s=timeout_s, extra_env=extra_env)
     return start(argv, scenario_id=job.scenario.id, process_index=job.process_index,
-                 timeout_s=timeout_s, extra_env=env)
+                 timeout_s=timeout_s, extra_env=extra_env)
+
+
+def run_in_pool(job: Job, argv: list[str], hierarchy: memcg.Hierarchy | None, *,
+                timeout_s: float, extra_env: Mapping[str, str]) -> ProcessRecord:
+    """One probe process here with a hugetlb pool of exactly the scenario's hugetlb_pool free
+    pages (runner.machine.hugetlb_pool: set before it starts, given back after it ends, however
+    it ends); a pool that cannot be set is a "failed" record saying why."""
+    pages = job.scenario.hugetlb_pool
+    env = {**extra_env, hugetlb_pool.POOL_VARIABLE: str(pages)}
+    try:
+        with hugetlb_pool.reserved(pages):
+            return _start(execute.run_process, job, argv, hierarchy, timeout_s=timeout_s,
+                          extra_env=env)
+    except hugetlb_pool.PoolError as error:
+        return ProcessRecord(scenario_id=job.scenario.id, process_index=job.process_index,
+                             status="failed", exit_code=None, signal=None, wall_s=0.0,
+                             stderr_tail=f"alloclab: hugetlb_pool {pages}: {error}\n",
+                             probe=None)
 
 
 def run_limited(start: RunProcess, argv: list[str], limit_bytes: int,

@@ -158,7 +158,10 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     if (s->history == HISTORY_RECYCLED)
         recycle_blocks(b, s);
     int thp = s->thp != THP_DEFAULT, hugetlb = s->backing == BACKING_MMAP_HUGETLB;
-    uint64_t thp_before = thp ? anon_huge_bytes() : 0;
+    /* Whether malloc's memory became transparent huge pages (glibc.malloc.hugetlb): only a
+     * block of 2 MiB or more can hold one. */
+    int huge_heap = is_heap_backing(s->backing) && s->size_bytes >= HUGE_PAGE_BYTES;
+    uint64_t thp_before = thp || huge_heap ? anon_huge_bytes() : 0;
     uint64_t hugetlb_before = hugetlb ? hugetlb_bytes() : 0;
     struct before_allocate before = {.vm_bytes = virtual_bytes(page),
                                      .page_table_bytes = page_table_bytes(),
@@ -189,7 +192,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     stop_phase(&start, page, &out->phases[PHASE_FIRST_TOUCH]);
     if (out->latency != NULL)
         out->latency_clock_ns = clock_overhead_ns();
-    if (thp)
+    if (thp || huge_heap)
         observe(out, OBS_ANON_HUGE_BYTES, growth(thp_before, anon_huge_bytes()));
     if (hugetlb)
         observe(out, OBS_HUGETLB_BYTES, growth(hugetlb_before, hugetlb_bytes()));
@@ -225,6 +228,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         remove_new_file(&fresh, c->new_path);
     if (s->file_layout == FILE_LAYOUT_TRUNCATED)
         restore_data_file(b, c->file_bytes);
+    if (hugetlb)
+        observe_hugetlb_pool(out);
 
     out->checksum = checksum;
     if (file || thp)

@@ -79,6 +79,10 @@ from runner.core.parameters import PARAMETERS
 # child: MADV_DONTFORK left it unmapped there) and child_pte_bytes (the timed child's VmPTE
 # right after fork); with dontfork the timed child writes nothing (the blocks are not mapped in
 # it). Iterations record observations in a byte per observation, not a 64-bit mask.
+# also 11: ALLOCLAB_HUGETLB_POOL (hugetlb_pool): cycle of mmap-hugetlb runs the pool alloclab
+# reserved dry after the free phase (hugetlb_pool_pages, hugetlb_past_pool_refused,
+# hugetlb_sigbus_at_pool_end); anon_huge_bytes is also reported for heap blocks of 2 MiB and up
+# (did malloc's memory become transparent huge pages, e.g. with glibc.malloc.hugetlb=1).
 PROBE_VERSION = 11
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

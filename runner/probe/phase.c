@@ -26,7 +26,8 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "blocks_in_thread_arena", "vm_pte_growth_bytes", "exec_ran", "exec_trapped",
     "joined_neighbour", "slowest_thread_ns",
     "released_zero_ppm", "cgroup_cache_ppm", "malloc_from_allocator",
-    "child_reads_zero", "child_read_faulted", "child_pte_bytes"};
+    "child_reads_zero", "child_read_faulted", "child_pte_bytes",
+    "hugetlb_pool_pages", "hugetlb_past_pool_refused", "hugetlb_sigbus_at_pool_end"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {

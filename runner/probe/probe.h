@@ -278,6 +278,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_EXEC_RAN, OBS_EXEC_TRAPPED, OBS_JOINED_NEIGHBOUR, OBS_SLOWEST_THREAD_NS,
                    OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM, OBS_MALLOC_FROM_ALLOCATOR,
                    OBS_CHILD_READS_ZERO, OBS_CHILD_READ_FAULTED, OBS_CHILD_PTE_BYTES,
+                   OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
+                   OBS_HUGETLB_SIGBUS_AT_POOL_END,
                    OBS_COUNT };
 
 struct iteration_result {
@@ -572,6 +574,9 @@ int read_raises(const unsigned char *p, int signal_number);
 /* cgroup.c */
 extern const char MEMORY_CGROUP_VARIABLE[];
 int in_memory_cgroup(void);
+
+/* hugetlb.c */
+void observe_hugetlb_pool(struct iteration_result *out);
 void join_memory_cgroup(void);
 uint64_t cgroup_cache_bytes(void);
 void press_memory(size_t bytes, size_t page);

@@ -13,6 +13,9 @@ from tests.core.test_parameters import params
 @pytest.mark.parametrize(("overrides", "reason"), [
     ({"backing": "posix-memalign", "populate": "mlock"}, "takes memory from the C heap"),
     ({"backing": "malloc", "thp": "huge"}, "backing malloc is not"),
+    ({"backing": "mmap-anon", "hugetlb_pool": 4}, "use backing mmap-hugetlb"),
+    ({"backing": "mmap-hugetlb", "hugetlb_pool": 4, "workload": "churn", "release": "munmap"},
+     "use workload: cycle"),
     ({"backing": "memfd", "thp": "nohuge"}, "use backing mmap-anon"),
     ({"backing": "mmap-anon", "thp": "huge", "populate": "map-populate"},
      "before madvise can ask for huge pages"),
@@ -212,6 +215,7 @@ def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value]
     {"allocator": "tcmalloc", "workload": "churn", "backing": "mmap-anon"},
     {"allocator": "jemalloc", "tunables": "glibc.mem.tagging=0"},
     {"allocator": "mimalloc", "release": "malloc-trim-but-last"},  # its own trim
+    {"backing": "mmap-hugetlb", "hugetlb_pool": 4, "noreserve": True},
 ])
 def test_combinations_that_make_sense_are_accepted(overrides: dict[str, Value]) -> None:
     assert find_conflict(params(**overrides)) is None

@@ -130,7 +130,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
     assert argv[0] == str(probe.path)
     options = [p for p in PARAMETERS if p.probe_option]
     assert [p.field for p in PARAMETERS if not p.probe_option] == [
-        "tunables", "memory_limit_bytes", "allocator"]
+        "tunables", "memory_limit_bytes", "hugetlb_pool", "allocator"]
     assert argv[1:] == [f"--{p.field}={v}" for p, v in zip(options, [
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
