@@ -14,6 +14,11 @@
  *                                   SIZE a multiple of 128 bytes)
  *   baseline malloc-free SIZE OPS   OPS back-to-back pairs: malloc(SIZE), store a byte into
  *                                   it, free it (will-it-scale malloc1, with the store)
+ *   baseline malloc-free-threads SIZE OPS THREADS
+ *                                   THREADS threads made first, released together by one
+ *                                   flag they spin on, each OPS back-to-back malloc(SIZE) +
+ *                                   store + free pairs; timed from the release until every
+ *                                   thread is joined (will-it-scale's threads mode)
  *   baseline mmap-munmap SIZE OPS   OPS back-to-back pairs: a private anonymous mapping of
  *                                   SIZE, a store into its first page, munmap (lmbench
  *                                   lat_mmap, will-it-scale mmap1); each mapping one of its
@@ -89,6 +94,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +364,55 @@ static int malloc_free(size_t bytes, size_t ops)
     return 0;
 }
 
+/* malloc-free-threads: each worker waits for the flag, then runs its pairs. */
+struct pairs {
+    size_t bytes, ops;
+    atomic_int *go;
+};
+
+static void *pairs_worker(void *argument)
+{
+    const struct pairs *w = argument;
+    while (!atomic_load_explicit(w->go, memory_order_acquire))
+        ; /* spin, as will-it-scale's workers do: no wake-up latency inside the window */
+    for (size_t i = 0; i < w->ops; i++) {
+        unsigned char *p = malloc(w->bytes);
+        if (p == NULL)
+            die("malloc");
+        p[0] = (unsigned char)i;
+        KEEP(p);
+        free(p);
+    }
+    return NULL;
+}
+
+static int malloc_free_threads(size_t bytes, size_t ops, size_t threads)
+{
+    enum { MOST_THREADS = 64 };
+    if (threads < 1 || threads > MOST_THREADS) {
+        fprintf(stderr, "baseline: THREADS must be 1 to %d\n", MOST_THREADS);
+        return 2;
+    }
+    atomic_int go = 0;
+    struct pairs work = {bytes, ops, &go};
+    pthread_t workers[MOST_THREADS];
+    for (size_t i = 0; i < threads; i++) {
+        errno = pthread_create(&workers[i], NULL, pairs_worker, &work);
+        if (errno != 0)
+            die("pthread_create");
+    }
+    struct timed t;
+    begin(&t);
+    atomic_store_explicit(&go, 1, memory_order_release);
+    for (size_t i = 0; i < threads; i++) {
+        errno = pthread_join(workers[i], NULL);
+        if (errno != 0)
+            die("pthread_join");
+    }
+    end(&t, 0, 0);
+    return 0;
+}
+
 /* Lines of /proc/self/maps: one per mapping. */
 static long count_maps(void)
 {
@@ -610,6 +666,9 @@ int main(int argc, char **argv)
         return write_file(argv[2], parse_bytes(argv[3]), parse_bytes(argv[4]));
     if (argc == 4 && strcmp(argv[1], "malloc-free") == 0)
         return malloc_free(parse_bytes(argv[2]), parse_bytes(argv[3]));
+    if (argc == 5 && strcmp(argv[1], "malloc-free-threads") == 0)
+        return malloc_free_threads(parse_bytes(argv[2]), parse_bytes(argv[3]),
+                                   parse_bytes(argv[4]));
     if (argc == 4 && strcmp(argv[1], "mmap-munmap") == 0)
         return mmap_munmap(parse_bytes(argv[2]), parse_bytes(argv[3]), 1);
     if (argc == 4 && strcmp(argv[1], "mmap-munmap-untouched") == 0)
@@ -639,6 +698,7 @@ int main(int argc, char **argv)
           "       read-file FILE SIZE CHUNK | write-file DIR SIZE CHUNK |\n"
           "       map-file|map-file-cold FILE SIZE |\n"
           "       malloc-free|mmap-munmap|mmap-munmap-untouched|malloc-touch-free SIZE OPS |\n"
+          "       malloc-free-threads SIZE OPS THREADS |\n"
           "       grow-mremap|grow-realloc SIZE STEPS\n", stderr);
     return 2;
 }

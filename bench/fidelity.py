@@ -27,7 +27,9 @@ Families (bandwidth ones over one 256 MiB block), each with its probe scenario:
   malloc-16    1,000,000 back-to-back malloc(16) + store + free (probe: workload churn,
                whose allocate slot times the pairs); malloc-4k the same with 4 KiB;
                malloc-4k-jemalloc, -tcmalloc and -mimalloc the same with that allocator in
-               LD_PRELOAD on both sides (probe: parameter allocator)
+               LD_PRELOAD on both sides (probe: parameter allocator); malloc-4k-threads the
+               same pairs in two threads at once (probe: threads 2; baseline: two workers
+               released by one flag, as will-it-scale's threads mode)
   mmap-4k      100,000 back-to-back mmap(4 KiB) + store + munmap (workload churn)
   mmap-4k-untouched
                the same pairs without the store (access none): mmap and munmap alone, no
@@ -299,6 +301,14 @@ FAMILIES = (
              f"malloc(4 KiB), a store, free, back to back, {name} preloaded", size_bytes=4096,
              ops=CHURN_MALLOC_OPS, allocator=name)
       for name in ("jemalloc", "tcmalloc", "mimalloc")),
+    # Two threads' pairs at once (workload churn, threads 2): the probe's crew released at one
+    # barrier against baseline.c's workers released by one flag, will-it-scale's way. The
+    # window covers both threads' pairs; the time per pair divides by both.
+    Family("malloc-4k-threads", {"workload": "churn", "backing": "malloc",
+                                 "access": "write-page", "threads": 2},
+           "allocate", "ns/op", ("malloc-free-threads", "4096", str(CHURN_MALLOC_OPS), "2"),
+           "two threads, each malloc(4 KiB), a store, free, back to back", size_bytes=4096,
+           ops=CHURN_MALLOC_OPS),
     Family("mmap-4k", {"workload": "churn", "backing": "mmap-anon", "access": "write-page"},
            "allocate", "ns/op", ("mmap-munmap", "4096", str(CHURN_MMAP_OPS)),
            "mmap of 4 KiB, a store (one page fault), munmap, back to back", size_bytes=4096,
