@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.machine import processes
 from runner.machine.kernel_files import read_text
 
 NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
@@ -101,7 +102,7 @@ def sweep(paths: Paths = Paths()) -> str | None:
     """Give back the pool a killed runner left changed (from its RECORD); what was done, in one
     line, or None when there was nothing to do. A live runner's record is left alone."""
     record = _read_record(paths)
-    if record is None or _alive(record.runner_pid):
+    if record is None or processes.alive(record.runner_pid):
         return None
     if record.boot_id == _boot_id(paths):
         _write_pages(paths, record.original_pages)
@@ -126,7 +127,8 @@ def _write_record(paths: Paths, record: PoolRecord) -> None:
     """Written whole or not at all (a new file renamed over the old): a kill mid-write leaves
     the last record."""
     earlier = _read_record(paths)
-    if earlier is not None and earlier.runner_pid != os.getpid() and _alive(earlier.runner_pid):
+    if (earlier is not None and earlier.runner_pid != os.getpid()
+            and processes.alive(earlier.runner_pid)):
         raise PoolError(f"another alloclab run (pid {earlier.runner_pid}) holds the hugetlb "
                         f"pool ({paths.record}); run one pool scenario at a time")
     paths.record.parent.mkdir(parents=True, exist_ok=True)
@@ -156,13 +158,3 @@ def _boot_id(paths: Paths) -> str:
 def _int(text: str | None) -> int | None:
     text = (text or "").strip()
     return int(text) if text.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
