@@ -71,7 +71,7 @@ TUNABLES_PATTERN = rf"{_TUNABLE}(:{_TUNABLE})*"
 # by its absolute path: runner.machine.allocators finds each by its soname.
 ALLOCATORS = ("glibc", "jemalloc", "tcmalloc", "mimalloc")
 ALLOCATOR_PATTERN = r"glibc|jemalloc|tcmalloc|mimalloc|/[^\s:]*\.so(\.[0-9]+)*"
-POPULATES = ("none", "map-populate", "madv-populate-write", "mlock")
+POPULATES = ("none", "map-populate", "madv-populate-write", "mlock", "mlock-onfault")
 PROTECTIONS = ("read-write", "read", "none", "exec")
 # Protections that forbid writing (exec is PROT_READ|PROT_EXEC).
 READ_ONLY_PROTECTIONS = ("read", "exec")

@@ -65,6 +65,7 @@ class Scenario:
     keep_every: int = 0
     pause_ms: int = 0
     memory_limit_bytes: int = 0
+    memlock_limit_bytes: int = 0
     hugetlb_pool: int = 0
     latency: str = "off"
     allocator: str = "glibc"

@@ -467,5 +467,19 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 doc=("The probe catches the SIGBUS and reports it; the process goes on. A "
                      "private hugetlb mapping shared with a fork child runs dry the same way "
                      "at its copy-on-write fault.")),
+    Observation("locked_bytes", "bytes",
+                "memory locked in RAM after first touch (smaps_rollup's Locked; populate mlock "
+                "or mlock-onfault, workload cycle): every page of an mlock'd range, only the "
+                "pages that faulted of an MLOCK_ONFAULT one",
+                short_name="locked memory", per_op=True),
+    Observation("vm_locked_bytes", "bytes",
+                "locked ranges as RLIMIT_MEMLOCK counts them after first touch (status's "
+                "VmLck; populate mlock or mlock-onfault, workload cycle): whole ranges, "
+                "touched or not",
+                short_name="locked ranges (VmLck)", per_op=True),
+    Observation("mlock_refused", "blocks",
+                "blocks whose mlock the memlock_limit refused (ENOMEM, or EPERM with a limit "
+                "of 0; populate mlock or mlock-onfault, workload cycle)",
+                short_name="mlock refused", per_op=True),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

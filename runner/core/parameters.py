@@ -72,8 +72,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("populate", "populate", "choice", "none",
               "fault every page in during the allocate phase (mapping backings only): not at "
               "all, by MAP_POPULATE, by madvise(MADV_POPULATE_WRITE) (Linux 5.14+) or by mlock "
-              "(pins the pages; skipped past RLIMIT_MEMLOCK unless root); true and false mean "
-              "map-populate and none",
+              "(pins the pages; skipped past RLIMIT_MEMLOCK unless root); mlock-onfault locks "
+              "the range with mlock2(MLOCK_ONFAULT), each page as it faults, faulting none in; "
+              "true and false mean map-populate and none",
               POPULATES, aliases=((True, "map-populate"), (False, "none")), keyed_label=True,
               doc="The populate call comes after advice's madvise."),
     Parameter("access", "access", "choice", "write-page",
@@ -435,6 +436,16 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "(the malloc-trim releases call each allocator's own trim); glibc's chunk "
                    "observations (blocks_mmapped, "
                    "blocks_in_thread_arena) are not reported under another allocator.")),
+    Parameter("memlock_limit", "memlock_limit_bytes", "size", 0,
+              "RLIMIT_MEMLOCK of the probe process (populate mlock or mlock-onfault), with "
+              "CAP_IPC_LOCK dropped so that root is limited too: an mlock past it is refused "
+              "and counted (mlock_refused), not skipped; none: the process's own limit",
+              keyed_label=True, words=(("none", 0),), size_unit=4096,
+              hint="a size in whole 4KiB, or none",
+              doc=("Set by the probe before it maps anything. The limit counts each locked "
+                   "range whole at the call (VmLck), touched or not, MLOCK_ONFAULT's too; "
+                   "only the pages that faulted are locked in memory (smaps_rollup's "
+                   "Locked).")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

@@ -165,8 +165,9 @@ def _populate(scenario: Scenario, facts: MachineFacts) -> str | None:
     if scenario.populate == "madv-populate-write" and facts.kernel < POPULATE_WRITE_KERNEL:
         major, minor = facts.kernel
         return f"MADV_POPULATE_WRITE needs Linux 5.14 or later, this is {major}.{minor}"
-    if scenario.populate != "mlock" or facts.euid == 0 or facts.memlock_limit_bytes is None:
-        return None
+    if (scenario.populate != "mlock" or scenario.memlock_limit_bytes or facts.euid == 0
+            or facts.memlock_limit_bytes is None):
+        return None  # memlock_limit: refusals past the scenario's own limit are recorded
     needed = _blocks_at_once(scenario) * _page_rounded(block_bytes(scenario.backing,
                                                                    scenario.size_bytes))
     if scenario.workload == "resize" and scenario.grow_method == "mremap":

@@ -157,8 +157,15 @@ static void populate_block(const struct scenario *s, unsigned char *p, size_t le
             skip("madvise(MADV_POPULATE_WRITE): not supported here (Linux 5.14 or later has it)");
         system_error("madvise(MADV_POPULATE_WRITE)");
     }
-    if (s->populate == POPULATE_MLOCK && (COUNT_SYSCALL(), mlock(p, length) != 0)) {
+    int locking = s->populate == POPULATE_MLOCK || s->populate == POPULATE_MLOCK_ONFAULT;
+    if (locking && (COUNT_SYSCALL(), s->populate == POPULATE_MLOCK
+                                         ? mlock(p, length)
+                                         : mlock2(p, length, MLOCK_ONFAULT)) != 0) {
         int error = errno;
+        if (s->memlock_limit_bytes != 0 && (error == ENOMEM || error == EPERM)) {
+            count_mlock_refusal(); /* the limit the scenario set: a fact to record */
+            return;
+        }
         struct rlimit limit;
         if ((error == ENOMEM || error == EPERM) && getrlimit(RLIMIT_MEMLOCK, &limit) == 0)
             skip("mlock: %s (RLIMIT_MEMLOCK is %llu bytes; raise `ulimit -l` or run as root)",

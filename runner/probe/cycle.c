@@ -200,6 +200,11 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         observe_cache(c, b, new_file, out);
     if (file || s->touch_share_ppm != PPM)
         observe(out, OBS_TOUCHED_PAGES, c->touched_pages);
+    if (s->populate == POPULATE_MLOCK || s->populate == POPULATE_MLOCK_ONFAULT) {
+        observe(out, OBS_LOCKED_BYTES, locked_bytes());
+        observe(out, OBS_VM_LOCKED_BYTES, vm_locked_bytes());
+        observe(out, OBS_MLOCK_REFUSED, mlock_refusals());
+    }
 
     unsigned char again = (unsigned char)(value + 1);
     start_phase(&start);

@@ -83,7 +83,10 @@ from runner.core.parameters import PARAMETERS
 # reserved dry after the free phase (hugetlb_pool_pages, hugetlb_past_pool_refused,
 # hugetlb_sigbus_at_pool_end); anon_huge_bytes is also reported for heap blocks of 2 MiB and up
 # (did malloc's memory become transparent huge pages, e.g. with glibc.malloc.hugetlb=1).
-PROBE_VERSION = 11
+# 12: --populate=mlock-onfault (mlock2 MLOCK_ONFAULT) and --memlock_limit_bytes (RLIMIT_MEMLOCK
+# set at start, CAP_IPC_LOCK dropped; mlock refused by it is recorded, not skipped); cycle with
+# either mlock reports locked_bytes, vm_locked_bytes and mlock_refused.
+PROBE_VERSION = 12
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -23,7 +23,7 @@ uint64_t block_alignment(const struct blocks *b)
 
 /* A "Key:   N kB" line of a /proc file, in bytes; `key` includes the newline before it and
  * the colon. open/read on a stack buffer: no stdio, which would malloc. */
-static uint64_t proc_kib_field(const char *path, const char *key)
+uint64_t proc_kib_field(const char *path, const char *key)
 {
     char text[8192];
     text[0] = '\n'; /* so that the first line, too, follows a newline */

@@ -31,7 +31,7 @@
 
 #include "latency.h"
 
-#define PROBE_VERSION 11
+#define PROBE_VERSION 12
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -87,7 +87,7 @@ enum protection { PROTECTION_READ_WRITE, PROTECTION_READ, PROTECTION_NONE, PROTE
                   PROTECTION_COUNT };
 
 enum populate { POPULATE_NONE, POPULATE_MAP_POPULATE, POPULATE_MADV_POPULATE_WRITE,
-                POPULATE_MLOCK, POPULATE_COUNT };
+                POPULATE_MLOCK, POPULATE_MLOCK_ONFAULT, POPULATE_COUNT };
 
 /* madvise of every block of a mapping backing right after its mmap, inside allocate. */
 enum advice { ADVICE_NONE, ADVICE_SEQUENTIAL, ADVICE_RANDOM, ADVICE_WILLNEED, ADVICE_DONTNEED,
@@ -141,7 +141,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
-              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_MEMLOCK_LIMIT_BYTES, OPT_WARMUP,
+              OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -185,6 +186,7 @@ struct scenario {
     int noreserve;         /* mapping backings: MAP_NORESERVE */
     size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
     size_t pause_ms;       /* cycle: untimed sleep between allocate and first touch */
+    size_t memlock_limit_bytes; /* RLIMIT_MEMLOCK set at start, CAP_IPC_LOCK dropped; 0: as is */
     enum latency latency;  /* churn: each pair's time; cycle: each page's first write */
     size_t warmup;
     size_t iterations;
@@ -279,7 +281,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_RELEASED_ZERO_PPM, OBS_CGROUP_CACHE_PPM, OBS_MALLOC_FROM_ALLOCATOR,
                    OBS_CHILD_READS_ZERO, OBS_CHILD_READ_FAULTED, OBS_CHILD_PTE_BYTES,
                    OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
-                   OBS_HUGETLB_SIGBUS_AT_POOL_END,
+                   OBS_HUGETLB_SIGBUS_AT_POOL_END, OBS_LOCKED_BYTES, OBS_VM_LOCKED_BYTES,
+                   OBS_MLOCK_REFUSED,
                    OBS_COUNT };
 
 struct iteration_result {
@@ -590,6 +593,16 @@ void tie_to_probe(void);
 
 /* allocator.c */
 void allocator_trim(void);
+
+/* observe.c: a "<key> <n> kB" field of a /proc file, in bytes */
+uint64_t proc_kib_field(const char *path, const char *key);
+
+/* memlock.c */
+void apply_memlock_limit(const struct scenario *s);
+void count_mlock_refusal(void);
+uint64_t mlock_refusals(void);
+uint64_t locked_bytes(void);
+uint64_t vm_locked_bytes(void);
 
 /* options.c */
 void usage_error(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));

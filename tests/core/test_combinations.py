@@ -141,6 +141,7 @@ from tests.core.test_parameters import params
     ({"allocator": "/opt/lib/libx.so", "tunables": "glibc.malloc.arena_max=1"},
      "leave tunables out, or use allocator: glibc"),
     ({"allocator": ""}, "allocator is empty"),
+    ({"memlock_limit": 8 << 20}, "use populate: mlock or mlock-onfault"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:

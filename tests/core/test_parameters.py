@@ -25,8 +25,8 @@ def test_populate_accepts_true_and_false_as_before() -> None:
     assert populate.parse(True) == "map-populate"
     assert populate.parse(False) == "none"
     assert populate.parse("mlock") == "mlock"
-    with pytest.raises(ValueError, match=r"'yes' is not one of: none, .*mlock \(or true for "
-                                         r"map-populate, false for none\)"):
+    with pytest.raises(ValueError, match=r"'yes' is not one of: none, .*mlock-onfault \(or "
+                                         r"true for map-populate, false for none\)"):
         populate.parse("yes")
     with pytest.raises(ValueError):
         populate.parse(1)  # 1 is not true, even though 1 == True in Python

@@ -150,7 +150,8 @@ def good_args(**overrides: str) -> list[str]:
             "write_buffer_bytes": "1048576", "grow_steps": "1", "touch_grown": "0",
             "heap_pad": "default", "touch_share_ppm": "1000000", "file_origin": "existing",
             "file_layout": "whole", "check_content": "0", "file_open": "once", "noreserve": "0",
-            "keep_every": "0", "pause_ms": "0", "latency": "off", "warmup": "0",
+            "keep_every": "0", "pause_ms": "0", "latency": "off", "memlock_limit_bytes": "0",
+            "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 
