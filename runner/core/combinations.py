@@ -70,6 +70,9 @@ def find_conflict(params: Mapping[str, Value]) -> str | None:
                    else "map-populate")
         return (f"MADV_POPULATE_WRITE faults pages in for writing, which protection "
                 f"{params['protection']} forbids (use populate: {instead})")
+    if params["bystanders"] and params["workload"] not in ("cycle", "churn"):
+        return (f"bystanders spin beside workload cycle's or churn's phases, and this is "
+                f"workload {params['workload']} (use workload: cycle or churn)")
     if params["memlock_limit"] and params["populate"] not in ("mlock", "mlock-onfault"):
         return ("memlock_limit sets the limit mlock counts against, and nothing here calls "
                 "mlock (use populate: mlock or mlock-onfault, or memlock_limit: none)")

@@ -66,6 +66,7 @@ class Scenario:
     pause_ms: int = 0
     memory_limit_bytes: int = 0
     memlock_limit_bytes: int = 0
+    bystanders: int = 0
     hugetlb_pool: int = 0
     latency: str = "off"
     allocator: str = "glibc"

@@ -446,6 +446,15 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "range whole at the call (VmLck), touched or not, MLOCK_ONFAULT's too; "
                    "only the pages that faulted are locked in memory (smaps_rollup's "
                    "Locked).")),
+    Parameter("bystanders", "bystanders", "whole", 0,
+              "threads of the probe process that spin through the whole run, touching none of "
+              "the scenario's memory (workload cycle or churn): each holds the process's "
+              "address space on a CPU of its own, so every munmap and MADV_DONTNEED must flush "
+              "its TLB too; 0: none", minimum=0, maximum=MAX_THREADS, keyed_label=True,
+              doc=("They isolate the TLB shootdown from the lock contention of threads that "
+                   "allocate too (parameter threads). A bystander needs a CPU of its own to "
+                   "show this: on a machine with as many busy CPUs as threads it shares the "
+                   "measuring thread's.")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

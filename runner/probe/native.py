@@ -85,7 +85,8 @@ from runner.core.parameters import PARAMETERS
 # (did malloc's memory become transparent huge pages, e.g. with glibc.malloc.hugetlb=1).
 # 12: --populate=mlock-onfault (mlock2 MLOCK_ONFAULT) and --memlock_limit_bytes (RLIMIT_MEMLOCK
 # set at start, CAP_IPC_LOCK dropped; mlock refused by it is recorded, not skipped); cycle with
-# either mlock reports locked_bytes, vm_locked_bytes and mlock_refused.
+# either mlock reports locked_bytes, vm_locked_bytes and mlock_refused. --bystanders=N: threads
+# that spin through the run (cycle, churn).
 PROBE_VERSION = 12
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -48,7 +48,7 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
     "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
-    "pause_ms", "latency", "memlock_limit_bytes", "warmup", "iterations"};
+    "pause_ms", "latency", "memlock_limit_bytes", "bystanders", "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -63,7 +63,7 @@ void usage_error(const char *format, ...)
           " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
           " --file_layout=L --check_content=0|1 --file_open=O --noreserve=0|1 --keep_every=N"
-          " --pause_ms=N --latency=L --memlock_limit_bytes=N --warmup=N"
+          " --pause_ms=N --latency=L --memlock_limit_bytes=N --bystanders=N --warmup=N"
           " --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
@@ -262,6 +262,10 @@ void check_combination(struct scenario *s)
     if (s->memlock_limit_bytes != 0 && s->populate != POPULATE_MLOCK &&
         s->populate != POPULATE_MLOCK_ONFAULT)
         usage_error("--memlock_limit_bytes above 0 needs --populate=mlock or mlock-onfault");
+    if (s->bystanders > MAX_THREADS ||
+        (s->bystanders != 0 && s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_CHURN))
+        usage_error("--bystanders must be at most %d, and above 0 needs --workload=cycle or "
+                    "churn", MAX_THREADS);
     /* cycle: the first write of each page, one by one: one byte per page (write-page), in
      * order, every page, by one thread, into memory without a data file. */
     if (s->latency != LATENCY_OFF && s->workload != WORKLOAD_CHURN &&
@@ -420,6 +424,7 @@ struct scenario parse_arguments(int argc, char **argv)
     s.keep_every = parse_count(OPT_KEEP_EVERY, values[OPT_KEEP_EVERY], 0);
     s.pause_ms = parse_count(OPT_PAUSE_MS, values[OPT_PAUSE_MS], 0);
     s.memlock_limit_bytes = parse_count(OPT_MEMLOCK_LIMIT_BYTES, values[OPT_MEMLOCK_LIMIT_BYTES], 0);
+    s.bystanders = parse_count(OPT_BYSTANDERS, values[OPT_BYSTANDERS], 0);
     if (s.pause_ms > MAX_PAUSE_MS)
         usage_error("--pause_ms must be at most %d", MAX_PAUSE_MS);
     s.latency = (enum latency)parse_choice(OPT_LATENCY, values[OPT_LATENCY], LATENCY_NAMES,

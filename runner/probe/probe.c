@@ -447,6 +447,8 @@ int main(int argc, char **argv)
         join_memory_cgroup(); /* before anything measured is mapped: runner/probe/cgroup.c */
     struct scenario s = parse_arguments(tracing || peering ? argc - 1 : argc, argv);
     apply_memlock_limit(&s); /* before anything is mapped: every mlock counts against it */
+    if (!tracing && !peering)
+        start_bystanders(s.bystanders);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     keep_heap(&s, s.size_bytes > SIZE_MAX / s.ops ? SIZE_MAX : s.ops * s.size_bytes);
     if (tracing)

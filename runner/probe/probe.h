@@ -141,8 +141,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_WRITE_BUFFER_BYTES,
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
-              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_MEMLOCK_LIMIT_BYTES, OPT_WARMUP,
-              OPT_ITERATIONS, OPT_COUNT };
+              OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_MEMLOCK_LIMIT_BYTES,
+              OPT_BYSTANDERS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -187,6 +187,7 @@ struct scenario {
     size_t keep_every;     /* heap backings, cycle: free keeps every keep_every-th block; 0 none */
     size_t pause_ms;       /* cycle: untimed sleep between allocate and first touch */
     size_t memlock_limit_bytes; /* RLIMIT_MEMLOCK set at start, CAP_IPC_LOCK dropped; 0: as is */
+    size_t bystanders;     /* threads spinning through the run (bystanders.c); cycle, churn */
     enum latency latency;  /* churn: each pair's time; cycle: each page's first write */
     size_t warmup;
     size_t iterations;
@@ -596,6 +597,9 @@ void allocator_trim(void);
 
 /* observe.c: a "<key> <n> kB" field of a /proc file, in bytes */
 uint64_t proc_kib_field(const char *path, const char *key);
+
+/* bystanders.c */
+void start_bystanders(size_t count);
 
 /* memlock.c */
 void apply_memlock_limit(const struct scenario *s);

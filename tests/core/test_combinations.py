@@ -142,6 +142,7 @@ from tests.core.test_parameters import params
      "leave tunables out, or use allocator: glibc"),
     ({"allocator": ""}, "allocator is empty"),
     ({"memlock_limit": 8 << 20}, "use populate: mlock or mlock-onfault"),
+    ({"bystanders": 1, "workload": "fork"}, "use workload: cycle or churn"),
 ])
 def test_combinations_that_make_no_sense_are_refused(overrides: dict[str, Value],
                                                      reason: str) -> None:

@@ -1,0 +1,46 @@
+"""Bystander threads (parameter bystanders): a thread that spins beside the measuring one makes
+every munmap flush its CPU's TLB too, counted by the kernel as TLB shootdown interrupts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runner.probe.native import ProbeBinary
+from tests.probe.running import measured, scenario
+
+INTERRUPTS = Path("/proc/interrupts")
+BLOCKS = 256
+
+
+def tlb_shootdowns() -> int | None:
+    """TLB shootdown interrupts so far, over every CPU (x86's TLB line); None where there is
+    no such line."""
+    for line in INTERRUPTS.read_text().splitlines():
+        words = line.split()
+        if words and words[0] == "TLB:":
+            return sum(int(word) for word in words[1:] if word.isdigit())
+    return None
+
+
+def shootdowns_while_freeing(probe: ProbeBinary, bystanders: int) -> int:
+    s = scenario(backing="mmap-anon", size_bytes=64 << 10, ops=BLOCKS, release="munmap",
+                 bystanders=bystanders)
+    before = tlb_shootdowns()
+    measured(probe, s)
+    after = tlb_shootdowns()
+    assert before is not None and after is not None
+    return after - before
+
+
+@pytest.mark.probe
+def test_a_bystander_makes_every_munmap_a_tlb_shootdown(probe: ProbeBinary) -> None:
+    """Alone, a process's munmap flushes only its own CPU: no interrupt (a few may come from
+    other processes on a shared machine). With a bystander on the other CPU, each of the
+    256 munmaps of written blocks interrupts it."""
+    if tlb_shootdowns() is None or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two CPUs and a TLB line in /proc/interrupts (x86)")
+    assert shootdowns_while_freeing(probe, 0) <= BLOCKS // 16
+    assert shootdowns_while_freeing(probe, 1) >= BLOCKS
