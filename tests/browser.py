@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "chromium"
 CHROMEDRIVER = "chromedriver"
@@ -40,6 +41,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--hide-scrollbars")
 SCREENSHOT_SIZE = (1280, 1600)
+PAGE_SETTLE_S = 30  # the most a loaded page may take to be complete after get() returns
 
 # What a chart says when none of its scenarios has a sample (runner.report.charts): it has
 # no marks to title.
@@ -228,6 +230,12 @@ def audit_page(driver: WebDriver, page: Path) -> PageAudit:
     page = page.resolve()
     driver.get_log("browser")  # drop what an earlier page left
     driver.get(page.as_uri())
+    # get() should return at the load event, yet on a loaded machine the audit of a large page
+    # twice saw it incomplete (one machine's verdict table of two; an id of the page missing):
+    # the audit waits until this page is the document and the document is complete.
+    WebDriverWait(driver, PAGE_SETTLE_S).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && document.URL.split('#')[0] === "
+        "arguments[0]", page.as_uri()))
     found: dict[str, Any] = driver.execute_script(AUDIT_SCRIPT, NO_SAMPLES)
     problems = []
     if _local_path(found["url"]) != page:

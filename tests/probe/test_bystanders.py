@@ -39,8 +39,10 @@ def shootdowns_while_freeing(probe: ProbeBinary, bystanders: int) -> int:
 def test_a_bystander_makes_every_munmap_a_tlb_shootdown(probe: ProbeBinary) -> None:
     """Alone, a process's munmap flushes only its own CPU: no interrupt (a few may come from
     other processes on a shared machine). With a bystander on the other CPU, each of the
-    256 munmaps of written blocks interrupts it."""
+    256 munmaps of written blocks interrupts it, but for those made while the bystander was
+    off its CPU for other work (then its CPU holds nothing to flush): 257 on a quiet machine,
+    254 seen under load."""
     if tlb_shootdowns() is None or (os.cpu_count() or 1) < 2:
         pytest.skip("needs two CPUs and a TLB line in /proc/interrupts (x86)")
     assert shootdowns_while_freeing(probe, 0) <= BLOCKS // 16
-    assert shootdowns_while_freeing(probe, 1) >= BLOCKS
+    assert shootdowns_while_freeing(probe, 1) >= BLOCKS * 3 // 4
