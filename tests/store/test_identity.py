@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli import commands, main
 from runner.measure import pipeline
 from runner.store.identity import choose_label, identity_differences, suggest_label
 from tests.synthetic import FINGERPRINT, write_synthetic_run
@@ -90,6 +90,8 @@ def test_alloclab_run_moves_only_a_defaulted_label(
         capsys: pytest.CaptureFixture[str], explicit: str | None) -> None:
     results = tmp_path / "results"
     write_synthetic_run(results, small_spec, machine="vm")
+    # run takes its default label in runner.cli.commands, the parser's help in runner.cli.main
+    monkeypatch.setattr(commands, "default_machine_label", lambda: "vm")
     monkeypatch.setattr(main, "default_machine_label", lambda: "vm")
     monkeypatch.delenv("ALLOCLAB_MACHINE", raising=False)
     monkeypatch.setattr(pipeline, "read_fingerprint", lambda **_: EPYC)
