@@ -236,8 +236,25 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         columns["first_touch_rss_per_touched_page"] = np.where(
             touched > 0, columns["first_touch_rss_growth_bytes_per_op"] / touched, float("nan"))
         columns["anon_huge_per_requested_byte"] = columns["anon_huge_bytes_per_op"] / size
+        # Every sample here is of a process that ran to its end (with_outcomes adds those the
+        # OOM killer ended).
+        columns["oom_killed"] = np.zeros(len(order))
     return pd.DataFrame({name: columns[name] for name in COLUMNS},
                         index=pd.RangeIndex(len(order)))
+
+
+def with_outcomes(samples: pd.DataFrame, run: StoredRun) -> pd.DataFrame:
+    """`samples` and one row per process the OOM killer ended (oom_killed 1, every other
+    metric NaN): how a scenario ends under a memory limit is a fact a check may judge, and
+    such a process has no sample of its own."""
+    ended = [(r.scenario_id, r.process_index) for r in run.records if r.status == "oom"]
+    if not ended:
+        return samples
+    rows = pd.DataFrame({"scenario_id": [sid for sid, _ in ended],
+                         "process_index": [index for _, index in ended],
+                         "warmup": False, "oom_killed": 1.0})
+    # Text, not categories: the ended scenarios may have no category among the samples.
+    return pd.concat([samples.astype({"scenario_id": str}), rows], ignore_index=True)
 
 
 def measured(frame: pd.DataFrame) -> pd.DataFrame:

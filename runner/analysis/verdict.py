@@ -65,6 +65,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from runner.analysis.adaptive import check_looks, stored_looks
+from runner.analysis.frame import with_outcomes
 from runner.analysis.sequential import Decision, Outcome, decide, judge
 from runner.analysis.stats import processes_needed
 from runner.core.kinds import Value
@@ -447,8 +448,10 @@ def _compare(check: CheckSpec, method: Method, scenarios: Sequence[Mapping[str, 
 
 def run_verdicts(run: StoredRun, experiment: ExperimentSpec,
                  samples: pd.DataFrame) -> list[Verdict]:
-    """Every check of the experiment judged on the run's measured samples, with the looks the
-    run took at its pairs."""
+    """Every check of the experiment judged on the run's measured samples (and how its
+    processes ended: runner.analysis.frame.with_outcomes), with the looks the run took at its
+    pairs."""
     looks: Looks | None = stored_looks(run.manifest)
+    samples = with_outcomes(samples, run)
     return [evaluate(check, samples, run.manifest["scenarios"],
                              run.manifest["label_keys"], looks) for check in experiment.checks]

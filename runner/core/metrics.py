@@ -154,6 +154,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("latency_max_per_p50", "times",
            "the largest latency over the median, in one iteration (latency: histogram)",
            "max over median"),
+    Metric("oom_killed", "fraction",
+           "1 for a process the kernel's OOM killer ended in its memory cgroup (memory_limit; "
+           "status oom), 0 for one that ran to its end: how a scenario ended, as a value a "
+           "check can judge (each such process counts once, with no sample of any other "
+           "metric)",
+           "OOM-killed"),
 )
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
@@ -253,6 +259,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     "joined_neighbour", "latency_count",
     # The hugetlb pool alloclab reserved, and where it runs dry.
     "hugetlb_pool_pages", "hugetlb_past_pool_refused", "hugetlb_sigbus_at_pool_end",
+    # How a process ended: the kernel's decision, not a timing.
+    "oom_killed",
 })
 
 
