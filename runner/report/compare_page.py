@@ -184,7 +184,7 @@ def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[d
     experiment = folders.experiment_of(runs[0])
     label_keys = tuple(runs[0].manifest["label_keys"])
     samples = [measured(build_frame(run)) for run in runs]
-    names = [RunRef.of(run).name for run in runs]
+    names = legend_names([RunRef.of(run) for run in runs])
     shown = [chart for chart in experiment.charts if chart.metric in metrics]
     ids = permalinks.chart_ids(None, (chart.title for chart in shown))
     return [{"id": chart_id, "svg": charts.render_overlay_svg(
@@ -192,6 +192,15 @@ def _overlay_charts(runs: Sequence[StoredRun], metrics: Sequence[str]) -> list[d
                  for name, s in zip(names, samples, strict=True)]),
              "caption": charts.chart_caption(chart)}
             for chart, chart_id in zip(shown, ids, strict=True)]
+
+
+def legend_names(refs: Sequence[RunRef]) -> list[str]:
+    """Each run as a chart legend names it: what tells it apart from the other runs compared
+    (machine, run id or both), not the whole path every entry would repeat."""
+    machines = len({ref.machine for ref in refs}) > 1
+    run_ids = len({ref.run_id for ref in refs}) > 1 or not machines
+    return [" ".join(part for part, shown in ((ref.machine, machines), (ref.run_id, run_ids))
+                     if shown) for ref in refs]
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.analysis.compare import MetricComparison, Verdict, by_effect, compare_runs
+from runner.analysis.compare import MetricComparison, RunRef, Verdict, by_effect, compare_runs
 from runner.report.compare_page import (
     build_compare_context,
     change_cell,
     change_text,
+    legend_names,
     render_compare_html,
     render_markdown,
 )
@@ -194,3 +195,15 @@ def test_the_page_links_the_index_and_the_experiment_page_when_in_a_report(
     render_reports(runs[0].path.parents[2], reports, TEMPLATES)
     assert '<a href="compare/pair/compare.html">Compare cmp</a>' in (
         reports / "index.html").read_text()
+
+
+def test_a_chart_legend_names_a_run_by_what_tells_it_apart() -> None:
+    def ref(machine: str, run_id: str) -> RunRef:
+        return RunRef(machine, "first-touch", run_id, f"results/{machine}/first-touch/{run_id}")
+
+    same_machine = [ref("vm", "20261207T045307Z"), ref("vm", "20261207T050005Z")]
+    assert legend_names(same_machine) == ["20261207T045307Z", "20261207T050005Z"]
+    two_machines = [ref("a", "20261207T045307Z"), ref("b", "20261207T045307Z")]
+    assert legend_names(two_machines) == ["a", "b"]
+    mixed = [ref("a", "1"), ref("b", "2"), ref("b", "3")]
+    assert legend_names(mixed) == ["a 1", "b 2", "b 3"]
