@@ -10,7 +10,8 @@ import pandas as pd
 
 from runner.analysis.frame import COLUMNS, PARAM_COLUMNS
 from runner.core.model import PHASES
-from runner.core.observations import OBSERVATIONS, Observation
+from runner.core.observation_types import Observation
+from runner.core.observations import OBSERVATIONS
 from runner.store.folders import StoredRun
 
 
