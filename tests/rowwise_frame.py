@@ -10,7 +10,8 @@ import pandas as pd
 
 from runner.analysis.frame import COLUMNS, PARAM_COLUMNS
 from runner.core.model import PHASES
-from runner.core.observations import OBSERVATIONS, Observation
+from runner.core.observation_types import Observation
+from runner.core.observations import OBSERVATIONS
 from runner.store.folders import StoredRun
 
 
@@ -88,6 +89,8 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     row["vm_size_growth_per_requested_byte"] = row["vm_size_growth_bytes_per_op"] / size
     row["usable_per_requested_byte"] = row["usable_bytes_per_op"] / size
     row["brk_step_per_requested_byte"] = row["brk_step_median_bytes"] / size
+    row["vm_step_per_requested_byte"] = row["vm_step_median_bytes"] / size
+    row["vm_call_growth_per_requested_byte"] = row["vm_call_growth_median_bytes"] / size
     row["page_table_per_requested_byte"] = row["vm_pte_growth_bytes_per_op"] / size
     after_free = int(iteration["phases"]["free"]["rss_bytes"])
     retained = after_free - int(iteration["rss_before_bytes"])

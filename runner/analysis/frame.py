@@ -201,6 +201,9 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
             columns["vm_size_growth_bytes_per_op"] / size)
         columns["usable_per_requested_byte"] = columns["usable_bytes_per_op"] / size
         columns["brk_step_per_requested_byte"] = columns["brk_step_median_bytes"] / size
+        columns["vm_step_per_requested_byte"] = columns["vm_step_median_bytes"] / size
+        columns["vm_call_growth_per_requested_byte"] = (
+            columns["vm_call_growth_median_bytes"] / size)
         columns["page_table_per_requested_byte"] = columns["vm_pte_growth_bytes_per_op"] / size
         retained = columns["free_rss_after_bytes"] - rss_first
         columns["retained_per_requested_byte"] = retained / requested

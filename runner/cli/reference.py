@@ -24,7 +24,8 @@ from runner.core.errors import ExitStatus
 from runner.core.kinds import Parameter
 from runner.core.metrics import DETERMINISTIC, METRICS
 from runner.core.names import EXPERIMENT_HINT
-from runner.core.observations import OBSERVATIONS, Metric, Observation
+from runner.core.observation_types import Metric, Observation
+from runner.core.observations import OBSERVATIONS
 from runner.core.parameters import PARAMETERS
 from runner.core.units import DURATION_HINT, SHARE_HINT, SIZE_HINT, format_size
 from runner.probe.native import EXIT_SKIPPED

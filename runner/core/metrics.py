@@ -14,7 +14,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from runner.core.model import PHASES, CheckSpec, Method
-from runner.core.observations import OBSERVATIONS, PHASE_TITLES, Metric
+from runner.core.observation_types import Metric
+from runner.core.observations import OBSERVATIONS, PHASE_TITLES
 from runner.core.units import format_bytes, format_ns
 
 
@@ -132,6 +133,16 @@ METRICS: tuple[Metric, ...] = (
            "one call requested, in the heap trace of a fresh image (1: a call grows the heap "
            "by exactly its request)",
            "break move per byte requested"),
+    Metric("vm_step_per_requested_byte", "bytes per byte",
+           "median growth of the address space (VmSize) among the calls that grew it, per "
+           "byte one call requested, in the heap trace of a fresh image (about 1: a mapping "
+           "per block; many times 1: blocks carved out of memory mapped in large steps)",
+           "address-space step per byte requested"),
+    Metric("vm_call_growth_per_requested_byte", "bytes per byte",
+           "median growth of the address space (VmSize) over every call of the heap trace "
+           "(0 for a call that grew nothing), per byte one call requested: 1 when a typical "
+           "call grows the address space by exactly its request",
+           "address-space growth per call per byte requested"),
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
@@ -245,6 +256,8 @@ DETERMINISTIC: frozenset[str] = frozenset({
     # Counted by the probe, not timed: the heap trace, dirty blocks, system calls, limits.
     "nonzero_blocks_per_op", "brk_moves_per_op", "brk_step_median_bytes",
     "brk_step_per_requested_byte", "usable_bytes_per_op", "usable_per_requested_byte",
+    "vm_grows_per_op", "vm_step_median_bytes", "vm_step_per_requested_byte",
+    "vm_call_growth_median_bytes", "vm_call_growth_per_requested_byte",
     *(f"{phase}_syscalls_per_op" for phase in PHASES), "single_pass_syscalls_per_op",
     "read_buffer_page_offset_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_fraction",

@@ -5,20 +5,16 @@ makes it meaningful (how much memory became transparent huge pages only when `th
 OBSERVATIONS declares each once, with its unit, its sentence and short name, and how its metric
 divides it; the probe's output is checked against it (runner.probe.native) and each becomes one
 metric column (runner.analysis.frame), empty where not reported. A `Metric` is such a column:
-runner.core.metrics lists them all, the phases' own included.
+runner.core.metrics lists them all, the phases' own included (runner.core.observation_types
+declares what the two are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from runner.core.model import PHASES
-
-if TYPE_CHECKING:  # only for annotations: validate, plan and schema run without numpy
-    import numpy as np
-    import numpy.typing as npt
+from runner.core.observation_types import Observation
 
 PHASE_TITLES = {
     "allocate": "allocate",
@@ -26,63 +22,6 @@ PHASE_TITLES = {
     "second_pass": "second pass",
     "free": "free",
 }
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    unit: str
-    description: str  # a sentence: a chart's caption, a column's tooltip
-    # A few words, one line (a chart's y axis, a table's column header): the description
-    # says the rest.
-    short_name: str
-
-
-@dataclass(frozen=True)
-class Observation:
-    """A number the probe may report for an iteration, beside its phases, and its metric."""
-
-    name: str  # the key in the probe's "observations"
-    unit: str
-    description: str
-    short_name: str  # as Metric's; "per block" is added for a per_op metric
-    per_op: bool = False  # a total over the blocks: the metric divides it by their number
-    # A total over one thread's `ops` blocks (workload churn, where every thread runs ops pairs
-    # of its own): the metric divides it by ops, not by the blocks of every thread.
-    per_thread_op: bool = False
-    # The probe reports parts per million (it reports whole numbers only); the metric is the
-    # fraction, 0 to 1, named with `_fraction` where the observation has `_ppm`.
-    per_million: bool = False
-    # What the description leaves out (it is a report's column tooltip and chart axis, so it
-    # stays short): for docs/reference/metrics.md (runner.cli.reference) alone.
-    doc: str = ""
-
-    @property
-    def metric(self) -> Metric:
-        if self.per_op:
-            return Metric(f"{self.name}_per_op", self.unit, f"{self.description}, per block",
-                          f"{self.short_name} per block")
-        if self.per_thread_op:
-            return Metric(f"{self.name}_per_op", self.unit,
-                          f"{self.description}, per block of that thread",
-                          f"{self.short_name} per block of a thread")
-        if self.per_million:
-            return Metric(self.name.replace("_ppm", "_fraction"), self.unit, self.description,
-                          self.short_name)
-        return Metric(self.name, self.unit, self.description, self.short_name)
-
-    def metric_value(self, reported: npt.NDArray[np.float64], blocks: npt.NDArray[np.int64],
-                     ops: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """The metric's values for what the probe reported (NaN: not reported), one per sample
-        whose phases handled `blocks` blocks (runner.core.sizing.blocks_handled), `ops` of them
-        in each thread of churn."""
-        if self.per_op:
-            return reported / blocks
-        if self.per_thread_op:
-            return reported / ops
-        if self.per_million:
-            return reported / 1_000_000
-        return reported
 
 
 _SYSCALLS_DOC = ("Each call counted, a short read's retry too (mlock as well); calls inside libc, "
@@ -232,6 +171,31 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 short_name="usable size",
                 per_op=True,
                 doc="A 64-byte request gets 72."),
+    Observation("vm_grows", "calls",
+                "allocation calls that grew the address space (VmSize), in the same trace: "
+                "by the program break or by a mapping, whatever the allocator uses",
+                short_name="calls growing the address space", per_op=True,
+                doc=("VmSize (/proc/self/statm) is read after each call of the trace, so it "
+                     "sees jemalloc and mimalloc, which never move the break, and tcmalloc, "
+                     "which moves it and maps too. A call after which VmSize is smaller or "
+                     "equal grew nothing.")),
+    Observation("vm_step_median_bytes", "bytes",
+                "median growth of the address space among the calls that grew it, in the same "
+                "trace (absent when no call grew it)",
+                short_name="median growth of the address space",
+                doc=("An allocator that maps in large steps and carves blocks out of them "
+                     "shows a step many times the request; one that maps each block on its "
+                     "own, the request rounded up to pages.")),
+    Observation("vm_call_growth_median_bytes", "bytes",
+                "median growth of the address space over every call of the same trace, the "
+                "calls that grew nothing counted as 0 (the lower median: at least half the "
+                "calls grew by it)",
+                short_name="median growth of the address space per call",
+                doc=("0 unless most calls grew the address space: the folk claim \"a malloc "
+                     "call grows the memory by what it asks\" read call by call. Mappings "
+                     "are not counted instead: adjacent anonymous mappings merge into one "
+                     "line of /proc/self/maps, so a count would say neither how many mmaps "
+                     "nor how many blocks.")),
     Observation("mappings_until_refused", "mappings",
                 "blocks mapped one after another before mmap refused one (workload limits)",
                 short_name="mappings until mmap refused"),

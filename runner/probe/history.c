@@ -103,18 +103,36 @@ static int compare_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The median of `count` values sorted in place (qsort: the trace is untimed); 0 for none. */
+static uint64_t median_of(uint64_t *values, uint64_t count)
+{
+    if (count == 0)
+        return 0;
+    qsort(values, count, sizeof *values, compare_u64);
+    return values[count / 2];
+}
+
 /* The heap trace, in the fresh image (main, given TRACE_HEAP_ARGUMENT): the scenario's blocks
- * allocated one call at a time the way allocate does, sbrk(0) and malloc_usable_size read
- * after each. Nothing is timed here, and nothing the probe needs comes from malloc (the
- * records are mmap'd), so the heap is that of a fresh program, as in the first iteration. */
+ * allocated one call at a time the way allocate does, sbrk(0), VmSize and malloc_usable_size
+ * read after each. Nothing is timed here, and nothing the probe needs comes from malloc (the
+ * records are mmap'd, statm is read with pread into the stack), so the heap is that of a
+ * fresh program, as in the first iteration. VmSize sees what the program break cannot: the
+ * address space an allocator maps for itself (jemalloc and mimalloc never move the break). A
+ * call that leaves VmSize smaller or equal grew nothing (an allocator that maps more than it
+ * needs and unmaps the excess to align counts by what remains). Mappings are not counted:
+ * adjacent anonymous mappings merge into one line of /proc/self/maps (glibc's consecutive
+ * 1 MiB blocks become one region), so a count would say neither how many mmaps nor how many
+ * blocks; a call whose growth is at least its request mapped memory for that block. */
 void run_heap_trace(const struct scenario *s, size_t page)
 {
     size_t ops = s->ops;
     unsigned char **at = map_scratch(ops * sizeof *at);
     uint64_t *steps = map_scratch(ops * sizeof *steps);
-    uint64_t usable = 0, moves = 0;
+    uint64_t *vm_steps = map_scratch(ops * sizeof *vm_steps);
+    uint64_t usable = 0, moves = 0, vm_grows = 0;
     struct blocks one = {.ops = 1, .size_bytes = s->size_bytes, .page_bytes = page, .fd = -1,
                          .map_bytes = (s->size_bytes + page - 1) / page * page};
+    uint64_t vm_before = virtual_bytes(page); /* opens statm: before the first call */
     for (size_t i = 0; i < ops; i++) {
         one.at = at + i;
         uintptr_t before = current_brk();
@@ -125,15 +143,24 @@ void run_heap_trace(const struct scenario *s, size_t page)
         else /* malloc, and the heap buffers of read-file and write-file */
             allocate_malloc(&one);
         uintptr_t after = current_brk();
+        uint64_t vm_after = virtual_bytes(page);
         if (after != before)
             steps[moves++] = after > before ? after - before : before - after;
+        if (vm_after > vm_before)
+            vm_steps[vm_grows++] = vm_after - vm_before;
+        vm_before = vm_after;
         usable += malloc_usable_size(at[i]);
     }
-    struct heap_trace trace = {.brk_moves = moves, .usable_bytes = usable};
-    if (moves > 0) {
-        qsort(steps, moves, sizeof *steps, compare_u64);
-        trace.brk_step_median_bytes = steps[moves / 2];
-    }
+    struct heap_trace trace = {.brk_moves = moves, .usable_bytes = usable,
+                               .brk_step_median_bytes = median_of(steps, moves),
+                               .vm_grows = vm_grows,
+                               .vm_step_median_bytes = median_of(vm_steps, vm_grows),
+                               .from_allocator = (uint64_t)malloc_from_allocator()};
+    /* Over every call, the calls that grew nothing count 0 and sort first; the lower median,
+     * so a typical call grew by it only where at least half the calls grew (of two calls, one
+     * growing and one not: 0). */
+    uint64_t unchanged = ops - vm_grows, middle = (ops - 1) / 2;
+    trace.vm_call_growth_median_bytes = middle < unchanged ? 0 : vm_steps[middle - unchanged];
     write_fully(STDOUT_FILENO, (const unsigned char *)&trace, sizeof trace);
     _exit(0);
 }
@@ -177,6 +204,14 @@ struct heap_trace trace_heap(int argc, char **argv)
                         "(status %d)\n", status);
         exit(EXIT_SYSTEM);
     }
+    /* The fresh image inherits the environment, LD_PRELOAD with it: it must trace the same
+     * malloc the timed iterations called. */
+    if (trace.from_allocator != (uint64_t)malloc_from_allocator()) {
+        fprintf(stderr, "probe: the heap trace (a fresh probe) called another malloc than the "
+                        "timed iterations (malloc_from_allocator %llu, expected %d)\n",
+                (unsigned long long)trace.from_allocator, malloc_from_allocator());
+        exit(EXIT_SYSTEM);
+    }
     return trace;
 }
 
@@ -189,6 +224,10 @@ void observe_heap_trace(const struct heap_trace *trace, struct iteration_result 
         if (trace->brk_moves > 0)
             observe(&results[i], OBS_BRK_STEP_MEDIAN_BYTES, trace->brk_step_median_bytes);
         observe(&results[i], OBS_USABLE_BYTES, trace->usable_bytes);
+        observe(&results[i], OBS_VM_GROWS, trace->vm_grows);
+        if (trace->vm_grows > 0)
+            observe(&results[i], OBS_VM_STEP_MEDIAN_BYTES, trace->vm_step_median_bytes);
+        observe(&results[i], OBS_VM_CALL_GROWTH_MEDIAN_BYTES, trace->vm_call_growth_median_bytes);
     }
 }
 

@@ -87,7 +87,10 @@ from runner.core.parameters import PARAMETERS
 # set at start, CAP_IPC_LOCK dropped; mlock refused by it is recorded, not skipped); cycle with
 # either mlock reports locked_bytes, vm_locked_bytes and mlock_refused. --bystanders=N: threads
 # that spin through the run (cycle, churn).
-PROBE_VERSION = 12
+# 13: the heap trace reads VmSize after each call too (vm_grows, vm_step_median_bytes,
+# vm_call_growth_median_bytes: address-space growth whatever the allocator maps it with), and
+# fails when its fresh image runs another malloc than the timed iterations.
+PROBE_VERSION = 13
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -14,6 +14,7 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "nonzero_bytes_at_allocate", "resident_ppm_before", "child_sees_parent",
     "parent_sees_child", "parent_pss_bytes", "child_pss_bytes", "blocks_moved",
     "data_survived", "nonzero_blocks", "brk_moves", "brk_step_median_bytes", "usable_bytes",
+    "vm_grows", "vm_step_median_bytes", "vm_call_growth_median_bytes",
     "mappings_until_refused", "map_errno", "max_map_count", "mappings_at_refusal_ppm",
     "rlimit_as_enforced", "read_buffer_page_offset_bytes", "allocate_syscalls",
     "first_touch_syscalls", "second_pass_syscalls", "free_syscalls", "touched_pages",

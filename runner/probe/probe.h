@@ -31,7 +31,7 @@
 
 #include "latency.h"
 
-#define PROBE_VERSION 12
+#define PROBE_VERSION 13
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -262,7 +262,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_CHILD_SEES_PARENT, OBS_PARENT_SEES_CHILD, OBS_PARENT_PSS_BYTES,
                    OBS_CHILD_PSS_BYTES, OBS_BLOCKS_MOVED, OBS_DATA_SURVIVED,
                    OBS_NONZERO_BLOCKS, OBS_BRK_MOVES, OBS_BRK_STEP_MEDIAN_BYTES,
-                   OBS_USABLE_BYTES, OBS_MAPPINGS_UNTIL_REFUSED, OBS_MAP_ERRNO,
+                   OBS_USABLE_BYTES, OBS_VM_GROWS, OBS_VM_STEP_MEDIAN_BYTES,
+                   OBS_VM_CALL_GROWTH_MEDIAN_BYTES, OBS_MAPPINGS_UNTIL_REFUSED, OBS_MAP_ERRNO,
                    OBS_MAX_MAP_COUNT, OBS_MAPPINGS_AT_REFUSAL_PPM, OBS_RLIMIT_AS_ENFORCED,
                    OBS_READ_BUFFER_PAGE_OFFSET_BYTES,
                    /* one per phase, in phase order */
@@ -313,6 +314,11 @@ struct heap_trace {
     uint64_t brk_moves;             /* allocation calls after which sbrk(0) had changed */
     uint64_t brk_step_median_bytes; /* the median change among those; 0 when none moved it */
     uint64_t usable_bytes;          /* malloc_usable_size summed over the blocks */
+    /* The address space (VmSize), whatever the allocator maps it with (brk or mmap): */
+    uint64_t vm_grows;              /* allocation calls after which it was larger */
+    uint64_t vm_step_median_bytes;  /* the median growth among those; 0 when none grew it */
+    uint64_t vm_call_growth_median_bytes; /* the median growth over every call (0 counted) */
+    uint64_t from_allocator;        /* malloc_from_allocator() in the fresh image */
 };
 
 struct crew; /* threads.c */
