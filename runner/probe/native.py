@@ -87,7 +87,11 @@ from runner.core.parameters import PARAMETERS
 # set at start, CAP_IPC_LOCK dropped; mlock refused by it is recorded, not skipped); cycle with
 # either mlock reports locked_bytes, vm_locked_bytes and mlock_refused. --bystanders=N: threads
 # that spin through the run (cycle, churn).
-PROBE_VERSION = 12
+# 13: --free_pause_ms (cycle, heap backings, one thread: after the free phase, untimed, a sleep
+# and then the program's calls into its allocator: the free of a block held across the sleep and
+# 4096 malloc/free pairs of 48 KiB); such iterations report rss_after_pause_bytes. The timed
+# phases are unchanged.
+PROBE_VERSION = 13
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4
