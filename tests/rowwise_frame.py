@@ -78,6 +78,10 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
         iteration["rss_before_bytes"])
     given_back = int(iteration["phases"]["second_pass"]["rss_bytes"]) - rss_before
     row["free_returned_fraction"] = given_back / resident if resident > 0 else float("nan")
+    after_pause = observed.get("rss_after_pause_bytes")
+    row["pause_returned_fraction"] = (
+        (int(iteration["phases"]["second_pass"]["rss_bytes"]) - int(after_pause)) / resident
+        if resident > 0 and after_pause is not None else float("nan"))
     for observation in OBSERVATIONS:
         value = observed.get(observation.name)
         row[observation.metric.name] = (

@@ -189,6 +189,10 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         given_back = second_pass_rss - rss_before  # rss_before: after the last phase (free)
         columns["free_returned_fraction"] = np.where(resident > 0, given_back / resident,
                                                      float("nan"))
+        # The same share once the program has gone on (free_pause_ms); NaN without a pause.
+        after_pause = second_pass_rss - observed["rss_after_pause_bytes"]
+        columns["pause_returned_fraction"] = np.where(resident > 0, after_pause / resident,
+                                                      float("nan"))
         for observation in OBSERVATIONS:
             columns[observation.metric.name] = observation.metric_value(
                 observed[observation.name], ops, declared_ops)

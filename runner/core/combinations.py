@@ -179,6 +179,30 @@ def _pause_conflict(params: Mapping[str, Value]) -> str | None:
     if int(params["pause_ms"]) and params["workload"] != "cycle":
         return (f"pause_ms sleeps between allocate and first touch of workload cycle, and this "
                 f"is workload {params['workload']} (use workload: cycle, or leave pause_ms out)")
+    return _free_pause_conflict(params) if int(params["free_pause_ms"]) else None
+
+
+def _free_pause_conflict(params: Mapping[str, Value]) -> str | None:
+    """free_pause_ms watches the allocator keep or give back what free gave it, in the calls
+    of the one thread that goes on (jemalloc's decay ticks that thread's arena alone)."""
+    backing, key = params["backing"], reused_buffer(params)
+    if backing not in HEAP_BACKINGS:
+        return (f"free_pause_ms watches what the allocator gives back after free, and backing "
+                f"{backing} maps its blocks (use backing malloc, calloc or posix-memalign, or "
+                "leave free_pause_ms out)")
+    if key:
+        return (f"free_pause_ms watches what the allocator gives back after free, and backing "
+                f"{backing} with {key} {BY_KEY[key].format(params[key])} reuses one buffer and "
+                f"frees no block (use {key}: whole, or leave free_pause_ms out)")
+    needs: dict[str, Value] = {"workload": "cycle", "threads": 1}
+    for need, value in needs.items():
+        if params[need] != value:
+            return (f"free_pause_ms follows workload cycle's free phase with the calls of one "
+                    f"thread, and {need} is {BY_KEY[need].format(params[need])} (use {need}: "
+                    f"{BY_KEY[need].format(value)}, or leave free_pause_ms out)")
+    if params["release"] == "none":
+        return ("free_pause_ms watches what the allocator gives back of the freed blocks, and "
+                "release none frees none (use release: free or malloc-trim)")
     return None
 
 

@@ -157,6 +157,11 @@ METRICS: tuple[Metric, ...] = (
            "share of the memory the cycle made resident that the free phase gave back to the "
            "system (1: all of it, 0: none; empty when nothing became resident)",
            "share free gave back"),
+    Metric("pause_returned_fraction", "fraction",
+           "share of the memory the cycle made resident that is given back by the end of "
+           "free_pause_ms: the free phase, then the program going on (1: all of it; empty "
+           "without a pause)",
+           "share given back after the pause"),
     *(o.metric for o in OBSERVATIONS),
     Metric("latency_p999_per_p50", "times",
            "the 99.9th percentile latency over the median, in one iteration (latency: "

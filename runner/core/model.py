@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.core.kinds import Value
-from runner.core.parameters import BY_KEY, PARAMETERS, applies, id_defaults
+from runner.core.parameters import BY_KEY, PARAMETERS, applies
 from runner.core.sizing import reserves_untouched, scenario_memory_bytes
+from runner.core.upgrade import id_defaults
 
 PHASES = ("allocate", "first_touch", "second_pass", "free")
 # The confidence of every verdict's interval, shared among the looks at a pair.
@@ -67,6 +68,7 @@ class Scenario:
     memory_limit_bytes: int = 0
     memlock_limit_bytes: int = 0
     bystanders: int = 0
+    free_pause_ms: int = 0
     hugetlb_pool: int = 0
     latency: str = "off"
     allocator: str = "glibc"
@@ -87,7 +89,7 @@ class Scenario:
         Leaving defaults out means a parameter added to the vocabulary later does not change
         the id of scenarios that never set it, so stored results stay matched to their specs;
         renamed values hash by their old spelling (Parameter.id_value) for the same reason.
-        What counts as a default may depend on the backing (runner.core.parameters.id_defaults).
+        What counts as a default may depend on the backing (runner.core.upgrade.id_defaults).
         """
         defaults = id_defaults(self.backing)
         distinct = {k: BY_KEY[k].id_value(v) for k, v in self.params().items()

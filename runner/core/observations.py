@@ -445,5 +445,12 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "blocks whose mlock the memlock_limit refused (ENOMEM, or EPERM with a limit "
                 "of 0; populate mlock or mlock-onfault, workload cycle)",
                 short_name="mlock refused", per_op=True),
+    Observation("rss_after_pause_bytes", "bytes",
+                "resident set at the end of free_pause_ms, after the free phase: the free "
+                "phase's, less the anonymous memory given back since",
+                short_name="resident set after the pause",
+                doc=("Anonymous memory alone changes it: code run for the first time after the "
+                     "free phase maps in program text, which is no heap memory. See "
+                     "pause_returned_fraction.")),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

@@ -31,8 +31,6 @@ from runner.core.choices import (
     SYNCS,
     THP_MODES,
     TUNABLES_PATTERN,
-    WHOLE_READ_BUFFER,
-    WHOLE_WRITE_BUFFER,
     WORKLOADS,
 )
 from runner.core.kinds import Parameter, Value
@@ -455,6 +453,20 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "allocate too (parameter threads). A bystander needs a CPU of its own to "
                    "show this: on a machine with as many busy CPUs as threads it shares the "
                    "measuring thread's.")),
+    Parameter("free_pause_ms", "free_pause_ms", "whole", 0,
+              "heap backings, workload cycle, one thread: after the free phase, untimed, the "
+              "program goes on for this many milliseconds, calling its allocator (every 10 ms "
+              "128 malloc/free pairs of 48 KiB, then a sleep; at the end the free of a 132 KiB "
+              "block held throughout), and the resident set is read again "
+              "(rss_after_pause_bytes, pause_returned_fraction); 0: none",
+              minimum=0, maximum=MAX_PAUSE_MS,
+              doc=("The calls give jemalloc and mimalloc their chance: both give freed memory "
+                   "back late, from inside their own calls (jemalloc's decay, ticked by calls "
+                   "above its 32 KiB thread cache; mimalloc's decommit of a segment's freed "
+                   "spans, when one of its pages is freed after decommit_delay), which a "
+                   "sleeping program never makes; why each size: runner/probe/allocator.c. "
+                   "The timed phases do not change; the resident set after the pause counts "
+                   "anonymous memory's change alone (rss_after_pause_bytes).")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}
@@ -465,33 +477,3 @@ def applies(key: str, params: Mapping[str, Value]) -> bool:
     """Whether a parameter means anything for this scenario, so labels can leave it out:
     read_buffer is read-file's alone, write_buffer write-file's (BACKING_ONLY)."""
     return key not in BACKING_ONLY or params["backing"] == BACKING_ONLY[key]
-
-
-def upgrade_params(stored: Mapping[str, object]) -> dict[str, Value]:
-    """Scenario parameters by field as a stored manifest has them, in today's vocabulary.
-
-    Parameters added since the run was stored take their defaults (which is what the probe did
-    then), and renamed values get today's spelling (populate true -> map-populate), so results
-    of every age compare with each other.
-    """
-    upgraded = {p.field: p.upgrade(stored[p.field]) if p.field in stored else p.default
-                for p in PARAMETERS}
-    if upgraded["backing"] == "read-file" and "read_buffer_bytes" not in stored:
-        upgraded["read_buffer_bytes"] = WHOLE_READ_BUFFER  # what read-file did before it
-    if upgraded["backing"] == "write-file" and "write_buffer_bytes" not in stored:
-        upgraded["write_buffer_bytes"] = WHOLE_WRITE_BUFFER  # what write-file did before it
-    return upgraded
-
-
-def id_defaults(backing: Value) -> Mapping[str, Value]:
-    """The value of each parameter that Scenario.id leaves out, by spec key: its default, but
-    for read-file's read_buffer and write-file's write_buffer `whole`, so scenarios stored
-    before those existed (which read or wrote the whole block) keep their ids, and those with
-    a reused buffer, which measure something else, get new ones."""
-    if backing == "read-file":
-        return {**DEFAULTS, "read_buffer": WHOLE_READ_BUFFER}
-    if backing == "write-file":
-        return {**DEFAULTS, "write_buffer": WHOLE_WRITE_BUFFER}
-    return DEFAULTS
-
-

@@ -35,7 +35,7 @@ FILE_BYTES_PER_S = 0.65e9
 def estimate_process_s(memory_bytes: int, backing: str, iterations: int,
                        pause_ms: int = 0) -> float:
     """Rough seconds one probe process takes: a fixed cost plus touching its memory (and the
-    scenario's pause, once an iteration)."""
+    scenario's pauses, pause_ms and free_pause_ms, once an iteration)."""
     rate = FILE_BYTES_PER_S if backing in FILE_BACKINGS else ANON_BYTES_PER_S
     return PROCESS_BASE_S + iterations * (memory_bytes / rate + pause_ms / 1000)
 
@@ -83,7 +83,8 @@ def scenario_estimates(plan: Plan, repetitions: Repetitions | None = None,
 def with_model(plan: Plan, iterations: int, measured: Mapping[str, float]) -> dict[str, float]:
     """`measured` seconds per process, and the model's for the scenarios it lacks."""
     return {s.id: measured[s.id] if s.id in measured
-            else estimate_process_s(s.memory_bytes, s.backing, iterations, s.pause_ms)
+            else estimate_process_s(s.memory_bytes, s.backing, iterations,
+                                 s.pause_ms + s.free_pause_ms)
             for s in plan.scenarios}
 
 

@@ -112,13 +112,29 @@ static void observe_phase_counts(int file, struct iteration_result *out)
 
 /* pause_ms: the other work a program does between preparing memory and using it, as an
  * untimed sleep; what allocate started (MADV_WILLNEED's read-ahead, say) goes on meanwhile. */
-static void pause_for(size_t milliseconds)
+void pause_for(size_t milliseconds)
 {
     struct timespec left = {.tv_sec = (time_t)(milliseconds / 1000),
                             .tv_nsec = (long)(milliseconds % 1000) * 1000000L};
     while (nanosleep(&left, &left) != 0)
         if (errno != EINTR)
             system_error("nanosleep");
+}
+
+/* free_pause_ms: the program going on after the free phase, whose time and resident set are
+ * read first, so nothing timed changes: free_pause_ms of sleeps and calls into its allocator
+ * (allocator.c), then what it gave back, reported as the resident set after the pause: the
+ * free phase's, less the anonymous memory given back since. Anonymous alone, because code
+ * the process runs for the first time maps in program text (64 KiB of fault-around per
+ * fault), which is no heap memory. `anonymous_after_free` was read right after the phase. */
+static void observe_pause(const struct scenario *s, size_t page, uint64_t anonymous_after_free,
+                          struct iteration_result *out)
+{
+    allocator_go_on(s->free_pause_ms);
+    uint64_t anonymous = anonymous_bytes(page), rss = out->phases[PHASE_FREE].rss_bytes;
+    uint64_t given_back = growth(anonymous, anonymous_after_free);
+    uint64_t taken = growth(anonymous_after_free, anonymous);
+    observe(out, OBS_RSS_AFTER_PAUSE_BYTES, growth(given_back, rss + taken));
 }
 
 /* --latency=histogram: the first touch of write-page, each page's write between two clock
@@ -228,6 +244,7 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
     else
         release_blocks(b, s);
     stop_phase(&start, page, &out->phases[PHASE_FREE]);
+    uint64_t anonymous_after_free = s->free_pause_ms != 0 ? anonymous_bytes(page) : 0;
     finish_release(b, s);
     if (new_file)
         remove_new_file(&fresh, c->new_path);
@@ -235,6 +252,8 @@ void run_cycle(const struct context *c, const struct scenario *s, unsigned char 
         restore_data_file(b, c->file_bytes);
     if (hugetlb)
         observe_hugetlb_pool(out);
+    if (s->free_pause_ms != 0)
+        observe_pause(s, page, anonymous_after_free, out);
 
     out->checksum = checksum;
     if (file || thp)

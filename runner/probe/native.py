@@ -90,6 +90,10 @@ from runner.core.parameters import PARAMETERS
 # 13: the heap trace reads VmSize after each call too (vm_grows, vm_step_median_bytes,
 # vm_call_growth_median_bytes: address-space growth whatever the allocator maps it with), and
 # fails when its fresh image runs another malloc than the timed iterations.
+# 13 too: --free_pause_ms (cycle, heap backings, one thread): after the free phase, untimed,
+# the program goes on calling its allocator for that long (every 10 ms 128 malloc/free pairs of
+# 48 KiB, then a sleep; at the end the free of a block held throughout), and such iterations
+# report rss_after_pause_bytes. The timed phases are unchanged.
 PROBE_VERSION = 13
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -48,7 +48,8 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
     "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
-    "pause_ms", "latency", "memlock_limit_bytes", "bystanders", "warmup", "iterations"};
+    "pause_ms", "latency", "memlock_limit_bytes", "bystanders", "free_pause_ms", "warmup",
+    "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -63,8 +64,8 @@ void usage_error(const char *format, ...)
           " --grow_steps=N"
           " --touch_grown=0|1 --heap_pad=P --touch_share_ppm=N --file_origin=O"
           " --file_layout=L --check_content=0|1 --file_open=O --noreserve=0|1 --keep_every=N"
-          " --pause_ms=N --latency=L --memlock_limit_bytes=N --bystanders=N --warmup=N"
-          " --iterations=N\n",
+          " --pause_ms=N --latency=L --memlock_limit_bytes=N --bystanders=N --free_pause_ms=N"
+          " --warmup=N --iterations=N\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -259,6 +260,13 @@ void check_combination(struct scenario *s)
                     "and --release=free or malloc-trim");
     if (s->pause_ms != 0 && s->workload != WORKLOAD_CYCLE)
         usage_error("--pause_ms above 0 needs --workload=cycle");
+    /* free_pause_ms watches what the allocator gives back of the blocks free gave it; the
+     * calls after the pause are the main thread's, which tick its arena alone. */
+    if (s->free_pause_ms != 0 &&
+        (!heap || io_buffer_bytes(s) != 0 || s->workload != WORKLOAD_CYCLE ||
+         s->release == RELEASE_NONE || s->threads != 1))
+        usage_error("--free_pause_ms above 0 needs a heap backing with blocks, --workload=cycle, "
+                    "a release that frees (not --release=none) and --threads=1");
     if (s->memlock_limit_bytes != 0 && s->populate != POPULATE_MLOCK &&
         s->populate != POPULATE_MLOCK_ONFAULT)
         usage_error("--memlock_limit_bytes above 0 needs --populate=mlock or mlock-onfault");
@@ -425,8 +433,9 @@ struct scenario parse_arguments(int argc, char **argv)
     s.pause_ms = parse_count(OPT_PAUSE_MS, values[OPT_PAUSE_MS], 0);
     s.memlock_limit_bytes = parse_count(OPT_MEMLOCK_LIMIT_BYTES, values[OPT_MEMLOCK_LIMIT_BYTES], 0);
     s.bystanders = parse_count(OPT_BYSTANDERS, values[OPT_BYSTANDERS], 0);
-    if (s.pause_ms > MAX_PAUSE_MS)
-        usage_error("--pause_ms must be at most %d", MAX_PAUSE_MS);
+    s.free_pause_ms = parse_count(OPT_FREE_PAUSE_MS, values[OPT_FREE_PAUSE_MS], 0);
+    if (s.pause_ms > MAX_PAUSE_MS || s.free_pause_ms > MAX_PAUSE_MS)
+        usage_error("--pause_ms and --free_pause_ms must be at most %d", MAX_PAUSE_MS);
     s.latency = (enum latency)parse_choice(OPT_LATENCY, values[OPT_LATENCY], LATENCY_NAMES,
                                            LATENCY_COUNT);
     s.warmup = parse_count(OPT_WARMUP, values[OPT_WARMUP], 0);

@@ -29,7 +29,7 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "released_zero_ppm", "cgroup_cache_ppm", "malloc_from_allocator",
     "child_reads_zero", "child_read_faulted", "child_pte_bytes",
     "hugetlb_pool_pages", "hugetlb_past_pool_refused", "hugetlb_sigbus_at_pool_end",
-    "locked_bytes", "vm_locked_bytes", "mlock_refused"};
+    "locked_bytes", "vm_locked_bytes", "mlock_refused", "rss_after_pause_bytes"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {
@@ -75,6 +75,20 @@ uint64_t resident_bytes(size_t page)
         system_error("parse /proc/self/statm");
     }
     return (uint64_t)strtoull(field + 1, NULL, 10) * page;
+}
+
+/* Anonymous memory in the resident set: statm's resident less its shared field (file and
+ * shared-memory pages), so that program text mapped in meanwhile does not count. */
+uint64_t anonymous_bytes(size_t page)
+{
+    char text[256];
+    read_statm(text, sizeof text);
+    unsigned long long size, resident, shared;
+    if (sscanf(text, "%llu %llu %llu", &size, &resident, &shared) != 3) {
+        errno = EINVAL;
+        system_error("parse /proc/self/statm");
+    }
+    return (uint64_t)(resident > shared ? resident - shared : 0) * page;
 }
 
 /* The address space, VmSize (statm's first field). */

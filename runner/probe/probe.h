@@ -49,7 +49,7 @@
 #define MAX_THREADS 256
 #define MAX_GROW_FACTOR 64
 #define MAX_GROW_STEPS 30
-/* pause_ms: at most a minute (runner/core/parameters.py MAX_PAUSE_MS). */
+/* pause_ms and free_pause_ms: at most a minute (runner/core/choices.py MAX_PAUSE_MS). */
 #define MAX_PAUSE_MS 60000
 /* read_buffer and write_buffer: whole 4 KiB units, at most 64 MiB (runner/core/parameters.py says
  * the same). */
@@ -142,7 +142,7 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
               OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_MEMLOCK_LIMIT_BYTES,
-              OPT_BYSTANDERS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_BYSTANDERS, OPT_FREE_PAUSE_MS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -188,6 +188,7 @@ struct scenario {
     size_t pause_ms;       /* cycle: untimed sleep between allocate and first touch */
     size_t memlock_limit_bytes; /* RLIMIT_MEMLOCK set at start, CAP_IPC_LOCK dropped; 0: as is */
     size_t bystanders;     /* threads spinning through the run (bystanders.c); cycle, churn */
+    size_t free_pause_ms;  /* cycle, heap, one thread: the program going on after free (cycle.c) */
     enum latency latency;  /* churn: each pair's time; cycle: each page's first write */
     size_t warmup;
     size_t iterations;
@@ -284,7 +285,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_CHILD_READS_ZERO, OBS_CHILD_READ_FAULTED, OBS_CHILD_PTE_BYTES,
                    OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
                    OBS_HUGETLB_SIGBUS_AT_POOL_END, OBS_LOCKED_BYTES, OBS_VM_LOCKED_BYTES,
-                   OBS_MLOCK_REFUSED,
+                   OBS_MLOCK_REFUSED, OBS_RSS_AFTER_PAUSE_BYTES,
                    OBS_COUNT };
 
 struct iteration_result {
@@ -504,6 +505,7 @@ void observe_content(const struct blocks *b, const struct scenario *s, size_t fi
 /* cycle.c */
 void run_cycle(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
+void pause_for(size_t milliseconds);
 
 /* datafile.c */
 void write_fully(int fd, const unsigned char *buffer, size_t length);
@@ -600,6 +602,7 @@ void tie_to_probe(void);
 
 /* allocator.c */
 void allocator_trim(void);
+void allocator_go_on(size_t milliseconds);
 
 /* observe.c: a "<key> <n> kB" field of a /proc file, in bytes */
 uint64_t proc_kib_field(const char *path, const char *key);
@@ -637,6 +640,7 @@ void print_result(size_t page, const char *file_fs, const struct iteration_resul
 void observe(struct iteration_result *r, enum observation o, uint64_t value);
 uint64_t resident_bytes(size_t page);
 uint64_t virtual_bytes(size_t page);
+uint64_t anonymous_bytes(size_t page);
 uint64_t elapsed_ns(const struct timespec *start, const struct timespec *end);
 void forget_statm(void);
 void account_io(void);

@@ -31,7 +31,8 @@ from runner.core.model import (
     Repetitions,
     Status,
 )
-from runner.core.parameters import PARAMETERS, upgrade_params
+from runner.core.parameters import PARAMETERS
+from runner.core.upgrade import upgrade_params
 from runner.spec import keys, load
 
 FORMAT_VERSION = 1

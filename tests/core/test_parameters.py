@@ -10,8 +10,9 @@ import pytest
 from runner.core.choices import WORKLOAD_MEASURES, WORKLOADS
 from runner.core.kinds import Value
 from runner.core.model import Scenario
-from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, upgrade_params
+from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS
 from runner.core.sizing import scenario_memory_bytes
+from runner.core.upgrade import upgrade_params
 
 MiB = 1 << 20
 

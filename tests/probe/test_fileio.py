@@ -25,9 +25,10 @@ from runner.core.kinds import Value
 from runner.core.metrics import BY_NAME, DETERMINISTIC
 from runner.core.model import PHASES, Scenario, Span
 from runner.core.observations import OBSERVATIONS_BY_NAME
-from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS, upgrade_params
+from runner.core.parameters import BY_KEY, DEFAULTS, PARAMETERS
 from runner.core.sizing import resolve_ops
 from runner.core.units import PPM
+from runner.core.upgrade import upgrade_params
 from runner.measure import pipeline
 from runner.probe.native import ProbeBinary
 from runner.spec.schema import build_schema
