@@ -142,7 +142,7 @@ METRICS: tuple[Metric, ...] = (
            "median growth of the address space (VmSize) over every call of the heap trace "
            "(0 for a call that grew nothing), per byte one call requested: 1 when a typical "
            "call grows the address space by exactly its request",
-           "address-space growth per call per byte requested"),
+           "growth per call per byte requested"),
     Metric("retained_per_requested_byte", "bytes per byte",
            "resident memory an iteration left behind after its free phase (resident set after "
            "free minus before allocate) per byte requested: about 1 when the blocks leak, 0 "
