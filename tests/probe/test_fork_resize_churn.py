@@ -102,7 +102,9 @@ def test_madv_dontfork_leaves_the_blocks_out_of_the_child(probe: ProbeBinary,
     assert observed["child_pss_bytes"] < 4 * MIB
     saved = plain["observations"]["child_pte_bytes"] - observed["child_pte_bytes"]
     if sharing == "private":
-        assert size // 512 - PAGE <= saved <= size // 512 + 4 * PAGE, saved
+        # The blocks' 32 page-table pages, give or take what two processes' other mappings
+        # need (their placement, the stack): up to 5 pages more seen on a clean CI run.
+        assert size // 512 - PAGE <= saved <= size // 512 + 8 * PAGE, saved
     else:  # fork copies no page table entries of a shared mapping anyway
         assert abs(saved) <= 2 * PAGE
 
