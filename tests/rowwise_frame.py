@@ -124,6 +124,11 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     row["first_touch_rss_per_touched_page"] = (
         row["first_touch_rss_growth_bytes_per_op"] / touched if touched > 0 else float("nan"))
     row["anon_huge_per_requested_byte"] = row["anon_huge_bytes_per_op"] / size
+    peak, kept = observed.get("peak_live_bytes"), observed.get("kept_bytes")
+    row["rss_per_live_byte"] = (resident / int(peak) if peak is not None and int(peak) > 0
+                                else float("nan"))
+    row["retained_per_kept_byte"] = (retained / int(kept) if kept is not None and int(kept) > 0
+                                     else float("nan"))
     row["oom_killed"] = 0.0  # a sample is of a process that ran to its end
     return row
 

@@ -243,6 +243,10 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         columns["first_touch_rss_per_touched_page"] = np.where(
             touched > 0, columns["first_touch_rss_growth_bytes_per_op"] / touched, float("nan"))
         columns["anon_huge_per_requested_byte"] = columns["anon_huge_bytes_per_op"] / size
+        # workload fragment: what the program holds against what its blocks ask for.
+        peak, kept = observed["peak_live_bytes"], observed["kept_bytes"]
+        columns["rss_per_live_byte"] = np.where(peak > 0, resident / peak, float("nan"))
+        columns["retained_per_kept_byte"] = np.where(kept > 0, retained / kept, float("nan"))
         # Every sample here is of a process that ran to its end (with_outcomes adds those the
         # OOM killer ended).
         columns["oom_killed"] = np.zeros(len(order))

@@ -26,7 +26,7 @@ ACCESSES = ("none", "write-page", "write-all", "read-page", "read-all", "zero-th
 WRITING_ACCESSES = ("write-page", "write-all", "zero-then-write-all")
 # What one iteration of a probe process does; the meaning of the four phases of each is in
 # runner/probe/probe.c's header comment and in docs/guide/writing-an-experiment.md.
-WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc")
+WORKLOADS = ("cycle", "fork", "resize", "limits", "churn", "reuse", "ipc", "fragment")
 # What each workload's allocate phase holds, in one sentence: `alloclab plan` prints it for the
 # workloads of a plan and each experiment page under a run's header, so that a reader knows
 # whether allocate_ns_per_op is a batch's or a pair's.
@@ -46,6 +46,9 @@ WORKLOAD_MEASURES: Mapping[str, str] = {
              "and second pass, timed after it, writes them again",
     "ipc": "allocate opens the channel; first touch and second pass each send ops messages of "
            "size bytes to a peer process",
+    "fragment": "allocate fills ops slots (per thread) with blocks of sizes from 16 bytes to "
+                "size; first touch and second pass each replace 4 x ops blocks drawn at random "
+                "with blocks of new sizes; free frees all but every keep_every-th",
 }
 # What workload ipc passes its messages through: memory an unrelated process maps by a name
 # (shm_open's, or a path: the memfd's and the data file's in /proc/<pid>/fd), or a pipe.

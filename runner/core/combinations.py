@@ -240,9 +240,10 @@ def _keep_every_conflict(params: Mapping[str, Value]) -> str | None:
                 f"backing {params['backing']} allocates no heap blocks (use a heap backing; "
                 f"{params['backing'] if key else 'read-file'} with {key or 'read_buffer'}: "
                 "whole)")
-    if params["workload"] != "cycle":
-        return (f"keep_every {every} changes the free phase of workload cycle, and this is "
-                f"workload {params['workload']} (use workload: cycle, or leave keep_every out)")
+    if params["workload"] not in ("cycle", "fragment"):
+        return (f"keep_every {every} changes the free phase of workload cycle or fragment, and "
+                f"this is workload {params['workload']} (use workload: cycle or fragment, or "
+                "leave keep_every out)")
     if params["release"] not in ("auto", "free", "malloc-trim"):
         return (f"keep_every {every} frees all blocks but one in {every}, and release "
                 f"{params['release']} frees otherwise (use release: free or malloc-trim)")
@@ -406,6 +407,8 @@ def _workload_conflict(params: Mapping[str, Value]) -> str | None:
         return _reuse_conflict(params)
     if workload == "ipc":
         return _ipc_conflict(params)
+    if workload == "fragment":
+        return _fragment_conflict(params)
     if params["access"] not in WRITING_ACCESSES:
         return (f"workload {workload} writes a pattern to check it afterwards, and access "
                 f"{params['access']} writes nothing (use access: write-page or write-all)")
@@ -442,6 +445,22 @@ def _churn_conflict(params: Mapping[str, Value]) -> str | None:
     return None
 
 
+def _fragment_conflict(params: Mapping[str, Value]) -> str | None:
+    """What workload fragment cannot do: it replaces malloc'd blocks of sizes it draws, each
+    written as it is allocated, and frees them with free()."""
+    if params["backing"] not in ("malloc", "calloc"):
+        return (f"workload fragment allocates blocks of sizes it draws with malloc or calloc, "
+                f"and backing {params['backing']} is neither (use backing: malloc or calloc)")
+    if params["access"] not in WRITING_ACCESSES:
+        return (f"workload fragment writes each block as it is allocated, so that its pages are "
+                f"resident, and access {params['access']} writes nothing (use access: "
+                "write-page or write-all)")
+    if params["release"] not in ("auto", "free", "malloc-trim"):
+        return (f"workload fragment frees its blocks, and release {params['release']} does "
+                "not (use release: free or malloc-trim)")
+    return None
+
+
 def _threads_conflict(params: Mapping[str, Value]) -> str | None:
     threads = int(params["threads"])
     if threads == 1:
@@ -453,9 +472,12 @@ def _threads_conflict(params: Mapping[str, Value]) -> str | None:
                     f"{params['backing']} would have them all map or read the same blocks of "
                     "one data file at once (use threads: 1, or a backing without a file)")
         return None
+    if workload == "fragment":
+        return None
     if workload != "cycle":
-        return (f"threads share the blocks of workload cycle or run pairs of their own in "
-                f"workload churn, and this is workload {workload} (use threads: 1)")
+        return (f"threads share the blocks of workload cycle, run pairs of their own in "
+                f"workload churn or keep blocks of their own in workload fragment, and this is "
+                f"workload {workload} (use threads: 1)")
     if threads > int(params["ops"]):
         return (f"{threads} threads share {params['ops']} blocks, and each thread needs at least "
                 "one (raise ops or lower threads)")

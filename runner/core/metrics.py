@@ -162,6 +162,18 @@ METRICS: tuple[Metric, ...] = (
            "free_pause_ms: the free phase, then the program going on (1: all of it; empty "
            "without a pause)",
            "share given back after the pause"),
+    Metric("rss_per_live_byte", "bytes per byte",
+           "resident memory the iteration added by the end of second pass per byte its blocks "
+           "asked for at their peak (peak_live_bytes; workload fragment): 1 when the program "
+           "holds no more than the most it ever had live; the allocator's headers, rounding "
+           "and the free memory it keeps between live blocks add to it",
+           "resident bytes per peak live byte"),
+    Metric("retained_per_kept_byte", "bytes per byte",
+           "resident memory the iteration left behind after its free phase per byte the "
+           "blocks it kept ask for (workload fragment, keep_every above 0): 1 when freeing "
+           "gave back all but the kept blocks' own memory, more where they hold freed memory "
+           "around them",
+           "retained bytes per kept byte"),
     *(o.metric for o in OBSERVATIONS),
     Metric("latency_p999_per_p50", "times",
            "the 99.9th percentile latency over the median, in one iteration (latency: "

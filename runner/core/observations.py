@@ -452,5 +452,17 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 doc=("Anonymous memory alone changes it: code run for the first time after the "
                      "free phase maps in program text, which is no heap memory. See "
                      "pause_returned_fraction.")),
+    Observation("peak_live_bytes", "bytes",
+                "the most bytes the blocks of workload fragment asked for at once, from "
+                "allocate to the end of second pass (with threads, each thread's highest, "
+                "summed)",
+                short_name="peak live bytes",
+                doc="Requested sizes, not what the allocator granted: rss_per_live_byte divides "
+                    "the memory the program holds by this."),
+    Observation("kept_bytes", "bytes",
+                "bytes the blocks workload fragment kept after its free phase asked for (every "
+                "keep_every-th slot's; 0 without keep_every)",
+                short_name="kept bytes",
+                doc="See retained_per_kept_byte."),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

@@ -53,7 +53,9 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "/dev/zero, opened once before timing: private is anonymous memory, shared a "
                    "shared-memory object of its own per block; every mapping rule applies, "
                    "madv-free and workload reuse private only). pipe is for workload ipc alone.")),
-    Parameter("size", "size_bytes", "size", 4096, "bytes per allocated block"),
+    Parameter("size", "size_bytes", "size", 4096,
+              "bytes per allocated block (workload fragment: the largest block; each block's "
+              "size is drawn from 16 bytes up to it)"),
     Parameter("sharing", "sharing", "choice", "private",
               "MAP_PRIVATE or MAP_SHARED (mapping backings only)", ("private", "shared")),
     Parameter("protection", "protection", "choice", "read-write",
@@ -135,7 +137,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "keeps the mappings, then the access pattern again on the released blocks, "
               "timed as second_pass), or ipc (shm, memfd, mmap-file or pipe: ops messages of "
               "size bytes per touching phase from the probe to a second process that opens "
-              "the channel by name, every byte written, read and acknowledged)",
+              "the channel by name, every byte written, read and acknowledged), or fragment "
+              "(malloc or calloc: ops live blocks of mixed sizes, from 16 bytes up to size, "
+              "in each thread; first touch and second pass each replace 4 x ops of them drawn "
+              "at random with blocks of new sizes, written as they are allocated; free frees "
+              "all but every keep_every-th: a long-running program's heap)",
               WORKLOADS),
     Parameter("cache", "cache", "choice", "warm",
               "the data file of file backings before each iteration: warm (in the page cache) "
@@ -181,7 +187,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "blocks, each allocating, touching and freeing its share; workload churn: each "
               "runs ops pairs of its own (no file backing), and _per_op metrics are per pair "
               "of all threads together (wall time / (ops x threads)); slowest_thread_ns_per_op "
-              "is the slowest thread's own time per pair", maximum=MAX_THREADS,
+              "is the slowest thread's own time per pair; workload fragment: each keeps ops "
+              "blocks of its own", maximum=MAX_THREADS,
               keyed_label=True),
     Parameter("advice", "advice", "choice", "none",
               "madvise of every block right after its mmap, inside allocate (mapping backings "
@@ -363,11 +370,12 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "reaches (read_ahead_kb), so the first touch after the pause reads that much "
                    "less from storage.")),
     Parameter("keep_every", "keep_every", "whole", 0,
-              "heap backings, workload cycle: the free phase frees every block but every "
-              "keep_every-th, which stays allocated until the process exits (long-lived "
+              "heap backings, workload cycle or fragment: the free phase frees every block but "
+              "every keep_every-th, which stays allocated until the process exits (long-lived "
               "objects among short-lived ones); the next iteration's blocks can fill the "
               "holes, and retained_per_requested_byte shows the fragmentation (ideally "
-              "1/keep_every). 0: every block is freed", minimum=0, keyed_label=True,
+              "1/keep_every; fragment: retained_per_kept_byte, ideally 1). 0: every block is "
+              "freed", minimum=0, keyed_label=True,
               doc=("It needs release free or malloc-trim. The blocks kept (N-1, 2N-1... for "
                    "keep_every N) leak across iterations; with iterations above 1 the next "
                    "batch can fill the holes.")),

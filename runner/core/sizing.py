@@ -33,8 +33,9 @@ def resolve_ops(ops: int, size_bytes: int, backing: str = "") -> int:
 def blocks_handled(ops: int, threads: int, workload: str) -> int:
     """The blocks one iteration's phases handle, which every `_per_op` metric divides by: the
     `ops` blocks (cycle's threads share them out), but for workload churn, whose threads each run
-    `ops` allocate-use-release pairs of their own, ops x threads pairs."""
-    return ops * threads if workload == "churn" else ops
+    `ops` allocate-use-release pairs of their own, ops x threads pairs, and for workload
+    fragment, whose threads each keep `ops` blocks of their own, ops x threads blocks."""
+    return ops * threads if workload in ("churn", "fragment") else ops
 
 
 def reserves_untouched(params: Mapping[str, Value]) -> bool:
@@ -52,8 +53,8 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
     """Memory one probe process needs at its peak: every block of the inner loop at once; for
     fork a second copy (the child's), for resize the old and the grown blocks of the last
     growth step together, for churn one block per thread (but the data file of a file backing,
-    which holds every block), for ipc one message on each side (its peer's process
-    included)."""
+    which holds every block), for fragment ops blocks of the largest size per thread, for ipc
+    one message on each side (its peer's process included)."""
     blocks = block_bytes(backing, size_bytes) * ops
     if workload == "limits":  # mappings that are never touched
         return 0
@@ -63,6 +64,8 @@ def scenario_memory_bytes(size_bytes: int, ops: int, backing: str = "", workload
         return 2 * block_bytes(backing, size_bytes)
     if workload == "churn" and backing not in FILE_BACKINGS:
         return block_bytes(backing, size_bytes) * threads  # one block alive in each thread
+    if workload == "fragment":  # at most ops blocks of the largest size in each thread
+        return blocks * threads
     if workload == "resize":
         return (1 + grow_factor) * int(grow_factor ** (grow_steps - 1)) * blocks
     return blocks

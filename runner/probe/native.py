@@ -94,7 +94,10 @@ from runner.core.parameters import PARAMETERS
 # the program goes on calling its allocator for that long (every 10 ms 128 malloc/free pairs of
 # 48 KiB, then a sleep; at the end the free of a block held throughout), and such iterations
 # report rss_after_pause_bytes. The timed phases are unchanged.
-PROBE_VERSION = 13
+# 14: --workload=fragment: a steady set of malloc'd blocks of mixed sizes (16 bytes to
+# size_bytes), replaced at random for two rounds, then freed but every keep_every-th; reports
+# live_bytes and kept_bytes.
+PROBE_VERSION = 14
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.
 EXIT_SKIPPED = 4

@@ -30,7 +30,8 @@ static const char *const RELEASE_NAMES[RELEASE_COUNT] = {
     "auto", "free", "munmap", "madv-dontneed", "madv-free", "malloc-trim", "free-but-last",
     "malloc-trim-but-last", "none"};
 static const char *const WORKLOAD_NAMES[WORKLOAD_COUNT] = {"cycle", "fork", "resize", "limits",
-                                                             "churn", "reuse", "ipc"};
+                                                             "churn", "reuse", "ipc",
+                                                             "fragment"};
 static const char *const CACHE_NAMES[CACHE_COUNT] = {"warm", "cold"};
 static const char *const ORDER_NAMES[ORDER_COUNT] = {"sequential", "random"};
 static const char *const SYNC_NAMES[SYNC_COUNT] = {"none", "msync", "fsync"};
@@ -214,6 +215,13 @@ static void check_new_combination(const struct scenario *s)
         usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
                     "--backing=mmap-anon or dev-zero, --sharing=private --threads=1 "
                     "--protection=read-write");
+    /* fragment replaces malloc'd blocks of sizes it draws, written so that they are resident */
+    if (s->workload == WORKLOAD_FRAGMENT &&
+        ((s->backing != BACKING_MALLOC && s->backing != BACKING_CALLOC) ||
+         !is_writing_access(s->access) ||
+         (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
+        usage_error("--workload=fragment needs --backing=malloc or calloc, an --access that "
+                    "writes, and --release=free or malloc-trim");
     check_ipc_combination(s);
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||
@@ -254,10 +262,11 @@ void check_combination(struct scenario *s)
     if (s->noreserve && heap)
         usage_error("--noreserve=1 applies to mapping backings only");
     if (s->keep_every != 0 &&
-        (!heap || io_buffer_bytes(s) != 0 || s->workload != WORKLOAD_CYCLE ||
+        (!heap || io_buffer_bytes(s) != 0 ||
+         (s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_FRAGMENT) ||
          (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
         usage_error("--keep_every above 0 needs a heap backing with blocks, --workload=cycle "
-                    "and --release=free or malloc-trim");
+                    "or fragment, and --release=free or malloc-trim");
     if (s->pause_ms != 0 && s->workload != WORKLOAD_CYCLE)
         usage_error("--pause_ms above 0 needs --workload=cycle");
     /* free_pause_ms watches what the allocator gives back of the blocks free gave it; the
@@ -298,11 +307,12 @@ void check_combination(struct scenario *s)
         usage_error("--workload=%s takes none of --order, --sync, --check_zero and "
                     "--backing=write-file", WORKLOAD_NAMES[s->workload]);
     /* cycle's threads share the blocks; churn's run pairs of their own, which for a file
-     * backing would be the same blocks of the one data file. */
-    if (s->threads != 1 && s->workload != WORKLOAD_CYCLE &&
+     * backing would be the same blocks of the one data file; fragment's keep slots of their
+     * own. */
+    if (s->threads != 1 && s->workload != WORKLOAD_CYCLE && s->workload != WORKLOAD_FRAGMENT &&
         (s->workload != WORKLOAD_CHURN || is_file_backing(s->backing)))
-        usage_error("--threads above 1 needs --workload=cycle, or --workload=churn with a "
-                    "backing without a data file");
+        usage_error("--threads above 1 needs --workload=cycle or fragment, or --workload=churn "
+                    "with a backing without a data file");
     if (s->sync == SYNC_MSYNC && (s->backing != BACKING_MMAP_FILE || s->sharing != SHARING_SHARED))
         usage_error("--sync=msync needs --backing=mmap-file --sharing=shared");
     if (s->sync == SYNC_FSYNC && s->backing != BACKING_WRITE_FILE &&

@@ -54,6 +54,15 @@
  *           first_touch  empty: 0 ns, 0 faults, rss_bytes as after allocate
  *           second_pass  empty, likewise
  *           free         empty, likewise
+ *   fragment allocate    each of ops slots gets a block (malloc or calloc) of a size drawn
+ *                        from 16 bytes to size_bytes, each power-of-two octave as likely,
+ *                        written by the access pattern; with --threads=N each thread has
+ *                        ops slots of its own (fragment.c)
+ *           first_touch  a round of churn: ops times a random slot's block freed and a new
+ *                        one of a new size allocated and written in its place
+ *           second_pass  a second round, the same
+ *           free         free every block but every keep_every-th slot's (those live on
+ *                        until the process exits); release malloc-trim then trims
  *   reuse   allocate     as cycle (mmap-anon or dev-zero, private)
  *           first_touch  as cycle
  *           free         the release: madvise(MADV_DONTNEED or MADV_FREE), mappings kept
@@ -305,6 +314,9 @@ static void run_iteration(const struct context *c, const struct scenario *s,
     case WORKLOAD_IPC:
         run_ipc(c, s, value, out);
         break;
+    case WORKLOAD_FRAGMENT:
+        run_fragment(c, s, value, out);
+        break;
     case WORKLOAD_COUNT:
         break;
     }
@@ -424,6 +436,8 @@ static struct context prepare_context(const struct scenario *s, size_t page,
     c.touched_pages = count_touched_pages(b, s);
     if (s->workload == WORKLOAD_RESIZE)
         c.previous = map_scratch(s->ops * sizeof *c.previous);
+    if (s->workload == WORKLOAD_FRAGMENT && s->threads == 1)
+        b->sizes = new_slot_sizes(s->ops, s->size_bytes, 0);
     if (s->threads > 1)
         c.crew = start_crew(b, s);
     c.chunk_flags = is_heap_backing(s->backing) && glibc_malloc_in_use();

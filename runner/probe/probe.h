@@ -31,7 +31,7 @@
 
 #include "latency.h"
 
-#define PROBE_VERSION 13
+#define PROBE_VERSION 14
 #define EXIT_USAGE 2
 #define EXIT_SYSTEM 3
 #define EXIT_SKIPPED 4
@@ -104,7 +104,8 @@ enum release { RELEASE_AUTO, RELEASE_FREE, RELEASE_MUNMAP, RELEASE_MADV_DONTNEED
                RELEASE_MALLOC_TRIM_BUT_LAST, RELEASE_NONE, RELEASE_COUNT };
 
 enum workload { WORKLOAD_CYCLE, WORKLOAD_FORK, WORKLOAD_RESIZE, WORKLOAD_LIMITS,
-                WORKLOAD_CHURN, WORKLOAD_REUSE, WORKLOAD_IPC, WORKLOAD_COUNT };
+                WORKLOAD_CHURN, WORKLOAD_REUSE, WORKLOAD_IPC, WORKLOAD_FRAGMENT,
+                WORKLOAD_COUNT };
 
 enum cache { CACHE_WARM, CACHE_COLD, CACHE_COUNT };
 
@@ -236,6 +237,8 @@ struct blocks {
     const uint64_t *chunk_order;
     size_t chunk_count;
     size_t chunks_per_block;
+    /* workload fragment: each slot's block size and the draw of the next (fragment.c) */
+    struct slot_sizes *sizes;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -285,8 +288,8 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_CHILD_READS_ZERO, OBS_CHILD_READ_FAULTED, OBS_CHILD_PTE_BYTES,
                    OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
                    OBS_HUGETLB_SIGBUS_AT_POOL_END, OBS_LOCKED_BYTES, OBS_VM_LOCKED_BYTES,
-                   OBS_MLOCK_REFUSED, OBS_RSS_AFTER_PAUSE_BYTES,
-                   OBS_COUNT };
+                   OBS_MLOCK_REFUSED, OBS_RSS_AFTER_PAUSE_BYTES, OBS_PEAK_LIVE_BYTES,
+                   OBS_KEPT_BYTES, OBS_COUNT };
 
 struct iteration_result {
     int warmup;
@@ -494,6 +497,14 @@ uint64_t churn_thread(const struct blocks *b, const struct scenario *s, unsigned
 void run_reuse(const struct context *c, const struct scenario *s, unsigned char value,
                struct iteration_result *out);
 
+/* fragment.c */
+struct slot_sizes *new_slot_sizes(size_t ops, size_t largest_bytes, size_t thread);
+uint64_t peak_live_bytes(const struct blocks *b);
+uint64_t fragment_work(const struct blocks *b, const struct scenario *s, enum phase phase,
+                       unsigned char value);
+void run_fragment(const struct context *c, const struct scenario *s, unsigned char value,
+                  struct iteration_result *out);
+
 /* content.c */
 size_t layout_file_bytes(const struct scenario *s, size_t ops, size_t stride, size_t page);
 void fill_holes_file(int fd, uint64_t file_bytes, size_t stride, size_t page);
@@ -657,6 +668,7 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
 /* threads.c */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase, unsigned char value);
 uint64_t crew_slowest_ns(const struct crew *c);
+uint64_t crew_peak_live_bytes(const struct crew *c);
 void crew_latency(struct crew *c, struct latency_histogram *into);
 struct crew *start_crew(const struct blocks *b, const struct scenario *s);
 

@@ -60,9 +60,16 @@ static void *run_worker(void *argument)
     struct crew *c = w->crew;
     for (;;) {
         wait_at(&c->start);
-        w->checksum = c->s->workload == WORKLOAD_CHURN
-                          ? churn_thread(&w->slice, c->s, c->value, &w->ns, w->latency)
-                          : cycle_work(&w->slice, c->s, c->phase, c->value);
+        switch (c->s->workload) {
+        case WORKLOAD_CHURN:
+            w->checksum = churn_thread(&w->slice, c->s, c->value, &w->ns, w->latency);
+            break;
+        case WORKLOAD_FRAGMENT: /* the bytes live in its slots after the phase */
+            w->checksum = fragment_work(&w->slice, c->s, c->phase, c->value);
+            break;
+        default:
+            w->checksum = cycle_work(&w->slice, c->s, c->phase, c->value);
+        }
         wait_at(&c->done);
     }
     return NULL;
@@ -92,6 +99,15 @@ uint64_t crew_slowest_ns(const struct crew *c)
     return slowest;
 }
 
+/* fragment: each worker's highest live bytes, summed (each thread's own slots). */
+uint64_t crew_peak_live_bytes(const struct crew *c)
+{
+    uint64_t sum = 0;
+    for (size_t t = 0; t < c->count; t++)
+        sum += peak_live_bytes(&c->workers[t].slice);
+    return sum;
+}
+
 /* churn with --latency: every worker's pairs of the last phase, added into `into`, and each
  * worker's histogram emptied for the next (after the window, untimed). */
 void crew_latency(struct crew *c, struct latency_histogram *into)
@@ -104,14 +120,17 @@ void crew_latency(struct crew *c, struct latency_histogram *into)
 
 /* cycle: thread t gets blocks [ops * t / threads, ops * (t + 1) / threads). churn: each thread
  * runs ops pairs of its own, one block at a time, in block slots of its own; its blocks count
- * on from ops * t (a shared-memory block's name is its index, so no two threads' collide). */
+ * on from ops * t (a shared-memory block's name is its index, so no two threads' collide).
+ * fragment: each thread keeps ops blocks of its own, of sizes it draws with a seed of its own. */
 static struct blocks slice_of(const struct blocks *b, const struct scenario *s, size_t t,
                               size_t count)
 {
     struct blocks slice = *b;
-    if (s->workload == WORKLOAD_CHURN) {
+    if (s->workload == WORKLOAD_CHURN || s->workload == WORKLOAD_FRAGMENT) {
         slice.at = map_scratch(b->ops * sizeof *b->at);
         slice.first = b->ops * t;
+        if (s->workload == WORKLOAD_FRAGMENT)
+            slice.sizes = new_slot_sizes(b->ops, b->size_bytes, t);
         return slice;
     }
     size_t first = b->ops * t / count, end = b->ops * (t + 1) / count;

@@ -41,8 +41,9 @@ def test_an_axis_left_with_one_value_names_the_rule_the_chart_and_the_fix() -> N
         "t.yaml",
         "matrix.threads collapses to one value, 1 (so charts[0]'s x axis has one point): every "
         "threads 2 point is dropped by",
-        "threads share the blocks of workload cycle or run pairs of their own in workload "
-        "churn, and this is workload fork (use threads: 1)",
+        "threads share the blocks of workload cycle, run pairs of their own in workload "
+        "churn or keep blocks of their own in workload fragment, and this is workload fork "
+        "(use threads: 1)",
         "make threads 2 measurable as the rule says, or set threads: 1 in fixed to ask only "
         "for what runs")
     assert str(warning).startswith("t.yaml: warning: matrix.threads collapses to one value")
