@@ -55,6 +55,8 @@ WORKLOAD_MEASURES: Mapping[str, str] = {
 IPC_BACKINGS = ("shm", "memfd", "mmap-file", "pipe")
 # The control page before workload ipc's message in its shared object (a page: 4 KiB here).
 IPC_CONTROL_BYTES = 4096
+# The smallest block workload fragment draws (the probe's too): its sizes run from it to size.
+FRAGMENT_SMALLEST_BYTES = 16
 # Releases that end a block of workload churn right after its access pattern.
 CHURN_RELEASES = ("auto", "free", "malloc-trim", "munmap")
 # Backings workload limits can map until refused: one untouched mapping per block.

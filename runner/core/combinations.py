@@ -14,6 +14,7 @@ from runner.core.choices import (
     ANONYMOUS_BACKINGS,
     CHURN_RELEASES,
     FILE_BACKINGS,
+    FRAGMENT_SMALLEST_BYTES,
     FORK_ADVICES,
     HEAP_BACKINGS,
     HEAP_RELEASES,
@@ -458,6 +459,10 @@ def _fragment_conflict(params: Mapping[str, Value]) -> str | None:
     if params["release"] not in ("auto", "free", "malloc-trim"):
         return (f"workload fragment frees its blocks, and release {params['release']} does "
                 "not (use release: free or malloc-trim)")
+    if int(params["size"]) < FRAGMENT_SMALLEST_BYTES:
+        return (f"workload fragment draws its blocks' sizes from {FRAGMENT_SMALLEST_BYTES} "
+                f"bytes up to size, and size is {BY_KEY['size'].format(params['size'])} (use "
+                f"size: {FRAGMENT_SMALLEST_BYTES}B or more)")
     return None
 
 

@@ -215,13 +215,14 @@ static void check_new_combination(const struct scenario *s)
         usage_error("--workload=reuse needs --release=madv-dontneed or madv-free, "
                     "--backing=mmap-anon or dev-zero, --sharing=private --threads=1 "
                     "--protection=read-write");
-    /* fragment replaces malloc'd blocks of sizes it draws, written so that they are resident */
+    /* fragment replaces malloc'd blocks of sizes it draws from 16 bytes up, written so that
+     * they are resident */
     if (s->workload == WORKLOAD_FRAGMENT &&
         ((s->backing != BACKING_MALLOC && s->backing != BACKING_CALLOC) ||
-         !is_writing_access(s->access) ||
+         !is_writing_access(s->access) || s->size_bytes < 16 ||
          (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
         usage_error("--workload=fragment needs --backing=malloc or calloc, an --access that "
-                    "writes, and --release=free or malloc-trim");
+                    "writes, --size_bytes of at least 16 and --release=free or malloc-trim");
     check_ipc_combination(s);
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||

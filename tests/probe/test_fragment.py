@@ -122,6 +122,7 @@ def test_other_allocators_keep_what_was_freed_until_asked(probe: ProbeBinary, na
     ({"backing": "mmap-anon"}, "backing mmap-anon is neither (use backing: malloc or calloc)"),
     ({"access": "read-all"}, "access read-all writes nothing (use access: write-page"),
     ({"release": "none"}, "release none does not (use release: free or malloc-trim)"),
+    ({"size": 8}, "and size is 8B (use size: 16B or more)"),
 ])
 def test_what_fragment_cannot_do_is_refused(fields: dict[str, Any], message: str) -> None:
     params = {**DEFAULTS, "workload": "fragment", "size": LARGEST, **fields}
@@ -136,6 +137,7 @@ def test_what_fragment_cannot_do_is_refused(fields: dict[str, Any], message: str
     {"backing": "mmap-anon", "release": "munmap"},
     {"access": "read-all"},
     {"release": "none"},
+    {"size_bytes": "15"},
 ])
 def test_the_probe_refuses_the_same(probe: ProbeBinary, args: dict[str, str]) -> None:
     refused = run_raw(probe, good_args(**{"workload": "fragment", "ops": "16", **args}))
