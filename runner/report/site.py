@@ -83,6 +83,9 @@ def build_run_context(run: StoredRun, checksum: str | None = None) -> dict[str, 
         "verdicts": verdict_rows(experiment, results, run.machine, extra_rounds_ending(run),
                                  records),
         "verdict_records": records,
+        # the answer first: how many claims reach each verdict, above the page's question
+        "verdict_counts": [(status, n) for status in verdict.STATUSES
+                           if (n := sum(r.status == status for r in results))],
         "machine": run.machine,
         "reduced": run.reduced,
         "run_id": run.run_id,
