@@ -231,8 +231,8 @@ def _key_values(key: Key) -> str:
     match key.kind:
         case "slug":
             return f"a name: {EXPERIMENT_HINT}"
-        case "text":
-            return "some text"
+        case "text" | "texts":
+            return "some text" if key.kind == "text" else "a list of texts, each as a claim"
         case "duration":
             return f"a duration: {DURATION_HINT}; at most {MAX_TIMEOUT_S / 3600:g} hours"
         case "matrix":

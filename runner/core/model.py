@@ -249,6 +249,8 @@ class CheckSpec:
     # experiment's repetitions say); above the experiment's, the run measures more for them.
     max_processes: int | None = None
     quantifier: Quantifier = "all"
+    # The claim's earlier words, whose permalinks still lead to its row (runner.report.permalinks)
+    formerly: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

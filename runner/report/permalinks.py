@@ -15,7 +15,9 @@ reordering checks, charts or machines moves no other id:
 
 A claim slug is the claim's words, lowercased, runs of other characters made one '-', cut at a
 word boundary to at most SLUG_CHARS; the hash tells apart claims whose slugs are cut alike, and
-ties the id to the experiment. Editing a claim's words gives it a new id (it is another claim).
+ties the id to the experiment. Editing a claim's words gives it a new id (it is another claim),
+unless the check lists its earlier words under `formerly`: the ids those had are kept as anchors
+in its row (former_keys), so links made before a rewording still lead to it.
 Labels are runner.core.names labels (letters, digits, '.', '_', '-'): valid in an id as they are.
 """
 
@@ -68,6 +70,14 @@ def _unique(keys: Iterable[str]) -> list[str]:
 def claim_keys(experiment: str, claims: Iterable[str]) -> list[str]:
     """The keys of one run's claims, in check order (a repeated claim's with -2…)."""
     return _unique(claim_key(experiment, claim) for claim in claims)
+
+
+def former_keys(experiment: str, formerly: Iterable[str], taken: Iterable[str]) -> list[str]:
+    """The keys a claim had under its earlier words, but those `taken` by the run's claims as
+    they read now (an id names one row)."""
+    now = set(taken)
+    keys = dict.fromkeys(claim_key(experiment, words) for words in formerly)
+    return [key for key in keys if key not in now]
 
 
 def verdict_id(label: str, key: str) -> str:

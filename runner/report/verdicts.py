@@ -103,6 +103,8 @@ def verdict_rows(experiment: ExperimentSpec, results: Sequence[verdict.Verdict],
         check = result.check
         rows.append({
             "id": permalinks.verdict_id(machine, key), "key": key,
+            "former_ids": [permalinks.verdict_id(machine, former) for former in
+                           permalinks.former_keys(experiment.name, check.formerly, keys)],
             "claim": check.claim,
             "conditions": record["conditions"]["text"],
             "status": result.status.replace(" ", "-"),

@@ -39,6 +39,7 @@ from runner.spec.keys import (
     QUANTIFIERS,
     RANGE_KEYS,
     STATISTICS,
+    Key,
 )
 from runner.spec.walker import (
     Item,
@@ -103,7 +104,18 @@ def _read_check(walker: Walker, item: Item, axes: tuple[str, ...]) -> CheckSpec:
                                             table["max_processes"]))),
         quantifier=cast(Quantifier, read_word(walker, entries.get("quantifier"), QUANTIFIERS,
                                               "quantifier") or CheckSpec.quantifier),
+        formerly=_read_formerly(walker, entries.get("formerly"), table["claim"]),
     )
+
+
+def _read_formerly(walker: Walker, item: Item | None, claim: Key) -> tuple[str, ...]:
+    """A claim's earlier words: each a text as a claim is."""
+    if item is None:
+        return ()
+    children = walker.sequence(item, "a list of the claim's earlier words")
+    if not children:
+        raise walker.error(item, "expected at least one earlier wording (or leave formerly out)")
+    return tuple(str(read_simple(walker, child, claim)) for child in children)
 
 
 def _read_where(walker: Walker, item: Item | None) -> tuple[tuple[str, Condition], ...]:

@@ -35,7 +35,7 @@ KeyKind = Literal[
     "slug", "text", "duration", "matrix", "parameters", "entries", "axis_entries",
     "repetitions", "charts", "whole", "flag", "metric", "axis", "axes", "checks", "expectation",
     "fraction", "selector", "number", "where", "statistic", "method", "share", "quantifier",
-    "y_from",
+    "y_from", "texts",
 ]
 
 
@@ -135,6 +135,10 @@ CHECK_KEYS: tuple[Key, ...] = (
     Key("quantifier", "quantifier", "all (default: the claim is about every pair, and holds "
         "where they all hold) or some (an existence claim, such as 'malloc does not zero "
         "memory': it holds where any pair shows it, and the verdict names where it does not)"),
+    Key("formerly", "texts", "the claim's earlier words, a list: links to its verdict row made "
+        "while it read so keep leading to it. For a claim reworded without changing what it "
+        "asserts; a claim that asserts something else is another claim, with a link of its "
+        "own"),
 )
 EXPECTATIONS: tuple[str, ...] = get_args(Expectation)
 STATISTICS: tuple[str, ...] = get_args(Statistic)

@@ -81,6 +81,9 @@ def _key_schema(key: Key) -> Schema:
             return {"type": "string", "pattern": NAME_PATTERN}
         case "text":
             return {"type": "string", "minLength": 1}
+        case "texts":
+            return {"type": "array", "items": {"type": "string", "minLength": 1},
+                    "minItems": 1}
         case "duration":
             return {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
                               {"type": "string", "description": DURATION_HINT}]}

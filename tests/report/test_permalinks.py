@@ -9,6 +9,7 @@ from runner.report.permalinks import (
     chart_ids,
     claim_key,
     claim_keys,
+    former_keys,
     machine_id,
     slugify,
     verdict_id,
@@ -49,3 +50,9 @@ def test_a_repeated_claim_or_chart_title_gets_a_suffix() -> None:
         "m-vm-chart-first-touch-per-page", "m-vm-chart-allocate",
         "m-vm-chart-first-touch-per-page-2"]
     assert machine_id("vm") == "m-vm"
+
+
+def test_a_claims_earlier_words_keep_their_keys_unless_a_claim_has_them_now() -> None:
+    now = claim_keys("x", [A, B])
+    assert former_keys("x", [C, C, B], now) == [claim_key("x", C)]
+    assert former_keys("x", [], now) == []

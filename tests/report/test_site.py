@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.report import render_cache, site
+from runner.report import permalinks, render_cache, site
 from runner.report.site import check_reports, render_reports, render_site
 from runner.store import folders
 from tests.synthetic import COMPARE_SPEC, write_synthetic_run
@@ -120,6 +120,24 @@ def test_index_summarises_verdicts_with_a_noise_floor_on_the_page(
     page = (tmp_path / "reports" / "small.html").read_text()
     assert re.search(r"differences below ±\d+% cannot be told apart here", page)
     assert "min 245 ns vs 245 ns, n 8/8; decided at look 1 of 4, 8 paired rounds" in page
+
+
+def test_a_reworded_claim_keeps_its_earlier_links(tmp_path: Path, small_spec: Path) -> None:
+    """`formerly` keeps the ids of a claim's earlier words as anchors in its row: a link made
+    before the rewording still leads to it. Words another claim has now are that claim's."""
+    old = "A page first touched costs the same from mmap as from malloc"
+    taken = "From 64 KiB up, the first touch of an mmap page faults exactly once"
+    small_spec.write_text(small_spec.read_text().replace(
+        "    reference: {backing: malloc}\n",
+        f"    reference: {{backing: malloc}}\n    formerly: [{old}, {taken}]\n", 1))
+    write_synthetic_run(tmp_path / "results", small_spec)
+    render_reports(tmp_path / "results", tmp_path / "reports", TEMPLATES)
+    page = (tmp_path / "reports" / "small.html").read_text()
+    (row,) = re.findall(r'<tr id="v-test-machine--the-first-touch-of-a-page-costs-the-same-'
+                        r'[0-9a-f]{6}">.*?</tr>', page, flags=re.DOTALL)
+    former = f"v-test-machine--{permalinks.claim_key('small', old)}"
+    assert f'<span id="{former}"></span>' in row
+    assert page.count(f'id="v-test-machine--{permalinks.claim_key("small", taken)}"') == 1
 
 
 def _two_experiments(tmp_path: Path, small_spec: Path) -> Path:
