@@ -10,7 +10,8 @@ locally built probe cannot run there) is needed on the target: no agent, no Pyth
   costs neither a new session nor the login shell's start-up.
 - Nothing lives on without the runner (runner.remote.lifetime): the master ends a few
   seconds after its last session; the remote shell ends when its input closes, and kills the
-  probe in flight when that happens while it waits for it.
+  probe in flight when that happens while it waits for it; a setup command is killed there
+  when the runner would have stopped waiting for it.
 - Host keys are checked as the user's ssh does (known_hosts); BatchMode forbids any prompt.
 - Nothing reaches the remote shell unquoted: a command is built from an argument vector with
   shlex.quote, and the probe runs with `env -i` and exactly the variables alloclab chose.
@@ -155,11 +156,17 @@ class Connection:
 
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float = _SETUP_TIMEOUT_S
             ) -> subprocess.CompletedProcess[bytes]:
-        """Run an argument vector on the target (quoted), through the shared connection."""
+        """Run an argument vector on the target (quoted), through the shared connection.
+
+        The target kills it (coreutils' timeout, with its process group) when this runner stops
+        waiting for it: a session without a terminal gets no hangup when its client dies, so a
+        setup command of a runner that was killed (a compile, up to 300 s) would otherwise run
+        on there to its end."""
         if not self.control_path.exists():  # the master ended, idle: start it again
             self.open()
+        bounded = ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
         return subprocess.run([*self.ssh_argv(), "--", self.host.destination,
-                               quote_command(argv)], input=stdin, capture_output=True,
+                               quote_command(bounded)], input=stdin, capture_output=True,
                               timeout=timeout_s, check=False)
 
     def check_output(self, argv: Sequence[str], what: str, *, stdin: bytes = b"",

@@ -200,6 +200,32 @@ def test_the_probe_is_compiled_there_when_the_architecture_differs(
     assert not Path(workspace.run_dir).exists()
 
 
+def _running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True,
+                          check=False).returncode == 0
+
+
+def test_a_setup_command_dies_on_the_target_when_the_runner_stops_waiting(sshd: Sshd) -> None:
+    """The runner gives up on a setup command at its timeout and kills its ssh client; the
+    session has no terminal, so nothing tells the target, which kills the command itself at the
+    same time, its children too (the target is this machine: its processes can be seen)."""
+    host = Host("w", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
+    marker = f"sleep {4000 + os.getpid() % 1000}.25"
+    with lifetime.control_dir() as control:
+        connection = ssh.Connection(host, control)
+        connection.open()
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                connection.run(["sh", "-c", f"{marker}; true"], timeout_s=2)
+            deadline = time.monotonic() + 10
+            while _running(marker) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not _running(marker)
+        finally:
+            subprocess.run(["pkill", "-f", marker], check=False)
+            connection.close()
+
+
 def test_an_argument_with_metacharacters_arrives_as_one_word(sshd: Sshd, tmp_path: Path) -> None:
     host = Host("q", sshd.destination, sshd.port, tuple(sshd.client_options.items()))
     with lifetime.control_dir() as control:
