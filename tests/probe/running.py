@@ -59,6 +59,17 @@ def measure(probe: ProbeBinary, s: Scenario, warmup: int = 0, iterations: int = 
     return record.probe
 
 
+def one_iteration(probe: ProbeBinary, s: Scenario, library: str | None = None, *,
+                  warmup: int = 0, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The one measured iteration of a fresh process, after `warmup` warm-ups, with `library`
+    preloaded as the scenario's allocator (None: the C library's own malloc) and `env` added."""
+    record = run_process(probe_argv(probe, s, warmup, 1), scenario_id=s.id, process_index=0,
+                         timeout_s=60, extra_env={**probe_env(s, None, library), **(env or {})})
+    assert record.status == "ok", record.stderr_tail
+    assert record.probe is not None
+    return dict(next(i for i in record.probe["iterations"] if not i["warmup"]))
+
+
 def measured(probe: ProbeBinary, s: Scenario, iterations: int = 1,
              env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The non-warm-up iterations."""

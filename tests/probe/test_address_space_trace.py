@@ -14,20 +14,14 @@ from typing import Any
 import pytest
 
 from runner.core.model import Scenario
-from runner.probe.execute import run_process
-from runner.probe.native import ProbeBinary, probe_argv, probe_env
-from tests.probe.running import MIB, PAGE, scenario
+from runner.probe.native import ProbeBinary
+from tests.probe.running import MIB, PAGE, one_iteration, scenario
 from tests.probe.test_allocator_physics import library_of
 
 
 def traced(probe: ProbeBinary, s: Scenario, library: str | None = None) -> dict[str, Any]:
     """The observations of one process's only iteration (no warm-up): the trace's figures."""
-    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
-                         timeout_s=60, extra_env=probe_env(s, None, library))
-    assert record.status == "ok", record.stderr_tail
-    assert record.probe is not None
-    [iteration] = record.probe["iterations"]
-    observed: dict[str, Any] = iteration["observations"]
+    observed: dict[str, Any] = one_iteration(probe, s, library)["observations"]
     assert observed["malloc_from_allocator"] == 1
     return observed
 

@@ -15,9 +15,8 @@ import pytest
 from runner.core.model import Scenario
 from runner.machine import allocators
 from runner.machine.preconditions import MachineFacts, check_preconditions
-from runner.probe.execute import run_process
-from runner.probe.native import ProbeBinary, probe_argv, probe_env
-from tests.probe.running import scenario
+from runner.probe.native import ProbeBinary
+from tests.probe.running import one_iteration, scenario
 
 PRELOADED = tuple(allocators.LIBRARIES)
 
@@ -36,11 +35,7 @@ def library_of(name: str) -> str:
 def timed_iteration(probe: ProbeBinary, s: Scenario, library: str | None,
                     env: dict[str, str] | None = None) -> dict[str, Any]:
     """The one timed iteration of a process, after one warm-up iteration."""
-    record = run_process(probe_argv(probe, s, 1, 1), scenario_id=s.id, process_index=0,
-                         timeout_s=60, extra_env={**probe_env(s, None, library), **(env or {})})
-    assert record.status == "ok", record.stderr_tail
-    assert record.probe is not None
-    return next(i for i in record.probe["iterations"] if not i["warmup"])
+    return one_iteration(probe, s, library, warmup=1, env=env)
 
 
 def test_glibc_is_the_c_librarys_malloc(probe: ProbeBinary) -> None:
@@ -97,11 +92,7 @@ def test_small_blocks_are_not_a_mapping_each(probe: ProbeBinary, name: str) -> N
 def given_back_fraction(probe: ProbeBinary, s: Scenario, library: str | None) -> float:
     """Of the memory a fresh process's first batch made resident, the share its free phase
     gave back (as free_returned_fraction, from one pristine iteration: no warm-up)."""
-    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
-                         timeout_s=60, extra_env=probe_env(s, None, library))
-    assert record.status == "ok", record.stderr_tail
-    assert record.probe is not None
-    [iteration] = record.probe["iterations"]
+    iteration = one_iteration(probe, s, library)
     phases = iteration["phases"]
     resident = phases["second_pass"]["rss_bytes"] - iteration["rss_before_bytes"]
     assert resident >= s.ops * s.size_bytes // 2  # the batch was written

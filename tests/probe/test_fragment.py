@@ -13,9 +13,8 @@ import pytest
 from runner.core.combinations import find_conflict
 from runner.core.model import Scenario
 from runner.core.parameters import DEFAULTS
-from runner.probe.execute import run_process
-from runner.probe.native import ProbeBinary, probe_argv, probe_env
-from tests.probe.running import good_args, run_raw, scenario
+from runner.probe.native import ProbeBinary
+from tests.probe.running import good_args, one_iteration, run_raw, scenario
 from tests.probe.test_allocator_physics import library_of
 
 KIB = 1 << 10
@@ -31,16 +30,6 @@ def fragment(**fields: Any) -> Scenario:
                        "ops": SLOTS, "release": "free", **fields})
 
 
-def iteration(probe: ProbeBinary, s: Scenario, library: str | None = None) -> dict[str, Any]:
-    """The one iteration of a fresh process."""
-    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
-                         timeout_s=60, extra_env=probe_env(s, None, library))
-    assert record.status == "ok", record.stderr_tail
-    assert record.probe is not None
-    [it] = record.probe["iterations"]
-    return dict(it)
-
-
 def held(it: dict[str, Any], phase: str) -> int:
     """Resident memory the iteration added by the end of `phase`."""
     return int(it["phases"][phase]["rss_bytes"]) - int(it["rss_before_bytes"])
@@ -50,7 +39,7 @@ def held(it: dict[str, Any], phase: str) -> int:
 def test_every_process_draws_the_same_blocks_and_they_add_up(probe: ProbeBinary) -> None:
     """Live bytes at their peak: about the slots times the mean size (the draws' sum wanders
     by a few percent), the same in two processes; one slot in 16 kept holds about a 16th."""
-    first, second = (iteration(probe, fragment(keep_every=16)) for _ in range(2))
+    first, second = (one_iteration(probe, fragment(keep_every=16)) for _ in range(2))
     peak, kept = (first["observations"][k] for k in ("peak_live_bytes", "kept_bytes"))
     assert (peak, kept) == (second["observations"]["peak_live_bytes"],
                             second["observations"]["kept_bytes"])
@@ -62,7 +51,7 @@ def test_every_process_draws_the_same_blocks_and_they_add_up(probe: ProbeBinary)
 def test_the_heap_holds_the_blocks_written_and_a_little_more(probe: ProbeBinary) -> None:
     """Every block is written as it is allocated, so the heap holds at least the blocks alive
     now (most of the peak); glibc's headers and free chunks add a few percent, not half."""
-    it = iteration(probe, fragment())
+    it = one_iteration(probe, fragment())
     peak = it["observations"]["peak_live_bytes"]
     assert 0.85 * peak <= held(it, "second_pass") <= 1.5 * peak, (held(it, "second_pass"), peak)
 
@@ -73,8 +62,8 @@ def test_glibc_frees_from_the_top_only_and_its_tcache_pins_the_heap(probe: Probe
     up to 7 freed chunks of each small size, anywhere in the heap, and everything beneath the
     highest stays: almost nothing goes back. Without the cache (tcache_count=0) the whole heap
     coalesces into its top and is trimmed."""
-    cached = iteration(probe, fragment())
-    uncached = iteration(probe, fragment(tunables="glibc.malloc.tcache_count=0"))
+    cached = one_iteration(probe, fragment())
+    uncached = one_iteration(probe, fragment(tunables="glibc.malloc.tcache_count=0"))
     for it in (cached, uncached):
         assert held(it, "second_pass") >= 0.85 * it["observations"]["peak_live_bytes"]
     assert held(cached, "free") >= 0.8 * held(cached, "second_pass")
@@ -86,10 +75,10 @@ def test_glibc_trim_gives_back_all_but_the_kept_blocks_pages(probe: ProbeBinary)
     """malloc_trim gives back every whole free page in the heap: after freeing all, nearly
     everything; with one block in 16 kept, the pages the kept blocks lie on and little more
     (at least their own bytes, well under the 16-fold a free without trim keeps)."""
-    everything = iteration(probe, fragment(release="malloc-trim"))
+    everything = one_iteration(probe, fragment(release="malloc-trim"))
     assert held(everything, "free") <= 0.1 * held(everything, "second_pass")
-    kept_trimmed = iteration(probe, fragment(release="malloc-trim", keep_every=16))
-    kept_freed = iteration(probe, fragment(keep_every=16))
+    kept_trimmed = one_iteration(probe, fragment(release="malloc-trim", keep_every=16))
+    kept_freed = one_iteration(probe, fragment(keep_every=16))
     kept = kept_trimmed["observations"]["kept_bytes"]
     assert kept <= held(kept_trimmed, "free") <= 4 * kept, (held(kept_trimmed, "free"), kept)
     assert held(kept_freed, "free") >= 10 * kept, (held(kept_freed, "free"), kept)
@@ -99,8 +88,8 @@ def test_glibc_trim_gives_back_all_but_the_kept_blocks_pages(probe: ProbeBinary)
 def test_each_thread_keeps_blocks_of_its_own(probe: ProbeBinary) -> None:
     """Two threads, each its own slots and draws (the first thread's are one thread's): the
     live bytes about double, and the heap holds them."""
-    one = iteration(probe, fragment())["observations"]["peak_live_bytes"]
-    it = iteration(probe, fragment(threads=2))
+    one = one_iteration(probe, fragment())["observations"]["peak_live_bytes"]
+    it = one_iteration(probe, fragment(threads=2))
     two = it["observations"]["peak_live_bytes"]
     assert 1.7 * one <= two <= 2.3 * one, (one, two)
     assert held(it, "second_pass") >= 0.85 * two
@@ -112,8 +101,8 @@ def test_other_allocators_keep_what_was_freed_until_asked(probe: ProbeBinary, na
     """jemalloc, tcmalloc and mimalloc give nothing back at free; asked to trim, each gives
     back some of it (tcmalloc least: about half)."""
     library = library_of(name)
-    freed = iteration(probe, fragment(allocator=name), library)
-    trimmed = iteration(probe, fragment(allocator=name, release="malloc-trim"), library)
+    freed = one_iteration(probe, fragment(allocator=name), library)
+    trimmed = one_iteration(probe, fragment(allocator=name, release="malloc-trim"), library)
     assert held(freed, "free") >= 0.95 * held(freed, "second_pass")
     assert held(trimmed, "free") <= 0.8 * held(trimmed, "second_pass")
 

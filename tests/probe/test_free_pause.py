@@ -13,9 +13,8 @@ import pytest
 from runner.core.combinations import find_conflict
 from runner.core.model import Scenario
 from runner.core.parameters import DEFAULTS
-from runner.probe.execute import run_process
-from runner.probe.native import ProbeBinary, probe_argv, probe_env
-from tests.probe.running import PAGE, good_args, run_raw, scenario
+from runner.probe.native import ProbeBinary
+from tests.probe.running import PAGE, good_args, one_iteration, run_raw, scenario
 from tests.probe.test_allocator_physics import library_of
 
 MIB = 1 << 20
@@ -28,14 +27,10 @@ def batch(**fields: Any) -> Scenario:
 
 def pristine_iteration(probe: ProbeBinary, s: Scenario, library: str | None) -> dict[str, Any]:
     """The one iteration of a fresh process (no warm-up: the batch's memory is new)."""
-    record = run_process(probe_argv(probe, s, 0, 1), scenario_id=s.id, process_index=0,
-                         timeout_s=60, extra_env=probe_env(s, None, library))
-    assert record.status == "ok", record.stderr_tail
-    assert record.probe is not None
-    [iteration] = record.probe["iterations"]
+    iteration = one_iteration(probe, s, library)
     resident = iteration["phases"]["second_pass"]["rss_bytes"] - iteration["rss_before_bytes"]
     assert resident >= s.ops * s.size_bytes // 2  # the batch was written
-    return dict(iteration)
+    return iteration
 
 
 def shares(iteration: dict[str, Any]) -> tuple[float, float]:
