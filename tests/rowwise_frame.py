@@ -127,6 +127,9 @@ def _sample_row(run: StoredRun, scenario_index: int, scenario: dict[str, Any], p
     peak, kept = observed.get("peak_live_bytes"), observed.get("kept_bytes")
     row["rss_per_live_byte"] = (resident / int(peak) if peak is not None and int(peak) > 0
                                 else float("nan"))
+    held = observed.get("held_bytes")
+    row["held_per_live_byte"] = (int(held) / int(peak) if held is not None and peak is not None
+                                 and int(peak) > 0 else float("nan"))
     row["retained_per_kept_byte"] = (retained / int(kept) if kept is not None and int(kept) > 0
                                      else float("nan"))
     row["oom_killed"] = 0.0  # a sample is of a process that ran to its end

@@ -246,6 +246,8 @@ def build_frame(run: StoredRun, *, categorical: bool = False) -> pd.DataFrame:
         # workload fragment: what the program holds against what its blocks ask for.
         peak, kept = observed["peak_live_bytes"], observed["kept_bytes"]
         columns["rss_per_live_byte"] = np.where(peak > 0, resident / peak, float("nan"))
+        columns["held_per_live_byte"] = np.where(peak > 0, observed["held_bytes"] / peak,
+                                                 float("nan"))
         columns["retained_per_kept_byte"] = np.where(kept > 0, retained / kept, float("nan"))
         # Every sample here is of a process that ran to its end (with_outcomes adds those the
         # OOM killer ended).

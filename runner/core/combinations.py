@@ -384,6 +384,10 @@ def _ipc_conflict(params: Mapping[str, Value]) -> str | None:
 
 def _workload_conflict(params: Mapping[str, Value]) -> str | None:
     workload, backing = params["workload"], params["backing"]
+    if params["thread_turns"] and workload != "fragment":
+        return (f"thread_turns has the threads of workload fragment take its iterations in "
+                f"turn, and this is workload {workload} (use workload: fragment, or leave "
+                "thread_turns out)")
     if backing == "pipe" and workload != "ipc":
         return (f"backing pipe carries the messages of workload ipc between two processes, and "
                 f"this is workload {workload} (use workload: ipc, or a backing with memory)")

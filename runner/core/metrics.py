@@ -168,6 +168,13 @@ METRICS: tuple[Metric, ...] = (
            "holds no more than the most it ever had live; the allocator's headers, rounding "
            "and the free memory it keeps between live blocks add to it",
            "resident bytes per peak live byte"),
+    Metric("held_per_live_byte", "bytes per byte",
+           "resident memory the process holds after an iteration's free phase, over what it "
+           "held before its first, per byte the iteration's blocks asked for at their peak "
+           "(workload fragment): 0 when every freed byte went back to the system, 1 when the "
+           "program keeps one working set's memory for the next, N when N threads each keep "
+           "their own (thread_turns)",
+           "held bytes per peak live byte"),
     Metric("retained_per_kept_byte", "bytes per byte",
            "resident memory the iteration left behind after its free phase per byte the "
            "blocks it kept ask for (workload fragment, keep_every above 0): 1 when freeing "

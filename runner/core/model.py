@@ -69,6 +69,7 @@ class Scenario:
     memlock_limit_bytes: int = 0
     bystanders: int = 0
     free_pause_ms: int = 0
+    thread_turns: bool = False
     hugetlb_pool: int = 0
     latency: str = "off"
     allocator: str = "glibc"

@@ -464,5 +464,11 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "keep_every-th slot's; 0 without keep_every)",
                 short_name="kept bytes",
                 doc="See retained_per_kept_byte."),
+    Observation("held_bytes", "bytes",
+                "resident set after workload fragment's free phase over the process's before "
+                "its first iteration: what the program holds, every thread's share together, "
+                "once this iteration has freed its blocks",
+                short_name="held after free",
+                doc="See held_per_live_byte."),
 )
 OBSERVATIONS_BY_NAME: Mapping[str, Observation] = {o.name: o for o in OBSERVATIONS}

@@ -475,6 +475,15 @@ PARAMETERS: tuple[Parameter, ...] = (
                    "sleeping program never makes; why each size: runner/probe/allocator.c. "
                    "The timed phases do not change; the resident set after the pause counts "
                    "anonymous memory's change alone (rss_after_pause_bytes).")),
+    Parameter("thread_turns", "thread_turns", "bool", False,
+              "workload fragment with threads: the threads take turns, an iteration each in "
+              "order (iteration i is thread i mod threads' alone, the others idle), as a "
+              "pool's threads take requests one after another; false: every thread works at "
+              "once on blocks of its own", keyed_label=True,
+              doc=("What one thread's turn freed stays where its allocator put it: in glibc, "
+                   "that thread's arena and cache, which the next thread does not use "
+                   "(held_bytes, held_per_live_byte). With warm-up iterations at least the "
+                   "threads, every thread has had a turn before the first measured one.")),
 )
 
 BY_KEY: Mapping[str, Parameter] = {p.key: p for p in PARAMETERS}

@@ -132,25 +132,44 @@ uint64_t fragment_work(const struct blocks *b, const struct scenario *s, enum ph
     return sizes->live;
 }
 
-/* fragment: the four phases, each on every thread's slots at once (the crew's, with threads),
- * the resident set read after each as for every workload. */
+/* One phase: one thread's slots, every thread's at once (the crew's), or with thread_turns the
+ * slots of the thread whose turn it is (`turn`), the others idle. */
+static uint64_t fragment_phase(const struct context *c, const struct scenario *s, size_t turn,
+                               enum phase phase, unsigned char value)
+{
+    if (c->crew == NULL)
+        return fragment_work(&c->blocks, s, phase, value);
+    return turn == SIZE_MAX ? crew_work(c->crew, phase, value)
+                            : crew_turn(c->crew, turn, phase, value);
+}
+
+/* fragment: the four phases, the resident set read after each as for every workload. With
+ * thread_turns, iteration i is thread i mod threads' alone, as a pool's threads take requests
+ * one after another: what the others' earlier turns left in their arenas and caches stays.
+ * held_bytes is what the process holds after the free phase over what it held before its first
+ * iteration: every thread's share together. */
 void run_fragment(const struct context *c, const struct scenario *s, unsigned char value,
                   struct iteration_result *out)
 {
+    static size_t iterations_run;
+    static uint64_t rss_at_start_bytes;
     const struct blocks *b = &c->blocks;
     size_t page = b->page_bytes;
+    size_t turn = c->crew != NULL && s->thread_turns ? iterations_run % crew_size(c->crew)
+                                                     : SIZE_MAX;
     struct phase_start start;
     uint64_t live[PHASE_COUNT];
     out->rss_before_bytes = resident_bytes(page);
+    if (iterations_run++ == 0)
+        rss_at_start_bytes = out->rss_before_bytes;
     for (int p = 0; p < PHASE_COUNT; p++) {
-        enum phase phase = (enum phase)p;
         start_phase(&start);
-        live[p] = c->crew != NULL ? crew_work(c->crew, phase, value)
-                                  : fragment_work(b, s, phase, value);
+        live[p] = fragment_phase(c, s, turn, (enum phase)p, value);
         stop_phase(&start, page, &out->phases[p]);
     }
     out->checksum = 0;
-    observe(out, OBS_PEAK_LIVE_BYTES, c->crew != NULL ? crew_peak_live_bytes(c->crew)
+    observe(out, OBS_PEAK_LIVE_BYTES, c->crew != NULL ? crew_peak_live_bytes(c->crew, turn)
                                                        : peak_live_bytes(b));
     observe(out, OBS_KEPT_BYTES, live[PHASE_FREE]);
+    observe(out, OBS_HELD_BYTES, growth(rss_at_start_bytes, out->phases[PHASE_FREE].rss_bytes));
 }

@@ -95,8 +95,11 @@ from runner.core.parameters import PARAMETERS
 # 48 KiB, then a sleep; at the end the free of a block held throughout), and such iterations
 # report rss_after_pause_bytes. The timed phases are unchanged.
 # 14: --workload=fragment: a steady set of malloc'd blocks of mixed sizes (16 bytes to
-# size_bytes), replaced at random for two rounds, then freed but every keep_every-th; reports
-# live_bytes and kept_bytes.
+# size_bytes), 4 x ops of them replaced at random in each touching phase, then freed but every
+# keep_every-th; reports peak_live_bytes and kept_bytes.
+# 14 too: --thread_turns (fragment): the threads take an iteration each in turn; fragment
+# reports held_bytes, what the process holds after the free phase over what it held before its
+# first iteration.
 PROBE_VERSION = 14
 # The probe's exit status when the machine refuses something the scenario needs (no free huge
 # pages, an mlock limit): stderr says why in one line, and the process counts as skipped.

@@ -49,8 +49,8 @@ static const char *const OPTION_NAMES[OPT_COUNT] = {
     "check_zero", "threads", "history", "host_warm", "advice", "read_buffer_bytes",
     "write_buffer_bytes", "grow_steps", "touch_grown", "heap_pad", "touch_share_ppm",
     "file_origin", "file_layout", "check_content", "file_open", "noreserve", "keep_every",
-    "pause_ms", "latency", "memlock_limit_bytes", "bystanders", "free_pause_ms", "warmup",
-    "iterations"};
+    "pause_ms", "latency", "memlock_limit_bytes", "bystanders", "free_pause_ms", "thread_turns",
+    "warmup", "iterations"};
 void usage_error(const char *format, ...)
 {
     va_list args;
@@ -223,6 +223,8 @@ static void check_new_combination(const struct scenario *s)
          (s->release != RELEASE_FREE && s->release != RELEASE_MALLOC_TRIM)))
         usage_error("--workload=fragment needs --backing=malloc or calloc, an --access that "
                     "writes, --size_bytes of at least 16 and --release=free or malloc-trim");
+    if (s->thread_turns && s->workload != WORKLOAD_FRAGMENT)
+        usage_error("--thread_turns=1 needs --workload=fragment");
     check_ipc_combination(s);
     if (s->heap_pad == HEAP_PAD_KEEP &&
         (!is_heap_backing(s->backing) || s->threads != 1 ||
@@ -445,6 +447,9 @@ struct scenario parse_arguments(int argc, char **argv)
     s.memlock_limit_bytes = parse_count(OPT_MEMLOCK_LIMIT_BYTES, values[OPT_MEMLOCK_LIMIT_BYTES], 0);
     s.bystanders = parse_count(OPT_BYSTANDERS, values[OPT_BYSTANDERS], 0);
     s.free_pause_ms = parse_count(OPT_FREE_PAUSE_MS, values[OPT_FREE_PAUSE_MS], 0);
+    s.thread_turns = (int)parse_count(OPT_THREAD_TURNS, values[OPT_THREAD_TURNS], 0);
+    if (s.thread_turns > 1)
+        usage_error("--thread_turns is 0 or 1");
     if (s.pause_ms > MAX_PAUSE_MS || s.free_pause_ms > MAX_PAUSE_MS)
         usage_error("--pause_ms and --free_pause_ms must be at most %d", MAX_PAUSE_MS);
     s.latency = (enum latency)parse_choice(OPT_LATENCY, values[OPT_LATENCY], LATENCY_NAMES,

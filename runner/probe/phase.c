@@ -30,7 +30,7 @@ const char *const OBSERVATION_NAMES[OBS_COUNT] = {
     "child_reads_zero", "child_read_faulted", "child_pte_bytes",
     "hugetlb_pool_pages", "hugetlb_past_pool_refused", "hugetlb_sigbus_at_pool_end",
     "locked_bytes", "vm_locked_bytes", "mlock_refused", "rss_after_pause_bytes", "peak_live_bytes",
-    "kept_bytes"};
+    "kept_bytes", "held_bytes"};
 
 void observe(struct iteration_result *r, enum observation o, uint64_t value)
 {

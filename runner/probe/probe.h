@@ -143,7 +143,8 @@ enum option { OPT_BACKING, OPT_SIZE_BYTES, OPT_SHARING, OPT_PROTECTION, OPT_POPU
               OPT_GROW_STEPS, OPT_TOUCH_GROWN, OPT_HEAP_PAD, OPT_TOUCH_SHARE_PPM,
               OPT_FILE_ORIGIN, OPT_FILE_LAYOUT, OPT_CHECK_CONTENT, OPT_FILE_OPEN, OPT_NORESERVE,
               OPT_KEEP_EVERY, OPT_PAUSE_MS, OPT_LATENCY, OPT_MEMLOCK_LIMIT_BYTES,
-              OPT_BYSTANDERS, OPT_FREE_PAUSE_MS, OPT_WARMUP, OPT_ITERATIONS, OPT_COUNT };
+              OPT_BYSTANDERS, OPT_FREE_PAUSE_MS, OPT_THREAD_TURNS, OPT_WARMUP, OPT_ITERATIONS,
+              OPT_COUNT };
 
 /* The last argument of the heap trace's fresh image (history.c), and of workload ipc's peer
  * (ipc.c). */
@@ -190,6 +191,7 @@ struct scenario {
     size_t memlock_limit_bytes; /* RLIMIT_MEMLOCK set at start, CAP_IPC_LOCK dropped; 0: as is */
     size_t bystanders;     /* threads spinning through the run (bystanders.c); cycle, churn */
     size_t free_pause_ms;  /* cycle, heap, one thread: the program going on after free (cycle.c) */
+    int thread_turns;      /* fragment: the threads take an iteration each in turn (fragment.c) */
     enum latency latency;  /* churn: each pair's time; cycle: each page's first write */
     size_t warmup;
     size_t iterations;
@@ -289,7 +291,7 @@ enum observation { OBS_ALIGNMENT_BYTES, OBS_ANON_HUGE_BYTES, OBS_HUGETLB_BYTES,
                    OBS_HUGETLB_POOL_PAGES, OBS_HUGETLB_PAST_POOL_REFUSED,
                    OBS_HUGETLB_SIGBUS_AT_POOL_END, OBS_LOCKED_BYTES, OBS_VM_LOCKED_BYTES,
                    OBS_MLOCK_REFUSED, OBS_RSS_AFTER_PAUSE_BYTES, OBS_PEAK_LIVE_BYTES,
-                   OBS_KEPT_BYTES, OBS_COUNT };
+                   OBS_KEPT_BYTES, OBS_HELD_BYTES, OBS_COUNT };
 
 struct iteration_result {
     int warmup;
@@ -667,8 +669,10 @@ void run_resize(const struct context *c, const struct scenario *s, unsigned char
 
 /* threads.c */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase, unsigned char value);
+uint64_t crew_turn(struct crew *c, size_t worker, enum phase phase, unsigned char value);
+size_t crew_size(const struct crew *c);
 uint64_t crew_slowest_ns(const struct crew *c);
-uint64_t crew_peak_live_bytes(const struct crew *c);
+uint64_t crew_peak_live_bytes(const struct crew *c, size_t only);
 void crew_latency(struct crew *c, struct latency_histogram *into);
 struct crew *start_crew(const struct blocks *b, const struct scenario *s);
 

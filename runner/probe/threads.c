@@ -14,6 +14,7 @@ struct crew {
     enum phase phase; /* what the workers do next */
     unsigned char value;
     size_t count;
+    size_t only; /* the worker whose turn it is (crew_turn); SIZE_MAX: every worker */
     struct worker {
         struct crew *crew;
         pthread_t thread;
@@ -60,6 +61,11 @@ static void *run_worker(void *argument)
     struct crew *c = w->crew;
     for (;;) {
         wait_at(&c->start);
+        if (c->only != SIZE_MAX && c->only != (size_t)(w - c->workers)) {
+            w->checksum = 0; /* not its turn */
+            wait_at(&c->done);
+            continue;
+        }
         switch (c->s->workload) {
         case WORKLOAD_CHURN:
             w->checksum = churn_thread(&w->slice, c->s, c->value, &w->ns, w->latency);
@@ -81,12 +87,30 @@ __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
 {
     c->phase = phase;
     c->value = value;
+    c->only = SIZE_MAX;
     wait_at(&c->start);
     wait_at(&c->done);
     uint64_t sum = 0;
     for (size_t t = 0; t < c->count; t++)
         sum += c->workers[t].checksum;
     return sum;
+}
+
+/* One phase by one worker, the others idle through it (fragment with thread_turns); returns
+ * what that worker returned. */
+uint64_t crew_turn(struct crew *c, size_t worker, enum phase phase, unsigned char value)
+{
+    c->phase = phase;
+    c->value = value;
+    c->only = worker;
+    wait_at(&c->start);
+    wait_at(&c->done);
+    return c->workers[worker].checksum;
+}
+
+size_t crew_size(const struct crew *c)
+{
+    return c->count;
 }
 
 /* churn: the longest any worker took for its own pairs in the last phase. */
@@ -99,9 +123,12 @@ uint64_t crew_slowest_ns(const struct crew *c)
     return slowest;
 }
 
-/* fragment: each worker's highest live bytes, summed (each thread's own slots). */
-uint64_t crew_peak_live_bytes(const struct crew *c)
+/* fragment: each worker's highest live bytes, summed (each thread's own slots); `only` below
+ * SIZE_MAX: that worker's alone. */
+uint64_t crew_peak_live_bytes(const struct crew *c, size_t only)
 {
+    if (only != SIZE_MAX)
+        return peak_live_bytes(&c->workers[only].slice);
     uint64_t sum = 0;
     for (size_t t = 0; t < c->count; t++)
         sum += peak_live_bytes(&c->workers[t].slice);
@@ -147,6 +174,7 @@ struct crew *start_crew(const struct blocks *b, const struct scenario *s)
     struct crew *c = map_scratch(sizeof *c);
     c->s = s;
     c->count = s->threads;
+    c->only = SIZE_MAX;
     if (pthread_barrier_init(&c->start, NULL, (unsigned)c->count + 1) != 0 ||
         pthread_barrier_init(&c->done, NULL, (unsigned)c->count + 1) != 0)
         system_error("pthread_barrier_init");

@@ -162,7 +162,7 @@ def good_args(**overrides: str) -> list[str]:
             "heap_pad": "default", "touch_share_ppm": "1000000", "file_origin": "existing",
             "file_layout": "whole", "check_content": "0", "file_open": "once", "noreserve": "0",
             "keep_every": "0", "pause_ms": "0", "latency": "off", "memlock_limit_bytes": "0",
-            "bystanders": "0", "free_pause_ms": "0", "warmup": "0",
+            "bystanders": "0", "free_pause_ms": "0", "thread_turns": "0", "warmup": "0",
             "iterations": "1", **overrides}
     return [f"--{k}={v}" for k, v in args.items()]
 

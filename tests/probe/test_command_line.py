@@ -135,7 +135,7 @@ def test_probe_argv_names_every_parameter_field(probe: ProbeBinary) -> None:
         "mmap-anon", "8192", "private", "read-write", "map-populate", "write-page", "7", "/tmp",
         "default", "auto", "cycle", "warm", "sequential", "none", "realloc", "2", "1", "1",
         "none", "1048576", "1048576", "recycled", "1", "1", "0", "default", "1000000",
-        "existing", "whole", "0", "once", "0", "0", "0", "off", "0", "0", "0"],
+        "existing", "whole", "0", "once", "0", "0", "0", "off", "0", "0", "0", "0"],
         strict=True)] + ["--warmup=2", "--iterations=3"]
 
 

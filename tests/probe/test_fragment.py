@@ -14,7 +14,7 @@ from runner.core.combinations import find_conflict
 from runner.core.model import Scenario
 from runner.core.parameters import DEFAULTS
 from runner.probe.native import ProbeBinary
-from tests.probe.running import good_args, one_iteration, run_raw, scenario
+from tests.probe.running import good_args, measure, one_iteration, run_raw, scenario
 from tests.probe.test_allocator_physics import library_of
 
 KIB = 1 << 10
@@ -96,6 +96,21 @@ def test_each_thread_keeps_blocks_of_its_own(probe: ProbeBinary) -> None:
 
 
 @pytest.mark.probe
+def test_threads_taking_turns_each_keep_a_working_set_in_glibc_but_not_in_one_arena(
+        probe: ProbeBinary) -> None:
+    """Four threads take an iteration each in turn: glibc gives each its own arena, and what a
+    thread freed stays there (pinned by its cache), so after every thread's turn the process
+    holds about four working sets; with one arena for all (arena_max=1) the next thread reuses
+    what the last freed, and it holds about one."""
+    def held(**fields: Any) -> list[float]:
+        out = measure(probe, fragment(threads=4, thread_turns=True, **fields), 4, 4)
+        return [it["observations"]["held_bytes"] / it["observations"]["peak_live_bytes"]
+                for it in out["iterations"] if not it["warmup"]]
+    assert all(3.5 <= share <= 5 for share in held()), held()
+    assert all(0.9 <= share <= 1.5 for share in held(tunables="glibc.malloc.arena_max=1"))
+
+
+@pytest.mark.probe
 @pytest.mark.parametrize("name", ["jemalloc", "tcmalloc", "mimalloc"])
 def test_other_allocators_keep_what_was_freed_until_asked(probe: ProbeBinary, name: str) -> None:
     """jemalloc, tcmalloc and mimalloc give nothing back at free; asked to trim, each gives
@@ -112,6 +127,8 @@ def test_other_allocators_keep_what_was_freed_until_asked(probe: ProbeBinary, na
     ({"access": "read-all"}, "access read-all writes nothing (use access: write-page"),
     ({"release": "none"}, "release none does not (use release: free or malloc-trim)"),
     ({"size": 8}, "and size is 8B (use size: 16B or more)"),
+    ({"workload": "cycle", "thread_turns": True},
+     "and this is workload cycle (use workload: fragment, or leave thread_turns out)"),
 ])
 def test_what_fragment_cannot_do_is_refused(fields: dict[str, Any], message: str) -> None:
     params = {**DEFAULTS, "workload": "fragment", "size": LARGEST, **fields}
@@ -127,6 +144,7 @@ def test_what_fragment_cannot_do_is_refused(fields: dict[str, Any], message: str
     {"access": "read-all"},
     {"release": "none"},
     {"size_bytes": "15"},
+    {"workload": "cycle", "thread_turns": "1"},
 ])
 def test_the_probe_refuses_the_same(probe: ProbeBinary, args: dict[str, str]) -> None:
     refused = run_raw(probe, good_args(**{"workload": "fragment", "ops": "16", **args}))
