@@ -4,7 +4,12 @@ ops stands for."""
 from __future__ import annotations
 
 from runner.core.choices import HUGE_PAGE_BYTES
-from runner.core.sizing import blocks_handled, resolve_ops, scenario_memory_bytes
+from runner.core.sizing import (
+    blocks_handled,
+    fragment_mean_bytes,
+    resolve_ops,
+    scenario_memory_bytes,
+)
 
 MiB = 1 << 20
 
@@ -43,3 +48,16 @@ def test_hugetlb_blocks_count_as_whole_huge_pages() -> None:
     # ops auto covers 16 MiB of what the blocks really take
     assert resolve_ops(0, 4096, "mmap-hugetlb") == 8
     assert resolve_ops(0, 4096, "mmap-anon") == 4096
+
+
+def test_fragment_needs_twice_its_threads_working_sets_of_mean_sized_blocks() -> None:
+    """Sizes from 16 bytes up, each octave as likely: to 64 KiB, 12 octaves of mean 1.5 x 16 x
+    2^k; a size that cuts the last octave short lowers its mean; 16 bytes is all 16. The peak
+    is twice the blocks' bytes (the allocator keeps 1.06-1.33 times them) in every thread."""
+    assert fragment_mean_bytes(64 * 1024) == 1.5 * 16 * (2**12 - 1) / 12
+    assert fragment_mean_bytes(48) == ((16 + 32) / 2 + (32 + 48) / 2) / 2
+    assert fragment_mean_bytes(16) == 16
+    mean = fragment_mean_bytes(64 * 1024)
+    assert scenario_memory_bytes(64 * 1024, 4096, "malloc", "fragment", threads=4) == int(
+        2 * 4096 * 4 * mean)
+    assert blocks_handled(4096, 4, "fragment") == 4 * 4096

@@ -13,6 +13,7 @@ import pytest
 from runner.core.combinations import find_conflict
 from runner.core.model import Scenario
 from runner.core.parameters import DEFAULTS
+from runner.core.sizing import fragment_mean_bytes
 from runner.probe.native import ProbeBinary
 from tests.probe.running import good_args, measure, one_iteration, run_raw, scenario
 from tests.probe.test_allocator_physics import library_of
@@ -20,9 +21,7 @@ from tests.probe.test_allocator_physics import library_of
 KIB = 1 << 10
 SLOTS = 2048
 LARGEST = 64 * KIB
-# The mean of sizes drawn octave by octave from 16 bytes to 64 KiB (12 octaves, each from
-# 16 << k to 32 << k, as likely as the next): 1.5 x 16 x (2^12 - 1) / 12 bytes.
-MEAN_BYTES = 1.5 * 16 * (2**12 - 1) / 12
+MEAN_BYTES = fragment_mean_bytes(LARGEST)  # about 8 KiB
 
 
 def fragment(**fields: Any) -> Scenario:
