@@ -16,12 +16,12 @@
  *
  * peak_live_bytes is the most the blocks asked for at once, through second_pass (with threads
  * each thread's highest, summed), kept_bytes what the kept ones ask for after free. The live
- * bytes wander by a few percent from round to round (4096 sizes drawn afresh), and a heap
+ * bytes wander by a few percent from round to round (every size drawn afresh), and a heap
  * follows its high-water mark, so memory held is judged against the peak (rss_per_live_byte):
- * the resident set's change from one phase to the next is no measure of fragmentation's
- * growth, as it moves with that wander. Every
- * process draws the same sizes and slots (a fixed seed for each thread), so the processes of a
- * scenario do the same work and differ only in what the machine makes of it.
+ * the resident set's change from one phase to the next moves with that wander, and is no
+ * measure of fragmentation. Every process draws the same sizes and slots (a fixed seed for
+ * each thread), so the processes of a scenario do the same work and differ only in what the
+ * machine makes of it.
  */
 #include "probe.h"
 
