@@ -57,10 +57,11 @@
  *   fragment allocate    each of ops slots gets a block (malloc or calloc) of a size drawn
  *                        from 16 bytes to size_bytes, each power-of-two octave as likely,
  *                        written by the access pattern; with --threads=N each thread has
- *                        ops slots of its own (fragment.c)
- *           first_touch  a round of churn: ops times a random slot's block freed and a new
- *                        one of a new size allocated and written in its place
- *           second_pass  a second round, the same
+ *                        ops slots of its own, and with --thread_turns=1 the threads take
+ *                        the iterations in turn, one each (fragment.c)
+ *           first_touch  churn: 4 x ops times a random slot's block freed and a new one of
+ *                        a new size allocated and written in its place
+ *           second_pass  as much churn again
  *           free         free every block but every keep_every-th slot's (those live on
  *                        until the process exits); release malloc-trim then trims
  *   reuse   allocate     as cycle (mmap-anon or dev-zero, private)

@@ -81,15 +81,22 @@ static void *run_worker(void *argument)
     return NULL;
 }
 
+/* One phase by the workers (`only`: that one alone, the others idle; SIZE_MAX: every one),
+ * from the barrier that starts them to the one the last of them reaches. */
+static void run_phase(struct crew *c, enum phase phase, unsigned char value, size_t only)
+{
+    c->phase = phase;
+    c->value = value;
+    c->only = only;
+    wait_at(&c->start);
+    wait_at(&c->done);
+}
+
 /* One phase, shared out to the workers; returns the sum of what they read. */
 __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
                                              unsigned char value)
 {
-    c->phase = phase;
-    c->value = value;
-    c->only = SIZE_MAX;
-    wait_at(&c->start);
-    wait_at(&c->done);
+    run_phase(c, phase, value, SIZE_MAX);
     uint64_t sum = 0;
     for (size_t t = 0; t < c->count; t++)
         sum += c->workers[t].checksum;
@@ -100,11 +107,7 @@ __attribute__((noinline)) uint64_t crew_work(struct crew *c, enum phase phase,
  * what that worker returned. */
 uint64_t crew_turn(struct crew *c, size_t worker, enum phase phase, unsigned char value)
 {
-    c->phase = phase;
-    c->value = value;
-    c->only = worker;
-    wait_at(&c->start);
-    wait_at(&c->done);
+    run_phase(c, phase, value, worker);
     return c->workers[worker].checksum;
 }
 
